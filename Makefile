@@ -1,0 +1,33 @@
+# ModelMine: PGXS build of the `modelmine` extension, plus the worker (worker/Makefile).
+EXTENSION   = modelmine
+EXTVERSION  = 1.0
+MODULE_big  = modelmine
+OBJS        = $(patsubst %.c,%.o,$(wildcard extension/*.c))
+DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+EXTRA_CLEAN = $(DATA_built)
+
+REGRESS      = $(sort $(patsubst regress/sql/%.sql,%,$(wildcard regress/sql/*.sql)))
+REGRESS_OPTS = --inputdir=regress --outputdir=regress/out --load-extension=pgcrypto
+ISOLATION    = $(sort $(patsubst regress/specs/%.spec,%,$(wildcard regress/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=regress --outputdir=regress/out-isolation --load-extension=pgcrypto
+
+PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The single install script is the source of truth; the versioned file is built from it.
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@
+
+all: worker
+.PHONY: worker worker-check
+worker:
+	$(MAKE) -C worker
+worker-check:
+	$(MAKE) -C worker check
+clean: clean-worker
+clean-worker:
+	$(MAKE) -C worker clean

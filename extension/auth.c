@@ -1,0 +1,556 @@
+/*
+ * auth.c — accounts, login sessions and the identity of the calling database session.
+ *
+ * Identity comes from exactly two places, both verified here, never from a setting a client can make up:
+ *   1. a binding made by authenticate(token) / authenticate_local(token) after verifying the token;
+ *   2. an "Authorization: Bearer <token>" entry in request.headers (PostgREST sets it per request),
+ *      verified on every call.
+ * A binding lives in backend memory and is only honoured while the private setting
+ * modelmine.session_binding still holds the random nonce it was made with.  That setting is superuser-
+ * only (clients can neither read nor set it), is SET LOCAL for authenticate_local (gone at transaction
+ * end), reverts if the binding transaction aborts, and is cleared by RESET ALL / DISCARD ALL, so a
+ * pooler's reset query also drops the binding.  Every use re-reads the session row, so logout in any
+ * backend takes effect at once.
+ */
+#include "modelmine.h"
+
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/formatting.h"
+#include "utils/guc.h"
+
+PG_FUNCTION_INFO_V1(mm_signup);
+PG_FUNCTION_INFO_V1(mm_login);
+PG_FUNCTION_INFO_V1(mm_authenticate);
+PG_FUNCTION_INFO_V1(mm_authenticate_local);
+PG_FUNCTION_INFO_V1(mm_deauthenticate);
+PG_FUNCTION_INFO_V1(mm_logout);
+PG_FUNCTION_INFO_V1(mm_current_user_id);
+PG_FUNCTION_INFO_V1(mm_current_session_id);
+
+#define BINDING_GUC "modelmine.session_binding"
+
+static char *binding_setting = NULL;	/* GUC storage: current nonce, or "" */
+static bool bound = false;
+static char bound_nonce[33];
+static int64 bound_user;
+static pg_uuid_t bound_session;
+
+void		MmAuthInit(void);
+
+void
+MmAuthInit(void)
+{
+	DefineCustomStringVariable(BINDING_GUC,
+							   "Internal: nonce of this session's ModelMine identity binding.",
+							   NULL, &binding_setting, "", PGC_SUSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE |
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Input validation                                                                                */
+/* ---------------------------------------------------------------------------------------------- */
+
+/* Trims and lower-cases an email and checks its shape; raises 22023 naming the problem. */
+char *
+MmNormaliseEmail(text *email)
+{
+	char	   *raw,
+			   *s,
+			   *e,
+			   *at,
+			   *lower;
+	const char *problem = NULL;
+	size_t		len;
+
+	if (email == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("email is required"),
+						errhint("Pass an address such as 'ada@example.com'.")));
+	raw = text_to_cstring(email);
+	s = raw;
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		e--;
+	*e = '\0';
+	len = e - s;
+	at = strchr(s, '@');
+
+	if (len == 0)
+		problem = "The address is empty.";
+	else if (len > 254)
+		problem = "The address is longer than 254 bytes.";
+	else if (at == NULL || strchr(at + 1, '@') != NULL)
+		problem = "An address has exactly one \"@\".";
+	else if (at == s || at - s > 64)
+		problem = "The part before \"@\" must be 1 to 64 characters.";
+	else if (strchr(at + 1, '.') == NULL || at[1] == '.' || e[-1] == '.' || strstr(at, "..") != NULL)
+		problem = "The domain after \"@\" must contain a dot and no empty labels.";
+	else
+	{
+		for (const char *p = s; *p; p++)
+		{
+			unsigned char c = (unsigned char) *p;
+
+			if (c <= ' ' || c == 0x7f || strchr("\"(),:;<>[\\]", c) != NULL)
+			{
+				problem = "The address contains a space, control character or one of \"(),:;<>[\\].";
+				break;
+			}
+		}
+	}
+	if (problem)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid email"),
+						errdetail("%s", problem),
+						errhint("Pass an address such as 'ada@example.com'.")));
+	lower = str_tolower(s, len, DEFAULT_COLLATION_OID);
+	pfree(raw);
+	return lower;
+}
+
+static char *
+CheckPassword(text *password)
+{
+	char	   *pw;
+	int			chars;
+
+	if (password == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is required"),
+						errhint("Pass a password of at least 8 characters.")));
+	pw = text_to_cstring(password);
+	chars = pg_mbstrlen(pw);
+	if (chars < 8)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is too short"),
+						errdetail("It has %d characters.", chars),
+						errhint("Pass a password of at least 8 characters.")));
+	if (strlen(pw) > 72)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is too long"),
+						errdetail("It has %zu bytes; bcrypt uses only the first 72.", strlen(pw)),
+						errhint("Pass a password of at most 72 bytes.")));
+	return pw;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* bcrypt through pgcrypto, found by extension membership (its schema is the installer's choice)    */
+/* ---------------------------------------------------------------------------------------------- */
+
+static Oid
+PgcryptoFunction(const char *name)
+{
+	static MmPlan plan = {
+		"SELECT p.oid FROM pg_catalog.pg_proc p "
+		"JOIN pg_catalog.pg_depend d ON d.objid = p.oid "
+		" AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass "
+		" AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e' "
+		"JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid "
+		"WHERE e.extname = 'pgcrypto' AND p.proname = $1 AND p.pronargs = 2",
+	1, {TEXTOID}};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+
+	if (MmExec(&plan, args, NULL, true, 1) != 1)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
+						errmsg("pgcrypto function %s is missing", name),
+						errhint("modelmine requires pgcrypto: CREATE EXTENSION pgcrypto.")));
+	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static char *
+Bcrypt(const char *password, const char *salt_or_hash)
+{
+	Datum		h = OidFunctionCall2(PgcryptoFunction("crypt"), CStringGetTextDatum(password),
+									 CStringGetTextDatum(salt_or_hash));
+
+	return TextDatumGetCString(h);
+}
+
+static char *
+BcryptNewSalt(void)
+{
+	Datum		s = OidFunctionCall2(PgcryptoFunction("gen_salt"), CStringGetTextDatum("bf"),
+									 Int32GetDatum((int32) MmSetting("bcrypt_cost")));
+
+	return TextDatumGetCString(s);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Signup and login                                                                                */
+/* ---------------------------------------------------------------------------------------------- */
+
+int64
+MmUserIdByEmail(const char *email)
+{
+	static MmPlan plan = {"SELECT id FROM modelmine.users WHERE email = $1", 1, {TEXTOID}};
+	Datum		args[1] = {CStringGetTextDatum(email)};
+
+	if (MmExec(&plan, args, NULL, true, 1) != 1)
+		return 0;
+	return MmInt64(0, 1, NULL);
+}
+
+static int64
+Signup(text *email_in, text *password_in)
+{
+	static MmPlan ins_user = {
+		"INSERT INTO modelmine.users (email, password_hash) VALUES ($1, $2) "
+		"ON CONFLICT (email) DO NOTHING RETURNING id", 2, {TEXTOID, TEXTOID}};
+	static MmPlan ins_account = {
+		"INSERT INTO modelmine.accounts (kind, user_id) VALUES ('user', $1) RETURNING id", 1, {INT8OID}};
+	char	   *email = MmNormaliseEmail(email_in);
+	char	   *password = CheckPassword(password_in);
+	char	   *hash = Bcrypt(password, BcryptNewSalt());
+	Datum		uargs[2] = {CStringGetTextDatum(email), CStringGetTextDatum(hash)};
+	Datum		aargs[1];
+	int64		user_id,
+				account,
+				grant;
+
+	if (MmExec(&ins_user, uargs, NULL, false, 1) != 1)
+		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("email already registered"),
+						errdetail("An account for %s exists.", email),
+						errhint("Log in with modelmine.login(email, password), or sign up with another email.")));
+	user_id = MmInt64(0, 1, NULL);
+	aargs[0] = Int64GetDatum(user_id);
+	MmExec(&ins_account, aargs, NULL, false, 1);
+	account = MmInt64(0, 1, NULL);
+	grant = MmSetting("signup_grant");
+	if (grant > 0)
+		MmTransferOrFail(MM_ISSUANCE_ACCOUNT, account, grant, "signup_grant", 0);
+	return user_id;
+}
+
+/* The per-database HS256 key made at install time (readable only by the extension owner). */
+static bytea *
+SigningKey(void)
+{
+	static MmPlan key = {"SELECT value FROM modelmine.secrets WHERE name = 'jwt_hs256'", 0, {0}};
+	bool		isnull;
+
+	if (MmExec(&key, NULL, NULL, true, 1) != 1)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("modelmine signing key is missing"),
+						errhint("Reinstall the extension, or restore the jwt_hs256 row in modelmine.secrets.")));
+	return DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Returns a signed token for a new session, or raises 28P01 with the same message for any mismatch. */
+static char *
+Login(text *email_in, text *password_in, MemoryContext result_cxt)
+{
+	static MmPlan find = {"SELECT id, password_hash, role FROM modelmine.users WHERE email = $1", 1, {TEXTOID}};
+	static MmPlan new_session = {
+		"WITH gc AS (DELETE FROM modelmine.sessions WHERE user_id = $1 "
+		"            AND expires_at < pg_catalog.now() - interval '1 day') "
+		"INSERT INTO modelmine.sessions (user_id, expires_at) "
+		"VALUES ($1, pg_catalog.now() + pg_catalog.make_interval(secs => $2)) "
+		"RETURNING id, pg_catalog.date_part('epoch', created_at)::bigint, "
+		"          pg_catalog.date_part('epoch', expires_at)::bigint", 2, {INT8OID, FLOAT8OID}};
+	char	   *email = MmNormaliseEmail(email_in);
+	char	   *password = CheckPassword(password_in);
+	Datum		args[2];
+	bool		found,
+				ok = false;
+	int64		user_id = 0;
+	char	   *role = NULL,
+			   *payload;
+	bytea	   *k;
+
+	args[0] = CStringGetTextDatum(email);
+	found = MmExec(&find, args, NULL, false, 1) == 1;
+	if (found)
+	{
+		char	   *stored = MmText(0, 2);
+		char	   *computed;
+
+		user_id = MmInt64(0, 1, NULL);
+		role = MmText(0, 3);
+		computed = Bcrypt(password, stored);
+		ok = strlen(computed) == strlen(stored) && timingsafe_bcmp(computed, stored, strlen(stored)) == 0;
+	}
+	else
+		(void) Bcrypt(password, BcryptNewSalt());	/* same cost as a real check: no enumeration by timing */
+
+	if (!ok)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PASSWORD), errmsg("invalid email or password"),
+						errhint("Check both, or sign up with modelmine.signup(email, password).")));
+
+	args[0] = Int64GetDatum(user_id);
+	args[1] = Float8GetDatum((double) MmSetting("session_ttl_seconds"));
+	MmExec(&new_session, args, NULL, false, 1);
+	payload = psprintf("{\"iss\":\"modelmine\",\"sub\":\"" INT64_FORMAT "\",\"role\":\"%s\","
+					   "\"sid\":\"%s\",\"iat\":" INT64_FORMAT ",\"exp\":" INT64_FORMAT "}",
+					   user_id, strcmp(role, "admin") == 0 ? "modelmine_admin" : "modelmine_user",
+					   MmText(0, 1), MmInt64(0, 2, NULL), MmInt64(0, 3, NULL));
+
+	k = SigningKey();
+	{
+		MemoryContext old = MemoryContextSwitchTo(result_cxt);
+		char	   *token = MmJwtSign(payload, (uint8 *) VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k));
+
+		MemoryContextSwitchTo(old);
+		return token;
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Identity                                                                                         */
+/* ---------------------------------------------------------------------------------------------- */
+
+static bool
+BindingValid(void)
+{
+	if (!bound)
+		return false;
+	if (binding_setting == NULL || strcmp(binding_setting, bound_nonce) != 0)
+	{
+		bound = false;			/* reset, aborted or ended: never revive it */
+		return false;
+	}
+	return true;
+}
+
+static void
+Bind(int64 user_id, pg_uuid_t *session, bool local)
+{
+	uint8		rnd[16];
+
+	if (!pg_strong_random(rnd, sizeof(rnd)))
+		elog(ERROR, "modelmine: could not generate random bytes");
+	for (int i = 0; i < 16; i++)
+		snprintf(bound_nonce + 2 * i, 3, "%02x", rnd[i]);
+	(void) set_config_option(BINDING_GUC, bound_nonce, PGC_SUSET, PGC_S_SESSION,
+							 local ? GUC_ACTION_LOCAL : GUC_ACTION_SET, true, 0, false);
+	bound_user = user_id;
+	bound_session = *session;
+	bound = true;
+}
+
+static void
+Unbind(void)
+{
+	bound = false;
+	(void) set_config_option(BINDING_GUC, "", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+}
+
+static void
+RefuseSession(bool revoked)
+{
+	ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					errmsg(revoked ? "session has been revoked" : "session has expired"),
+					errdetail(revoked ? "The token was logged out." : "The token is past its expiry time."),
+					errhint("Log in again with modelmine.login(email, password).")));
+}
+
+/* Verifies a token and its session; raises 28000 on anything wrong.  Returns the user id. */
+static int64
+IdentityFromToken(const char *token, bool read_only, pg_uuid_t *session)
+{
+	static MmPlan check = {
+		"SELECT s.id, s.user_id, s.revoked_at IS NOT NULL, "
+		"       s.expires_at <= pg_catalog.statement_timestamp() "
+		"  FROM modelmine.sessions s "
+		" WHERE s.id = ($1::pg_catalog.jsonb ->> 'sid')::pg_catalog.uuid "
+		"   AND s.user_id = ($1::pg_catalog.jsonb ->> 'sub')::pg_catalog.int8", 1, {TEXTOID}};
+	bool		isnull;
+	bytea	   *k = SigningKey();
+	const char *why = NULL;
+	char	   *payload;
+	Datum		args[1];
+
+	payload = MmJwtVerify(token, (uint8 *) VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k), &why);
+	if (payload == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("invalid token"),
+						errdetail("%s", why),
+						errhint("Use the token returned by modelmine.login(email, password).")));
+	args[0] = CStringGetTextDatum(payload);
+	if (MmExec(&check, args, NULL, read_only, 1) != 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("invalid token"),
+						errdetail("The token's session does not exist."),
+						errhint("Log in again with modelmine.login(email, password).")));
+	if (MmInt64(0, 3, NULL))
+		RefuseSession(true);
+	if (MmInt64(0, 4, NULL))
+		RefuseSession(false);
+	*session = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return MmInt64(0, 2, NULL);
+}
+
+/* The bearer token PostgREST passed in request.headers, or NULL when there is none. */
+static char *
+BearerFromHeaders(bool read_only)
+{
+	static MmPlan get = {"SELECT $1::pg_catalog.jsonb ->> 'authorization'", 1, {TEXTOID}};
+	const char *headers = GetConfigOption("request.headers", true, false);
+	Datum		args[1];
+	char	   *auth;
+
+	if (headers == NULL || headers[0] == '\0')
+		return NULL;
+	args[0] = CStringGetTextDatum(headers);
+	MmExec(&get, args, NULL, read_only, 1);
+	auth = MmText(0, 1);
+	if (auth == NULL)
+		return NULL;
+	if (pg_strncasecmp(auth, "Bearer ", 7) != 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("unsupported Authorization header"),
+						errhint("Send \"Authorization: Bearer <token>\" with a token from modelmine.login.")));
+	return auth + 7;
+}
+
+/*
+ * The signed-in user, or 0 when nobody is signed in.  Raises when a token or binding exists but is no
+ * longer good, rather than silently acting as nobody.
+ */
+static int64
+CurrentUser(bool read_only, pg_uuid_t *session)
+{
+	static MmPlan check = {
+		"SELECT revoked_at IS NOT NULL, expires_at <= pg_catalog.statement_timestamp() "
+		"  FROM modelmine.sessions WHERE id = $1", 1, {UUIDOID}};
+	char	   *bearer = BearerFromHeaders(read_only);
+	Datum		args[1];
+
+	if (bearer != NULL)
+		return IdentityFromToken(bearer, read_only, session);
+	if (!BindingValid())
+		return 0;
+	args[0] = UUIDPGetDatum(&bound_session);
+	if (MmExec(&check, args, NULL, read_only, 1) != 1 || MmInt64(0, 1, NULL) || MmInt64(0, 2, NULL))
+	{
+		bool		revoked = SPI_processed != 1 || MmInt64(0, 1, NULL);
+
+		bound = false;			/* revocation and expiry are permanent */
+		RefuseSession(revoked);
+	}
+	*session = bound_session;
+	return bound_user;
+}
+
+int64
+MmRequireUser(bool read_only, pg_uuid_t *session_out)
+{
+	pg_uuid_t	session;
+	int64		user_id = CurrentUser(read_only, &session);
+
+	if (user_id == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("not signed in"),
+						errdetail("This database session is not bound to a ModelMine user."),
+						errhint("Call modelmine.authenticate(token) with a token from modelmine.login(email, password).")));
+	if (session_out)
+		*session_out = session;
+	return user_id;
+}
+
+static void
+Logout(void)
+{
+	static MmPlan revoke = {
+		"UPDATE modelmine.sessions SET revoked_at = pg_catalog.now() "
+		" WHERE id = $1 AND revoked_at IS NULL", 1, {UUIDOID}};
+	pg_uuid_t	session;
+	Datum		args[1];
+
+	(void) MmRequireUser(false, &session);
+	args[0] = UUIDPGetDatum(&session);
+	MmExec(&revoke, args, NULL, false, 0);
+	Unbind();
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* SQL-callable shims                                                                               */
+/* ---------------------------------------------------------------------------------------------- */
+
+Datum
+mm_signup(PG_FUNCTION_ARGS)
+{
+	int64		id;
+
+	SPI_connect();
+	id = Signup(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+Datum
+mm_login(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *token;
+
+	SPI_connect();
+	token = Login(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1), cxt);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(token));
+}
+
+static Datum
+AuthenticateShim(FunctionCallInfo fcinfo, bool local)
+{
+	pg_uuid_t	session;
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("token is required"),
+						errhint("Pass the token returned by modelmine.login(email, password).")));
+	SPI_connect();
+	id = IdentityFromToken(text_to_cstring(PG_GETARG_TEXT_PP(0)), false, &session);
+	Bind(id, &session, local);
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+Datum
+mm_authenticate(PG_FUNCTION_ARGS)
+{
+	return AuthenticateShim(fcinfo, false);
+}
+
+Datum
+mm_authenticate_local(PG_FUNCTION_ARGS)
+{
+	return AuthenticateShim(fcinfo, true);
+}
+
+Datum
+mm_deauthenticate(PG_FUNCTION_ARGS)
+{
+	Unbind();
+	PG_RETURN_VOID();
+}
+
+Datum
+mm_logout(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	Logout();
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+mm_current_user_id(PG_FUNCTION_ARGS)
+{
+	int64		id;
+
+	SPI_connect();
+	id = MmRequireUser(true, NULL);
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+Datum
+mm_current_session_id(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *session = palloc(sizeof(pg_uuid_t));
+
+	SPI_connect();
+	(void) MmRequireUser(true, session);
+	SPI_finish();
+	PG_RETURN_UUID_P(session);
+}

@@ -1,0 +1,287 @@
+/*
+ * jobs.c — submitting and canceling training jobs, and the job lifecycle guard.
+ *
+ * Lifecycle: PENDING -> RUNNING -> COMPLETED | FAILED; RUNNING -> PENDING (lease expired, re-queued);
+ * PENDING | RUNNING -> CANCELED.  The BEFORE UPDATE trigger enforces it for every writer, including
+ * admins with direct table access.  Settling is tied to the status change: the UPDATE that moves a job
+ * out of PENDING/RUNNING takes the row lock, and only the transaction whose UPDATE matched moves money,
+ * so a job settles exactly once however many sessions race (the loser's UPDATE re-checks the status
+ * after the winner commits and matches nothing).
+ */
+#include "modelmine.h"
+
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
+#include "mb/pg_wchar.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(mm_submit_job);
+PG_FUNCTION_INFO_V1(mm_cancel_job);
+PG_FUNCTION_INFO_V1(mm_job_transition_guard);
+PG_FUNCTION_INFO_V1(mm_notify_work);
+
+#define MM_WORK_CHANNEL "modelmine_work"
+
+typedef struct SubmitArgs
+{
+	text	   *title;
+	Jsonb	   *config;
+	text	   *description;
+	bool		stake_given;
+	int64		stake;
+	bool		priority_given;
+	int32		priority;
+} SubmitArgs;
+
+static const char *
+JsonbKind(Jsonb *j)
+{
+	if (JB_ROOT_IS_SCALAR(j))
+	{
+		JsonbValue	v;
+
+		/* a scalar is stored as a one-element raw array */
+		if (JsonbExtractScalar(&j->root, &v))
+		{
+			switch (v.type)
+			{
+				case jbvNull:
+					return "null";
+				case jbvString:
+					return "a string";
+				case jbvNumeric:
+					return "a number";
+				case jbvBool:
+					return "a boolean";
+				default:
+					break;
+			}
+		}
+		return "a scalar";
+	}
+	return JB_ROOT_IS_ARRAY(j) ? "an array" : "an object";
+}
+
+static void
+BadParam(const char *msg, const char *detail, const char *hint)
+{
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", msg),
+					detail ? errdetail("%s", detail) : 0, errhint("%s", hint)));
+}
+
+static char *
+ValidTitle(text *t)
+{
+	char	   *title,
+			   *s,
+			   *e;
+	int			chars;
+
+	if (t == NULL)
+		BadParam("title is required", NULL, "Pass a title of 1 to 200 characters.");
+	title = text_to_cstring(t);
+	for (s = title; *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'; s++)
+		;
+	for (e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'); e--)
+		;
+	*e = '\0';
+	chars = pg_mbstrlen(s);
+	if (chars < 1 || chars > 200)
+		BadParam("invalid title", psprintf("It has %d characters after trimming spaces.", chars),
+				 "Pass a title of 1 to 200 characters.");
+	return s;
+}
+
+static int64
+SubmitJob(SubmitArgs *a)
+{
+	static MmPlan ins = {
+		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority) "
+		"VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+	6, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID}};
+	int64		user_id = MmRequireUser(false, NULL);
+	char	   *title = ValidTitle(a->title);
+	int64		max_config = MmSetting("max_config_bytes");
+	int64		stake,
+				job_id,
+				have = 0;
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' '};
+
+	if (a->config == NULL)
+		BadParam("config is required", NULL, "Pass a JSON object such as '{\"trainer\": \"logreg\"}'.");
+	if (!JB_ROOT_IS_OBJECT(a->config) || JB_ROOT_IS_SCALAR(a->config))
+		BadParam("config must be a JSON object", psprintf("Got %s.", JsonbKind(a->config)),
+				 "Pass a JSON object such as '{\"trainer\": \"logreg\"}'.");
+	if (VARSIZE(a->config) - VARHDRSZ > max_config)
+		BadParam("config is too large",
+				 psprintf("It takes %zu bytes; the limit (setting max_config_bytes) is " INT64_FORMAT ".",
+						  (size_t) (VARSIZE(a->config) - VARHDRSZ), max_config),
+				 "Keep datasets out of the config: pass a dataset URL instead.");
+	if (a->description && pg_mbstrlen_with_len(VARDATA_ANY(a->description), VARSIZE_ANY_EXHDR(a->description)) > 10000)
+		BadParam("description is too long", NULL, "Pass a description of at most 10000 characters.");
+	stake = a->stake_given ? a->stake : MmSetting("default_stake");
+	if (stake < 1 || stake > MM_MAX_AMOUNT)
+		BadParam("invalid stake", psprintf("Got " INT64_FORMAT ".", stake),
+				 "Pass a stake of at least 1 token (and at most your balance).");
+	if (a->priority_given && (a->priority < -1000 || a->priority > 1000))
+		BadParam("invalid priority", psprintf("Got %d.", a->priority), "Pass a priority from -1000 to 1000 (higher runs first).");
+
+	args[0] = Int64GetDatum(user_id);
+	args[1] = CStringGetTextDatum(title);
+	args[2] = a->description ? PointerGetDatum(a->description) : (Datum) 0;
+	args[3] = JsonbPGetDatum(a->config);
+	args[4] = Int64GetDatum(stake);
+	args[5] = Int32GetDatum(a->priority_given ? a->priority : 0);
+	MmExec(&ins, args, nulls, false, 1);
+	job_id = MmInt64(0, 1, NULL);
+
+	if (!MmTryTransfer(MmUserAccount(user_id), MM_ESCROW_ACCOUNT(job_id), stake, "stake", job_id, NULL, &have))
+		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),
+						errdetail("Your balance is " INT64_FORMAT " tokens; the stake is " INT64_FORMAT ".",
+								  have, stake),
+						errhint("Stake less, cancel a pending job, or receive tokens with modelmine.transfer.")));
+	return job_id;
+}
+
+/* Cancels one of the caller's open jobs and refunds it; returns the refund. */
+static int64
+CancelJob(int64 job_id)
+{
+	static MmPlan cancel = {
+		"UPDATE modelmine.jobs SET status = 'CANCELED', finished_at = pg_catalog.now(), "
+		"       lease_expires_at = NULL "
+		" WHERE id = $1 AND user_id = $2 AND status IN ('PENDING', 'RUNNING') RETURNING stake",
+	2, {INT8OID, INT8OID}};
+	static MmPlan status = {"SELECT status::text FROM modelmine.jobs WHERE id = $1 AND user_id = $2",
+	2, {INT8OID, INT8OID}};
+	int64		user_id = MmRequireUser(false, NULL);
+	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(user_id)};
+	int64		stake;
+
+	if (MmExec(&cancel, args, NULL, false, 1) != 1)
+	{
+		if (MmExec(&status, args, NULL, false, 1) != 1)
+			ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("job " INT64_FORMAT " not found", job_id),
+							errdetail("There is no job with this id that you own."),
+							errhint("List your jobs with modelmine.my_jobs().")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("job " INT64_FORMAT " is already %s", job_id, MmText(0, 1)),
+						errdetail("Only PENDING or RUNNING jobs can be canceled."),
+						errhint("Nothing was changed; its stake was settled when it finished.")));
+	}
+	stake = MmInt64(0, 1, NULL);
+	MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(user_id), stake, "refund", job_id);
+	return stake;
+}
+
+static bool
+TransitionAllowed(const char *from, const char *to)
+{
+	if (strcmp(from, to) == 0)
+		return true;
+	if (strcmp(from, "PENDING") == 0)
+		return strcmp(to, "RUNNING") == 0 || strcmp(to, "CANCELED") == 0;
+	if (strcmp(from, "RUNNING") == 0)
+		return strcmp(to, "COMPLETED") == 0 || strcmp(to, "FAILED") == 0 ||
+			strcmp(to, "CANCELED") == 0 || strcmp(to, "PENDING") == 0;
+	return false;				/* COMPLETED, FAILED, CANCELED are final */
+}
+
+/* BEFORE UPDATE row trigger on modelmine.jobs. */
+static HeapTuple
+GuardJobUpdate(TriggerData *td)
+{
+	static const char *const fixed[] = {"id", "user_id", "stake", "config", "created_at"};
+	TupleDesc	desc = td->tg_relation->rd_att;
+	HeapTuple	oldt = td->tg_trigtuple,
+				newt = td->tg_newtuple;
+	char	   *from = SPI_getvalue(oldt, desc, SPI_fnumber(desc, "status"));
+	char	   *to = SPI_getvalue(newt, desc, SPI_fnumber(desc, "status"));
+	int			col;
+	Datum		now;
+	bool		isnull = false;
+
+	if (!TransitionAllowed(from, to))
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("invalid job status transition"),
+						errdetail("Job %s cannot go from %s to %s.", SPI_getvalue(oldt, desc, 1), from, to),
+						errhint("Jobs move PENDING -> RUNNING -> COMPLETED or FAILED, and PENDING or RUNNING -> CANCELED; finished jobs never change.")));
+	for (int i = 0; i < lengthof(fixed); i++)
+	{
+		char	   *o,
+				   *n;
+
+		col = SPI_fnumber(desc, fixed[i]);
+		o = SPI_getvalue(oldt, desc, col);
+		n = SPI_getvalue(newt, desc, col);
+		if ((o == NULL) != (n == NULL) || (o && strcmp(o, n) != 0))
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							errmsg("job column %s cannot change", fixed[i]),
+							errdetail("The stake, owner and config of a job are fixed at submission."),
+							errhint("Cancel the job and submit a new one.")));
+	}
+	col = SPI_fnumber(desc, "updated_at");
+	now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	return heap_modify_tuple_by_cols(newt, desc, 1, &col, &now, &isnull);
+}
+
+Datum
+mm_job_transition_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BEFORE(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("mm_job_transition_guard must be a BEFORE UPDATE row trigger")));
+	return PointerGetDatum(GuardJobUpdate(td));
+}
+
+/* AFTER INSERT statement trigger: one wake-up per statement, not per row (NOTIFY costs a commit lock). */
+Datum
+mm_notify_work(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("mm_notify_work must be called as a trigger")));
+	Async_Notify(MM_WORK_CHANNEL, "");
+	PG_RETURN_NULL();
+}
+
+Datum
+mm_submit_job(PG_FUNCTION_ARGS)
+{
+	SubmitArgs	a;
+	int64		id;
+
+	a.title = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	a.config = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	a.description = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	a.stake_given = !PG_ARGISNULL(3);
+	a.stake = a.stake_given ? PG_GETARG_INT64(3) : 0;
+	a.priority_given = !PG_ARGISNULL(4);
+	a.priority = a.priority_given ? PG_GETARG_INT32(4) : 0;
+	SPI_connect();
+	id = SubmitJob(&a);
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+Datum
+mm_cancel_job(PG_FUNCTION_ARGS)
+{
+	int64		refund;
+
+	if (PG_ARGISNULL(0))
+		BadParam("job_id is required", NULL, "Pass the id returned by modelmine.submit_job.");
+	SPI_connect();
+	refund = CancelJob(PG_GETARG_INT64(0));
+	SPI_finish();
+	PG_RETURN_INT64(refund);
+}

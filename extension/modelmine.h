@@ -1,0 +1,57 @@
+/*
+ * modelmine.h — declarations shared between the extension's C files.
+ *
+ * Every SQL-callable function is a thin shim: it connects SPI, calls the CamelCase helper declared here
+ * (or a static one in its own file) and returns.  Helpers assume SPI is connected.
+ */
+#ifndef MODELMINE_H
+#define MODELMINE_H
+
+#include "postgres.h"
+#include "executor/spi.h"
+#include "utils/uuid.h"
+
+/* Fixed system accounts (see sql/modelmine.sql).  Escrow and fees are striped by job id. */
+#define MM_ISSUANCE_ACCOUNT		INT64CONST(1)
+#define MM_SHARDS				16
+#define MM_ESCROW_ACCOUNT(job)	(INT64CONST(16) + (job) % MM_SHARDS)
+#define MM_FEE_ACCOUNT(job)		(INT64CONST(32) + (job) % MM_SHARDS)
+
+/* Largest single amount accepted anywhere: sums of many stay far from int64 overflow. */
+#define MM_MAX_AMOUNT			INT64CONST(1000000000000000)
+
+/* Custom SQLSTATE class MM: ModelMine business rules. */
+#define ERRCODE_MM_INSUFFICIENT_BALANCE	MAKE_SQLSTATE('M','M','0','0','1')
+
+/* ---- mmspi.c: prepared SPI statements kept for the life of the backend ---- */
+#define MM_MAX_ARGS 8
+typedef struct MmPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[MM_MAX_ARGS];
+	SPIPlanPtr	plan;			/* prepared on first use, then kept */
+} MmPlan;
+
+extern uint64 MmExec(MmPlan *plan, Datum *values, const char *nulls, bool read_only, long count);
+extern int64 MmInt64(uint64 row, int col, bool *isnull);
+extern char *MmText(uint64 row, int col);
+extern int64 MmSetting(const char *name);
+
+/* ---- auth.c: identity ---- */
+extern int64 MmRequireUser(bool read_only, pg_uuid_t *session_out);
+extern char *MmNormaliseEmail(text *email);
+extern int64 MmUserIdByEmail(const char *email);
+
+/* ---- jwt.c: HS256 tokens ---- */
+extern char *MmJwtSign(const char *payload, const uint8 *key, size_t keylen);
+extern char *MmJwtVerify(const char *token, const uint8 *key, size_t keylen, const char **why);
+
+/* ---- tokens.c: double-entry movements ---- */
+extern bool MmTryTransfer(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id,
+						  int64 *journal_id, int64 *debit_balance);
+extern void MmTransferOrFail(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id);
+extern int64 MmUserAccount(int64 user_id);
+extern int64 MmCheckAmount(const char *field, Datum value, bool isnull);
+
+#endif

@@ -1,0 +1,617 @@
+-- ModelMine install script: the single source of truth for the `modelmine` extension.
+-- The Makefile copies it to modelmine--<version>.sql.  Everything is schema-qualified; functions that
+-- touch tables are SECURITY DEFINER with a fixed search_path, revoked from PUBLIC and granted to the
+-- least-privileged role that needs them.  Non-admin roles never read or write a table directly.
+
+\echo Use "CREATE EXTENSION modelmine CASCADE" to load this file. \quit
+
+-------------------------------------------------------------------------------------------------------
+-- Roles.  Roles are cluster-wide and outlive the extension, so create them only when missing.
+-------------------------------------------------------------------------------------------------------
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['modelmine_anon', 'modelmine_user', 'modelmine_node', 'modelmine_admin'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    -- An admin can do everything a signed-in user can.
+    IF NOT pg_catalog.pg_has_role('modelmine_admin', 'modelmine_user', 'MEMBER') THEN
+        GRANT modelmine_user TO modelmine_admin;
+    END IF;
+END
+$roles$;
+
+GRANT USAGE ON SCHEMA modelmine TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Settings and secrets.  Settings are rows, not GUCs: any session can SET a GUC, and the reward split
+-- or the signup grant must not be one SET away.  Secrets are readable only by the extension owner.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.settings (
+    name        text PRIMARY KEY,
+    value       bigint NOT NULL,
+    min_value   bigint NOT NULL,
+    max_value   bigint NOT NULL,
+    description text NOT NULL,
+    CHECK (value BETWEEN min_value AND max_value)
+);
+INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
+    ('signup_grant',        1000, 0, 1000000000, 'Tokens a new user receives at signup.'),
+    ('default_stake',        100, 1, 1000000000, 'Stake used when submit_job is given none.'),
+    ('reward_pct',            80, 0, 100,        'Percent of a completed job''s stake paid to the node (rounded down); the rest is the network fee.'),
+    ('max_config_bytes',   65536, 2, 1048576,    'Largest accepted job config, in bytes of its JSON text.'),
+    ('session_ttl_seconds', 86400, 60, 31536000, 'Lifetime of a login session and its token.'),
+    ('bcrypt_cost',           10, 4, 16,         'bcrypt work factor for new password hashes.');
+SELECT pg_catalog.pg_extension_config_dump('modelmine.settings', '');
+
+CREATE TABLE modelmine.secrets (
+    name  text PRIMARY KEY,
+    value bytea NOT NULL
+);
+-- The JWT signing key is made at install time, per database, and never leaves this table.
+INSERT INTO modelmine.secrets (name, value) VALUES ('jwt_hs256', gen_random_bytes(32));
+SELECT pg_catalog.pg_extension_config_dump('modelmine.secrets', '');
+
+-------------------------------------------------------------------------------------------------------
+-- Users and sessions.  A JWT names a session; revoking the session row kills the token at once.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.users (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email         text NOT NULL UNIQUE CHECK (email = pg_catalog.lower(pg_catalog.btrim(email))),
+    password_hash text NOT NULL,
+    role          text NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.users', '');
+
+CREATE TABLE modelmine.sessions (
+    id         uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    user_id    bigint NOT NULL REFERENCES modelmine.users (id),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz
+);
+CREATE INDEX sessions_user_idx ON modelmine.sessions (user_id);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.sessions', '');
+
+-------------------------------------------------------------------------------------------------------
+-- Double-entry tokens.  Every movement is one immutable journal row; accounts carry the running balance
+-- so reads are O(1).  Escrow and the network fee are striped over 16 shard accounts (a job uses shard
+-- id % 16) so concurrent jobs do not all queue on one hot row.  Fixed ids: issuance 1, escrow 16..31,
+-- fee 32..47; user and node accounts start at 1000.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.accounts (
+    id       bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 1000) PRIMARY KEY,
+    kind     text NOT NULL CHECK (kind IN ('issuance', 'user', 'node', 'escrow', 'fee')),
+    user_id  bigint UNIQUE REFERENCES modelmine.users (id),
+    node_id  bigint UNIQUE,
+    shard    smallint,
+    balance  bigint NOT NULL DEFAULT 0,
+    CHECK (balance >= 0 OR kind = 'issuance'),
+    CHECK ((kind = 'user') = (user_id IS NOT NULL)),
+    CHECK ((kind = 'node') = (node_id IS NOT NULL)),
+    CHECK ((kind IN ('escrow', 'fee')) = (shard IS NOT NULL))
+);
+INSERT INTO modelmine.accounts (id, kind) VALUES (1, 'issuance');
+INSERT INTO modelmine.accounts (id, kind, shard) SELECT 16 + s, 'escrow', s FROM pg_catalog.generate_series(0, 15) s;
+INSERT INTO modelmine.accounts (id, kind, shard) SELECT 32 + s, 'fee', s FROM pg_catalog.generate_series(0, 15) s;
+SELECT pg_catalog.pg_extension_config_dump('modelmine.accounts', '');
+
+CREATE TABLE modelmine.journal (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    debit_account  bigint NOT NULL REFERENCES modelmine.accounts (id),  -- tokens leave this account
+    credit_account bigint NOT NULL REFERENCES modelmine.accounts (id),  -- tokens arrive here
+    amount         bigint NOT NULL CHECK (amount > 0),
+    reason         text NOT NULL CHECK (reason IN ('signup_grant', 'mint', 'transfer', 'stake', 'refund',
+                                                   'reward', 'fee', 'withdrawal')),
+    job_id         bigint,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (debit_account <> credit_account)
+);
+CREATE INDEX journal_debit_idx ON modelmine.journal (debit_account, id);
+CREATE INDEX journal_credit_idx ON modelmine.journal (credit_account, id);
+CREATE INDEX journal_job_idx ON modelmine.journal (job_id) WHERE job_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('modelmine.journal', '');
+
+-------------------------------------------------------------------------------------------------------
+-- Jobs.
+-------------------------------------------------------------------------------------------------------
+CREATE TYPE modelmine.job_status AS ENUM ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED');
+
+CREATE TABLE modelmine.jobs (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id          bigint NOT NULL REFERENCES modelmine.users (id),
+    title            text NOT NULL CHECK (pg_catalog.char_length(title) BETWEEN 1 AND 200),
+    description      text CHECK (pg_catalog.char_length(description) <= 10000),
+    config           jsonb NOT NULL CHECK (pg_catalog.jsonb_typeof(config) = 'object'),
+    stake            bigint NOT NULL CHECK (stake > 0),
+    priority         integer NOT NULL DEFAULT 0 CHECK (priority BETWEEN -1000 AND 1000),
+    status           modelmine.job_status NOT NULL DEFAULT 'PENDING',
+    progress         real NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    metrics          jsonb,
+    result           jsonb,
+    error            text,
+    node_id          bigint,
+    attempts         integer NOT NULL DEFAULT 0,
+    lease_expires_at timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at       timestamptz,
+    finished_at      timestamptz
+);
+CREATE INDEX jobs_user_created_idx ON modelmine.jobs (user_id, created_at DESC);
+CREATE INDEX jobs_pending_idx ON modelmine.jobs (priority DESC, id) WHERE status = 'PENDING';
+CREATE INDEX jobs_open_idx ON modelmine.jobs (status) WHERE status IN ('PENDING', 'RUNNING');
+SELECT pg_catalog.pg_extension_config_dump('modelmine.jobs', '');
+
+-------------------------------------------------------------------------------------------------------
+-- Triggers (C): the journal is append-only; job status moves only along the lifecycle; new pending work
+-- wakes workers with one NOTIFY per statement, not per row.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine._refuse_change() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_refuse_change';
+COMMENT ON FUNCTION modelmine._refuse_change() IS
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables (journal, ledger).';
+REVOKE ALL ON FUNCTION modelmine._refuse_change() FROM PUBLIC;
+
+CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE ON modelmine.journal
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change();
+CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON modelmine.journal
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_change();
+
+CREATE FUNCTION modelmine._job_transition_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_job_transition_guard';
+COMMENT ON FUNCTION modelmine._job_transition_guard() IS
+    'Trigger: allows only PENDING->RUNNING->COMPLETED|FAILED, RUNNING->PENDING (lease expiry) and PENDING|RUNNING->CANCELED; keeps updated_at.';
+REVOKE ALL ON FUNCTION modelmine._job_transition_guard() FROM PUBLIC;
+
+CREATE TRIGGER jobs_transition_guard BEFORE UPDATE ON modelmine.jobs
+    FOR EACH ROW EXECUTE FUNCTION modelmine._job_transition_guard();
+
+CREATE FUNCTION modelmine._notify_work() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_notify_work';
+COMMENT ON FUNCTION modelmine._notify_work() IS
+    'Statement trigger: one NOTIFY modelmine_work per statement that adds pending jobs.';
+REVOKE ALL ON FUNCTION modelmine._notify_work() FROM PUBLIC;
+
+CREATE TRIGGER jobs_notify_work AFTER INSERT ON modelmine.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._notify_work();
+
+-------------------------------------------------------------------------------------------------------
+-- Identity (C, extension/auth.c).
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.signup(email text, password text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_signup';
+COMMENT ON FUNCTION modelmine.signup(text, text) IS
+    'Creates an account (email trimmed and lower-cased, password of 8 to 72 bytes stored only as a bcrypt hash), grants the signup tokens and returns the user id.';
+REVOKE ALL ON FUNCTION modelmine.signup(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.signup(text, text) TO modelmine_anon, modelmine_user;
+
+CREATE FUNCTION modelmine.login(email text, password text) RETURNS text
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_login';
+COMMENT ON FUNCTION modelmine.login(text, text) IS
+    'Checks the credentials (same bcrypt cost for an unknown email) and returns an HS256 JWT for a new session.';
+REVOKE ALL ON FUNCTION modelmine.login(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.login(text, text) TO modelmine_anon, modelmine_user;
+
+CREATE FUNCTION modelmine.authenticate(token text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_authenticate';
+COMMENT ON FUNCTION modelmine.authenticate(text) IS
+    'Verifies a token and binds this database session to its user until logout, deauthenticate or disconnect; returns the user id.';
+REVOKE ALL ON FUNCTION modelmine.authenticate(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.authenticate(text) TO modelmine_user;
+
+CREATE FUNCTION modelmine.authenticate_local(token text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_authenticate_local';
+COMMENT ON FUNCTION modelmine.authenticate_local(text) IS
+    'Like authenticate, but the binding ends with the current transaction: use it behind a transaction-pooling connection pooler.';
+REVOKE ALL ON FUNCTION modelmine.authenticate_local(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.authenticate_local(text) TO modelmine_user;
+
+CREATE FUNCTION modelmine.deauthenticate() RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_deauthenticate';
+COMMENT ON FUNCTION modelmine.deauthenticate() IS
+    'Drops this database session''s binding to a user without revoking the token.';
+REVOKE ALL ON FUNCTION modelmine.deauthenticate() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.deauthenticate() TO modelmine_user;
+
+CREATE FUNCTION modelmine.logout() RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_logout';
+COMMENT ON FUNCTION modelmine.logout() IS
+    'Revokes the current session: its token is refused from now on, in every database session.';
+REVOKE ALL ON FUNCTION modelmine.logout() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.logout() TO modelmine_user;
+
+CREATE FUNCTION modelmine.current_user_id() RETURNS bigint
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_current_user_id';
+COMMENT ON FUNCTION modelmine.current_user_id() IS
+    'The signed-in user: from authenticate/authenticate_local, or from a verified Bearer token in request.headers (PostgREST). Raises 28000 when there is none.';
+REVOKE ALL ON FUNCTION modelmine.current_user_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.current_user_id() TO modelmine_user;
+
+CREATE FUNCTION modelmine.current_session_id() RETURNS uuid
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_current_session_id';
+COMMENT ON FUNCTION modelmine.current_session_id() IS
+    'The session id of the signed-in user (see current_user_id).';
+REVOKE ALL ON FUNCTION modelmine.current_session_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.current_session_id() TO modelmine_user;
+
+CREATE FUNCTION modelmine.whoami(OUT user_id bigint, OUT email text, OUT role text,
+                                 OUT session_id uuid, OUT session_expires_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT u.id, u.email, u.role, s.id, s.expires_at
+          FROM modelmine.sessions s JOIN modelmine.users u ON u.id = s.user_id
+         WHERE s.id = modelmine.current_session_id()
+    $$;
+COMMENT ON FUNCTION modelmine.whoami() IS 'The signed-in user''s id, email, role and session.';
+REVOKE ALL ON FUNCTION modelmine.whoami() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.whoami() TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Tokens (C, extension/tokens.c).
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.balance() RETURNS bigint
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_balance';
+COMMENT ON FUNCTION modelmine.balance() IS 'The signed-in user''s spendable token balance (stakes in escrow excluded).';
+REVOKE ALL ON FUNCTION modelmine.balance() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.balance() TO modelmine_user;
+
+CREATE FUNCTION modelmine.transfer(to_email text, amount bigint) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_transfer';
+COMMENT ON FUNCTION modelmine.transfer(text, bigint) IS
+    'Moves tokens from the signed-in user to another user; returns the journal entry id.';
+REVOKE ALL ON FUNCTION modelmine.transfer(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.transfer(text, bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.mint(email text, amount bigint) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_mint';
+COMMENT ON FUNCTION modelmine.mint(text, bigint) IS
+    'Admin: issues new tokens to a user (debits the issuance account); returns the journal entry id.';
+REVOKE ALL ON FUNCTION modelmine.mint(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.mint(text, bigint) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.my_transactions(max_rows integer DEFAULT 20)
+    RETURNS TABLE (id bigint, created_at timestamptz, amount bigint, direction text, reason text,
+                   job_id bigint, counterparty text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH me AS (SELECT a.id FROM modelmine.accounts a WHERE a.user_id = modelmine.current_user_id())
+        SELECT j.id, j.created_at,
+               CASE WHEN j.credit_account = me.id THEN j.amount ELSE -j.amount END,
+               CASE WHEN j.credit_account = me.id THEN 'in' ELSE 'out' END,
+               j.reason, j.job_id,
+               COALESCE(u.email, o.kind)
+          FROM me
+          JOIN modelmine.journal j ON me.id IN (j.debit_account, j.credit_account)
+          JOIN modelmine.accounts o ON o.id = CASE WHEN j.credit_account = me.id THEN j.debit_account
+                                                   ELSE j.credit_account END
+          LEFT JOIN modelmine.users u ON u.id = o.user_id
+         ORDER BY j.id DESC
+         LIMIT LEAST(GREATEST(max_rows, 0), 1000)
+    $$;
+COMMENT ON FUNCTION modelmine.my_transactions(integer) IS
+    'The signed-in user''s latest journal entries (newest first, at most 1000): signed amount, reason, job and counterparty.';
+REVOKE ALL ON FUNCTION modelmine.my_transactions(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_transactions(integer) TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Jobs (C, extension/jobs.c).
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.submit_job(title text, config jsonb, description text DEFAULT NULL,
+                                     stake bigint DEFAULT NULL, priority integer DEFAULT 0) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_submit_job';
+COMMENT ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) IS
+    'Submits a training job: title 1-200 characters, config a JSON object, stake (default: setting default_stake) moved to escrow in the same transaction, priority -1000..1000 (higher first). Returns the job id.';
+REVOKE ALL ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) TO modelmine_user;
+
+CREATE FUNCTION modelmine.cancel_job(job_id bigint) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_cancel_job';
+COMMENT ON FUNCTION modelmine.cancel_job(bigint) IS
+    'Cancels one of the signed-in user''s PENDING or RUNNING jobs and refunds its whole stake; returns the refund.';
+REVOKE ALL ON FUNCTION modelmine.cancel_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.cancel_job(bigint) TO modelmine_user;
+
+-- The row shape job listings return (no config, result or error: job() has those).
+CREATE TYPE modelmine.job_summary AS (
+    id bigint, title text, status modelmine.job_status, stake bigint, priority integer, progress real,
+    attempts integer, node_id bigint, created_at timestamptz, updated_at timestamptz, finished_at timestamptz
+);
+
+CREATE FUNCTION modelmine._list_jobs(owner bigint, status text, sort text, descending boolean,
+                                     max_rows integer, skip integer)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    want modelmine.job_status;
+BEGIN
+    -- Validate before touching rows, so bad input is refused even when there is nothing to list.
+    IF status IS NOT NULL THEN
+        IF pg_catalog.upper(status) NOT IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED') THEN
+            RAISE EXCEPTION 'invalid status filter' USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = pg_catalog.format('Got %L.', status),
+                HINT = 'Pass one of PENDING, RUNNING, COMPLETED, FAILED, CANCELED, or NULL for all jobs.';
+        END IF;
+        want := pg_catalog.upper(status)::modelmine.job_status;
+    END IF;
+    IF sort IS NULL OR sort NOT IN ('created', 'stake', 'status') THEN
+        RAISE EXCEPTION 'invalid sort key' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', sort), HINT = 'Pass one of created, stake, status.';
+    END IF;
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid limit' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
+            HINT = 'Pass a limit from 0 to 10000.';
+    END IF;
+    IF skip IS NULL OR skip < 0 THEN
+        RAISE EXCEPTION 'invalid offset' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')),
+            HINT = 'Pass an offset of 0 or more.';
+    END IF;
+    descending := COALESCE(descending, true);
+    RETURN QUERY
+        SELECT j.id, j.title, j.status, j.stake, j.priority, j.progress, j.attempts, j.node_id,
+               j.created_at, j.updated_at, j.finished_at
+          FROM modelmine.jobs j
+         WHERE (owner IS NULL OR j.user_id = owner)
+           AND (want IS NULL OR j.status = want)
+         ORDER BY
+           CASE WHEN NOT descending AND sort = 'stake' THEN j.stake END ASC,
+           CASE WHEN descending AND sort = 'stake' THEN j.stake END DESC,
+           CASE WHEN NOT descending AND sort = 'status' THEN j.status END ASC,
+           CASE WHEN descending AND sort = 'status' THEN j.status END DESC,
+           CASE WHEN NOT descending THEN j.id END ASC,
+           CASE WHEN descending THEN j.id END DESC
+         LIMIT max_rows OFFSET skip;
+END
+$$;
+COMMENT ON FUNCTION modelmine._list_jobs(bigint, text, text, boolean, integer, integer) IS
+    'Shared body of my_jobs and all_jobs: validates the filters (22023 with a hint), then filters by owner (NULL: everyone) and status, sorts (ties and "created" by submission order) and pages.';
+REVOKE ALL ON FUNCTION modelmine._list_jobs(bigint, text, text, boolean, integer, integer) FROM PUBLIC;
+
+CREATE FUNCTION modelmine.my_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
+                                  descending boolean DEFAULT true, "limit" integer DEFAULT 50,
+                                  "offset" integer DEFAULT 0)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._list_jobs(modelmine.current_user_id(), $1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) IS
+    'The signed-in user''s jobs. status: PENDING|RUNNING|COMPLETED|FAILED|CANCELED or NULL for all; sort: created|stake|status; limit 0..10000.';
+REVOKE ALL ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) TO modelmine_user;
+
+CREATE FUNCTION modelmine.all_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
+                                   descending boolean DEFAULT true, "limit" integer DEFAULT 50,
+                                   "offset" integer DEFAULT 0)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._list_jobs(NULL, $1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) IS
+    'Admin: every user''s jobs, with the same filters as my_jobs.';
+REVOKE ALL ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) TO modelmine_admin;
+
+-- Full job details.
+CREATE TYPE modelmine.job_detail AS (
+    id bigint, owner_email text, title text, description text, config jsonb, status modelmine.job_status,
+    stake bigint, priority integer, progress real, metrics jsonb, result jsonb, error text, node_id bigint,
+    attempts integer, lease_expires_at timestamptz, created_at timestamptz, updated_at timestamptz,
+    started_at timestamptz, finished_at timestamptz
+);
+
+CREATE FUNCTION modelmine._job_detail(job_id bigint, owner bigint) RETURNS SETOF modelmine.job_detail
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT j.id, u.email, j.title, j.description, j.config, j.status, j.stake, j.priority, j.progress,
+               j.metrics, j.result, j.error, j.node_id, j.attempts, j.lease_expires_at, j.created_at,
+               j.updated_at, j.started_at, j.finished_at
+          FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id
+         WHERE j.id = $1 AND ($2 IS NULL OR j.user_id = $2)
+    $$;
+COMMENT ON FUNCTION modelmine._job_detail(bigint, bigint) IS
+    'Shared body of job and admin_job: one job, restricted to an owner unless owner is NULL.';
+REVOKE ALL ON FUNCTION modelmine._job_detail(bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION modelmine.admin_job(job_id bigint) RETURNS SETOF modelmine.job_detail
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._job_detail($1, NULL) $$;
+COMMENT ON FUNCTION modelmine.admin_job(bigint) IS 'Admin: any job''s full details.';
+REVOKE ALL ON FUNCTION modelmine.admin_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.admin_job(bigint) TO modelmine_admin;
+
+CREATE FUNCTION modelmine._own_job(job_id bigint) RETURNS SETOF modelmine.job_detail
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._job_detail($1, modelmine.current_user_id()) $$;
+COMMENT ON FUNCTION modelmine._own_job(bigint) IS 'One of the signed-in user''s jobs (body of job for non-admins).';
+REVOKE ALL ON FUNCTION modelmine._own_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._own_job(bigint) TO modelmine_user;
+
+-- SECURITY INVOKER on purpose: current_user here is the caller's role, so admin rights come from role
+-- membership (which no client can forge) and everyone else gets only their own jobs.
+CREATE FUNCTION modelmine.job(job_id bigint) RETURNS modelmine.job_detail
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    j modelmine.job_detail;
+BEGIN
+    IF pg_catalog.pg_has_role(current_user, 'modelmine_admin', 'USAGE') THEN
+        SELECT * INTO j FROM modelmine.admin_job(job_id);
+    ELSE
+        SELECT * INTO j FROM modelmine._own_job(job_id);
+    END IF;
+    IF j.id IS NULL THEN
+        RAISE EXCEPTION 'job % not found', job_id USING ERRCODE = 'no_data_found',
+            DETAIL = 'There is no job with this id that you own.',
+            HINT = 'List your jobs with modelmine.my_jobs().';
+    END IF;
+    RETURN j;
+END
+$$;
+COMMENT ON FUNCTION modelmine.job(bigint) IS
+    'One job with config, result and error: the owner''s, or any job for modelmine_admin. P0002 when not found or not yours.';
+REVOKE ALL ON FUNCTION modelmine.job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job(bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.dashboard() RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH me AS (SELECT modelmine.current_user_id() AS uid),
+        counts AS (
+            SELECT s.status::text AS status, count(j.id) AS n
+              FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) s(status)
+              LEFT JOIN modelmine.jobs j ON j.status = s.status AND j.user_id = (SELECT uid FROM me)
+             GROUP BY s.status)
+        SELECT pg_catalog.jsonb_build_object(
+            'user_id', (SELECT uid FROM me),
+            'balance', (SELECT a.balance FROM modelmine.accounts a WHERE a.user_id = (SELECT uid FROM me)),
+            'in_escrow', (SELECT COALESCE(sum(j.stake), 0) FROM modelmine.jobs j
+                           WHERE j.user_id = (SELECT uid FROM me) AND j.status IN ('PENDING', 'RUNNING')),
+            'jobs', (SELECT pg_catalog.jsonb_object_agg(c.status, c.n) || pg_catalog.jsonb_build_object('total', sum(c.n))
+                       FROM counts c),
+            'recent_jobs', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r)), '[]')
+                              FROM modelmine.my_jobs(NULL, 'created', true, 10, 0) r),
+            'recent_transactions', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]')
+                                      FROM modelmine.my_transactions(10) t))
+    $$;
+COMMENT ON FUNCTION modelmine.dashboard() IS
+    'The signed-in user''s dashboard: job counts per status and total, balance, tokens in escrow, latest jobs and transactions.';
+REVOKE ALL ON FUNCTION modelmine.dashboard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.dashboard() TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Administration.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.users()
+    RETURNS TABLE (id bigint, email text, role text, balance bigint, jobs bigint, created_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT u.id, u.email, u.role, a.balance,
+               (SELECT count(*) FROM modelmine.jobs j WHERE j.user_id = u.id), u.created_at
+          FROM modelmine.users u JOIN modelmine.accounts a ON a.user_id = u.id
+         ORDER BY u.id
+    $$;
+COMMENT ON FUNCTION modelmine.users() IS 'Admin: every user with role, balance and job count (never a password hash).';
+REVOKE ALL ON FUNCTION modelmine.users() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.users() TO modelmine_admin;
+
+CREATE FUNCTION modelmine.set_user_role(email text, role text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF role IS NULL OR role NOT IN ('user', 'admin') THEN
+        RAISE EXCEPTION 'invalid role' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', role), HINT = 'Pass ''user'' or ''admin''.';
+    END IF;
+    UPDATE modelmine.users u SET role = set_user_role.role
+     WHERE u.email = pg_catalog.lower(pg_catalog.btrim(set_user_role.email));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no user with email %', set_user_role.email USING ERRCODE = 'no_data_found',
+            HINT = 'List users with modelmine.users().';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION modelmine.set_user_role(text, text) IS
+    'Admin: makes a user an admin or a plain user; the role claim changes at their next login.';
+REVOKE ALL ON FUNCTION modelmine.set_user_role(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_user_role(text, text) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.set_setting(name text, value bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s modelmine.settings;
+BEGIN
+    SELECT * INTO s FROM modelmine.settings WHERE settings.name = set_setting.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting %', set_setting.name USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'List settings with SELECT * FROM modelmine.settings().';
+    END IF;
+    IF value IS NULL OR value NOT BETWEEN s.min_value AND s.max_value THEN
+        RAISE EXCEPTION 'invalid value for setting %', s.name USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(value::text, 'NULL')),
+            HINT = pg_catalog.format('Pass a value from %s to %s.', s.min_value, s.max_value);
+    END IF;
+    UPDATE modelmine.settings SET value = set_setting.value WHERE settings.name = s.name;
+END
+$$;
+COMMENT ON FUNCTION modelmine.set_setting(text, bigint) IS 'Admin: changes a setting within its allowed range.';
+REVOKE ALL ON FUNCTION modelmine.set_setting(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_setting(text, bigint) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.settings()
+    RETURNS TABLE (name text, value bigint, min_value bigint, max_value bigint, description text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT s.name, s.value, s.min_value, s.max_value, s.description FROM modelmine.settings s ORDER BY s.name $$;
+COMMENT ON FUNCTION modelmine.settings() IS 'Every setting with its value, allowed range and meaning.';
+REVOKE ALL ON FUNCTION modelmine.settings() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.settings() TO modelmine_user, modelmine_node, modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Invariants: an empty result means the books balance.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, detail text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        -- Each balance equals what the journal moved into the account minus what it moved out.
+        SELECT 'balance_matches_journal',
+               pg_catalog.format('account %s (%s): balance %s, journal says %s', a.id, a.kind, a.balance,
+                                 COALESCE(cr.s, 0) - COALESCE(dr.s, 0))
+          FROM modelmine.accounts a
+          LEFT JOIN (SELECT credit_account AS id, sum(amount) AS s FROM modelmine.journal GROUP BY 1) cr ON cr.id = a.id
+          LEFT JOIN (SELECT debit_account AS id, sum(amount) AS s FROM modelmine.journal GROUP BY 1) dr ON dr.id = a.id
+         WHERE a.balance <> COALESCE(cr.s, 0) - COALESCE(dr.s, 0)
+        UNION ALL
+        -- Only the issuance account may go negative.
+        SELECT 'no_negative_balance', pg_catalog.format('account %s (%s) has %s', a.id, a.kind, a.balance)
+          FROM modelmine.accounts a WHERE a.balance < 0 AND a.kind <> 'issuance'
+        UNION ALL
+        -- Total supply (every balance but issuance) equals what was issued.
+        SELECT 'supply_equals_issued', pg_catalog.format('supply %s, issued %s', sup.s, -iss.balance)
+          FROM (SELECT COALESCE(sum(balance), 0) AS s FROM modelmine.accounts WHERE kind <> 'issuance') sup,
+               modelmine.accounts iss
+         WHERE iss.kind = 'issuance' AND sup.s <> -iss.balance
+        UNION ALL
+        -- Each escrow shard holds exactly the stakes of its open jobs.
+        SELECT 'escrow_equals_open_stakes',
+               pg_catalog.format('escrow shard %s holds %s, open stakes %s', e.shard, e.balance, COALESCE(o.s, 0))
+          FROM modelmine.accounts e
+          LEFT JOIN (SELECT id % 16 AS shard, sum(stake) AS s FROM modelmine.jobs
+                      WHERE status IN ('PENDING', 'RUNNING') GROUP BY 1) o ON o.shard = e.shard
+         WHERE e.kind = 'escrow' AND e.balance <> COALESCE(o.s, 0)
+        UNION ALL
+        -- Each job was staked once and settled at most once, the way its status says.
+        SELECT 'job_settled_once',
+               pg_catalog.format('job %s (%s, stake %s): staked %s, refunded %s, paid out %s', j.id, j.status,
+                                 j.stake, COALESCE(m.staked, 0), COALESCE(m.refunded, 0), COALESCE(m.paid, 0))
+          FROM modelmine.jobs j
+          LEFT JOIN (SELECT job_id,
+                            sum(amount) FILTER (WHERE reason = 'stake') AS staked,
+                            sum(amount) FILTER (WHERE reason = 'refund') AS refunded,
+                            sum(amount) FILTER (WHERE reason IN ('reward', 'fee')) AS paid
+                       FROM modelmine.journal WHERE job_id IS NOT NULL GROUP BY job_id) m ON m.job_id = j.id
+         WHERE COALESCE(m.staked, 0) <> j.stake
+            OR COALESCE(m.refunded, 0) <> CASE WHEN j.status IN ('FAILED', 'CANCELED') THEN j.stake ELSE 0 END
+            OR COALESCE(m.paid, 0) <> CASE WHEN j.status = 'COMPLETED' THEN j.stake ELSE 0 END
+    $$;
+COMMENT ON FUNCTION modelmine.check_invariants() IS
+    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once.';
+REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;
