@@ -36,8 +36,10 @@ PG_FUNCTION_INFO_V1(mm_current_session_id);
 static char *binding_setting = NULL;	/* GUC storage: current nonce, or "" */
 static bool bound = false;
 static char bound_nonce[33];
-static int64 bound_user;
+static int64 bound_user;		/* a user binding (0 for a node binding) ... */
 static pg_uuid_t bound_session;
+static int64 bound_node;		/* ... or a node binding (0 for a user binding) */
+static uint8 bound_key_hash[MM_KEY_HASH_LEN];
 
 void		MmAuthInit(void);
 
@@ -314,8 +316,9 @@ BindingValid(void)
 	return true;
 }
 
+/* Binds this backend to a user session or to a node (exactly one of user_id, node_id is non-zero). */
 static void
-Bind(int64 user_id, pg_uuid_t *session, bool local)
+Bind(int64 user_id, pg_uuid_t *session, int64 node_id, const uint8 *key_hash, bool local)
 {
 	uint8		rnd[16];
 
@@ -326,8 +329,35 @@ Bind(int64 user_id, pg_uuid_t *session, bool local)
 	(void) set_config_option(BINDING_GUC, bound_nonce, PGC_SUSET, PGC_S_SESSION,
 							 local ? GUC_ACTION_LOCAL : GUC_ACTION_SET, true, 0, false);
 	bound_user = user_id;
-	bound_session = *session;
+	if (session)
+		bound_session = *session;
+	bound_node = node_id;
+	if (key_hash)
+		memcpy(bound_key_hash, key_hash, MM_KEY_HASH_LEN);
 	bound = true;
+}
+
+void
+MmBindNode(int64 node_id, const uint8 *key_hash, bool local)
+{
+	Bind(0, NULL, node_id, key_hash, local);
+}
+
+/* The node this backend is bound to (0 if none); key_hash receives the hash it was bound with. */
+int64
+MmBoundNode(uint8 *key_hash)
+{
+	if (!BindingValid() || bound_node == 0)
+		return 0;
+	memcpy(key_hash, bound_key_hash, MM_KEY_HASH_LEN);
+	return bound_node;
+}
+
+/* A node whose key no longer matches (rotated or node removed) loses its binding for good. */
+void
+MmDropNodeBinding(void)
+{
+	bound = false;
 }
 
 static void
@@ -418,7 +448,7 @@ CurrentUser(bool read_only, pg_uuid_t *session)
 
 	if (bearer != NULL)
 		return IdentityFromToken(bearer, read_only, session);
-	if (!BindingValid())
+	if (!BindingValid() || bound_user == 0)
 		return 0;
 	args[0] = UUIDPGetDatum(&bound_session);
 	if (MmExec(&check, args, NULL, read_only, 1) != 1 || MmInt64(0, 1, NULL) || MmInt64(0, 2, NULL))
@@ -500,7 +530,7 @@ AuthenticateShim(FunctionCallInfo fcinfo, bool local)
 						errhint("Pass the token returned by modelmine.login(email, password).")));
 	SPI_connect();
 	id = IdentityFromToken(text_to_cstring(PG_GETARG_TEXT_PP(0)), false, &session);
-	Bind(id, &session, local);
+	Bind(id, &session, 0, NULL, local);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }

@@ -74,6 +74,39 @@ BadParam(const char *msg, const char *detail, const char *hint)
 					detail ? errdetail("%s", detail) : 0, errhint("%s", hint)));
 }
 
+/* config.trainer / config.runner, when present, must be names a node can advertise; not both. */
+static void
+CheckRequirement(Jsonb *config)
+{
+	static const char *const keys[] = {"trainer", "runner"};
+	int			present = 0;
+
+	for (int k = 0; k < lengthof(keys); k++)
+	{
+		JsonbValue	v;
+		bool		ok;
+
+		if (getKeyJsonValueFromContainer(&config->root, keys[k], strlen(keys[k]), &v) == NULL)
+			continue;
+		present++;
+		ok = v.type == jbvString && v.val.string.len >= 1 && v.val.string.len <= 64;
+		for (int i = 0; ok && i < v.val.string.len; i++)
+		{
+			char		c = v.val.string.val[i];
+
+			ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-' || c == '.'));
+		}
+		if (!ok)
+			BadParam(psprintf("invalid config.%s", keys[k]),
+					 "It must be a name of 1 to 64 characters a-z, 0-9, _, - or ., starting with a letter or digit.",
+					 k == 0 ? "Use a built-in trainer such as \"logreg\", \"mlp\", \"linreg\" or \"noop\"."
+					 : "Use a runner name a node operator has configured, such as \"torch-cnn\".");
+	}
+	if (present > 1)
+		BadParam("config names both a trainer and a runner", NULL,
+				 "Keep \"trainer\" for built-in training or \"runner\" for an external runner, not both.");
+}
+
 static char *
 ValidTitle(text *t)
 {
@@ -118,6 +151,7 @@ SubmitJob(SubmitArgs *a)
 	if (!JB_ROOT_IS_OBJECT(a->config) || JB_ROOT_IS_SCALAR(a->config))
 		BadParam("config must be a JSON object", psprintf("Got %s.", JsonbKind(a->config)),
 				 "Pass a JSON object such as '{\"trainer\": \"logreg\"}'.");
+	CheckRequirement(a->config);
 	if (VARSIZE(a->config) - VARHDRSZ > max_config)
 		BadParam("config is too large",
 				 psprintf("It takes %zu bytes; the limit (setting max_config_bytes) is " INT64_FORMAT ".",

@@ -39,13 +39,22 @@ extern char *MmText(uint64 row, int col);
 extern int64 MmSetting(const char *name);
 
 /* ---- auth.c: identity ---- */
+#define MM_KEY_HASH_LEN 32		/* SHA-256 of a node key */
 extern int64 MmRequireUser(bool read_only, pg_uuid_t *session_out);
+extern void MmBindNode(int64 node_id, const uint8 *key_hash, bool local);
+extern int64 MmBoundNode(uint8 *key_hash);
+extern void MmDropNodeBinding(void);
 extern char *MmNormaliseEmail(text *email);
 extern int64 MmUserIdByEmail(const char *email);
 
 /* ---- jwt.c: HS256 tokens ---- */
 extern char *MmJwtSign(const char *payload, const uint8 *key, size_t keylen);
 extern char *MmJwtVerify(const char *token, const uint8 *key, size_t keylen, const char **why);
+
+/* ---- nodes.c: node identity ---- */
+extern int64 MmRequireNode(bool read_only);
+extern int64 MmNodeAccount(int64 node_id);
+extern void MmNotifyJson(const char *channel, const char *json);
 
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTryTransfer(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id,

@@ -44,7 +44,11 @@ INSERT INTO modelmine.settings (name, value, min_value, max_value, description) 
     ('reward_pct',            80, 0, 100,        'Percent of a completed job''s stake paid to the node (rounded down); the rest is the network fee.'),
     ('max_config_bytes',   65536, 2, 1048576,    'Largest accepted job config, in bytes of its JSON text.'),
     ('session_ttl_seconds', 86400, 60, 31536000, 'Lifetime of a login session and its token.'),
-    ('bcrypt_cost',           10, 4, 16,         'bcrypt work factor for new password hashes.');
+    ('bcrypt_cost',           10, 4, 16,         'bcrypt work factor for new password hashes.'),
+    ('max_attempts',           3, 1, 100,        'Times a job may be claimed before an expired lease fails it (and refunds the stake).'),
+    ('offline_after_seconds', 15, 6, 3600,       'A node without a heartbeat for this long is OFFLINE.'),
+    ('max_result_bytes', 16777216, 1024, 268435456, 'Largest accepted job result (metrics plus model artifact), in bytes of jsonb.'),
+    ('heartbeat_notify_seconds', 60, 0, 86400,   'A node''s heartbeats raise node:heartbeat at most this often unless its status changes.');
 SELECT pg_catalog.pg_extension_config_dump('modelmine.settings', '');
 
 CREATE TABLE modelmine.secrets (
@@ -117,6 +121,44 @@ CREATE INDEX journal_job_idx ON modelmine.journal (job_id) WHERE job_id IS NOT N
 SELECT pg_catalog.pg_extension_config_dump('modelmine.journal', '');
 
 -------------------------------------------------------------------------------------------------------
+-- Compute nodes.  A node key is shown once at registration and stored only as its SHA-256 (it is 256
+-- random bits, so a slow hash adds nothing).  Counters are kept on the node's own row at settlement so
+-- node listings stay O(nodes) without any global hot row.  Uptime history: the current online stretch is
+-- (online_since, last_seen); a heartbeat after a gap closes it into node_uptime.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.nodes (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    operator_id      bigint NOT NULL REFERENCES modelmine.users (id),
+    name             text NOT NULL CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 100),
+    key_hash         bytea NOT NULL,
+    capabilities     jsonb NOT NULL,
+    requirements     text[] NOT NULL,          -- 'trainer:NAME' / 'runner:NAME', derived from capabilities
+    status           text NOT NULL DEFAULT 'ONLINE' CHECK (status IN ('ONLINE', 'BUSY', 'MAINTENANCE')),
+    cpu_load         real,
+    memory_used_mb   integer,
+    memory_total_mb  integer,
+    registered_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_seen        timestamptz,
+    online_since     timestamptz,
+    last_notified_at timestamptz,
+    jobs_completed   bigint NOT NULL DEFAULT 0,
+    jobs_failed      bigint NOT NULL DEFAULT 0,
+    tokens_earned    bigint NOT NULL DEFAULT 0,
+    UNIQUE (operator_id, name)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.nodes', '');
+
+CREATE TABLE modelmine.node_uptime (
+    node_id    bigint NOT NULL REFERENCES modelmine.nodes (id),
+    started_at timestamptz NOT NULL,
+    ended_at   timestamptz NOT NULL,
+    PRIMARY KEY (node_id, started_at)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.node_uptime', '');
+
+ALTER TABLE modelmine.accounts ADD FOREIGN KEY (node_id) REFERENCES modelmine.nodes (id);
+
+-------------------------------------------------------------------------------------------------------
 -- Jobs.
 -------------------------------------------------------------------------------------------------------
 CREATE TYPE modelmine.job_status AS ENUM ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED');
@@ -134,9 +176,14 @@ CREATE TABLE modelmine.jobs (
     metrics          jsonb,
     result           jsonb,
     error            text,
-    node_id          bigint,
+    node_id          bigint REFERENCES modelmine.nodes (id),
     attempts         integer NOT NULL DEFAULT 0,
+    lease_seconds    integer,
     lease_expires_at timestamptz,
+    -- What a node must advertise to run the job: 'runner:NAME' or 'trainer:NAME' (default logreg).
+    requirement      text NOT NULL GENERATED ALWAYS AS (
+                         CASE WHEN config ? 'runner' THEN 'runner:' || (config ->> 'runner')
+                              ELSE 'trainer:' || COALESCE(config ->> 'trainer', 'logreg') END) STORED,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     started_at       timestamptz,
@@ -144,6 +191,8 @@ CREATE TABLE modelmine.jobs (
 );
 CREATE INDEX jobs_user_created_idx ON modelmine.jobs (user_id, created_at DESC);
 CREATE INDEX jobs_pending_idx ON modelmine.jobs (priority DESC, id) WHERE status = 'PENDING';
+CREATE INDEX jobs_lease_idx ON modelmine.jobs (lease_expires_at) WHERE status = 'RUNNING';
+CREATE INDEX jobs_node_running_idx ON modelmine.jobs (node_id) WHERE status = 'RUNNING';
 CREATE INDEX jobs_open_idx ON modelmine.jobs (status) WHERE status IN ('PENDING', 'RUNNING');
 SELECT pg_catalog.pg_extension_config_dump('modelmine.jobs', '');
 
@@ -495,6 +544,146 @@ COMMENT ON FUNCTION modelmine.dashboard() IS
     'The signed-in user''s dashboard: job counts per status and total, balance, tokens in escrow, latest jobs and transactions.';
 REVOKE ALL ON FUNCTION modelmine.dashboard() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.dashboard() TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Nodes (C, extension/nodes.c) and the lease-based work protocol (C, extension/lease.c).
+-- NOTIFY channels: modelmine_work (pending work appeared), node:registered, node:heartbeat (on status
+-- change, else at most once per heartbeat_notify_seconds per node), job:{id}:progress.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.register_node(name text, capabilities jsonb DEFAULT '{}',
+                                        OUT node_id bigint, OUT node_key text)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_register_node';
+COMMENT ON FUNCTION modelmine.register_node(text, jsonb) IS
+    'Registers a compute node operated by the signed-in user. capabilities: {"trainers": [...], "runners": [...]}. Returns the node id and its key, shown only this once (only a hash is stored).';
+REVOKE ALL ON FUNCTION modelmine.register_node(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.register_node(text, jsonb) TO modelmine_user;
+
+CREATE FUNCTION modelmine.authenticate_node(node_key text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_authenticate_node';
+COMMENT ON FUNCTION modelmine.authenticate_node(text) IS
+    'Verifies a node key and binds this database session to the node (until disconnect, RESET ALL or another authenticate); returns the node id.';
+REVOKE ALL ON FUNCTION modelmine.authenticate_node(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.authenticate_node(text) TO modelmine_node;
+
+CREATE FUNCTION modelmine.set_capabilities(capabilities jsonb) RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_set_capabilities';
+COMMENT ON FUNCTION modelmine.set_capabilities(jsonb) IS
+    'Node: replaces the trainers and runners this node advertises (the worker calls it at start).';
+REVOKE ALL ON FUNCTION modelmine.set_capabilities(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_capabilities(jsonb) TO modelmine_node;
+
+CREATE FUNCTION modelmine.heartbeat(cpu_load real, memory_used_mb integer, memory_total_mb integer,
+                                    status text DEFAULT 'ONLINE') RETURNS bigint[]
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_heartbeat';
+COMMENT ON FUNCTION modelmine.heartbeat(real, integer, integer, text) IS
+    'Node: reports load and memory (status ONLINE, BUSY or MAINTENANCE), extends the leases of its running jobs and returns their ids; a job missing from the list was canceled or lost.';
+REVOKE ALL ON FUNCTION modelmine.heartbeat(real, integer, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.heartbeat(real, integer, integer, text) TO modelmine_node;
+
+CREATE FUNCTION modelmine.claim_jobs(max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 30)
+    RETURNS TABLE (job_id bigint, title text, config jsonb, lease_expires_at timestamptz, attempt integer)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_claim_jobs';
+COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
+    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600). Never gives one job to two nodes.';
+REVOKE ALL ON FUNCTION modelmine.claim_jobs(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.claim_jobs(integer, integer) TO modelmine_node;
+
+CREATE FUNCTION modelmine.report_progress(job_id bigint, progress real, metrics jsonb DEFAULT NULL)
+    RETURNS timestamptz
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_report_progress';
+COMMENT ON FUNCTION modelmine.report_progress(bigint, real, jsonb) IS
+    'Node holding the lease: records progress (0..100, never backwards) and metrics, extends the lease, NOTIFYs job:{id}:progress; returns the new lease expiry.';
+REVOKE ALL ON FUNCTION modelmine.report_progress(bigint, real, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.report_progress(bigint, real, jsonb) TO modelmine_node;
+
+CREATE FUNCTION modelmine.complete_job(job_id bigint, result jsonb) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_complete_job';
+COMMENT ON FUNCTION modelmine.complete_job(bigint, jsonb) IS
+    'Node holding the lease: stores the result (accuracy 0..1 or null, loss, epochs, optional model) and settles once: floor(stake * reward_pct / 100) to the node, the rest to the network. Returns the node reward.';
+REVOKE ALL ON FUNCTION modelmine.complete_job(bigint, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.complete_job(bigint, jsonb) TO modelmine_node;
+
+CREATE FUNCTION modelmine.fail_job(job_id bigint, error text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_fail_job';
+COMMENT ON FUNCTION modelmine.fail_job(bigint, text) IS
+    'Node holding the lease: marks the job FAILED with the error and refunds the whole stake to its owner; returns the refund.';
+REVOKE ALL ON FUNCTION modelmine.fail_job(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.fail_job(bigint, text) TO modelmine_node;
+
+CREATE FUNCTION modelmine.release_job(job_id bigint) RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_release_job';
+COMMENT ON FUNCTION modelmine.release_job(bigint) IS
+    'Node holding the lease: gives a job back to the queue (a shutting-down worker); the attempt is not counted.';
+REVOKE ALL ON FUNCTION modelmine.release_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.release_job(bigint) TO modelmine_node;
+
+CREATE FUNCTION modelmine.withdraw_node_earnings(node_id bigint, amount bigint DEFAULT NULL) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_withdraw_node_earnings';
+COMMENT ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) IS
+    'Operator: moves a node''s earnings (all of them when amount is NULL) to the signed-in operator''s balance; returns the amount moved.';
+REVOKE ALL ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.job_result(job_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    j record;
+BEGIN
+    SELECT jobs.status, jobs.result INTO j FROM modelmine.jobs
+     WHERE jobs.id = job_result.job_id AND jobs.user_id = modelmine.current_user_id();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % not found', job_id USING ERRCODE = 'no_data_found',
+            DETAIL = 'There is no job with this id that you own.', HINT = 'List your jobs with modelmine.my_jobs().';
+    END IF;
+    IF j.status <> 'COMPLETED' THEN
+        RAISE EXCEPTION 'job % has no result', job_id USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = pg_catalog.format('It is %s.', j.status), HINT = 'Results exist once a job is COMPLETED.';
+    END IF;
+    RETURN j.result;
+END
+$$;
+COMMENT ON FUNCTION modelmine.job_result(bigint) IS
+    'Owner: the result of a COMPLETED job: accuracy, loss, epochs, metrics and the model artifact (weights as JSON).';
+REVOKE ALL ON FUNCTION modelmine.job_result(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job_result(bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine._node_status(status text, last_seen timestamptz) RETURNS text
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT CASE WHEN last_seen IS NULL OR last_seen < pg_catalog.now() - pg_catalog.make_interval(
+                             secs => (SELECT value FROM modelmine.settings WHERE name = 'offline_after_seconds'))
+                    THEN 'OFFLINE' ELSE status END
+    $$;
+COMMENT ON FUNCTION modelmine._node_status(text, timestamptz) IS
+    'A node''s effective status: OFFLINE when its last heartbeat is older than offline_after_seconds, else what it reported.';
+REVOKE ALL ON FUNCTION modelmine._node_status(text, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION modelmine.my_nodes()
+    RETURNS TABLE (id bigint, name text, status text, capabilities jsonb, last_seen timestamptz,
+                   jobs_completed bigint, jobs_failed bigint, tokens_earned bigint, balance bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT n.id, n.name, modelmine._node_status(n.status, n.last_seen), n.capabilities, n.last_seen,
+               n.jobs_completed, n.jobs_failed, n.tokens_earned, a.balance
+          FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id
+         WHERE n.operator_id = modelmine.current_user_id()
+         ORDER BY n.id
+    $$;
+COMMENT ON FUNCTION modelmine.my_nodes() IS
+    'Nodes the signed-in user operates: status (OFFLINE derived), capabilities, counters, tokens earned and the unwithdrawn balance.';
+REVOKE ALL ON FUNCTION modelmine.my_nodes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_nodes() TO modelmine_user;
 
 -------------------------------------------------------------------------------------------------------
 -- Administration.

@@ -1,0 +1,406 @@
+/*
+ * lease.c — the work protocol between nodes and the queue: claim, progress, complete, fail, release.
+ *
+ * Claiming is FOR UPDATE SKIP LOCKED over pending jobs whose requirement ('trainer:NAME' or 'runner:NAME')
+ * the node advertises, highest priority then oldest first.  A row another claimer has locked is skipped;
+ * one it has already claimed fails the re-checked WHERE status = 'PENDING', so a job never goes to two
+ * nodes.  Leases expire without any background process: every claim first re-queues (or, after
+ * max_attempts, fails and refunds) jobs whose lease ran out.
+ *
+ * Every report is accepted only from the node that holds the lease, and the status-changing UPDATE is
+ * what settles: complete and fail move money only when their UPDATE matched a RUNNING row leased to the
+ * caller, so a repeated or racing call is an error, never a second payment.
+ */
+#include "modelmine.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(mm_claim_jobs);
+PG_FUNCTION_INFO_V1(mm_report_progress);
+PG_FUNCTION_INFO_V1(mm_complete_job);
+PG_FUNCTION_INFO_V1(mm_fail_job);
+PG_FUNCTION_INFO_V1(mm_release_job);
+
+#define MM_WORK_CHANNEL "modelmine_work"
+#define MAX_METRICS_BYTES 4000	/* keeps the job:{id}:progress payload well under NOTIFY's 8000 */
+#define MAX_ERROR_CHARS 4000
+
+
+/* Explains why a lease-holder-only call matched no row; always raises. */
+static void
+LeaseError(int64 job_id, int64 node_id)
+{
+	static MmPlan get = {"SELECT status::text, node_id FROM modelmine.jobs WHERE id = $1", 1, {INT8OID}};
+	Datum		args[1] = {Int64GetDatum(job_id)};
+	char	   *status;
+	bool		no_node;
+	int64		holder;
+
+	if (MmExec(&get, args, NULL, false, 1) != 1)
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("job " INT64_FORMAT " not found", job_id),
+						errhint("Report only on jobs returned by modelmine.claim_jobs().")));
+	status = MmText(0, 1);
+	holder = MmInt64(0, 2, &no_node);
+	if (no_node || holder != node_id)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("job " INT64_FORMAT " is not leased to this node", job_id),
+						errdetail("It is %s%s.", status, strcmp(status, "RUNNING") == 0 ? " on another node" : ""),
+						errhint("A node may only report on jobs it holds; claim work with modelmine.claim_jobs().")));
+	if (strcmp(status, "CANCELED") == 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("job " INT64_FORMAT " was canceled", job_id),
+						errhint("Stop working on it; its owner was refunded.")));
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					errmsg("job " INT64_FORMAT " is already %s", job_id, status),
+					errdetail("Its lease was held by this node."),
+					errhint("It was settled once; nothing was changed or paid again.")));
+}
+
+static void
+CheckJobId(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("job_id is required"),
+						errhint("Pass the job_id returned by modelmine.claim_jobs().")));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Reclaiming expired leases and claiming                                                          */
+/* ---------------------------------------------------------------------------------------------- */
+
+/* Re-queues expired leases (or fails and refunds them after max_attempts).  Bounded per call. */
+static void
+ReclaimExpired(void)
+{
+	static MmPlan reclaim = {
+		"WITH expired AS ("
+		"  SELECT id, node_id FROM modelmine.jobs "
+		"   WHERE status = 'RUNNING' AND lease_expires_at < pg_catalog.now() "
+		"   ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED), "
+		"lost AS ("
+		"  UPDATE modelmine.nodes n SET jobs_failed = n.jobs_failed + e.cnt "
+		"    FROM (SELECT node_id, count(*) AS cnt FROM expired GROUP BY node_id) e WHERE n.id = e.node_id) "
+		"UPDATE modelmine.jobs j SET "
+		"       status = CASE WHEN j.attempts >= $1 THEN 'FAILED' ELSE 'PENDING' END::modelmine.job_status, "
+		"       node_id = CASE WHEN j.attempts >= $1 THEN j.node_id END, "
+		"       error = CASE WHEN j.attempts >= $1 "
+		"                    THEN pg_catalog.format('lease expired on attempt %s of %s (node %s stopped reporting)', "
+		"                                           j.attempts, $1, j.node_id) END, "
+		"       finished_at = CASE WHEN j.attempts >= $1 THEN pg_catalog.now() END, "
+		"       lease_expires_at = NULL, lease_seconds = NULL, progress = 0, metrics = NULL "
+		"  FROM expired WHERE j.id = expired.id "
+		"RETURNING j.id, j.status = 'FAILED', j.stake, j.user_id", 1, {INT4OID}};
+	Datum		args[1] = {Int32GetDatum((int32) MmSetting("max_attempts"))};
+	uint64		n = MmExec(&reclaim, args, NULL, false, 0);
+	int64	   *refund = palloc(sizeof(int64) * 3 * (n + 1));	/* job, stake, owner of each failed job */
+	uint64		nfail = 0;
+	bool		requeued = false;
+
+	/* read all rows first: the refunds below run statements that replace SPI_tuptable */
+	for (uint64 i = 0; i < n; i++)
+	{
+		if (!MmInt64(i, 2, NULL))
+		{
+			requeued = true;
+			continue;
+		}
+		refund[3 * nfail] = MmInt64(i, 1, NULL);
+		refund[3 * nfail + 1] = MmInt64(i, 3, NULL);
+		refund[3 * nfail + 2] = MmInt64(i, 4, NULL);
+		nfail++;
+	}
+	for (uint64 i = 0; i < nfail; i++)
+		MmTransferOrFail(MM_ESCROW_ACCOUNT(refund[3 * i]), MmUserAccount(refund[3 * i + 2]),
+						 refund[3 * i + 1], "refund", refund[3 * i]);
+	if (requeued)
+		Async_Notify(MM_WORK_CHANNEL, "");
+}
+
+typedef struct ClaimArgs
+{
+	int32		max_jobs;
+	int32		lease_seconds;
+} ClaimArgs;
+
+/* Leases jobs to the calling node and puts them in the SRF's tuplestore. */
+static void
+ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
+{
+	static MmPlan claim = {
+		"WITH c AS ("
+		"  SELECT id FROM modelmine.jobs "
+		"   WHERE status = 'PENDING' "
+		"     AND requirement = ANY ((SELECT requirements FROM modelmine.nodes WHERE id = $1)::text[]) "
+		"   ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+		"UPDATE modelmine.jobs j SET status = 'RUNNING', node_id = $1, attempts = j.attempts + 1, "
+		"       lease_seconds = $3, progress = 0, metrics = NULL, started_at = pg_catalog.now(), "
+		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3) "
+		"  FROM c WHERE j.id = c.id "
+		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts", 3, {INT8OID, INT4OID, INT4OID}};
+	int64		node_id = MmRequireNode(false);
+	Datum		args[3];
+	uint64		n;
+
+	ReclaimExpired();
+	args[0] = Int64GetDatum(node_id);
+	args[1] = Int32GetDatum(a->max_jobs);
+	args[2] = Int32GetDatum(a->lease_seconds);
+	n = MmExec(&claim, args, NULL, false, 0);
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5];
+
+		for (int c = 0; c < 5; c++)
+			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Progress                                                                                         */
+/* ---------------------------------------------------------------------------------------------- */
+
+static Datum
+ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
+{
+	static MmPlan report = {
+		"UPDATE modelmine.jobs SET progress = GREATEST(progress, $3), metrics = COALESCE($4, metrics), "
+		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds) "
+		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' "
+		"RETURNING lease_expires_at, pg_catalog.jsonb_build_object('job_id', id, 'progress', progress, "
+		"          'metrics', metrics, 'lease_expires_at', lease_expires_at)::text",
+	4, {INT8OID, INT8OID, FLOAT4OID, JSONBOID}};
+	int64		node_id = MmRequireNode(false);
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', metrics ? ' ' : 'n'};
+	bool		isnull;
+
+	if (isnan(progress) || progress < 0 || progress > 100)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid progress"),
+						errhint("Report progress as a percentage from 0 to 100.")));
+	if (metrics && (!JB_ROOT_IS_OBJECT(metrics) || JB_ROOT_IS_SCALAR(metrics)))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics must be a JSON object"),
+						errhint("Pass e.g. {\"epoch\": 3, \"loss\": 0.41, \"accuracy\": 0.88}, or NULL.")));
+	if (metrics && VARSIZE(metrics) - VARHDRSZ > MAX_METRICS_BYTES)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics are too large"),
+						errdetail("They take %zu bytes; the limit is %d.", (size_t) (VARSIZE(metrics) - VARHDRSZ), MAX_METRICS_BYTES),
+						errhint("Report a few figures per epoch; put the full history in the result.")));
+	args[0] = Int64GetDatum(job_id);
+	args[1] = Int64GetDatum(node_id);
+	args[2] = Float4GetDatum(progress);
+	args[3] = metrics ? JsonbPGetDatum(metrics) : (Datum) 0;
+	if (MmExec(&report, args, nulls, false, 1) != 1)
+		LeaseError(job_id, node_id);
+	Async_Notify(psprintf("job:" INT64_FORMAT ":progress", job_id), MmText(0, 2));
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Completion and failure                                                                           */
+/* ---------------------------------------------------------------------------------------------- */
+
+/* A numeric field of the result as double; returns false when absent or JSON null. */
+static bool
+ResultNumber(Jsonb *result, const char *key, double *out)
+{
+	JsonbValue	v;
+
+	if (getKeyJsonValueFromContainer(&result->root, key, strlen(key), &v) == NULL || v.type == jbvNull)
+		return false;
+	if (v.type != jbvNumeric)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.%s must be a number", key),
+						errhint("Pass e.g. {\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v.val.numeric)));
+	return true;
+}
+
+static void
+CheckResult(Jsonb *result)
+{
+	double		accuracy,
+				loss,
+				epochs;
+	int64		max_bytes = MmSetting("max_result_bytes");
+
+	if (result == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result is required"),
+						errhint("Pass e.g. {\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
+	if (!JB_ROOT_IS_OBJECT(result) || JB_ROOT_IS_SCALAR(result))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result must be a JSON object"),
+						errhint("Pass e.g. {\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
+	if (VARSIZE(result) - VARHDRSZ > max_bytes)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result is too large"),
+						errdetail("It takes %zu bytes; the limit (setting max_result_bytes) is " INT64_FORMAT ".",
+								  (size_t) (VARSIZE(result) - VARHDRSZ), max_bytes),
+						errhint("Store a smaller model artifact.")));
+	if (ResultNumber(result, "accuracy", &accuracy) && !(accuracy >= 0 && accuracy <= 1))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.accuracy"),
+						errdetail("Got %g.", accuracy), errhint("Report accuracy as a fraction from 0 to 1, or null for regression.")));
+	if (!ResultNumber(result, "loss", &loss) || !isfinite(loss))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.loss is required"),
+						errhint("Report the final loss as a finite number.")));
+	if (!ResultNumber(result, "epochs", &epochs) || epochs < 0 || epochs > 1e9 || epochs != floor(epochs))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.epochs is required"),
+						errhint("Report the number of epochs run as a whole number of 0 or more.")));
+}
+
+static int64
+CompleteJob(int64 job_id, Jsonb *result)
+{
+	static MmPlan done = {
+		"UPDATE modelmine.jobs SET status = 'COMPLETED', result = $3, progress = 100, "
+		"       finished_at = pg_catalog.now(), lease_expires_at = NULL "
+		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING stake", 3, {INT8OID, INT8OID, JSONBOID}};
+	static MmPlan count = {
+		"UPDATE modelmine.nodes SET jobs_completed = jobs_completed + 1, tokens_earned = tokens_earned + $2 "
+		" WHERE id = $1", 2, {INT8OID, INT8OID}};
+	int64		node_id = MmRequireNode(false);
+	Datum		args[3];
+	int64		stake,
+				reward;
+
+	CheckResult(result);
+	args[0] = Int64GetDatum(job_id);
+	args[1] = Int64GetDatum(node_id);
+	args[2] = JsonbPGetDatum(result);
+	if (MmExec(&done, args, NULL, false, 1) != 1)
+		LeaseError(job_id, node_id);
+	stake = MmInt64(0, 1, NULL);
+	reward = stake * MmSetting("reward_pct") / 100;	/* stake <= 10^15: no overflow */
+	if (reward > 0)
+		MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MmNodeAccount(node_id), reward, "reward", job_id);
+	if (stake - reward > 0)
+		MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MM_FEE_ACCOUNT(job_id), stake - reward, "fee", job_id);
+	args[1] = Int64GetDatum(reward);
+	args[0] = Int64GetDatum(node_id);
+	MmExec(&count, args, NULL, false, 0);
+	return reward;
+}
+
+static int64
+FailJob(int64 job_id, text *error)
+{
+	static MmPlan fail = {
+		"UPDATE modelmine.jobs SET status = 'FAILED', error = pg_catalog.left($3, $4), "
+		"       finished_at = pg_catalog.now(), lease_expires_at = NULL "
+		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING stake, user_id",
+	4, {INT8OID, INT8OID, TEXTOID, INT4OID}};
+	static MmPlan count = {"UPDATE modelmine.nodes SET jobs_failed = jobs_failed + 1 WHERE id = $1", 1, {INT8OID}};
+	int64		node_id = MmRequireNode(false);
+	Datum		args[4];
+	int64		stake,
+				owner;
+
+	if (error == NULL || VARSIZE_ANY_EXHDR(error) == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("error is required"),
+						errhint("Say why the job failed, in one line the job's owner can act on.")));
+	args[0] = Int64GetDatum(job_id);
+	args[1] = Int64GetDatum(node_id);
+	args[2] = PointerGetDatum(error);
+	args[3] = Int32GetDatum(MAX_ERROR_CHARS);
+	if (MmExec(&fail, args, NULL, false, 1) != 1)
+		LeaseError(job_id, node_id);
+	stake = MmInt64(0, 1, NULL);
+	owner = MmInt64(0, 2, NULL);
+	MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
+	MmExec(&count, args, NULL, false, 0);
+	return stake;
+}
+
+static void
+ReleaseJob(int64 job_id)
+{
+	static MmPlan release = {
+		"UPDATE modelmine.jobs SET status = 'PENDING', node_id = NULL, attempts = attempts - 1, "
+		"       lease_expires_at = NULL, lease_seconds = NULL, progress = 0, metrics = NULL "
+		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING'", 2, {INT8OID, INT8OID}};
+	int64		node_id = MmRequireNode(false);
+	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
+
+	if (MmExec(&release, args, NULL, false, 0) != 1)
+		LeaseError(job_id, node_id);
+	Async_Notify(MM_WORK_CHANNEL, "");
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* SQL-callable shims                                                                               */
+/* ---------------------------------------------------------------------------------------------- */
+
+Datum
+mm_claim_jobs(PG_FUNCTION_ARGS)
+{
+	ClaimArgs	a;
+
+	a.max_jobs = PG_ARGISNULL(0) ? -1 : PG_GETARG_INT32(0);
+	a.lease_seconds = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1);
+	if (a.max_jobs < 1 || a.max_jobs > 100)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid max_jobs"),
+						errdetail("Got %d.", a.max_jobs), errhint("Claim from 1 to 100 jobs at a time.")));
+	if (a.lease_seconds < 5 || a.lease_seconds > 3600)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid lease_seconds"),
+						errdetail("Got %d.", a.lease_seconds), errhint("Pass a lease from 5 to 3600 seconds.")));
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	ClaimJobs(&a, (ReturnSetInfo *) fcinfo->resultinfo);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+Datum
+mm_report_progress(PG_FUNCTION_ARGS)
+{
+	Datum		lease;
+
+	CheckJobId(fcinfo);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("progress is required"),
+						errhint("Report progress as a percentage from 0 to 100.")));
+	SPI_connect();
+	lease = ReportProgress(PG_GETARG_INT64(0), PG_GETARG_FLOAT4(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
+	SPI_finish();
+	PG_RETURN_DATUM(lease);		/* timestamptz is pass-by-value */
+}
+
+Datum
+mm_complete_job(PG_FUNCTION_ARGS)
+{
+	int64		reward;
+
+	CheckJobId(fcinfo);
+	SPI_connect();
+	reward = CompleteJob(PG_GETARG_INT64(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1));
+	SPI_finish();
+	PG_RETURN_INT64(reward);
+}
+
+Datum
+mm_fail_job(PG_FUNCTION_ARGS)
+{
+	int64		refund;
+
+	CheckJobId(fcinfo);
+	SPI_connect();
+	refund = FailJob(PG_GETARG_INT64(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
+	SPI_finish();
+	PG_RETURN_INT64(refund);
+}
+
+Datum
+mm_release_job(PG_FUNCTION_ARGS)
+{
+	CheckJobId(fcinfo);
+	SPI_connect();
+	ReleaseJob(PG_GETARG_INT64(0));
+	SPI_finish();
+	PG_RETURN_VOID();
+}

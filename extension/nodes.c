@@ -1,0 +1,500 @@
+/*
+ * nodes.c — compute nodes: registration, node identity, capabilities, heartbeats, earnings.
+ *
+ * A node key is "mmn_<node id>_<64 hex digits>": 256 random bits, shown once; the table keeps the SHA-256
+ * of the random part.  authenticate_node() binds the database session to the node with the same binding
+ * rules as user identity (auth.c).  Every node call re-checks the key hash, so replacing a key cuts off
+ * sessions still bound with the old one.
+ *
+ * Heartbeats touch only the node's own row (no global hot row) and raise node:heartbeat only when the
+ * status changes or heartbeat_notify_seconds have passed for that node: with 10k nodes beating every 5 s,
+ * a NOTIFY per beat would queue every commit on the global notify lock.
+ */
+#include "modelmine.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+PG_FUNCTION_INFO_V1(mm_register_node);
+PG_FUNCTION_INFO_V1(mm_authenticate_node);
+PG_FUNCTION_INFO_V1(mm_set_capabilities);
+PG_FUNCTION_INFO_V1(mm_heartbeat);
+PG_FUNCTION_INFO_V1(mm_withdraw_node_earnings);
+
+#define KEY_SECRET_HEX 64
+
+static void
+Sha256(const char *data, size_t len, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "modelmine: SHA-256 failed");
+	pg_cryptohash_free(ctx);
+}
+
+static bytea *
+HashBytea(const uint8 *hash)
+{
+	bytea	   *b = palloc(VARHDRSZ + MM_KEY_HASH_LEN);
+
+	SET_VARSIZE(b, VARHDRSZ + MM_KEY_HASH_LEN);
+	memcpy(VARDATA(b), hash, MM_KEY_HASH_LEN);
+	return b;
+}
+
+void
+MmNotifyJson(const char *channel, const char *json)
+{
+	Async_Notify(channel, json);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Capabilities                                                                                    */
+/* ---------------------------------------------------------------------------------------------- */
+
+static bool
+ValidCapabilityName(const char *s, int len)
+{
+	if (len < 1 || len > 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	for (int i = 1; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+/* Appends "prefix:name" for each string of caps->key (an array of names) to *elems. */
+static void
+CollectNames(Jsonb *caps, const char *key, const char *prefix, List **elems)
+{
+	JsonbValue	v;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	e;
+	int			n = 0;
+
+	if (getKeyJsonValueFromContainer(&caps->root, key, strlen(key), &v) == NULL || v.type == jbvNull)
+		return;
+	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("capabilities.%s must be an array of names", key),
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": [\"torch-cnn\"]}.")));
+	it = JsonbIteratorInit(v.val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (e.type != jbvString || !ValidCapabilityName(e.val.string.val, e.val.string.len))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("invalid name in capabilities.%s", key),
+							errdetail("Element %d is not a name of 1 to 64 characters a-z, 0-9, _, - or . starting with a letter or digit.", n + 1),
+							errhint("Pass names such as \"logreg\" or \"torch-cnn\".")));
+		if (++n > 100)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("too many names in capabilities.%s", key),
+							errhint("Advertise at most 100 %s.", key)));
+		*elems = lappend(*elems, psprintf("%s:%.*s", prefix, e.val.string.len, e.val.string.val));
+	}
+}
+
+/* Validates capabilities and returns the text[] of requirements a node with them satisfies. */
+static Datum
+RequirementsOf(Jsonb *caps)
+{
+	List	   *elems = NIL;
+	Datum	   *d;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (!JB_ROOT_IS_OBJECT(caps) || JB_ROOT_IS_SCALAR(caps))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities must be a JSON object"),
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": [\"torch-cnn\"]}.")));
+	if (VARSIZE(caps) > 65536)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are too large"),
+						errhint("Keep capabilities under 64 kB.")));
+	CollectNames(caps, "trainers", "trainer", &elems);
+	CollectNames(caps, "runners", "runner", &elems);
+	d = palloc(sizeof(Datum) * (list_length(elems) + 1));
+	foreach(lc, elems)
+		d[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(d, i, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Registration and node identity                                                                  */
+/* ---------------------------------------------------------------------------------------------- */
+
+static char *
+RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
+{
+	static MmPlan ins = {
+		"INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements) "
+		"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator_id, name) DO NOTHING RETURNING id",
+	5, {INT8OID, TEXTOID, BYTEAOID, JSONBOID, TEXTARRAYOID}};
+	static MmPlan acct = {"INSERT INTO modelmine.accounts (kind, node_id) VALUES ('node', $1)", 1, {INT8OID}};
+	int64		operator_id = MmRequireUser(false, NULL);
+	char	   *name;
+	int			chars;
+	uint8		rnd[KEY_SECRET_HEX / 2];
+	char		secret[KEY_SECRET_HEX + 1];
+	uint8		hash[MM_KEY_HASH_LEN];
+	Datum		args[5];
+	StringInfoData payload;
+
+	if (name_in == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("name is required"),
+						errhint("Pass a node name of 1 to 100 characters, e.g. the host name.")));
+	name = text_to_cstring(name_in);
+	chars = pg_mbstrlen(name);
+	if (chars < 1 || chars > 100)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid node name"),
+						errdetail("It has %d characters.", chars),
+						errhint("Pass a node name of 1 to 100 characters, e.g. the host name.")));
+	args[4] = RequirementsOf(caps);
+
+	if (!pg_strong_random(rnd, sizeof(rnd)))
+		elog(ERROR, "modelmine: could not generate random bytes");
+	for (int i = 0; i < (int) sizeof(rnd); i++)
+		snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
+	Sha256(secret, KEY_SECRET_HEX, hash);
+
+	args[0] = Int64GetDatum(operator_id);
+	args[1] = CStringGetTextDatum(name);
+	args[2] = PointerGetDatum(HashBytea(hash));
+	args[3] = JsonbPGetDatum(caps);
+	if (MmExec(&ins, args, NULL, false, 1) != 1)
+		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("you already have a node named \"%s\"", name),
+						errhint("Pick another name, or reuse that node's key.")));
+	*node_id = MmInt64(0, 1, NULL);
+	args[0] = Int64GetDatum(*node_id);
+	MmExec(&acct, args, NULL, false, 0);
+
+	initStringInfo(&payload);
+	appendStringInfo(&payload, "{\"node_id\":" INT64_FORMAT ",\"name\":", *node_id);
+	escape_json(&payload, name);
+	appendStringInfoChar(&payload, '}');
+	MmNotifyJson("node:registered", payload.data);
+	return psprintf("mmn_" INT64_FORMAT "_%s", *node_id, secret);
+}
+
+/* Parses and verifies a node key; returns the node id, binding hash in *hash. Raises 28000 if bad. */
+static int64
+VerifyNodeKey(const char *key, uint8 *hash)
+{
+	static MmPlan get = {"SELECT key_hash FROM modelmine.nodes WHERE id = $1", 1, {INT8OID}};
+	const char *p = key,
+			   *sep;
+	int64		id = 0;
+	bool		ok = strncmp(p, "mmn_", 4) == 0;
+	Datum		args[1];
+
+	if (ok)
+	{
+		p += 4;
+		sep = strchr(p, '_');
+		ok = sep != NULL && sep > p && sep - p <= 18 && strlen(sep + 1) == KEY_SECRET_HEX;
+		for (const char *q = p; ok && q < sep; q++)
+		{
+			ok = *q >= '0' && *q <= '9';
+			id = id * 10 + (*q - '0');
+		}
+		if (ok)
+		{
+			Sha256(sep + 1, KEY_SECRET_HEX, hash);
+			args[0] = Int64GetDatum(id);
+			if (MmExec(&get, args, NULL, false, 1) == 1)
+			{
+				bool		isnull;
+				bytea	   *stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+				ok = VARSIZE_ANY_EXHDR(stored) == MM_KEY_HASH_LEN &&
+					timingsafe_bcmp(VARDATA_ANY(stored), hash, MM_KEY_HASH_LEN) == 0;
+			}
+			else
+				ok = false;
+		}
+	}
+	if (!ok)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("invalid node key"),
+						errdetail("The key does not belong to any registered node."),
+						errhint("Use the node_key printed by modelmine.register_node(name, capabilities).")));
+	return id;
+}
+
+/* The node this session is bound to, re-verified; raises 28000 when there is none. */
+int64
+MmRequireNode(bool read_only)
+{
+	static MmPlan get = {"SELECT key_hash FROM modelmine.nodes WHERE id = $1", 1, {INT8OID}};
+	uint8		hash[MM_KEY_HASH_LEN];
+	int64		node_id = MmBoundNode(hash);
+	Datum		args[1];
+	bool		isnull;
+	bytea	   *stored;
+
+	if (node_id == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("not signed in as a node"),
+						errdetail("This database session is not bound to a ModelMine node."),
+						errhint("Call modelmine.authenticate_node(node_key) first.")));
+	args[0] = Int64GetDatum(node_id);
+	if (MmExec(&get, args, NULL, read_only, 1) != 1 ||
+		(stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+		 timingsafe_bcmp(VARDATA_ANY(stored), hash, MM_KEY_HASH_LEN) != 0))
+	{
+		MmDropNodeBinding();
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("node key no longer valid"),
+						errhint("Authenticate again with the node's current key.")));
+	}
+	return node_id;
+}
+
+int64
+MmNodeAccount(int64 node_id)
+{
+	static MmPlan find = {"SELECT id FROM modelmine.accounts WHERE node_id = $1", 1, {INT8OID}};
+	Datum		args[1] = {Int64GetDatum(node_id)};
+
+	if (MmExec(&find, args, NULL, false, 1) != 1)
+		elog(ERROR, "modelmine: node " INT64_FORMAT " has no account", node_id);
+	return MmInt64(0, 1, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Heartbeat                                                                                        */
+/* ---------------------------------------------------------------------------------------------- */
+
+typedef struct Beat
+{
+	float4		cpu_load;
+	int32		used_mb;
+	int32		total_mb;
+	char	   *status;
+} Beat;
+
+static void
+CheckBeat(const Beat *b)
+{
+	if (strcmp(b->status, "ONLINE") != 0 && strcmp(b->status, "BUSY") != 0 && strcmp(b->status, "MAINTENANCE") != 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid node status"),
+						errdetail("Got \"%s\".", b->status),
+						errhint("Report ONLINE, BUSY or MAINTENANCE; OFFLINE is derived when heartbeats stop.")));
+	if (isnan(b->cpu_load) || b->cpu_load < 0 || b->cpu_load > 100)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid cpu_load"),
+						errhint("Report CPU load as a percentage from 0 to 100.")));
+	if (b->total_mb < 1 || b->used_mb < 0 || b->used_mb > b->total_mb)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid memory figures"),
+						errdetail("Got memory_used_mb %d of memory_total_mb %d.", b->used_mb, b->total_mb),
+						errhint("Report 0 <= memory_used_mb <= memory_total_mb, with memory_total_mb at least 1.")));
+}
+
+/* Records a heartbeat, extends the node's leases; returns the ids of the jobs it still holds. */
+static ArrayType *
+Heartbeat(const Beat *b)
+{
+	static MmPlan beat = {
+		"WITH old AS ("
+		"  SELECT n.id, n.status, n.online_since, n.last_seen, n.last_notified_at, "
+		"         (n.last_seen IS NULL OR n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $6)) AS gap "
+		"    FROM modelmine.nodes n WHERE n.id = $1 FOR UPDATE), "
+		"closed AS ("
+		"  INSERT INTO modelmine.node_uptime (node_id, started_at, ended_at) "
+		"  SELECT id, online_since, last_seen FROM old "
+		"   WHERE gap AND online_since IS NOT NULL AND last_seen IS NOT NULL "
+		"  ON CONFLICT DO NOTHING) "
+		"UPDATE modelmine.nodes n SET status = $2, cpu_load = $3, memory_used_mb = $4, memory_total_mb = $5, "
+		"       last_seen = pg_catalog.now(), "
+		"       online_since = CASE WHEN old.gap THEN pg_catalog.now() ELSE n.online_since END, "
+		"       last_notified_at = CASE WHEN old.gap OR old.status <> $2 OR old.last_notified_at IS NULL "
+		"                                 OR old.last_notified_at <= pg_catalog.now() - pg_catalog.make_interval(secs => $7) "
+		"                               THEN pg_catalog.now() ELSE n.last_notified_at END "
+		"  FROM old WHERE n.id = old.id "
+		"RETURNING n.last_notified_at = pg_catalog.now() AND old.last_notified_at IS DISTINCT FROM pg_catalog.now(), "
+		"          pg_catalog.jsonb_build_object('node_id', n.id, 'status', n.status, 'cpu_load', n.cpu_load, "
+		"              'memory_used_mb', n.memory_used_mb, 'memory_total_mb', n.memory_total_mb)::text",
+	7, {INT8OID, TEXTOID, FLOAT4OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID}};
+	static MmPlan extend = {
+		"WITH held AS ("
+		"  UPDATE modelmine.jobs SET lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds) "
+		"   WHERE node_id = $1 AND status = 'RUNNING' RETURNING id) "
+		"SELECT COALESCE(pg_catalog.array_agg(id ORDER BY id), '{}') FROM held", 1, {INT8OID}};
+	int64		node_id = MmRequireNode(false);
+	Datum		args[7];
+	bool		isnull;
+	ArrayType  *held;
+
+	CheckBeat(b);
+	args[0] = Int64GetDatum(node_id);
+	args[1] = CStringGetTextDatum(b->status);
+	args[2] = Float4GetDatum(b->cpu_load);
+	args[3] = Int32GetDatum(b->used_mb);
+	args[4] = Int32GetDatum(b->total_mb);
+	args[5] = Float8GetDatum((double) MmSetting("offline_after_seconds"));
+	args[6] = Float8GetDatum((double) MmSetting("heartbeat_notify_seconds"));
+	MmExec(&beat, args, NULL, false, 1);
+	if (MmInt64(0, 1, NULL))
+		MmNotifyJson("node:heartbeat", MmText(0, 2));
+	MmExec(&extend, args, NULL, false, 1);
+	held = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return held;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Earnings                                                                                         */
+/* ---------------------------------------------------------------------------------------------- */
+
+static int64
+WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
+{
+	static MmPlan own = {
+		"SELECT a.id, a.balance FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id "
+		" WHERE n.id = $1 AND n.operator_id = $2 FOR UPDATE OF a", 2, {INT8OID, INT8OID}};
+	int64		me = MmRequireUser(false, NULL);
+	Datum		args[2] = {Int64GetDatum(node_id), Int64GetDatum(me)};
+	int64		account,
+				have;
+
+	if (MmExec(&own, args, NULL, false, 1) != 1)
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("node " INT64_FORMAT " not found", node_id),
+						errdetail("There is no node with this id that you operate."),
+						errhint("List your nodes with modelmine.my_nodes().")));
+	account = MmInt64(0, 1, NULL);
+	have = MmInt64(0, 2, NULL);
+	if (all)
+		amount = have;
+	if (amount == 0)
+		return 0;
+	if (!MmTryTransfer(account, MmUserAccount(me), amount, "withdrawal", 0, NULL, &have))
+		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient node earnings"),
+						errdetail("Node " INT64_FORMAT " holds " INT64_FORMAT " tokens; the withdrawal is " INT64_FORMAT ".",
+								  node_id, have, amount),
+						errhint("Withdraw at most the node's balance, or pass NULL to withdraw all of it.")));
+	return amount;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* SQL-callable shims                                                                               */
+/* ---------------------------------------------------------------------------------------------- */
+
+Datum
+mm_register_node(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	int64		node_id;
+	char	   *key;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "modelmine: register_node must return a composite");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are required"),
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"]}.")));
+	SPI_connect();
+	key = RegisterNode(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_GETARG_JSONB_P(1), &node_id);
+	key = MemoryContextStrdup(cxt, key);
+	SPI_finish();
+	values[0] = Int64GetDatum(node_id);
+	values[1] = CStringGetTextDatum(key);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+Datum
+mm_authenticate_node(PG_FUNCTION_ARGS)
+{
+	uint8		hash[MM_KEY_HASH_LEN];
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("node_key is required"),
+						errhint("Pass the node_key printed by modelmine.register_node.")));
+	SPI_connect();
+	id = VerifyNodeKey(text_to_cstring(PG_GETARG_TEXT_PP(0)), hash);
+	MmBindNode(id, hash, false);
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+Datum
+mm_set_capabilities(PG_FUNCTION_ARGS)
+{
+	static MmPlan set = {
+		"UPDATE modelmine.nodes SET capabilities = $2, requirements = $3 WHERE id = $1",
+	3, {INT8OID, JSONBOID, TEXTARRAYOID}};
+	Datum		args[3];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are required"),
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"]}.")));
+	SPI_connect();
+	args[0] = Int64GetDatum(MmRequireNode(false));
+	args[1] = JsonbPGetDatum(PG_GETARG_JSONB_P(0));
+	args[2] = RequirementsOf(PG_GETARG_JSONB_P(0));
+	MmExec(&set, args, NULL, false, 0);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+mm_heartbeat(PG_FUNCTION_ARGS)
+{
+	Beat		b;
+	ArrayType  *held;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s is required", PG_ARGISNULL(0) ? "cpu_load" : PG_ARGISNULL(1) ? "memory_used_mb" :
+							   PG_ARGISNULL(2) ? "memory_total_mb" : "status"),
+						errhint("Pass cpu_load (percent), memory_used_mb, memory_total_mb and a status.")));
+	b.cpu_load = PG_GETARG_FLOAT4(0);
+	b.used_mb = PG_GETARG_INT32(1);
+	b.total_mb = PG_GETARG_INT32(2);
+	b.status = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	SPI_connect();
+	held = Heartbeat(&b);
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		held = (ArrayType *) PG_DETOAST_DATUM_COPY(PointerGetDatum(held));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	PG_RETURN_ARRAYTYPE_P(held);
+}
+
+Datum
+mm_withdraw_node_earnings(PG_FUNCTION_ARGS)
+{
+	int64		amount = 0,
+				moved;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("node_id is required"),
+						errhint("Pass one of your node ids (see modelmine.my_nodes()).")));
+	if (!PG_ARGISNULL(1))
+		amount = MmCheckAmount("amount", PG_GETARG_DATUM(1), false);
+	SPI_connect();
+	moved = WithdrawNodeEarnings(PG_GETARG_INT64(0), PG_ARGISNULL(1), amount);
+	SPI_finish();
+	PG_RETURN_INT64(moved);
+}
