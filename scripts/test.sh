@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# scripts/test.sh: build ModelMine and run every test suite against a throwaway PostgreSQL 15 cluster.
+#
+# Steps: scripts/install-deps.sh; make (extension + worker); a private PostgreSQL tree with modelmine
+# installed (scripts/lib/cluster.sh, mm_pg_tree: nothing is installed into the system) and a cluster
+# on a free port on 127.0.0.1; then the suites, each test counted:
+#   regress      pg_regress (regress/sql + regress/expected), then isolation (regress/specs), both via
+#                `make installcheck`. Output in regress/out and regress/out-isolation.
+#   unit         `make -C worker check`, when worker/Makefile has a check target. Its output must end
+#                with a line "N passed, N failed".
+#   integration  every executable regress/integration/*.sh, sorted, each one test (exit 0 = pass),
+#                each under `timeout 300`, with cwd = repository root and stdin from /dev/null.
+# The cluster is always stopped and the temp dirs removed on exit (also on Ctrl-C), unless --keep.
+# The last line of output is always "N passed, N failed"; the exit status is 0 only if at least one
+# test ran and none failed.
+#
+# Conventions for integration tests (regress/integration/NAME.sh):
+#   - They get PGHOST, PGPORT, PGUSER, PGDATABASE (the shared cluster's postgres db), MM_PGTREE (the
+#     private PostgreSQL tree), MM_CLUSTER_DIR, MM_REPO (repository root), MM_WORKER (absolute path of
+#     the built worker/modelmine-worker) and PG_CONFIG.
+#   - Each creates its OWN database, named after the test (`createdb it_NAME`, then
+#     `CREATE EXTENSION modelmine CASCADE` in it), so tests never see each other's rows; drop it at the
+#     end. Never use the `postgres` database for test data.
+#   - They may crash-restart the shared cluster: `. "$MM_REPO/scripts/lib/cluster.sh";
+#     mm_cluster_restart "$MM_CLUSTER_DIR"`. They must leave it running (test.sh restarts it if not).
+#   - They kill what they start (trap ... EXIT) and print what they checked; on failure, what differed.
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: scripts/test.sh [--only regress|unit|integration] [--keep] [--help]
+
+Builds ModelMine, starts a throwaway PostgreSQL 15 cluster on 127.0.0.1 (private install tree, nothing
+installed into the system, works as root or as a normal user) and runs the test suites.
+
+  --only SUITE   run one suite: regress (pg_regress + isolation), unit (worker), integration
+  --keep         leave the cluster running afterwards and print how to connect to it
+  --help         this text
+
+Environment: PG_CONFIG (default pg_config), MM_PG_OPTS (extra server options, e.g. "-c fsync=off").
+Exit status: 0 if at least one test ran and all passed, 1 otherwise, 2 for bad usage.
+
+Examples:
+  scripts/test.sh
+  scripts/test.sh --only regress --keep
+USAGE
+}
+
+only=""
+keep=0
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --only)
+            [[ $# -ge 2 ]] || { echo "test.sh: --only needs a suite name" >&2; usage >&2; exit 2; }
+            only=$2; shift 2 ;;
+        --only=*) only=${1#--only=}; shift ;;
+        --keep) keep=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "test.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+case $only in
+    ""|regress|unit|integration) ;;
+    *) echo "test.sh: unknown suite '$only' (want regress, unit or integration)" >&2; exit 2 ;;
+esac
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+export MM_REPO=$repo
+# shellcheck source=scripts/lib/cluster.sh
+. "$repo/scripts/lib/cluster.sh"
+MM_LOG_TAG="test.sh"
+
+passed=0
+failed=0
+failures=()
+tree=""
+cluster=""
+logdir=""
+
+say() { printf '\n==== %s\n' "$*"; }
+pass() { passed=$((passed + ${2:-1})); }
+fail() { failed=$((failed + ${2:-1})); failures+=("$1"); }
+
+# Stop the cluster and remove temp dirs (or, with --keep, say how to reach them). Idempotent.
+cleanup() {
+    if [[ $keep -eq 1 && -n "$cluster" && -f "$cluster/data/postmaster.pid" ]]; then
+        cat <<KEEP
+
+==== cluster kept running (--keep)
+  connect:  psql "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres"
+  env:      export PGHOST=127.0.0.1 PGPORT=$PGPORT PGUSER=postgres MM_PGTREE=$tree MM_CLUSTER_DIR=$cluster
+  log:      $cluster/postgres.log
+  stop:     bash -c '. scripts/lib/cluster.sh && mm_cluster_stop $cluster' && rm -rf $cluster $tree
+KEEP
+    else
+        [[ -n "$cluster" ]] && { mm_cluster_stop "$cluster" || true; rm -rf "$cluster"; }
+        [[ -n "$tree" ]] && rm -rf "$tree"
+        cluster="" tree=""
+    fi
+    [[ -n "$logdir" ]] && rm -rf "$logdir"
+    logdir=""
+}
+# An integration test runs in the background (child=its timeout's pid) so a signal reaches this script
+# at once; we pass it on (timeout forwards it to the test's whole process group), then clean up.
+child=""
+# shellcheck disable=SC2317  # only reached from the traps below
+on_signal() {
+    echo "test.sh: got SIG$1; stopping the running test, the cluster, and removing temp dirs" >&2
+    if [[ -n "$child" ]]; then kill -TERM "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
+    exit "$2"
+}
+trap cleanup EXIT
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
+
+# Print the summary and exit; the very last line is "N passed, N failed".
+finish() {
+    trap - EXIT
+    cleanup
+    if [[ ${#failures[@]} -gt 0 ]]; then
+        printf '\n==== failed:\n'
+        printf '  %s\n' "${failures[@]}"
+    fi
+    printf '%d passed, %d failed\n' "$passed" "$failed"
+    if [[ $failed -eq 0 && $passed -gt 0 ]]; then exit 0; fi
+    exit 1
+}
+
+# A setup step failed: nothing more can run.
+setup_failed() {
+    echo "test.sh: $1; no tests can run" >&2
+    fail "setup: $1"
+    finish
+}
+
+want() { [[ -z "$only" || "$only" == "$1" ]]; }
+
+say "dependencies"
+scripts/install-deps.sh || setup_failed "scripts/install-deps.sh failed"
+pg_config=$(mm_pg_config) || setup_failed "no pg_config"
+export PG_CONFIG=$pg_config
+
+say "build (make)"
+make --no-print-directory PG_CONFIG="$pg_config" || setup_failed "make failed"
+
+say "private PostgreSQL tree and cluster"
+logdir=$(mktemp -d /tmp/mm-testlog.XXXXXX)
+tree=$(mm_tmpdir pgtree) || setup_failed "could not create a temp dir"
+mm_pg_tree "$tree" || setup_failed "could not build the private PostgreSQL tree"
+export MM_PGTREE=$tree
+cluster=$(mm_tmpdir cluster) || setup_failed "could not create a temp dir"
+mm_cluster_start "$cluster" "$(mm_free_port)" || setup_failed "could not start the test cluster"
+export PGHOST PGPORT PGUSER PGDATABASE MM_CLUSTER_DIR
+echo "cluster up: 127.0.0.1:$PGPORT, data $cluster/data, binaries $tree"
+
+# run_installcheck LABEL OUTDIR MAKE-ARGS...: one `make installcheck` run (pg_regress or isolation).
+# pg_regress 15 prints one "test NAME ... RESULT" line per test ("     NAME ... RESULT" inside a parallel
+# group); RESULT "ok" passes, anything else ("FAILED", "failed (ignored)", a diff error) fails. A failing
+# run that printed no failing test line (e.g. CREATE EXTENSION failed first) counts as one failure.
+run_installcheck() {
+    local label=$1 outdir=$2 log rc=0 n_ok n_bad
+    local line_re='^(test +| +)[^ ]+ +\.\.\. '
+    shift 2
+    log=$logdir/$label.log
+    make --no-print-directory installcheck PG_CONFIG="$pg_config" "$@" 2>&1 | tee "$log" || rc=$?
+    n_ok=$(grep -cE "${line_re}+ok( |$)" "$log" || true)
+    n_bad=$(( $(grep -cE "$line_re" "$log" || true) - n_ok ))
+    pass "$label" "$n_ok"
+    if [[ $n_bad -gt 0 ]]; then
+        fail "$label: $(grep -E "$line_re" "$log" | grep -vE "${line_re}+ok( |$)" \
+            | awk '{ printf "%s ", ($1 == "test" ? $2 : $1) }')" "$n_bad"
+    elif [[ $rc -ne 0 ]]; then
+        fail "$label: make installcheck exited $rc with no failing test line (see its output above)"
+    fi
+    if [[ $rc -ne 0 && -s "$outdir/regression.diffs" ]]; then
+        echo "---- $outdir/regression.diffs (last 300 lines)"
+        tail -n 300 "$outdir/regression.diffs"
+        echo "---- end of $outdir/regression.diffs"
+    fi
+}
+
+if want regress; then
+    say "regress: pg_regress (regress/sql)"
+    if compgen -G 'regress/sql/*.sql' >/dev/null; then
+        # ISOLATION= / REGRESS= on the command line run the two halves of installcheck separately,
+        # so isolation still runs when pg_regress fails.
+        run_installcheck pg_regress regress/out ISOLATION=
+    else
+        echo "no regress/sql/*.sql; skipped"
+    fi
+    say "regress: isolation (regress/specs)"
+    if compgen -G 'regress/specs/*.spec' >/dev/null; then
+        run_installcheck isolation regress/out-isolation REGRESS=
+    else
+        echo "no regress/specs/*.spec; skipped"
+    fi
+fi
+
+if want unit; then
+    say "unit: make -C worker check"
+    if [[ -f worker/Makefile ]] && grep -qE '^check[[:space:]]*:' worker/Makefile; then
+        rc=0
+        make --no-print-directory -C worker check PG_CONFIG="$pg_config" 2>&1 | tee "$logdir/unit.log" || rc=$?
+        summary=$(grep -E '^[[:space:]]*[0-9]+ passed, [0-9]+ failed[[:space:]]*$' "$logdir/unit.log" | tail -n 1 || true)
+        if [[ -n "$summary" ]]; then
+            read -r n_ok _ n_bad _ <<<"$summary"
+            pass unit "$n_ok"
+            [[ $n_bad -gt 0 ]] && fail "unit: $n_bad worker test(s)" "$n_bad"
+            [[ $rc -ne 0 && $n_bad -eq 0 ]] && fail "unit: make -C worker check exited $rc"
+        else
+            fail "unit: make -C worker check exited $rc without a 'N passed, N failed' line"
+        fi
+    else
+        echo "worker/Makefile has no check target; skipped"
+    fi
+fi
+
+if want integration; then
+    say "integration: regress/integration/*.sh"
+    export MM_WORKER=$repo/worker/modelmine-worker
+    ran_any=0
+    while IFS= read -r t; do
+        [[ -n "$t" ]] || continue
+        if [[ ! -x "$t" ]]; then
+            echo "skipping $t: not executable (chmod +x it to run it)"
+            continue
+        fi
+        ran_any=1
+        echo "---- $t"
+        start=$SECONDS
+        rc=0
+        timeout -k 10 300 "$t" </dev/null >"$logdir/it.log" 2>&1 &
+        child=$!
+        wait "$child" || rc=$?
+        child=""
+        if [[ $rc -eq 0 ]]; then
+            pass "$t"
+            echo "ok    $t ($((SECONDS - start)) s)"
+        else
+            why="exit status $rc"
+            [[ $rc -eq 124 ]] && why="timed out after 300 s"
+            fail "$t ($why)"
+            echo "FAIL  $t ($why, $((SECONDS - start)) s); its output (last 200 lines):"
+            tail -n 200 "$logdir/it.log" | sed 's/^/    /'
+        fi
+        # A test that died mid-restart must not take the following tests down with it.
+        if ! pg_isready -q -h 127.0.0.1 -p "$PGPORT" -t 5; then
+            echo "cluster not accepting connections after $t; restarting it"
+            mm_cluster_restart "$cluster" || setup_failed "could not restart the cluster after $t"
+        fi
+    done < <(find regress/integration -maxdepth 1 -name '*.sh' -type f 2>/dev/null | LC_ALL=C sort)
+    [[ $ran_any -eq 1 ]] || echo "no executable regress/integration/*.sh; skipped"
+fi
+
+if [[ $((passed + failed)) -eq 0 ]]; then
+    echo "test.sh: no tests ran${only:+ in suite $only}; that counts as a failure" >&2
+fi
+finish
