@@ -18,7 +18,7 @@ packages=(
 )
 # python3 only when a test uses it (regress/ or worker/tests/ mention it).
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if grep -rqsw --exclude-dir=out --exclude-dir=out-isolation --exclude-dir=results python3 "$repo/regress" "$repo/worker/tests" 2>/dev/null; then
+if grep -rqswI --exclude-dir=out --exclude-dir=out-isolation --exclude-dir=results python3 "$repo/regress" "$repo/worker/tests" 2>/dev/null; then
     packages+=(python3)
 fi
 
