@@ -1,0 +1,118 @@
+/*
+ * mmtrain.h - the training library linked into modelmine-worker.
+ *
+ * The worker claims a job, forks, and the child calls mm_train_run() with the
+ * job's config. Everything here is single-threaded and keeps no global state,
+ * so it is safe to call from a freshly forked child. Nothing here prints,
+ * exits or aborts: every failure comes back as -1 plus a one-line message.
+ *
+ * Job config (a JSON object). Keys not listed here are ignored, so older
+ * workers accept configs written for newer ones; every listed key is checked
+ * for type and range. A JSON null counts as "absent" (the default applies).
+ *
+ *   "trainer"          "logreg" (default): logistic regression; binary
+ *                      (one sigmoid output) when the label has 2 classes,
+ *                      softmax (multinomial) when it has more.
+ *                      "mlp": multi-layer perceptron classifier, same output
+ *                      head as logreg.
+ *                      "linreg": linear regression on a numeric label.
+ *                      "noop": finishes at once with a trivial result and
+ *                      needs no dataset (for benchmarks).
+ *   "dataset"          required except for noop; one of
+ *     {"url": "file:///...|http://...|https://...", "label": "column"}
+ *                      CSV with a header row. "label" names the target
+ *                      column; every other column is a numeric feature.
+ *                      For classification the label values are strings,
+ *                      mapped to class indices in sorted order: numerically
+ *                      if every value is a number, else by byte order. The
+ *                      result's "classes" lists them in index order.
+ *     {"synthetic": "blobs"|"moons"|"spirals"|"linear", ...}
+ *                      "n" rows (2..1000000, default 600),
+ *                      "classes" (blobs, spirals: 2..100, default 3),
+ *                      "features" (blobs, linear: 1..1000, default 2),
+ *                      "noise" (0..100; Gaussian noise std added to each
+ *                      coordinate / target; default 1.0 for blobs, whose
+ *                      centres lie in [-10,10]^features, else 0.1),
+ *                      "seed" (integer, default 1: independent of the
+ *                      training seed, like a CSV file would be).
+ *                      A key that does not apply to the chosen generator
+ *                      (e.g. "classes" for moons) is an error, because it
+ *                      would silently produce different data than asked.
+ *                      blobs, moons, spirals are classification data (for
+ *                      logreg, mlp); linear is regression data (for linreg).
+ *   "epochs"           1..10000, default 50
+ *   "learning_rate"    0 < x <= 10, default 0.1
+ *   "batch_size"       1..65536, default 32
+ *   "seed"             integer, default 42 (split, init and shuffling)
+ *   "validation_split" 0 < x < 1, default 0.2 (at least one row each side)
+ *   "hidden_layers"    mlp: array of 1..8 integers, each 1..4096, default [16]
+ *   "activation"       mlp: "relu" (default) or "tanh"
+ *   "l2"               weight decay on weights (not biases), >= 0, default 0
+ *   (hidden_layers and activation are validated for every trainer but only
+ *   used by mlp, so switching trainer does not force editing the config.)
+ *
+ * Limits beyond the per-field ranges: rows * features <= 50,000,000; a CSV
+ * has at most 1001 columns and 1000000 data rows; at most 1000 distinct
+ * classes; a model has at most 32,000,000 parameters.
+ *
+ * Training: features are standardised with the training split's mean and
+ * std (std 0 is stored as 1); mini-batch SGD with the batches reshuffled
+ * every epoch by a seeded xoshiro256** generator. Loss is cross-entropy for
+ * classification and mean squared error for regression (the gradient step
+ * uses half the MSE). Same config on the same build gives a bit-identical
+ * result.
+ *
+ * Result (a new JSON object):
+ *   "accuracy"   validation accuracy, null for regression
+ *   "loss"       final validation loss; "train_loss" final training loss
+ *                (both without the l2 term)
+ *   "r2"         validation R^2 (regression only)
+ *   "classes"    label names in class-index order (classification only)
+ *   "epochs", "n_train", "n_val"
+ *   "model"      {"type", "output": "sigmoid"|"softmax"|"identity",
+ *                 "activation" (mlp), "label", "feature_names", "mean",
+ *                 "std", "weights", "biases"}
+ *                weights[l][j][i] is the weight from input i to unit j of
+ *                layer l, biases[l][j] its bias. A prediction is:
+ *                x' = (x - mean) / std; h = act(W h + b) per hidden layer;
+ *                then the output layer and the output function.
+ */
+#ifndef MMTRAIN_H
+#define MMTRAIN_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+/*
+ * Called once per epoch, with epoch counting 1..epochs, after the epoch's
+ * validation pass. Return non-zero to abort training (job canceled, lease
+ * lost); mm_train_run then fails with "aborted by caller ...".
+ * val_accuracy is NAN for regression.
+ */
+typedef int (*mm_progress_fn)(void *ctx, int epoch, int epochs,
+                              double train_loss, double val_loss,
+                              double val_accuracy);
+
+typedef struct mm_limits
+{
+	size_t		max_download_bytes;	/* 0 = MM_DEFAULT_MAX_DOWNLOAD */
+	long		download_timeout_s;	/* <= 0 = MM_DEFAULT_TIMEOUT_S */
+	const char *file_root;			/* file:// only under this dir; NULL = refuse file:// */
+} mm_limits;
+
+#define MM_DEFAULT_MAX_DOWNLOAD ((size_t) 100 * 1024 * 1024)
+#define MM_DEFAULT_TIMEOUT_S 60L
+
+/* Validate a job config without running it: 0 ok, -1 with a one-line message naming the field in err. */
+int			mm_config_validate(const json_t *config, char *err, size_t errlen);
+
+/*
+ * Run a training job. On success 0 and *result = new JSON object (caller
+ * owns the reference); on failure -1 and a one-line message in err.
+ * lim may be NULL (defaults, file:// refused); cb may be NULL.
+ */
+int			mm_train_run(const json_t *config, const mm_limits *lim,
+						 mm_progress_fn cb, void *ctx, json_t **result,
+						 char *err, size_t errlen);
+
+#endif							/* MMTRAIN_H */
