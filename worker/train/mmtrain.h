@@ -22,10 +22,13 @@
  *     {"url": "file:///...|http://...|https://...", "label": "column"}
  *                      CSV with a header row. "label" names the target
  *                      column; every other column is a numeric feature.
- *                      For classification the label values are strings,
- *                      mapped to class indices in sorted order: numerically
- *                      if every value is a number, else by byte order. The
- *                      result's "classes" lists them in index order.
+ *                      For classification the label values are strings
+ *                      (surrounding spaces trimmed), mapped to class
+ *                      indices in sorted order: numerically if every value
+ *                      is a number, else by byte order. The result's
+ *                      "classes" lists them in index order. Missing values
+ *                      are not supported. Numbers are read with strtod,
+ *                      so the worker must leave LC_NUMERIC as "C".
  *     {"synthetic": "blobs"|"moons"|"spirals"|"linear", ...}
  *                      "n" rows (2..1000000, default 600),
  *                      "classes" (blobs, spirals: 2..100, default 3),
@@ -108,8 +111,10 @@ int			mm_config_validate(const json_t *config, char *err, size_t errlen);
 
 /*
  * Run a training job. On success 0 and *result = new JSON object (caller
- * owns the reference); on failure -1 and a one-line message in err.
- * lim may be NULL (defaults, file:// refused); cb may be NULL.
+ * owns the reference); on failure -1, *result NULL and a one-line message
+ * in err. lim may be NULL (defaults, file:// refused); cb may be NULL.
+ * http(s) uses libcurl: call curl_global_init() once in the worker before
+ * forking, or the first fetch in each child initialises it.
  */
 int			mm_train_run(const json_t *config, const mm_limits *lim,
 						 mm_progress_fn cb, void *ctx, json_t **result,

@@ -1,0 +1,384 @@
+/*
+ * train.c - mm_train_run: config -> dataset -> split -> network -> SGD
+ * epochs -> result JSON. The pieces live in config.c, fetch.c, csv.c,
+ * dataset.c, synth.c and net.c; this file only sequences them and owns the
+ * training loop and the result format (documented in mmtrain.h).
+ */
+#include "mmtrain.h"
+#include "config.h"
+#include "dataset.h"
+#include "fetch.h"
+#include "net.h"
+#include "rng.h"
+#include "synth.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct eval
+{
+	double		loss;
+	double		accuracy;		/* NAN for regression */
+	double		r2;				/* NAN for classification */
+} eval;
+
+static int
+load_dataset(const mm_config *cfg, const mm_limits *lim, mm_dataset *ds,
+			 char *err, size_t errlen)
+{
+	char	   *data;
+	size_t		len;
+	int			rc;
+
+	if (cfg->synth.kind != MM_SYNTH_NONE)
+		return mm_synth_generate(&cfg->synth, ds, err, errlen);
+	if (mm_fetch(cfg->url, lim, &data, &len, err, errlen) != 0)
+		return -1;
+	rc = mm_dataset_from_csv(data, len, cfg->label,
+							 cfg->trainer == MM_TRAINER_LINREG, ds, err, errlen);
+	free(data);
+	return rc;
+}
+
+/* Mean loss and accuracy (or R^2) over the rows idx[0..n). */
+static eval
+evaluate(mm_net *net, const mm_dataset *ds, const size_t *idx, size_t n)
+{
+	eval		e = {0, NAN, NAN};
+	size_t		correct = 0;
+	double		ymean = 0;
+	double		ss_res = 0;
+	double		ss_tot = 0;
+
+	for (size_t r = 0; r < n; r++)
+	{
+		double		y = ds->y[idx[r]];
+		double		pred;
+
+		e.loss += mm_net_sample(net, ds->x + idx[r] * ds->d, y, 0, &pred);
+		if (ds->nclasses > 0)
+			correct += pred == y;
+		else
+		{
+			ss_res += (pred - y) * (pred - y);
+			ymean += y;
+		}
+	}
+	e.loss /= (double) n;
+	if (ds->nclasses > 0)
+	{
+		e.accuracy = (double) correct / (double) n;
+		return e;
+	}
+	ymean /= (double) n;
+	for (size_t r = 0; r < n; r++)
+	{
+		double		dy = ds->y[idx[r]] - ymean;
+
+		ss_tot += dy * dy;
+	}
+	/* a constant target: perfect if matched exactly, else no better than the mean */
+	e.r2 = ss_tot > 0 ? 1.0 - ss_res / ss_tot : (ss_res == 0 ? 1.0 : 0.0);
+	return e;
+}
+
+static int
+run_epochs(const mm_config *cfg, mm_net *net, const mm_dataset *ds, const mm_split *sp,
+		   mm_progress_fn cb, void *ctx, char *err, size_t errlen)
+{
+	size_t		n = sp->n_train;
+	size_t		bs = (size_t) cfg->batch_size;
+	size_t	   *order = malloc(n * sizeof(size_t));
+	mm_rng		rng;
+
+	if (order == NULL)
+		return mm_err(err, errlen, "out of memory");
+	memcpy(order, sp->train, n * sizeof(size_t));
+	mm_rng_seed(&rng, cfg->seed, MM_STREAM_SHUFFLE);
+
+	for (int epoch = 1; epoch <= cfg->epochs; epoch++)
+	{
+		double		train_loss = 0;
+		eval		v;
+
+		mm_rng_shuffle(&rng, order, n);
+		for (size_t start = 0; start < n; start += bs)
+		{
+			size_t		end = start + bs < n ? start + bs : n;
+			double		pred;
+
+			mm_net_zero_grad(net);
+			for (size_t i = start; i < end; i++)
+				train_loss += mm_net_sample(net, ds->x + order[i] * ds->d, ds->y[order[i]], 1, &pred);
+			mm_net_step(net, cfg->learning_rate, cfg->l2, end - start);
+		}
+		train_loss /= (double) n;
+		v = evaluate(net, ds, sp->val, sp->n_val);
+		if (!isfinite(train_loss) || !isfinite(v.loss))
+		{
+			free(order);
+			return mm_err(err, errlen,
+						  "training diverged: lower learning_rate%s (loss became non-finite in epoch %d with learning_rate %g, l2 %g)",
+						  cfg->l2 > 0 ? " or l2" : "", epoch, cfg->learning_rate, cfg->l2);
+		}
+		if (cb != NULL && cb(ctx, epoch, cfg->epochs, train_loss, v.loss, v.accuracy) != 0)
+		{
+			free(order);
+			return mm_err(err, errlen, "aborted by caller after epoch %d of %d", epoch, cfg->epochs);
+		}
+	}
+	free(order);
+	if (!mm_net_finite(net))
+		return mm_err(err, errlen, "training diverged: lower learning_rate (weights became non-finite)");
+	return 0;
+}
+
+/* ---------- result JSON ---------- */
+
+static json_t *
+real_array(const double *v, size_t n)
+{
+	json_t	   *a = json_array();
+
+	if (a == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(a, json_real(v[i])) != 0)
+		{
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
+static size_t
+utf8_seq(const unsigned char *s)
+{
+	size_t		n;
+	unsigned int cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		n = 2, cp = s[0] & 0x1F;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+		n = 3, cp = s[0] & 0x0F;
+	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++)
+	{
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+		(n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return n;
+}
+
+/* A JSON string of s; bytes that are not valid UTF-8 (JSON and jsonb need it) become '?'. */
+static json_t *
+text(const char *s)
+{
+	size_t		len = strlen(s);
+	char	   *copy;
+	json_t	   *j;
+
+	j = json_string(s);
+	if (j != NULL)
+		return j;
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return NULL;
+	for (size_t i = 0; i < len;)
+	{
+		size_t		n = utf8_seq((const unsigned char *) s + i);
+
+		if (n == 0)
+		{
+			copy[i++] = '?';
+			continue;
+		}
+		memcpy(copy + i, s + i, n);
+		i += n;
+	}
+	copy[len] = '\0';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+static json_t *
+string_array(char *const *v, size_t n)
+{
+	json_t	   *a = json_array();
+
+	if (a == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(a, text(v[i])) != 0)
+		{
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* obj[key] = v; remembers any failure (v NULL included) in *bad. */
+static void
+put(json_t *obj, const char *key, json_t *v, int *bad)
+{
+	if (json_object_set_new(obj, key, v) != 0)
+		*bad = 1;
+}
+
+static json_t *
+build_result(const mm_config *cfg, const mm_net *net, const mm_dataset *ds,
+			 const mm_split *sp, eval tr, eval v)
+{
+	json_t	   *res = json_object();
+	json_t	   *model = json_object();
+	int			bad = res == NULL || model == NULL;
+	const char *output;
+
+	if (bad)
+	{
+		json_decref(res);
+		json_decref(model);
+		return NULL;
+	}
+	put(res, "accuracy", ds->nclasses > 0 ? json_real(v.accuracy) : json_null(), &bad);
+	put(res, "loss", json_real(v.loss), &bad);
+	put(res, "train_loss", json_real(tr.loss), &bad);
+	put(res, "epochs", json_integer(cfg->epochs), &bad);
+	if (ds->nclasses > 0)
+		put(res, "classes", string_array(ds->class_names, (size_t) ds->nclasses), &bad);
+	else
+		put(res, "r2", json_real(v.r2), &bad);
+	put(res, "n_train", json_integer((json_int_t) sp->n_train), &bad);
+	put(res, "n_val", json_integer((json_int_t) sp->n_val), &bad);
+
+	output = net->head == MM_HEAD_IDENTITY ? "identity" :
+		net->head == MM_HEAD_SIGMOID ? "sigmoid" : "softmax";
+	put(model, "type", json_string(mm_trainer_name(cfg->trainer)), &bad);
+	put(model, "output", json_string(output), &bad);
+	if (cfg->trainer == MM_TRAINER_MLP)
+		put(model, "activation", json_string(cfg->activation == MM_ACT_RELU ? "relu" : "tanh"), &bad);
+	put(model, "label", text(ds->label_name), &bad);
+	put(model, "feature_names", string_array(ds->feature_names, ds->d), &bad);
+	put(model, "mean", real_array(sp->mean, ds->d), &bad);
+	put(model, "std", real_array(sp->std, ds->d), &bad);
+	if (mm_net_to_json(net, model) != 0)
+		bad = 1;
+	put(res, "model", model, &bad);
+	if (bad)
+	{
+		json_decref(res);
+		return NULL;
+	}
+	return res;
+}
+
+static int
+noop_result(json_t **result, char *err, size_t errlen)
+{
+	json_t	   *res = json_object();
+	json_t	   *model = json_object();
+	int			bad = res == NULL || model == NULL;
+
+	if (!bad)
+	{
+		put(model, "type", json_string("noop"), &bad);
+		put(res, "accuracy", json_null(), &bad);
+		put(res, "loss", json_real(0), &bad);
+		put(res, "train_loss", json_real(0), &bad);
+		put(res, "epochs", json_integer(0), &bad);
+		put(res, "n_train", json_integer(0), &bad);
+		put(res, "n_val", json_integer(0), &bad);
+		put(res, "model", model, &bad);
+		model = NULL;
+	}
+	if (bad)
+	{
+		json_decref(res);
+		json_decref(model);
+		return mm_err(err, errlen, "out of memory building the result");
+	}
+	*result = res;
+	return 0;
+}
+
+int
+mm_train_run(const json_t *config, const mm_limits *lim, mm_progress_fn cb, void *ctx,
+			 json_t **result, char *err, size_t errlen)
+{
+	mm_config	cfg;
+	mm_dataset	ds;
+	mm_split	sp;
+	mm_net		net;
+	mm_head		head;
+	int			outputs;
+	int			rc = -1;
+
+	if (result == NULL)
+		return mm_err(err, errlen, "internal error: result pointer is NULL");
+	*result = NULL;
+	if (mm_config_parse(config, &cfg, err, errlen) != 0)
+		return -1;
+	if (cfg.trainer == MM_TRAINER_NOOP)
+		return noop_result(result, err, errlen);
+
+	memset(&ds, 0, sizeof(ds));
+	memset(&sp, 0, sizeof(sp));
+	memset(&net, 0, sizeof(net));
+
+	if (load_dataset(&cfg, lim, &ds, err, errlen) != 0)
+		goto done;
+	if (mm_dataset_split(&ds, cfg.validation_split, cfg.seed, &sp, err, errlen) != 0)
+		goto done;
+
+	if (ds.nclasses == 0)
+	{
+		head = MM_HEAD_IDENTITY;
+		outputs = 1;
+	}
+	else if (ds.nclasses == 2)
+	{
+		head = MM_HEAD_SIGMOID;
+		outputs = 1;
+	}
+	else
+	{
+		head = MM_HEAD_SOFTMAX;
+		outputs = ds.nclasses;
+	}
+	if (mm_net_init(&net, (int) ds.d, cfg.hidden,
+					cfg.trainer == MM_TRAINER_MLP ? cfg.nhidden : 0,
+					outputs, cfg.activation, head, cfg.seed, err, errlen) != 0)
+		goto done;
+
+	if (run_epochs(&cfg, &net, &ds, &sp, cb, ctx, err, errlen) != 0)
+		goto done;
+
+	*result = build_result(&cfg, &net, &ds, &sp,
+						   evaluate(&net, &ds, sp.train, sp.n_train),
+						   evaluate(&net, &ds, sp.val, sp.n_val));
+	if (*result == NULL)
+	{
+		mm_err(err, errlen, "cannot build the result: out of memory or a non-finite value (lower learning_rate)");
+		goto done;
+	}
+	rc = 0;
+
+done:
+	mm_net_free(&net);
+	mm_split_free(&sp);
+	mm_dataset_free(&ds);
+	return rc;
+}
