@@ -1,0 +1,292 @@
+/*
+ * main.c — modelmine-worker: options, node identity (key or first-start registration), then the loop.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "worker.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+			"modelmine-worker — a ModelMine compute node: claims training jobs, trains, reports, earns tokens.\n"
+			"\n"
+			"Usage: modelmine-worker [OPTION]...\n"
+			"\n"
+			"Options (each also settable from the environment variable in brackets):\n"
+			"  --db URL                 database to work for [MODELMINE_DB]; default: libpq's PG* variables\n"
+			"  --name NAME              node name [MODELMINE_NODE_NAME]; default: the host name\n"
+			"  --slots N                jobs run at once, 1..%d [MODELMINE_SLOTS]; default 1\n"
+			"  --state-file FILE        where the node key is kept, mode 0600 [MODELMINE_STATE_FILE];\n"
+			"                           default $XDG_STATE_HOME/modelmine/worker-NAME.json\n"
+			"  --node-key KEY           node key printed by modelmine.register_node [MODELMINE_NODE_KEY]\n"
+			"  --operator-email EMAIL   on first start, register this node for that operator\n"
+			"  --operator-password PW   ... with this password (prefer the variable) [MODELMINE_OPERATOR_EMAIL,\n"
+			"                           MODELMINE_OPERATOR_PASSWORD]; the key is then saved in the state file\n"
+			"  --runner NAME=COMMAND    allow jobs with \"runner\": NAME to run COMMAND (via /bin/sh -c); the job\n"
+			"                           config arrives on stdin, JSON lines are read from stdout. Repeatable\n"
+			"                           [MODELMINE_RUNNERS: one NAME=COMMAND per line]\n"
+			"  --data-dir DIR           file:// datasets are read only below DIR [MODELMINE_DATA_DIR];\n"
+			"                           default: file:// refused\n"
+			"  --lease-seconds N        lease length asked for each job, 5..3600 [MODELMINE_LEASE_SECONDS]; default 30\n"
+			"  --job-timeout S          kill and fail a job running longer [MODELMINE_JOB_TIMEOUT]; default 3600\n"
+			"  --poll-interval S        re-read the queue this often without a NOTIFY [MODELMINE_POLL_INTERVAL]; default 5\n"
+			"  --heartbeat-interval S   [MODELMINE_HEARTBEAT_INTERVAL]; default 5\n"
+			"  --drain-timeout S        on SIGTERM, wait this long for running jobs before releasing them\n"
+			"                           [MODELMINE_DRAIN_TIMEOUT]; default 30\n"
+			"  --max-output BYTES       a runner printing more is killed [MODELMINE_MAX_OUTPUT]; default 67108864\n"
+			"  --exit-when-idle         exit 0 once the queue is empty and nothing runs [MODELMINE_EXIT_WHEN_IDLE=1]\n"
+			"  --help                   this text\n"
+			"\n"
+			"Examples:\n"
+			"  # first start: register with operator credentials, key saved for later starts\n"
+			"  MODELMINE_OPERATOR_PASSWORD=secret modelmine-worker --db postgres://node@db/modelmine \\\n"
+			"      --name gpu-box-1 --operator-email ops@example.com --slots 2\n"
+			"  # with a key from SELECT * FROM modelmine.register_node('gpu-box-1', '{\"trainers\":[\"logreg\"]}')\n"
+			"  modelmine-worker --db postgres://node@db/modelmine --node-key mmn_7_...\n"
+			"  # offer an external runner\n"
+			"  modelmine-worker --runner torch-cnn='python3 /opt/runners/cnn.py' --slots 1\n"
+			"\n"
+			"The database role needs modelmine_node (and modelmine_user for first-start registration).\n"
+			"SIGTERM or Ctrl-C: stop claiming, finish running jobs (up to --drain-timeout), release the rest;\n"
+			"a second signal releases at once.\n"
+			"\n"
+			"Exit status: 0 stopped cleanly; 1 the node key was refused or a fatal error; 2 bad usage.\n",
+			MAX_SLOTS);
+}
+
+static int
+add_runner(Options *o, const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+
+	if (eq == NULL || eq == spec || eq[1] == '\0')
+	{
+		fprintf(stderr, "modelmine-worker: --runner needs NAME=COMMAND, got \"%s\"\n", spec);
+		return -1;
+	}
+	if (o->nrunners >= MAX_RUNNERS)
+	{
+		fprintf(stderr, "modelmine-worker: at most %d runners\n", MAX_RUNNERS);
+		return -1;
+	}
+	o->runners[o->nrunners].name = strndup(spec, (size_t) (eq - spec));
+	o->runners[o->nrunners].command = strdup(eq + 1);
+	o->nrunners++;
+	return 0;
+}
+
+static int
+parse_int(const char *what, const char *s, long lo, long hi, long *out)
+{
+	char	   *end;
+	long		v = strtol(s, &end, 10);
+
+	if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+	{
+		fprintf(stderr, "modelmine-worker: %s must be a whole number from %ld to %ld, got \"%s\"\n", what, lo, hi, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+parse_seconds(const char *what, const char *s, double *out)
+{
+	char	   *end;
+	double		v = strtod(s, &end);
+
+	if (*s == '\0' || *end != '\0' || !(v >= 0.05 && v <= 86400))
+	{
+		fprintf(stderr, "modelmine-worker: %s must be seconds from 0.05 to 86400, got \"%s\"\n", what, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+enum
+{
+	OPT_DB = 1000, OPT_NAME, OPT_SLOTS, OPT_STATE, OPT_KEY, OPT_EMAIL, OPT_PASSWORD, OPT_RUNNER, OPT_DATA,
+	OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE, OPT_HELP
+};
+
+/* Applies one option value (from the command line or the environment). */
+static int
+apply(Options *o, int opt, const char *v)
+{
+	long		n;
+
+	switch (opt)
+	{
+		case OPT_DB:
+			o->db = v;
+			return 0;
+		case OPT_NAME:
+			o->name = v;
+			return 0;
+		case OPT_SLOTS:
+			return parse_int("--slots", v, 1, MAX_SLOTS, &n) ? -1 : (o->slots = (int) n, 0);
+		case OPT_STATE:
+			o->state_file = v;
+			return 0;
+		case OPT_KEY:
+			o->node_key = v;
+			return 0;
+		case OPT_EMAIL:
+			o->operator_email = v;
+			return 0;
+		case OPT_PASSWORD:
+			o->operator_password = v;
+			return 0;
+		case OPT_RUNNER:
+			return add_runner(o, v);
+		case OPT_DATA:
+			o->data_dir = v;
+			return 0;
+		case OPT_LEASE:
+			return parse_int("--lease-seconds", v, 5, 3600, &n) ? -1 : (o->lease_seconds = (int) n, 0);
+		case OPT_TIMEOUT:
+			return parse_int("--job-timeout", v, 1, 7 * 86400, &n) ? -1 : (o->job_timeout = (int) n, 0);
+		case OPT_POLL:
+			return parse_seconds("--poll-interval", v, &o->poll_interval);
+		case OPT_HB:
+			return parse_seconds("--heartbeat-interval", v, &o->heartbeat_interval);
+		case OPT_DRAIN:
+			return parse_seconds("--drain-timeout", v, &o->drain_timeout);
+		case OPT_MAXOUT:
+			return parse_int("--max-output", v, 1024, LONG_MAX, &n) ? -1 : (o->max_output = (size_t) n, 0);
+		case OPT_IDLE:
+			o->exit_when_idle = v == NULL || strcmp(v, "0") != 0;
+			return 0;
+	}
+	return -1;
+}
+
+static int
+from_environment(Options *o)
+{
+	static const struct
+	{
+		const char *var;
+		int			opt;
+	}			env[] = {
+		{"MODELMINE_DB", OPT_DB}, {"MODELMINE_NODE_NAME", OPT_NAME}, {"MODELMINE_SLOTS", OPT_SLOTS},
+		{"MODELMINE_STATE_FILE", OPT_STATE}, {"MODELMINE_NODE_KEY", OPT_KEY},
+		{"MODELMINE_OPERATOR_EMAIL", OPT_EMAIL}, {"MODELMINE_OPERATOR_PASSWORD", OPT_PASSWORD},
+		{"MODELMINE_DATA_DIR", OPT_DATA}, {"MODELMINE_LEASE_SECONDS", OPT_LEASE},
+		{"MODELMINE_JOB_TIMEOUT", OPT_TIMEOUT}, {"MODELMINE_POLL_INTERVAL", OPT_POLL},
+		{"MODELMINE_HEARTBEAT_INTERVAL", OPT_HB}, {"MODELMINE_DRAIN_TIMEOUT", OPT_DRAIN},
+		{"MODELMINE_MAX_OUTPUT", OPT_MAXOUT}, {"MODELMINE_EXIT_WHEN_IDLE", OPT_IDLE},
+	};
+	const char *runners = getenv("MODELMINE_RUNNERS");
+
+	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++)
+	{
+		const char *v = getenv(env[i].var);
+
+		if (v && *v && apply(o, env[i].opt, v) != 0)
+			return -1;
+	}
+	if (runners && *runners)
+	{
+		char	   *copy = strdup(runners),
+				   *save = NULL;
+
+		for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			if (*line && add_runner(o, line) != 0)
+				return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"db", required_argument, NULL, OPT_DB}, {"name", required_argument, NULL, OPT_NAME},
+		{"slots", required_argument, NULL, OPT_SLOTS}, {"state-file", required_argument, NULL, OPT_STATE},
+		{"node-key", required_argument, NULL, OPT_KEY}, {"operator-email", required_argument, NULL, OPT_EMAIL},
+		{"operator-password", required_argument, NULL, OPT_PASSWORD},
+		{"runner", required_argument, NULL, OPT_RUNNER}, {"data-dir", required_argument, NULL, OPT_DATA},
+		{"lease-seconds", required_argument, NULL, OPT_LEASE}, {"job-timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"poll-interval", required_argument, NULL, OPT_POLL},
+		{"heartbeat-interval", required_argument, NULL, OPT_HB},
+		{"drain-timeout", required_argument, NULL, OPT_DRAIN}, {"max-output", required_argument, NULL, OPT_MAXOUT},
+		{"exit-when-idle", no_argument, NULL, OPT_IDLE}, {"help", no_argument, NULL, OPT_HELP},
+		{NULL, 0, NULL, 0}
+	};
+	static char host[256];
+	Options		o = {.slots = 1, .lease_seconds = 30, .job_timeout = 3600, .poll_interval = 5,
+	.heartbeat_interval = 5, .drain_timeout = 30, .max_output = 64 << 20, .max_download = 100 << 20,
+	.download_timeout = 60};
+	char	   *key = NULL;
+	long long	node_id = 0;
+	int			c,
+				rc;
+
+	if (from_environment(&o) != 0)
+		return 2;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+	{
+		if (c == 'h' || c == OPT_HELP)
+		{
+			usage(stdout);
+			return 0;
+		}
+		if (c == '?' || apply(&o, c, optarg) != 0)
+		{
+			fprintf(stderr, "Try 'modelmine-worker --help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc)
+	{
+		fprintf(stderr, "modelmine-worker: unexpected argument \"%s\"; try --help\n", argv[optind]);
+		return 2;
+	}
+	if (o.name == NULL)
+	{
+		if (gethostname(host, sizeof(host) - 1) != 0)
+			snprintf(host, sizeof(host), "node");
+		o.name = host;
+	}
+	log_name = o.name;
+	if (o.state_file == NULL)
+		o.state_file = default_state_file(o.name);
+	curl_global_init(CURL_GLOBAL_DEFAULT);	/* once, before any fork */
+
+	if (o.node_key)
+		key = strdup(o.node_key);
+	else if ((rc = state_load(o.state_file, &key, &node_id)) < 0)
+		return 1;
+	else if (rc == 0)
+	{
+		json_t	   *caps = capabilities(&o);
+
+		if (o.operator_email == NULL || o.operator_password == NULL)
+		{
+			fprintf(stderr, "modelmine-worker: no node key: pass --node-key, keep one in %s, or give\n"
+					"--operator-email and MODELMINE_OPERATOR_PASSWORD once to register this node\n", o.state_file);
+			return 2;
+		}
+		if (db_register(&o, caps, &key, &node_id) != 0)
+			return 1;
+		json_decref(caps);
+		if (state_save(o.state_file, key, node_id, o.name) != 0)
+			return 1;
+		logmsg("registered as node %lld; key saved in %s", node_id, o.state_file);
+	}
+	rc = run_loop(&o, key);
+	curl_global_cleanup();
+	free(key);
+	return rc;
+}

@@ -1,0 +1,333 @@
+/*
+ * task.c — one claimed job running in a child process.
+ *
+ * The child writes JSON lines to a pipe: {"progress": P, "metrics": {...}} any number of times, then
+ * {"result": {...}} or {"error": "..."}.  Built-in trainers run in a forked child that calls the training
+ * library; an external runner is exec'd with /bin/sh -c exactly as the operator configured it, with the
+ * job config on stdin.  A job can only pick a runner by name from the operator's list, never a command.
+ * Each child gets its own process group so a timeout or a cancel kills everything it started.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mmtrain.h"
+#include "worker.h"
+
+static const char *const builtin_trainers[] = {"logreg", "mlp", "linreg", "noop"};
+
+json_t *
+capabilities(const Options *o)
+{
+	json_t	   *trainers = json_array(),
+			   *runners = json_array();
+
+	for (size_t i = 0; i < sizeof(builtin_trainers) / sizeof(builtin_trainers[0]); i++)
+		json_array_append_new(trainers, json_string(builtin_trainers[i]));
+	for (int i = 0; i < o->nrunners; i++)
+		json_array_append_new(runners, json_string(o->runners[i].name));
+	return json_pack("{s:o, s:o}", "trainers", trainers, "runners", runners);
+}
+
+/* ---- in the child ---- */
+
+static int	child_fd = -1;
+
+static int
+write_line(json_t *line)
+{
+	char	   *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17));
+	size_t		n,
+				off = 0;
+	int			rc = 0;
+
+	json_decref(line);
+	if (s == NULL)
+		return -1;
+	n = strlen(s);
+	s[n] = '\n';				/* replaces the terminator; we write n + 1 bytes */
+	while (off < n + 1)
+	{
+		ssize_t		w = write(child_fd, s + off, n + 1 - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+		{
+			rc = -1;			/* parent gone: stop training */
+			break;
+		}
+		off += (size_t) w;
+	}
+	free(s);
+	return rc;
+}
+
+static json_t *
+num_or_null(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+static int
+on_epoch(void *ctx, int epoch, int epochs, double train_loss, double val_loss, double val_accuracy)
+{
+	(void) ctx;
+	return write_line(json_pack("{s:f, s:{s:i, s:i, s:o, s:o, s:o}}",
+								"progress", 100.0 * epoch / epochs,
+								"metrics", "epoch", epoch, "epochs", epochs,
+								"train_loss", num_or_null(train_loss), "loss", num_or_null(val_loss),
+								"accuracy", num_or_null(val_accuracy))) != 0;
+}
+
+static void
+run_builtin(const Options *o, json_t *config)
+{
+	mm_limits	lim = {o->max_download, o->download_timeout, o->data_dir};
+	json_t	   *result = NULL;
+	char		err[512];
+
+	if (mm_train_run(config, &lim, on_epoch, NULL, &result, err, sizeof(err)) == 0)
+		write_line(json_pack("{s:o}", "result", result));
+	else
+		write_line(json_pack("{s:s}", "error", err));
+	_exit(0);
+}
+
+static void
+run_external(const Runner *r, json_t *config)
+{
+	FILE	   *in = tmpfile();
+	char	   *text = json_dumps(config, JSON_COMPACT);
+
+	if (in == NULL || text == NULL || fputs(text, in) < 0 || fflush(in) != 0 || fseek(in, 0, SEEK_SET) != 0)
+	{
+		write_line(json_pack("{s:s}", "error", "worker could not prepare the runner's stdin"));
+		_exit(0);
+	}
+	dup2(fileno(in), STDIN_FILENO);
+	dup2(child_fd, STDOUT_FILENO);
+	close(child_fd);
+	execl("/bin/sh", "sh", "-c", r->command, (char *) NULL);
+	_exit(127);
+}
+
+static const Runner *
+find_runner(const Options *o, const char *name)
+{
+	for (int i = 0; i < o->nrunners; i++)
+		if (strcmp(o->runners[i].name, name) == 0)
+			return &o->runners[i];
+	return NULL;
+}
+
+/* ---- in the parent ---- */
+
+int
+task_start(Task *t, const Options *o, long long job_id, json_t *config)
+{
+	int			p[2];
+	const char *runner_name = json_string_value(json_object_get(config, "runner"));
+	const Runner *runner = NULL;
+	char		err[512];
+
+	memset(t, 0, sizeof(*t));
+	t->job_id = job_id;
+	t->fd = -1;
+	t->started = t->last_report = now_s();
+	t->deadline = t->started + o->job_timeout;
+
+	/* refuse before forking what the node cannot or must not run */
+	if (runner_name)
+	{
+		runner = find_runner(o, runner_name);
+		if (runner == NULL)
+		{
+			t->error = strdup("this node has no runner of that name configured");
+			return 0;
+		}
+	}
+	else if (mm_config_validate(config, err, sizeof(err)) != 0)
+	{
+		t->error = strdup(err);
+		return 0;
+	}
+	if (pipe(p) != 0)
+	{
+		t->error = strdup("worker could not create a pipe");
+		return 0;
+	}
+	t->pid = fork();
+	if (t->pid < 0)
+	{
+		close(p[0]);
+		close(p[1]);
+		t->pid = 0;
+		t->error = strdup("worker could not fork");
+		return 0;
+	}
+	if (t->pid == 0)
+	{
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* a worker killed with -9 takes its trainers along */
+		if (getppid() == 1)
+			_exit(1);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		close(p[0]);
+		child_fd = p[1];
+		if (runner)
+			run_external(runner, config);
+		run_builtin(o, config);
+	}
+	setpgid(t->pid, t->pid);	/* also here, so kill(-pid) works even before the child ran */
+	close(p[1]);
+	t->fd = p[0];
+	fcntl(t->fd, F_SETFL, fcntl(t->fd, F_GETFL) | O_NONBLOCK);
+	logmsg("job %lld started (%s %s, pid %d)", job_id, runner ? "runner" : "trainer",
+		   runner ? runner->name : (json_string_value(json_object_get(config, "trainer")) ?: "logreg"), (int) t->pid);
+	return 0;
+}
+
+static void
+handle_line(Task *t, char *line)
+{
+	json_error_t err;
+	json_t	   *msg = json_loads(line, 0, &err);
+	json_t	   *v;
+
+	t->lines++;
+	if (msg == NULL || !json_is_object(msg))
+	{
+		char		e[256];
+
+		snprintf(e, sizeof(e), "output line %d is not a JSON object (%s)", t->lines, msg ? "not an object" : err.text);
+		if (t->error == NULL && t->result == NULL)
+			t->error = strdup(e);
+		json_decref(msg);
+		return;
+	}
+	if ((v = json_object_get(msg, "result")) != NULL && json_is_object(v) && !t->result && !t->error)
+		t->result = json_incref(v);
+	else if ((v = json_object_get(msg, "error")) != NULL && !t->result && !t->error)
+		t->error = strdup(json_is_string(v) ? json_string_value(v) : "the runner reported an error");
+	else if (json_is_number(json_object_get(msg, "progress")))
+	{
+		json_decref(t->progress);
+		t->progress = json_incref(msg);
+	}
+	json_decref(msg);
+}
+
+/* Reads what the child wrote; returns 1 at end of output, 0 otherwise. */
+int
+task_read(Task *t, const Options *o)
+{
+	char		chunk[65536];
+
+	for (;;)
+	{
+		ssize_t		n = read(t->fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+		{
+			close(t->fd);
+			t->fd = -1;
+			return 1;
+		}
+		t->total_out += (size_t) n;
+		if (t->total_out > o->max_output)
+		{
+			if (!t->error && !t->result)
+			{
+				char		e[128];
+
+				snprintf(e, sizeof(e), "output exceeded the node's limit of %zu bytes", o->max_output);
+				t->error = strdup(e);
+			}
+			task_kill(t);
+			close(t->fd);
+			t->fd = -1;
+			return 1;
+		}
+		if (t->len + (size_t) n + 1 > t->cap)
+		{
+			t->cap = (t->len + (size_t) n + 1) * 2;
+			t->buf = realloc(t->buf, t->cap);
+		}
+		memcpy(t->buf + t->len, chunk, (size_t) n);
+		t->len += (size_t) n;
+		for (;;)
+		{
+			char	   *nl = memchr(t->buf, '\n', t->len);
+			size_t		used;
+
+			if (nl == NULL)
+				break;
+			*nl = '\0';
+			handle_line(t, t->buf);
+			used = (size_t) (nl - t->buf) + 1;
+			memmove(t->buf, nl + 1, t->len - used);
+			t->len -= used;
+		}
+	}
+}
+
+void
+task_kill(Task *t)
+{
+	if (t->pid > 0)
+		kill(-t->pid, SIGKILL);
+}
+
+/* Reaps the child if it exited; returns true once it has. */
+bool
+task_reap(Task *t)
+{
+	int			status;
+	pid_t		r;
+
+	if (t->pid == 0)
+		return true;
+	r = waitpid(t->pid, &status, WNOHANG);
+	if (r != t->pid)
+		return false;
+	t->pid = 0;
+	t->exit_status = status;
+	if (!t->result && !t->error)
+	{
+		char		e[160];
+
+		if (WIFSIGNALED(status))
+			snprintf(e, sizeof(e), "the trainer crashed (signal %d: %s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+		else
+			snprintf(e, sizeof(e), "exited with status %d without a result", WEXITSTATUS(status));
+		t->error = strdup(e);
+	}
+	return true;
+}
+
+void
+task_free(Task *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->buf);
+	free(t->error);
+	json_decref(t->progress);
+	json_decref(t->result);
+	memset(t, 0, sizeof(*t));
+	t->fd = -1;
+}

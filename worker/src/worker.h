@@ -1,0 +1,118 @@
+/*
+ * worker.h — modelmine-worker: shared types.
+ *
+ * The worker is one process with one poll() loop (loop.c).  Each claimed job runs in a child process
+ * (task.c): the built-in trainers from train/, or an operator-configured external runner.  Children
+ * talk to the loop only through a pipe of JSON lines, so a crashing trainer cannot take the worker down
+ * and the database connection (db.c) is used by the parent alone.
+ */
+#ifndef WORKER_H
+#define WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#define MAX_RUNNERS 32
+#define MAX_SLOTS 64
+
+typedef struct Runner
+{
+	char	   *name;
+	char	   *command;		/* run with /bin/sh -c, as the operator configured it */
+} Runner;
+
+typedef struct Options
+{
+	const char *db;				/* libpq connection string or URL; NULL = PG* environment */
+	const char *name;
+	int			slots;
+	const char *state_file;
+	const char *node_key;
+	const char *operator_email;
+	const char *operator_password;
+	const char *data_dir;		/* file:// datasets only below this directory */
+	Runner		runners[MAX_RUNNERS];
+	int			nrunners;
+	int			lease_seconds;
+	int			job_timeout;
+	double		poll_interval;
+	double		heartbeat_interval;
+	double		drain_timeout;
+	size_t		max_output;		/* bytes a runner may print before it is killed */
+	size_t		max_download;
+	long		download_timeout;
+	bool		exit_when_idle; /* for tests and benchmarks: stop once the queue is empty */
+} Options;
+
+typedef struct Task
+{
+	long long	job_id;
+	pid_t		pid;			/* 0 once reaped */
+	int			fd;				/* read end of the child's stdout; -1 once closed */
+	int			exit_status;
+	char	   *buf;			/* partial line */
+	size_t		len,
+				cap,
+				total_out;
+	int			lines;
+	double		started,
+				deadline,
+				last_report;
+	json_t	   *progress;		/* latest unsent {"progress":..,"metrics":..} */
+	json_t	   *result;			/* final result object, once the child printed it */
+	char	   *error;			/* final error (child's, or ours: crash, timeout, bad output) */
+	bool		abandoned;		/* lease lost or job canceled: kill, report nothing */
+	bool		settled;		/* complete/fail accepted (or refused for good) */
+} Task;
+
+/* log.c */
+extern const char *log_name;
+void		logmsg(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+double		now_s(void);
+
+/* sysinfo.c */
+double		cpu_load_percent(void);
+void		memory_mb(int *used, int *total);
+
+/* state.c */
+int			state_load(const char *path, char **node_key, long long *node_id);
+int			state_save(const char *path, const char *node_key, long long node_id, const char *name);
+char	   *default_state_file(const char *name);
+
+/* db.c: every call returns 0 on success, -1 on a refused request (logged), -2 when the connection broke */
+typedef struct Db
+{
+	PGconn	   *conn;
+	bool		up;
+	double		retry_at;
+	double		backoff;
+	long long	node_id;
+} Db;
+
+int			db_connect(Db *db, const Options *o, const char *node_key, json_t *caps);
+void		db_disconnect(Db *db, const char *why);
+int			db_register(const Options *o, json_t *caps, char **node_key, long long *node_id);
+int			db_heartbeat(Db *db, const char *status, long long **held, int *nheld);
+int			db_claim(Db *db, int max_jobs, int lease_seconds, json_t **jobs);
+int			db_progress(Db *db, long long job_id, json_t *progress, bool *abandon);
+int			db_complete(Db *db, long long job_id, json_t *result);
+int			db_fail(Db *db, long long job_id, const char *error);
+int			db_release(Db *db, long long job_id);
+int			db_drain_notifies(Db *db);
+
+/* task.c */
+int			task_start(Task *t, const Options *o, long long job_id, json_t *config);
+int			task_read(Task *t, const Options *o);
+void		task_kill(Task *t);
+bool		task_reap(Task *t);
+void		task_free(Task *t);
+json_t	   *capabilities(const Options *o);
+
+/* loop.c */
+int			run_loop(const Options *o, const char *node_key);
+
+#endif
