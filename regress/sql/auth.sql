@@ -291,6 +291,24 @@ SELECT modelmine.current_user_id();
 COMMIT;
 SELECT * FROM err('SELECT modelmine.current_user_id()');
 
+-------------------------------------------------------------------------------------------------------
+-- set_user_role (admin): whoami shows it at once; the token's role claim changes at the next login
+-------------------------------------------------------------------------------------------------------
+SELECT modelmine.authenticate(:'tok_b');
+SELECT modelmine.set_user_role(' BOB@example.com', 'admin');
+SELECT email, role FROM modelmine.whoami();
+SELECT modelmine.login('bob@example.com', 'bobs password') AS tok_b_admin \gset
+SELECT convert_from(b64url_decode(split_part(:'tok_b', '.', 2)), 'UTF8')::jsonb ->> 'role' AS old_token_claim,
+       convert_from(b64url_decode(split_part(:'tok_b_admin', '.', 2)), 'UTF8')::jsonb ->> 'role' AS new_token_claim;
+SELECT v.label, e.code, e.message, e.detail, e.hint
+  FROM (VALUES ('unknown role', $$SELECT modelmine.set_user_role('bob@example.com', 'root')$$),
+               ('role NULL', $$SELECT modelmine.set_user_role('bob@example.com', NULL)$$),
+               ('unknown user', $$SELECT modelmine.set_user_role('nobody@example.com', 'user')$$)) v(label, stmt)
+ CROSS JOIN LATERAL err(v.stmt) e;
+SELECT modelmine.set_user_role('bob@example.com', 'user');
+SELECT email, role FROM modelmine.users() ORDER BY id LIMIT 2;
+SELECT modelmine.deauthenticate();
+
 SELECT * FROM modelmine.check_invariants();
 
 DROP FUNCTION err(text);

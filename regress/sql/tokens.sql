@@ -170,7 +170,7 @@ SELECT v.name, v.value, e.code, e.message, e.detail, e.hint
 -- The bounds themselves are accepted.
 SELECT modelmine.set_setting('reward_pct', 100), modelmine.set_setting('reward_pct', 0),
        modelmine.set_setting('reward_pct', 80);
-SELECT name, value FROM modelmine.settings();
+SELECT name, value FROM modelmine.settings() WHERE name IN ('reward_pct', 'signup_grant');
 RESET ROLE;
 
 SELECT * FROM modelmine.check_invariants();
