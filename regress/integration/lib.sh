@@ -1,0 +1,292 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the IT_* variables are read by the tests that source this file
+# regress/integration/lib.sh: helpers shared by the integration tests (sourced, not run: not executable,
+# so scripts/test.sh skips it).
+#
+# A test sources this file, then calls it_begin NAME, which creates the test's own database it_NAME with
+# the extension, the login roles, and a temp dir, and installs the EXIT trap that stops every process the
+# test started (workers, listeners) and drops the database. Checks print one line each ("ok" / "FAIL");
+# it_end prints the summary and exits 1 if any check failed.
+#
+#   it_begin NAME                 start the test (see above); sets IT_DB and IT_TMP
+#   step TEXT                     print a heading for what comes next
+#   adm SQL                       run SQL as the superuser in IT_DB (psql -At, stops at the first error)
+#   adm_try SQL                   the same, but a failed connection or statement is not fatal
+#   signup EMAIL PW               create a user; prints a session token for it
+#   as_user TOKEN SQL             run SQL in a session bound to that user, as role mm_client
+#   as_node KEY SQL               run SQL in a session bound to that node, as role mm_worker
+#   sqlstate_as_node KEY SQL      like as_node but prints the SQLSTATE of the error, or "ok"
+#   register_node TOKEN NAME CAPS register a node for that operator; prints "id key"
+#   start_worker NAME ARGS...     start modelmine-worker (registering with IT_OP_EMAIL/IT_OP_PW on first
+#                                 start) in the background; log in $IT_TMP/NAME.log
+#   worker_pid NAME               its pid
+#   node_of NAME                  its node id (from its state file)
+#   wait_worker NAME SECS         wait up to SECS for it to exit; its exit code in IT_RC ("timeout" if not)
+#   stop_worker NAME SIG [SECS]   send SIG, then wait_worker NAME SECS (default 10)
+#   trainer_pid NAME JOB          pid of the child the worker started for JOB (from the worker's log)
+#   group_alive PGID              true if a (non-zombie) process of that process group is left
+#   proc_alive PID                true if PID is a running (non-zombie) process
+#   wait_until SECS DESC SQL      poll SQL (as the superuser) until it returns t; a failed check if not
+#   check DESC GOT WANT           one check: GOT must equal WANT
+#   check_sql DESC SQL            one check: SQL (as the superuser) must return t
+#   check_true DESC CMD...        one check: CMD must succeed
+#   check_false DESC CMD...       one check: CMD must fail
+#   it_end                        print the summary; exit 1 if any check failed
+#
+# Environment (from scripts/test.sh): PGHOST, PGPORT, PGUSER (a superuser), MM_WORKER, MM_REPO,
+# MM_CLUSTER_DIR. Set IT_KEEP=1 to keep the database and the temp dir (logs) afterwards.
+
+: "${PGHOST:?run integration tests through scripts/test.sh (PGHOST is not set)}"
+: "${PGPORT:?PGPORT is not set}" "${PGUSER:?PGUSER is not set}" "${MM_WORKER:?MM_WORKER is not set}"
+: "${MM_REPO:?MM_REPO is not set}"
+
+IT_NAME=""
+IT_DB=""
+IT_TMP=""
+IT_CHECKS=0
+IT_FAILS=0
+IT_OP_EMAIL=operator@example.com
+IT_OP_PW="operator password"
+IT_STARTED=$SECONDS
+IT_RC=""
+declare -A IT_WORKERS=()		# name -> pid
+IT_OTHER_PIDS=()				# other background processes (listeners)
+IT_GROUPS=()					# process groups to kill at exit if anything is left (runner leftovers)
+
+step() { printf '\n== %s\n' "$*"; }
+
+# Stop everything we started, drop the database, remove the temp dir. Runs once, from the EXIT trap.
+it_cleanup() {
+    local rc=$? name pid g i
+    trap - EXIT
+    set +e  # best effort from here on: a failed kill must not skip the rest
+    for name in "${!IT_WORKERS[@]}"; do
+        pid=${IT_WORKERS[$name]}
+        proc_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${IT_OTHER_PIDS[@]}"; do
+        proc_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    done
+    # SIGTERM makes a worker release its jobs; give it a moment, then SIGKILL what is left.
+    for (( i = 0; i < 30; i++ )); do
+        local left=0
+        for name in "${!IT_WORKERS[@]}"; do proc_alive "${IT_WORKERS[$name]}" && left=1; done
+        [[ $left -eq 0 ]] && break
+        sleep 0.1
+    done
+    for name in "${!IT_WORKERS[@]}"; do
+        pid=${IT_WORKERS[$name]}
+        proc_alive "$pid" && { echo "cleanup: worker $name (pid $pid) ignored SIGTERM; SIGKILL"; kill -KILL "$pid" 2>/dev/null; }
+    done
+    for pid in "${IT_OTHER_PIDS[@]}"; do proc_alive "$pid" && kill -KILL "$pid" 2>/dev/null; done
+    for g in "${IT_GROUPS[@]}"; do group_alive "$g" && kill -KILL -- "-$g" 2>/dev/null; done
+    for pid in "${IT_WORKERS[@]}" "${IT_OTHER_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    if [[ $rc -ne 0 || $IT_FAILS -gt 0 ]] && [[ -n "$IT_TMP" ]]; then
+        for f in "$IT_TMP"/*.log; do
+            [[ -f "$f" ]] || continue
+            echo "---- ${f##*/} (last 40 lines)"
+            tail -n 40 "$f"
+        done
+        if [[ -n "$IT_DB" ]]; then
+            echo "---- jobs in $IT_DB"
+            adm_try "SELECT id, status, node_id, attempts, progress, left(coalesce(error, ''), 80) FROM modelmine.jobs ORDER BY id" || true
+        fi
+    fi
+    if [[ "${IT_KEEP:-0}" == 1 ]]; then
+        echo "IT_KEEP=1: kept database $IT_DB and $IT_TMP"
+    else
+        [[ -n "$IT_DB" ]] && psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $IT_DB WITH (FORCE)" >/dev/null 2>&1
+        [[ -n "$IT_TMP" ]] && rm -rf "$IT_TMP"
+    fi
+    exit "$rc"
+}
+
+it_begin() {
+    IT_NAME=$1
+    IT_DB=it_${1//-/_}
+    IT_TMP=$(mktemp -d "/tmp/mm-it-$1.XXXXXX")
+    chmod 755 "$IT_TMP"
+    trap it_cleanup EXIT
+    trap 'echo "$IT_NAME: interrupted (SIGTERM)"; exit 143' TERM
+    trap 'echo "$IT_NAME: interrupted (SIGINT)"; exit 130' INT
+    step "$IT_NAME: database $IT_DB on $PGHOST:$PGPORT, logs in $IT_TMP"
+    psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
+        -c "DROP DATABASE IF EXISTS $IT_DB WITH (FORCE)" \
+        -c "CREATE DATABASE $IT_DB" >/dev/null
+    # Login roles are cluster-wide: create them only when missing (another test may have).
+    psql -X -q -v ON_ERROR_STOP=1 -d "$IT_DB" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION modelmine CASCADE;
+UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';  -- fast logins; tests only
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_worker') THEN
+        CREATE ROLE mm_worker LOGIN IN ROLE modelmine_node, modelmine_user;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_client') THEN
+        CREATE ROLE mm_client LOGIN IN ROLE modelmine_user;
+    END IF;
+EXCEPTION WHEN duplicate_object THEN NULL;  -- created concurrently
+END $$;
+SQL
+}
+
+adm() { psql -X -At -q -v ON_ERROR_STOP=1 -d "$IT_DB" <<<"$1"; }
+adm_try() { psql -X -At -q -v ON_ERROR_STOP=1 -d "$IT_DB" <<<"$1" 2>/dev/null; }
+
+signup() {
+    adm "SELECT modelmine.signup('$1', '$2')" >/dev/null
+    psql -X -At -q -v ON_ERROR_STOP=1 -U mm_client -d "$IT_DB" -v email="$1" -v pw="$2" \
+        <<<"SELECT modelmine.login(:'email', :'pw');"
+}
+
+as_user() {
+    psql -X -At -q -v ON_ERROR_STOP=1 -U mm_client -d "$IT_DB" -v tok="$1" <<SQL
+SELECT modelmine.authenticate(:'tok') \g /dev/null
+$2
+SQL
+}
+
+as_node() {
+    psql -X -At -q -v ON_ERROR_STOP=1 -U mm_worker -d "$IT_DB" -v key="$1" <<SQL
+SELECT modelmine.authenticate_node(:'key') \g /dev/null
+$2
+SQL
+}
+
+# Prints the SQLSTATE of the first error SQL raises in a session bound to the node, or "ok".
+sqlstate_as_node() {
+    local out
+    out=$(psql -X -At -q -v ON_ERROR_STOP=1 -U mm_worker -d "$IT_DB" -v key="$1" 2>&1 <<SQL
+\set VERBOSITY verbose
+SELECT modelmine.authenticate_node(:'key') \g /dev/null
+$2
+SQL
+) && { echo ok; return; }
+    if [[ $out =~ ERROR:\ +([0-9A-Z]{5}): ]]; then
+        echo "${BASH_REMATCH[1]}"
+    else
+        echo "no SQLSTATE in: $out"
+    fi
+}
+
+register_node() {
+    as_user "$1" "SELECT node_id || ' ' || node_key FROM modelmine.register_node('$2', '$3')"
+}
+
+worker_url() { printf 'postgresql://mm_worker@%s:%s/%s\n' "$PGHOST" "$PGPORT" "$IT_DB"; }
+
+# Test defaults: short lease, heartbeat and poll so failures show in seconds; ARGS override them.
+start_worker() {
+    local name=$1
+    shift
+    MODELMINE_OPERATOR_PASSWORD=$IT_OP_PW "$MM_WORKER" --db "$(worker_url)" --name "$name" \
+        --state-file "$IT_TMP/$name.json" --operator-email "$IT_OP_EMAIL" \
+        --lease-seconds 5 --heartbeat-interval 1 --poll-interval 1 "$@" \
+        </dev/null >>"$IT_TMP/$name.log" 2>&1 &
+    IT_WORKERS[$name]=$!
+    echo "started worker $name (pid $!): $*"
+}
+
+worker_pid() { echo "${IT_WORKERS[$1]}"; }
+
+# The node id the worker registered as (its state file appears once registration succeeded).
+node_of() {
+    local i
+    for (( i = 0; i < 100; i++ )); do
+        if [[ -s "$IT_TMP/$1.json" ]]; then
+            sed -n 's/.*"node_id": *\([0-9]*\).*/\1/p' "$IT_TMP/$1.json"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "worker $1 did not register within 10 s" >&2
+    return 1
+}
+
+# Not in $(...): only this shell can wait for its children. Leaves the exit code in IT_RC
+# ("timeout" if the worker is still running after SECS).
+wait_worker() {
+    local name=$1 secs=$2 pid i
+    pid=${IT_WORKERS[$name]}
+    for (( i = 0; i < secs * 10; i++ )); do
+        proc_alive "$pid" || break
+        sleep 0.1
+    done
+    if proc_alive "$pid"; then
+        IT_RC=timeout
+        return 0
+    fi
+    IT_RC=0
+    wait "$pid" 2>/dev/null || IT_RC=$?  # 2>: no "Killed" job notice from bash
+}
+stop_worker() {
+    kill "-$2" "${IT_WORKERS[$1]}" 2>/dev/null || true
+    wait_worker "$1" "${3:-10}"
+}
+
+trainer_pid() {
+    sed -n "s/.*: job $2 started (.*, pid \([0-9]*\))\$/\1/p" "$IT_TMP/$1.log" | tail -n 1
+}
+
+# /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces, so split after the last ")".
+proc_stat() {
+    local line
+    { line=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+    echo "${line##*) }"
+}
+proc_alive() {
+    local st
+    st=$(proc_stat "$1") || return 1
+    [[ ${st%% *} != Z ]]
+}
+group_alive() {
+    local f pid st state pgrp
+    for f in /proc/[0-9]*; do
+        pid=${f#/proc/}
+        st=$(proc_stat "$pid") || continue
+        read -r state _ pgrp _ <<<"$st"
+        [[ $pgrp == "$1" && $state != Z ]] && return 0
+    done
+    return 1
+}
+
+# Waits (polling every 0.2 s) until SQL returns t. Connection errors just mean "not yet" (restarts).
+wait_until() {
+    local secs=$1 desc=$2 sql=$3 deadline
+    deadline=$(( SECONDS + secs ))
+    while (( SECONDS < deadline )); do
+        [[ "$(adm_try "$sql")" == t ]] && { echo "waited for: $desc"; return 0; }
+        sleep 0.2
+    done
+    fail "$desc: not reached within $secs s"
+    return 1
+}
+
+pass() { IT_CHECKS=$((IT_CHECKS + 1)); printf 'ok    %s\n' "$1"; }
+fail() { IT_CHECKS=$((IT_CHECKS + 1)); IT_FAILS=$((IT_FAILS + 1)); printf 'FAIL  %s\n' "$1"; }
+
+check() {
+    if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+check_sql() {
+    local got
+    got=$(adm_try "$2")
+    if [[ "$got" == t ]]; then pass "$1"; else fail "$1: the query returned '${got:-an error}'"$'\n'"      $2"; fi
+}
+check_true() {
+    local desc=$1
+    shift
+    if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+check_false() {
+    local desc=$1
+    shift
+    if "$@"; then fail "$desc"; else pass "$desc"; fi
+}
+
+it_end() {
+    step "$IT_NAME: $IT_CHECKS checks, $IT_FAILS failed ($((SECONDS - IT_STARTED)) s)"
+    [[ $IT_FAILS -eq 0 ]] || exit 1
+    exit 0
+}
