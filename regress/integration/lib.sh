@@ -26,7 +26,9 @@
 #   trainer_pid NAME JOB          pid of the child the worker started for JOB (from the worker's log)
 #   group_alive PGID              true if a (non-zombie) process of that process group is left
 #   proc_alive PID                true if PID is a running (non-zombie) process
-#   wait_until SECS DESC SQL      poll SQL (as the superuser) until it returns t; a failed check if not
+#   poll_until SECS SQL           true once SQL (as the superuser) returns t, false after SECS
+#   wait_until SECS DESC SQL      poll_until, printing DESC; a failed check (and status 1) if not reached
+#   check_within SECS DESC SQL    one check: SQL must return t within SECS (see wait_until)
 #   check DESC GOT WANT           one check: GOT must equal WANT
 #   check_sql DESC SQL            one check: SQL (as the superuser) must return t
 #   check_true DESC CMD...        one check: CMD must succeed
@@ -251,16 +253,27 @@ group_alive() {
     return 1
 }
 
-# Waits (polling every 0.2 s) until SQL returns t. Connection errors just mean "not yet" (restarts).
-wait_until() {
-    local secs=$1 desc=$2 sql=$3 deadline
-    deadline=$(( SECONDS + secs ))
+# poll_until SECS SQL: true once SQL returns t (polled every 0.2 s as the superuser), false after SECS.
+# Connection errors just mean "not yet" (the cluster may be restarting).
+poll_until() {
+    local deadline=$(( SECONDS + $1 ))
     while (( SECONDS < deadline )); do
-        [[ "$(adm_try "$sql")" == t ]] && { echo "waited for: $desc"; return 0; }
+        [[ "$(adm_try "$2")" == t ]] && return 0
         sleep 0.2
     done
-    fail "$desc: not reached within $secs s"
     return 1
+}
+
+# A precondition: prints what it waited for, or records a failed check and returns 1.
+wait_until() {
+    if poll_until "$1" "$3"; then echo "waited for: $2"; return 0; fi
+    fail "$2: not reached within $1 s"
+    return 1
+}
+
+# A check that SQL becomes true within SECS.
+check_within() {
+    if poll_until "$1" "$3"; then pass "$2 (within $1 s)"; else fail "$2: not within $1 s"; fi
 }
 
 pass() { IT_CHECKS=$((IT_CHECKS + 1)); printf 'ok    %s\n' "$1"; }
