@@ -18,6 +18,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track headers: every object depends on the shared one.
+$(OBJS): extension/modelmine.h
+
 # The single install script is the source of truth; the versioned file is built from it.
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@

@@ -489,7 +489,9 @@ Logout(void)
 	(void) MmRequireUser(false, &session);
 	args[0] = UUIDPGetDatum(&session);
 	MmExec(&revoke, args, NULL, false, 0);
-	Unbind();
+	/* a PostgREST header token may be the one revoked: keep an unrelated binding of this connection */
+	if (bound && memcmp(&bound_session, &session, sizeof(session)) == 0)
+		Unbind();
 }
 
 /* ---------------------------------------------------------------------------------------------- */

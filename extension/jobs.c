@@ -152,11 +152,16 @@ SubmitJob(SubmitArgs *a)
 		BadParam("config must be a JSON object", psprintf("Got %s.", JsonbKind(a->config)),
 				 "Pass a JSON object such as '{\"trainer\": \"logreg\"}'.");
 	CheckRequirement(a->config);
-	if (VARSIZE(a->config) - VARHDRSZ > max_config)
-		BadParam("config is too large",
-				 psprintf("It takes %zu bytes; the limit (setting max_config_bytes) is " INT64_FORMAT ".",
-						  (size_t) (VARSIZE(a->config) - VARHDRSZ), max_config),
-				 "Keep datasets out of the config: pass a dataset URL instead.");
+	{
+		/* the limit is on the JSON text a user sees, not jsonb's internal size */
+		size_t		text_len = strlen(JsonbToCString(NULL, &a->config->root, VARSIZE(a->config)));
+
+		if (text_len > (size_t) max_config)
+			BadParam("config is too large",
+					 psprintf("Its JSON text takes %zu bytes; the limit (setting max_config_bytes) is " INT64_FORMAT ".",
+							  text_len, max_config),
+					 "Keep datasets out of the config: pass a dataset URL instead.");
+	}
 	if (a->description && pg_mbstrlen_with_len(VARDATA_ANY(a->description), VARSIZE_ANY_EXHDR(a->description)) > 10000)
 		BadParam("description is too long", NULL, "Pass a description of at most 10000 characters.");
 	stake = a->stake_given ? a->stake : MmSetting("default_stake");
@@ -245,7 +250,7 @@ GuardJobUpdate(TriggerData *td)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("invalid job status transition"),
 						errdetail("Job %s cannot go from %s to %s.", SPI_getvalue(oldt, desc, 1), from, to),
-						errhint("Jobs move PENDING -> RUNNING -> COMPLETED or FAILED, and PENDING or RUNNING -> CANCELED; finished jobs never change.")));
+						errhint("Jobs move PENDING -> RUNNING -> COMPLETED or FAILED, RUNNING -> PENDING when a lease is given back or expires, and PENDING or RUNNING -> CANCELED; finished jobs never change.")));
 	for (int i = 0; i < lengthof(fixed); i++)
 	{
 		char	   *o,
@@ -285,7 +290,7 @@ mm_notify_work(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("mm_notify_work must be called as a trigger")));
 	Async_Notify(MM_WORK_CHANNEL, "");
-	PG_RETURN_NULL();
+	return PointerGetDatum(NULL);	/* a statement trigger returns a null pointer, not SQL NULL */
 }
 
 Datum

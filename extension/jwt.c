@@ -144,7 +144,9 @@ MmJwtVerify(const char *token, const uint8 *key, size_t keylen, const char **why
 		return NULL;
 	}
 	siglen = Base64UrlDecode(dot2 + 1, strlen(dot2 + 1), &sig);
-	if (siglen != PG_SHA256_DIGEST_LENGTH)
+	/* base64 ignores a final character's unused bits: insist on the one canonical spelling */
+	if (siglen != PG_SHA256_DIGEST_LENGTH ||
+		strcmp(Base64UrlEncode(sig, PG_SHA256_DIGEST_LENGTH), dot2 + 1) != 0)
 	{
 		*why = "The token signature is malformed.";
 		return NULL;

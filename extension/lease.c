@@ -164,6 +164,7 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	(void) MmLedgerSeal(1000);	/* drains completions whose sealing was skipped under contention */
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -264,6 +265,12 @@ CompleteJob(int64 job_id, Jsonb *result)
 	static MmPlan count = {
 		"UPDATE modelmine.nodes SET jobs_completed = jobs_completed + 1, tokens_earned = tokens_earned + $2 "
 		" WHERE id = $1", 2, {INT8OID, INT8OID}};
+	static MmPlan record = {
+		"INSERT INTO modelmine.ledger_queue (job_id, user_id, node_id, stake, reward, fee, accuracy, loss, "
+		"                                    epochs, completed_at) "
+		"SELECT id, user_id, node_id, stake, $2, stake - $2, result ->> 'accuracy', result ->> 'loss', "
+		"       (result ->> 'epochs')::numeric::bigint, finished_at FROM modelmine.jobs WHERE id = $1",
+	2, {INT8OID, INT8OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[3];
 	int64		stake,
@@ -284,6 +291,9 @@ CompleteJob(int64 job_id, Jsonb *result)
 	args[1] = Int64GetDatum(reward);
 	args[0] = Int64GetDatum(node_id);
 	MmExec(&count, args, NULL, false, 0);
+	args[0] = Int64GetDatum(job_id);
+	MmExec(&record, args, NULL, false, 0);
+	(void) MmLedgerSeal(1000);	/* usually seals this entry now; if another sealer is busy it will */
 	return reward;
 }
 

@@ -27,7 +27,8 @@ MmExec(MmPlan *plan, Datum *values, const char *nulls, bool read_only, long coun
 			elog(ERROR, "modelmine: could not keep plan for \"%s\"", plan->sql);
 		plan->plan = p;
 	}
-	rc = SPI_execute_plan(plan->plan, values, nulls, read_only, count);
+	/* a row limit would stop DML early and skip its AFTER STATEMENT triggers: limit reads only */
+	rc = SPI_execute_plan(plan->plan, values, nulls, read_only, read_only ? count : 0);
 	if (rc < 0)
 		elog(ERROR, "modelmine: \"%s\" failed: %s", plan->sql, SPI_result_code_string(rc));
 	return SPI_processed;

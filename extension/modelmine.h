@@ -24,7 +24,7 @@
 #define ERRCODE_MM_INSUFFICIENT_BALANCE	MAKE_SQLSTATE('M','M','0','0','1')
 
 /* ---- mmspi.c: prepared SPI statements kept for the life of the backend ---- */
-#define MM_MAX_ARGS 8
+#define MM_MAX_ARGS 16
 typedef struct MmPlan
 {
 	const char *sql;
@@ -55,6 +55,9 @@ extern char *MmJwtVerify(const char *token, const uint8 *key, size_t keylen, con
 extern int64 MmRequireNode(bool read_only);
 extern int64 MmNodeAccount(int64 node_id);
 extern void MmNotifyJson(const char *channel, const char *json);
+
+/* ---- ledger.c ---- */
+extern int64 MmLedgerSeal(int64 max);
 
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTryTransfer(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id,

@@ -337,8 +337,15 @@ GRANT EXECUTE ON FUNCTION modelmine.mint(text, bigint) TO modelmine_admin;
 CREATE FUNCTION modelmine.my_transactions(max_rows integer DEFAULT 20)
     RETURNS TABLE (id bigint, created_at timestamptz, amount bigint, direction text, reason text,
                    job_id bigint, counterparty text)
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
+            HINT = 'Pass a number of rows from 0 to 1000.';
+    END IF;
+    RETURN QUERY
         WITH me AS (SELECT a.id FROM modelmine.accounts a WHERE a.user_id = modelmine.current_user_id())
         SELECT j.id, j.created_at,
                CASE WHEN j.credit_account = me.id THEN j.amount ELSE -j.amount END,
@@ -351,8 +358,9 @@ CREATE FUNCTION modelmine.my_transactions(max_rows integer DEFAULT 20)
                                                    ELSE j.credit_account END
           LEFT JOIN modelmine.users u ON u.id = o.user_id
          ORDER BY j.id DESC
-         LIMIT LEAST(GREATEST(max_rows, 0), 1000)
-    $$;
+         LIMIT max_rows;
+END
+$$;
 COMMENT ON FUNCTION modelmine.my_transactions(integer) IS
     'The signed-in user''s latest journal entries (newest first, at most 1000): signed amount, reason, job and counterparty.';
 REVOKE ALL ON FUNCTION modelmine.my_transactions(integer) FROM PUBLIC;
@@ -401,6 +409,7 @@ BEGIN
         END IF;
         want := pg_catalog.upper(status)::modelmine.job_status;
     END IF;
+    sort := pg_catalog.lower(sort);
     IF sort IS NULL OR sort NOT IN ('created', 'stake', 'status') THEN
         RAISE EXCEPTION 'invalid sort key' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = pg_catalog.format('Got %L.', sort), HINT = 'Pass one of created, stake, status.';
@@ -501,6 +510,10 @@ CREATE FUNCTION modelmine.job(job_id bigint) RETURNS modelmine.job_detail
 DECLARE
     j modelmine.job_detail;
 BEGIN
+    IF job_id IS NULL THEN
+        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the id returned by modelmine.submit_job.';
+    END IF;
     IF pg_catalog.pg_has_role(current_user, 'modelmine_admin', 'USAGE') THEN
         SELECT * INTO j FROM modelmine.admin_job(job_id);
     ELSE
@@ -508,7 +521,8 @@ BEGIN
     END IF;
     IF j.id IS NULL THEN
         RAISE EXCEPTION 'job % not found', job_id USING ERRCODE = 'no_data_found',
-            DETAIL = 'There is no job with this id that you own.',
+            DETAIL = CASE WHEN pg_catalog.pg_has_role(current_user, 'modelmine_admin', 'USAGE')
+                          THEN 'There is no job with this id.' ELSE 'There is no job with this id that you own.' END,
             HINT = 'List your jobs with modelmine.my_jobs().';
     END IF;
     RETURN j;
@@ -686,6 +700,134 @@ REVOKE ALL ON FUNCTION modelmine.my_nodes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.my_nodes() TO modelmine_user;
 
 -------------------------------------------------------------------------------------------------------
+-- Ledger (C, extension/ledger.c; encoding in docs/LEDGER.md).  One block per completed job, SHA-256
+-- hash-chained from a genesis block made at install.  complete_job queues the entry; sealing appends
+-- blocks under a try-lock (see ledger.c) so completions never wait on each other.  Blocks are readable
+-- by every ModelMine role, so anyone can verify them without trusting the extension's functions.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.ledger (
+    height       bigint PRIMARY KEY CHECK (height >= 0),
+    prev_hash    bytea NOT NULL UNIQUE,      -- UNIQUE: two blocks can never extend the same block
+    hash         bytea NOT NULL UNIQUE,
+    job_id       bigint UNIQUE,
+    user_id      bigint,
+    node_id      bigint,
+    stake        bigint,
+    reward       bigint,
+    fee          bigint,
+    accuracy     text,                       -- decimal text exactly as the result reported it
+    loss         text,
+    epochs       bigint,
+    completed_at timestamptz,
+    created_at   timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.ledger', '');
+GRANT SELECT ON modelmine.ledger TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON modelmine.ledger
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change();
+CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON modelmine.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_change();
+
+CREATE TABLE modelmine.ledger_queue (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id       bigint NOT NULL UNIQUE,
+    user_id      bigint NOT NULL,
+    node_id      bigint NOT NULL,
+    stake        bigint NOT NULL,
+    reward       bigint NOT NULL,
+    fee          bigint NOT NULL,
+    accuracy     text,
+    loss         text,
+    epochs       bigint,
+    completed_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.ledger_queue', '');
+
+CREATE FUNCTION modelmine._ledger_genesis() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_ledger_genesis';
+COMMENT ON FUNCTION modelmine._ledger_genesis() IS 'Install time: appends the genesis block (height 0).';
+REVOKE ALL ON FUNCTION modelmine._ledger_genesis() FROM PUBLIC;
+SELECT modelmine._ledger_genesis();
+
+CREATE FUNCTION modelmine.seal_ledger(max_blocks bigint DEFAULT 100000) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_seal_ledger';
+COMMENT ON FUNCTION modelmine.seal_ledger(bigint) IS
+    'Seals queued completions into blocks now (completion, claim_jobs and the ledger readers do it anyway); returns the number of blocks appended, 0 when another transaction is sealing.';
+REVOKE ALL ON FUNCTION modelmine.seal_ledger(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.seal_ledger(bigint) TO modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.ledger(from_height bigint DEFAULT 0, "limit" integer DEFAULT 100)
+    RETURNS TABLE (height bigint, hash text, prev_hash text, job_id bigint, user_id bigint, node_id bigint,
+                   stake bigint, reward bigint, fee bigint, accuracy text, loss text, epochs bigint,
+                   completed_at timestamptz, created_at timestamptz)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF from_height IS NULL OR from_height < 0 THEN
+        RAISE EXCEPTION 'invalid from_height' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(from_height::text, 'NULL')), HINT = 'Pass a height of 0 or more.';
+    END IF;
+    IF "limit" IS NULL OR "limit" NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid limit' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE("limit"::text, 'NULL')), HINT = 'Pass a limit from 0 to 10000.';
+    END IF;
+    PERFORM modelmine.seal_ledger();
+    RETURN QUERY
+        SELECT l.height, pg_catalog.encode(l.hash, 'hex'), pg_catalog.encode(l.prev_hash, 'hex'), l.job_id,
+               l.user_id, l.node_id, l.stake, l.reward, l.fee, l.accuracy, l.loss, l.epochs, l.completed_at,
+               l.created_at
+          FROM modelmine.ledger l
+         WHERE l.height >= from_height
+         ORDER BY l.height
+         LIMIT "limit";
+END
+$$;
+COMMENT ON FUNCTION modelmine.ledger(bigint, integer) IS
+    'Blocks from from_height on (at most limit, 0..10000), hashes in hex. Seals pending completions first.';
+REVOKE ALL ON FUNCTION modelmine.ledger(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.ledger(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.ledger_digest() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    d jsonb;
+BEGIN
+    PERFORM modelmine.seal_ledger();
+    SELECT pg_catalog.jsonb_build_object('height', l.height, 'hash', pg_catalog.encode(l.hash, 'hex'),
+                                         'time', l.created_at,
+                                         'pending', (SELECT count(*) FROM modelmine.ledger_queue))
+      INTO d
+      FROM modelmine.ledger l ORDER BY l.height DESC LIMIT 1;
+    RETURN d;
+END
+$$;
+COMMENT ON FUNCTION modelmine.ledger_digest() IS
+    'The chain head as {"height", "hash", "time", "pending"}: keep it outside the database, and later verify_ledger(digest) proves the chain still extends it.';
+REVOKE ALL ON FUNCTION modelmine.ledger_digest() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.ledger_digest() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.verify_ledger(digest jsonb DEFAULT NULL,
+                                        OUT ok boolean, OUT height bigint, OUT first_bad_height bigint,
+                                        OUT reason text, OUT blocks_checked bigint)
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_verify_ledger';
+COMMENT ON FUNCTION modelmine.verify_ledger(jsonb) IS
+    'Recomputes every block hash and every link from genesis; returns ok, the chain height, the first bad height and why. With a digest from ledger_digest(), also proves the chain still contains that block.';
+REVOKE ALL ON FUNCTION modelmine.verify_ledger(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.verify_ledger(jsonb) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.block_preimage(height bigint) RETURNS bytea
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_block_preimage';
+COMMENT ON FUNCTION modelmine.block_preimage(bigint) IS
+    'The exact bytes hashed for a block (docs/LEDGER.md), to compare with a third-party encoder.';
+REVOKE ALL ON FUNCTION modelmine.block_preimage(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.block_preimage(bigint) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
 -- Administration.
 -------------------------------------------------------------------------------------------------------
 CREATE FUNCTION modelmine.users()
@@ -799,8 +941,19 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
          WHERE COALESCE(m.staked, 0) <> j.stake
             OR COALESCE(m.refunded, 0) <> CASE WHEN j.status IN ('FAILED', 'CANCELED') THEN j.stake ELSE 0 END
             OR COALESCE(m.paid, 0) <> CASE WHEN j.status = 'COMPLETED' THEN j.stake ELSE 0 END
+        UNION ALL
+        -- Each completed job is recorded once in the ledger (sealed or still queued), and nothing else is.
+        SELECT 'ledger_records_completed_jobs',
+               pg_catalog.format('job %s (%s) has %s ledger records', COALESCE(j.id, r.job_id),
+                                 COALESCE(j.status::text, 'no such job'), COALESCE(r.n, 0))
+          FROM (SELECT id, status FROM modelmine.jobs WHERE status = 'COMPLETED') j
+          FULL JOIN (SELECT job_id, count(*) AS n
+                       FROM (SELECT job_id FROM modelmine.ledger WHERE job_id IS NOT NULL
+                             UNION ALL SELECT job_id FROM modelmine.ledger_queue) x GROUP BY job_id) r
+            ON r.job_id = j.id
+         WHERE j.id IS NULL OR COALESCE(r.n, 0) <> 1
     $$;
 COMMENT ON FUNCTION modelmine.check_invariants() IS
-    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once.';
+    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger.';
 REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;

@@ -34,12 +34,26 @@ db_disconnect(Db *db, const char *why)
 	db->backoff = db->backoff * 2 > 30 ? 30 : db->backoff * 2;
 }
 
+/* libpq messages span lines ("...\n\tThis probably means..."): one log line each. */
 static void
 trim_newline(char *s)
 {
-	size_t		n = strlen(s);
+	char	   *w = s;
+	size_t		n;
 
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+	for (const char *r = s; *r; r++)
+	{
+		if (*r == '\n' || *r == '\t')
+		{
+			if (w > s && w[-1] != ' ')
+				*w++ = ' ';
+		}
+		else
+			*w++ = *r;
+	}
+	*w = '\0';
+	n = strlen(s);
+	while (n > 0 && s[n - 1] == ' ')
 		s[--n] = '\0';
 }
 
