@@ -6,7 +6,8 @@
 # A test sources this file, then calls it_begin NAME, which creates the test's own database it_NAME with
 # the extension, the login roles, and a temp dir, and installs the EXIT trap that stops every process the
 # test started (workers, listeners) and drops the database. Checks print one line each ("ok" / "FAIL");
-# it_end prints the summary and exits 1 if any check failed.
+# it_end prints the summary and exits 1 if any check failed. A precondition that is not met (wait_until)
+# or a psql error ends the test at once (set -e), with the workers' logs and the jobs table printed.
 #
 #   it_begin NAME                 start the test (see above); sets IT_DB and IT_TMP
 #   step TEXT                     print a heading for what comes next
@@ -28,7 +29,7 @@
 #   proc_alive PID                true if PID is a running (non-zombie) process
 #   poll_until SECS SQL           true once SQL (as the superuser) returns t, false after SECS
 #   wait_until SECS DESC SQL      poll_until, printing DESC; a failed check (and status 1) if not reached
-#   check_within SECS DESC SQL    one check: SQL must return t within SECS (see wait_until)
+#   check_within SECS DESC SQL    one check: SQL must return t within SECS (see poll_until)
 #   check DESC GOT WANT           one check: GOT must equal WANT
 #   check_sql DESC SQL            one check: SQL (as the superuser) must return t
 #   check_true DESC CMD...        one check: CMD must succeed
@@ -51,9 +52,9 @@ IT_OP_EMAIL=operator@example.com
 IT_OP_PW="operator password"
 IT_STARTED=$SECONDS
 IT_RC=""
-declare -A IT_WORKERS=()		# name -> pid
-IT_OTHER_PIDS=()				# other background processes (listeners)
-IT_GROUPS=()					# process groups to kill at exit if anything is left (runner leftovers)
+declare -A IT_WORKERS=()  # name -> pid
+IT_OTHER_PIDS=()          # other background processes (listeners)
+IT_GROUPS=()              # process groups to kill at exit if anything is left (runner leftovers)
 
 step() { printf '\n== %s\n' "$*"; }
 
