@@ -12,6 +12,7 @@ REGRESS_OPTS = --inputdir=regress --outputdir=regress/out --load-extension=pgcry
 ISOLATION    = $(sort $(patsubst regress/specs/%.spec,%,$(wildcard regress/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=regress --outputdir=regress/out-isolation --load-extension=pgcrypto
 
+SHLIB_LINK  = -lcrypto   # SHA-256 for the ledger (OpenSSL comes with libpq-dev's libssl-dev)
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 PG_CONFIG ?= pg_config

@@ -96,6 +96,20 @@ CheckRequirement(Jsonb *config)
 
 			ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-' || c == '.'));
 		}
+		if (ok && k == 0)
+		{
+			/* "trainer" names a built-in of every worker; anything else is a "runner" */
+			static const char *const builtin[] = {"logreg", "mlp", "linreg", "noop"};
+			bool		known = false;
+
+			for (int b = 0; b < lengthof(builtin); b++)
+				known |= (int) strlen(builtin[b]) == v.val.string.len &&
+					memcmp(builtin[b], v.val.string.val, v.val.string.len) == 0;
+			if (!known)
+				BadParam("unknown config.trainer",
+						 psprintf("Got \"%.*s\".", v.val.string.len, v.val.string.val),
+						 "Use a built-in trainer: \"logreg\", \"mlp\", \"linreg\" or \"noop\"; for other code, name a \"runner\".");
+		}
 		if (!ok)
 			BadParam(psprintf("invalid config.%s", keys[k]),
 					 "It must be a name of 1 to 64 characters a-z, 0-9, _, - or ., starting with a letter or digit.",

@@ -323,6 +323,7 @@ FailJob(int64 job_id, text *error)
 	stake = MmInt64(0, 1, NULL);
 	owner = MmInt64(0, 2, NULL);
 	MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
+	args[0] = Int64GetDatum(node_id);
 	MmExec(&count, args, NULL, false, 0);
 	return stake;
 }

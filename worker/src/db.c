@@ -90,6 +90,18 @@ exec(Db *db, const char *sql, int n, const char *const *values)
 	return PQexecParams(db->conn, sql, n, NULL, values, NULL, NULL, 0);
 }
 
+/* Server notices go to the worker log like every other line, not raw to stderr. */
+static void
+log_notice(void *arg, const char *message)
+{
+	char		m[1024];
+
+	(void) arg;
+	snprintf(m, sizeof(m), "%s", message);
+	trim_newline(m);
+	logmsg("database notice: %s", m);
+}
+
 static PGconn *
 open_conn(const Options *o)
 {
@@ -103,7 +115,12 @@ open_conn(const Options *o)
 		keys[5] = "dbname";
 		vals[5] = o->db;
 	}
-	return PQconnectdbParams(keys, vals, 1);
+	{
+		PGconn	   *conn = PQconnectdbParams(keys, vals, 1);
+
+		PQsetNoticeProcessor(conn, log_notice, NULL);
+		return conn;
+	}
 }
 
 int
@@ -315,7 +332,7 @@ int
 db_complete(Db *db, long long job_id, json_t *result)
 {
 	char		id[32];
-	char	   *text = json_dumps(result, JSON_COMPACT | JSON_REAL_PRECISION(17));
+	char	   *text = json_dumps(result, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	const char *args[2] = {id, text};
 	PGresult   *r;
 	int			rc;

@@ -78,6 +78,7 @@ settle(Db *db, Task *t)
 		return true;
 	if (!db->up)
 		return false;
+	task_conclude(t);
 	if (t->result)
 	{
 		rc = db_complete(db, t->job_id, t->result);

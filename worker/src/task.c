@@ -102,21 +102,58 @@ run_builtin(const Options *o, json_t *config)
 }
 
 static void
+kill_group(int sig)
+{
+	(void) sig;
+	kill(0, SIGKILL);			/* the whole process group, this process included */
+}
+
+/*
+ * This child stays as the group leader and runs the runner as its own child: a runner's descendants
+ * inherit neither PR_SET_PDEATHSIG nor anything else tying them to the worker, so when the worker dies
+ * (even by kill -9) this process is told and kills the whole group.
+ */
+static void
 run_external(const Runner *r, json_t *config)
 {
 	FILE	   *in = tmpfile();
 	char	   *text = json_dumps(config, JSON_COMPACT);
+	pid_t		pid;
+	int			status;
 
 	if (in == NULL || text == NULL || fputs(text, in) < 0 || fflush(in) != 0 || fseek(in, 0, SEEK_SET) != 0)
 	{
 		write_line(json_pack("{s:s}", "error", "worker could not prepare the runner's stdin"));
 		_exit(0);
 	}
-	dup2(fileno(in), STDIN_FILENO);
-	dup2(child_fd, STDOUT_FILENO);
+	signal(SIGUSR1, kill_group);
+	prctl(PR_SET_PDEATHSIG, SIGUSR1);
+	if (getppid() == 1)
+		kill_group(0);
+	pid = fork();
+	if (pid < 0)
+	{
+		write_line(json_pack("{s:s}", "error", "worker could not fork the runner"));
+		_exit(0);
+	}
+	if (pid == 0)
+	{
+		signal(SIGUSR1, SIG_DFL);
+		dup2(fileno(in), STDIN_FILENO);
+		dup2(child_fd, STDOUT_FILENO);
+		close(child_fd);
+		execl("/bin/sh", "sh", "-c", r->command, (char *) NULL);
+		_exit(127);
+	}
 	close(child_fd);
-	execl("/bin/sh", "sh", "-c", r->command, (char *) NULL);
-	_exit(127);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(status))
+	{
+		signal(WTERMSIG(status), SIG_DFL);
+		raise(WTERMSIG(status));
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
 static const Runner *
@@ -306,17 +343,26 @@ task_reap(Task *t)
 		return false;
 	t->pid = 0;
 	t->exit_status = status;
-	if (!t->result && !t->error)
-	{
-		char		e[160];
-
-		if (WIFSIGNALED(status))
-			snprintf(e, sizeof(e), "the trainer crashed (signal %d: %s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-		else
-			snprintf(e, sizeof(e), "exited with status %d without a result", WEXITSTATUS(status));
-		t->error = strdup(e);
-	}
 	return true;
+}
+
+/*
+ * Once the child is reaped and its output fully read: a child that printed neither a result nor an
+ * error crashed or quit.  (Deciding earlier would race the child's last line still in the pipe.)
+ */
+void
+task_conclude(Task *t)
+{
+	char		e[160];
+
+	if (t->pid != 0 || t->fd >= 0 || t->result || t->error)
+		return;
+	if (WIFSIGNALED(t->exit_status))
+		snprintf(e, sizeof(e), "the trainer crashed (signal %d: %s)", WTERMSIG(t->exit_status),
+				 strsignal(WTERMSIG(t->exit_status)));
+	else
+		snprintf(e, sizeof(e), "exited with status %d without a result", WEXITSTATUS(t->exit_status));
+	t->error = strdup(e);
 }
 
 void

@@ -109,6 +109,7 @@ int			task_start(Task *t, const Options *o, long long job_id, json_t *config);
 int			task_read(Task *t, const Options *o);
 void		task_kill(Task *t);
 bool		task_reap(Task *t);
+void		task_conclude(Task *t);
 void		task_free(Task *t);
 json_t	   *capabilities(const Options *o);
 
