@@ -165,6 +165,7 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	(void) MmLedgerSeal(1000);	/* drains completions whose sealing was skipped under contention */
+	(void) MmFoldStats();		/* likewise keeps the statistics deltas short */
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -59,6 +59,9 @@ extern void MmNotifyJson(const char *channel, const char *json);
 /* ---- ledger.c ---- */
 extern int64 MmLedgerSeal(int64 max);
 
+/* ---- stats.c ---- */
+extern int64 MmFoldStats(void);
+
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTryTransfer(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id,
 						  int64 *journal_id, int64 *debit_balance);

@@ -828,6 +828,261 @@ REVOKE ALL ON FUNCTION modelmine.block_preimage(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.block_preimage(bigint) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
 -------------------------------------------------------------------------------------------------------
+-- Statistics (C, extension/stats.c).  Job counts by creation month and status are kept as insert-only
+-- deltas folded into job_stats under a try-lock, so no job ever waits on a counter row; node counters
+-- live on each node's own row.  Every statistic reads a few hundred rows at most, whatever the number
+-- of jobs.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.job_stats (
+    month        date NOT NULL,
+    status       modelmine.job_status NOT NULL,
+    jobs         bigint NOT NULL,
+    stake        bigint NOT NULL,
+    accuracy_sum double precision NOT NULL,
+    accuracy_n   bigint NOT NULL,
+    PRIMARY KEY (month, status)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.job_stats', '');
+
+CREATE TABLE modelmine.job_stat_deltas (
+    month        date NOT NULL,
+    status       modelmine.job_status NOT NULL,
+    jobs         integer NOT NULL,
+    stake        bigint NOT NULL,
+    accuracy_sum double precision NOT NULL,
+    accuracy_n   integer NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.job_stat_deltas', '');
+
+CREATE INDEX nodes_tokens_idx ON modelmine.nodes (tokens_earned DESC, id);
+CREATE INDEX node_uptime_end_idx ON modelmine.node_uptime (node_id, ended_at);
+
+CREATE FUNCTION modelmine._job_stats_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_job_stats_trigger';
+COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
+    'Row trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job status change.';
+REVOKE ALL ON FUNCTION modelmine._job_stats_trigger() FROM PUBLIC;
+
+CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs
+    FOR EACH ROW EXECUTE FUNCTION modelmine._job_stats_trigger();
+CREATE TRIGGER jobs_stats_update AFTER UPDATE OF status ON modelmine.jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION modelmine._job_stats_trigger();
+
+CREATE FUNCTION modelmine._fold_stats() RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_fold_stats';
+COMMENT ON FUNCTION modelmine._fold_stats() IS
+    'Folds committed statistics deltas into job_stats unless another transaction is folding; returns the deltas folded.';
+REVOKE ALL ON FUNCTION modelmine._fold_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._fold_stats() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.network_stats(
+        OUT nodes_online bigint, OUT nodes_total bigint, OUT staked_now bigint, OUT staked_all_time bigint,
+        OUT jobs_pending bigint, OUT jobs_running bigint, OUT jobs_completed bigint, OUT jobs_failed bigint,
+        OUT jobs_canceled bigint, OUT average_accuracy double precision, OUT paid_to_nodes bigint,
+        OUT network_fees bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM modelmine._fold_stats();
+    WITH c AS (
+        SELECT x.status, sum(x.jobs)::bigint AS jobs, sum(x.stake)::bigint AS stake,
+               sum(x.accuracy_sum) AS acc, sum(x.accuracy_n)::bigint AS n
+          FROM (SELECT s.status, s.jobs, s.stake, s.accuracy_sum, s.accuracy_n FROM modelmine.job_stats s
+                UNION ALL
+                SELECT d.status, d.jobs, d.stake, d.accuracy_sum, d.accuracy_n FROM modelmine.job_stat_deltas d) x
+         GROUP BY x.status),
+    f AS (SELECT COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'fee'), 0)::bigint AS fees,
+                 COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'escrow'), 0)::bigint AS escrow
+            FROM modelmine.accounts a WHERE a.id BETWEEN 16 AND 47),
+    n AS (SELECT count(*) FILTER (WHERE modelmine._node_status(nd.status, nd.last_seen) <> 'OFFLINE') AS online,
+                 count(*) AS total
+            FROM modelmine.nodes nd)
+    SELECT n.online, n.total, f.escrow, COALESCE((SELECT sum(c.stake) FROM c), 0)::bigint,
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'PENDING'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'RUNNING'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'COMPLETED'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'FAILED'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'CANCELED'), 0),
+           (SELECT c.acc / NULLIF(c.n, 0) FROM c WHERE c.status = 'COMPLETED'),
+           COALESCE((SELECT c.stake FROM c WHERE c.status = 'COMPLETED'), 0) - f.fees,
+           f.fees
+      INTO nodes_online, nodes_total, staked_now, staked_all_time, jobs_pending, jobs_running, jobs_completed,
+           jobs_failed, jobs_canceled, average_accuracy, paid_to_nodes, network_fees
+      FROM n, f;
+END
+$$;
+COMMENT ON FUNCTION modelmine.network_stats() IS
+    'Network health: nodes online (OFFLINE derived) and total, tokens staked now (escrow) and all time, job counts per status, average accuracy of completed jobs (those reporting one), tokens paid to nodes, network fees collected.';
+REVOKE ALL ON FUNCTION modelmine.network_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.network_stats() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.job_timeline(months integer DEFAULT 6)
+    RETURNS TABLE (month date, status text, jobs bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF months IS NULL OR months NOT BETWEEN 1 AND 120 THEN
+        RAISE EXCEPTION 'invalid months' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(months::text, 'NULL')), HINT = 'Pass 1 to 120 months.';
+    END IF;
+    PERFORM modelmine._fold_stats();
+    RETURN QUERY
+        WITH m AS (SELECT g::date AS month
+                     FROM pg_catalog.generate_series(
+                              pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC') - pg_catalog.make_interval(months => months - 1),
+                              pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC'),
+                              interval '1 month') g),
+             x AS (SELECT s.month, s.status, s.jobs FROM modelmine.job_stats s
+                   UNION ALL SELECT d.month, d.status, d.jobs::bigint FROM modelmine.job_stat_deltas d)
+        SELECT m.month, st.status::text, COALESCE(sum(x.jobs), 0)::bigint
+          FROM m CROSS JOIN pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) st(status)
+          LEFT JOIN x ON x.month = m.month AND x.status = st.status
+         GROUP BY m.month, st.status
+         ORDER BY m.month, st.status;
+END
+$$;
+COMMENT ON FUNCTION modelmine.job_timeline(integer) IS
+    'Jobs per month of submission (UTC) and current status over the last months (1..120), months without jobs included with zeros, oldest first.';
+REVOKE ALL ON FUNCTION modelmine.job_timeline(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job_timeline(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.token_distribution(max_nodes integer DEFAULT 20)
+    RETURNS TABLE (node_id bigint, name text, tokens_earned bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_nodes IS NULL OR max_nodes NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_nodes' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_nodes::text, 'NULL')), HINT = 'Pass 1 to 1000.';
+    END IF;
+    RETURN QUERY SELECT n.id, n.name, n.tokens_earned FROM modelmine.nodes n
+                  ORDER BY n.tokens_earned DESC, n.id LIMIT max_nodes;
+END
+$$;
+COMMENT ON FUNCTION modelmine.token_distribution(integer) IS
+    'Tokens earned per node (rewards for completed jobs, withdrawn or not), the top max_nodes (1..1000) first.';
+REVOKE ALL ON FUNCTION modelmine.token_distribution(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.token_distribution(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-- Uptime: the share of [max(now - window, registered_at), now] covered by heartbeat stretches.  A
+-- stretch is closed into node_uptime when a heartbeat follows a gap longer than offline_after_seconds;
+-- the open stretch runs to now while the node is online, else to its last heartbeat.
+CREATE FUNCTION modelmine._uptime_pct(node_id bigint, registered_at timestamptz, online_since timestamptz,
+                                      last_seen timestamptz, window_hours integer) RETURNS numeric
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH w AS (SELECT GREATEST(pg_catalog.now() - pg_catalog.make_interval(hours => window_hours), registered_at) AS s,
+                          pg_catalog.now() AS e),
+        iv AS (SELECT u.started_at, u.ended_at FROM modelmine.node_uptime u
+                WHERE u.node_id = _uptime_pct.node_id AND u.ended_at > (SELECT s FROM w)
+               UNION ALL
+               SELECT online_since,
+                      CASE WHEN modelmine._node_status('ONLINE', last_seen) = 'OFFLINE' THEN last_seen
+                           ELSE pg_catalog.now() END
+                WHERE online_since IS NOT NULL)
+        SELECT CASE WHEN w.e <= w.s THEN NULL
+                    ELSE pg_catalog.round((100 * COALESCE(sum(GREATEST(pg_catalog.date_part('epoch',
+                             LEAST(iv.ended_at, w.e) - GREATEST(iv.started_at, w.s)), 0)), 0)
+                         / pg_catalog.date_part('epoch', w.e - w.s))::numeric, 1) END
+          FROM w LEFT JOIN iv ON true
+         GROUP BY w.s, w.e
+    $$;
+COMMENT ON FUNCTION modelmine._uptime_pct(bigint, timestamptz, timestamptz, timestamptz, integer) IS
+    'Percent of the window (capped at the node''s registration) covered by its heartbeat history.';
+REVOKE ALL ON FUNCTION modelmine._uptime_pct(bigint, timestamptz, timestamptz, timestamptz, integer) FROM PUBLIC;
+
+CREATE TYPE modelmine.node_summary AS (
+    id bigint, name text, status text, cpu_load real, memory_used_mb integer, memory_total_mb integer,
+    last_seen timestamptz, uptime_pct numeric, jobs_handled bigint, jobs_completed bigint, jobs_failed bigint,
+    tokens_earned bigint, reputation integer, registered_at timestamptz, capabilities jsonb, window_hours integer
+);
+
+-- Reputation 0..100 = 100 * success * uptime, where success = (completed + 1) / (completed + failed + 2)
+-- (a node with no history starts at 1/2, not at 0 or 1) and uptime is the fraction over the window.
+CREATE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer) RETURNS modelmine.node_summary
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT n.id, n.name, modelmine._node_status(n.status, n.last_seen), n.cpu_load, n.memory_used_mb,
+               n.memory_total_mb, n.last_seen, u.pct, n.jobs_completed + n.jobs_failed, n.jobs_completed,
+               n.jobs_failed, n.tokens_earned,
+               pg_catalog.round(100 * (n.jobs_completed + 1)::numeric / (n.jobs_completed + n.jobs_failed + 2)
+                                * COALESCE(u.pct, 0) / 100)::integer,
+               n.registered_at, n.capabilities, window_hours
+          FROM (SELECT modelmine._uptime_pct(n.id, n.registered_at, n.online_since, n.last_seen, window_hours) AS pct) u
+    $$;
+COMMENT ON FUNCTION modelmine._node_summary(modelmine.nodes, integer) IS
+    'One node''s public figures: derived status, load, uptime over the window, counters and reputation.';
+REVOKE ALL ON FUNCTION modelmine._node_summary(modelmine.nodes, integer) FROM PUBLIC;
+
+CREATE FUNCTION modelmine.nodes(max_rows integer DEFAULT 100, skip integer DEFAULT 0)
+    RETURNS SETOF modelmine.node_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 0 to 1000 and page with skip.';
+    END IF;
+    IF skip IS NULL OR skip < 0 THEN
+        RAISE EXCEPTION 'invalid skip' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')), HINT = 'Pass 0 or more.';
+    END IF;
+    RETURN QUERY SELECT (modelmine._node_summary(n, 24)).*
+                   FROM (SELECT * FROM modelmine.nodes ORDER BY id LIMIT max_rows OFFSET skip) n
+                  ORDER BY n.id;
+END
+$$;
+COMMENT ON FUNCTION modelmine.nodes(integer, integer) IS
+    'Registered nodes by id, a page at a time (max_rows 0..1000): status (OFFLINE when heartbeats stopped), CPU, memory, last seen, uptime % over 24 h, jobs handled/completed/failed, tokens earned, reputation.';
+REVOKE ALL ON FUNCTION modelmine.nodes(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.nodes(integer, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.node_stats(node_id bigint, window_hours integer DEFAULT 24)
+    RETURNS modelmine.node_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r modelmine.node_summary;
+BEGIN
+    IF window_hours IS NULL OR window_hours NOT BETWEEN 1 AND 8760 THEN
+        RAISE EXCEPTION 'invalid window_hours' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(window_hours::text, 'NULL')), HINT = 'Pass 1 to 8760 hours.';
+    END IF;
+    SELECT (modelmine._node_summary(n, window_hours)).* INTO r FROM modelmine.nodes n WHERE n.id = node_stats.node_id;
+    IF r.id IS NULL THEN
+        RAISE EXCEPTION 'node % not found', node_id USING ERRCODE = 'no_data_found',
+            HINT = 'List nodes with modelmine.nodes().';
+    END IF;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION modelmine.node_stats(bigint, integer) IS
+    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+2) * uptime/100).';
+REVOKE ALL ON FUNCTION modelmine.node_stats(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.node_stats(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-- Admin views: what the seed's admin pages showed, never a password hash or key hash.
+CREATE VIEW modelmine.admin_users AS
+    SELECT u.id, u.email, u.role, a.balance, u.created_at FROM modelmine.users u JOIN modelmine.accounts a ON a.user_id = u.id;
+CREATE VIEW modelmine.admin_jobs AS
+    SELECT j.id, u.email AS owner_email, j.title, j.status, j.stake, j.priority, j.progress, j.node_id, j.attempts,
+           j.error, j.created_at, j.finished_at
+      FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
+CREATE VIEW modelmine.admin_nodes AS
+    SELECT s.*, u.email AS operator_email
+      FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id,
+           LATERAL modelmine._node_summary(n, 24) s;
+CREATE VIEW modelmine.admin_network AS SELECT * FROM modelmine.network_stats();
+CREATE VIEW modelmine.admin_ledger AS
+    SELECT l.height, pg_catalog.encode(l.hash, 'hex') AS hash, pg_catalog.encode(l.prev_hash, 'hex') AS prev_hash,
+           l.job_id, l.user_id, l.node_id, l.stake, l.reward, l.fee, l.accuracy, l.loss, l.epochs,
+           l.completed_at, l.created_at
+      FROM modelmine.ledger l;
+GRANT SELECT ON modelmine.admin_users, modelmine.admin_jobs, modelmine.admin_nodes, modelmine.admin_network,
+                modelmine.admin_ledger TO modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
 -- Administration.
 -------------------------------------------------------------------------------------------------------
 CREATE FUNCTION modelmine.users()
@@ -952,8 +1207,23 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
                              UNION ALL SELECT job_id FROM modelmine.ledger_queue) x GROUP BY job_id) r
             ON r.job_id = j.id
          WHERE j.id IS NULL OR COALESCE(r.n, 0) <> 1
+        UNION ALL
+        -- The maintained statistics (folded plus pending deltas) equal a recount of the jobs.
+        SELECT 'job_stats_match_jobs',
+               pg_catalog.format('%s %s: statistics say %s jobs / %s staked, recount %s / %s',
+                                 COALESCE(a.month, b.month), COALESCE(a.status, b.status),
+                                 COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
+          FROM (SELECT x.month, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake
+                  FROM (SELECT month, status, jobs, stake FROM modelmine.job_stats
+                        UNION ALL SELECT month, status, jobs, stake FROM modelmine.job_stat_deltas) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0) a
+          FULL JOIN (SELECT pg_catalog.date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, status,
+                            count(*) AS jobs, sum(stake) AS stake
+                       FROM modelmine.jobs GROUP BY 1, 2) b
+            ON a.month = b.month AND a.status = b.status
+         WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
     $$;
 COMMENT ON FUNCTION modelmine.check_invariants() IS
-    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger.';
+    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics equal a recount.';
 REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;

@@ -1,0 +1,147 @@
+/*
+ * stats.c — maintained job statistics for network_stats() and job_timeline().
+ *
+ * Counting 1M jobs per request is too slow, and one counter row updated by every job would serialise
+ * everything.  So writers only ever INSERT: a row trigger on modelmine.jobs appends a delta (+1 for the
+ * new status, -1 for the old one, with the stake and, on completion, the accuracy) to
+ * modelmine.job_stat_deltas, which no one updates, so writers never wait on each other.  Folding the
+ * deltas into modelmine.job_stats (one row per month and status) runs under a transaction-level
+ * advisory try-lock, exactly like ledger sealing: whoever gets it folds everything committed, everybody
+ * else skips.  Readers sum job_stats plus the few unfolded deltas in one statement, so they always see a
+ * consistent, exact total.  Folding runs in every claim_jobs() and before statistics are read.
+ */
+#include "modelmine.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(mm_job_stats_trigger);
+PG_FUNCTION_INFO_V1(mm_fold_stats);
+
+#define STATS_LOCK_KEY INT64CONST(0x6d6d737461747321)	/* "mmstats!" */
+
+/* Appends one delta row: jobs (+1/-1) in a status for the job's creation month. */
+static void
+AddDelta(Datum created_at, const char *status, int32 jobs, int64 stake, bool has_accuracy, float8 accuracy)
+{
+	static MmPlan ins = {
+		"INSERT INTO modelmine.job_stat_deltas (month, status, jobs, stake, accuracy_sum, accuracy_n) "
+		"VALUES (pg_catalog.date_trunc('month', $1 AT TIME ZONE 'UTC')::date, $2::modelmine.job_status, "
+		"        $3, $4, $5, $6)",
+	6, {TIMESTAMPTZOID, TEXTOID, INT4OID, INT8OID, FLOAT8OID, INT4OID}};
+	Datum		args[6];
+
+	args[0] = created_at;
+	args[1] = CStringGetTextDatum(status);
+	args[2] = Int32GetDatum(jobs);
+	args[3] = Int64GetDatum(stake);
+	args[4] = Float8GetDatum(has_accuracy ? accuracy : 0);
+	args[5] = Int32GetDatum(has_accuracy ? 1 : 0);
+	MmExec(&ins, args, NULL, false, 0);
+}
+
+/* The numeric accuracy of a COMPLETED job's result, if it has one. */
+static bool
+ResultAccuracy(HeapTuple tup, TupleDesc desc, float8 *out)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, SPI_fnumber(desc, "result"), &isnull);
+	JsonbValue	v;
+	Jsonb	   *j;
+
+	if (isnull)
+		return false;
+	j = DatumGetJsonbP(d);
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j) ||
+		getKeyJsonValueFromContainer(&j->root, "accuracy", 8, &v) == NULL || v.type != jbvNumeric)
+		return false;
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v.val.numeric)));
+	return true;
+}
+
+static void
+RecordChange(TriggerData *td)
+{
+	TupleDesc	desc = td->tg_relation->rd_att;
+	HeapTuple	newt = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	int			c_status = SPI_fnumber(desc, "status"),
+				c_stake = SPI_fnumber(desc, "stake"),
+				c_created = SPI_fnumber(desc, "created_at");
+	bool		isnull;
+	Datum		created = SPI_getbinval(newt, desc, c_created, &isnull);
+	int64		stake = DatumGetInt64(SPI_getbinval(newt, desc, c_stake, &isnull));
+	float8		accuracy = 0;
+	bool		has_accuracy = false;
+	char	   *new_label = SPI_getvalue(newt, desc, c_status);
+
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		char	   *old_label = SPI_getvalue(td->tg_trigtuple, desc, c_status);
+
+		if (strcmp(old_label, new_label) == 0)
+			return;
+		AddDelta(created, old_label, -1, -stake, false, 0);
+	}
+	if (strcmp(new_label, "COMPLETED") == 0)
+		has_accuracy = ResultAccuracy(newt, desc, &accuracy);
+	AddDelta(created, new_label, 1, stake, has_accuracy, accuracy);
+}
+
+/* AFTER INSERT OR UPDATE OF status row trigger on modelmine.jobs. */
+Datum
+mm_job_stats_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("mm_job_stats_trigger must be an AFTER row trigger")));
+	SPI_connect();
+	RecordChange(td);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Folds committed deltas into job_stats if the fold lock is free; returns the number of deltas folded.
+ * Like ledger sealing, only in READ COMMITTED: the DELETE must see what the previous folder committed.
+ */
+int64
+MmFoldStats(void)
+{
+	static MmPlan fold = {
+		"WITH d AS (DELETE FROM modelmine.job_stat_deltas RETURNING *), "
+		"g AS (SELECT month, status, sum(jobs) AS jobs, sum(stake) AS stake, sum(accuracy_sum) AS accuracy_sum, "
+		"             sum(accuracy_n) AS accuracy_n, count(*) AS n FROM d GROUP BY month, status), "
+		"u AS (INSERT INTO modelmine.job_stats AS s (month, status, jobs, stake, accuracy_sum, accuracy_n) "
+		"      SELECT month, status, jobs, stake, accuracy_sum, accuracy_n FROM g "
+		"      ON CONFLICT (month, status) DO UPDATE SET jobs = s.jobs + EXCLUDED.jobs, "
+		"          stake = s.stake + EXCLUDED.stake, accuracy_sum = s.accuracy_sum + EXCLUDED.accuracy_sum, "
+		"          accuracy_n = s.accuracy_n + EXCLUDED.accuracy_n) "
+		"SELECT COALESCE(sum(n), 0)::bigint FROM g", 0, {0}};
+
+	if (XactIsoLevel != XACT_READ_COMMITTED || XactReadOnly || RecoveryInProgress())
+		return 0;
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(STATS_LOCK_KEY))))
+		return 0;
+	MmExec(&fold, NULL, NULL, false, 0);
+	return MmInt64(0, 1, NULL);
+}
+
+Datum
+mm_fold_stats(PG_FUNCTION_ARGS)
+{
+	int64		n;
+
+	SPI_connect();
+	n = MmFoldStats();
+	SPI_finish();
+	PG_RETURN_INT64(n);
+}
