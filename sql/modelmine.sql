@@ -673,7 +673,7 @@ REVOKE ALL ON FUNCTION modelmine.job_result(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.job_result(bigint) TO modelmine_user;
 
 CREATE FUNCTION modelmine._node_status(status text, last_seen timestamptz) RETURNS text
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
         SELECT CASE WHEN last_seen IS NULL OR last_seen < pg_catalog.now() - pg_catalog.make_interval(
                              secs => (SELECT value FROM modelmine.settings WHERE name = 'offline_after_seconds'))
@@ -682,6 +682,7 @@ CREATE FUNCTION modelmine._node_status(status text, last_seen timestamptz) RETUR
 COMMENT ON FUNCTION modelmine._node_status(text, timestamptz) IS
     'A node''s effective status: OFFLINE when its last heartbeat is older than offline_after_seconds, else what it reported.';
 REVOKE ALL ON FUNCTION modelmine._node_status(text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._node_status(text, timestamptz) TO modelmine_admin;  -- admin views
 
 CREATE FUNCTION modelmine.my_nodes()
     RETURNS TABLE (id bigint, name text, status text, capabilities jsonb, last_seen timestamptz,
@@ -895,7 +896,10 @@ BEGIN
     f AS (SELECT COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'fee'), 0)::bigint AS fees,
                  COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'escrow'), 0)::bigint AS escrow
             FROM modelmine.accounts a WHERE a.id BETWEEN 16 AND 47),
-    n AS (SELECT count(*) FILTER (WHERE modelmine._node_status(nd.status, nd.last_seen) <> 'OFFLINE') AS online,
+    -- the OFFLINE rule of _node_status, computed once rather than called per node
+    n AS (SELECT count(*) FILTER (WHERE nd.last_seen >= pg_catalog.now() - pg_catalog.make_interval(
+                     secs => (SELECT st.value FROM modelmine.settings st WHERE st.name = 'offline_after_seconds')))
+                     AS online,
                  count(*) AS total
             FROM modelmine.nodes nd)
     SELECT n.online, n.total, f.escrow, COALESCE((SELECT sum(c.stake) FROM c), 0)::bigint,
@@ -970,7 +974,7 @@ GRANT EXECUTE ON FUNCTION modelmine.token_distribution(integer) TO modelmine_ano
 -- the open stretch runs to now while the node is online, else to its last heartbeat.
 CREATE FUNCTION modelmine._uptime_pct(node_id bigint, registered_at timestamptz, online_since timestamptz,
                                       last_seen timestamptz, window_hours integer) RETURNS numeric
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
         WITH w AS (SELECT GREATEST(pg_catalog.now() - pg_catalog.make_interval(hours => window_hours), registered_at) AS s,
                           pg_catalog.now() AS e),
@@ -991,6 +995,7 @@ CREATE FUNCTION modelmine._uptime_pct(node_id bigint, registered_at timestamptz,
 COMMENT ON FUNCTION modelmine._uptime_pct(bigint, timestamptz, timestamptz, timestamptz, integer) IS
     'Percent of the window (capped at the node''s registration) covered by its heartbeat history.';
 REVOKE ALL ON FUNCTION modelmine._uptime_pct(bigint, timestamptz, timestamptz, timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._uptime_pct(bigint, timestamptz, timestamptz, timestamptz, integer) TO modelmine_admin;
 
 CREATE TYPE modelmine.node_summary AS (
     id bigint, name text, status text, cpu_load real, memory_used_mb integer, memory_total_mb integer,
@@ -1014,6 +1019,8 @@ CREATE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer)
 COMMENT ON FUNCTION modelmine._node_summary(modelmine.nodes, integer) IS
     'One node''s public figures: derived status, load, uptime over the window, counters and reputation.';
 REVOKE ALL ON FUNCTION modelmine._node_summary(modelmine.nodes, integer) FROM PUBLIC;
+-- a view's functions run with the caller's rights: admin_nodes needs these three
+GRANT EXECUTE ON FUNCTION modelmine._node_summary(modelmine.nodes, integer) TO modelmine_admin;
 
 CREATE FUNCTION modelmine.nodes(max_rows integer DEFAULT 100, skip integer DEFAULT 0)
     RETURNS SETOF modelmine.node_summary
