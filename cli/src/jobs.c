@@ -1,0 +1,368 @@
+/*
+ * jobs.c — jobs, job, cancel, result: reading and ending the signed-in user's jobs.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+enum
+{
+	O_STATUS = OPT_FIRST_COMMAND_OPTION, O_SORT, O_DESC, O_ASC, O_LIMIT, O_OFFSET, O_OUTPUT
+};
+
+static const char hint_my_jobs[] = "list your jobs with: modelmine jobs";
+
+static char *
+cell_progress(const json_t *row, const char *key)
+{
+	char	   *n = fmt_number(json_number_value(json_object_get(row, key)), 1),
+			   *s;
+
+	if (asprintf(&s, "%s%%", n) < 0)
+		s = NULL;
+	free(n);
+	return s ? s : strdup("?");
+}
+
+static char *
+cell_time(const json_t *row, const char *key)
+{
+	return fmt_time(json_object_get(row, key));
+}
+
+int
+cmd_jobs(Ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"status", required_argument, NULL, O_STATUS}, {"sort", required_argument, NULL, O_SORT},
+		{"desc", no_argument, NULL, O_DESC}, {"asc", no_argument, NULL, O_ASC},
+		{"limit", required_argument, NULL, O_LIMIT}, {"offset", required_argument, NULL, O_OFFSET},
+		COMMON_OPTIONS, {NULL, 0, NULL, 0}
+	};
+	static const Column cols[] = {
+		{.key = "id", .header = "ID", .right = true},
+		{.key = "status", .header = "STATUS", .status = true},
+		{.key = "progress", .header = "PROGRESS", .right = true, .fn = cell_progress},
+		{.key = "title", .header = "TITLE", .max = 40},
+		{.key = "stake", .header = "STAKE", .right = true},
+		{.key = "priority", .header = "PRIO", .right = true},
+		{.key = "node_id", .header = "NODE", .right = true},
+		{.key = "attempts", .header = "TRIES", .right = true},
+		{.key = "created_at", .header = "CREATED", .fn = cell_time},
+	};
+	static const char *const statuses[] = {"PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED"};
+	char		status[16] = "";
+	const char *sort = "created",
+			   *desc = "true",
+			   *limit = "50",
+			   *offset = "0";
+	json_t	   *rows;
+	long long	n;
+	int			opt,
+				rc;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+	{
+		switch (opt)
+		{
+			case O_STATUS:
+				{
+					bool		ok = false;
+
+					snprintf(status, sizeof(status), "%s", optarg);
+					for (char *p = status; *p; p++)
+						*p = (char) toupper((unsigned char) *p);
+					for (int i = 0; i < 5; i++)
+						ok = ok || strcmp(status, statuses[i]) == 0;
+					if (!ok)
+						return usage_error(c, "--status must be pending, running, completed, failed or canceled, got \"%s\"", optarg);
+					break;
+				}
+			case O_SORT:
+				if (strcmp(optarg, "created") != 0 && strcmp(optarg, "stake") != 0 && strcmp(optarg, "status") != 0)
+					return usage_error(c, "--sort must be created, stake or status, got \"%s\"", optarg);
+				sort = optarg;
+				break;
+			case O_DESC:
+				desc = "true";
+				break;
+			case O_ASC:
+				desc = "false";
+				break;
+			case O_LIMIT:
+				if (parse_int64(c, "--limit", optarg, 0, 10000, &n) != 0)
+					return EXIT_USAGE;
+				limit = optarg;
+				break;
+			case O_OFFSET:
+				if (parse_int64(c, "--offset", optarg, 0, INT_MAX, &n) != 0)
+					return EXIT_USAGE;
+				offset = optarg;
+				break;
+			default:
+				if ((rc = common_option(c, opt, optarg, argc, argv)) >= 0)
+					return rc;
+		}
+	}
+	if ((rc = need_args(c, argc, argv, 0, 0)) >= 0)
+		return rc;
+	if ((rc = db_open_user(c)) != EXIT_OK)
+		return rc;
+	{
+		const char *args[5] = {status[0] ? status : NULL, sort, desc, limit, offset};
+
+		rows = db_json(c, "SELECT COALESCE(pg_catalog.json_agg(j), '[]') "
+					   "FROM modelmine.my_jobs($1, $2, $3::boolean, $4::int, $5::int) j", 5, args);
+	}
+	if (rows == NULL)
+		return db_fail(c);
+	if (c->json)
+		print_json(rows);
+	else if (json_array_size(rows) == 0 && status[0])
+		printf("No %s jobs.\n", status);
+	else if (json_array_size(rows) == 0)
+		printf("No jobs yet. Submit one with: modelmine submit --trainer logreg --dataset blobs\n");
+	else
+		print_table(c, rows, cols, sizeof(cols) / sizeof(cols[0]));
+	json_decref(rows);
+	return EXIT_OK;
+}
+
+/* "epoch 705/1500, loss 0.3121, accuracy 0.8812" from progress metrics or a result. */
+char *
+describe_metrics(const json_t *m)
+{
+	Str			b = {0};
+	const json_t *v;
+	char	   *num;
+
+	if (!json_is_object(m))
+		return strdup("-");
+	if ((v = json_object_get(m, "epoch")) && json_is_integer(v))
+	{
+		str_addf(&b, "epoch %lld", (long long) json_integer_value(v));
+		if ((v = json_object_get(m, "epochs")) && json_is_integer(v))
+			str_addf(&b, "/%lld", (long long) json_integer_value(v));
+	}
+	else if ((v = json_object_get(m, "epochs")) && json_is_integer(v))
+		str_addf(&b, "%lld epochs", (long long) json_integer_value(v));
+	if ((v = json_object_get(m, "loss")) && json_is_number(v))
+	{
+		num = fmt_number(json_number_value(v), 4);
+		str_addf(&b, "%sloss %s", b.len ? ", " : "", num);
+		free(num);
+	}
+	if ((v = json_object_get(m, "accuracy")) && json_is_number(v))
+	{
+		num = fmt_number(json_number_value(v), 4);
+		str_addf(&b, "%saccuracy %s", b.len ? ", " : "", num);
+		free(num);
+	}
+	return b.len ? str_take(&b) : fmt_value(m);
+}
+
+int
+cmd_job(Ctx *c, int argc, char **argv)
+{
+	json_t	   *j;
+	long long	id;
+	const char *args[1];
+	int			rc;
+
+	if ((rc = parse_plain(c, argc, argv, 1, 1)) >= 0)
+		return rc;
+	if (parse_int64(c, "ID", argv[optind], 1, LLONG_MAX, &id) != 0)
+		return EXIT_USAGE;
+	if ((rc = db_open_user(c)) != EXIT_OK)
+		return rc;
+	args[0] = argv[optind];
+	if ((j = db_json(c, "SELECT pg_catalog.to_json(j) FROM modelmine.job($1::bigint) j", 1, args)) == NULL)
+	{
+		db_set_hint(c, "P0002", hint_my_jobs);
+		return db_fail(c);
+	}
+	if (c->json)
+		print_json(j);
+	else
+	{
+		const char *keys[16];
+		char	   *vals[16];
+		int			n = 0;
+		const json_t *result = json_object_get(j, "result");
+		const char *status = json_string_value(json_object_get(j, "status"));
+		char	   *pct = fmt_number(json_number_value(json_object_get(j, "progress")), 1);
+		char	   *st = colored(c->color, status_color(status), status ? status : "?");
+		Lines		l = {0};
+
+#define KV(k, v) (keys[n] = (k), vals[n++] = (v))
+		KV("job", fmt_value(json_object_get(j, "id")));
+		KV("title", fmt_value(json_object_get(j, "title")));
+		{
+			Str			b = {0};
+
+			str_addf(&b, "%s, %s%%", st, pct);
+			KV("status", str_take(&b));
+		}
+		KV("owner", fmt_value(json_object_get(j, "owner_email")));
+		{
+			Str			b = {0};
+
+			str_addf(&b, "%lld tokens, priority %lld", (long long) json_integer_value(json_object_get(j, "stake")),
+					 (long long) json_integer_value(json_object_get(j, "priority")));
+			KV("stake", str_take(&b));
+		}
+		if (!json_is_null(json_object_get(j, "node_id")))
+		{
+			Str			b = {0};
+
+			str_addf(&b, "%lld (attempt %lld)", (long long) json_integer_value(json_object_get(j, "node_id")),
+					 (long long) json_integer_value(json_object_get(j, "attempts")));
+			KV("node", str_take(&b));
+		}
+		KV("created", fmt_time(json_object_get(j, "created_at")));
+		if (!json_is_null(json_object_get(j, "started_at")))
+			KV("started", fmt_time(json_object_get(j, "started_at")));
+		if (!json_is_null(json_object_get(j, "finished_at")))
+			KV("finished", fmt_time(json_object_get(j, "finished_at")));
+		if (!json_is_null(json_object_get(j, "description")))
+			KV("description", fmt_value(json_object_get(j, "description")));
+		KV("config", fmt_value(json_object_get(j, "config")));
+		if (json_is_object(json_object_get(j, "metrics")))
+			KV("progress", describe_metrics(json_object_get(j, "metrics")));
+		if (json_is_object(result))
+		{
+			Str			b = {0};
+			char	   *m = describe_metrics(result);
+			const json_t *model = json_object_get(result, "model");
+
+			str_add(&b, m);
+			free(m);
+			if (model)
+			{
+				char	   *dump = json_dumps(model, JSON_COMPACT | JSON_ENCODE_ANY);
+
+				str_addf(&b, "; model %zu bytes (modelmine result %lld -o FILE)", dump ? strlen(dump) : 0, id);
+				free(dump);
+			}
+			KV("result", str_take(&b));
+		}
+		if (!json_is_null(json_object_get(j, "error")))
+			KV("error", fmt_value(json_object_get(j, "error")));
+#undef KV
+		kv_lines(keys, vals, n, c->color, &l);
+		lines_print(&l, stdout);
+		lines_free(&l);
+		for (int i = 0; i < n; i++)
+			free(vals[i]);
+		free(pct);
+		free(st);
+	}
+	json_decref(j);
+	return EXIT_OK;
+}
+
+int
+cmd_cancel(Ctx *c, int argc, char **argv)
+{
+	long long	id;
+	const char *args[1];
+	PGresult   *r;
+	int			rc;
+
+	if ((rc = parse_plain(c, argc, argv, 1, 1)) >= 0)
+		return rc;
+	if (parse_int64(c, "ID", argv[optind], 1, LLONG_MAX, &id) != 0)
+		return EXIT_USAGE;
+	if ((rc = db_open_user(c)) != EXIT_OK)
+		return rc;
+	args[0] = argv[optind];
+	if ((r = db_query(c, "SELECT modelmine.cancel_job($1::bigint)", 1, args)) == NULL)
+	{
+		db_set_hint(c, "P0002", hint_my_jobs);
+		return db_fail(c);
+	}
+	if (c->json)
+		printf("{\"job_id\": %lld, \"refund\": %s}\n", id, PQgetvalue(r, 0, 0));
+	else
+		printf("Canceled job %lld; %s tokens refunded.\n", id, PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return EXIT_OK;
+}
+
+int
+cmd_result(Ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"output", required_argument, NULL, 'o'}, COMMON_OPTIONS,
+	{NULL, 0, NULL, 0}};
+	const char *out = NULL;
+	long long	id;
+	const char *args[1];
+	PGresult   *r;
+	const char *text;
+	size_t		len;
+	int			opt,
+				rc;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1)
+	{
+		if (opt == 'o')
+			out = optarg;
+		else if ((rc = common_option(c, opt, optarg, argc, argv)) >= 0)
+			return rc;
+	}
+	if ((rc = need_args(c, argc, argv, 1, 1)) >= 0)
+		return rc;
+	if (parse_int64(c, "ID", argv[optind], 1, LLONG_MAX, &id) != 0)
+		return EXIT_USAGE;
+	if (out == NULL)
+		return usage_error(c, "say where to write the result: -o FILE (or -o - for stdout)");
+	if ((rc = db_open_user(c)) != EXIT_OK)
+		return rc;
+	args[0] = argv[optind];
+	if ((r = db_query(c, "SELECT modelmine.job_result($1::bigint)::text", 1, args)) == NULL)
+	{
+		db_set_hint(c, "P0002", hint_my_jobs);
+		return db_fail(c);
+	}
+	text = PQgetvalue(r, 0, 0);
+	len = strlen(text);
+	if (strcmp(out, "-") == 0)
+	{
+		fwrite(text, 1, len, stdout);
+		fputc('\n', stdout);
+	}
+	else
+	{
+		FILE	   *f = fopen(out, "w");
+		bool		ok = f && fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
+
+		if (f && fclose(f) != 0)
+			ok = false;
+		if (!ok)
+		{
+			fprintf(stderr, "modelmine: cannot write %s (%s)\n", out, strerror(errno));
+			PQclear(r);
+			return EXIT_ERROR;
+		}
+		if (c->json)
+		{
+			json_t	   *j = json_pack("{s:I, s:s, s:I}", "job_id", (json_int_t) id, "file", out,
+									  "bytes", (json_int_t) (len + 1));
+
+			print_json(j);
+			json_decref(j);
+		}
+		else
+			printf("Wrote the result of job %lld to %s (%zu bytes).\n", id, out, len + 1);
+	}
+	PQclear(r);
+	return EXIT_OK;
+}

@@ -1,0 +1,77 @@
+/*
+ * lines.c — a block of output lines.  Tables, charts and key/value lists render into one, so the same
+ * block can go to stdout or be placed on top's screen.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+/* Takes ownership of line. */
+void
+lines_add(Lines *l, char *line)
+{
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = realloc(l->v, sizeof(char *) * l->cap);
+	}
+	l->v[l->n++] = line;
+}
+
+void
+lines_addf(Lines *l, const char *fmt,...)
+{
+	va_list		ap;
+	char	   *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (s)
+		lines_add(l, s);
+}
+
+/* Moves src's lines to the end of dst. */
+void
+lines_append(Lines *dst, Lines *src)
+{
+	for (int i = 0; i < src->n; i++)
+		lines_add(dst, src->v[i]);
+	free(src->v);
+	src->v = NULL;
+	src->n = src->cap = 0;
+}
+
+void
+lines_print(const Lines *l, FILE *f)
+{
+	for (int i = 0; i < l->n; i++)
+	{
+		fputs(l->v[i], f);
+		fputc('\n', f);
+	}
+}
+
+void
+lines_free(Lines *l)
+{
+	for (int i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+int
+lines_width(const Lines *l)
+{
+	int			w = 0;
+
+	for (int i = 0; i < l->n; i++)
+		if (ansi_width(l->v[i]) > w)
+			w = ansi_width(l->v[i]);
+	return w;
+}

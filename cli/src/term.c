@@ -1,0 +1,183 @@
+/*
+ * term.c — the terminal: its size, signals turned into bytes on a self-pipe (so a poll() loop sees
+ * them), and top's full screen: alternate screen, hidden cursor, raw keyboard.  screen_leave restores
+ * all of it; it runs on every way out (normal return, exit(), SIGTERM/SIGINT/SIGHUP through the loop,
+ * and crashes through a handler that restores, then re-raises).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int
+term_columns(int fd, int fallback)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return fallback;
+}
+
+int
+term_rows(int fd, int fallback)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+		return ws.ws_row;
+	return fallback;
+}
+
+/* ---- signals through a self-pipe ---- */
+
+static int	sig_pipe[2] = {-1, -1};
+
+static void
+on_signal(int sig)
+{
+	int			saved = errno;
+	char		ch = (char) sig;
+
+	if (write(sig_pipe[1], &ch, 1) < 0)
+	{
+		/* pipe full: the loop is awake already */
+	}
+	errno = saved;
+}
+
+/* SIGINT, SIGTERM, SIGHUP and SIGWINCH become bytes to read from sig_pipe_fd(). */
+int
+sig_pipe_open(void)
+{
+	struct sigaction sa;
+	int			sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+
+	if (pipe(sig_pipe) != 0)
+		return -1;
+	for (int i = 0; i < 2; i++)
+	{
+		fcntl(sig_pipe[i], F_SETFL, fcntl(sig_pipe[i], F_GETFL) | O_NONBLOCK);
+		fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	return 0;
+}
+
+int
+sig_pipe_fd(void)
+{
+	return sig_pipe[0];
+}
+
+/* Empties the pipe; returns a stopping signal if one came (else SIGWINCH if that came, else 0). */
+int
+sig_pipe_drain(void)
+{
+	char		buf[64];
+	ssize_t		n;
+	int			got = 0;
+
+	while ((n = read(sig_pipe[0], buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] != SIGWINCH || got == 0)
+				got = buf[i];
+	return got;
+}
+
+/* ---- full screen ---- */
+
+static bool on_screen;
+static struct termios saved_tty;
+static bool have_tty;
+
+#define SCREEN_ON  "\033[?1049h\033[?25l\033[H\033[2J"
+#define SCREEN_OFF "\033[0m\033[?25h\033[?1049l"
+
+static void
+write_all(const char *s)
+{
+	size_t		n = strlen(s);
+
+	while (n > 0)
+	{
+		ssize_t		w = write(STDOUT_FILENO, s, n);
+
+		if (w <= 0 && errno != EINTR)
+			return;
+		if (w > 0)
+		{
+			s += w;
+			n -= (size_t) w;
+		}
+	}
+}
+
+void
+screen_leave(void)
+{
+	if (!on_screen)
+		return;
+	on_screen = false;
+	write_all(SCREEN_OFF);
+	if (have_tty)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+}
+
+static void
+on_crash(int sig)
+{
+	screen_leave();				/* write() and tcsetattr() are async-signal-safe */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int
+screen_enter(void)
+{
+	struct termios raw;
+	struct sigaction sa;
+	int			crashes[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT};
+
+	if (tcgetattr(STDIN_FILENO, &saved_tty) != 0)
+		return -1;
+	have_tty = true;
+	raw = saved_tty;
+	/* no line editing, no echo; Ctrl-C arrives as a byte (ISIG off), read() never blocks */
+	raw.c_lflag &= ~(tcflag_t) (ICANON | ECHO | ISIG | IEXTEN);
+	raw.c_iflag &= ~(tcflag_t) (IXON | ICRNL);
+	raw.c_cc[VMIN] = 0;
+	raw.c_cc[VTIME] = 0;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) != 0)
+		return -1;
+	on_screen = true;
+	atexit(screen_leave);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_crash;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(crashes) / sizeof(crashes[0]); i++)
+		sigaction(crashes[i], &sa, NULL);
+	write_all(SCREEN_ON);
+	return 0;
+}

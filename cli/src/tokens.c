@@ -1,0 +1,134 @@
+/*
+ * tokens.c — balance, transfer, withdraw: the signed-in user's tokens.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+/* The balance after a movement, from a statement of its own (balance() is STABLE: in the movement's
+ * own statement it would still see the old value). */
+static long long
+balance_now(Ctx *c)
+{
+	PGresult   *r = db_query(c, "SELECT modelmine.balance()", 0, NULL);
+	long long	b;
+
+	if (r == NULL)
+		return -1;
+	b = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return b;
+}
+
+int
+cmd_balance(Ctx *c, int argc, char **argv)
+{
+	json_t	   *b;
+	int			rc;
+
+	if ((rc = parse_plain(c, argc, argv, 0, 0)) >= 0)
+		return rc;
+	if ((rc = db_open_user(c)) != EXIT_OK)
+		return rc;
+	b = db_json(c, "SELECT pg_catalog.json_build_object('balance', d -> 'balance', 'in_escrow', d -> 'in_escrow') "
+				"FROM modelmine.dashboard() d", 0, NULL);
+	if (b == NULL)
+		return db_fail(c);
+	if (c->json)
+		print_json(b);
+	else
+		printf("%lld tokens (and %lld staked in open jobs)\n",
+			   (long long) json_integer_value(json_object_get(b, "balance")),
+			   (long long) json_integer_value(json_object_get(b, "in_escrow")));
+	json_decref(b);
+	return EXIT_OK;
+}
+
+int
+cmd_transfer(Ctx *c, int argc, char **argv)
+{
+	long long	amount,
+				journal,
+				balance;
+	const char *args[2];
+	PGresult   *r;
+	int			rc;
+
+	if ((rc = parse_plain(c, argc, argv, 2, 2)) >= 0)
+		return rc;
+	if (parse_int64(c, "AMOUNT", argv[optind + 1], 1, LLONG_MAX, &amount) != 0)
+		return EXIT_USAGE;
+	if ((rc = db_open_user(c)) != EXIT_OK)
+		return rc;
+	args[0] = argv[optind];
+	args[1] = argv[optind + 1];
+	if ((r = db_query(c, "SELECT modelmine.transfer($1, $2::bigint)", 2, args)) == NULL)
+		return db_fail(c);
+	journal = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if ((balance = balance_now(c)) < 0)
+		return db_fail(c);
+	if (c->json)
+	{
+		json_t	   *j = json_pack("{s:I, s:s, s:I, s:I}", "journal_id", (json_int_t) journal, "to", args[0],
+								  "amount", (json_int_t) amount, "balance", (json_int_t) balance);
+
+		print_json(j);
+		json_decref(j);
+	}
+	else
+	{
+		char	   *to = text_clean(args[0]);
+
+		printf("Sent %lld tokens to %s (journal entry %lld); your balance is now %lld.\n", amount, to, journal,
+			   balance);
+		free(to);
+	}
+	return EXIT_OK;
+}
+
+int
+cmd_withdraw(Ctx *c, int argc, char **argv)
+{
+	long long	node,
+				amount,
+				moved,
+				balance;
+	const char *args[2] = {NULL, NULL};
+	PGresult   *r;
+	int			rc;
+
+	if ((rc = parse_plain(c, argc, argv, 1, 2)) >= 0)
+		return rc;
+	if (parse_int64(c, "NODE_ID", argv[optind], 1, LLONG_MAX, &node) != 0 ||
+		(optind + 1 < argc && parse_int64(c, "AMOUNT", argv[optind + 1], 1, LLONG_MAX, &amount) != 0))
+		return EXIT_USAGE;
+	if ((rc = db_open_user(c)) != EXIT_OK)
+		return rc;
+	args[0] = argv[optind];
+	args[1] = optind + 1 < argc ? argv[optind + 1] : NULL;
+	if ((r = db_query(c, "SELECT modelmine.withdraw_node_earnings($1::bigint, $2::bigint)", 2, args)) == NULL)
+	{
+		db_set_hint(c, "P0002", "list the nodes you operate with: modelmine nodes --mine");
+		db_set_hint(c, "MM001", "withdraw at most the node's balance (modelmine nodes --mine), or leave AMOUNT out to take all of it");
+		return db_fail(c);
+	}
+	moved = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if ((balance = balance_now(c)) < 0)
+		return db_fail(c);
+	if (c->json)
+	{
+		json_t	   *j = json_pack("{s:I, s:I, s:I}", "node_id", (json_int_t) node, "amount", (json_int_t) moved,
+								  "balance", (json_int_t) balance);
+
+		print_json(j);
+		json_decref(j);
+	}
+	else
+		printf("Moved %lld tokens from node %lld to your balance (now %lld).\n", moved, node, balance);
+	return EXIT_OK;
+}

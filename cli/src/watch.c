@@ -1,0 +1,424 @@
+/*
+ * watch.c — watch ID: follow one job until it ends.
+ *
+ * How it learns things (docs/CLI.md says the same):
+ *   - progress: LISTEN "job:ID:progress"; the worker's report_progress NOTIFYs it with
+ *     {"job_id", "progress", "metrics": {"epoch", "epochs", "loss", "accuracy", ...}, "lease_expires_at"};
+ *   - the end: COMPLETED, FAILED and CANCELED are not notified on that channel (complete_job,
+ *     fail_job and cancel_job do not NOTIFY), so the job's row is re-read with modelmine.job(ID) at
+ *     start (after LISTEN, so nothing falls between), after every wake-up by notifications, and when
+ *     poll() times out: after 5 s normally, sooner (0.25 s, doubling) once progress reached 100%,
+ *     when completion is due any moment.  The timeout is a safety net, not a polling loop: a job
+ *     that reports progress wakes us on every report.
+ * One poll() waits on the connection's socket and a self-pipe for signals (Ctrl-C, SIGTERM, SIGWINCH).
+ * A lost connection is retried for up to 60 s; the job's state is re-read after reconnecting.
+ *
+ * Exit: 0 COMPLETED, 1 FAILED, 3 CANCELED; 4 or 5 for session or connection trouble; 130 on Ctrl-C.
+ */
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define RECHECK_S 5.0
+#define RECONNECT_FOR_S 60.0
+
+typedef struct Watch
+{
+	long long	id;
+	char		idtext[32];
+	char		channel[64];
+	bool		tty;
+	json_t	   *job;			/* latest row: status, progress, metrics, error, result (no model) */
+	double		progress;
+	json_t	   *metrics;
+	int			last_line_pct;	/* not a terminal: the whole percent last printed */
+	char		last_status[16];
+	bool		bar_shown;
+} Watch;
+
+static const char status_sql[] =
+	"SELECT pg_catalog.json_build_object('job_id', j.id, 'title', j.title, 'status', j.status, "
+	"       'progress', j.progress, 'metrics', j.metrics, 'error', j.error, 'attempts', j.attempts, "
+	"       'node_id', j.node_id, 'result', j.result OPERATOR(pg_catalog.-) 'model') "
+	"  FROM modelmine.job($1::bigint) j";
+
+static const char *
+status_of(const Watch *w)
+{
+	const char *s = json_string_value(json_object_get(w->job, "status"));
+
+	return s ? s : "?";
+}
+
+static bool
+finished(const Watch *w)
+{
+	const char *s = status_of(w);
+
+	return strcmp(s, "COMPLETED") == 0 || strcmp(s, "FAILED") == 0 || strcmp(s, "CANCELED") == 0;
+}
+
+static void
+set_metrics(Watch *w, const json_t *m)
+{
+	if (json_is_object(m))
+	{
+		json_decref(w->metrics);
+		w->metrics = json_deep_copy(m);
+	}
+}
+
+/* Re-reads the job; -1 on error (kept in c). */
+static int
+read_job(Ctx *c, Watch *w)
+{
+	const char *args[1] = {w->idtext};
+	json_t	   *j = db_json(c, status_sql, 1, args);
+
+	if (j == NULL)
+		return -1;
+	json_decref(w->job);
+	w->job = j;
+	if (json_number_value(json_object_get(j, "progress")) > w->progress || strcmp(status_of(w), "PENDING") == 0)
+		w->progress = json_number_value(json_object_get(j, "progress"));
+	set_metrics(w, json_object_get(j, "metrics"));
+	return 0;
+}
+
+/* "▕█████▌    ▏" of width cells. */
+static void
+add_bar(Str *b, double pct, int width, bool color, const char *col)
+{
+	static const char *const eighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+	double		cells = pct / 100.0 * width;
+	int			full = (int) cells,
+				part = (int) ((cells - full) * 8);
+
+	if (full > width)
+		full = width;
+	if (color)
+		str_add(b, col);
+	for (int i = 0; i < full; i++)
+		str_add(b, "█");
+	if (full < width)
+		str_add(b, eighths[part]);
+	if (color)
+		str_add(b, C_RESET C_DIM);
+	for (int i = full + (full < width && part > 0 ? 1 : 0); i < width; i++)
+		str_add(b, "░");
+	if (color)
+		str_add(b, C_RESET);
+}
+
+/* The one-line state: for the terminal's bar line and for plain lines alike. */
+static char *
+describe(const Watch *w)
+{
+	Str			b = {0};
+	const char *st = status_of(w);
+
+	if (strcmp(st, "PENDING") == 0)
+	{
+		long long	tries = json_integer_value(json_object_get(w->job, "attempts"));
+
+		str_addf(&b, "waiting for a node (PENDING%s)", tries > 0 ? ", re-queued" : "");
+	}
+	else
+	{
+		char	   *m = describe_metrics(w->metrics);
+		char	   *pct = fmt_number(w->progress, 1);
+
+		str_addf(&b, "%s%%  %s", pct, w->metrics ? m : "");
+		free(m);
+		free(pct);
+	}
+	return str_take(&b);
+}
+
+static void
+draw(Ctx *c, Watch *w)
+{
+	const char *st = status_of(w);
+
+	if (c->json)
+	{
+		json_t	   *e = json_pack("{s:s, s:I, s:s, s:f, s:O}", "event", "progress", "job_id", (json_int_t) w->id,
+								  "status", st, "progress", w->progress, "metrics", w->metrics ? w->metrics : json_null());
+
+		json_dumpf(e, stdout, JSON_COMPACT | JSON_REAL_PRECISION(15));
+		fputc('\n', stdout);
+		fflush(stdout);
+		json_decref(e);
+		return;
+	}
+	if (!w->tty)
+	{
+		/* a log, not an animation: a line per whole percent or status change */
+		int			pct = (int) floor(w->progress);
+		char	   *d;
+
+		if (pct == w->last_line_pct && strcmp(st, w->last_status) == 0)
+			return;
+		w->last_line_pct = pct;
+		snprintf(w->last_status, sizeof(w->last_status), "%s", st);
+		d = describe(w);
+		printf("job %lld %s %s\n", w->id, st, d);
+		fflush(stdout);
+		free(d);
+		return;
+	}
+	{
+		int			cols = term_columns(STDOUT_FILENO, 80);
+		char	   *d = describe(w),
+				   *head,
+				   *line;
+		Str			b = {0};
+		int			barw;
+
+		if (asprintf(&head, "job %lld ", w->id) < 0)
+			head = strdup("job ");
+		barw = cols - 1 - text_width(head) - text_width(d) - 2;
+		if (barw > 40)
+			barw = 40;
+		str_add(&b, "\r");
+		str_add(&b, head);
+		if (strcmp(st, "PENDING") != 0 && barw >= 10)
+		{
+			add_bar(&b, w->progress, barw, c->color, strcmp(st, "COMPLETED") == 0 ? C_GREEN : C_CYAN);
+			str_add(&b, " ");
+		}
+		str_add(&b, d);
+		line = ansi_clip(b.s, cols - 1);
+		fputs(line, stdout);
+		fputs("\033[K", stdout);
+		fflush(stdout);
+		w->bar_shown = true;
+		free(line);
+		free(b.s);
+		free(head);
+		free(d);
+	}
+}
+
+/* The last word: prints how the job ended and returns the exit code. */
+static int
+conclude(Ctx *c, Watch *w)
+{
+	const char *st = status_of(w);
+	const json_t *result = json_object_get(w->job, "result");
+	int			rc = strcmp(st, "COMPLETED") == 0 ? EXIT_OK : strcmp(st, "FAILED") == 0 ? EXIT_ERROR : EXIT_CANCELED;
+
+	if (rc == EXIT_OK)
+		w->progress = 100;
+	if (c->json)
+	{
+		json_t	   *e = json_pack("{s:s, s:I, s:s, s:O, s:O}", "event", "end", "job_id", (json_int_t) w->id,
+								  "status", st, "result", result ? result : json_null(),
+								  "error", json_object_get(w->job, "error") ? json_object_get(w->job, "error") : json_null());
+
+		json_dumpf(e, stdout, JSON_COMPACT | JSON_REAL_PRECISION(15));
+		fputc('\n', stdout);
+		json_decref(e);
+		return rc;
+	}
+	if (w->tty && rc == EXIT_OK)
+		draw(c, w);
+	if (w->bar_shown)
+		fputs("\n", stdout);
+	{
+		char	   *stc = colored(c->color, status_color(st), st);
+
+		if (rc == EXIT_OK)
+		{
+			char	   *m = describe_metrics(result);
+
+			printf("job %lld %s: %s\n", w->id, stc, m);
+			free(m);
+		}
+		else if (rc == EXIT_ERROR)
+		{
+			char	   *e = fmt_value(json_object_get(w->job, "error"));
+
+			printf("job %lld %s: %s\n", w->id, stc, e);
+			free(e);
+		}
+		else
+			printf("job %lld %s (its stake was refunded)\n", w->id, stc);
+		free(stc);
+	}
+	return rc;
+}
+
+/* Handles what arrived on the socket; true if a notification for our job came. */
+static bool
+take_notifications(Watch *w, PGconn *conn)
+{
+	PGnotify   *n;
+	bool		got = false;
+
+	while ((n = PQnotifies(conn)) != NULL)
+	{
+		if (strcmp(n->relname, w->channel) == 0)
+		{
+			json_t	   *p = json_loads(n->extra, 0, NULL);
+
+			got = true;
+			if (p)
+			{
+				double		pct = json_number_value(json_object_get(p, "progress"));
+
+				if (pct > w->progress)
+					w->progress = pct;
+				set_metrics(w, json_object_get(p, "metrics"));
+				json_decref(p);
+			}
+		}
+		PQfreemem(n);
+	}
+	return got;
+}
+
+/* Connects (again), listens, and reads the job.  Returns EXIT_OK or an exit code (message printed). */
+static int
+attach(Ctx *c, Watch *w)
+{
+	int			rc = db_open_user(c);
+
+	if (rc != EXIT_OK)
+		return rc;
+	if (db_listen(c, w->channel, true) != 0 || read_job(c, w) != 0)
+	{
+		db_set_hint(c, "P0002", "list your jobs with: modelmine jobs");
+		return db_fail(c);
+	}
+	return EXIT_OK;
+}
+
+/* Sleeps up to s seconds unless a signal comes; returns the signal or 0. */
+static int
+nap(double s)
+{
+	struct pollfd p = {.fd = sig_pipe_fd(), .events = POLLIN};
+
+	if (poll(&p, 1, (int) (s * 1000)) > 0)
+		return sig_pipe_drain();
+	return 0;
+}
+
+static int
+reconnect(Ctx *c, Watch *w)
+{
+	double		deadline = now_s() + RECONNECT_FOR_S,
+				wait = 1;
+	int			rc = EXIT_CONN,
+				sig;
+
+	if (w->bar_shown && !c->json)
+		fputs("\n", stdout);
+	w->bar_shown = false;
+	fprintf(stderr, "modelmine: lost the database connection (%s); reconnecting for up to %.0f s\n",
+			c->err_msg ? c->err_msg : "no reason given", RECONNECT_FOR_S);
+	db_close(c);
+	c->quiet = true;
+	while (now_s() < deadline)
+	{
+		if ((sig = nap(wait)) != 0 && sig != SIGWINCH)
+			return 128 + sig;
+		rc = attach(c, w);
+		if (rc == EXIT_OK)
+		{
+			fprintf(stderr, "modelmine: reconnected\n");
+			c->quiet = false;
+			return EXIT_OK;
+		}
+		db_close(c);
+		if (rc != EXIT_CONN)
+			return rc;
+		wait = wait * 2 > 8 ? 8 : wait * 2;
+	}
+	fprintf(stderr, "modelmine: could not reconnect within %.0f s; the job goes on without us (modelmine watch %lld)\n",
+			RECONNECT_FOR_S, w->id);
+	return EXIT_CONN;
+}
+
+int
+cmd_watch(Ctx *c, int argc, char **argv)
+{
+	Watch		w = {.last_line_pct = -1};
+	double		recheck = RECHECK_S;
+	int			rc;
+
+	if ((rc = parse_plain(c, argc, argv, 1, 1)) >= 0)
+		return rc;
+	if (parse_int64(c, "ID", argv[optind], 1, (long long) 1 << 62, &w.id) != 0)
+		return EXIT_USAGE;
+	snprintf(w.idtext, sizeof(w.idtext), "%lld", w.id);
+	snprintf(w.channel, sizeof(w.channel), "job:%lld:progress", w.id);
+	w.tty = isatty(STDOUT_FILENO) && !c->json;
+	if (sig_pipe_open() != 0)
+	{
+		perror("modelmine: pipe");
+		return EXIT_ERROR;
+	}
+	if ((rc = attach(c, &w)) != EXIT_OK)
+		goto out;
+
+	while (!finished(&w))
+	{
+		struct pollfd pfd[2] = {
+			{.fd = sig_pipe_fd(), .events = POLLIN},
+			{.fd = PQsocket(c->conn), .events = POLLIN},
+		};
+		int			n;
+
+		draw(c, &w);
+		n = poll(pfd, 2, (int) (recheck * 1000));
+		if (n > 0 && (pfd[0].revents & POLLIN))
+		{
+			int			sig = sig_pipe_drain();
+
+			if (sig != 0 && sig != SIGWINCH)
+			{
+				if (w.bar_shown)
+					fputs("\n", stdout);
+				rc = 128 + sig;
+				goto out;
+			}
+			continue;			/* SIGWINCH: redraw at the new width */
+		}
+		if (n > 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		{
+			if (db_consume(c) != 0)
+			{
+				if ((rc = reconnect(c, &w)) != EXIT_OK)
+					goto out;
+				continue;
+			}
+			if (!take_notifications(&w, c->conn))
+				continue;		/* nothing for us (e.g. a partial message): keep waiting */
+		}
+		/* a notification or the timeout: the row tells whether the job ended */
+		if (read_job(c, &w) != 0)
+		{
+			if (db_exit_code(c) != EXIT_CONN)
+			{
+				rc = db_fail(c);
+				goto out;
+			}
+			if ((rc = reconnect(c, &w)) != EXIT_OK)
+				goto out;
+		}
+		recheck = w.progress >= 100 ? (recheck >= RECHECK_S ? 0.25 : fmin(recheck * 2, RECHECK_S)) : RECHECK_S;
+	}
+	rc = conclude(c, &w);
+out:
+	json_decref(w.job);
+	json_decref(w.metrics);
+	return rc;
+}
