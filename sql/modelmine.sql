@@ -987,7 +987,8 @@ CREATE FUNCTION modelmine._uptime_pct(node_id bigint, registered_at timestamptz,
                 WHERE online_since IS NOT NULL)
         SELECT CASE WHEN w.e <= w.s THEN NULL
                     ELSE pg_catalog.round((100 * COALESCE(sum(GREATEST(pg_catalog.date_part('epoch',
-                             LEAST(iv.ended_at, w.e) - GREATEST(iv.started_at, w.s)), 0)), 0)
+                             LEAST(iv.ended_at, w.e) - GREATEST(iv.started_at, w.s)), 0))
+                             FILTER (WHERE iv.started_at IS NOT NULL), 0)
                          / pg_catalog.date_part('epoch', w.e - w.s))::numeric, 1) END
           FROM w LEFT JOIN iv ON true
          GROUP BY w.s, w.e
@@ -1220,15 +1221,25 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
                pg_catalog.format('%s %s: statistics say %s jobs / %s staked, recount %s / %s',
                                  COALESCE(a.month, b.month), COALESCE(a.status, b.status),
                                  COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
-          FROM (SELECT x.month, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake
-                  FROM (SELECT month, status, jobs, stake FROM modelmine.job_stats
-                        UNION ALL SELECT month, status, jobs, stake FROM modelmine.job_stat_deltas) x
-                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0) a
+          FROM (SELECT x.month, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake,
+                       sum(x.accuracy_n) AS acc_n, sum(x.accuracy_sum) AS acc_sum
+                  FROM (SELECT month, status, jobs, stake, accuracy_n, accuracy_sum FROM modelmine.job_stats
+                        UNION ALL SELECT month, status, jobs, stake, accuracy_n, accuracy_sum
+                                    FROM modelmine.job_stat_deltas) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0 OR sum(x.accuracy_n) <> 0) a
           FULL JOIN (SELECT pg_catalog.date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, status,
-                            count(*) AS jobs, sum(stake) AS stake
+                            count(*) AS jobs, sum(stake) AS stake,
+                            count(*) FILTER (WHERE status = 'COMPLETED'
+                                               AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number') AS acc_n,
+                            COALESCE(sum((result ->> 'accuracy')::float8)
+                                         FILTER (WHERE status = 'COMPLETED'
+                                                   AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number'), 0)
+                                AS acc_sum
                        FROM modelmine.jobs GROUP BY 1, 2) b
             ON a.month = b.month AND a.status = b.status
          WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
+            OR COALESCE(a.acc_n, 0) <> COALESCE(b.acc_n, 0)
+            OR abs(COALESCE(a.acc_sum, 0) - COALESCE(b.acc_sum, 0)) > 1e-6 * GREATEST(1, COALESCE(b.acc_n, 0))
     $$;
 COMMENT ON FUNCTION modelmine.check_invariants() IS
     'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics equal a recount.';
