@@ -169,6 +169,15 @@ SELECT v.label, e.code, e.message, e.detail
                ('9000 characters', repeat('a', 9000))) v(label, token)
  CROSS JOIN LATERAL err(format('SELECT modelmine.authenticate(%L)', v.token)) e;
 SELECT * FROM err('SELECT modelmine.authenticate(NULL)');
+-- A signature in non-canonical base64url is not the token login issued, even though it decodes to the
+-- same bytes: the last of its 43 characters carries 4 bits and 2 unused ones, which login always sets
+-- to zero (an index in the alphabet divisible by 4).  The next character of the alphabet sets an unused
+-- bit and nothing else: refused like any other altered signature.
+\set abc 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+SELECT left(:'tok_a', -1) || substr(:'abc', strpos(:'abc', right(:'tok_a', 1)) + 1, 1) AS tok_a_noncanonical \gset
+SELECT :'tok_a' <> :'tok_a_noncanonical' AS altered, strpos(:'abc', right(:'tok_a', 1)) % 4 = 1 AS canonical_before,
+       b64url_decode(split_part(:'tok_a', '.', 3)) = b64url_decode(split_part(:'tok_a_noncanonical', '.', 3)) AS same_bytes;
+SELECT code, message, detail FROM err(format('SELECT modelmine.authenticate(%L)', :'tok_a_noncanonical'));
 -- A refused token leaves the existing binding alone.
 SELECT modelmine.current_user_id();
 
@@ -203,6 +212,31 @@ SELECT modelmine.authenticate(:'tok_a2');
 -- logout needs a signed-in session.
 SELECT modelmine.deauthenticate();
 SELECT * FROM err('SELECT modelmine.logout()');
+
+-- logout through a PostgREST header token revokes that token's session, and leaves an unrelated binding
+-- of the same database session in place (a pooled connection may carry one).
+SELECT modelmine.login('ada@example.com', 'correct horse') AS tok_a3 \gset
+SELECT modelmine.authenticate(:'tok_a2');
+BEGIN;
+SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || :'tok_a3')::text, true)
+       IS NOT NULL AS header_set;
+SELECT modelmine.current_session_id() = (convert_from(b64url_decode(split_part(:'tok_a3', '.', 2)), 'UTF8')::jsonb ->> 'sid')::uuid
+       AS acting_as_header_session;
+SELECT modelmine.logout();
+COMMIT;
+SELECT modelmine.current_session_id() = (convert_from(b64url_decode(split_part(:'tok_a2', '.', 2)), 'UTF8')::jsonb ->> 'sid')::uuid
+       AS binding_kept;
+SELECT * FROM err(format('SELECT modelmine.authenticate(%L)', :'tok_a3'));
+-- But when the header names the bound session itself, logout ends the binding too.
+BEGIN;
+SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || :'tok_a2')::text, true)
+       IS NOT NULL AS header_set;
+SELECT modelmine.logout();
+COMMIT;
+SELECT * FROM err('SELECT modelmine.current_user_id()');
+-- (log in again: the rest of this file uses a live second session of Ada's)
+SELECT modelmine.login('ada@example.com', 'correct horse') AS tok_a2 \gset
+SELECT modelmine.authenticate(:'tok_a2');
 
 -- An expired session: refused when bound, and when presented again.  Expiry drops the binding.
 SELECT modelmine.login('bob@example.com', 'bobs password') AS tok_b \gset

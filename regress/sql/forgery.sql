@@ -150,11 +150,15 @@ SELECT d -> 'jobs' ->> 'total' AS dashboard_jobs, d ->> 'in_escrow' AS in_escrow
 SELECT modelmine.balance();
 
 -------------------------------------------------------------------------------------------------------
--- No direct table access, no admin functions
+-- No direct table access, no admin or node functions
 -------------------------------------------------------------------------------------------------------
+-- The ledger's blocks are the one table anyone may read (so anyone can verify the chain); like every
+-- other table, it cannot be written.
 SELECT v.tbl, v.op, e.code, e.message
   FROM (VALUES ('users', 'email'), ('accounts', 'balance'), ('journal', 'amount'), ('jobs', 'status'),
-               ('sessions', 'revoked_at'), ('secrets', 'value'), ('settings', 'value')) t(tbl, col)
+               ('sessions', 'revoked_at'), ('secrets', 'value'), ('settings', 'value'), ('nodes', 'key_hash'),
+               ('node_uptime', 'ended_at'), ('ledger', 'hash'), ('ledger_queue', 'reward'), ('job_stats', 'jobs'),
+               ('job_stat_deltas', 'jobs'), ('admin_users', 'email'), ('admin_nodes', 'name')) t(tbl, col)
  CROSS JOIN LATERAL (VALUES (t.tbl, 'SELECT', format('SELECT * FROM modelmine.%I', t.tbl)),
                             (t.tbl, 'UPDATE', format('UPDATE modelmine.%I SET %I = %I', t.tbl, t.col, t.col)),
                             (t.tbl, 'INSERT', format('INSERT INTO modelmine.%I DEFAULT VALUES', t.tbl)),
@@ -172,7 +176,18 @@ SELECT v.call, e.code, e.message
                ('SELECT * FROM modelmine.check_invariants()'),
                ('SELECT * FROM modelmine._list_jobs(NULL, NULL, $$created$$, true, 50, 0)'),
                ('SELECT * FROM modelmine._job_detail(1, NULL)'),
-               ($$SELECT modelmine._refuse_change()$$)) v(call)
+               ($$SELECT modelmine._refuse_change()$$),
+               ($$SELECT modelmine._node_status('ONLINE', now())$$),
+               ($$SELECT modelmine._ledger_genesis()$$),
+               -- the work protocol belongs to modelmine_node: a user can neither bind as a node nor act as one
+               ($$SELECT modelmine.authenticate_node('mmn_1_' || repeat('0', 64))$$),
+               ($$SELECT modelmine.set_capabilities('{}')$$),
+               ($$SELECT modelmine.heartbeat(0, 0, 1)$$),
+               ('SELECT * FROM modelmine.claim_jobs()'),
+               ('SELECT modelmine.report_progress(1, 50)'),
+               ($$SELECT modelmine.complete_job(1, '{"loss": 0, "epochs": 1}')$$),
+               ($$SELECT modelmine.fail_job(1, 'x')$$),
+               ('SELECT modelmine.release_job(1)')) v(call)
  CROSS JOIN LATERAL err(v.call) e;
 -- Nor can it add objects to the schema (to shadow a function, say).
 SELECT * FROM err('CREATE FUNCTION modelmine.balance(int) RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$');

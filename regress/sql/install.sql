@@ -1,6 +1,7 @@
 -- install: what CREATE EXTENSION leaves behind, and the privilege rules every object follows.
 -- Generic checks (comments, search_path, PUBLIC) cover every function in the schema, so a function
--- added later is checked too; the grant table pins who may call each core function.
+-- added later is checked too; the grant table lists every function in the schema, so a new one shows up
+-- in the diff and its grants get reviewed.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS modelmine;
 DROP EXTENSION IF EXISTS pgcrypto;
@@ -30,13 +31,18 @@ SELECT c.relname, c.relkind
   FROM pg_class c WHERE c.relnamespace = 'modelmine'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
  ORDER BY 1;
 SELECT (SELECT count(*) FROM modelmine.users) AS users, (SELECT count(*) FROM modelmine.sessions) AS sessions,
-       (SELECT count(*) FROM modelmine.jobs) AS jobs, (SELECT count(*) FROM modelmine.journal) AS journal;
+       (SELECT count(*) FROM modelmine.jobs) AS jobs, (SELECT count(*) FROM modelmine.journal) AS journal,
+       (SELECT count(*) FROM modelmine.nodes) AS nodes, (SELECT count(*) FROM modelmine.node_uptime) AS node_uptime,
+       (SELECT count(*) FROM modelmine.ledger_queue) AS ledger_queue;
+-- The ledger starts with its genesis block (height 0, no job) and nothing else.
+SELECT height, job_id, length(hash) AS hash_bytes, length(prev_hash) AS prev_hash_bytes FROM modelmine.ledger;
 SELECT enum_range(NULL::modelmine.job_status);
 
--- Triggers: journal append-only (rows and TRUNCATE), jobs lifecycle guard and work notification.
-SELECT tgrelid::regclass, tgname, tgfoid::regproc, tgenabled
-  FROM pg_trigger WHERE tgrelid IN ('modelmine.journal'::regclass, 'modelmine.jobs'::regclass)
-   AND NOT tgisinternal ORDER BY 1::text, 2;
+-- Triggers: journal and ledger append-only (rows and TRUNCATE); on jobs the lifecycle guard, the work
+-- notification (one per INSERT statement) and the statistics deltas (per row, on status changes only).
+SELECT tgname, tgenabled, regexp_replace(pg_get_triggerdef(oid), '^CREATE TRIGGER \S+ ', '') AS definition
+  FROM pg_trigger WHERE tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'modelmine'::regnamespace)
+   AND NOT tgisinternal ORDER BY tgrelid::regclass::text, tgname;
 
 -- Every function in the schema has a comment (psql \df+ and PostgREST's OpenAPI show it).
 SELECT p.oid::regprocedure AS function_without_comment
@@ -53,7 +59,11 @@ SELECT p.oid::regprocedure AS executable_by_public
   FROM pg_proc p WHERE p.pronamespace = 'modelmine'::regnamespace
    AND (p.proacl IS NULL OR has_function_privilege('public', p.oid, 'EXECUTE'));
 
--- Who may call each core function (superuser aside).  A change here is a change of the API's security.
+-- Who may call each function (superuser aside).  A change here is a change of the API's security.
+-- anon: signup and login, the public ledger and network statistics; user: the signed-in API; node: the
+-- work protocol only; admin: everything a user may, plus administration.  Trigger functions and shared
+-- bodies are callable by nobody, except the helpers the admin views call (a function in a view runs with
+-- the caller's privileges: _node_status, _node_summary, _uptime_pct) and _fold_stats.
 SELECT p.oid::regprocedure AS function, p.prosecdef AS definer,
        has_function_privilege('modelmine_anon', p.oid, 'EXECUTE') AS anon,
        has_function_privilege('modelmine_user', p.oid, 'EXECUTE') AS "user",
@@ -61,29 +71,41 @@ SELECT p.oid::regprocedure AS function, p.prosecdef AS definer,
        has_function_privilege('modelmine_admin', p.oid, 'EXECUTE') AS admin
   FROM pg_proc p
  WHERE p.pronamespace = 'modelmine'::regnamespace
-   AND p.proname IN ('_refuse_change', '_job_transition_guard', '_notify_work', 'signup', 'login',
-                     'authenticate', 'authenticate_local', 'deauthenticate', 'logout', 'current_user_id',
-                     'current_session_id', 'whoami', 'balance', 'transfer', 'mint', 'my_transactions',
-                     'submit_job', 'cancel_job', '_list_jobs', 'my_jobs', 'all_jobs', '_job_detail',
-                     'admin_job', '_own_job', 'job', 'dashboard', 'users', 'set_user_role', 'set_setting',
-                     'settings', 'check_invariants')
- ORDER BY p.proname;
+ ORDER BY p.proname, 1::text;
 
--- No modelmine_* role (nor PUBLIC) holds any privilege on any table or sequence: all access goes
--- through the functions above.
-SELECT c.oid::regclass AS relation, r.rolname
-  FROM pg_class c
- CROSS JOIN (SELECT 'public' AS rolname UNION ALL
-             SELECT rolname FROM pg_roles WHERE rolname LIKE 'modelmine\_%') r
- WHERE c.relnamespace = 'modelmine'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
-   AND has_table_privilege(r.rolname, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-UNION ALL
-SELECT c.oid::regclass, r.rolname
-  FROM pg_class c
- CROSS JOIN (SELECT 'public' AS rolname UNION ALL
-             SELECT rolname FROM pg_roles WHERE rolname LIKE 'modelmine\_%') r
- WHERE c.relnamespace = 'modelmine'::regnamespace AND c.relkind = 'S'
-   AND has_sequence_privilege(r.rolname, c.oid, 'USAGE, SELECT, UPDATE');
+-- No modelmine_* role (nor PUBLIC) holds any privilege on any table or sequence, with two exceptions,
+-- both read-only: every modelmine_* role (not PUBLIC) may SELECT the ledger's blocks, so anyone can
+-- verify the chain without trusting the extension's functions; and modelmine_admin may SELECT the
+-- admin_* views.  All other access goes through the functions above.
+SELECT relation, rolname, privileges
+  FROM (SELECT c.oid::regclass::text AS relation, r.rolname,
+               array_remove(ARRAY[CASE WHEN has_table_privilege(r.rolname, c.oid, 'SELECT') THEN 'SELECT' END,
+                                  CASE WHEN has_table_privilege(r.rolname, c.oid, 'INSERT') THEN 'INSERT' END,
+                                  CASE WHEN has_table_privilege(r.rolname, c.oid, 'UPDATE') THEN 'UPDATE' END,
+                                  CASE WHEN has_table_privilege(r.rolname, c.oid, 'DELETE') THEN 'DELETE' END,
+                                  CASE WHEN has_table_privilege(r.rolname, c.oid, 'TRUNCATE') THEN 'TRUNCATE' END,
+                                  CASE WHEN has_table_privilege(r.rolname, c.oid, 'REFERENCES') THEN 'REFERENCES' END,
+                                  CASE WHEN has_table_privilege(r.rolname, c.oid, 'TRIGGER') THEN 'TRIGGER' END,
+                                  CASE WHEN has_any_column_privilege(r.rolname, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
+                                        AND NOT has_table_privilege(r.rolname, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
+                                       THEN 'some columns' END],
+                            NULL) AS privileges
+          FROM pg_class c
+         CROSS JOIN (SELECT 'public' AS rolname UNION ALL
+                     SELECT rolname FROM pg_roles WHERE rolname LIKE 'modelmine\_%') r
+         WHERE c.relnamespace = 'modelmine'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+        UNION ALL
+        SELECT c.oid::regclass::text, r.rolname,
+               array_remove(ARRAY[CASE WHEN has_sequence_privilege(r.rolname, c.oid, 'USAGE') THEN 'USAGE' END,
+                                  CASE WHEN has_sequence_privilege(r.rolname, c.oid, 'SELECT') THEN 'SELECT' END,
+                                  CASE WHEN has_sequence_privilege(r.rolname, c.oid, 'UPDATE') THEN 'UPDATE' END],
+                            NULL)
+          FROM pg_class c
+         CROSS JOIN (SELECT 'public' AS rolname UNION ALL
+                     SELECT rolname FROM pg_roles WHERE rolname LIKE 'modelmine\_%') r
+         WHERE c.relnamespace = 'modelmine'::regnamespace AND c.relkind = 'S') x
+ WHERE privileges <> '{}'
+ ORDER BY relation, rolname;
 
 -- In particular, the signing key is readable by no modelmine_* role, admin included.
 SELECT r.rolname, has_table_privilege(r.rolname, 'modelmine.secrets', 'SELECT') AS can_read_secrets,

@@ -101,14 +101,15 @@ SELECT modelmine.transfer('ann@example.com', 1000) > 0 AS sent_back;
 SELECT modelmine.balance() AS ben_balance;
 SELECT * FROM modelmine.check_invariants();
 
--- my_transactions(max_rows): at most that many; zero, negative or NULL give none; more than 1000 is
--- capped rather than refused.
+-- my_transactions(max_rows): at most that many, 0 to 1000 (both accepted); NULL, a negative count or
+-- more than 1000 is refused with 22023 rather than silently read as "none" or "all".
 SELECT count(*) AS all_rows FROM modelmine.my_transactions();
 SELECT id, amount, direction, reason, counterparty FROM modelmine.my_transactions(1);
 SELECT (SELECT count(*) FROM modelmine.my_transactions(0)) AS zero,
-       (SELECT count(*) FROM modelmine.my_transactions(-5)) AS negative,
-       (SELECT count(*) FROM modelmine.my_transactions(NULL)) AS null_rows,
-       (SELECT count(*) FROM modelmine.my_transactions(100000)) AS huge;
+       (SELECT count(*) FROM modelmine.my_transactions(1000)) AS thousand;
+SELECT v.max_rows, e.code, e.message, e.detail, e.hint
+  FROM (VALUES (NULL::integer), (-1), (-5), (1001), (100000)) v(max_rows)
+ CROSS JOIN LATERAL err(format('SELECT * FROM modelmine.my_transactions(%s)', coalesce(v.max_rows::text, 'NULL'))) e;
 
 -------------------------------------------------------------------------------------------------------
 -- Mint (admin)
@@ -165,12 +166,25 @@ SET ROLE regress_mm_admin;
 SELECT v.name, v.value, e.code, e.message, e.detail, e.hint
   FROM (VALUES ('bogus', 1::bigint), (NULL, 1), ('signup_grant', -1), ('signup_grant', NULL),
                ('signup_grant', 1000000001), ('reward_pct', 101), ('bcrypt_cost', 3), ('bcrypt_cost', 17),
-               ('max_config_bytes', 1), ('session_ttl_seconds', 59), ('default_stake', 0)) v(name, value)
+               ('max_config_bytes', 1), ('session_ttl_seconds', 59), ('default_stake', 0),
+               ('max_attempts', 0), ('max_attempts', 101), ('offline_after_seconds', 5),
+               ('offline_after_seconds', 3601), ('max_result_bytes', 1023), ('max_result_bytes', 268435457),
+               ('heartbeat_notify_seconds', -1), ('heartbeat_notify_seconds', 86401)) v(name, value)
  CROSS JOIN LATERAL err(format('SELECT modelmine.set_setting(%L, %L)', v.name, v.value)) e;
 -- The bounds themselves are accepted.
 SELECT modelmine.set_setting('reward_pct', 100), modelmine.set_setting('reward_pct', 0),
        modelmine.set_setting('reward_pct', 80);
-SELECT name, value FROM modelmine.settings() WHERE name IN ('reward_pct', 'signup_grant');
+SELECT modelmine.set_setting('max_attempts', 1), modelmine.set_setting('max_attempts', 100),
+       modelmine.set_setting('max_attempts', 3);
+SELECT modelmine.set_setting('offline_after_seconds', 6), modelmine.set_setting('offline_after_seconds', 3600),
+       modelmine.set_setting('offline_after_seconds', 15);
+SELECT modelmine.set_setting('heartbeat_notify_seconds', 0), modelmine.set_setting('heartbeat_notify_seconds', 86400),
+       modelmine.set_setting('heartbeat_notify_seconds', 60);
+SELECT modelmine.set_setting('max_result_bytes', 1024), modelmine.set_setting('max_result_bytes', 268435456),
+       modelmine.set_setting('max_result_bytes', 16777216);
+SELECT name, value FROM modelmine.settings()
+ WHERE name IN ('reward_pct', 'signup_grant', 'max_attempts', 'offline_after_seconds', 'heartbeat_notify_seconds',
+                'max_result_bytes');
 RESET ROLE;
 
 SELECT * FROM modelmine.check_invariants();
