@@ -63,7 +63,6 @@ int			parse_double(Ctx *c, const char *what, const char *s, double lo, double hi
 void		print_command_help(const char *name, FILE *f);
 
 /* ---- db.c ---- */
-extern bool quiet_notices;
 int			db_open(Ctx *c);
 int			db_open_user(Ctx *c);
 PGresult   *db_query(Ctx *c, const char *sql, int n, const char *const *params);
@@ -168,6 +167,7 @@ int			sig_pipe_fd(void);
 int			sig_pipe_drain(void);
 int			screen_enter(void);
 void		screen_leave(void);
+void		screen_close(void);
 double		now_s(void);
 
 /* ---- commands ---- */
@@ -199,5 +199,6 @@ char	   *describe_metrics(const json_t *m);
 
 /* network.c: the network figures and both charts' data in one JSON object (top reuses it) */
 extern const char *const network_sql;
+void		stats_lines(const json_t *stats, bool color, Lines *out);
 
 #endif

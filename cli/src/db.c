@@ -13,8 +13,6 @@
 
 #include "cli.h"
 
-bool		quiet_notices = false;	/* top: the screen is ours, notices would garble it */
-
 /* libpq and server texts may span lines ("...\n\tThis probably means..."): make them one line. */
 void
 one_line(char *s)
@@ -43,8 +41,7 @@ on_notice(void *arg, const char *message)
 
 	(void) arg;
 	one_line(m);
-	if (!quiet_notices)
-		fprintf(stderr, "modelmine: %s\n", m);
+	fprintf(stderr, "modelmine: %s\n", m);
 	free(m);
 }
 

@@ -2,11 +2,14 @@
  * term.c — the terminal: its size, signals turned into bytes on a self-pipe (so a poll() loop sees
  * them), and top's full screen: alternate screen, hidden cursor, raw keyboard.  screen_leave restores
  * all of it; it runs on every way out (normal return, exit(), SIGTERM/SIGINT/SIGHUP through the loop,
- * and crashes through a handler that restores, then re-raises).
+ * and crashes through a handler that restores, then re-raises).  While the screen is taken, stderr
+ * goes to a temporary file, replayed once the terminal is back: a message printed meanwhile (a
+ * database notice, the reason top stopped) would otherwise vanish with the alternate screen.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -111,6 +114,8 @@ sig_pipe_drain(void)
 static bool on_screen;
 static struct termios saved_tty;
 static bool have_tty;
+static int	saved_stderr = -1;
+static FILE *stderr_buffer;
 
 #define SCREEN_ON  "\033[?1049h\033[?25l\033[H\033[2J"
 #define SCREEN_OFF "\033[0m\033[?25h\033[?1049l"
@@ -143,6 +148,35 @@ screen_leave(void)
 	write_all(SCREEN_OFF);
 	if (have_tty)
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	if (saved_stderr >= 0)
+	{
+		dup2(saved_stderr, STDERR_FILENO);
+		close(saved_stderr);
+		saved_stderr = -1;
+	}
+}
+
+/* After screen_leave, outside signal handlers: what was written to stderr meanwhile. */
+static void
+replay_stderr(void)
+{
+	char		buf[4096];
+	size_t		n;
+
+	if (stderr_buffer == NULL)
+		return;
+	rewind(stderr_buffer);
+	while ((n = fread(buf, 1, sizeof(buf), stderr_buffer)) > 0)
+		fwrite(buf, 1, n, stderr);
+	fclose(stderr_buffer);
+	stderr_buffer = NULL;
+}
+
+void
+screen_close(void)
+{
+	screen_leave();
+	replay_stderr();
 }
 
 static void
@@ -172,7 +206,9 @@ screen_enter(void)
 	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) != 0)
 		return -1;
 	on_screen = true;
-	atexit(screen_leave);
+	atexit(screen_close);
+	if ((stderr_buffer = tmpfile()) != NULL && (saved_stderr = dup(STDERR_FILENO)) >= 0)
+		dup2(fileno(stderr_buffer), STDERR_FILENO);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_crash;
 	sigemptyset(&sa.sa_mask);

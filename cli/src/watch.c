@@ -7,9 +7,11 @@
  *   - the end: COMPLETED, FAILED and CANCELED are not notified on that channel (complete_job,
  *     fail_job and cancel_job do not NOTIFY), so the job's row is re-read with modelmine.job(ID) at
  *     start (after LISTEN, so nothing falls between), after every wake-up by notifications, and when
- *     poll() times out: after 5 s normally, sooner (0.25 s, doubling) once progress reached 100%,
- *     when completion is due any moment.  The timeout is a safety net, not a polling loop: a job
- *     that reports progress wakes us on every report.
+ *     poll() times out.  The timeout is a safety net, not a polling loop: while progress flows, every
+ *     report wakes us.  It is 5 s, except just after progress arrived: then three times the usual gap
+ *     between reports (at least 0.5 s), doubling back to 5 s while nothing changes.  A job ends when
+ *     its reports stop (the worker's last report may never come), so the end is seen about a second
+ *     after it happens instead of up to 5 s.
  * One poll() waits on the connection's socket and a self-pipe for signals (Ctrl-C, SIGTERM, SIGWINCH).
  * A lost connection is retried for up to 60 s; the job's state is re-read after reconnecting.
  *
@@ -38,6 +40,8 @@ typedef struct Watch
 	double		progress;
 	json_t	   *metrics;
 	int			last_line_pct;	/* not a terminal: the whole percent last printed */
+	double		last_note;		/* when the last progress notification came */
+	double		gap;			/* smoothed time between notifications, 0 until known */
 	char		last_status[16];
 	bool		bar_shown;
 } Watch;
@@ -376,6 +380,7 @@ cmd_watch(Ctx *c, int argc, char **argv)
 			{.fd = PQsocket(c->conn), .events = POLLIN},
 		};
 		int			n;
+		bool		noted = false;
 
 		draw(c, &w);
 		n = poll(pfd, 2, (int) (recheck * 1000));
@@ -402,6 +407,7 @@ cmd_watch(Ctx *c, int argc, char **argv)
 			}
 			if (!take_notifications(&w, c->conn))
 				continue;		/* nothing for us (e.g. a partial message): keep waiting */
+			noted = true;
 		}
 		/* a notification or the timeout: the row tells whether the job ended */
 		if (read_job(c, &w) != 0)
@@ -414,7 +420,18 @@ cmd_watch(Ctx *c, int argc, char **argv)
 			if ((rc = reconnect(c, &w)) != EXIT_OK)
 				goto out;
 		}
-		recheck = w.progress >= 100 ? (recheck >= RECHECK_S ? 0.25 : fmin(recheck * 2, RECHECK_S)) : RECHECK_S;
+		/* progress that arrived while we read: libpq queued it, the socket will not wake us for it */
+		take_notifications(&w, c->conn);
+		recheck = fmin(recheck * 2, RECHECK_S);
+		if (noted)
+		{
+			double		now = now_s();
+
+			if (w.last_note > 0)
+				w.gap = w.gap > 0 ? 0.7 * w.gap + 0.3 * (now - w.last_note) : now - w.last_note;
+			w.last_note = now;
+			recheck = w.gap > 0 ? fmax(fmin(3 * w.gap, RECHECK_S), 0.5) : RECHECK_S;
+		}
 	}
 	rc = conclude(c, &w);
 out:
