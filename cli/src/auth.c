@@ -43,7 +43,7 @@ show_session(Ctx *c, const char *token, const char *headline)
 	return EXIT_OK;
 }
 
-/* Revokes the session this file held before a new login replaces it (best effort, quietly). */
+/* Revokes the session this file held, now that a new login replaces it (best effort, quietly). */
 static void
 revoke_previous(Ctx *c)
 {
@@ -105,7 +105,6 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 	}
 	if (create)
 		PQclear(r);
-	revoke_previous(c);
 	r = db_query(c, "SELECT modelmine.login($1, $2)", 2, args);
 	free(pw);
 	if (r == NULL)
@@ -115,6 +114,7 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 	}
 	token = strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
+	revoke_previous(c);
 	rc = session_save(token) == 0 ? show_session(c, token, create ? "Signed up and signed in" : "Signed in")
 		: EXIT_ERROR;
 	free(token);

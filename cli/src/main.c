@@ -255,7 +255,7 @@ main(int argc, char **argv)
 	}
 	if (optind >= argc)
 	{
-		usage(stderr);
+		fprintf(stderr, "modelmine: no command; try 'modelmine --help'\n");
 		return EXIT_USAGE;
 	}
 	if (strcmp(argv[optind], "help") == 0)

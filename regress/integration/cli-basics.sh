@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# cli-basics: the modelmine client's conventions, without workers: help for the program and every
+# command, usage errors (exit 2), not signed in (exit 4), no database (exit 5), database errors in one
+# line with a hint (exit 1); signup, login, whoami, balance, transfer and logout, their --json, the
+# session file (mode 0600 in a 0700 directory), and expired or revoked sessions (exit 4, "modelmine
+# login").
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+it_begin cli-basics
+. "$(dirname "$0")/cli-lib.sh"
+cli_env
+
+commands=(signup login logout whoami balance transfer submit jobs job cancel result watch nodes node network
+          ledger top withdraw)
+
+step "help"
+check_cli "modelmine --help" 0 --help
+missing=""
+for c in "${commands[@]}"; do
+    grep -qE "^  $c " <<<"$CLI_OUT" || missing+=" $c"
+done
+check "--help lists every command (missing)" "${missing:-none}" none
+check_true "--help documents the exit status" grep -q "^Exit status" <<<"$CLI_OUT"
+bad=""
+for c in "${commands[@]}"; do
+    cli "$c" --help
+    [[ $CLI_RC == 0 && $CLI_OUT == *"Usage: modelmine $c"* && $CLI_OUT == *Example* ]] || bad+=" $c"
+    cli help "$c"
+    [[ $CLI_RC == 0 && $CLI_OUT == *"Usage: modelmine $c"* ]] || bad+=" help-$c"
+done
+check "every command has --help with usage and examples (and 'modelmine help CMD')" "${bad:-none}" none
+
+step "usage errors: exit 2, one line"
+while IFS='|' read -r desc args; do
+    # shellcheck disable=SC2086  # word splitting of the argument list is wanted
+    check_cli "$desc" 2 $args
+    check_one_line "$desc" "$CLI_ERR"
+done <<'CASES'
+no command|
+unknown command|frobnicate
+unknown option|jobs --frob
+option without its value|jobs --status
+missing argument|job
+extra argument|whoami extra
+job id not a number|job abc
+bad status filter|jobs --status bogus
+bad sort key|jobs --sort size
+limit out of range|jobs --limit 20000
+bad trainer|submit --trainer svm --dataset moons
+epochs out of range|submit --trainer mlp --dataset moons --epochs 0
+csv without label|submit --csv http://example.com/x.csv
+dataset and csv together|submit --dataset moons --csv http://example.com/x.csv --label y
+no dataset for a real trainer|submit --trainer mlp
+bad hidden sizes|submit --trainer mlp --dataset moons --hidden 16,x
+result without -o|result 1
+transfer amount not a number|transfer bob@example.com lots
+unknown ledger subcommand|ledger frob
+months out of range|network --months 0
+CASES
+check_cli "a --config file that is not JSON" 2 submit --config /etc/hostname
+check_one_line "bad --config" "$CLI_ERR"
+check_cli "login without a password source, stdin not a terminal" 2 login nobody@example.com
+check_one_line "no password" "$CLI_ERR"
+check_cli "top off a terminal" 2 top
+check_one_line "top off a terminal" "$CLI_ERR"
+
+step "not signed in: exit 4, one line pointing to modelmine login"
+for args in "whoami" "balance" "jobs" "job 1" "submit --trainer noop" "watch 1" "cancel 1" "nodes --mine" \
+            "transfer a@example.com 1" "top --json"; do
+    # shellcheck disable=SC2086
+    check_cli "$args, not signed in" 4 $args
+    [[ $CLI_ERR == *"modelmine login"* && $CLI_ERR != *$'\n'* ]] || fail "$args: message '$CLI_ERR'"
+done
+check_cli "logout when not signed in is not an error" 0 logout
+
+step "no database: exit 5, one line"
+MODELMINE_PASSWORD=x check_cli "login with the database down" 5 login ada@example.com --db "postgresql://mm_client@127.0.0.1:1/nowhere"
+check_one_line "connection failure" "$CLI_ERR"
+check_cli "ledger (no session needed) with the database down" 5 ledger --db "postgresql://127.0.0.1:1/nowhere"
+
+step "signup and login"
+printf 'ada password\n' >"$IT_TMP/pw"
+check_cli "signup with --password-stdin" 0 signup ada@example.com --password-stdin <"$IT_TMP/pw"
+check "it signs in at once" "$(adm "SELECT count(*) FROM modelmine.sessions s JOIN modelmine.users u ON u.id = s.user_id
+                                     WHERE u.email = 'ada@example.com' AND s.revoked_at IS NULL")" 1
+check "session file mode 0600" "$(stat -c %a "$IT_TMP/session")" 600
+check_true "no temporary file left next to it" test "$(find "$IT_TMP" -name 'session.*' | wc -l)" -eq 0
+MODELMINE_PASSWORD="ada password" check_cli "signup again with the same email" 1 signup ada@example.com
+check_one_line "duplicate signup" "$CLI_ERR"
+[[ $CLI_ERR == *"hint: sign in with: modelmine login EMAIL"* ]] && pass "duplicate signup hints at login" \
+    || fail "duplicate signup: '$CLI_ERR'"
+MODELMINE_PASSWORD="short" check_cli "signup with a too short password" 1 signup bob@example.com
+check_one_line "short password" "$CLI_ERR"
+[[ $CLI_ERR == "modelmine: password is too short ("*") hint: "* ]] && pass "message (detail) hint: format" \
+    || fail "format: '$CLI_ERR'"
+MODELMINE_PASSWORD="wrong password" check_cli "login with a wrong password" 1 login ada@example.com
+[[ $CLI_ERR == *"invalid email or password"*"hint: "*"modelmine signup EMAIL"* ]] && pass "wrong password: CLI hint" \
+    || fail "wrong password: '$CLI_ERR'"
+
+# The default session path: $XDG_CONFIG_HOME/modelmine/session, directory 0700.
+MODELMINE_SESSION_FILE="" XDG_CONFIG_HOME=$IT_TMP/xdg MODELMINE_PASSWORD="bob password 1" \
+    check_cli "signup bob (default session path under XDG_CONFIG_HOME)" 0 signup bob@example.com
+check "XDG session file mode" "$(stat -c %a "$IT_TMP/xdg/modelmine/session" 2>&1)" 600
+check "XDG session directory mode" "$(stat -c %a "$IT_TMP/xdg/modelmine" 2>&1)" 700
+
+check_cli "whoami with the database down" 5 whoami --db "postgresql://mm_client@127.0.0.1:1/nowhere"
+check_one_line "connection failure, signed in" "$CLI_ERR"
+
+step "whoami, balance, transfer"
+check_cli "whoami" 0 whoami
+[[ $CLI_OUT == *"ada@example.com"* ]] && pass "whoami names ada" || fail "whoami: $CLI_OUT"
+check_cli "whoami --json" 0 whoami --json
+check "whoami --json: user_id and email" "$(pyjson 'd["user_id"], d["email"], d["role"], d["balance"]' <<<"$CLI_OUT")" \
+    "$(adm "SELECT id FROM modelmine.users WHERE email = 'ada@example.com'") ada@example.com user 1000"
+check_cli "balance --json" 0 balance --json
+check "balance --json" "$(pyjson 'd["balance"], d["in_escrow"]' <<<"$CLI_OUT")" "1000 0"
+check_cli "transfer 25 to bob" 0 transfer bob@example.com 25
+check "transfer says what happened" "$CLI_OUT" \
+    "Sent 25 tokens to bob@example.com (journal entry $(adm "SELECT max(id) FROM modelmine.journal")); your balance is now 975."
+check_cli "transfer --json" 0 transfer bob@example.com 5 --json
+check "transfer --json keys and balance" "$(pyjson 'sorted(d), d["amount"], d["balance"], d["to"]' <<<"$CLI_OUT")" \
+    "['amount', 'balance', 'journal_id', 'to'] 5 970 bob@example.com"
+check "bob has 1030 in the database" \
+    "$(adm "SELECT balance FROM modelmine.accounts a JOIN modelmine.users u ON u.id = a.user_id WHERE email = 'bob@example.com'")" 1030
+check_cli "transfer more than the balance" 1 transfer bob@example.com 100000
+check_one_line "insufficient balance" "$CLI_ERR"
+[[ $CLI_ERR == "modelmine: insufficient balance (Your balance is 970 tokens"*") hint: "* ]] \
+    && pass "insufficient balance: message (detail) hint:" || fail "insufficient balance: '$CLI_ERR'"
+check_cli "transfer to nobody" 1 transfer nobody@example.com 1
+check_one_line "unknown recipient" "$CLI_ERR"
+check_cli "stake more than the balance" 1 submit --trainer noop --stake 5000
+[[ $CLI_ERR == *"insufficient balance"*"hint: stake less (--stake N)"* ]] && pass "submit: CLI hint" \
+    || fail "submit insufficient: '$CLI_ERR'"
+check_cli "job that does not exist" 1 job 424242
+check "... one line with the CLI hint" "$CLI_ERR" \
+    "modelmine: job 424242 not found (There is no job with this id that you own.) hint: list your jobs with: modelmine jobs"
+
+step "colour: none off a terminal (the terminal case is in cli-top)"
+NO_COLOR="" check_cli "jobs with NO_COLOR unset, stdout a pipe" 0 jobs
+check_false "no escape sequences in piped output" grep -q $'\e' <<<"$CLI_OUT"
+
+step "a second login revokes the session it replaces"
+old=$(cat "$IT_TMP/session")
+MODELMINE_PASSWORD="ada password" check_cli "login again" 0 login ada@example.com
+check "the previous session is revoked" "$(adm "SELECT count(*) FILTER (WHERE revoked_at IS NOT NULL) || '/' || count(*)
+    FROM modelmine.sessions s JOIN modelmine.users u ON u.id = s.user_id WHERE u.email = 'ada@example.com'")" "1/2"
+(umask 077; printf '%s\n' "$old" >"$IT_TMP/old-session")
+MODELMINE_SESSION_FILE=$IT_TMP/old-session check_cli "the old token" 4 whoami
+check "... says it was revoked and how to sign in" "$CLI_ERR" \
+    "modelmine: session has been revoked (The token was logged out.) hint: sign in again with: modelmine login EMAIL"
+
+step "an expired session"
+adm "UPDATE modelmine.sessions SET expires_at = now() - interval '1 second'
+      WHERE revoked_at IS NULL AND user_id = (SELECT id FROM modelmine.users WHERE email = 'ada@example.com')" >/dev/null
+check_cli "whoami with an expired session" 4 whoami
+check "... one line" "$CLI_ERR" \
+    "modelmine: session has expired (The token is past its expiry time.) hint: sign in again with: modelmine login EMAIL"
+check_cli "balance with an expired session" 4 balance
+check_cli "logout with an expired session still forgets it" 0 logout
+check_false "the session file is gone" test -e "$IT_TMP/session"
+check "logout says so" "$CLI_OUT" "Signed out (the session had already ended)."
+
+step "logout"
+MODELMINE_PASSWORD="ada password" check_cli "login" 0 login ada@example.com --json
+check "login --json" "$(pyjson 'd["email"]' <<<"$CLI_OUT")" ada@example.com
+sid=$(pyjson 'd["session_id"]' <<<"$CLI_OUT")
+check_cli "logout" 0 logout
+check "the session is revoked in the database" "$(adm "SELECT revoked_at IS NOT NULL FROM modelmine.sessions WHERE id = '$sid'")" t
+check_false "and the file removed" test -e "$IT_TMP/session"
+check_cli "whoami after logout" 4 whoami
+
+it_end
