@@ -193,10 +193,16 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 	if (metrics && (!JB_ROOT_IS_OBJECT(metrics) || JB_ROOT_IS_SCALAR(metrics)))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics must be a JSON object"),
 						errhint("Pass e.g. {\"epoch\": 3, \"loss\": 0.41, \"accuracy\": 0.88}, or NULL.")));
-	if (metrics && VARSIZE(metrics) - VARHDRSZ > MAX_METRICS_BYTES)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics are too large"),
-						errdetail("They take %zu bytes; the limit is %d.", (size_t) (VARSIZE(metrics) - VARHDRSZ), MAX_METRICS_BYTES),
-						errhint("Report a few figures per epoch; put the full history in the result.")));
+	if (metrics)
+	{
+		/* the NOTIFY payload carries the JSON text, so that is what is limited */
+		size_t		text_len = strlen(JsonbToCString(NULL, &metrics->root, VARSIZE(metrics)));
+
+		if (text_len > MAX_METRICS_BYTES)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics are too large"),
+							errdetail("Their JSON text takes %zu bytes; the limit is %d.", text_len, MAX_METRICS_BYTES),
+							errhint("Report a few figures per epoch; put the full history in the result.")));
+	}
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int64GetDatum(node_id);
 	args[2] = Float4GetDatum(progress);
@@ -222,7 +228,8 @@ ResultNumber(Jsonb *result, const char *key, double *out)
 	if (v.type != jbvNumeric)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.%s must be a number", key),
 						errhint("Pass e.g. {\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
-	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v.val.numeric)));
+	/* out-of-range values become +-Infinity or 0 here and fail the range checks below, not a cast */
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(v.val.numeric)));
 	return true;
 }
 
@@ -247,13 +254,21 @@ CheckResult(Jsonb *result)
 						errhint("Store a smaller model artifact.")));
 	if (ResultNumber(result, "accuracy", &accuracy) && !(accuracy >= 0 && accuracy <= 1))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.accuracy"),
-						errdetail("Got %g.", accuracy), errhint("Report accuracy as a fraction from 0 to 1, or null for regression.")));
-	if (!ResultNumber(result, "loss", &loss) || !isfinite(loss))
+						errdetail("Got %.15g.", accuracy), errhint("Report accuracy as a fraction from 0 to 1, or null for regression.")));
+	if (!ResultNumber(result, "loss", &loss))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.loss is required"),
 						errhint("Report the final loss as a finite number.")));
-	if (!ResultNumber(result, "epochs", &epochs) || epochs < 0 || epochs > 1e9 || epochs != floor(epochs))
+	if (!isfinite(loss))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.loss"),
+						errdetail("It is outside the range of a double precision number."),
+						errhint("Report the final loss as a finite number.")));
+	if (!ResultNumber(result, "epochs", &epochs))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.epochs is required"),
 						errhint("Report the number of epochs run as a whole number of 0 or more.")));
+	if (epochs < 0 || epochs > 1e9 || epochs != floor(epochs))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.epochs"),
+						errdetail("Got %.15g.", epochs),
+						errhint("Report the number of epochs run as a whole number from 0 to 1000000000.")));
 }
 
 static int64
@@ -357,10 +372,12 @@ mm_claim_jobs(PG_FUNCTION_ARGS)
 	a.lease_seconds = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1);
 	if (a.max_jobs < 1 || a.max_jobs > 100)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid max_jobs"),
-						errdetail("Got %d.", a.max_jobs), errhint("Claim from 1 to 100 jobs at a time.")));
+						errdetail("Got %s.", PG_ARGISNULL(0) ? "NULL" : psprintf("%d", a.max_jobs)),
+						errhint("Claim from 1 to 100 jobs at a time.")));
 	if (a.lease_seconds < 5 || a.lease_seconds > 3600)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid lease_seconds"),
-						errdetail("Got %d.", a.lease_seconds), errhint("Pass a lease from 5 to 3600 seconds.")));
+						errdetail("Got %s.", PG_ARGISNULL(1) ? "NULL" : psprintf("%d", a.lease_seconds)),
+						errhint("Pass a lease from 5 to 3600 seconds.")));
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	ClaimJobs(&a, (ReturnSetInfo *) fcinfo->resultinfo);

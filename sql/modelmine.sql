@@ -409,11 +409,11 @@ BEGIN
         END IF;
         want := pg_catalog.upper(status)::modelmine.job_status;
     END IF;
-    sort := pg_catalog.lower(sort);
-    IF sort IS NULL OR sort NOT IN ('created', 'stake', 'status') THEN
+    IF sort IS NULL OR pg_catalog.lower(sort) NOT IN ('created', 'stake', 'status') THEN
         RAISE EXCEPTION 'invalid sort key' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = pg_catalog.format('Got %L.', sort), HINT = 'Pass one of created, stake, status.';
     END IF;
+    sort := pg_catalog.lower(sort);
     IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
         RAISE EXCEPTION 'invalid limit' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
@@ -654,6 +654,10 @@ CREATE FUNCTION modelmine.job_result(job_id bigint) RETURNS jsonb
 DECLARE
     j record;
 BEGIN
+    IF job_id IS NULL THEN
+        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the id returned by modelmine.submit_job.';
+    END IF;
     SELECT jobs.status, jobs.result INTO j FROM modelmine.jobs
      WHERE jobs.id = job_result.job_id AND jobs.user_id = modelmine.current_user_id();
     IF NOT FOUND THEN
@@ -874,8 +878,7 @@ CREATE FUNCTION modelmine._fold_stats() RETURNS bigint
     AS 'MODULE_PATHNAME', 'mm_fold_stats';
 COMMENT ON FUNCTION modelmine._fold_stats() IS
     'Folds committed statistics deltas into job_stats unless another transaction is folding; returns the deltas folded.';
-REVOKE ALL ON FUNCTION modelmine._fold_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION modelmine._fold_stats() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+REVOKE ALL ON FUNCTION modelmine._fold_stats() FROM PUBLIC;  -- called only from definer functions
 
 CREATE FUNCTION modelmine.network_stats(
         OUT nodes_online bigint, OUT nodes_total bigint, OUT staked_now bigint, OUT staked_all_time bigint,
@@ -1066,7 +1069,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION modelmine.node_stats(bigint, integer) IS
-    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+2) * uptime/100).';
+    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire.';
 REVOKE ALL ON FUNCTION modelmine.node_stats(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.node_stats(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 

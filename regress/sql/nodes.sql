@@ -439,8 +439,10 @@ COMMIT;
 -- report_progress (node holding the lease)
 -------------------------------------------------------------------------------------------------------
 -- Node 1 holds jobs 1, 5 and 6; node 2 holds job 2; node 3 holds job 3.
-SELECT pg_column_size(jsonb_build_object('h', repeat('x', 3987))) - 4 AS metrics_4000_bytes,
-       pg_column_size(jsonb_build_object('h', repeat('x', 3988))) - 4 AS metrics_4001_bytes;
+-- The limit is on the metrics' JSON text (what the job:{id}:progress NOTIFY carries), not jsonb's size.
+SELECT length(jsonb_build_object('h', repeat('x', 3991))::text) AS metrics_4000_bytes,
+       length(jsonb_build_object('h', repeat('x', 3992))::text) AS metrics_4001_bytes,
+       length(jsonb_build_object('s', repeat(chr(1), 3900))::text) AS escaped_control_chars_bytes;
 SELECT v.label, e.code, e.message, e.detail, e.hint
   FROM (VALUES ('job_id NULL', 'SELECT modelmine.report_progress(NULL, 10)'),
                ('progress NULL', 'SELECT modelmine.report_progress(5, NULL)'),
@@ -453,13 +455,15 @@ SELECT v.label, e.code, e.message, e.detail, e.hint
                ('metrics a number', $$SELECT modelmine.report_progress(5, 10, '0.5')$$),
                ('metrics JSON null', $$SELECT modelmine.report_progress(5, 10, 'null')$$),
                ('metrics 4001 bytes', format('SELECT modelmine.report_progress(5, 10, %L)',
-                                             jsonb_build_object('h', repeat('x', 3988))))) v(label, stmt)
+                                             jsonb_build_object('h', repeat('x', 3992)))),
+               ('metrics small jsonb, long text', format('SELECT modelmine.report_progress(5, 10, %L)',
+                                             jsonb_build_object('s', repeat(chr(1), 3900))))) v(label, stmt)
  CROSS JOIN LATERAL err(v.stmt) e;
 SELECT id, progress, metrics FROM jobs WHERE id = 5;
 -- Accepted: 0, 100, 4000 bytes of metrics.
 SELECT accepts('SELECT modelmine.report_progress(5, 0)') AS progress_0,
        accepts('SELECT modelmine.report_progress(5, 100)') AS progress_100,
-       accepts(format('SELECT modelmine.report_progress(5, 10, %L)', jsonb_build_object('h', repeat('x', 3987)))) AS metrics_4000_bytes;
+       accepts(format('SELECT modelmine.report_progress(5, 10, %L)', jsonb_build_object('h', repeat('x', 3991)))) AS metrics_4000_bytes;
 -- A report records progress and metrics and extends the lease (its new expiry comes back).
 SELECT modelmine.report_progress(5, 25, '{"epoch": 1, "loss": 0.7}') = now() + interval '60 seconds' AS lease_extended;
 SELECT id, progress, metrics FROM jobs WHERE id = 5;
@@ -510,7 +514,9 @@ SELECT v.label, e.code, e.message, e.detail, e.hint
                ('epochs -1', $$SELECT modelmine.complete_job(5, '{"loss": 0.1, "epochs": -1}')$$),
                ('epochs 2.5', $$SELECT modelmine.complete_job(5, '{"loss": 0.1, "epochs": 2.5}')$$),
                ('epochs 10^9 + 1', $$SELECT modelmine.complete_job(5, '{"loss": 0.1, "epochs": 1000000001}')$$),
-               ('epochs "3"', $$SELECT modelmine.complete_job(5, '{"loss": 0.1, "epochs": "3"}')$$)) v(label, stmt)
+               ('epochs "3"', $$SELECT modelmine.complete_job(5, '{"loss": 0.1, "epochs": "3"}')$$),
+               ('loss 1e400', $$SELECT modelmine.complete_job(5, '{"loss": 1e400, "epochs": 3}')$$),
+               ('accuracy 1e400', $$SELECT modelmine.complete_job(5, '{"accuracy": 1e400, "loss": 0.1, "epochs": 3}')$$)) v(label, stmt)
  CROSS JOIN LATERAL err(v.stmt) e;
 -- Accepted: accuracy 0, 1 or null (regression), any finite loss, 0 and 10^9 epochs, extra keys.
 SELECT v.result, accepts(format('SELECT modelmine.complete_job(5, %L)', v.result)) AS outcome
