@@ -26,12 +26,16 @@ $(OBJS): extension/modelmine.h
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
-all: worker
-.PHONY: worker worker-check
+all: worker cli
+.PHONY: worker worker-check cli clean-worker clean-cli
 worker:
 	$(MAKE) -C worker
 worker-check:
 	$(MAKE) -C worker check
-clean: clean-worker
+cli:
+	$(MAKE) -C cli
+clean: clean-worker clean-cli
 clean-worker:
 	$(MAKE) -C worker clean
+clean-cli:
+	$(MAKE) -C cli clean
