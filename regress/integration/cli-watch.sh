@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# cli-watch: `modelmine watch` on a real terminal (tmux) while a real worker trains: it waits while the
+# job is PENDING, draws a progress bar that advances with epoch, loss and accuracy, ends with the
+# job's final line and exit 0 soon after the job completes; a job canceled while watched ends it with
+# exit 3, a failed one with exit 1 and its error, Ctrl-C with 130.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+it_begin cli-watch
+. "$(dirname "$0")/cli-lib.sh"
+cli_env
+MODELMINE_PASSWORD=$IT_OP_PW MODELMINE_SESSION_FILE=$IT_TMP/operator-session check_cli "the operator signs up" 0 signup "$IT_OP_EMAIL"
+MODELMINE_PASSWORD="ada password" check_cli "ada signs up" 0 signup ada@example.com
+slow=(--trainer mlp --dataset moons --samples 4000 --hidden 32,32 --epochs 1500)
+tmux_start 120 20
+tmux_wait 5 "the pane's shell is ready" '^\$'
+
+step "a job followed from PENDING to COMPLETED"
+cli submit "${slow[@]}" --title "watched"
+job=$CLI_OUT
+tmux_run "$MM_CLI watch $job; echo \$? > $IT_TMP/rc1"
+tmux_wait 10 "watch says the job waits for a node" "^job $job waiting for a node \(PENDING\)$"
+start_worker W --slots 1
+tmux_wait 30 "the bar appears once W runs the job" "^job $job [█▏▎▍▌▋▊▉░]+ [0-9.]+%  epoch [0-9]+/1500, loss [0-9.]+, accuracy [0-9.]+$"
+# Sample the bar until watch exits: the percentage must climb through several values, the bar with it.
+samples=()
+bars=()
+deadline=$(( SECONDS + 90 ))
+while [[ ! -s $IT_TMP/rc1 ]] && (( SECONDS < deadline )); do
+    line=$(tmux_screen | grep -E "^job $job [█▏▎▍▌▋▊▉░]+ [0-9.]+%" | tail -n 1 || true)
+    if [[ $line =~ ^job\ [0-9]+\ ([^ ]+)\ ([0-9.]+)% ]]; then
+        pct=${BASH_REMATCH[2]}
+        if [[ ${#samples[@]} -eq 0 || ${samples[-1]} != "$pct" ]]; then
+            samples+=("$pct")
+            full=${BASH_REMATCH[1]//[^█]/}
+            bars+=("${#full}")
+        fi
+    fi
+    sleep 0.3
+done
+echo "      percentages seen: ${samples[*]}"
+echo "      full cells seen:  ${bars[*]}"
+check_true "at least 4 different percentages were shown" test "${#samples[@]}" -ge 4
+check "they only went up" "$(printf '%s\n' "${samples[@]}" | sort -g | tr '\n' ' ')" "$(printf '%s ' "${samples[@]}")"
+check_true "the bar grew with them" test "${bars[-1]}" -gt "${bars[0]}"
+check_true "watch exited" test -s "$IT_TMP/rc1"
+check "with 0" "$(cat "$IT_TMP/rc1")" 0
+final=$(adm "SELECT format('job %s COMPLETED: %s epochs, loss %s, accuracy %s', id, result->>'epochs',
+                 rtrim(rtrim(round((result->>'loss')::numeric, 4)::text, '0'), '.'),
+                 rtrim(rtrim(round((result->>'accuracy')::numeric, 4)::text, '0'), '.'))
+               FROM modelmine.jobs WHERE id = $job")
+tmux_wait 1 "its last line: $final" "^${final//./\\.}$"
+tmux_wait 1 "above it, the full bar at 100%" "^job $job █+ 100%  epoch 1500/1500"
+lag=$(adm "SELECT round(extract(epoch FROM to_timestamp($(stat -c %Y "$IT_TMP/rc1")) - finished_at)) FROM modelmine.jobs WHERE id = $job")
+echo "      watch ended ~$lag s after the job finished (the rc file's mtime has 1 s resolution)"
+check_true "watch saw the end within 3 s (not a 5 s poll)" test "$lag" -le 3
+
+step "a job canceled while watched"
+tmux_run "clear"
+cli submit "${slow[@]}" --title "canceled while watched"
+job2=$CLI_OUT
+tmux_run "$MM_CLI watch $job2; echo \$? > $IT_TMP/rc2"
+tmux_wait 30 "progress shows" "^job $job2 .* epoch [0-9]+/1500"
+check_cli "cancel it from elsewhere" 0 cancel "$job2"
+started=$SECONDS
+wait_file 10 "$IT_TMP/rc2" || true
+check "watch exits 3" "$(cat "$IT_TMP/rc2" 2>/dev/null)" 3
+check_true "within 6 s of the cancel (its end is not notified: the 5 s safety net)" test $(( SECONDS - started )) -le 6
+tmux_wait 1 "it says so" "^job $job2 CANCELED \(its stake was refunded\)$"
+
+step "a job that fails"
+tmux_run "clear"
+cli submit --trainer logreg --csv http://127.0.0.1:1/data.csv --label y
+job3=$CLI_OUT
+tmux_run "$MM_CLI watch $job3; echo \$? > $IT_TMP/rc3"
+wait_file 20 "$IT_TMP/rc3" || true
+check "watch exits 1" "$(cat "$IT_TMP/rc3" 2>/dev/null)" 1
+tmux_wait 1 "with the error" "^job $job3 FAILED: cannot fetch http://127\.0\.0\.1:1/data\.csv"
+
+step "Ctrl-C"
+tmux_run "clear"
+cli submit "${slow[@]}" --title "interrupted"
+job4=$CLI_OUT
+tmux_run "$MM_CLI watch $job4; echo \$? > $IT_TMP/rc4"
+tmux_wait 30 "progress shows" "^job $job4 .* epoch [0-9]+/1500"
+tmux_keys C-c
+wait_file 5 "$IT_TMP/rc4" || true
+check "Ctrl-C ends watch with 130" "$(cat "$IT_TMP/rc4" 2>/dev/null)" 130
+tmux_wait 2 "the shell prompt is back on a line of its own" '^\$ ?$'
+check "the job goes on" "$(adm "SELECT status FROM modelmine.jobs WHERE id = $job4")" RUNNING
+check_cli "cancel it" 0 cancel "$job4"
+
+check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
+stop_worker W TERM
+check "W exits 0" "$IT_RC" 0
+it_end
