@@ -275,12 +275,11 @@ ByteaOf(const uint8 *b, int n)
 /* Sealing                                                                                          */
 /* ---------------------------------------------------------------------------------------------- */
 
-/*
- * Seals up to max queued entries into blocks, if this transaction can take the seal lock without
- * waiting.  Returns the number of blocks appended.
- */
-int64
-MmLedgerSeal(int64 max)
+#define SEAL_PASS 5000			/* entries per pass: bounds the memory of one pass */
+
+/* One sealing pass over up to max queued entries (caller holds the seal lock); returns blocks added. */
+static int64
+SealPass(int64 max)
 {
 	static MmPlan head = {"SELECT height, hash FROM modelmine.ledger ORDER BY height DESC LIMIT 1", 0, {0}};
 	static MmPlan queued = {
@@ -312,11 +311,6 @@ MmLedgerSeal(int64 max)
 	StringInfoData buf;
 	TimestampTz created = GetCurrentTimestamp();
 
-	/* a fixed snapshot could predate the previous sealer's commit: seal only in READ COMMITTED */
-	if (XactIsoLevel != XACT_READ_COMMITTED || XactReadOnly || RecoveryInProgress())
-		return 0;
-	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(LEDGER_LOCK_KEY))))
-		return 0;
 	args[0] = Int64GetDatum(max);
 	n = MmExec(&queued, args, NULL, false, max);
 	if (n == 0)
@@ -342,6 +336,7 @@ MmLedgerSeal(int64 max)
 			cols[c][i] = nulls[c][i] ? (Datum) 0 : datumCopy(d, elem_types[c] != TEXTOID, elem_types[c] == TEXTOID ? -1 : 8);
 		}
 	}
+	SPI_freetuptable(SPI_tuptable);
 	if (MmExec(&head, NULL, NULL, false, 1) != 1)
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("the ledger has no genesis block"),
 						errhint("Run SELECT * FROM modelmine.verify_ledger() and restore the ledger from a backup.")));
@@ -353,6 +348,7 @@ MmLedgerSeal(int64 max)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("the ledger head hash is malformed")));
 		memcpy(prev, VARDATA_ANY(h), HASH_LEN);
 	}
+	SPI_freetuptable(SPI_tuptable);
 
 	initStringInfo(&buf);
 	for (uint64 i = 0; i < n; i++)
@@ -400,6 +396,41 @@ MmLedgerSeal(int64 max)
 	args[1] = PointerGetDatum(construct_array(ids, (int) n, INT8OID, 8, true, TYPALIGN_DOUBLE));
 	MmExec(&dequeue, args, NULL, false, 0);
 	return (int64) n;
+}
+
+/*
+ * Seals up to max queued entries into blocks, if this transaction can take the seal lock without
+ * waiting.  Returns the number of blocks appended.
+ */
+int64
+MmLedgerSeal(int64 max)
+{
+	static MmPlan pending = {"SELECT EXISTS (SELECT 1 FROM modelmine.ledger_queue)", 0, {0}};
+	int64		total = 0;
+
+	/* a fixed snapshot could predate the previous sealer's commit: seal only in READ COMMITTED */
+	if (XactIsoLevel != XACT_READ_COMMITTED || XactReadOnly || RecoveryInProgress())
+		return 0;
+	/* the lock is held to commit: don't take it (and stall other sealers) when there is nothing to do */
+	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
+		return 0;
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(LEDGER_LOCK_KEY))))
+		return 0;
+	while (total < max)
+	{
+		int64		want = Min(SEAL_PASS, max - total);
+		MemoryContext pass = AllocSetContextCreate(CurrentMemoryContext, "modelmine seal pass",
+												   ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(pass);
+		int64		n = SealPass(want);
+
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(pass);
+		total += n;
+		if (n < want)
+			break;
+	}
+	return total;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -651,14 +682,19 @@ mm_verify_ledger(PG_FUNCTION_ARGS)
 
 		if (ok)
 		{
+			/* a whole number in range, checked before any cast can round it or overflow */
 			Numeric		num = h.val.numeric;
+			float8		f = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(num)));
+			Numeric		whole = DatumGetNumeric(DirectFunctionCall2(numeric_trunc, NumericGetDatum(num), Int32GetDatum(0)));
 
-			digest_height = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(num)));
-			ok = digest_height >= 0;
+			ok = f >= 0 && f < 9.0e18 &&
+				DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num), NumericGetDatum(whole))) == 0;
+			if (ok)
+				digest_height = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(num)));
 		}
 		if (!ok)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid digest"),
-							errdetail("A digest is {\"height\": N, \"hash\": \"<64 hex digits>\"}."),
+							errdetail("A digest is {\"height\": N, \"hash\": \"<64 hex digits>\"} with N a whole number of 0 or more."),
 							errhint("Pass a value returned earlier by modelmine.ledger_digest().")));
 	}
 	VerifyChain(&v, have_digest, digest_height, digest_hash);
@@ -727,6 +763,11 @@ mm_block_preimage(PG_FUNCTION_ARGS)
 		for (int c = 1; c <= L_NCOLS; c++)
 			d[c] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c, &isnull[c]);
 		b.height = DatumGetInt64(d[L_HEIGHT]);
+		if (isnull[L_PREV] || VARSIZE_ANY_EXHDR(DatumGetByteaPP(d[L_PREV])) != HASH_LEN)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg("block " INT64_FORMAT " has a malformed prev_hash", b.height),
+							errdetail("A prev_hash is 32 bytes."),
+							errhint("Run SELECT * FROM modelmine.verify_ledger() to find every damaged block.")));
 		b.prev = (uint8 *) VARDATA_ANY(DatumGetByteaPP(d[L_PREV]));
 		for (int c = L_JOB; c <= L_EPOCHS; c++)
 		{

@@ -127,7 +127,12 @@ MmFoldStats(void)
 		"          accuracy_n = s.accuracy_n + EXCLUDED.accuracy_n) "
 		"SELECT COALESCE(sum(n), 0)::bigint FROM g", 0, {0}};
 
+	static MmPlan pending = {"SELECT EXISTS (SELECT 1 FROM modelmine.job_stat_deltas)", 0, {0}};
+
 	if (XactIsoLevel != XACT_READ_COMMITTED || XactReadOnly || RecoveryInProgress())
+		return 0;
+	/* the lock is held to commit: don't take it when there is nothing to fold */
+	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
 		return 0;
 	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(STATS_LOCK_KEY))))
 		return 0;

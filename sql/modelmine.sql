@@ -1212,12 +1212,15 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
         SELECT 'ledger_records_completed_jobs',
                pg_catalog.format('job %s (%s) has %s ledger records', COALESCE(j.id, r.job_id),
                                  COALESCE(j.status::text, 'no such job'), COALESCE(r.n, 0))
-          FROM (SELECT id, status FROM modelmine.jobs WHERE status = 'COMPLETED') j
-          FULL JOIN (SELECT job_id, count(*) AS n
-                       FROM (SELECT job_id FROM modelmine.ledger WHERE job_id IS NOT NULL
-                             UNION ALL SELECT job_id FROM modelmine.ledger_queue) x GROUP BY job_id) r
+          FROM (SELECT job_id, count(*) AS n
+                  FROM (SELECT job_id FROM modelmine.ledger WHERE job_id IS NOT NULL
+                        UNION ALL SELECT job_id FROM modelmine.ledger_queue) x GROUP BY job_id) r
+          FULL JOIN (SELECT id, status FROM modelmine.jobs
+                      WHERE status = 'COMPLETED'
+                         OR id IN (SELECT job_id FROM modelmine.ledger WHERE job_id IS NOT NULL
+                                   UNION ALL SELECT job_id FROM modelmine.ledger_queue)) j
             ON r.job_id = j.id
-         WHERE j.id IS NULL OR COALESCE(r.n, 0) <> 1
+         WHERE j.id IS NULL OR COALESCE(r.n, 0) <> CASE WHEN j.status = 'COMPLETED' THEN 1 ELSE 0 END
         UNION ALL
         -- The maintained statistics (folded plus pending deltas) equal a recount of the jobs.
         SELECT 'job_stats_match_jobs',

@@ -7,7 +7,8 @@
 #   accuracy / r2 / noop   COMPLETED, accuracy >= 0.95 (classification) or r2 >= 0.95 (regression)
 #   fail:epochs            FAILED, the error names "epochs"
 #   fail:dataset           FAILED, the error names "dataset"
-#   pending:trainer        never claimed (no node advertises the trainer); the owner cancels it
+#   pending:trainer        never claimed (a runner no node advertises; an unknown built-in trainer
+#                          is refused at submit); the owner cancels it
 # Money: each user ends with grant - sum of completed stakes; the nodes' accounts plus what the operator
 # withdrew equal sum(floor(stake * 80 / 100)) over completed jobs, the fee shards the rest; one stake row
 # per job, one reward and one fee row per completed job, one refund per failed or canceled job.
@@ -54,7 +55,7 @@ alice_jobs=() bob_jobs=()
 for k in $(seq 0 13); do alice_jobs+=("$(good_job "$k")"); done
 for k in $(seq 14 26); do bob_jobs+=("$(good_job "$k")"); done
 alice_jobs+=("bad epochs|fail:epochs|{\"trainer\":\"logreg\",\"dataset\":{\"synthetic\":\"blobs\"},\"epochs\":0}"
-             "unknown trainer|pending:trainer|{\"trainer\":\"gpt5\",\"dataset\":{\"synthetic\":\"blobs\"}}")
+             "unknown runner|pending:trainer|{\"runner\":\"gpt5\",\"dataset\":{\"synthetic\":\"blobs\"}}")
 bob_jobs+=("no dataset|fail:dataset|{\"trainer\":\"mlp\",\"epochs\":10}")
 # Stakes 13, 16, ..., 58 (alice) and 9, 11, ..., 35 (bob): most are not multiples of 5, so the
 # floor in the 80/20 split matters.
@@ -89,7 +90,7 @@ check_sql "no dataset: FAILED, the error names the field" \
     "SELECT status = 'FAILED' AND error ~ '^dataset is required' FROM modelmine.jobs WHERE description = 'fail:dataset'"
 echo "      epochs 0 -> $(adm "SELECT error FROM modelmine.jobs WHERE description = 'fail:epochs'")"
 echo "      no dataset -> $(adm "SELECT error FROM modelmine.jobs WHERE description = 'fail:dataset'")"
-check "unknown trainer: never claimed (PENDING, 0 attempts, no node)" "$(adm "
+check "unknown runner: never claimed (PENDING, 0 attempts, no node)" "$(adm "
     SELECT status || ' ' || attempts || ' ' || coalesce(node_id::text, 'none')
       FROM modelmine.jobs WHERE description = 'pending:trainer'")" "PENDING 0 none"
 unknown=$(adm "SELECT id FROM modelmine.jobs WHERE description = 'pending:trainer'")
