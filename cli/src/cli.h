@@ -73,7 +73,6 @@ void		db_set_hint(Ctx *c, const char *sqlstate, const char *hint);
 int			db_listen(Ctx *c, const char *channel, bool on);
 int			db_consume(Ctx *c);
 void		db_close(Ctx *c);
-void		one_line(char *s);
 
 /* ---- session.c ---- */
 const char *session_path(void);
@@ -113,7 +112,6 @@ typedef struct Lines
 } Lines;
 
 void		lines_add(Lines *l, char *line);
-void		lines_addf(Lines *l, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 void		lines_append(Lines *dst, Lines *src);
 void		lines_print(const Lines *l, FILE *f);
 void		lines_free(Lines *l);
@@ -148,6 +146,9 @@ typedef struct Column
 	bool		status;			/* colour the cell by its value (job or node status) */
 } Column;
 
+char	   *cell_time(const json_t *row, const char *key);
+char	   *cell_ago(const json_t *row, const char *key);
+char	   *cell_pct(const json_t *row, const char *key);
 void		table_lines(const json_t *rows, const Column *cols, int ncols, bool color, Lines *out);
 void		print_table(Ctx *c, const json_t *rows, const Column *cols, int ncols);
 void		kv_lines(const char *const *keys, char *const *vals, int n, bool color, Lines *out);
@@ -166,7 +167,6 @@ int			sig_pipe_open(void);
 int			sig_pipe_fd(void);
 int			sig_pipe_drain(void);
 int			screen_enter(void);
-void		screen_leave(void);
 void		screen_close(void);
 double		now_s(void);
 

@@ -14,7 +14,7 @@
 #include "cli.h"
 
 /* libpq and server texts may span lines ("...\n\tThis probably means..."): make them one line. */
-void
+static void
 one_line(char *s)
 {
 	char	   *w = s;

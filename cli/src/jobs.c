@@ -18,24 +18,6 @@ enum
 
 static const char hint_my_jobs[] = "list your jobs with: modelmine jobs";
 
-static char *
-cell_progress(const json_t *row, const char *key)
-{
-	char	   *n = fmt_number(json_number_value(json_object_get(row, key)), 1),
-			   *s;
-
-	if (asprintf(&s, "%s%%", n) < 0)
-		s = NULL;
-	free(n);
-	return s ? s : strdup("?");
-}
-
-static char *
-cell_time(const json_t *row, const char *key)
-{
-	return fmt_time(json_object_get(row, key));
-}
-
 int
 cmd_jobs(Ctx *c, int argc, char **argv)
 {
@@ -48,7 +30,7 @@ cmd_jobs(Ctx *c, int argc, char **argv)
 	static const Column cols[] = {
 		{.key = "id", .header = "ID", .right = true},
 		{.key = "status", .header = "STATUS", .status = true},
-		{.key = "progress", .header = "PROGRESS", .right = true, .fn = cell_progress},
+		{.key = "progress", .header = "PROGRESS", .right = true, .fn = cell_pct},
 		{.key = "title", .header = "TITLE", .max = 40},
 		{.key = "stake", .header = "STAKE", .right = true},
 		{.key = "priority", .header = "PRIO", .right = true},

@@ -23,12 +23,6 @@ cell_hash(const json_t *row, const char *key)
 	return h ? strndup(h, 16) : strdup("-");
 }
 
-static char *
-cell_time(const json_t *row, const char *key)
-{
-	return fmt_time(json_object_get(row, key));
-}
-
 /* accuracy and loss are decimal text exactly as the result reported them: shown to 4 decimals */
 static char *
 cell_decimal(const json_t *row, const char *key)

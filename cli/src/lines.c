@@ -2,7 +2,6 @@
  * lines.c — a block of output lines.  Tables, charts and key/value lists render into one, so the same
  * block can go to stdout or be placed on top's screen.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,20 +17,6 @@ lines_add(Lines *l, char *line)
 		l->v = realloc(l->v, sizeof(char *) * l->cap);
 	}
 	l->v[l->n++] = line;
-}
-
-void
-lines_addf(Lines *l, const char *fmt,...)
-{
-	va_list		ap;
-	char	   *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (s)
-		lines_add(l, s);
 }
 
 /* Moves src's lines to the end of dst. */

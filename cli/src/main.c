@@ -22,14 +22,14 @@ typedef struct Command
 static const Command commands[] = {
 	{"signup", cmd_signup, "EMAIL [--password-stdin]", "create an account, then sign in",
 		"Creates an account (the signup grant is credited to it) and signs in, like login.\n"
-		"The password (8 to 72 bytes) comes from MODELMINE_PASSWORD, or from the first line of stdin with\n"
-		"--password-stdin, or is asked twice on the terminal without echo.\n"
+		"The password (8 to 72 bytes) comes from the first line of stdin with --password-stdin, else from\n"
+		"MODELMINE_PASSWORD, else it is asked twice on the terminal without echo.\n"
 		"\nExamples:\n"
 		"  modelmine signup ada@example.com\n"
 		"  printf '%s\\n' \"$PW\" | modelmine signup ada@example.com --password-stdin\n"},
 	{"login", cmd_login, "EMAIL [--password-stdin]", "sign in; the session is kept for later commands",
 		"Signs in and keeps the session token in the session file (mode 0600; see ENVIRONMENT).\n"
-		"Password as for signup: MODELMINE_PASSWORD, --password-stdin, or asked on the terminal.\n"
+		"Password as for signup: --password-stdin, MODELMINE_PASSWORD, or asked on the terminal.\n"
 		"\nExamples:\n"
 		"  modelmine login ada@example.com\n"
 		"  MODELMINE_PASSWORD=... modelmine login ada@example.com --json\n"},

@@ -15,22 +15,6 @@ enum
 };
 
 static char *
-cell_pct(const json_t *row, const char *key)
-{
-	const json_t *v = json_object_get(row, key);
-	char	   *n,
-			   *s;
-
-	if (!json_is_number(v))
-		return strdup("-");
-	n = fmt_number(json_number_value(v), 1);
-	if (asprintf(&s, "%s%%", n) < 0)
-		s = NULL;
-	free(n);
-	return s ? s : strdup("?");
-}
-
-static char *
 cell_memory(const json_t *row, const char *key)
 {
 	const json_t *used = json_object_get(row, "memory_used_mb"),
@@ -43,12 +27,6 @@ cell_memory(const json_t *row, const char *key)
 	if (asprintf(&s, "%lld/%lld MB", (long long) json_integer_value(used), (long long) json_integer_value(total)) < 0)
 		return strdup("?");
 	return s;
-}
-
-static char *
-cell_ago(const json_t *row, const char *key)
-{
-	return fmt_ago(json_object_get(row, key));
 }
 
 /* The trainers and runners a node offers: "logreg mlp runner:torch". */

@@ -98,12 +98,11 @@ char *
 fmt_time(const json_t *v)
 {
 	const char *s = json_string_value(v);
-	char	   *t;
+	char	   *t,
+			   *clean;
 
 	if (s == NULL || strlen(s) < 19)
 		return fmt_value(v);
-	char	   *clean;
-
 	t = strndup(s, 19);
 	if (t[10] == 'T')
 		t[10] = ' ';
@@ -167,6 +166,35 @@ fmt_ago(const json_t *v)
 	else
 		snprintf(buf, sizeof(buf), "%.0f d ago", d / 86400);
 	return strdup(buf);
+}
+
+/* Cell functions for tables: a time, an age, a percentage (or "-"). */
+char *
+cell_time(const json_t *row, const char *key)
+{
+	return fmt_time(json_object_get(row, key));
+}
+
+char *
+cell_ago(const json_t *row, const char *key)
+{
+	return fmt_ago(json_object_get(row, key));
+}
+
+char *
+cell_pct(const json_t *row, const char *key)
+{
+	const json_t *v = json_object_get(row, key);
+	char	   *n,
+			   *s;
+
+	if (!json_is_number(v))
+		return strdup("-");
+	n = fmt_number(json_number_value(v), 1);
+	if (asprintf(&s, "%s%%", n) < 0)
+		s = NULL;
+	free(n);
+	return s ? s : strdup("?");
 }
 
 void

@@ -1,7 +1,7 @@
 /*
- * password.c — where signup and login get the password: MODELMINE_PASSWORD, else the first line of
- * stdin with --password-stdin, else a prompt without echo when stdin is a terminal.  The echo is
- * restored even when Ctrl-C interrupts the prompt.
+ * password.c — where signup and login get the password: the first line of stdin when asked with
+ * --password-stdin, else MODELMINE_PASSWORD, else a prompt without echo when stdin is a terminal.
+ * The echo is restored even when Ctrl-C interrupts the prompt.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -84,8 +84,6 @@ read_password(Ctx *c, const char *email, bool from_stdin, bool confirm)
 	char	   *pw,
 			   *again;
 
-	if (env && env[0])
-		return strdup(env);
 	if (from_stdin)
 	{
 		if ((pw = read_line(STDIN_FILENO)) == NULL || pw[0] == '\0')
@@ -96,6 +94,8 @@ read_password(Ctx *c, const char *email, bool from_stdin, bool confirm)
 		}
 		return pw;
 	}
+	if (env && env[0])
+		return strdup(env);
 	if (!isatty(STDIN_FILENO) || (tty_fd = open("/dev/tty", O_RDWR | O_CLOEXEC)) < 0)
 	{
 		usage_error(c, "no password: set MODELMINE_PASSWORD, pass --password-stdin, or run on a terminal");

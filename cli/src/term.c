@@ -139,7 +139,7 @@ write_all(const char *s)
 	}
 }
 
-void
+static void
 screen_leave(void)
 {
 	if (!on_screen)

@@ -162,12 +162,6 @@ cell_bar(const json_t *row, const char *key)
 	return str_take(&b);
 }
 
-static char *
-cell_ago(const json_t *row, const char *key)
-{
-	return fmt_ago(json_object_get(row, key));
-}
-
 static void
 section(Lines *out, bool color, const char *title)
 {

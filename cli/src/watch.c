@@ -218,8 +218,17 @@ conclude(Ctx *c, Watch *w)
 	const json_t *result = json_object_get(w->job, "result");
 	int			rc = strcmp(st, "COMPLETED") == 0 ? EXIT_OK : strcmp(st, "FAILED") == 0 ? EXIT_ERROR : EXIT_CANCELED;
 
-	if (rc == EXIT_OK)
+	if (rc == EXIT_OK && json_is_object(result))
+	{
+		/* the bar's last state is the result: the worker's last progress report may never come */
+		json_t	   *m = json_pack("{s:O?, s:O?, s:O?, s:O?}", "epoch", json_object_get(result, "epochs"),
+								  "epochs", json_object_get(result, "epochs"), "loss", json_object_get(result, "loss"),
+								  "accuracy", json_object_get(result, "accuracy"));
+
 		w->progress = 100;
+		set_metrics(w, m);
+		json_decref(m);
+	}
 	if (c->json)
 	{
 		json_t	   *e = json_pack("{s:s, s:I, s:s, s:O, s:O}", "event", "end", "job_id", (json_int_t) w->id,

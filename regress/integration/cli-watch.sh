@@ -2,17 +2,40 @@
 # cli-watch: `modelmine watch` on a real terminal (tmux) while a real worker trains: it waits while the
 # job is PENDING, draws a progress bar that advances with epoch, loss and accuracy, ends with the
 # job's final line and exit 0 soon after the job completes; a job canceled while watched ends it with
-# exit 3, a failed one with exit 1 and its error, Ctrl-C with 130.
+# exit 3, a failed one with exit 1 and its error, Ctrl-C with 130. First, on the same terminal: signup
+# asks for the password twice without echo, and Ctrl-C at a password prompt gives the echo back.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-watch
 . "$(dirname "$0")/cli-lib.sh"
 cli_env
 MODELMINE_PASSWORD=$IT_OP_PW MODELMINE_SESSION_FILE=$IT_TMP/operator-session check_cli "the operator signs up" 0 signup "$IT_OP_EMAIL"
-MODELMINE_PASSWORD="ada password" check_cli "ada signs up" 0 signup ada@example.com
 slow=(--trainer mlp --dataset moons --samples 4000 --hidden 32,32 --epochs 1500)
 tmux_start 120 20
 tmux_wait 5 "the pane's shell is ready" '^\$'
+
+step "password prompts on a terminal"
+tmux_run "stty -g > $IT_TMP/stty.before; $MM_CLI signup ada@example.com; echo \$? > $IT_TMP/signup.rc"
+tmux_wait 5 "signup asks for the password" "^Password for ada@example\.com: *$"
+tmux_run "secret ada pw"
+tmux_wait 5 "then asks again" "^Repeat the password: *$"
+tmux_run "secret ada pw"
+wait_file 10 "$IT_TMP/signup.rc" || true
+check "signup exits 0" "$(cat "$IT_TMP/signup.rc" 2>/dev/null)" 0
+tmux_wait 1 "and signs in" "^Signed up and signed in as ada@example\.com "
+check_false "the password never showed" grep -q "secret ada pw" <<<"$(tmux_screen)"
+# Ctrl-C kills login by SIGINT (re-raised after restoring the echo), which makes bash drop the rest of
+# the command line: the status and the settings are read by the next one.
+tmux_run "clear; $MM_CLI login ada@example.com"
+tmux_wait 5 "login asks for the password" "^Password for ada@example\.com: *$"
+tmux_keys C-c
+tmux_run "echo \$? > $IT_TMP/login.rc; stty -g > $IT_TMP/stty.after"
+wait_file 5 "$IT_TMP/stty.after" || true
+check "Ctrl-C at the prompt: exit 130" "$(cat "$IT_TMP/login.rc" 2>/dev/null)" 130
+check "... and the echo is back (stty -g as before)" "$(cat "$IT_TMP/stty.after" 2>/dev/null)" "$(cat "$IT_TMP/stty.before")"
+check_cli "the session from signup still works" 0 whoami --json
+check "... as ada" "$(pyjson 'd["email"]' <<<"$CLI_OUT")" ada@example.com
+tmux_run "clear"
 
 step "a job followed from PENDING to COMPLETED"
 cli submit "${slow[@]}" --title "watched"
