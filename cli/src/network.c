@@ -23,7 +23,7 @@ const char *const network_sql =
 	"  'distribution', (SELECT COALESCE(pg_catalog.json_agg(d), '[]') FROM modelmine.token_distribution($2::int) d))";
 
 static long long
-stat(const json_t *s, const char *key)
+figure(const json_t *s, const char *key)
 {
 	return (long long) json_integer_value(json_object_get(s, key));
 }
@@ -37,12 +37,12 @@ stats_lines(const json_t *s, bool color, Lines *out)
 	const json_t *acc = json_object_get(s, "average_accuracy");
 	Str			b = {0};
 
-	str_addf(&b, "%lld of %lld online", stat(s, "nodes_online"), stat(s, "nodes_total"));
+	str_addf(&b, "%lld of %lld online", figure(s, "nodes_online"), figure(s, "nodes_total"));
 	vals[0] = str_take(&b);
-	str_addf(&b, "%lld tokens now, %lld all time", stat(s, "staked_now"), stat(s, "staked_all_time"));
+	str_addf(&b, "%lld tokens now, %lld all time", figure(s, "staked_now"), figure(s, "staked_all_time"));
 	vals[1] = str_take(&b);
-	str_addf(&b, "%lld pending, %lld running, %lld completed, %lld failed, %lld canceled", stat(s, "jobs_pending"),
-			 stat(s, "jobs_running"), stat(s, "jobs_completed"), stat(s, "jobs_failed"), stat(s, "jobs_canceled"));
+	str_addf(&b, "%lld pending, %lld running, %lld completed, %lld failed, %lld canceled", figure(s, "jobs_pending"),
+			 figure(s, "jobs_running"), figure(s, "jobs_completed"), figure(s, "jobs_failed"), figure(s, "jobs_canceled"));
 	vals[2] = str_take(&b);
 	if (json_is_number(acc))
 	{
@@ -54,7 +54,7 @@ stats_lines(const json_t *s, bool color, Lines *out)
 	else
 		str_add(&b, "- (no completed job reported one)");
 	vals[3] = str_take(&b);
-	str_addf(&b, "%lld tokens to nodes, %lld in network fees", stat(s, "paid_to_nodes"), stat(s, "network_fees"));
+	str_addf(&b, "%lld tokens to nodes, %lld in network fees", figure(s, "paid_to_nodes"), figure(s, "network_fees"));
 	vals[4] = str_take(&b);
 	kv_lines(keys, vals, 5, color, out);
 	for (int i = 0; i < 5; i++)
