@@ -24,6 +24,7 @@ PG_FUNCTION_INFO_V1(mm_submit_job);
 PG_FUNCTION_INFO_V1(mm_cancel_job);
 PG_FUNCTION_INFO_V1(mm_job_transition_guard);
 PG_FUNCTION_INFO_V1(mm_notify_work);
+PG_FUNCTION_INFO_V1(mm_notify_job_end);
 
 #define MM_WORK_CHANNEL "modelmine_work"
 
@@ -305,6 +306,34 @@ mm_notify_work(PG_FUNCTION_ARGS)
 						errmsg("mm_notify_work must be called as a trigger")));
 	Async_Notify(MM_WORK_CHANNEL, "");
 	return PointerGetDatum(NULL);	/* a statement trigger returns a null pointer, not SQL NULL */
+}
+
+/*
+ * AFTER UPDATE row trigger, fired only when a job reaches COMPLETED, FAILED or CANCELED: tells watchers
+ * on job:{id}:progress that the job ended.  Once per job, so it adds no NOTIFY to the hot paths beyond
+ * the transaction that settles the job.
+ */
+Datum
+mm_notify_job_end(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	t;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("mm_notify_job_end must be an UPDATE row trigger")));
+	desc = td->tg_relation->rd_att;
+	t = td->tg_newtuple;
+	{
+		char	   *id = SPI_getvalue(t, desc, SPI_fnumber(desc, "id"));
+		char	   *status = SPI_getvalue(t, desc, SPI_fnumber(desc, "status"));
+		char	   *progress = SPI_getvalue(t, desc, SPI_fnumber(desc, "progress"));
+
+		Async_Notify(psprintf("job:%s:progress", id),
+					 psprintf("{\"job_id\":%s,\"status\":\"%s\",\"progress\":%s}", id, status, progress));
+	}
+	return PointerGetDatum(NULL);
 }
 
 Datum

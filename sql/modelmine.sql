@@ -229,6 +229,16 @@ REVOKE ALL ON FUNCTION modelmine._notify_work() FROM PUBLIC;
 CREATE TRIGGER jobs_notify_work AFTER INSERT ON modelmine.jobs
     FOR EACH STATEMENT EXECUTE FUNCTION modelmine._notify_work();
 
+CREATE FUNCTION modelmine._notify_job_end() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_notify_job_end';
+COMMENT ON FUNCTION modelmine._notify_job_end() IS
+    'Row trigger: NOTIFY job:{id}:progress with {"job_id", "status", "progress"} when a job reaches COMPLETED, FAILED or CANCELED.';
+REVOKE ALL ON FUNCTION modelmine._notify_job_end() FROM PUBLIC;
+
+CREATE TRIGGER jobs_notify_end AFTER UPDATE OF status ON modelmine.jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status IN ('COMPLETED', 'FAILED', 'CANCELED'))
+    EXECUTE FUNCTION modelmine._notify_job_end();
+
 -------------------------------------------------------------------------------------------------------
 -- Identity (C, extension/auth.c).
 -------------------------------------------------------------------------------------------------------

@@ -79,6 +79,16 @@ settle(Db *db, Task *t)
 	if (!db->up)
 		return false;
 	task_conclude(t);
+	if (t->progress)
+	{
+		/* the last epoch's figures first, so the job's metrics end where its result does */
+		bool		gone = false;
+
+		if (db_progress(db, t->job_id, t->progress, &gone) == -2)
+			return false;
+		json_decref(t->progress);
+		t->progress = NULL;
+	}
 	if (t->result)
 	{
 		rc = db_complete(db, t->job_id, t->result);
@@ -232,7 +242,7 @@ run_loop(const Options *o, const char *node_key)
 		{
 			Task	   *t = &tasks[i];
 
-			if (task_done(t) && (t->progress == NULL || t->abandoned || t->result || t->error) && settle(&db, t))
+			if (task_done(t) && settle(&db, t))
 			{
 				task_free(t);
 				tasks[i] = tasks[--ntasks];
