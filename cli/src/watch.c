@@ -4,14 +4,12 @@
  * How it learns things (docs/CLI.md says the same):
  *   - progress: LISTEN "job:ID:progress"; the worker's report_progress NOTIFYs it with
  *     {"job_id", "progress", "metrics": {"epoch", "epochs", "loss", "accuracy", ...}, "lease_expires_at"};
- *   - the end: COMPLETED, FAILED and CANCELED are not notified on that channel (complete_job,
- *     fail_job and cancel_job do not NOTIFY), so the job's row is re-read with modelmine.job(ID) at
- *     start (after LISTEN, so nothing falls between), after every wake-up by notifications, and when
- *     poll() times out.  The timeout is a safety net, not a polling loop: while progress flows, every
- *     report wakes us.  It is 5 s, except just after progress arrived: then three times the usual gap
- *     between reports (at least 0.5 s), doubling back to 5 s while nothing changes.  A job ends when
- *     its reports stop (the worker's last report may never come), so the end is seen about a second
- *     after it happens instead of up to 5 s.
+ *   - the end: reaching COMPLETED, FAILED or CANCELED is notified on the same channel (a trigger
+ *     sends {"job_id", "status", "progress"}); the payload is only a wake-up: the job's row is re-read
+ *     with modelmine.job(ID) at start (after LISTEN, so nothing falls between), after every wake-up by
+ *     notifications, and when poll() times out.  The timeout is a safety net for a lost notification,
+ *     not a polling loop.  It is 5 s, except just after progress arrived: then three times the usual
+ *     gap between reports (at least 0.5 s), doubling back to 5 s while nothing changes.
  * One poll() waits on the connection's socket and a self-pipe for signals (Ctrl-C, SIGTERM, SIGWINCH).
  * A lost connection is retried for up to 60 s; the job's state is re-read after reconnecting.
  *
