@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+# scripts/bench-queue.sh: job throughput of ModelMine's work protocol, next to peer job queues measured
+# on the same machine in the same run.
+#
+# Steps, one function each, run in order at the bottom of this file:
+#   step_cluster   private PostgreSQL tree (scripts/lib/cluster.sh; make + build unless MM_PGTREE is given)
+#                  and a throwaway cluster with PostgreSQL's default settings (fsync and synchronous_commit
+#                  on, shared_buffers 128MB), like the cluster the peers run on; database `bench_queue`,
+#                  CREATE EXTENSION modelmine, login role mm_bench (modelmine_user + modelmine_node)
+#   step_accounts  K users (bench1..K@bench.local) signed up and minted tokens, one operator with K nodes;
+#                  their session tokens and node keys go into a table pgbench reads (bench.creds)
+#   step_sql_enqueue   (a) K pgbench sessions, each signed in as its own user, call
+#                  submit_job('noop', {"trainer": "noop"}, stake 10) N/K times: one job per call and
+#                  transaction. enqueue/s = pgbench's transactions per second
+#   step_sql_process   (a) K pgbench sessions, each bound to its own node (authenticate_node), loop
+#                  claim_jobs(B) then complete_job(id, <the noop trainer's result>) per claimed job, each
+#                  call its own transaction, as the worker does. process/s = jobs completed / (last
+#                  completion - first claim), from the jobs' own timestamps
+#   step_batch_enqueue one session submits N more jobs, 1000 submit_job calls per statement and
+#                  transaction (the peers enqueue in batches of 1,000 or 10,000 too)
+#   step_workers   (b) M real workers (worker/modelmine-worker --slots S --exit-when-idle) drain those N
+#                  jobs: each job runs the noop trainer in a forked child; jobs/s from the first claim to
+#                  the last completion
+#   step_checks    check_invariants() must be empty after all of it
+#   step_peers     (c) /work/shared/bench-peers/run.sh N K: Graphile Worker, pg-boss, BullMQ (on free ports)
+#   step_table     one table with every figure
+# Before each measured step the script waits (at most 30 s) for the machine to be quiet and prints the
+# load average and how busy the CPUs were. Benchmarks print figures; nothing asserts a timing.
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: scripts/bench-queue.sh [--jobs N] [--sessions K] [--batch B] [--workers M] [--slots S]
+                              [--no-peers] [--keep] [--help]
+
+Measures, on a throwaway PostgreSQL 15 cluster (127.0.0.1, free port, private install tree), how many noop
+jobs per second ModelMine enqueues and processes through its real work protocol, at the SQL level and with
+real workers, and runs the peer benchmark (Graphile Worker, pg-boss, BullMQ) on the same machine. Every
+ModelMine job is settled like a paid one: stake to escrow at submit; at completion reward to the node, fee
+to the network (double-entry journal), a ledger block and statistics deltas. The peers do no bookkeeping.
+About 4 minutes with the defaults on 2 cores (the first peer run also installs their npm packages).
+
+  --jobs N       jobs per phase (default 20000)
+  --sessions K   parallel SQL sessions for (a), and the peers' concurrency argument (default 4)
+  --batch B      claim_jobs batch size for (a), 1..100 (default 10)
+  --workers M    worker processes for (b) (default 4)
+  --slots S      slots per worker for (b), 1..64 (default 8)
+  --no-peers     skip the peer benchmark (c)
+  --keep         leave the cluster running afterwards and say how to connect to it
+  --help         this text
+
+Environment: PG_CONFIG; MM_PGTREE (a private tree from mm_pg_tree to reuse, as scripts/bench.sh does);
+MM_PG_OPTS (extra server options, e.g. "-c synchronous_commit=off"; the default is none, like the peers'
+cluster); MM_BENCH_PEERS (directory of the peer benchmark, default ../shared/bench-peers from the
+repository root).
+Exit status: 0 when every step ran and check_invariants() is empty, 1 otherwise, 2 for bad usage.
+
+Example:
+  scripts/bench-queue.sh --jobs 5000 --no-peers
+USAGE
+}
+
+jobs=20000 sessions=4 batch=10 workers=4 slots=8 peers=1 keep=0
+stake=10
+positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "bench-queue.sh: $1 needs a positive whole number, got '$2'" >&2; exit 2; }; }
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --jobs|--sessions|--batch|--workers|--slots)
+            [[ $# -ge 2 ]] || { echo "bench-queue.sh: $1 needs a value" >&2; exit 2; }
+            positive "$1" "$2"
+            printf -v "${1#--}" '%s' "$2"; shift 2 ;;
+        --no-peers) peers=0; shift ;;
+        --keep) keep=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "bench-queue.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+(( batch <= 100 )) || { echo "bench-queue.sh: --batch must be 1..100 (claim_jobs' limit)" >&2; exit 2; }
+(( slots <= 64 )) || { echo "bench-queue.sh: --slots must be 1..64 (the worker's limit)" >&2; exit 2; }
+(( sessions <= 50 && workers <= 50 )) || { echo "bench-queue.sh: at most 50 sessions and 50 workers" >&2; exit 2; }
+(( jobs >= 1000 )) || { echo "bench-queue.sh: --jobs must be at least 1000" >&2; exit 2; }
+jobs=$(( jobs / 1000 * 1000 ))   # whole statements of 1000 in the batched enqueue
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+export MM_REPO=$repo
+# shellcheck source=scripts/lib/cluster.sh
+. "$repo/scripts/lib/cluster.sh"
+MM_LOG_TAG="bench-queue.sh"
+peers_dir=${MM_BENCH_PEERS:-$repo/../shared/bench-peers}
+worker_bin=$repo/worker/modelmine-worker
+
+tree="" own_tree=0 cluster="" work=""
+worker_pids=()
+db=bench_queue
+op_email=operator@bench.local
+op_password=operator-password
+noop_result='{"accuracy": null, "loss": 0, "train_loss": 0, "epochs": 0, "n_train": 0, "n_val": 0, "model": {"type": "noop"}}'
+declare -A fig=()   # figures for the final table
+
+heading() { printf '\n==== %s\n' "$*"; }
+
+# Load figures: load averages, and how busy the CPUs are while this script waits (other users' work).
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+cpu_busy_pct() {    # CPU busy % of the whole machine over $1 s (default 3); call it while this script is idle
+    local a b
+    read -r _ a1 a2 a3 a4 a5 a6 a7 _ < /proc/stat; a=$((a1 + a2 + a3 + a6 + a7)); b=$((a + a4 + a5))
+    sleep "${1:-3}"
+    read -r _ c1 c2 c3 c4 c5 c6 c7 _ < /proc/stat
+    awk -v busy=$((c1 + c2 + c3 + c6 + c7 - a)) -v all=$((c1 + c2 + c3 + c4 + c5 + c6 + c7 - b)) \
+        'BEGIN { printf "%.0f", (all > 0) ? 100 * busy / all : 0 }'
+}
+# quiet: wait (at most 30 s) until other processes leave the CPUs at most 25% busy over 2 s; say how it was.
+quiet() {
+    local i busy
+    for (( i = 0; i < 15; i++ )); do
+        busy=$(cpu_busy_pct 2)
+        (( busy <= 25 )) && break
+    done
+    echo "machine before this step: load average $(loadavg) on $(nproc) cores, CPU busy (others) ${busy}%$( \
+        (( busy > 25 )) && echo " -- NOISY: another process is using the CPUs; rerun for clean figures")"
+}
+
+alive() { [[ -e /proc/$1 ]] && ! grep -q '^State:.*zombie' "/proc/$1/status" 2>/dev/null; }
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT
+    set +e
+    for pid in "${worker_pids[@]}"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${worker_pids[@]}"; do wait "$pid" 2>/dev/null; done
+    if [[ $keep -eq 1 && -n "$cluster" && -f "$cluster/data/postmaster.pid" ]]; then
+        cat <<KEEP
+
+==== cluster kept running (--keep)
+  connect:  psql "host=127.0.0.1 port=$PGPORT user=postgres dbname=$db"
+  logs:     $cluster/postgres.log, $work/w1.log ...
+  stop:     bash -c '. scripts/lib/cluster.sh && mm_cluster_stop $cluster' && rm -rf $cluster $work$([[ $own_tree -eq 1 ]] && echo " $tree")
+KEEP
+    else
+        [[ -n "$cluster" ]] && { mm_cluster_stop "$cluster"; rm -rf "$cluster"; }
+        [[ $own_tree -eq 1 && -n "$tree" ]] && rm -rf "$tree"
+        [[ -n "$work" ]] && rm -rf "$work"
+    fi
+    [[ $rc -eq 0 ]] || echo "bench-queue.sh: FAILED (exit status $rc); see the output above" >&2
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo; echo "bench-queue.sh: interrupted" >&2; exit 130' INT
+trap 'exit 143' TERM
+
+sql() { mm_psql -d "$db" -q -At "$@"; }
+# seconds since the epoch with microseconds, for wall-clock spans
+now_s() { date +%s.%N; }
+per_s() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0) ? n / s : 0 }'; }
+
+step_cluster() {
+    heading "throwaway cluster"
+    if [[ -n "${MM_PGTREE:-}" && -d "$MM_PGTREE" ]]; then
+        tree=$MM_PGTREE
+        echo "using the private PostgreSQL tree $tree (MM_PGTREE)"
+    else
+        make --no-print-directory -s PG_CONFIG="$(mm_pg_config)"
+        tree=$(mm_tmpdir pgtree)
+        own_tree=1
+        mm_pg_tree "$tree"
+        export MM_PGTREE=$tree
+    fi
+    [[ -x "$worker_bin" ]] || { echo "bench-queue.sh: $worker_bin is not built (run make)" >&2; return 1; }
+    echo "code: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+         "uncommitted changes in extension/ sql/ worker/: $(git status --short -- extension sql worker 2>/dev/null | wc -l) file(s)"
+    cluster=$(mm_tmpdir bench-queue)
+    work=$(mm_tmpdir bench-queue-work)
+    mm_cluster_start "$cluster" "$(mm_free_port)"
+    echo "PostgreSQL $(mm_psql -At -d postgres -c 'SHOW server_version') on 127.0.0.1:$PGPORT:" \
+         "$(mm_psql -At -d postgres -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
+                                       FROM pg_settings WHERE name IN ('shared_buffers', 'fsync', 'synchronous_commit',
+                                                                       'max_connections', 'wal_level')")"
+    mm_psql -q -d postgres -c "CREATE DATABASE $db"
+    mm_psql -q -d "$db" -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION modelmine CASCADE'
+    mm_psql -q -d "$db" <<'SQL'
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_bench') THEN
+        CREATE ROLE mm_bench LOGIN IN ROLE modelmine_user, modelmine_node;
+    END IF;
+END $$;
+-- Logins are not what is measured: the cheapest bcrypt cost keeps the set-up short.
+UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
+-- Credentials pgbench's sessions pick up by client number (not part of ModelMine).
+CREATE SCHEMA bench;
+CREATE TABLE bench.creds (client int PRIMARY KEY, token text, node_key text);
+GRANT USAGE ON SCHEMA bench TO mm_bench;
+GRANT SELECT ON bench.creds TO mm_bench;
+SQL
+}
+
+step_accounts() {
+    local i tok op_tok key
+    heading "accounts: $sessions users, an operator with $sessions nodes"
+    # each user stakes $stake per job: its share of (a) and, for user 1, all of the batched enqueue
+    for (( i = 0; i < sessions; i++ )); do
+        sql -c "SELECT modelmine.signup('bench$((i + 1))@bench.local', 'bench-password')" >/dev/null
+        sql -c "SELECT modelmine.mint('bench$((i + 1))@bench.local', $(( stake * (jobs / sessions + 1 + (i == 0 ? jobs : 0)) )))" >/dev/null
+        tok=$(sql -c "SELECT modelmine.login('bench$((i + 1))@bench.local', 'bench-password')")
+        sql -c "INSERT INTO bench.creds (client, token) VALUES ($i, '$tok')"
+    done
+    sql -c "SELECT modelmine.signup('$op_email', '$op_password')" >/dev/null
+    op_tok=$(sql -c "SELECT modelmine.login('$op_email', '$op_password')")
+    for (( i = 0; i < sessions; i++ )); do
+        key=$(sql -v tok="$op_tok" <<SQL
+SELECT modelmine.authenticate(:'tok') \g /dev/null
+SELECT node_key FROM modelmine.register_node('sql-node-$((i + 1))', '{"trainers": ["noop"]}');
+SQL
+)
+        sql -c "UPDATE bench.creds SET node_key = '$key' WHERE client = $i"
+    done
+    echo "$sessions users minted $((stake)) tokens per job they submit; nodes sql-node-1..$sessions offer trainer noop"
+}
+
+# pgbench for K sessions as mm_bench; extra args follow. Output in $work/pgbench.out.
+run_pgbench() {
+    pgbench -n -M prepared -c "$sessions" -j "$sessions" -U mm_bench -d "$db" -D authed=0 "$@" \
+        >"$work/pgbench.out" 2>&1 && return 0
+    echo "bench-queue.sh: pgbench failed:" >&2
+    tail -n 30 "$work/pgbench.out" >&2
+    return 1
+}
+pgbench_tps() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$work/pgbench.out"; }
+
+step_sql_enqueue() {
+    local per=$(( jobs / sessions )) tps
+    heading "(a) SQL: enqueue, $sessions sessions x $per submit_job calls, one job per call and transaction"
+    quiet
+    cat >"$work/enqueue.sql" <<'SQL'
+\if :authed = 0
+SELECT token FROM bench.creds WHERE client = :client_id \gset
+SELECT modelmine.authenticate(:token);
+\set authed 1
+\endif
+SELECT modelmine.submit_job('sql-noop', '{"trainer": "noop"}', NULL, :stake);
+SQL
+    run_pgbench -t "$per" -D stake="$stake" -f "$work/enqueue.sql"
+    tps=$(pgbench_tps)
+    fig[sql_enqueue]=$(awk -v t="$tps" 'BEGIN { printf "%.0f", t }')
+    echo "submitted $(sql -c "SELECT count(*) FROM modelmine.jobs WHERE title = 'sql-noop'") jobs;" \
+         "pgbench: $(grep -E '^latency average' "$work/pgbench.out"), tps $tps"
+    echo "enqueue/s: ${fig[sql_enqueue]}"
+}
+
+step_sql_process() {
+    local per_client iters b span done_n left
+    per_client=$(( (jobs / sessions + batch - 1) / batch ))
+    iters=$(( per_client + per_client / 4 + 5 ))   # a margin for uneven sessions; empty claims are cheap
+    heading "(a) SQL: process, $sessions sessions each looping claim_jobs($batch) -> complete_job per job"
+    quiet
+    {
+        printf '%s\n' '\if :authed = 0' 'SELECT node_key FROM bench.creds WHERE client = :client_id \gset' \
+            'SELECT modelmine.authenticate_node(:node_key);' '\set authed 1' '\endif'
+        printf 'SELECT count(*) AS n'
+        for (( b = 1; b <= batch; b++ )); do printf ', COALESCE((array_agg(job_id))[%d], 0) AS j%d' "$b" "$b"; done
+        printf ' FROM modelmine.claim_jobs(%d, 60) \\gset\n' "$batch"
+        for (( b = 1; b <= batch; b++ )); do
+            printf '\\if :n >= %d\nSELECT modelmine.complete_job(:j%d, :result);\n\\endif\n' "$b" "$b"
+        done
+    } >"$work/process.sql"
+    run_pgbench -t "$iters" -D result="$noop_result" -f "$work/process.sql"
+    read -r done_n span left <<<"$(sql -F ' ' -c "
+        SELECT count(*) FILTER (WHERE status = 'COMPLETED'),
+               extract(epoch FROM max(finished_at) - min(started_at)),
+               count(*) FILTER (WHERE status <> 'COMPLETED')
+          FROM modelmine.jobs WHERE title = 'sql-noop'")"
+    fig[sql_process]=$(per_s "$done_n" "$span")
+    echo "completed $done_n jobs in ${span} s from the first claim to the last completion" \
+         "(${left} not completed); pgbench: $(grep -E '^latency average' "$work/pgbench.out")"
+    echo "process/s: ${fig[sql_process]}"
+    [[ $left -eq 0 ]] || echo "note: $left jobs were left: the sessions ran out of iterations ($iters each)"
+}
+
+step_batch_enqueue() {
+    local t0 t1 s
+    heading "(a) SQL: enqueue in batches, 1 session, $((jobs / 1000)) statements of 1000 submit_job calls"
+    quiet
+    {
+        echo "SELECT modelmine.authenticate(token) FROM bench.creds WHERE client = 0 \\g /dev/null"
+        for (( s = 0; s < jobs / 1000; s++ )); do
+            echo "SELECT count(modelmine.submit_job('worker-noop', '{\"trainer\": \"noop\"}', NULL, $stake)) FROM generate_series(1, 1000) \\g /dev/null"
+        done
+    } >"$work/batch.sql"
+    t0=$(now_s)
+    mm_psql -q -U mm_bench -d "$db" -f "$work/batch.sql"
+    t1=$(now_s)
+    fig[batch_enqueue]=$(per_s "$jobs" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    echo "submitted $(sql -c "SELECT count(*) FROM modelmine.jobs WHERE title = 'worker-noop'") jobs in" \
+         "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s (wall clock, one psql session)"
+    echo "enqueue/s: ${fig[batch_enqueue]}"
+}
+
+step_workers() {
+    local i pid rc bad=0 start=$SECONDS done_n span left
+    heading "(b) end to end: $workers workers x $slots slots drain $jobs noop jobs (--exit-when-idle)"
+    # Registration (first start with operator credentials) happens before any claim, so it is not timed.
+    quiet
+    for (( i = 1; i <= workers; i++ )); do
+        MODELMINE_OPERATOR_PASSWORD=$op_password timeout -k 5 600 "$worker_bin" \
+            --db "postgresql://mm_bench@127.0.0.1:$PGPORT/$db" --name "worker-$i" --slots "$slots" \
+            --state-file "$work/w$i.json" --operator-email "$op_email" --lease-seconds 60 \
+            --exit-when-idle </dev/null >"$work/w$i.log" 2>&1 &
+        worker_pids+=($!)
+    done
+    for i in "${!worker_pids[@]}"; do
+        pid=${worker_pids[$i]}
+        rc=0
+        wait "$pid" || rc=$?
+        if [[ $rc -ne 0 ]]; then
+            bad=1
+            echo "worker-$((i + 1)) exited with status $rc$([[ $rc -eq 124 ]] && echo ' (killed after 600 s)'); its log:"
+            tail -n 20 "$work/w$((i + 1)).log" | sed 's/^/    /'
+        fi
+    done
+    worker_pids=()
+    read -r done_n span left <<<"$(sql -F ' ' -c "
+        SELECT count(*) FILTER (WHERE status = 'COMPLETED'),
+               extract(epoch FROM max(finished_at) - min(started_at)),
+               count(*) FILTER (WHERE status <> 'COMPLETED')
+          FROM modelmine.jobs WHERE title = 'worker-noop'")"
+    fig[workers_process]=$(per_s "$done_n" "$span")
+    echo "all $workers workers exited after $((SECONDS - start)) s; completed $done_n jobs in ${span} s from" \
+         "the first claim to the last completion (${left} not completed)"
+    echo "jobs per node: $(sql -c "SELECT string_agg(n.name || '=' || n.jobs_completed, ' ' ORDER BY n.name)
+                                    FROM modelmine.nodes n WHERE n.name LIKE 'worker-%'")"
+    echo "process/s: ${fig[workers_process]}"
+    [[ $bad -eq 0 ]] || return 1
+}
+
+step_checks() {
+    heading "invariants after all of it (no rows = the books balance)"
+    mm_psql -d "$db" -P pager=off -c "SELECT * FROM modelmine.check_invariants()"
+    [[ $(sql -c "SELECT count(*) FROM modelmine.check_invariants()") -eq 0 ]] || {
+        echo "bench-queue.sh: check_invariants() returned violations (listed above)" >&2; return 1; }
+    echo "all invariants hold; per job: 1 stake, 1 reward, 1 fee journal row and 1 ledger block:" \
+         "$(sql -c "SELECT count(*) FROM modelmine.journal WHERE job_id IS NOT NULL") journal rows," \
+         "$(sql -c "SELECT count(*) - 1 FROM modelmine.ledger") blocks"
+}
+
+# free_port_from P: the first port from P on (at most 100 tried) with nothing listening on 127.0.0.1.
+free_port_from() {
+    local p
+    for (( p = $1; p < $1 + 100; p++ )); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+    done
+    echo "bench-queue.sh: no free port in $1..$(( $1 + 99 ))" >&2
+    return 1
+}
+
+peer_names=()
+step_peers() {
+    local pg_port redis_port line name
+    heading "(c) peers: $peers_dir/run.sh $jobs $sessions"
+    if [[ $peers -eq 0 ]]; then
+        echo "skipped (--no-peers)"
+        return 0
+    fi
+    if [[ ! -x "$peers_dir/run.sh" ]]; then
+        echo "skipped: $peers_dir/run.sh not found (set MM_BENCH_PEERS)"
+        return 0
+    fi
+    # our cluster stays up but idle; the peers get their own PostgreSQL and Redis on free ports
+    pg_port=$(free_port_from $((PGPORT + 1)))
+    redis_port=$(free_port_from $((pg_port + 1)))
+    quiet
+    echo "PostgreSQL for the peers on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port (at most 15 minutes)"
+    if ! (cd "$peers_dir" && PEERS_PG_PORT=$pg_port PEERS_REDIS_PORT=$redis_port \
+            timeout -k 10 900 ./run.sh "$jobs" "$sessions") >"$work/peers.out" 2>"$work/peers.err"; then
+        echo "the peer benchmark failed; its output:"
+        sed 's/^/    /' "$work/peers.out" "$work/peers.err" | tail -n 30
+        return 0
+    fi
+    while IFS= read -r line; do
+        [[ $line == \{* ]] || continue
+        echo "  $line"
+        name=$(sed -n 's/.*"peer":"\([^"]*\)".*/\1/p' <<<"$line")
+        peer_names+=("$name")
+        fig["peer:$name"]="$(sed -n 's/.*"enqueue_per_s":\([0-9]*\).*/\1/p' <<<"$line") $(sed -n 's/.*"process_per_s":\([0-9]*\).*/\1/p' <<<"$line")"
+    done <"$work/peers.out"
+}
+
+step_table() {
+    local k e p
+    heading "throughput, noop jobs, this machine ($(nproc) cores), this run (N = $jobs)"
+    printf '  %-58s %11s %11s\n' system enqueue/s process/s
+    row() { printf '  %-58s %11s %11s\n' "$1" "${2:--}" "${3:--}"; }
+    row "ModelMine SQL: submit_job, $sessions sessions, 1 per call" "${fig[sql_enqueue]:-}" ""
+    row "ModelMine SQL: submit_job, 1 session, 1000 per statement" "${fig[batch_enqueue]:-}" ""
+    row "ModelMine SQL: claim_jobs($batch) + complete_job, $sessions sessions" "" "${fig[sql_process]:-}"
+    row "ModelMine workers: $workers x $slots slots, fork per job" "" "${fig[workers_process]:-}"
+    for k in "${peer_names[@]}"; do
+        read -r e p <<<"${fig[peer:$k]}"
+        row "$k" "$e" "$p"
+    done
+    cat <<NOTE
+
+  ModelMine's processing settles every job: escrow -> node reward and network fee (two double-entry journal
+  rows and four balance updates), node counters, a hash-chained ledger block and statistics deltas, each
+  completion its own transaction with a synchronous commit. The peers only mark a job done; their enqueue
+  inserts 1,000 (pg-boss, BullMQ) or 10,000 (Graphile Worker) jobs per call.
+  Peer settings (run.sh): Graphile Worker 4 processes x 24, pg-boss $sessions workers fetching batches of 100,
+  BullMQ one worker at concurrency 50. Machine after the run: load average $(loadavg).
+NOTE
+}
+
+step_cluster
+step_accounts
+step_sql_enqueue
+step_sql_process
+step_batch_enqueue
+step_workers
+step_checks
+step_peers
+step_table
