@@ -363,7 +363,12 @@ BEGIN
                j.reason, j.job_id,
                COALESCE(u.email, o.kind)
           FROM me
-          JOIN modelmine.journal j ON me.id IN (j.debit_account, j.credit_account)
+          -- two index scans (debit side, credit side), not one OR over the whole journal
+          CROSS JOIN LATERAL ((SELECT * FROM modelmine.journal d WHERE d.debit_account = me.id
+                                ORDER BY d.id DESC LIMIT max_rows)
+                              UNION ALL
+                              (SELECT * FROM modelmine.journal c WHERE c.credit_account = me.id
+                                ORDER BY c.id DESC LIMIT max_rows)) j
           JOIN modelmine.accounts o ON o.id = CASE WHEN j.credit_account = me.id THEN j.debit_account
                                                    ELSE j.credit_account END
           LEFT JOIN modelmine.users u ON u.id = o.user_id
@@ -1049,8 +1054,10 @@ BEGIN
         RAISE EXCEPTION 'invalid skip' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')), HINT = 'Pass 0 or more.';
     END IF;
-    RETURN QUERY SELECT (modelmine._node_summary(n, 24)).*
-                   FROM (SELECT * FROM modelmine.nodes ORDER BY id LIMIT max_rows OFFSET skip) n
+    -- LATERAL, not (f(n)).*: the latter calls the function once per output column
+    RETURN QUERY SELECT s.*
+                   FROM (SELECT * FROM modelmine.nodes ORDER BY id LIMIT max_rows OFFSET skip) n,
+                        LATERAL modelmine._node_summary(n, 24) s
                   ORDER BY n.id;
 END
 $$;
@@ -1070,7 +1077,9 @@ BEGIN
         RAISE EXCEPTION 'invalid window_hours' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = pg_catalog.format('Got %s.', COALESCE(window_hours::text, 'NULL')), HINT = 'Pass 1 to 8760 hours.';
     END IF;
-    SELECT (modelmine._node_summary(n, window_hours)).* INTO r FROM modelmine.nodes n WHERE n.id = node_stats.node_id;
+    SELECT s.* INTO r
+      FROM modelmine.nodes n, LATERAL modelmine._node_summary(n, window_hours) s
+     WHERE n.id = node_stats.node_id;
     IF r.id IS NULL THEN
         RAISE EXCEPTION 'node % not found', node_id USING ERRCODE = 'no_data_found',
             HINT = 'List nodes with modelmine.nodes().';
