@@ -701,7 +701,6 @@ CREATE FUNCTION modelmine._node_status(status text, last_seen timestamptz) RETUR
 COMMENT ON FUNCTION modelmine._node_status(text, timestamptz) IS
     'A node''s effective status: OFFLINE when its last heartbeat is older than offline_after_seconds, else what it reported.';
 REVOKE ALL ON FUNCTION modelmine._node_status(text, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION modelmine._node_status(text, timestamptz) TO modelmine_admin;  -- admin views
 
 CREATE FUNCTION modelmine.my_nodes()
     RETURNS TABLE (id bigint, name text, status text, capabilities jsonb, last_seen timestamptz,
@@ -989,32 +988,38 @@ GRANT EXECUTE ON FUNCTION modelmine.token_distribution(integer) TO modelmine_ano
 
 -- Uptime: the share of [max(now - window, registered_at), now] covered by heartbeat stretches.  A
 -- stretch is closed into node_uptime when a heartbeat follows a gap longer than offline_after_seconds;
--- the open stretch runs to now while the node is online, else to its last heartbeat.
-CREATE FUNCTION modelmine._uptime_pct(node_id bigint, registered_at timestamptz, online_since timestamptz,
-                                      last_seen timestamptz, window_hours integer) RETURNS numeric
+-- the open stretch runs to now while the node is online, else to its last heartbeat.  Computed for a
+-- set of nodes in one query (a page of nodes() is one call, not one per node).
+CREATE FUNCTION modelmine._node_liveness(ids bigint[], window_hours integer)
+    RETURNS TABLE (node_id bigint, uptime_pct numeric, offline boolean)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
-        WITH w AS (SELECT GREATEST(pg_catalog.now() - pg_catalog.make_interval(hours => window_hours), registered_at) AS s,
-                          pg_catalog.now() AS e),
-        iv AS (SELECT u.started_at, u.ended_at FROM modelmine.node_uptime u
-                WHERE u.node_id = _uptime_pct.node_id AND u.ended_at > (SELECT s FROM w)
+        WITH off AS (SELECT pg_catalog.now() - pg_catalog.make_interval(secs => st.value) AS since
+                       FROM modelmine.settings st WHERE st.name = 'offline_after_seconds'),
+        w AS (SELECT n.id, n.online_since, n.last_seen,
+                     (n.last_seen IS NULL OR n.last_seen < off.since) AS offline,
+                     GREATEST(pg_catalog.now() - pg_catalog.make_interval(hours => window_hours), n.registered_at) AS s,
+                     pg_catalog.now() AS e
+                FROM modelmine.nodes n, off WHERE n.id = ANY (ids)),
+        iv AS (SELECT w.id, u.started_at, u.ended_at
+                 FROM w JOIN modelmine.node_uptime u ON u.node_id = w.id AND u.ended_at > w.s
                UNION ALL
-               SELECT online_since,
-                      CASE WHEN modelmine._node_status('ONLINE', last_seen) = 'OFFLINE' THEN last_seen
-                           ELSE pg_catalog.now() END
-                WHERE online_since IS NOT NULL)
-        SELECT CASE WHEN w.e <= w.s THEN NULL
+               SELECT w.id, w.online_since, CASE WHEN w.offline THEN w.last_seen ELSE pg_catalog.now() END
+                 FROM w WHERE w.online_since IS NOT NULL)
+        SELECT w.id,
+               CASE WHEN w.e <= w.s THEN NULL
                     ELSE pg_catalog.round((100 * COALESCE(sum(GREATEST(pg_catalog.date_part('epoch',
                              LEAST(iv.ended_at, w.e) - GREATEST(iv.started_at, w.s)), 0))
                              FILTER (WHERE iv.started_at IS NOT NULL), 0)
-                         / pg_catalog.date_part('epoch', w.e - w.s))::numeric, 1) END
-          FROM w LEFT JOIN iv ON true
-         GROUP BY w.s, w.e
+                         / pg_catalog.date_part('epoch', w.e - w.s))::numeric, 1) END,
+               w.offline
+          FROM w LEFT JOIN iv ON iv.id = w.id
+         GROUP BY w.id, w.s, w.e, w.offline
     $$;
-COMMENT ON FUNCTION modelmine._uptime_pct(bigint, timestamptz, timestamptz, timestamptz, integer) IS
-    'Percent of the window (capped at the node''s registration) covered by its heartbeat history.';
-REVOKE ALL ON FUNCTION modelmine._uptime_pct(bigint, timestamptz, timestamptz, timestamptz, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION modelmine._uptime_pct(bigint, timestamptz, timestamptz, timestamptz, integer) TO modelmine_admin;
+COMMENT ON FUNCTION modelmine._node_liveness(bigint[], integer) IS
+    'For each node id: percent of the window (capped at its registration) covered by its heartbeat history, and whether it is OFFLINE now.';
+REVOKE ALL ON FUNCTION modelmine._node_liveness(bigint[], integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._node_liveness(bigint[], integer) TO modelmine_admin;
 
 CREATE TYPE modelmine.node_summary AS (
     id bigint, name text, status text, cpu_load real, memory_used_mb integer, memory_total_mb integer,
@@ -1024,22 +1029,22 @@ CREATE TYPE modelmine.node_summary AS (
 
 -- Reputation 0..100 = 100 * success * uptime, where success = (completed + 1) / (completed + failed + 2)
 -- (a node with no history starts at 1/2, not at 0 or 1) and uptime is the fraction over the window.
-CREATE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer) RETURNS modelmine.node_summary
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+CREATE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer, uptime_pct numeric,
+                                        offline boolean) RETURNS modelmine.node_summary
+    LANGUAGE sql IMMUTABLE
     AS $$
-        SELECT n.id, n.name, modelmine._node_status(n.status, n.last_seen), n.cpu_load, n.memory_used_mb,
-               n.memory_total_mb, n.last_seen, u.pct, n.jobs_completed + n.jobs_failed, n.jobs_completed,
+        SELECT n.id, n.name, CASE WHEN offline THEN 'OFFLINE' ELSE n.status END, n.cpu_load, n.memory_used_mb,
+               n.memory_total_mb, n.last_seen, uptime_pct, n.jobs_completed + n.jobs_failed, n.jobs_completed,
                n.jobs_failed, n.tokens_earned,
                pg_catalog.round(100 * (n.jobs_completed + 1)::numeric / (n.jobs_completed + n.jobs_failed + 2)
-                                * COALESCE(u.pct, 0) / 100)::integer,
+                                * COALESCE(uptime_pct, 0) / 100)::integer,
                n.registered_at, n.capabilities, window_hours
-          FROM (SELECT modelmine._uptime_pct(n.id, n.registered_at, n.online_since, n.last_seen, window_hours) AS pct) u
     $$;
-COMMENT ON FUNCTION modelmine._node_summary(modelmine.nodes, integer) IS
-    'One node''s public figures: derived status, load, uptime over the window, counters and reputation.';
-REVOKE ALL ON FUNCTION modelmine._node_summary(modelmine.nodes, integer) FROM PUBLIC;
--- a view's functions run with the caller's rights: admin_nodes needs these three
-GRANT EXECUTE ON FUNCTION modelmine._node_summary(modelmine.nodes, integer) TO modelmine_admin;
+COMMENT ON FUNCTION modelmine._node_summary(modelmine.nodes, integer, numeric, boolean) IS
+    'One node''s public figures from its row and its liveness: derived status, load, uptime over the window, counters and reputation.';
+REVOKE ALL ON FUNCTION modelmine._node_summary(modelmine.nodes, integer, numeric, boolean) FROM PUBLIC;
+-- a view's functions run with the caller's rights: admin_nodes needs these two
+GRANT EXECUTE ON FUNCTION modelmine._node_summary(modelmine.nodes, integer, numeric, boolean) TO modelmine_admin;
 
 CREATE FUNCTION modelmine.nodes(max_rows integer DEFAULT 100, skip integer DEFAULT 0)
     RETURNS SETOF modelmine.node_summary
@@ -1055,10 +1060,13 @@ BEGIN
             DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')), HINT = 'Pass 0 or more.';
     END IF;
     -- LATERAL, not (f(n)).*: the latter calls the function once per output column
-    RETURN QUERY SELECT s.*
-                   FROM (SELECT * FROM modelmine.nodes ORDER BY id LIMIT max_rows OFFSET skip) n,
-                        LATERAL modelmine._node_summary(n, 24) s
-                  ORDER BY n.id;
+    RETURN QUERY
+        WITH page AS MATERIALIZED (SELECT nd FROM modelmine.nodes nd ORDER BY nd.id LIMIT max_rows OFFSET skip)
+        SELECT s.*
+          FROM page p
+          LEFT JOIN modelmine._node_liveness(ARRAY(SELECT (q.nd).id FROM page q), 24) l ON l.node_id = (p.nd).id
+         CROSS JOIN LATERAL modelmine._node_summary(p.nd, 24, l.uptime_pct, l.offline) s
+         ORDER BY (p.nd).id;
 END
 $$;
 COMMENT ON FUNCTION modelmine.nodes(integer, integer) IS
@@ -1078,7 +1086,9 @@ BEGIN
             DETAIL = pg_catalog.format('Got %s.', COALESCE(window_hours::text, 'NULL')), HINT = 'Pass 1 to 8760 hours.';
     END IF;
     SELECT s.* INTO r
-      FROM modelmine.nodes n, LATERAL modelmine._node_summary(n, window_hours) s
+      FROM modelmine.nodes n
+      LEFT JOIN modelmine._node_liveness(ARRAY[node_stats.node_id], window_hours) l ON l.node_id = n.id
+     CROSS JOIN LATERAL modelmine._node_summary(n, window_hours, l.uptime_pct, l.offline) s
      WHERE n.id = node_stats.node_id;
     IF r.id IS NULL THEN
         RAISE EXCEPTION 'node % not found', node_id USING ERRCODE = 'no_data_found',
@@ -1101,8 +1111,9 @@ CREATE VIEW modelmine.admin_jobs AS
       FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
 CREATE VIEW modelmine.admin_nodes AS
     SELECT s.*, u.email AS operator_email
-      FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id,
-           LATERAL modelmine._node_summary(n, 24) s;
+      FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
+      LEFT JOIN modelmine._node_liveness(ARRAY(SELECT id FROM modelmine.nodes), 24) l ON l.node_id = n.id
+     CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
 CREATE VIEW modelmine.admin_network AS SELECT * FROM modelmine.network_stats();
 CREATE VIEW modelmine.admin_ledger AS
     SELECT l.height, pg_catalog.encode(l.hash, 'hex') AS hash, pg_catalog.encode(l.prev_hash, 'hex') AS prev_hash,

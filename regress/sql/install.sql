@@ -63,7 +63,7 @@ SELECT p.oid::regprocedure AS executable_by_public
 -- anon: signup and login, the public ledger and network statistics; user: the signed-in API; node: the
 -- work protocol only; admin: everything a user may, plus administration.  Trigger functions and shared
 -- bodies are callable by nobody, except the helpers the admin views call (a function in a view runs with
--- the caller's privileges: _node_status, _node_summary, _uptime_pct).
+-- the caller's privileges: _node_liveness, _node_summary).
 SELECT p.oid::regprocedure AS function, p.prosecdef AS definer,
        has_function_privilege('modelmine_anon', p.oid, 'EXECUTE') AS anon,
        has_function_privilege('modelmine_user', p.oid, 'EXECUTE') AS "user",
