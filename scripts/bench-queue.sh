@@ -158,7 +158,7 @@ step_cluster() {
     heading "throwaway cluster"
     if [[ -n "${MM_PGTREE:-}" && -d "$MM_PGTREE" ]]; then
         tree=$MM_PGTREE
-        echo "using the private PostgreSQL tree $tree (MM_PGTREE)"
+        echo "using the private PostgreSQL tree $tree (MM_PGTREE): modelmine as it was built into that tree"
     else
         make --no-print-directory -s PG_CONFIG="$(mm_pg_config)"
         tree=$(mm_tmpdir pgtree)
@@ -167,7 +167,7 @@ step_cluster() {
         export MM_PGTREE=$tree
     fi
     [[ -x "$worker_bin" ]] || { echo "bench-queue.sh: $worker_bin is not built (run make)" >&2; return 1; }
-    echo "code: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+    echo "checkout: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)," \
          "uncommitted changes in extension/ sql/ worker/: $(git status --short -- extension sql worker 2>/dev/null | wc -l) file(s)"
     cluster=$(mm_tmpdir bench-queue)
     work=$(mm_tmpdir bench-queue-work)

@@ -16,7 +16,7 @@ usage() {
 Usage: scripts/bench.sh [--help]
 
 Runs scripts/bench-stats.sh, scripts/bench-queue.sh and (if present) scripts/bench-ledger.sh in turn,
-each on its own throwaway PostgreSQL 15 cluster on 127.0.0.1, with their default sizes; about 15 minutes
+each on its own throwaway PostgreSQL 15 cluster on 127.0.0.1, with their default sizes; about 25 minutes
 on 2 cores. Run one of them directly to change its sizes (each has --help). docs/BENCHMARKS.md explains
 what each measures and lists figures measured on the development machine.
 
