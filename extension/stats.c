@@ -2,10 +2,11 @@
  * stats.c — maintained job statistics for network_stats() and job_timeline().
  *
  * Counting 1M jobs per request is too slow, and one counter row updated by every job would serialise
- * everything.  So writers only ever INSERT: a row trigger on modelmine.jobs appends a delta (+1 for the
+ * everything (a per-user counter row would serialise each user's jobs).  So writers only ever INSERT: a row trigger on modelmine.jobs appends a delta (+1 for the
  * new status, -1 for the old one, with the stake and, on completion, the accuracy) to
  * modelmine.job_stat_deltas, which no one updates, so writers never wait on each other.  Folding the
- * deltas into modelmine.job_stats (one row per month and status) runs under a transaction-level
+ * deltas into modelmine.job_stats (one row per month and status) and modelmine.user_job_stats (one row
+ * per user and status, for dashboard()) runs under a transaction-level
  * advisory try-lock, exactly like ledger sealing: whoever gets it folds everything committed, everybody
  * else skips.  Readers sum job_stats plus the few unfolded deltas in one statement, so they always see a
  * consistent, exact total.  Folding runs in every claim_jobs() and before statistics are read.
@@ -27,23 +28,25 @@ PG_FUNCTION_INFO_V1(mm_fold_stats);
 
 #define STATS_LOCK_KEY INT64CONST(0x6d6d737461747321)	/* "mmstats!" */
 
-/* Appends one delta row: jobs (+1/-1) in a status for the job's creation month. */
+/* Appends one delta row: jobs (+1/-1) in a status for the job's creation month and owner. */
 static void
-AddDelta(Datum created_at, const char *status, int32 jobs, int64 stake, bool has_accuracy, float8 accuracy)
+AddDelta(Datum created_at, Datum user_id, const char *status, int32 jobs, int64 stake,
+		 bool has_accuracy, float8 accuracy)
 {
 	static MmPlan ins = {
-		"INSERT INTO modelmine.job_stat_deltas (month, status, jobs, stake, accuracy_sum, accuracy_n) "
-		"VALUES (pg_catalog.date_trunc('month', $1 AT TIME ZONE 'UTC')::date, $2::modelmine.job_status, "
-		"        $3, $4, $5, $6)",
-	6, {TIMESTAMPTZOID, TEXTOID, INT4OID, INT8OID, FLOAT8OID, INT4OID}};
-	Datum		args[6];
+		"INSERT INTO modelmine.job_stat_deltas (month, user_id, status, jobs, stake, accuracy_sum, accuracy_n) "
+		"VALUES (pg_catalog.date_trunc('month', $1 AT TIME ZONE 'UTC')::date, $2, $3::modelmine.job_status, "
+		"        $4, $5, $6, $7)",
+	7, {TIMESTAMPTZOID, INT8OID, TEXTOID, INT4OID, INT8OID, FLOAT8OID, INT4OID}};
+	Datum		args[7];
 
 	args[0] = created_at;
-	args[1] = CStringGetTextDatum(status);
-	args[2] = Int32GetDatum(jobs);
-	args[3] = Int64GetDatum(stake);
-	args[4] = Float8GetDatum(has_accuracy ? accuracy : 0);
-	args[5] = Int32GetDatum(has_accuracy ? 1 : 0);
+	args[1] = user_id;
+	args[2] = CStringGetTextDatum(status);
+	args[3] = Int32GetDatum(jobs);
+	args[4] = Int64GetDatum(stake);
+	args[5] = Float8GetDatum(has_accuracy ? accuracy : 0);
+	args[6] = Int32GetDatum(has_accuracy ? 1 : 0);
 	MmExec(&ins, args, NULL, false, 0);
 }
 
@@ -66,19 +69,29 @@ ResultAccuracy(HeapTuple tup, TupleDesc desc, float8 *out)
 	return true;
 }
 
+/* The delta of one job version: +1 (entering its status) or -1 (leaving it), from that version's row. */
+static void
+VersionDelta(HeapTuple tup, TupleDesc desc, const char *status, int sign)
+{
+	bool		isnull;
+	Datum		created = SPI_getbinval(tup, desc, SPI_fnumber(desc, "created_at"), &isnull);
+	Datum		user_id = SPI_getbinval(tup, desc, SPI_fnumber(desc, "user_id"), &isnull);
+	int64		stake = DatumGetInt64(SPI_getbinval(tup, desc, SPI_fnumber(desc, "stake"), &isnull));
+	float8		accuracy = 0;
+	bool		has_accuracy = false;
+
+	/* accuracy is added on entering COMPLETED only: COMPLETED is final, nothing ever leaves it */
+	if (sign > 0 && strcmp(status, "COMPLETED") == 0)
+		has_accuracy = ResultAccuracy(tup, desc, &accuracy);
+	AddDelta(created, user_id, status, sign, sign * stake, has_accuracy, accuracy);
+}
+
 static void
 RecordChange(TriggerData *td)
 {
 	TupleDesc	desc = td->tg_relation->rd_att;
 	HeapTuple	newt = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-	int			c_status = SPI_fnumber(desc, "status"),
-				c_stake = SPI_fnumber(desc, "stake"),
-				c_created = SPI_fnumber(desc, "created_at");
-	bool		isnull;
-	Datum		created = SPI_getbinval(newt, desc, c_created, &isnull);
-	int64		stake = DatumGetInt64(SPI_getbinval(newt, desc, c_stake, &isnull));
-	float8		accuracy = 0;
-	bool		has_accuracy = false;
+	int			c_status = SPI_fnumber(desc, "status");
 	char	   *new_label = SPI_getvalue(newt, desc, c_status);
 
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
@@ -87,11 +100,9 @@ RecordChange(TriggerData *td)
 
 		if (strcmp(old_label, new_label) == 0)
 			return;
-		AddDelta(created, old_label, -1, -stake, false, 0);
+		VersionDelta(td->tg_trigtuple, desc, old_label, -1);
 	}
-	if (strcmp(new_label, "COMPLETED") == 0)
-		has_accuracy = ResultAccuracy(newt, desc, &accuracy);
-	AddDelta(created, new_label, 1, stake, has_accuracy, accuracy);
+	VersionDelta(newt, desc, new_label, 1);
 }
 
 /* AFTER INSERT OR UPDATE OF status row trigger on modelmine.jobs. */
@@ -124,7 +135,14 @@ MmFoldStats(void)
 		"      SELECT month, status, jobs, stake, accuracy_sum, accuracy_n FROM g "
 		"      ON CONFLICT (month, status) DO UPDATE SET jobs = s.jobs + EXCLUDED.jobs, "
 		"          stake = s.stake + EXCLUDED.stake, accuracy_sum = s.accuracy_sum + EXCLUDED.accuracy_sum, "
-		"          accuracy_n = s.accuracy_n + EXCLUDED.accuracy_n) "
+		"          accuracy_n = s.accuracy_n + EXCLUDED.accuracy_n), "
+		/* a job submitted and settled within one fold nets to zero: no row to touch */
+		"gu AS (SELECT user_id, status, sum(jobs) AS jobs, sum(stake) AS stake FROM d GROUP BY user_id, status "
+		"       HAVING sum(jobs) <> 0 OR sum(stake) <> 0), "
+		"uu AS (INSERT INTO modelmine.user_job_stats AS s (user_id, status, jobs, stake) "
+		"       SELECT user_id, status, jobs, stake FROM gu "
+		"       ON CONFLICT (user_id, status) DO UPDATE SET jobs = s.jobs + EXCLUDED.jobs, "
+		"           stake = s.stake + EXCLUDED.stake) "
 		"SELECT COALESCE(sum(n), 0)::bigint FROM g", 0, {0}};
 
 	static MmPlan pending = {"SELECT EXISTS (SELECT 1 FROM modelmine.job_stat_deltas)", 0, {0}};

@@ -548,32 +548,6 @@ COMMENT ON FUNCTION modelmine.job(bigint) IS
 REVOKE ALL ON FUNCTION modelmine.job(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.job(bigint) TO modelmine_user;
 
-CREATE FUNCTION modelmine.dashboard() RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS $$
-        WITH me AS (SELECT modelmine.current_user_id() AS uid),
-        counts AS (
-            SELECT s.status::text AS status, count(j.id) AS n
-              FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) s(status)
-              LEFT JOIN modelmine.jobs j ON j.status = s.status AND j.user_id = (SELECT uid FROM me)
-             GROUP BY s.status)
-        SELECT pg_catalog.jsonb_build_object(
-            'user_id', (SELECT uid FROM me),
-            'balance', (SELECT a.balance FROM modelmine.accounts a WHERE a.user_id = (SELECT uid FROM me)),
-            'in_escrow', (SELECT COALESCE(sum(j.stake), 0) FROM modelmine.jobs j
-                           WHERE j.user_id = (SELECT uid FROM me) AND j.status IN ('PENDING', 'RUNNING')),
-            'jobs', (SELECT pg_catalog.jsonb_object_agg(c.status, c.n) || pg_catalog.jsonb_build_object('total', sum(c.n))
-                       FROM counts c),
-            'recent_jobs', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r)), '[]')
-                              FROM modelmine.my_jobs(NULL, 'created', true, 10, 0) r),
-            'recent_transactions', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]')
-                                      FROM modelmine.my_transactions(10) t))
-    $$;
-COMMENT ON FUNCTION modelmine.dashboard() IS
-    'The signed-in user''s dashboard: job counts per status and total, balance, tokens in escrow, latest jobs and transactions.';
-REVOKE ALL ON FUNCTION modelmine.dashboard() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION modelmine.dashboard() TO modelmine_user;
-
 -------------------------------------------------------------------------------------------------------
 -- Nodes (C, extension/nodes.c) and the lease-based work protocol (C, extension/lease.c).
 -- NOTIFY channels: modelmine_work (pending work appeared), node:registered, node:heartbeat (on status
@@ -847,8 +821,9 @@ REVOKE ALL ON FUNCTION modelmine.block_preimage(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.block_preimage(bigint) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
 -------------------------------------------------------------------------------------------------------
--- Statistics (C, extension/stats.c).  Job counts by creation month and status are kept as insert-only
--- deltas folded into job_stats under a try-lock, so no job ever waits on a counter row; node counters
+-- Statistics (C, extension/stats.c).  Job counts by creation month and status, and by user and status,
+-- are kept as insert-only deltas folded into job_stats and user_job_stats under a try-lock, so no job
+-- ever waits on a counter row; node counters
 -- live on each node's own row.  Every statistic reads a few hundred rows at most, whatever the number
 -- of jobs.
 -------------------------------------------------------------------------------------------------------
@@ -863,8 +838,19 @@ CREATE TABLE modelmine.job_stats (
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.job_stats', '');
 
+-- Jobs and stake per user and status (dashboard()): only the folder writes here.
+CREATE TABLE modelmine.user_job_stats (
+    user_id      bigint NOT NULL,
+    status       modelmine.job_status NOT NULL,
+    jobs         bigint NOT NULL,
+    stake        bigint NOT NULL,
+    PRIMARY KEY (user_id, status)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.user_job_stats', '');
+
 CREATE TABLE modelmine.job_stat_deltas (
     month        date NOT NULL,
+    user_id      bigint NOT NULL,
     status       modelmine.job_status NOT NULL,
     jobs         integer NOT NULL,
     stake        bigint NOT NULL,
@@ -891,7 +877,7 @@ CREATE FUNCTION modelmine._fold_stats() RETURNS bigint
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_fold_stats';
 COMMENT ON FUNCTION modelmine._fold_stats() IS
-    'Folds committed statistics deltas into job_stats unless another transaction is folding; returns the deltas folded.';
+    'Folds committed statistics deltas into job_stats and user_job_stats unless another transaction is folding; returns the deltas folded.';
 REVOKE ALL ON FUNCTION modelmine._fold_stats() FROM PUBLIC;  -- called only from definer functions
 
 CREATE FUNCTION modelmine.network_stats(
@@ -937,6 +923,43 @@ COMMENT ON FUNCTION modelmine.network_stats() IS
     'Network health: nodes online (OFFLINE derived) and total, tokens staked now (escrow) and all time, job counts per status, average accuracy of completed jobs (those reporting one), tokens paid to nodes, network fees collected.';
 REVOKE ALL ON FUNCTION modelmine.network_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.network_stats() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-- The user's counts come from user_job_stats plus their unfolded deltas (folded first when the fold
+-- lock is free), not from counting their jobs: a user with a million jobs gets the same few rows read.
+CREATE FUNCTION modelmine.dashboard() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    uid bigint := modelmine.current_user_id();
+    result jsonb;
+BEGIN
+    PERFORM modelmine._fold_stats();
+    WITH counts AS (
+            SELECT s.status, COALESCE(sum(x.jobs), 0)::bigint AS n, COALESCE(sum(x.stake), 0)::bigint AS stake
+              FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) s(status)
+              LEFT JOIN (SELECT t.status, t.jobs, t.stake FROM modelmine.user_job_stats t WHERE t.user_id = uid
+                         UNION ALL
+                         SELECT d.status, d.jobs, d.stake FROM modelmine.job_stat_deltas d WHERE d.user_id = uid) x
+                ON x.status = s.status
+             GROUP BY s.status)
+    SELECT pg_catalog.jsonb_build_object(
+               'user_id', uid,
+               'balance', (SELECT a.balance FROM modelmine.accounts a WHERE a.user_id = uid),
+               'in_escrow', (SELECT sum(c.stake) FROM counts c WHERE c.status IN ('PENDING', 'RUNNING')),
+               'jobs', (SELECT pg_catalog.jsonb_object_agg(c.status::text, c.n) || pg_catalog.jsonb_build_object('total', sum(c.n))
+                          FROM counts c),
+               'recent_jobs', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r)), '[]')
+                                 FROM modelmine.my_jobs(NULL, 'created', true, 10, 0) r),
+               'recent_transactions', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]')
+                                         FROM modelmine.my_transactions(10) t))
+      INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION modelmine.dashboard() IS
+    'The signed-in user''s dashboard: job counts per status and total, balance, tokens in escrow, latest jobs and transactions.';
+REVOKE ALL ON FUNCTION modelmine.dashboard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.dashboard() TO modelmine_user;
 
 CREATE FUNCTION modelmine.job_timeline(months integer DEFAULT 6)
     RETURNS TABLE (month date, status text, jobs bigint)
@@ -988,33 +1011,31 @@ GRANT EXECUTE ON FUNCTION modelmine.token_distribution(integer) TO modelmine_ano
 
 -- Uptime: the share of [max(now - window, registered_at), now] covered by heartbeat stretches.  A
 -- stretch is closed into node_uptime when a heartbeat follows a gap longer than offline_after_seconds;
--- the open stretch runs to now while the node is online, else to its last heartbeat.  Computed for a
--- set of nodes in one query (a page of nodes() is one call, not one per node).
+-- the open stretch runs to now while the node is online, else to its last heartbeat.  Takes a set of
+-- ids (a page of nodes() is one call); per node it is one range scan of node_uptime, so admin_nodes
+-- can also call it row by row and stop at its LIMIT.  ROWS 1 is the per-row case's estimate.
 CREATE FUNCTION modelmine._node_liveness(ids bigint[], window_hours integer)
     RETURNS TABLE (node_id bigint, uptime_pct numeric, offline boolean)
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp ROWS 1
     AS $$
-        WITH off AS (SELECT pg_catalog.now() - pg_catalog.make_interval(secs => st.value) AS since
-                       FROM modelmine.settings st WHERE st.name = 'offline_after_seconds'),
-        w AS (SELECT n.id, n.online_since, n.last_seen,
-                     (n.last_seen IS NULL OR n.last_seen < off.since) AS offline,
-                     GREATEST(pg_catalog.now() - pg_catalog.make_interval(hours => window_hours), n.registered_at) AS s,
-                     pg_catalog.now() AS e
-                FROM modelmine.nodes n, off WHERE n.id = ANY (ids)),
-        iv AS (SELECT w.id, u.started_at, u.ended_at
-                 FROM w JOIN modelmine.node_uptime u ON u.node_id = w.id AND u.ended_at > w.s
-               UNION ALL
-               SELECT w.id, w.online_since, CASE WHEN w.offline THEN w.last_seen ELSE pg_catalog.now() END
-                 FROM w WHERE w.online_since IS NOT NULL)
-        SELECT w.id,
+        SELECT n.id,
                CASE WHEN w.e <= w.s THEN NULL
-                    ELSE pg_catalog.round((100 * COALESCE(sum(GREATEST(pg_catalog.date_part('epoch',
-                             LEAST(iv.ended_at, w.e) - GREATEST(iv.started_at, w.s)), 0))
-                             FILTER (WHERE iv.started_at IS NOT NULL), 0)
+                    ELSE pg_catalog.round((100 * (c.closed + CASE WHEN n.online_since IS NULL THEN 0
+                             ELSE GREATEST(pg_catalog.date_part('epoch', CASE WHEN w.offline THEN LEAST(n.last_seen, w.e) ELSE w.e END
+                                                                         - GREATEST(n.online_since, w.s)), 0) END)
                          / pg_catalog.date_part('epoch', w.e - w.s))::numeric, 1) END,
                w.offline
-          FROM w LEFT JOIN iv ON iv.id = w.id
-         GROUP BY w.id, w.s, w.e, w.offline
+          FROM modelmine.nodes n
+         CROSS JOIN LATERAL (SELECT GREATEST(pg_catalog.now() - pg_catalog.make_interval(hours => window_hours),
+                                             n.registered_at) AS s,
+                                    pg_catalog.now() AS e,
+                                    (n.last_seen IS NULL
+                                     OR n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => st.value)) AS offline
+                               FROM modelmine.settings st WHERE st.name = 'offline_after_seconds') w
+         CROSS JOIN LATERAL (SELECT COALESCE(sum(GREATEST(pg_catalog.date_part('epoch', LEAST(u.ended_at, w.e)
+                                                                                   - GREATEST(u.started_at, w.s)), 0)), 0) AS closed
+                               FROM modelmine.node_uptime u WHERE u.node_id = n.id AND u.ended_at > w.s) c
+         WHERE n.id = ANY (ids)
     $$;
 COMMENT ON FUNCTION modelmine._node_liveness(bigint[], integer) IS
     'For each node id: percent of the window (capped at its registration) covered by its heartbeat history, and whether it is OFFLINE now.';
@@ -1109,10 +1130,14 @@ CREATE VIEW modelmine.admin_jobs AS
     SELECT j.id, u.email AS owner_email, j.title, j.status, j.stake, j.priority, j.progress, j.node_id, j.attempts,
            j.error, j.created_at, j.finished_at
       FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
+-- Liveness row by row and id from nodes itself, so "ORDER BY id LIMIT n" walks the primary key and
+-- stops after n nodes instead of computing every node's uptime first.
 CREATE VIEW modelmine.admin_nodes AS
-    SELECT s.*, u.email AS operator_email
+    SELECT n.id, s.name, s.status, s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct,
+           s.jobs_handled, s.jobs_completed, s.jobs_failed, s.tokens_earned, s.reputation, s.registered_at,
+           s.capabilities, s.window_hours, u.email AS operator_email
       FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
-      LEFT JOIN modelmine._node_liveness(ARRAY(SELECT id FROM modelmine.nodes), 24) l ON l.node_id = n.id
+     CROSS JOIN LATERAL modelmine._node_liveness(ARRAY[n.id], 24) l
      CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
 CREATE VIEW modelmine.admin_network AS SELECT * FROM modelmine.network_stats();
 CREATE VIEW modelmine.admin_ledger AS
@@ -1274,8 +1299,21 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
          WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
             OR COALESCE(a.acc_n, 0) <> COALESCE(b.acc_n, 0)
             OR abs(COALESCE(a.acc_sum, 0) - COALESCE(b.acc_sum, 0)) > 1e-6 * GREATEST(1, COALESCE(b.acc_n, 0))
+        UNION ALL
+        -- The per-user statistics behind dashboard() (folded plus pending deltas) equal a recount too.
+        SELECT 'user_job_stats_match_jobs',
+               pg_catalog.format('user %s %s: statistics say %s jobs / %s staked, recount %s / %s',
+                                 COALESCE(a.user_id, b.user_id), COALESCE(a.status, b.status),
+                                 COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
+          FROM (SELECT x.user_id, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake
+                  FROM (SELECT user_id, status, jobs, stake FROM modelmine.user_job_stats
+                        UNION ALL SELECT user_id, status, jobs, stake FROM modelmine.job_stat_deltas) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0) a
+          FULL JOIN (SELECT user_id, status, count(*) AS jobs, sum(stake) AS stake FROM modelmine.jobs GROUP BY 1, 2) b
+            ON a.user_id = b.user_id AND a.status = b.status
+         WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
     $$;
 COMMENT ON FUNCTION modelmine.check_invariants() IS
-    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics equal a recount.';
+    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount.';
 REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;

@@ -158,7 +158,7 @@ SELECT v.tbl, v.op, e.code, e.message
   FROM (VALUES ('users', 'email'), ('accounts', 'balance'), ('journal', 'amount'), ('jobs', 'status'),
                ('sessions', 'revoked_at'), ('secrets', 'value'), ('settings', 'value'), ('nodes', 'key_hash'),
                ('node_uptime', 'ended_at'), ('ledger', 'hash'), ('ledger_queue', 'reward'), ('job_stats', 'jobs'),
-               ('job_stat_deltas', 'jobs'), ('admin_users', 'email'), ('admin_nodes', 'name')) t(tbl, col)
+               ('job_stat_deltas', 'jobs'), ('user_job_stats', 'jobs'), ('admin_users', 'email'), ('admin_nodes', 'name')) t(tbl, col)
  CROSS JOIN LATERAL (VALUES (t.tbl, 'SELECT', format('SELECT * FROM modelmine.%I', t.tbl)),
                             (t.tbl, 'UPDATE', format('UPDATE modelmine.%I SET %I = %I', t.tbl, t.col, t.col)),
                             (t.tbl, 'INSERT', format('INSERT INTO modelmine.%I DEFAULT VALUES', t.tbl)),

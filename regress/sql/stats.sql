@@ -1,5 +1,6 @@
 -- stats: network_stats, job_timeline, token_distribution, nodes, node_stats, the admin views, and the
--- maintained job statistics behind them (insert-only deltas folded into job_stats, extension/stats.c).
+-- maintained job statistics behind them (insert-only deltas folded into job_stats and user_job_stats,
+-- extension/stats.c).
 -- The data set is built through the real API; every figure below is computed by hand in a comment.
 -- Public statistics are read as a login role in modelmine_anon, user calls as one in modelmine_user,
 -- node calls as one in modelmine_node, admin reads as one in modelmine_admin; times and tampering as
@@ -58,6 +59,10 @@ $$;
 CREATE OR REPLACE VIEW job_stats AS
     SELECT months_ago(month) AS months_ago, status, jobs, stake, accuracy_sum, accuracy_n
       FROM modelmine.job_stats WHERE jobs <> 0 OR stake <> 0 ORDER BY month, status;
+CREATE OR REPLACE VIEW user_job_stats AS
+    SELECT u.email, s.status, s.jobs, s.stake
+      FROM modelmine.user_job_stats s JOIN modelmine.users u ON u.id = s.user_id
+     WHERE s.jobs <> 0 OR s.stake <> 0 ORDER BY u.email, s.status;
 
 CREATE ROLE regress_mm_stats_anon LOGIN;
 GRANT modelmine_anon TO regress_mm_stats_anon;
@@ -248,6 +253,11 @@ SELECT count(*) FILTER (WHERE status IN ('PENDING', 'RUNNING')) AS open_jobs,
 -- 25 = 10 + 15, 20, 189, 50, 42 = 40 + 2 (326 in all); accuracy_sum 1.5 over accuracy_n 3.
 SELECT * FROM job_stats;
 SELECT count(*) AS unfolded_deltas FROM modelmine.job_stat_deltas;
+-- The same fold filled the per-user rows behind dashboard(); they equal a recount per user and status
+-- (statuses a user's jobs only passed through net to zero).
+SELECT * FROM user_job_stats;
+SELECT u.email, j.status, count(*) AS jobs, sum(j.stake) AS stake
+  FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id GROUP BY 1, 2 ORDER BY 1, 2;
 
 -- Readers are exact before the deltas are folded too.  Job 11 (ann, stake 3) is submitted and canceled:
 -- three deltas (PENDING +1, PENDING -1, CANCELED +1) wait to be folded.  A REPEATABLE READ transaction
@@ -264,6 +274,10 @@ SET LOCAL ROLE regress_mm_stats_anon;
 SELECT staked_now, staked_all_time, jobs_pending, jobs_running, jobs_completed, jobs_failed, jobs_canceled
   FROM modelmine.network_stats();
 SELECT * FROM timeline(1);
+-- ann's dashboard adds her unfolded deltas too: job 11 among her CANCELED jobs, not in escrow.
+SET LOCAL ROLE regress_mm_stats_user;
+SELECT modelmine.authenticate(:'tok_ann') IS NOT NULL AS signed_in;
+SELECT d -> 'jobs' AS jobs, d -> 'in_escrow' AS in_escrow FROM modelmine.dashboard() d;
 COMMIT;
 SELECT count(*) AS still_unfolded FROM modelmine.job_stat_deltas;
 
@@ -322,14 +336,24 @@ UPDATE modelmine.job_stats SET jobs = jobs + 1 WHERE status = 'PENDING' AND mont
 SELECT * FROM invariants();
 SELECT jobs_pending FROM modelmine.network_stats();
 ROLLBACK;
--- A stray unfolded delta that only moves a stake (7 tokens onto last month's FAILED row) is reported
--- too, before and after it is folded.
+-- A stray unfolded delta that only moves a stake (7 tokens onto last month's FAILED row, on ben's
+-- FAILED row: 6 + 7 = 13) is reported by both checks, before and after it is folded.
 BEGIN;
-INSERT INTO modelmine.job_stat_deltas (month, status, jobs, stake, accuracy_sum, accuracy_n)
-VALUES (date_trunc('month', in_month(1) AT TIME ZONE 'UTC'), 'FAILED', 0, 7, 0, 0);
+INSERT INTO modelmine.job_stat_deltas (month, user_id, status, jobs, stake, accuracy_sum, accuracy_n)
+VALUES (date_trunc('month', in_month(1) AT TIME ZONE 'UTC'), (SELECT id FROM modelmine.users WHERE email = 'ben@example.com'),
+        'FAILED', 0, 7, 0, 0);
 SELECT * FROM invariants();
 SELECT modelmine._fold_stats() AS folded;
 SELECT * FROM invariants();
+ROLLBACK;
+-- One COMPLETED job too many in ann's per-user row: reported, and her dashboard reads it.
+BEGIN;
+UPDATE modelmine.user_job_stats SET jobs = jobs + 1
+ WHERE status = 'COMPLETED' AND user_id = (SELECT id FROM modelmine.users WHERE email = 'ann@example.com');
+SELECT * FROM invariants();
+SET LOCAL ROLE regress_mm_stats_user;
+SELECT modelmine.authenticate(:'tok_ann') IS NOT NULL AS signed_in;
+SELECT d -> 'jobs' -> 'COMPLETED' AS ann_completed FROM modelmine.dashboard() d;
 ROLLBACK;
 SELECT * FROM invariants();
 
@@ -444,6 +468,7 @@ SELECT * FROM modelmine.check_invariants();
 RESET ROLE;
 
 DROP VIEW job_stats;
+DROP VIEW user_job_stats;
 DROP FUNCTION invariants();
 DROP FUNCTION timeline(integer);
 DROP FUNCTION in_month(integer);
