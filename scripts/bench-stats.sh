@@ -14,8 +14,9 @@
 #                  (about 100 jobs; these two signed up for real); the journal for all of it (mint,
 #                  stake, reward, fee, refund), balances recomputed from the journal, node counters, the
 #                  statistics deltas (the stats trigger records every inserted job) folded into
-#                  job_stats, and one ledger block per completed job (queued, then sealed by seal_ledger)
-#   step_checks    check_invariants() must be empty: the books balance and job_stats equals a recount
+#                  job_stats and user_job_stats, and one ledger block per completed job (queued, then
+#                  sealed by seal_ledger)
+#   step_checks    check_invariants() must be empty: the books balance, the statistics equal a recount
 #   step_measure   after VACUUM ANALYZE, each call run --calls times (after 10 warm-up calls) by pgbench
 #                  (-M prepared, one client, per-transaction log) as role mm_bench: median and p95 in ms;
 #                  a call slow enough to blow its ~20 s budget gets fewer runs (at least 3). Each row
@@ -319,7 +320,7 @@ UPDATE modelmine.nodes n
           FROM modelmine.jobs WHERE node_id IS NOT NULL GROUP BY node_id) c
  WHERE n.id = c.node_id;
 
-\echo statistics: the deltas the trigger appended, folded into job_stats
+\echo statistics: the deltas the trigger appended, folded into job_stats and user_job_stats
 SELECT modelmine._fold_stats() AS deltas_folded;
 
 \echo ledger: one entry per completed job, queued in completion order
@@ -353,7 +354,7 @@ SQL
 check_note=""
 step_checks() {
     local t0 rc=0 out
-    heading "invariants (no rows = the books balance and job_stats equals a recount)"
+    heading "invariants (no rows = the books balance and the statistics equal a recount)"
     # bounded: at 1M jobs this takes seconds when its plan is sound; a plan that degrades with the size of
     # the data (a non-hashed subplan, say) is stopped and reported, then retried with a larger work_mem
     t0=$SECONDS
