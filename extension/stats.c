@@ -1,15 +1,15 @@
 /*
- * stats.c — maintained job statistics for network_stats() and job_timeline().
+ * stats.c — maintained job statistics for network_stats(), job_timeline() and dashboard().
  *
  * Counting 1M jobs per request is too slow, and one counter row updated by every job would serialise
- * everything (a per-user counter row would serialise each user's jobs).  So writers only ever INSERT: a row trigger on modelmine.jobs appends a delta (+1 for the
- * new status, -1 for the old one, with the stake and, on completion, the accuracy) to
- * modelmine.job_stat_deltas, which no one updates, so writers never wait on each other.  Folding the
- * deltas into modelmine.job_stats (one row per month and status) and modelmine.user_job_stats (one row
- * per user and status, for dashboard()) runs under a transaction-level
- * advisory try-lock, exactly like ledger sealing: whoever gets it folds everything committed, everybody
- * else skips.  Readers sum job_stats plus the few unfolded deltas in one statement, so they always see a
- * consistent, exact total.  Folding runs in every claim_jobs() and before statistics are read.
+ * everything (a counter row per user would serialise each user's jobs).  So writers only ever INSERT: a
+ * row trigger on modelmine.jobs appends a delta (+1 for the new status, -1 for the old one, with the
+ * stake and, on completion, the accuracy) to modelmine.job_stat_deltas, which no one updates, so writers
+ * never wait on each other.  Folding the deltas into modelmine.job_stats (one row per month and status)
+ * and modelmine.user_job_stats (one row per user and status) runs under a transaction-level advisory
+ * try-lock, exactly like ledger sealing: whoever gets it folds everything committed, everybody else
+ * skips.  Readers sum the folded rows plus the few unfolded deltas in one statement, so they always see
+ * a consistent, exact total.  Folding runs in every claim_jobs() and before statistics are read.
  */
 #include "modelmine.h"
 
