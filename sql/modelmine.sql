@@ -823,9 +823,8 @@ GRANT EXECUTE ON FUNCTION modelmine.block_preimage(bigint) TO modelmine_anon, mo
 -------------------------------------------------------------------------------------------------------
 -- Statistics (C, extension/stats.c).  Job counts by creation month and status, and by user and status,
 -- are kept as insert-only deltas folded into job_stats and user_job_stats under a try-lock, so no job
--- ever waits on a counter row; node counters
--- live on each node's own row.  Every statistic reads a few hundred rows at most, whatever the number
--- of jobs.
+-- ever waits on a counter row; node counters live on each node's own row.  Every statistic reads a few
+-- hundred rows at most, whatever the number of jobs.
 -------------------------------------------------------------------------------------------------------
 CREATE TABLE modelmine.job_stats (
     month        date NOT NULL,
