@@ -8,25 +8,8 @@ CREATE EXTENSION modelmine CASCADE;
 RESET client_min_messages;
 \set VERBOSITY default
 
--- err(statement): runs a statement that must fail; shows its SQLSTATE, message, detail and hint.
-CREATE OR REPLACE FUNCTION err(stmt text, OUT code text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    code := 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END
-$$;
--- base64url without padding, both ways, and an HS256 JWT made in SQL (pgcrypto's hmac).
-CREATE OR REPLACE FUNCTION b64url(b bytea) RETURNS text LANGUAGE sql IMMUTABLE
-    AS $$ SELECT translate(encode(b, 'base64'), E'+/=\n', '-_') $$;
-CREATE OR REPLACE FUNCTION b64url_decode(t text) RETURNS bytea LANGUAGE sql IMMUTABLE
-    AS $$ SELECT decode(rpad(translate(t, '-_', '+/'), (length(t) + 3) / 4 * 4, '='), 'base64') $$;
-CREATE OR REPLACE FUNCTION jwt_hs256(header text, payload text, key bytea) RETURNS text LANGUAGE sql
-    AS $$ SELECT s || '.' || b64url(hmac(convert_to(s, 'UTF8'), key, 'sha256'))
-            FROM (SELECT b64url(convert_to(header, 'UTF8')) || '.' || b64url(convert_to(payload, 'UTF8'))) t(s) $$;
+\i regress/include/err.sql
+\i regress/include/jwt.sql
 -- flip(token, position): the token with the character at that position changed.
 CREATE OR REPLACE FUNCTION flip(tok text, pos int) RETURNS text LANGUAGE sql IMMUTABLE
     AS $$ SELECT overlay(tok PLACING CASE WHEN substr(tok, pos, 1) = 'A' THEN 'B' ELSE 'A' END FROM pos FOR 1) $$;

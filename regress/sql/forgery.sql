@@ -9,23 +9,8 @@ RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
 \set VERBOSITY default
 
-CREATE OR REPLACE FUNCTION err(stmt text, OUT code text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    code := 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END
-$$;
-CREATE OR REPLACE FUNCTION b64url(b bytea) RETURNS text LANGUAGE sql IMMUTABLE
-    AS $$ SELECT translate(encode(b, 'base64'), E'+/=\n', '-_') $$;
-CREATE OR REPLACE FUNCTION b64url_decode(t text) RETURNS bytea LANGUAGE sql IMMUTABLE
-    AS $$ SELECT decode(rpad(translate(t, '-_', '+/'), (length(t) + 3) / 4 * 4, '='), 'base64') $$;
-CREATE OR REPLACE FUNCTION jwt_hs256(header text, payload text, key bytea) RETURNS text LANGUAGE sql
-    AS $$ SELECT s || '.' || b64url(hmac(convert_to(s, 'UTF8'), key, 'sha256'))
-            FROM (SELECT b64url(convert_to(header, 'UTF8')) || '.' || b64url(convert_to(payload, 'UTF8'))) t(s) $$;
+\i regress/include/err.sql
+\i regress/include/jwt.sql
 -- bearer(token): what PostgREST puts in request.headers for "Authorization: Bearer <token>".
 CREATE OR REPLACE FUNCTION bearer(tok text) RETURNS text LANGUAGE sql IMMUTABLE
     AS $$ SELECT json_build_object('authorization', 'Bearer ' || tok)::text $$;

@@ -17,17 +17,7 @@ RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
 \set VERBOSITY default
 
--- err(statement): runs a statement that must fail; shows its SQLSTATE, message, detail and hint.
-CREATE OR REPLACE FUNCTION err(stmt text, OUT code text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    code := 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END
-$$;
+\i regress/include/err.sql
 -- accepts(statement): runs a statement that must succeed, then undoes it (a subtransaction rolled back
 -- by a private error), so one running job can show that many different inputs are accepted.
 CREATE OR REPLACE FUNCTION accepts(stmt text) RETURNS text

@@ -18,16 +18,7 @@ RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
 \set VERBOSITY default
 
-CREATE OR REPLACE FUNCTION err(stmt text, OUT code text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    code := 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END
-$$;
+\i regress/include/err.sql
 -- How many months before the current UTC month a month is (0 = this month).
 CREATE OR REPLACE FUNCTION months_ago(m date) RETURNS integer LANGUAGE sql STABLE AS $$
     SELECT ((date_part('year', c) - date_part('year', m)) * 12 + date_part('month', c) - date_part('month', m))::integer

@@ -9,16 +9,7 @@ RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
 \set VERBOSITY default
 
-CREATE OR REPLACE FUNCTION err(stmt text, OUT code text, OUT message text, OUT detail text, OUT hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    code := 'no error';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
-                            detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-END
-$$;
+\i regress/include/err.sql
 -- books: every account that holds or owes tokens, with its owner.
 CREATE OR REPLACE VIEW books AS
     SELECT a.id, a.kind, u.email, a.balance
