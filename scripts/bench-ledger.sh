@@ -21,7 +21,8 @@
 #   --blocks N        blocks to load and verify (default 1000000, at most 1000000)
 #   --completions N   jobs completed through claim_jobs/complete_job (default 4000)
 #   --clients K       parallel pgbench clients, one node each (default 8)
-# Environment: PG_CONFIG, MM_PG_OPTS (added after shared_buffers=1GB).
+# Environment: PG_CONFIG, MM_PG_OPTS (added after shared_buffers=1GB), MM_PGTREE (a private tree from
+# mm_pg_tree to reuse, as scripts/bench.sh does; otherwise the script builds one).
 # Exit status: 0 when every step ran (and the chain verified), 1 otherwise, 2 for bad usage.
 set -euo pipefail
 
@@ -56,10 +57,10 @@ for tool in psql pgbench python3; do
     command -v "$tool" >/dev/null || { echo "bench-ledger: $tool is required" >&2; exit 1; }
 done
 
-tree="" cluster="" tmp=""
+tree="" own_tree=0 cluster="" tmp=""
 cleanup() {
     [[ -n "$cluster" ]] && { mm_cluster_stop "$cluster" || true; rm -rf "$cluster"; }
-    [[ -n "$tree" ]] && rm -rf "$tree"
+    [[ $own_tree -eq 1 && -n "$tree" ]] && rm -rf "$tree"
     [[ -n "$tmp" ]] && rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -75,9 +76,7 @@ row() { rows+=("$1|$2|$3|$4"); printf '  %-44s %9s in %8s s  = %s\n' "$1" "$2" "
 
 say "throwaway cluster (shared_buffers=1GB, set by this script through MM_PG_OPTS: $MM_PG_OPTS)"
 tmp=$(mktemp -d /tmp/mm-bench-out.XXXXXX)
-tree=$(mm_tmpdir benchtree)
-mm_pg_tree "$tree" >"$tmp/tree.log" 2>&1 || { cat "$tmp/tree.log" >&2; exit 1; }
-export MM_PGTREE=$tree
+mm_bench_tree >"$tmp/tree.log" 2>&1 || { cat "$tmp/tree.log" >&2; exit 1; }
 cluster=$(mm_tmpdir bench)
 mm_cluster_start "$cluster" "$(mm_free_port)"
 echo "PostgreSQL $(psql -X -At -d postgres -c 'SHOW server_version') on 127.0.0.1:$PGPORT," \

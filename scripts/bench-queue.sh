@@ -156,16 +156,7 @@ per_s() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0) ? n / s : 0 }'
 
 step_cluster() {
     heading "throwaway cluster"
-    if [[ -n "${MM_PGTREE:-}" && -d "$MM_PGTREE" ]]; then
-        tree=$MM_PGTREE
-        echo "using the private PostgreSQL tree $tree (MM_PGTREE): modelmine as it was built into that tree"
-    else
-        make --no-print-directory -s PG_CONFIG="$(mm_pg_config)"
-        tree=$(mm_tmpdir pgtree)
-        own_tree=1
-        mm_pg_tree "$tree"
-        export MM_PGTREE=$tree
-    fi
+    mm_bench_tree
     [[ -x "$worker_bin" ]] || { echo "bench-queue.sh: $worker_bin is not built (run make)" >&2; return 1; }
     echo "checkout: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)," \
          "uncommitted changes in extension/ sql/ worker/: $(git status --short -- extension sql worker 2>/dev/null | wc -l) file(s)"

@@ -146,16 +146,7 @@ sql() { mm_psql -d "$db" -q -At "$@"; }
 
 step_cluster() {
     heading "throwaway cluster"
-    if [[ -n "${MM_PGTREE:-}" && -d "$MM_PGTREE" ]]; then
-        tree=$MM_PGTREE
-        echo "using the private PostgreSQL tree $tree (MM_PGTREE): modelmine as it was built into that tree"
-    else
-        make --no-print-directory -s PG_CONFIG="$(mm_pg_config)"
-        tree=$(mm_tmpdir pgtree)
-        own_tree=1
-        mm_pg_tree "$tree"
-        export MM_PGTREE=$tree
-    fi
+    mm_bench_tree
     echo "checkout: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)," \
          "uncommitted changes in extension/ sql/: $(git status --short -- extension sql 2>/dev/null | wc -l) file(s)"
     cluster=$(mm_tmpdir bench-stats)

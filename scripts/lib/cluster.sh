@@ -93,6 +93,23 @@ mm_pg_tree() {
     chmod -R go+rX "$tree"
 }
 
+# mm_bench_tree: the private tree a benchmark runs on, in the caller's variables `tree` and `own_tree`.
+# MM_PGTREE when it names one (scripts/bench.sh builds it once for all benchmarks; modelmine as it was
+# built into it): own_tree=0.  Otherwise make, then a new tree exported as MM_PGTREE: own_tree=1, and
+# the caller's clean-up removes it (tree is set before the build, so a half-built one goes too).
+mm_bench_tree() {
+    if [[ -n "${MM_PGTREE:-}" && -d "$MM_PGTREE" ]]; then
+        tree=$MM_PGTREE own_tree=0
+        echo "using the private PostgreSQL tree $tree (MM_PGTREE): modelmine as it was built into that tree"
+        return 0
+    fi
+    make --no-print-directory -s PG_CONFIG="$(mm_pg_config)" || return 1
+    tree=$(mm_tmpdir pgtree) || return 1
+    own_tree=1
+    mm_pg_tree "$tree" || return 1
+    export MM_PGTREE=$tree
+}
+
 # mm__mirror SRC DST [SKIP...]: DST becomes a real dir with a symlink per entry of SRC, except SKIP
 # entries (left for the caller), entries that already exist in DST, and modelmine's own files. The
 # latter matters: a modelmine installed into the system (e.g. by someone's plain `make install`) must
