@@ -287,7 +287,8 @@ cmd_submit(Ctx *c, int argc, char **argv)
 
 		if (r == NULL)
 		{
-			db_set_hint(c, "MM001", "stake less (--stake N), cancel a pending job (modelmine cancel ID), or receive tokens (modelmine transfer)");
+			db_set_hint(c, "MM001", "stake less (--stake N), cancel a pending job (modelmine cancel ID), move a node's "
+						"earnings to your balance (modelmine withdraw NODE_ID), or ask another user to send you tokens");
 			rc = db_fail(c);
 			goto done;
 		}

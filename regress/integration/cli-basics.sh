@@ -129,8 +129,12 @@ check_one_line "insufficient balance" "$CLI_ERR"
 check_cli "transfer to nobody" 1 transfer nobody@example.com 1
 check_one_line "unknown recipient" "$CLI_ERR"
 check_cli "stake more than the balance" 1 submit --trainer noop --stake 5000
-[[ $CLI_ERR == *"insufficient balance"*"hint: stake less (--stake N)"* ]] && pass "submit: CLI hint" \
+check_one_line "submit, insufficient balance" "$CLI_ERR"
+[[ $CLI_ERR == "modelmine: insufficient balance ("* ]] && pass "submit: the server's message" \
     || fail "submit insufficient: '$CLI_ERR'"
+# transfer only sends: the ways to more tokens are a smaller stake, a refund, node earnings, or a sender.
+check "submit: the CLI's hint" "${CLI_ERR##* hint: }" \
+    "stake less (--stake N), cancel a pending job (modelmine cancel ID), move a node's earnings to your balance (modelmine withdraw NODE_ID), or ask another user to send you tokens"
 check_cli "job that does not exist" 1 job 424242
 check "... one line with the CLI hint" "$CLI_ERR" \
     "modelmine: job 424242 not found (There is no job with this id that you own.) hint: list your jobs with: modelmine jobs"
