@@ -90,6 +90,7 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 	email = argv[optind];
 	if ((pw = read_password(c, email, from_stdin, create)) == NULL)
 		return EXIT_USAGE;
+	c->role = create ? "modelmine_anon" : "modelmine_user";
 	if ((rc = db_open(c)) != EXIT_OK)
 	{
 		free(pw);
@@ -144,6 +145,7 @@ cmd_logout(Ctx *c, int argc, char **argv)
 
 	if ((rc = parse_plain(c, argc, argv, 0, 0)) >= 0)
 		return rc;
+	c->role = "modelmine_user";
 	if ((token = session_load()) == NULL)
 	{
 		if (c->json)

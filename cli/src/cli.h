@@ -43,6 +43,9 @@ typedef struct Ctx
 	char	   *err_hint;
 	bool		conn_lost;
 	bool		quiet;			/* db_open: no message on failure (reconnect loops) */
+	const char *role;			/* the group role the command needs, named in the hint for a missing
+								 * grant: modelmine_user to act as a user (db_open_user sets it);
+								 * NULL: modelmine_anon (signup, public figures) */
 } Ctx;
 
 /* ---- args.c: per-command option parsing ---- */
@@ -70,6 +73,7 @@ json_t	   *db_json(Ctx *c, const char *sql, int n, const char *const *params);
 int			db_fail(Ctx *c);
 int			db_exit_code(const Ctx *c);
 void		db_set_hint(Ctx *c, const char *sqlstate, const char *hint);
+char	   *db_role(Ctx *c);
 int			db_listen(Ctx *c, const char *channel, bool on);
 int			db_consume(Ctx *c);
 void		db_close(Ctx *c);

@@ -7,6 +7,9 @@
  *     modelmine: <message> (<detail>) hint: <hint>
  * and returns the exit code the error maps to: 5 for a lost or refused connection, 4 for an
  * authentication failure (SQLSTATE 28000), 1 for anything else the database refused.
+ *
+ * PostgreSQL's own errors for a missing grant or a missing extension say what went wrong but not how
+ * to fix it; db_query gives them a hint that does (setup_hint). The extension's errors keep theirs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +118,7 @@ db_open_user(Ctx *c)
 	PGresult   *r;
 	int			rc;
 
+	c->role = "modelmine_user";
 	if (token == NULL)
 	{
 		fprintf(stderr, "modelmine: not signed in (no session in %s) hint: sign in with: modelmine login EMAIL\n",
@@ -132,14 +136,71 @@ db_open_user(Ctx *c)
 	if (r == NULL)
 	{
 		db_set_hint(c, "28000", "sign in again with: modelmine login EMAIL");
-		db_set_hint(c, "42501", "the database role needs modelmine_user: GRANT modelmine_user TO <role>");
-		db_set_hint(c, "42883", "is the modelmine extension installed in this database? (CREATE EXTENSION modelmine CASCADE)");
-		db_set_hint(c, "3F000", "is the modelmine extension installed in this database? (CREATE EXTENSION modelmine CASCADE)");
 		return db_fail(c);
 	}
 	c->user_id = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return EXIT_OK;
+}
+
+/* The login role as it is written in SQL (quoted only when it must be), for a hint's GRANT. */
+char *
+db_role(Ctx *c)
+{
+	const char *name = PQuser(c->conn);
+	bool		plain = name[0] != '\0' && strchr("0123456789$", name[0]) == NULL;
+	char	   *q;
+	char	   *d;
+
+	for (const char *p = name; plain && *p; p++)
+		plain = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '$';
+	if (plain)
+		return strdup(name);
+	q = PQescapeIdentifier(c->conn, name, strlen(name));
+	d = strdup(q ? q : name);
+	PQfreemem(q);
+	return d;
+}
+
+/*
+ * A hint for what PostgreSQL itself raises when the login role lacks its group role or the database
+ * lacks the extension:
+ *     42501  permission denied for schema modelmine / for function authenticate   (no hint)
+ *     3F000  schema "modelmine" does not exist                                     (no hint)
+ *     42883  function modelmine.x() does not exist   (hint: "...add explicit type casts", which never
+ *            fits the client's own calls, so it is replaced; the parser raises it from parse_func.c)
+ * Any other hint is the error's own (the extension's errors, its 42501s included, carry one) and is
+ * kept. source_file is the error's PG_DIAG_SOURCE_FILE.
+ */
+static void
+setup_hint(Ctx *c, const char *source_file)
+{
+	bool		parser_hint = source_file != NULL && strcmp(source_file, "parse_func.c") == 0;
+	bool		names_modelmine = c->err_msg != NULL && strstr(c->err_msg, "modelmine") != NULL;
+	Str			h = {0};
+
+	if (c->err_hint != NULL && !parser_hint)
+		return;
+	if (strcmp(c->sqlstate, "42501") == 0)
+	{
+		const char *role = c->role ? c->role : "modelmine_anon";
+		char	   *who = db_role(c);
+
+		str_addf(&h, "the database role %s needs %s%s for this command: GRANT %s TO %s", who, role,
+				 strcmp(role, "modelmine_anon") == 0 ? " (or modelmine_user)" : "", role, who);
+		free(who);
+	}
+	else if (strcmp(c->sqlstate, "3F000") == 0 && names_modelmine)
+		str_addf(&h, "database %s has no modelmine extension: run CREATE EXTENSION modelmine CASCADE in it, "
+				 "or check --db (MODELMINE_DB)", PQdb(c->conn));
+	else if (strcmp(c->sqlstate, "42883") == 0 && names_modelmine)
+		str_addf(&h, "is the modelmine extension in database %s installed and up to date? "
+				 "CREATE EXTENSION modelmine CASCADE (or ALTER EXTENSION modelmine UPDATE) there, "
+				 "or check --db (MODELMINE_DB)", PQdb(c->conn));
+	else
+		return;
+	free(c->err_hint);
+	c->err_hint = str_take(&h);
 }
 
 /* Runs one statement; on error keeps it in the Ctx (see db_fail) and returns NULL. */
@@ -160,6 +221,7 @@ db_query(Ctx *c, const char *sql, int n, const char *const *params)
 		c->err_msg = dup_line(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
 		c->err_detail = dup_line(PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL));
 		c->err_hint = dup_line(PQresultErrorField(r, PG_DIAG_MESSAGE_HINT));
+		setup_hint(c, PQresultErrorField(r, PG_DIAG_SOURCE_FILE));
 	}
 	else
 		c->err_msg = dup_line(PQerrorMessage(c->conn));
