@@ -2,7 +2,9 @@
  * test_fetch.c - dataset download limits: file:// only inside the node's
  * file root (no "..", no symlink escape, no existence probing outside it),
  * the size cap, unsupported schemes, URL redaction in messages; and http
- * against a throwaway python3 http.server on loopback when python3 exists.
+ * against a throwaway python3 http.server on loopback when python3 exists:
+ * loopback (and every other non-public address) refused before connecting
+ * unless allowed, redirects included, and no body in any message.
  */
 #include "fetch.h"
 #include "testutil.h"
@@ -152,7 +154,34 @@ test_show_url(void)
 	CHECK(strchr(out, '\n') == NULL, "control character kept");
 }
 
-/* ---------- http against python3 -m http.server on loopback ---------- */
+/* ---------- http against a python3 http.server on loopback ---------- */
+
+/*
+ * Serves the scratch directory, plus /redirect?to=URL (a 302 to URL) and
+ * /fail (a 500); both answers carry a body a message must never quote.
+ * Each request is appended to requests.log as "BIND PATH", so a test can
+ * tell whether an address was contacted at all.
+ */
+static const char server_py[] =
+	"import http.server, sys\n"
+	"bind, port = sys.argv[1], int(sys.argv[2])\n"
+	"class H(http.server.SimpleHTTPRequestHandler):\n"
+	"    def answer(self, status, headers, body):\n"
+	"        self.send_response(status)\n"
+	"        for k, v in headers: self.send_header(k, v)\n"
+	"        self.send_header('Content-Length', str(len(body)))\n"
+	"        self.end_headers()\n"
+	"        self.wfile.write(body)\n"
+	"    def do_GET(self):\n"
+	"        with open('requests.log', 'a') as f: f.write(bind + ' ' + self.path + '\\n')\n"
+	"        if self.path.startswith('/redirect?to='):\n"
+	"            self.answer(302, [('Location', self.path[13:])], b'SECRET-REDIRECT-BODY')\n"
+	"        elif self.path == '/fail':\n"
+	"            self.answer(500, [], b'SECRET-ERROR-BODY')\n"
+	"        else:\n"
+	"            super().do_GET()\n"
+	"    def log_message(self, *args): pass\n"
+	"http.server.ThreadingHTTPServer((bind, port), H).serve_forever()\n";
 
 static int
 free_port(void)
@@ -172,13 +201,13 @@ free_port(void)
 }
 
 static int
-port_open(int port)
+port_open(const char *ip, int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
 	int			s = socket(AF_INET, SOCK_STREAM, 0);
 	int			ok;
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	inet_pton(AF_INET, ip, &a.sin_addr);
 	ok = s >= 0 && connect(s, (struct sockaddr *) &a, sizeof(a)) == 0;
 	if (s >= 0)
 		close(s);
@@ -193,9 +222,9 @@ sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Start the server serving dir; returns its pid, 0 if python3 is unavailable. */
+/* Start the server on ip:port serving dir; returns its pid, 0 if python3 is unavailable. */
 static pid_t
-start_http(const char *dir, int port)
+start_http(const char *dir, const char *ip, int port)
 {
 	char		portstr[16];
 	pid_t		pid;
@@ -213,7 +242,7 @@ start_http(const char *dir, int port)
 		devnull = freopen("/dev/null", "w", stderr);
 		if (chdir(dir) != 0)
 			_exit(127);
-		execlp("python3", "python3", "-m", "http.server", "--bind", "127.0.0.1", portstr, (char *) NULL);
+		execlp("python3", "python3", "server.py", ip, portstr, (char *) NULL);
 		_exit(127);
 	}
 	/* wait up to 10 s for it to listen; give up if it exits */
@@ -221,7 +250,7 @@ start_http(const char *dir, int port)
 	{
 		int			status;
 
-		if (port_open(port))
+		if (port_open(ip, port))
 			return pid;
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return 0;
@@ -233,27 +262,124 @@ start_http(const char *dir, int port)
 }
 
 static void
+stop_http(pid_t pid)
+{
+	if (pid > 0)
+	{
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* Did the servers log a request containing needle? */
+static int
+requested(const char *needle)
+{
+	char		line[2048];
+	int			found = 0;
+	FILE	   *f;
+
+	snprintf(line, sizeof(line), "%s/requests.log", t_tempdir());
+	f = fopen(line, "r");
+	while (f && fgets(line, sizeof(line), f))
+		found |= strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* The refusal message for an address, and that it holds no content. */
+static void
+expect_refused(const char *u, const mm_limits *lim, const char *addr, const char *why)
+{
+	char		want[128];
+
+	snprintf(want, sizeof(want), "dataset address %s is not allowed (%s)", addr, why);
+	expect_fetch_error(u, lim, want, "a node operator can allow it with --allow-net");
+	CHECK(strncmp(err, "cannot fetch http://", 20) == 0, "message does not start with the URL: %s", err);
+}
+
+static void
 test_http(void)
 {
 	int			port = free_port();
-	pid_t		pid;
+	pid_t		pid,
+				pid2;
 	char	   *data;
 	size_t		len;
-	mm_limits	lim = {.max_download_bytes = 1000, .download_timeout_s = 10, .file_root = NULL};
+	mm_cidr		nets[2];
+	mm_limits	lim = {.max_download_bytes = 1000, .download_timeout_s = 10, .allow_net = nets, .n_allow_net = 1};
+	mm_limits	deflt = {.max_download_bytes = 1000, .download_timeout_s = 10};
 
-	if (port <= 0 || (pid = start_http(t_tempdir(), port)) == 0)
+	t_write("server.py", server_py, sizeof(server_py) - 1);
+	t_write("secret.txt", "SECRET first line\nSECRET second line\n", 37);
+	t_track("requests.log");
+	CHECK(mm_cidr_parse("127.0.0.1/32", &nets[0], err, sizeof(err)) == 0, "%s", err);
+	CHECK(mm_cidr_parse("::1", &nets[1], err, sizeof(err)) == 0, "%s", err);
+	if (port <= 0 || (pid = start_http(t_tempdir(), "127.0.0.1", port)) == 0)
 	{
 		printf("# http: skipped (python3 http.server not available)\n");
 		return;
 	}
+	/* a second server on another loopback address: a redirect target to refuse */
+	pid2 = start_http(t_tempdir(), "127.0.0.2", port);
+	CHECK(pid2 != 0, "no server on 127.0.0.2:%d", port);
 
+	/* by default loopback is refused, before connecting, however it is spelled */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok.csv?probe-default", port);
+	expect_refused(url, &deflt, "127.0.0.1", "loopback");
+	CHECK(!requested("probe-default"), "the refused address was contacted");
+	expect_refused(url, NULL, "127.0.0.1", "loopback");
+	snprintf(url, sizeof(url), "http://localhost:%d/ok.csv?probe-name", port);
+	expect_fetch_error(url, &deflt, "is not allowed (loopback)", "--allow-net");
+	CHECK(!requested("probe-name"), "a name resolving to loopback was contacted");
+	snprintf(url, sizeof(url), "http://[::1]:%d/ok.csv", port);
+	expect_refused(url, &deflt, "::1", "loopback");
+	snprintf(url, sizeof(url), "http://[::ffff:127.0.0.1]:%d/ok.csv?probe-mapped", port);
+	expect_refused(url, &deflt, "::ffff:127.0.0.1", "loopback");
+	CHECK(!requested("probe-mapped"), "an IPv4-mapped loopback address was contacted");
+	snprintf(url, sizeof(url), "http://169.254.169.254:%d/latest/meta-data/", port);
+	expect_refused(url, &deflt, "169.254.169.254", "cloud metadata");
+	snprintf(url, sizeof(url), "http://0.0.0.0:%d/ok.csv", port);
+	expect_refused(url, &deflt, "0.0.0.0", "unspecified");
+
+	/* allowed with --allow-net 127.0.0.1/32 */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok.csv", port);
 	CHECK(fetch(url, &lim, &data, &len) == 0, "%s", err);
 	CHECK(data != NULL && len == 13 && memcmp(data, "x,y\n1,SECRET\n", 13) == 0, "http contents");
 	free(data);
 
+	/* ::1 allowed by ::1/128: no longer refused (nothing listens there, so it fails otherwise) */
+	lim.n_allow_net = 2;
+	snprintf(url, sizeof(url), "http://[::1]:%d/ok.csv", port);
+	if (fetch(url, &lim, &data, &len) == 0)
+		free(data);
+	else
+		CHECK(strstr(err, "not allowed") == NULL, "::1 refused although allowed: %s", err);
+	lim.n_allow_net = 1;
+
+	/* a redirect from the allowed 127.0.0.1 to the refused 127.0.0.2: refused, never contacted */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect?to=http://127.0.0.2:%d/secret.txt", port, port);
+	expect_fetch_error(url, &lim, "after a redirect, dataset address 127.0.0.2 is not allowed (loopback)", NULL);
+	CHECK(!requested("127.0.0.2 /secret.txt"), "the redirect target was contacted");
+	/* ... and with 127.0.0.0/8 allowed the same redirect is followed (so the refusal was the guard's) */
+	CHECK(mm_cidr_parse("127.0.0.0/8", &nets[0], err, sizeof(err)) == 0, "%s", err);
+	CHECK(fetch(url, &lim, &data, &len) == 0 && len == 37, "allowed redirect: %s", err);
+	free(data);
+	CHECK(requested("127.0.0.2 /secret.txt"), "the allowed redirect target was not contacted");
+	CHECK(mm_cidr_parse("127.0.0.1", &nets[0], err, sizeof(err)) == 0, "%s", err);
+
+	/* failed downloads: the status, never the body */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/fail", port);
+	expect_fetch_error(url, &lim, "HTTP status 500", "/fail");
+	CHECK(strstr(err, "ERROR-BODY") == NULL, "error body quoted: %s", err);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/missing.csv?token=SECRET", port);
 	expect_fetch_error(url, &lim, "HTTP status 404", "/missing.csv?...");
+	CHECK(strstr(err, "Error response") == NULL && strstr(err, "Nothing matches") == NULL,
+		  "404 body quoted: %s", err);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect?to=/fail", port);
+	expect_fetch_error(url, &lim, "HTTP status 500", NULL);
+	CHECK(strstr(err, "REDIRECT-BODY") == NULL && strstr(err, "ERROR-BODY") == NULL, "a body quoted: %s", err);
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/big.csv", port);
 	expect_fetch_error(url, &lim, "over the download limit of 1000 bytes", "big.csv");
@@ -263,8 +389,28 @@ test_http(void)
 	CHECK(fetch(url, &lim, &data, &len) == 0, "redirect not followed: %s", err);
 	free(data);
 
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	/*
+	 * The whole job, as a job owner would send it: a loopback URL whose first
+	 * line would show up in the "not a column" message if it were fetched.
+	 */
+	{
+		char		config[512];
+		json_t	   *cfg,
+				   *result = NULL;
+
+		snprintf(config, sizeof(config),
+				 "{\"trainer\":\"logreg\",\"dataset\":{\"url\":\"http://127.0.0.1:%d/secret.txt\",\"label\":\"nope\"}}", port);
+		cfg = json_loads(config, 0, NULL);
+		err[0] = '\0';
+		CHECK(mm_train_run(cfg, &deflt, NULL, NULL, &result, err, sizeof(err)) == -1 && result == NULL,
+			  "the job ran");
+		CHECK_MSG(err, "dataset address 127.0.0.1 is not allowed (loopback)");
+		CHECK(strstr(err, "SECRET") == NULL && strstr(err, "first line") == NULL, "job error quotes the file: %s", err);
+		json_decref(cfg);
+	}
+
+	stop_http(pid);
+	stop_http(pid2);
 
 	/* nothing listening any more */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok.csv", port);

@@ -6,6 +6,15 @@
  * cap enforced in the write callback, so an endless or huge body is cut off
  * rather than buffered.
  *
+ * Every address libcurl is about to connect to passes mm_addr_refusal()
+ * first, in libcurl's open-socket callback: that is the address DNS gave
+ * libcurl this time (so a name that re-resolves to 127.0.0.1 is caught) and
+ * the address of every redirect target. A refused address is never
+ * connected to, so nothing of what it would have served can reach a
+ * message. Proxies are switched off (http_proxy and friends are ignored):
+ * through a proxy the callback would only see the proxy's address.
+ * On failure messages give the status or the reason, never the body.
+ *
  * file:// is opt-in per node (mm_limits.file_root) and is read here with
  * open(2) rather than by curl: the path is first checked lexically, then
  * resolved with realpath(3) and checked against the resolved root, and the
@@ -14,6 +23,7 @@
  * root are refused before the file system is asked whether they exist.
  */
 #include "fetch.h"
+#include "netguard.h"
 #include "util.h"
 
 #include <curl/curl.h>
@@ -355,12 +365,41 @@ sink_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* The first address the open-socket callback refused, for the message. */
+typedef struct guard
+{
+	const mm_limits *lim;
+	const char *why;
+	char		addr[64];
+} guard;
+
+static curl_socket_t
+open_checked(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	guard	   *g = clientp;
+	const char *why = mm_addr_refusal(&a->addr, a->addrlen, g->lim ? g->lim->allow_net : NULL,
+									  g->lim ? g->lim->n_allow_net : 0);
+
+	(void) purpose;
+	if (why != NULL)
+	{
+		if (g->why == NULL)
+		{
+			g->why = why;
+			mm_addr_format(&a->addr, a->addrlen, g->addr, sizeof(g->addr));
+		}
+		return CURL_SOCKET_BAD; /* libcurl tries the name's next address, if any */
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
 static int
-fetch_http(const char *url, const char *shown, size_t cap, long timeout,
+fetch_http(const char *url, const char *shown, const mm_limits *lim, size_t cap, long timeout,
 		   char **data, size_t *len, char *err, size_t errlen)
 {
 	CURL	   *h = curl_easy_init();
 	sink		s = {0};
+	guard		g = {.lim = lim};
 	char		ebuf[CURL_ERROR_SIZE];
 	char		reason[CURL_ERROR_SIZE + 8];
 	CURLcode	rc;
@@ -388,6 +427,9 @@ fetch_http(const char *url, const char *shown, size_t cap, long timeout,
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_checked);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &g);
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
 
 	rc = curl_easy_perform(h);
 	mm_sanitize(reason, sizeof(reason), ebuf[0] ? ebuf : curl_easy_strerror(rc), 200);
@@ -395,7 +437,15 @@ fetch_http(const char *url, const char *shown, size_t cap, long timeout,
 	{
 		long		status = 0;
 
-		if (s.too_big || rc == CURLE_FILESIZE_EXCEEDED)
+		if (g.why != NULL && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT))
+		{
+			long		redirects = 0;
+
+			curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &redirects);
+			mm_err(err, errlen, "cannot fetch %s: %sdataset address %s is not allowed (%s); a node operator can allow it with --allow-net",
+				   shown, redirects > 0 ? "after a redirect, " : "", g.addr, g.why);
+		}
+		else if (s.too_big || rc == CURLE_FILESIZE_EXCEEDED)
 			mm_err(err, errlen, "%s is over the download limit of %zu bytes", shown, cap);
 		else if (s.nomem)
 			mm_err(err, errlen, "out of memory downloading %s", shown);
@@ -440,6 +490,6 @@ mm_fetch(const char *url, const mm_limits *lim, char **data, size_t *len,
 	if (strncasecmp(url, "file://", 7) == 0)
 		return fetch_file(url, shown, lim, cap, data, len, err, errlen);
 	if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)
-		return fetch_http(url, shown, cap, timeout, data, len, err, errlen);
+		return fetch_http(url, shown, lim, cap, timeout, data, len, err, errlen);
 	return mm_err(err, errlen, "unsupported URL scheme in %s: use file://, http:// or https://", shown);
 }

@@ -11,6 +11,8 @@
 /*
  * Fetch url (file://, http:// or https://) into a new NUL-terminated
  * buffer (*data, caller frees; *len excludes the NUL). lim may be NULL.
+ * http(s) connects only to addresses mm_addr_refusal() lets through: public
+ * ones and those in lim->allow_net; file:// only below lim->file_root.
  * Messages show the URL without credentials or query string and never
  * include the body.
  */

@@ -20,6 +20,9 @@
  *                      needs no dataset (for benchmarks).
  *   "dataset"          required except for noop; one of
  *     {"url": "file:///...|http://...|https://...", "label": "column"}
+ *                      http(s) reaches only public addresses unless the
+ *                      node allows more (mm_limits.allow_net); file://
+ *                      only below mm_limits.file_root.
  *                      CSV with a header row. "label" names the target
  *                      column; every other column is a numeric feature.
  *                      For classification the label values are strings
@@ -86,6 +89,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "netguard.h"
+
 /*
  * Called once per epoch, with epoch counting 1..epochs, after the epoch's
  * validation pass. Return non-zero to abort training (job canceled, lease
@@ -101,6 +106,8 @@ typedef struct mm_limits
 	size_t		max_download_bytes;	/* 0 = MM_DEFAULT_MAX_DOWNLOAD */
 	long		download_timeout_s;	/* <= 0 = MM_DEFAULT_TIMEOUT_S */
 	const char *file_root;			/* file:// only under this dir; NULL = refuse file:// */
+	const mm_cidr *allow_net;		/* http(s) may also reach these networks, which */
+	size_t		n_allow_net;		/* mm_addr_refusal() refuses otherwise (loopback, private...) */
 } mm_limits;
 
 #define MM_DEFAULT_MAX_DOWNLOAD ((size_t) 100 * 1024 * 1024)
@@ -112,7 +119,8 @@ int			mm_config_validate(const json_t *config, char *err, size_t errlen);
 /*
  * Run a training job. On success 0 and *result = new JSON object (caller
  * owns the reference); on failure -1, *result NULL and a one-line message
- * in err. lim may be NULL (defaults, file:// refused); cb may be NULL.
+ * in err. lim may be NULL (defaults, file:// refused, only public addresses
+ * over http(s)); cb may be NULL.
  * http(s) uses libcurl: call curl_global_init() once in the worker before
  * forking, or the first fetch in each child initialises it.
  */
