@@ -62,7 +62,52 @@ revoke_previous(Ctx *c)
 	free(old);
 }
 
-/* signup and login: EMAIL [--password-stdin] */
+/*
+ * Whether the database role may sign in: modelmine.authenticate is granted to modelmine_user, not to
+ * modelmine_anon, which may only sign up and log in. 1 or 0; -1 on an error (kept for db_fail).
+ */
+static int
+can_authenticate(Ctx *c)
+{
+	PGresult   *r = db_query(c, "SELECT pg_catalog.has_function_privilege('modelmine.authenticate(text)', 'EXECUTE')",
+							 0, NULL);
+	int			can;
+
+	if (r == NULL)
+		return -1;
+	can = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return can;
+}
+
+/* signup with a role that cannot sign in: the account exists; say so, and what signing in needs. */
+static int
+signed_up_only(Ctx *c, const char *email, const char *user_id)
+{
+	char	   *role = db_role(c);
+
+	if (c->json)
+	{
+		json_t	   *j = json_pack("{s:I, s:b}", "user_id", (json_int_t) atoll(user_id), "signed_in", 0);
+
+		print_json(j);
+		json_decref(j);
+	}
+	else
+		printf("Signed up as %s (user %s); not signed in.\n", email, user_id);
+	fprintf(stderr, "modelmine: the database role %s may create accounts but not sign in "
+			"(it is not a member of modelmine_user) hint: sign in as a role that is, or have it granted "
+			"(GRANT modelmine_user TO %s), then: modelmine login %s\n", role, role, email);
+	free(role);
+	return EXIT_OK;
+}
+
+/*
+ * signup and login: EMAIL [--password-stdin]
+ *
+ * Whether the role may sign in is checked first, so that neither command stops half-way: login fails
+ * before it creates a session; signup creates the account and stops there (signed_up_only).
+ */
 static int
 sign_in(Ctx *c, int argc, char **argv, bool create)
 {
@@ -75,7 +120,8 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 	const char *args[2];
 	PGresult   *r;
 	int			opt,
-				rc;
+				rc,
+				can;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
@@ -91,21 +137,40 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 	if ((pw = read_password(c, email, from_stdin, create)) == NULL)
 		return EXIT_USAGE;
 	c->role = create ? "modelmine_anon" : "modelmine_user";
-	if ((rc = db_open(c)) != EXIT_OK)
+	if ((rc = db_open(c)) != EXIT_OK || (can = can_authenticate(c)) < 0)
 	{
 		free(pw);
-		return rc;
+		return rc != EXIT_OK ? rc : db_fail(c);
+	}
+	if (!create && !can)
+	{
+		char	   *role = db_role(c);
+
+		free(pw);
+		fprintf(stderr, "modelmine: the database role %s cannot sign in (it is not a member of modelmine_user) "
+				"hint: connect as a role that is, or have it granted: GRANT modelmine_user TO %s\n", role, role);
+		free(role);
+		return EXIT_ERROR;
 	}
 	args[0] = email;
 	args[1] = pw;
-	if (create && (r = db_query(c, "SELECT modelmine.signup($1, $2)", 2, args)) == NULL)
-	{
-		free(pw);
-		db_set_hint(c, "23505", "sign in with: modelmine login EMAIL, or sign up with another email");
-		return db_fail(c);
-	}
 	if (create)
+	{
+		if ((r = db_query(c, "SELECT modelmine.signup($1, $2)", 2, args)) == NULL)
+		{
+			free(pw);
+			db_set_hint(c, "23505", "sign in with: modelmine login EMAIL, or sign up with another email");
+			return db_fail(c);
+		}
+		if (!can)
+		{
+			free(pw);
+			rc = signed_up_only(c, email, PQgetvalue(r, 0, 0));
+			PQclear(r);
+			return rc;
+		}
 		PQclear(r);
+	}
 	r = db_query(c, "SELECT modelmine.login($1, $2)", 2, args);
 	free(pw);
 	if (r == NULL)

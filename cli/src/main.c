@@ -21,7 +21,9 @@ typedef struct Command
 
 static const Command commands[] = {
 	{"signup", cmd_signup, "EMAIL [--password-stdin]", "create an account, then sign in",
-		"Creates an account (the signup grant is credited to it) and signs in, like login.\n"
+		"Creates an account (the signup grant is credited to it) and signs in, like login. With a database\n"
+		"role that may only sign up (modelmine_anon, not modelmine_user), it creates the account and says\n"
+		"that signing in needs modelmine_user.\n"
 		"The password (8 to 72 bytes) comes from the first line of stdin with --password-stdin, else from\n"
 		"MODELMINE_PASSWORD, else it is asked twice on the terminal without echo.\n"
 		"\nExamples:\n"

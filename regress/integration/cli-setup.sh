@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cli-setup: the modelmine client when the database is not set up for the role it connects as.
-# A login role in modelmine_anon only reads the public figures; a role without the group role a command
-# needs, and a database without the extension, get PostgreSQL's error with a hint saying what to run
-# (which GRANT, or CREATE EXTENSION). The extension's own hints are kept.
+# A login role in modelmine_anon only may sign up (the account is created, exit 0, and the client says
+# that signing in needs modelmine_user) but not sign in, and reads the public figures; a role with no
+# grant, and a database without the extension, get PostgreSQL's error with a hint saying what to run
+# (which GRANT, or CREATE EXTENSION).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-setup
@@ -31,9 +32,36 @@ sessions_of() {
     adm "SELECT count(*) FROM modelmine.sessions s JOIN modelmine.users u ON u.id = s.user_id WHERE u.email = '$1'"
 }
 
-step "ada signs up as mm_client (modelmine_user); bob is a recipient"
+step "a session to keep: ada signs up as mm_client (modelmine_user)"
 MODELMINE_PASSWORD="ada password" check_cli "signup ada" 0 signup ada@example.com
+ada_session=$(<"$IT_TMP/session")
 adm "SELECT modelmine.signup('bob@example.com', 'bob password')" >/dev/null
+
+step "signup as a role in modelmine_anon only: the account is made, and the client says why not signed in"
+MODELMINE_PASSWORD="cara password" check_cli "signup cara as mm_cli_anon" 0 signup cara@example.com --db "$anon_url"
+cara=$(adm "SELECT id FROM modelmine.users WHERE email = 'cara@example.com'")
+check "the account exists, with the signup grant" \
+    "$(adm "SELECT balance FROM modelmine.accounts WHERE user_id = '${cara:-0}'")" 1000
+check "stdout says so" "$CLI_OUT" "Signed up as cara@example.com (user $cara); not signed in."
+check "stderr: one line, what signing in needs" "$CLI_ERR" \
+    "modelmine: the database role mm_cli_anon may create accounts but not sign in (it is not a member of modelmine_user) hint: sign in as a role that is, or have it granted (GRANT modelmine_user TO mm_cli_anon), then: modelmine login cara@example.com"
+check "no session was made for cara" "$(sessions_of cara@example.com)" 0
+check "the session file still holds ada's session" "$(<"$IT_TMP/session")" "$ada_session"
+check "... which is not revoked" "$(adm "SELECT count(*) FROM modelmine.sessions WHERE revoked_at IS NULL")" 1
+
+MODELMINE_PASSWORD="dan password" check_cli "signup --json as mm_cli_anon" 0 signup dan@example.com --json --db "$anon_url"
+check "--json: the user id, signed_in false" "$(pyjson 'sorted(d), d["user_id"], d["signed_in"]' <<<"$CLI_OUT")" \
+    "['signed_in', 'user_id'] $(adm "SELECT id FROM modelmine.users WHERE email = 'dan@example.com'") False"
+
+step "login as a role in modelmine_anon only: refused before a session is made"
+MODELMINE_PASSWORD="cara password" check_cli "login cara as mm_cli_anon" 1 login cara@example.com --db "$anon_url"
+check "one line with the GRANT" "$CLI_ERR" \
+    "modelmine: the database role mm_cli_anon cannot sign in (it is not a member of modelmine_user) hint: connect as a role that is, or have it granted: GRANT modelmine_user TO mm_cli_anon"
+check "no session was made" "$(sessions_of cara@example.com)" 0
+check "the session file is untouched" "$(<"$IT_TMP/session")" "$ada_session"
+MODELMINE_PASSWORD="cara password" check_cli "cara signs in as mm_client" 0 login cara@example.com
+[[ $CLI_OUT == "Signed in as cara@example.com (user $cara, 1000 tokens)"* ]] && pass "... as herself" \
+    || fail "login cara: '$CLI_OUT'"
 
 step "modelmine_anon reads the public figures, and gets the GRANT for the rest"
 check_cli "network as mm_cli_anon" 0 network --json --db "$anon_url"
