@@ -35,6 +35,12 @@ usage(FILE *f)
 			"                           [MODELMINE_RUNNERS: one NAME=COMMAND per line]\n"
 			"  --data-dir DIR           file:// datasets are read only below DIR [MODELMINE_DATA_DIR];\n"
 			"                           default: file:// refused\n"
+			"  --allow-net CIDR         http(s) datasets may also come from this network. By default a download\n"
+			"                           may not connect to loopback, private (10/8, 172.16/12, 192.168/16,\n"
+			"                           100.64/10), link-local, unique-local (fc00::/7), multicast, reserved or\n"
+			"                           cloud metadata addresses (169.254.169.254, fd00:ec2::254...), after DNS\n"
+			"                           and redirects alike. IPv4 or IPv6; repeatable [MODELMINE_ALLOW_NET:\n"
+			"                           CIDRs separated by commas or spaces]\n"
 			"  --lease-seconds N        lease length asked for each job, 5..3600 [MODELMINE_LEASE_SECONDS]; default 30\n"
 			"  --job-timeout S          kill and fail a job running longer [MODELMINE_JOB_TIMEOUT]; default 3600\n"
 			"  --poll-interval S        re-read the queue this often without a NOTIFY [MODELMINE_POLL_INTERVAL]; default 5\n"
@@ -53,8 +59,12 @@ usage(FILE *f)
 			"  modelmine-worker --db postgres://node@db/modelmine --node-key mmn_7_...\n"
 			"  # offer an external runner\n"
 			"  modelmine-worker --runner torch-cnn='python3 /opt/runners/cnn.py' --slots 1\n"
+			"  # datasets may also come from the office network's file server (and its IPv6 prefix)\n"
+			"  modelmine-worker --allow-net 10.20.0.0/16 --allow-net fd12:3456:789a::/48\n"
 			"\n"
 			"The database role needs modelmine_node (and modelmine_user for first-start registration).\n"
+			"Dataset downloads ignore http_proxy and friends: behind a proxy the worker could not tell\n"
+			"which address it reaches. External runners fetch their data themselves, unchecked.\n"
 			"SIGTERM or Ctrl-C: stop claiming, finish running jobs (up to --drain-timeout), release the rest;\n"
 			"a second signal releases at once.\n"
 			"\n"
@@ -81,6 +91,35 @@ add_runner(Options *o, const char *spec)
 	o->runners[o->nrunners].command = strdup(eq + 1);
 	o->nrunners++;
 	return 0;
+}
+
+/* One or more CIDRs, separated by commas or white space (one --allow-net, or MODELMINE_ALLOW_NET). */
+static int
+add_allow_net(Options *o, const char *list)
+{
+	char	   *copy = strdup(list),
+			   *save = NULL;
+	int			rc = 0;
+
+	for (char *tok = strtok_r(copy, ", \t\n", &save); tok && rc == 0; tok = strtok_r(NULL, ", \t\n", &save))
+	{
+		char		err[256];
+
+		if (o->nallow_net >= MAX_ALLOW_NET)
+		{
+			fprintf(stderr, "modelmine-worker: at most %d --allow-net networks\n", MAX_ALLOW_NET);
+			rc = -1;
+		}
+		else if (mm_cidr_parse(tok, &o->allow_net[o->nallow_net], err, sizeof(err)) != 0)
+		{
+			fprintf(stderr, "modelmine-worker: --allow-net: %s\n", err);
+			rc = -1;
+		}
+		else
+			o->nallow_net++;
+	}
+	free(copy);
+	return rc;
 }
 
 static int
@@ -116,7 +155,7 @@ parse_seconds(const char *what, const char *s, double *out)
 enum
 {
 	OPT_DB = 1000, OPT_NAME, OPT_SLOTS, OPT_STATE, OPT_KEY, OPT_EMAIL, OPT_PASSWORD, OPT_RUNNER, OPT_DATA,
-	OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE, OPT_HELP
+	OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE, OPT_ALLOW_NET, OPT_HELP
 };
 
 /* Applies one option value (from the command line or the environment). */
@@ -152,6 +191,8 @@ apply(Options *o, int opt, const char *v)
 		case OPT_DATA:
 			o->data_dir = v;
 			return 0;
+		case OPT_ALLOW_NET:
+			return add_allow_net(o, v);
 		case OPT_LEASE:
 			return parse_int("--lease-seconds", v, 5, 3600, &n) ? -1 : (o->lease_seconds = (int) n, 0);
 		case OPT_TIMEOUT:
@@ -186,6 +227,7 @@ from_environment(Options *o)
 		{"MODELMINE_JOB_TIMEOUT", OPT_TIMEOUT}, {"MODELMINE_POLL_INTERVAL", OPT_POLL},
 		{"MODELMINE_HEARTBEAT_INTERVAL", OPT_HB}, {"MODELMINE_DRAIN_TIMEOUT", OPT_DRAIN},
 		{"MODELMINE_MAX_OUTPUT", OPT_MAXOUT}, {"MODELMINE_EXIT_WHEN_IDLE", OPT_IDLE},
+		{"MODELMINE_ALLOW_NET", OPT_ALLOW_NET},
 	};
 	const char *runners = getenv("MODELMINE_RUNNERS");
 
@@ -194,7 +236,10 @@ from_environment(Options *o)
 		const char *v = getenv(env[i].var);
 
 		if (v && *v && apply(o, env[i].opt, v) != 0)
+		{
+			fprintf(stderr, "modelmine-worker: (that value came from %s)\n", env[i].var);
 			return -1;
+		}
 	}
 	if (runners && *runners)
 	{
@@ -221,7 +266,8 @@ main(int argc, char **argv)
 		{"poll-interval", required_argument, NULL, OPT_POLL},
 		{"heartbeat-interval", required_argument, NULL, OPT_HB},
 		{"drain-timeout", required_argument, NULL, OPT_DRAIN}, {"max-output", required_argument, NULL, OPT_MAXOUT},
-		{"exit-when-idle", no_argument, NULL, OPT_IDLE}, {"help", no_argument, NULL, OPT_HELP},
+		{"exit-when-idle", no_argument, NULL, OPT_IDLE}, {"allow-net", required_argument, NULL, OPT_ALLOW_NET},
+		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0}
 	};
 	static char host[256];
@@ -260,6 +306,20 @@ main(int argc, char **argv)
 		o.name = host;
 	}
 	log_name = o.name;
+	if (o.nallow_net > 0)
+	{
+		char		nets[1024] = "";
+
+		for (int i = 0; i < o.nallow_net; i++)
+		{
+			char		one[64];
+			size_t		used = strlen(nets);
+
+			mm_cidr_format(&o.allow_net[i], one, sizeof(one));
+			snprintf(nets + used, sizeof(nets) - used, "%s%s", i ? ", " : "", one);
+		}
+		logmsg("dataset downloads may also reach %s (--allow-net)", nets);
+	}
 	if (o.state_file == NULL)
 		o.state_file = default_state_file(o.name);
 	curl_global_init(CURL_GLOBAL_DEFAULT);	/* once, before any fork */

@@ -90,7 +90,8 @@ on_epoch(void *ctx, int epoch, int epochs, double train_loss, double val_loss, d
 static void
 run_builtin(const Options *o, json_t *config)
 {
-	mm_limits	lim = {o->max_download, o->download_timeout, o->data_dir};
+	mm_limits	lim = {.max_download_bytes = o->max_download, .download_timeout_s = o->download_timeout,
+	.file_root = o->data_dir, .allow_net = o->allow_net, .n_allow_net = (size_t) o->nallow_net};
 	json_t	   *result = NULL;
 	char		err[512];
 

@@ -16,8 +16,11 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "netguard.h"
+
 #define MAX_RUNNERS 32
 #define MAX_SLOTS 64
+#define MAX_ALLOW_NET 64
 
 typedef struct Runner
 {
@@ -35,6 +38,8 @@ typedef struct Options
 	const char *operator_email;
 	const char *operator_password;
 	const char *data_dir;		/* file:// datasets only below this directory */
+	mm_cidr		allow_net[MAX_ALLOW_NET];	/* http(s) datasets may also come from these networks */
+	int			nallow_net;
 	Runner		runners[MAX_RUNNERS];
 	int			nrunners;
 	int			lease_seconds;
