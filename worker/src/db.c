@@ -1,9 +1,14 @@
 /*
  * db.c — everything the worker says to the database, through libpq and the modelmine SQL functions.
  *
- * Calls are synchronous (the loop issues one at a time).  Each returns 0 when the database accepted
- * the request, -1 when it refused it (SQLSTATE left in db_sqlstate, message logged), and -2 when the
- * connection broke: the caller keeps its state and retries after the loop reconnects.
+ * Calls are synchronous (the loop issues one at a time).  Each returns DB_OK when the database accepted
+ * the request; DB_REFUSED when it refused it (Db.sqlstate and Db.error say why; logged unless the
+ * caller paces and logs that call itself); DB_BUSY when it was too busy to do it (lock timeout,
+ * serialization failure, deadlock: nothing happened, ask again later); DB_LOST when the connection
+ * broke: the caller keeps its state and retries after the loop reconnects.
+ *
+ * Errors PostgreSQL raises for a setup problem (the login role lacks modelmine_node, the database lacks
+ * the extension) get a hint naming the GRANT or CREATE EXTENSION to run (pgerr.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +16,13 @@
 
 #include "worker.h"
 
-char		db_sqlstate[6];
-
+/* A failed (re)connection: retried with backoff, logged when the reason changes. */
 static void
-set_state(const PGresult *r)
+connect_failed(Db *db, const char *why)
 {
-	const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-
-	snprintf(db_sqlstate, sizeof(db_sqlstate), "%s", s ? s : "");
+	if (backoff_fail(&db->connect, now_s(), why))
+		logmsg("%s; retrying in %.0f s, then less often up to every %.0f s (logged again when the reason changes)",
+			   why, db->connect.delay, BACKOFF_MAX);
 }
 
 void
@@ -27,11 +31,13 @@ db_disconnect(Db *db, const char *why)
 	if (db->conn)
 		PQfinish(db->conn);
 	db->conn = NULL;
+	db->heartbeat_ok = false;
 	if (db->up)
-		logmsg("lost database connection: %s; retrying in %.0f s", why, db->backoff);
+	{
+		backoff_fail(&db->connect, now_s(), why);
+		logmsg("lost database connection: %s; retrying in %.0f s", why, db->connect.delay);
+	}
 	db->up = false;
-	db->retry_at = now_s() + db->backoff;
-	db->backoff = db->backoff * 2 > 30 ? 30 : db->backoff * 2;
 }
 
 /* libpq messages span lines ("...\n\tThis probably means..."): one log line each. */
@@ -57,31 +63,52 @@ trim_newline(char *s)
 		s[--n] = '\0';
 }
 
-/* Classifies a finished PGresult; frees nothing. */
+/*
+ * Classifies a finished PGresult (frees nothing) and keeps an error's SQLSTATE and one-line text in db.
+ * quiet: the caller logs refusals itself (the calls the loop repeats, which it paces).
+ */
 static int
-outcome(Db *db, PGresult *r, const char *what)
+outcome(Db *db, PGresult *r, const char *what, bool quiet)
 {
 	ExecStatusType st = PQresultStatus(r);
-	const char *msg,
-			   *hint;
+	const char *state,
+			   *msg,
+			   *hint,
+			   *file;
+	char		setup[512];
 
+	db->sqlstate[0] = '\0';
+	db->error[0] = '\0';
+	db->job_gone = false;
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return 0;
-	set_state(r);
-	if (PQstatus(db->conn) != CONNECTION_OK || strncmp(db_sqlstate, "08", 2) == 0 ||
-		strncmp(db_sqlstate, "57P", 3) == 0 || db_sqlstate[0] == '\0')
+		return DB_OK;
+	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+	if (PQstatus(db->conn) != CONNECTION_OK || strncmp(db->sqlstate, "08", 2) == 0 ||
+		strncmp(db->sqlstate, "57P", 3) == 0 || db->sqlstate[0] == '\0')
 	{
 		char		why[512];
 
 		snprintf(why, sizeof(why), "%s", PQerrorMessage(db->conn));
 		trim_newline(why);
 		db_disconnect(db, why[0] ? why : "server closed the connection");
-		return -2;
+		return DB_LOST;
 	}
 	msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
 	hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
-	logmsg("%s refused: %s [%s]%s%s", what, msg ? msg : "?", db_sqlstate, hint ? " hint: " : "", hint ? hint : "");
-	return -1;
+	file = PQresultErrorField(r, PG_DIAG_SOURCE_FILE);
+	if (pg_setup_hint(setup, sizeof(setup), db->sqlstate, msg, hint, file, PQuser(db->conn),
+					  db->needs ? db->needs : "modelmine_node", PQdb(db->conn)))
+		hint = setup;
+	snprintf(db->error, sizeof(db->error), "%s [%s]%s%s", msg ? msg : "?", db->sqlstate, hint ? "; hint: " : "",
+			 hint ? hint : "");
+	trim_newline(db->error);
+	if (pg_transient(db->sqlstate))
+		return DB_BUSY;
+	db->job_gone = pg_job_gone(db->sqlstate, hint, file);
+	if (!quiet)
+		logmsg("%s refused: %s", what, db->error);
+	return DB_REFUSED;
 }
 
 static PGresult *
@@ -123,11 +150,17 @@ open_conn(const Options *o)
 	}
 }
 
+/*
+ * Connects, signs in as the node, declares its capabilities and LISTENs.  DB_REFUSED only when the
+ * database refuses the node key itself (SQLSTATE class 28): retrying cannot help.  Anything else
+ * (no server, a missing grant or extension, a busy node row) is retried with backoff: DB_LOST.
+ */
 int
 db_connect(Db *db, const Options *o, const char *node_key, json_t *caps)
 {
 	char	   *caps_text = json_dumps(caps, JSON_COMPACT);
 	const char *args[1];
+	const char *what = "authenticate_node";
 	PGresult   *r;
 	int			rc;
 
@@ -136,47 +169,63 @@ db_connect(Db *db, const Options *o, const char *node_key, json_t *caps)
 	{
 		char		why[512];
 
-		snprintf(why, sizeof(why), "%s", PQerrorMessage(db->conn));
+		snprintf(why, sizeof(why), "cannot connect to the database: %s", PQerrorMessage(db->conn));
 		trim_newline(why);
 		PQfinish(db->conn);
 		db->conn = NULL;
-		logmsg("cannot connect to the database: %s; retrying in %.0f s", why, db->backoff);
-		db->retry_at = now_s() + db->backoff;
-		db->backoff = db->backoff * 2 > 30 ? 30 : db->backoff * 2;
+		connect_failed(db, why);
 		free(caps_text);
-		return -2;
+		return DB_LOST;
 	}
 	db->up = true;
+	db->heartbeat_ok = false;
 	args[0] = node_key;
 	r = exec(db, "SELECT modelmine.authenticate_node($1)", 1, args);
-	rc = outcome(db, r, "authenticate_node");
-	if (rc == 0)
+	rc = outcome(db, r, what, true);
+	if (rc == DB_OK)
 		db->node_id = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
-	if (rc == 0)
+	if (rc == DB_REFUSED && strncmp(db->sqlstate, "28", 2) == 0)
 	{
-		args[0] = caps_text;
-		r = exec(db, "SELECT modelmine.set_capabilities($1::jsonb)", 1, args);
-		rc = outcome(db, r, "set_capabilities");
-		PQclear(r);
-	}
-	if (rc == 0)
-	{
-		r = PQexec(db->conn, "LISTEN modelmine_work");
-		rc = outcome(db, r, "LISTEN");
-		PQclear(r);
-	}
-	free(caps_text);
-	if (rc == 0)
-	{
-		db->backoff = 1;
-		logmsg("connected as node %lld", db->node_id);
-	}
-	else if (rc == -1)
-	{
+		logmsg("authenticate_node refused: %s", db->error);
 		PQfinish(db->conn);
 		db->conn = NULL;
 		db->up = false;
+		free(caps_text);
+		return DB_REFUSED;
+	}
+	if (rc == DB_OK)
+	{
+		args[0] = caps_text;
+		what = "set_capabilities";
+		r = exec(db, "SELECT modelmine.set_capabilities($1::jsonb)", 1, args);
+		rc = outcome(db, r, what, true);
+		PQclear(r);
+	}
+	if (rc == DB_OK)
+	{
+		what = "LISTEN modelmine_work";
+		r = PQexec(db->conn, "LISTEN modelmine_work");
+		rc = outcome(db, r, what, true);
+		PQclear(r);
+	}
+	free(caps_text);
+	if (rc == DB_OK)
+	{
+		backoff_ok(&db->connect);
+		logmsg("connected as node %lld", db->node_id);
+	}
+	else if (rc == DB_REFUSED || rc == DB_BUSY)
+	{
+		char		why[sizeof(db->error) + 64];
+
+		snprintf(why, sizeof(why), "connected, but %s %s: %s", what,
+				 rc == DB_BUSY ? "found the database busy" : "was refused", db->error);
+		PQfinish(db->conn);
+		db->conn = NULL;
+		db->up = false;
+		connect_failed(db, why);
+		rc = DB_LOST;
 	}
 	return rc;
 }
@@ -185,7 +234,7 @@ db_connect(Db *db, const Options *o, const char *node_key, json_t *caps)
 int
 db_register(const Options *o, json_t *caps, char **node_key, long long *node_id)
 {
-	Db			db = {.backoff = 1};
+	Db			db = {.needs = "modelmine_user"};
 	char	   *caps_text = json_dumps(caps, JSON_COMPACT);
 	const char *args[2];
 	PGresult   *r;
@@ -194,7 +243,11 @@ db_register(const Options *o, json_t *caps, char **node_key, long long *node_id)
 	db.conn = open_conn(o);
 	if (PQstatus(db.conn) != CONNECTION_OK)
 	{
-		logmsg("cannot connect to register the node: %s", PQerrorMessage(db.conn));
+		char		why[512];
+
+		snprintf(why, sizeof(why), "%s", PQerrorMessage(db.conn));
+		trim_newline(why);
+		logmsg("cannot connect to register the node: %s", why);
 		PQfinish(db.conn);
 		free(caps_text);
 		return -1;
@@ -203,25 +256,27 @@ db_register(const Options *o, json_t *caps, char **node_key, long long *node_id)
 	args[0] = o->operator_email;
 	args[1] = o->operator_password;
 	r = exec(&db, "SELECT modelmine.authenticate(modelmine.login($1, $2))", 2, args);
-	rc = outcome(&db, r, "operator login");
+	rc = outcome(&db, r, "operator login", false);
 	PQclear(r);
-	if (rc == 0)
+	if (rc == DB_OK)
 	{
 		args[0] = o->name;
 		args[1] = caps_text;
 		r = exec(&db, "SELECT node_id, node_key FROM modelmine.register_node($1, $2::jsonb)", 2, args);
-		rc = outcome(&db, r, "register_node");
-		if (rc == 0)
+		rc = outcome(&db, r, "register_node", false);
+		if (rc == DB_OK)
 		{
 			*node_id = atoll(PQgetvalue(r, 0, 0));
 			*node_key = strdup(PQgetvalue(r, 0, 1));
 		}
 		PQclear(r);
 	}
+	if (rc == DB_BUSY)
+		logmsg("registering the node failed, the database was busy: %s; start the worker again", db.error);
 	if (db.conn)
 		PQfinish(db.conn);
 	free(caps_text);
-	return rc == 0 ? 0 : -1;
+	return rc == DB_OK ? 0 : -1;
 }
 
 int
@@ -241,10 +296,11 @@ db_heartbeat(Db *db, const char *status, long long **held, int *nheld)
 	snprintf(used_s, sizeof(used_s), "%d", used);
 	snprintf(total_s, sizeof(total_s), "%d", total);
 	r = exec(db, "SELECT pg_catalog.array_to_string(modelmine.heartbeat($1::real, $2::int, $3::int, $4), ',')", 4, args);
-	rc = outcome(db, r, "heartbeat");
+	rc = outcome(db, r, "heartbeat", true);
 	*nheld = 0;
-	if (rc == 0)
+	if (rc == DB_OK)
 	{
+		db->heartbeat_ok = true;
 		const char *list = PQgetvalue(r, 0, 0);
 		int			cap = 1;
 
@@ -277,9 +333,9 @@ db_claim(Db *db, int max_jobs, int lease_seconds, json_t **jobs)
 	snprintf(m, sizeof(m), "%d", max_jobs);
 	snprintf(l, sizeof(l), "%d", lease_seconds);
 	r = exec(db, "SELECT job_id, config::text FROM modelmine.claim_jobs($1::int, $2::int)", 2, args);
-	rc = outcome(db, r, "claim_jobs");
+	rc = outcome(db, r, "claim_jobs", true);
 	*jobs = json_array();
-	if (rc == 0)
+	if (rc == DB_OK)
 	{
 		for (int i = 0; i < PQntuples(r); i++)
 		{
@@ -294,35 +350,22 @@ db_claim(Db *db, int max_jobs, int lease_seconds, json_t **jobs)
 	return rc;
 }
 
-/* A refusal that means the job is no longer ours to work on. */
-static bool
-job_gone(void)
-{
-	return strcmp(db_sqlstate, "55000") == 0 || strcmp(db_sqlstate, "42501") == 0 ||
-		strcmp(db_sqlstate, "P0002") == 0;
-}
-
+/* metrics may be absent (a keepalive re-sending the last progress): the job keeps its metrics. */
 int
-db_progress(Db *db, long long job_id, json_t *progress, bool *abandon)
+db_progress(Db *db, long long job_id, json_t *progress)
 {
 	char		id[32],
 				pct[32];
-	char	   *metrics = json_dumps(json_object_get(progress, "metrics"), JSON_COMPACT | JSON_ENCODE_ANY);
+	json_t	   *m = json_object_get(progress, "metrics");
+	char	   *metrics = m && !json_is_null(m) ? json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	const char *args[3] = {id, pct, metrics};
 	PGresult   *r;
 	int			rc;
 
 	snprintf(id, sizeof(id), "%lld", job_id);
 	snprintf(pct, sizeof(pct), "%.2f", json_number_value(json_object_get(progress, "progress")));
-	if (metrics && strcmp(metrics, "null") == 0)
-	{
-		free(metrics);
-		metrics = NULL;
-		args[2] = NULL;
-	}
 	r = exec(db, "SELECT modelmine.report_progress($1::bigint, $2::real, $3::jsonb)", 3, args);
-	rc = outcome(db, r, "report_progress");
-	*abandon = rc == -1 && job_gone();
+	rc = outcome(db, r, "report_progress", false);
 	PQclear(r);
 	free(metrics);
 	return rc;
@@ -339,8 +382,8 @@ db_complete(Db *db, long long job_id, json_t *result)
 
 	snprintf(id, sizeof(id), "%lld", job_id);
 	r = exec(db, "SELECT modelmine.complete_job($1::bigint, $2::jsonb)", 2, args);
-	rc = outcome(db, r, "complete_job");
-	if (rc == 0)
+	rc = outcome(db, r, "complete_job", false);
+	if (rc == DB_OK)
 		logmsg("job %lld completed: node earned %s tokens", job_id, PQgetvalue(r, 0, 0));
 	PQclear(r);
 	free(text);
@@ -357,8 +400,8 @@ db_fail(Db *db, long long job_id, const char *error)
 
 	snprintf(id, sizeof(id), "%lld", job_id);
 	r = exec(db, "SELECT modelmine.fail_job($1::bigint, $2)", 2, args);
-	rc = outcome(db, r, "fail_job");
-	if (rc == 0)
+	rc = outcome(db, r, "fail_job", false);
+	if (rc == DB_OK)
 		logmsg("job %lld failed (%s); its owner was refunded %s tokens", job_id, error, PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return rc;
@@ -374,8 +417,8 @@ db_release(Db *db, long long job_id)
 
 	snprintf(id, sizeof(id), "%lld", job_id);
 	r = exec(db, "SELECT modelmine.release_job($1::bigint)", 1, args);
-	rc = outcome(db, r, "release_job");
-	if (rc == 0)
+	rc = outcome(db, r, "release_job", false);
+	if (rc == DB_OK)
 		logmsg("job %lld released back to the queue", job_id);
 	PQclear(r);
 	return rc;
@@ -395,7 +438,7 @@ db_drain_notifies(Db *db)
 		snprintf(why, sizeof(why), "%s", PQerrorMessage(db->conn));
 		trim_newline(why);
 		db_disconnect(db, why[0] ? why : "server closed the connection");
-		return -2;
+		return DB_LOST;
 	}
 	while ((n = PQnotifies(db->conn)) != NULL)
 	{

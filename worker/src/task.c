@@ -33,7 +33,8 @@ capabilities(const Options *o)
 		json_array_append_new(trainers, json_string(builtin_trainers[i]));
 	for (int i = 0; i < o->nrunners; i++)
 		json_array_append_new(runners, json_string(o->runners[i].name));
-	return json_pack("{s:o, s:o}", "trainers", trainers, "runners", runners);
+	/* slots: the server leases this node no more jobs at once than it runs */
+	return json_pack("{s:o, s:o, s:i}", "trainers", trainers, "runners", runners, "slots", o->slots);
 }
 
 /* ---- in the child ---- */
@@ -179,7 +180,7 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 	memset(t, 0, sizeof(*t));
 	t->job_id = job_id;
 	t->fd = -1;
-	t->started = t->last_report = now_s();
+	t->started = t->last_report = now_s();	/* the claim itself gave a fresh lease */
 	t->deadline = t->started + o->job_timeout;
 
 	/* refuse before forking what the node cannot or must not run */
@@ -364,6 +365,37 @@ task_conclude(Task *t)
 	else
 		snprintf(e, sizeof(e), "exited with status %d without a result", WEXITSTATUS(t->exit_status));
 	t->error = strdup(e);
+}
+
+/*
+ * The progress report due for t at now, or NULL (caller decrefs): the trainer's latest line at most
+ * every 200 ms, and when it printed nothing new for keepalive seconds, the progress the database last
+ * took, again (0 before any): report_progress is what extends a job's lease, so it must arrive often
+ * enough for a trainer that is silent for a long epoch, or a result that waits to be settled.
+ */
+json_t *
+task_report_due(const Task *t, double now, double keepalive)
+{
+	if (t->abandoned || now < t->retry_at)
+		return NULL;
+	if (t->progress && now - t->last_report >= 0.2)
+		return json_incref(t->progress);
+	if (now - t->last_report >= keepalive)
+		return json_pack("{s:f}", "progress", t->reported);
+	return NULL;
+}
+
+/* The database took sent (from task_report_due). */
+void
+task_report_taken(Task *t, json_t *sent, double now)
+{
+	t->reported = json_number_value(json_object_get(sent, "progress"));
+	t->last_report = now;
+	if (sent == t->progress)
+	{
+		json_decref(t->progress);
+		t->progress = NULL;
+	}
 }
 
 void

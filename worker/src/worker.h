@@ -66,7 +66,12 @@ typedef struct Task
 	int			lines;
 	double		started,
 				deadline,
-				last_report;
+				last_report,	/* last report_progress the database took (or the claim) */
+				reported,		/* the progress it took then, re-sent to keep the lease */
+				retry_at;		/* the database was busy: no call for this job before this */
+	bool		busy_logged;	/* "busy, will retry" logged for this job since its last accepted call */
+	bool		release;		/* abandoned by a stopping worker: give the job back to the queue */
+	double		release_until;	/* ... retrying until then */
 	json_t	   *progress;		/* latest unsent {"progress":..,"metrics":..} */
 	json_t	   *result;			/* final result object, once the child printed it */
 	char	   *error;			/* final error (child's, or ours: crash, timeout, bad output) */
@@ -88,14 +93,47 @@ int			state_load(const char *path, char **node_key, long long *node_id);
 int			state_save(const char *path, const char *node_key, long long node_id, const char *name);
 char	   *default_state_file(const char *name);
 
-/* db.c: every call returns 0 on success, -1 on a refused request (logged), -2 when the connection broke */
+/* backoff.c */
+#define BACKOFF_MIN 1.0
+#define BACKOFF_MAX 30.0
+typedef struct Backoff
+{
+	int			failures;		/* in a row; 0 while the call works */
+	double		delay;			/* seconds before the next attempt */
+	double		next;			/* now_s() of the next attempt */
+	char		reason[512];	/* the last failure: logged again only when it changes */
+} Backoff;
+
+bool		backoff_ready(const Backoff *b, double now);
+bool		backoff_fail(Backoff *b, double now, const char *reason);
+int			backoff_ok(Backoff *b);
+
+/* pgerr.c */
+bool		pg_transient(const char *sqlstate);
+bool		pg_job_gone(const char *sqlstate, const char *hint, const char *source_file);
+bool		pg_setup_hint(char *out, size_t outlen, const char *sqlstate, const char *message, const char *hint,
+						  const char *source_file, const char *role, const char *needs, const char *dbname);
+
+/* db.c: every call returns one of these */
+enum
+{
+	DB_OK = 0,
+	DB_REFUSED = -1,			/* refused for good; Db.sqlstate and Db.error say why */
+	DB_LOST = -2,				/* the connection broke: retry after the loop reconnects */
+	DB_BUSY = -3				/* busy (55P03, 40001, 40P01): nothing happened, retry later */
+};
+
 typedef struct Db
 {
 	PGconn	   *conn;
 	bool		up;
-	double		retry_at;
-	double		backoff;
+	bool		heartbeat_ok;	/* a heartbeat went through on this connection: claims may start */
+	Backoff		connect;
 	long long	node_id;
+	const char *needs;			/* the group role a missing-grant hint names; NULL: modelmine_node */
+	bool		job_gone;		/* the last refusal means the job is no longer ours */
+	char		sqlstate[6];	/* of the last error */
+	char		error[1536];	/* the last error on one line: message [SQLSTATE]; hint: ... */
 } Db;
 
 int			db_connect(Db *db, const Options *o, const char *node_key, json_t *caps);
@@ -103,7 +141,7 @@ void		db_disconnect(Db *db, const char *why);
 int			db_register(const Options *o, json_t *caps, char **node_key, long long *node_id);
 int			db_heartbeat(Db *db, const char *status, long long **held, int *nheld);
 int			db_claim(Db *db, int max_jobs, int lease_seconds, json_t **jobs);
-int			db_progress(Db *db, long long job_id, json_t *progress, bool *abandon);
+int			db_progress(Db *db, long long job_id, json_t *progress);
 int			db_complete(Db *db, long long job_id, json_t *result);
 int			db_fail(Db *db, long long job_id, const char *error);
 int			db_release(Db *db, long long job_id);
@@ -116,6 +154,8 @@ void		task_kill(Task *t);
 bool		task_reap(Task *t);
 void		task_conclude(Task *t);
 void		task_free(Task *t);
+json_t	   *task_report_due(const Task *t, double now, double keepalive);
+void		task_report_taken(Task *t, json_t *sent, double now);
 json_t	   *capabilities(const Options *o);
 
 /* loop.c */

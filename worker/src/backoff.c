@@ -1,0 +1,42 @@
+/*
+ * backoff.c — pacing and logging for a call the loop repeats (connect, heartbeat, claim_jobs).
+ *
+ * A call the database keeps refusing (a revoked grant, a bug) must neither hammer the database nor
+ * flood the log: each failure in a row doubles the wait before the next attempt (1, 2, 4 ... up to
+ * BACKOFF_MAX s), and the caller logs a failure only when its reason differs from the last one it
+ * logged, and once when the call works again.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "worker.h"
+
+bool
+backoff_ready(const Backoff *b, double now)
+{
+	return now >= b->next;
+}
+
+bool
+backoff_fail(Backoff *b, double now, const char *reason)
+{
+	bool		changed = b->failures == 0 || strcmp(b->reason, reason) != 0;
+
+	b->delay = b->failures == 0 ? BACKOFF_MIN : b->delay * 2 > BACKOFF_MAX ? BACKOFF_MAX : b->delay * 2;
+	b->next = now + b->delay;
+	b->failures++;
+	snprintf(b->reason, sizeof(b->reason), "%s", reason);
+	return changed;
+}
+
+int
+backoff_ok(Backoff *b)
+{
+	int			failures = b->failures;
+
+	b->failures = 0;
+	b->delay = 0;
+	b->next = 0;
+	b->reason[0] = '\0';
+	return failures;
+}

@@ -1,0 +1,180 @@
+/*
+ * test_worker.c - the worker program's parts that need no database: how a repeated call backs off and
+ * when its failure is logged again; which SQLSTATEs mean "busy, retry", "the job is gone" or a setup
+ * problem, and the hint for the latter; the progress reports that keep a lease alive; and the slot
+ * count in the node's capabilities.
+ */
+#include "testutil.h"
+#include "worker.h"
+
+#include <math.h>
+
+static void
+test_backoff(void)
+{
+	Backoff		b = {0};
+	const double want[] = {1, 2, 4, 8, 16, 30, 30};
+
+	CHECK(backoff_ready(&b, 0), "a fresh backoff is not ready");
+	CHECK(backoff_fail(&b, 100, "permission denied [42501]"), "the first failure is not logged");
+	CHECK(b.delay == 1 && b.next == 101, "first delay %g, next %g", b.delay, b.next);
+	CHECK(!backoff_ready(&b, 100.5) && backoff_ready(&b, 101), "ready too early or not at all");
+	for (size_t i = 1; i < sizeof(want) / sizeof(want[0]); i++)
+	{
+		CHECK(!backoff_fail(&b, 100, "permission denied [42501]"), "the same failure logged again (%zu)", i);
+		CHECK(b.delay == want[i], "failure %zu: delay %g, want %g", i + 1, b.delay, want[i]);
+	}
+	CHECK(backoff_fail(&b, 100, "function modelmine.claim_jobs does not exist [42883]"), "a new reason not logged");
+	CHECK(b.delay == 30, "a new reason reset the delay to %g", b.delay);
+	CHECK(backoff_ok(&b) == 8, "backoff_ok: %d failures", b.failures);
+	CHECK(b.failures == 0 && backoff_ready(&b, 0) && b.reason[0] == '\0', "not reset");
+	CHECK(backoff_ok(&b) == 0, "a second success reports failures");
+	CHECK(backoff_fail(&b, 200, "permission denied [42501]"), "after a success the old reason is news again");
+	CHECK(b.delay == 1, "after a success the delay starts at %g", b.delay);
+}
+
+static void
+test_sqlstates(void)
+{
+	CHECK(pg_transient("55P03") && pg_transient("40001") && pg_transient("40P01"), "busy states");
+	CHECK(!pg_transient("55000") && !pg_transient("42501") && !pg_transient("") && !pg_transient("57014"),
+		  "not busy");
+	/* the extension's answers for a job that is no longer ours */
+	CHECK(pg_job_gone("55000", "The job ended.", "lease.c"), "55000");
+	CHECK(pg_job_gone("42501", "A node may only report on jobs it holds.", "lease.c"), "42501 not leased");
+	CHECK(pg_job_gone("P0002", "Report only on jobs returned by modelmine.claim_jobs().", "lease.c"), "P0002");
+	/* ... but not busy, and not a missing grant: fixing the GRANT saves the job */
+	CHECK(!pg_job_gone("55P03", NULL, "lease.c"), "55P03 abandons the job");
+	CHECK(!pg_job_gone("40P01", NULL, "deadlock.c"), "40P01 abandons the job");
+	CHECK(!pg_job_gone("42501", NULL, "aclchk.c"), "a missing grant abandons the job");
+}
+
+static void
+test_setup_hints(void)
+{
+	char		h[512];
+
+	h[0] = '\0';
+	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for schema modelmine", NULL, "aclchk.c",
+						"mm_worker", "modelmine_node", "mm"), "no hint for a missing schema grant");
+	CHECK_MSG(h, "the login role mm_worker needs membership in modelmine_node: GRANT modelmine_node TO mm_worker");
+	CHECK_MSG(h, "modelmine_user for first-start registration");
+	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for function claim_jobs", NULL, "aclchk.c",
+						"Node One", "modelmine_node", "mm"), "no hint for a missing function grant");
+	CHECK_MSG(h, "GRANT modelmine_node TO \"Node One\"");
+	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for function login", NULL, "aclchk.c",
+						"ops", "modelmine_user", "mm"), "no hint when registering");
+	CHECK_MSG(h, "GRANT modelmine_user TO ops");
+	CHECK(pg_setup_hint(h, sizeof(h), "3F000", "schema \"modelmine\" does not exist", NULL, "namespace.c",
+						"mm_worker", "modelmine_node", "jobsdb"), "no hint for a missing extension");
+	CHECK_MSG(h, "database jobsdb has no modelmine extension: run CREATE EXTENSION modelmine CASCADE in it");
+	CHECK(pg_setup_hint(h, sizeof(h), "42883", "function modelmine.claim_jobs(integer, integer) does not exist",
+						"No function matches the given name and argument types. You might need to add explicit type casts.",
+						"parse_func.c", "mm_worker", "modelmine_node", "jobsdb"), "the parser's hint kept");
+	CHECK_MSG(h, "CREATE EXTENSION modelmine CASCADE (or ALTER EXTENSION modelmine UPDATE)");
+	/* the extension's own errors keep their hints; other schemas are not ours to explain */
+	CHECK(!pg_setup_hint(h, sizeof(h), "42501", "job 7 is not leased to this node",
+						 "A node may only report on jobs it holds; claim work with modelmine.claim_jobs().",
+						 "lease.c", "mm_worker", "modelmine_node", "mm"), "replaced the extension's hint");
+	CHECK(!pg_setup_hint(h, sizeof(h), "3F000", "schema \"other\" does not exist", NULL, "namespace.c",
+						 "mm_worker", "modelmine_node", "mm"), "hint for another schema");
+	CHECK(!pg_setup_hint(h, sizeof(h), "55P03", "job 7 is busy", "Try again.", "lease.c",
+						 "mm_worker", "modelmine_node", "mm"), "hint for a busy job");
+}
+
+/* A running task as task_start leaves it, claimed at t0. */
+static Task
+task_at(double t0)
+{
+	Task		t;
+
+	memset(&t, 0, sizeof(t));
+	t.job_id = 7;
+	t.fd = -1;
+	t.started = t.last_report = t0;
+	return t;
+}
+
+static double
+progress_of(json_t *report)
+{
+	return json_number_value(json_object_get(report, "progress"));
+}
+
+static void
+test_reports(void)
+{
+	Task		t = task_at(1000);
+	json_t	   *r;
+	const double keepalive = 10;	/* lease_seconds 30 */
+
+	/* a silent trainer: nothing before keepalive seconds, then progress 0 again, without metrics */
+	CHECK(task_report_due(&t, 1005, keepalive) == NULL, "a report before anything is due");
+	r = task_report_due(&t, 1010, keepalive);
+	CHECK(r != NULL && progress_of(r) == 0 && json_object_get(r, "metrics") == NULL,
+		  "no keepalive with progress 0 after %g s", keepalive);
+	task_report_taken(&t, r, 1010);
+	json_decref(r);
+	CHECK(task_report_due(&t, 1019.9, keepalive) == NULL, "keepalive too early");
+	r = task_report_due(&t, 1020, keepalive);
+	CHECK(r != NULL, "no second keepalive");
+	json_decref(r);
+
+	/* a trainer's line goes out at most every 200 ms, and the keepalive then re-sends its progress */
+	t.progress = json_pack("{s:f, s:{s:i}}", "progress", 37.5, "metrics", "epoch", 3);
+	CHECK(task_report_due(&t, 1010.1, keepalive) == NULL, "a line within 200 ms of the last report");
+	r = task_report_due(&t, 1010.25, keepalive);
+	CHECK(r == t.progress, "the line held back after 200 ms");
+	json_decref(r);
+	task_report_taken(&t, t.progress, 1010.25);	/* the loop's settle path hands t.progress itself */
+	CHECK(t.progress == NULL && t.reported == 37.5, "the line was not consumed (reported %g)", t.reported);
+	t.progress = json_pack("{s:f}", "progress", 40.0);
+	CHECK(task_report_due(&t, 1010.35, keepalive) == NULL, "two lines within 200 ms");
+	r = task_report_due(&t, 1010.5, keepalive);
+	CHECK(r == t.progress, "the latest line not sent after 200 ms");
+	task_report_taken(&t, r, 1010.5);
+	json_decref(r);
+	CHECK(t.progress == NULL && t.reported == 40, "reported %g", t.reported);
+	CHECK(task_report_due(&t, 1020.4, keepalive) == NULL, "a keepalive sooner than keepalive seconds after the last report");
+	r = task_report_due(&t, 1020.5, keepalive);
+	CHECK(r != NULL && progress_of(r) == 40, "the keepalive does not re-send the last progress");
+	json_decref(r);
+
+	/* busy: no call for the job before retry_at; abandoned: nothing at all */
+	t.retry_at = 1030;
+	CHECK(task_report_due(&t, 1029, keepalive) == NULL, "a report during the busy pause");
+	r = task_report_due(&t, 1030, keepalive);
+	CHECK(r != NULL, "no report after the busy pause");
+	json_decref(r);
+	t.abandoned = true;
+	CHECK(task_report_due(&t, 2000, keepalive) == NULL, "a report for an abandoned job");
+	task_free(&t);
+}
+
+static void
+test_capabilities(void)
+{
+	Options		o = {.slots = 3, .nrunners = 1, .runners = {{"torch-cnn", "true"}}};
+	json_t	   *c = capabilities(&o);
+
+	CHECK(json_integer_value(json_object_get(c, "slots")) == 3, "slots missing or wrong");
+	CHECK(json_array_size(json_object_get(c, "trainers")) == 4, "trainers");
+	CHECK(strcmp(json_string_value(json_array_get(json_object_get(c, "runners"), 0)), "torch-cnn") == 0, "runners");
+	json_decref(c);
+	o.slots = 64;
+	c = capabilities(&o);
+	CHECK(json_integer_value(json_object_get(c, "slots")) == 64, "slots 64");
+	json_decref(c);
+}
+
+int
+main(void)
+{
+	printf("# test_worker\n");
+	test_backoff();
+	test_sqlstates();
+	test_setup_hints();
+	test_reports();
+	test_capabilities();
+	return t_summary();
+}
