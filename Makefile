@@ -1,10 +1,12 @@
 # ModelMine: PGXS build of the `modelmine` extension, plus the worker (worker/Makefile).
 EXTENSION   = modelmine
-EXTVERSION  = 1.0
+# The current version: sql/modelmine.sql is its install script.  Released versions keep their frozen
+# install scripts (sql/modelmine--1.0.sql) and every release ships sql/modelmine--A--B.sql (see README).
+EXTVERSION  = 1.1
 MODULE_big  = modelmine
 OBJS        = $(patsubst %.c,%.o,$(wildcard extension/*.c))
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 EXTRA_CLEAN = $(DATA_built)
 
 REGRESS      = $(sort $(patsubst regress/sql/%.sql,%,$(wildcard regress/sql/*.sql)))
@@ -22,7 +24,8 @@ include $(PGXS)
 # PGXS does not track headers: every object depends on the shared one.
 $(OBJS): extension/modelmine.h
 
-# The single install script is the source of truth; the versioned file is built from it.
+# The unversioned install script is the source of truth for the current version; the versioned file is
+# built from it.
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 

@@ -1,0 +1,1319 @@
+-- ModelMine install script: the single source of truth for the `modelmine` extension.
+-- The Makefile copies it to modelmine--<version>.sql.  Everything is schema-qualified; functions that
+-- touch tables are SECURITY DEFINER with a fixed search_path, revoked from PUBLIC and granted to the
+-- least-privileged role that needs them.  Non-admin roles never read or write a table directly.
+
+\echo Use "CREATE EXTENSION modelmine CASCADE" to load this file. \quit
+
+-------------------------------------------------------------------------------------------------------
+-- Roles.  Roles are cluster-wide and outlive the extension, so create them only when missing.
+-------------------------------------------------------------------------------------------------------
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['modelmine_anon', 'modelmine_user', 'modelmine_node', 'modelmine_admin'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    -- An admin can do everything a signed-in user can.
+    IF NOT pg_catalog.pg_has_role('modelmine_admin', 'modelmine_user', 'MEMBER') THEN
+        GRANT modelmine_user TO modelmine_admin;
+    END IF;
+END
+$roles$;
+
+GRANT USAGE ON SCHEMA modelmine TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Settings and secrets.  Settings are rows, not GUCs: any session can SET a GUC, and the reward split
+-- or the signup grant must not be one SET away.  Secrets are readable only by the extension owner.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.settings (
+    name        text PRIMARY KEY,
+    value       bigint NOT NULL,
+    min_value   bigint NOT NULL,
+    max_value   bigint NOT NULL,
+    description text NOT NULL,
+    CHECK (value BETWEEN min_value AND max_value)
+);
+INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
+    ('signup_grant',        1000, 0, 1000000000, 'Tokens a new user receives at signup.'),
+    ('default_stake',        100, 1, 1000000000, 'Stake used when submit_job is given none.'),
+    ('reward_pct',            80, 0, 100,        'Percent of a completed job''s stake paid to the node (rounded down); the rest is the network fee.'),
+    ('max_config_bytes',   65536, 2, 1048576,    'Largest accepted job config, in bytes of its JSON text.'),
+    ('session_ttl_seconds', 86400, 60, 31536000, 'Lifetime of a login session and its token.'),
+    ('bcrypt_cost',           10, 4, 16,         'bcrypt work factor for new password hashes.'),
+    ('max_attempts',           3, 1, 100,        'Times a job may be claimed before an expired lease fails it (and refunds the stake).'),
+    ('offline_after_seconds', 15, 6, 3600,       'A node without a heartbeat for this long is OFFLINE.'),
+    ('max_result_bytes', 16777216, 1024, 268435456, 'Largest accepted job result (metrics plus model artifact), in bytes of jsonb.'),
+    ('heartbeat_notify_seconds', 60, 0, 86400,   'A node''s heartbeats raise node:heartbeat at most this often unless its status changes.');
+SELECT pg_catalog.pg_extension_config_dump('modelmine.settings', '');
+
+CREATE TABLE modelmine.secrets (
+    name  text PRIMARY KEY,
+    value bytea NOT NULL
+);
+-- The JWT signing key is made at install time, per database, and never leaves this table.
+INSERT INTO modelmine.secrets (name, value) VALUES ('jwt_hs256', gen_random_bytes(32));
+SELECT pg_catalog.pg_extension_config_dump('modelmine.secrets', '');
+
+-------------------------------------------------------------------------------------------------------
+-- Users and sessions.  A JWT names a session; revoking the session row kills the token at once.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.users (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email         text NOT NULL UNIQUE CHECK (email = pg_catalog.lower(pg_catalog.btrim(email))),
+    password_hash text NOT NULL,
+    role          text NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.users', '');
+
+CREATE TABLE modelmine.sessions (
+    id         uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    user_id    bigint NOT NULL REFERENCES modelmine.users (id),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz
+);
+CREATE INDEX sessions_user_idx ON modelmine.sessions (user_id);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.sessions', '');
+
+-------------------------------------------------------------------------------------------------------
+-- Double-entry tokens.  Every movement is one immutable journal row; accounts carry the running balance
+-- so reads are O(1).  Escrow and the network fee are striped over 16 shard accounts (a job uses shard
+-- id % 16) so concurrent jobs do not all queue on one hot row.  Fixed ids: issuance 1, escrow 16..31,
+-- fee 32..47; user and node accounts start at 1000.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.accounts (
+    id       bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 1000) PRIMARY KEY,
+    kind     text NOT NULL CHECK (kind IN ('issuance', 'user', 'node', 'escrow', 'fee')),
+    user_id  bigint UNIQUE REFERENCES modelmine.users (id),
+    node_id  bigint UNIQUE,
+    shard    smallint,
+    balance  bigint NOT NULL DEFAULT 0,
+    CHECK (balance >= 0 OR kind = 'issuance'),
+    CHECK ((kind = 'user') = (user_id IS NOT NULL)),
+    CHECK ((kind = 'node') = (node_id IS NOT NULL)),
+    CHECK ((kind IN ('escrow', 'fee')) = (shard IS NOT NULL))
+);
+INSERT INTO modelmine.accounts (id, kind) VALUES (1, 'issuance');
+INSERT INTO modelmine.accounts (id, kind, shard) SELECT 16 + s, 'escrow', s FROM pg_catalog.generate_series(0, 15) s;
+INSERT INTO modelmine.accounts (id, kind, shard) SELECT 32 + s, 'fee', s FROM pg_catalog.generate_series(0, 15) s;
+SELECT pg_catalog.pg_extension_config_dump('modelmine.accounts', '');
+
+CREATE TABLE modelmine.journal (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    debit_account  bigint NOT NULL REFERENCES modelmine.accounts (id),  -- tokens leave this account
+    credit_account bigint NOT NULL REFERENCES modelmine.accounts (id),  -- tokens arrive here
+    amount         bigint NOT NULL CHECK (amount > 0),
+    reason         text NOT NULL CHECK (reason IN ('signup_grant', 'mint', 'transfer', 'stake', 'refund',
+                                                   'reward', 'fee', 'withdrawal')),
+    job_id         bigint,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (debit_account <> credit_account)
+);
+CREATE INDEX journal_debit_idx ON modelmine.journal (debit_account, id);
+CREATE INDEX journal_credit_idx ON modelmine.journal (credit_account, id);
+CREATE INDEX journal_job_idx ON modelmine.journal (job_id) WHERE job_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('modelmine.journal', '');
+
+-------------------------------------------------------------------------------------------------------
+-- Compute nodes.  A node key is shown once at registration and stored only as its SHA-256 (it is 256
+-- random bits, so a slow hash adds nothing).  Counters are kept on the node's own row at settlement so
+-- node listings stay O(nodes) without any global hot row.  Uptime history: the current online stretch is
+-- (online_since, last_seen); a heartbeat after a gap closes it into node_uptime.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.nodes (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    operator_id      bigint NOT NULL REFERENCES modelmine.users (id),
+    name             text NOT NULL CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 100),
+    key_hash         bytea NOT NULL,
+    capabilities     jsonb NOT NULL,
+    requirements     text[] NOT NULL,          -- 'trainer:NAME' / 'runner:NAME', derived from capabilities
+    status           text NOT NULL DEFAULT 'ONLINE' CHECK (status IN ('ONLINE', 'BUSY', 'MAINTENANCE')),
+    cpu_load         real,
+    memory_used_mb   integer,
+    memory_total_mb  integer,
+    registered_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_seen        timestamptz,
+    online_since     timestamptz,
+    last_notified_at timestamptz,
+    jobs_completed   bigint NOT NULL DEFAULT 0,
+    jobs_failed      bigint NOT NULL DEFAULT 0,
+    tokens_earned    bigint NOT NULL DEFAULT 0,
+    UNIQUE (operator_id, name)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.nodes', '');
+
+CREATE TABLE modelmine.node_uptime (
+    node_id    bigint NOT NULL REFERENCES modelmine.nodes (id),
+    started_at timestamptz NOT NULL,
+    ended_at   timestamptz NOT NULL,
+    PRIMARY KEY (node_id, started_at)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.node_uptime', '');
+
+ALTER TABLE modelmine.accounts ADD FOREIGN KEY (node_id) REFERENCES modelmine.nodes (id);
+
+-------------------------------------------------------------------------------------------------------
+-- Jobs.
+-------------------------------------------------------------------------------------------------------
+CREATE TYPE modelmine.job_status AS ENUM ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED');
+
+CREATE TABLE modelmine.jobs (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id          bigint NOT NULL REFERENCES modelmine.users (id),
+    title            text NOT NULL CHECK (pg_catalog.char_length(title) BETWEEN 1 AND 200),
+    description      text CHECK (pg_catalog.char_length(description) <= 10000),
+    config           jsonb NOT NULL CHECK (pg_catalog.jsonb_typeof(config) = 'object'),
+    stake            bigint NOT NULL CHECK (stake > 0),
+    priority         integer NOT NULL DEFAULT 0 CHECK (priority BETWEEN -1000 AND 1000),
+    status           modelmine.job_status NOT NULL DEFAULT 'PENDING',
+    progress         real NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    metrics          jsonb,
+    result           jsonb,
+    error            text,
+    node_id          bigint REFERENCES modelmine.nodes (id),
+    attempts         integer NOT NULL DEFAULT 0,
+    lease_seconds    integer,
+    lease_expires_at timestamptz,
+    -- What a node must advertise to run the job: 'runner:NAME' or 'trainer:NAME' (default logreg).
+    requirement      text NOT NULL GENERATED ALWAYS AS (
+                         CASE WHEN config ? 'runner' THEN 'runner:' || (config ->> 'runner')
+                              ELSE 'trainer:' || COALESCE(config ->> 'trainer', 'logreg') END) STORED,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at       timestamptz,
+    finished_at      timestamptz
+);
+CREATE INDEX jobs_user_created_idx ON modelmine.jobs (user_id, created_at DESC);
+CREATE INDEX jobs_pending_idx ON modelmine.jobs (priority DESC, id) WHERE status = 'PENDING';
+CREATE INDEX jobs_lease_idx ON modelmine.jobs (lease_expires_at) WHERE status = 'RUNNING';
+CREATE INDEX jobs_node_running_idx ON modelmine.jobs (node_id) WHERE status = 'RUNNING';
+CREATE INDEX jobs_open_idx ON modelmine.jobs (status) WHERE status IN ('PENDING', 'RUNNING');
+SELECT pg_catalog.pg_extension_config_dump('modelmine.jobs', '');
+
+-------------------------------------------------------------------------------------------------------
+-- Triggers (C): the journal is append-only; job status moves only along the lifecycle; new pending work
+-- wakes workers with one NOTIFY per statement, not per row.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine._refuse_change() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_refuse_change';
+COMMENT ON FUNCTION modelmine._refuse_change() IS
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables (journal, ledger).';
+REVOKE ALL ON FUNCTION modelmine._refuse_change() FROM PUBLIC;
+
+CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE ON modelmine.journal
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change();
+CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON modelmine.journal
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_change();
+
+CREATE FUNCTION modelmine._job_transition_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_job_transition_guard';
+COMMENT ON FUNCTION modelmine._job_transition_guard() IS
+    'Trigger: allows only PENDING->RUNNING->COMPLETED|FAILED, RUNNING->PENDING (lease expiry) and PENDING|RUNNING->CANCELED; keeps updated_at.';
+REVOKE ALL ON FUNCTION modelmine._job_transition_guard() FROM PUBLIC;
+
+CREATE TRIGGER jobs_transition_guard BEFORE UPDATE ON modelmine.jobs
+    FOR EACH ROW EXECUTE FUNCTION modelmine._job_transition_guard();
+
+CREATE FUNCTION modelmine._notify_work() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_notify_work';
+COMMENT ON FUNCTION modelmine._notify_work() IS
+    'Statement trigger: one NOTIFY modelmine_work per statement that adds pending jobs.';
+REVOKE ALL ON FUNCTION modelmine._notify_work() FROM PUBLIC;
+
+CREATE TRIGGER jobs_notify_work AFTER INSERT ON modelmine.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._notify_work();
+
+CREATE FUNCTION modelmine._notify_job_end() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_notify_job_end';
+COMMENT ON FUNCTION modelmine._notify_job_end() IS
+    'Row trigger: NOTIFY job:{id}:progress with {"job_id", "status", "progress"} when a job reaches COMPLETED, FAILED or CANCELED.';
+REVOKE ALL ON FUNCTION modelmine._notify_job_end() FROM PUBLIC;
+
+CREATE TRIGGER jobs_notify_end AFTER UPDATE OF status ON modelmine.jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status IN ('COMPLETED', 'FAILED', 'CANCELED'))
+    EXECUTE FUNCTION modelmine._notify_job_end();
+
+-------------------------------------------------------------------------------------------------------
+-- Identity (C, extension/auth.c).
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.signup(email text, password text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_signup';
+COMMENT ON FUNCTION modelmine.signup(text, text) IS
+    'Creates an account (email trimmed and lower-cased, password of 8 to 72 bytes stored only as a bcrypt hash), grants the signup tokens and returns the user id.';
+REVOKE ALL ON FUNCTION modelmine.signup(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.signup(text, text) TO modelmine_anon, modelmine_user;
+
+CREATE FUNCTION modelmine.login(email text, password text) RETURNS text
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_login';
+COMMENT ON FUNCTION modelmine.login(text, text) IS
+    'Checks the credentials (same bcrypt cost for an unknown email) and returns an HS256 JWT for a new session.';
+REVOKE ALL ON FUNCTION modelmine.login(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.login(text, text) TO modelmine_anon, modelmine_user;
+
+CREATE FUNCTION modelmine.authenticate(token text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_authenticate';
+COMMENT ON FUNCTION modelmine.authenticate(text) IS
+    'Verifies a token and binds this database session to its user until logout, deauthenticate or disconnect; returns the user id.';
+REVOKE ALL ON FUNCTION modelmine.authenticate(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.authenticate(text) TO modelmine_user;
+
+CREATE FUNCTION modelmine.authenticate_local(token text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_authenticate_local';
+COMMENT ON FUNCTION modelmine.authenticate_local(text) IS
+    'Like authenticate, but the binding ends with the current transaction: use it behind a transaction-pooling connection pooler.';
+REVOKE ALL ON FUNCTION modelmine.authenticate_local(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.authenticate_local(text) TO modelmine_user;
+
+CREATE FUNCTION modelmine.deauthenticate() RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_deauthenticate';
+COMMENT ON FUNCTION modelmine.deauthenticate() IS
+    'Drops this database session''s binding to a user without revoking the token.';
+REVOKE ALL ON FUNCTION modelmine.deauthenticate() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.deauthenticate() TO modelmine_user;
+
+CREATE FUNCTION modelmine.logout() RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_logout';
+COMMENT ON FUNCTION modelmine.logout() IS
+    'Revokes the current session: its token is refused from now on, in every database session.';
+REVOKE ALL ON FUNCTION modelmine.logout() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.logout() TO modelmine_user;
+
+CREATE FUNCTION modelmine.current_user_id() RETURNS bigint
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_current_user_id';
+COMMENT ON FUNCTION modelmine.current_user_id() IS
+    'The signed-in user: from authenticate/authenticate_local, or from a verified Bearer token in request.headers (PostgREST). Raises 28000 when there is none.';
+REVOKE ALL ON FUNCTION modelmine.current_user_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.current_user_id() TO modelmine_user;
+
+CREATE FUNCTION modelmine.current_session_id() RETURNS uuid
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_current_session_id';
+COMMENT ON FUNCTION modelmine.current_session_id() IS
+    'The session id of the signed-in user (see current_user_id).';
+REVOKE ALL ON FUNCTION modelmine.current_session_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.current_session_id() TO modelmine_user;
+
+CREATE FUNCTION modelmine.whoami(OUT user_id bigint, OUT email text, OUT role text,
+                                 OUT session_id uuid, OUT session_expires_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT u.id, u.email, u.role, s.id, s.expires_at
+          FROM modelmine.sessions s JOIN modelmine.users u ON u.id = s.user_id
+         WHERE s.id = modelmine.current_session_id()
+    $$;
+COMMENT ON FUNCTION modelmine.whoami() IS 'The signed-in user''s id, email, role and session.';
+REVOKE ALL ON FUNCTION modelmine.whoami() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.whoami() TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Tokens (C, extension/tokens.c).
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.balance() RETURNS bigint
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_balance';
+COMMENT ON FUNCTION modelmine.balance() IS 'The signed-in user''s spendable token balance (stakes in escrow excluded).';
+REVOKE ALL ON FUNCTION modelmine.balance() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.balance() TO modelmine_user;
+
+CREATE FUNCTION modelmine.transfer(to_email text, amount bigint) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_transfer';
+COMMENT ON FUNCTION modelmine.transfer(text, bigint) IS
+    'Moves tokens from the signed-in user to another user; returns the journal entry id.';
+REVOKE ALL ON FUNCTION modelmine.transfer(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.transfer(text, bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.mint(email text, amount bigint) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_mint';
+COMMENT ON FUNCTION modelmine.mint(text, bigint) IS
+    'Admin: issues new tokens to a user (debits the issuance account); returns the journal entry id.';
+REVOKE ALL ON FUNCTION modelmine.mint(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.mint(text, bigint) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.my_transactions(max_rows integer DEFAULT 20)
+    RETURNS TABLE (id bigint, created_at timestamptz, amount bigint, direction text, reason text,
+                   job_id bigint, counterparty text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
+            HINT = 'Pass a number of rows from 0 to 1000.';
+    END IF;
+    RETURN QUERY
+        WITH me AS (SELECT a.id FROM modelmine.accounts a WHERE a.user_id = modelmine.current_user_id())
+        SELECT j.id, j.created_at,
+               CASE WHEN j.credit_account = me.id THEN j.amount ELSE -j.amount END,
+               CASE WHEN j.credit_account = me.id THEN 'in' ELSE 'out' END,
+               j.reason, j.job_id,
+               COALESCE(u.email, o.kind)
+          FROM me
+          -- two index scans (debit side, credit side), not one OR over the whole journal
+          CROSS JOIN LATERAL ((SELECT * FROM modelmine.journal d WHERE d.debit_account = me.id
+                                ORDER BY d.id DESC LIMIT max_rows)
+                              UNION ALL
+                              (SELECT * FROM modelmine.journal c WHERE c.credit_account = me.id
+                                ORDER BY c.id DESC LIMIT max_rows)) j
+          JOIN modelmine.accounts o ON o.id = CASE WHEN j.credit_account = me.id THEN j.debit_account
+                                                   ELSE j.credit_account END
+          LEFT JOIN modelmine.users u ON u.id = o.user_id
+         ORDER BY j.id DESC
+         LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION modelmine.my_transactions(integer) IS
+    'The signed-in user''s latest journal entries (newest first, at most 1000): signed amount, reason, job and counterparty.';
+REVOKE ALL ON FUNCTION modelmine.my_transactions(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_transactions(integer) TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Jobs (C, extension/jobs.c).
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.submit_job(title text, config jsonb, description text DEFAULT NULL,
+                                     stake bigint DEFAULT NULL, priority integer DEFAULT 0) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_submit_job';
+COMMENT ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) IS
+    'Submits a training job: title 1-200 characters, config a JSON object, stake (default: setting default_stake) moved to escrow in the same transaction, priority -1000..1000 (higher first). Returns the job id.';
+REVOKE ALL ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) TO modelmine_user;
+
+CREATE FUNCTION modelmine.cancel_job(job_id bigint) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_cancel_job';
+COMMENT ON FUNCTION modelmine.cancel_job(bigint) IS
+    'Cancels one of the signed-in user''s PENDING or RUNNING jobs and refunds its whole stake; returns the refund.';
+REVOKE ALL ON FUNCTION modelmine.cancel_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.cancel_job(bigint) TO modelmine_user;
+
+-- The row shape job listings return (no config, result or error: job() has those).
+CREATE TYPE modelmine.job_summary AS (
+    id bigint, title text, status modelmine.job_status, stake bigint, priority integer, progress real,
+    attempts integer, node_id bigint, created_at timestamptz, updated_at timestamptz, finished_at timestamptz
+);
+
+CREATE FUNCTION modelmine._list_jobs(owner bigint, status text, sort text, descending boolean,
+                                     max_rows integer, skip integer)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    want modelmine.job_status;
+BEGIN
+    -- Validate before touching rows, so bad input is refused even when there is nothing to list.
+    IF status IS NOT NULL THEN
+        IF pg_catalog.upper(status) NOT IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED') THEN
+            RAISE EXCEPTION 'invalid status filter' USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = pg_catalog.format('Got %L.', status),
+                HINT = 'Pass one of PENDING, RUNNING, COMPLETED, FAILED, CANCELED, or NULL for all jobs.';
+        END IF;
+        want := pg_catalog.upper(status)::modelmine.job_status;
+    END IF;
+    IF sort IS NULL OR pg_catalog.lower(sort) NOT IN ('created', 'stake', 'status') THEN
+        RAISE EXCEPTION 'invalid sort key' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', sort), HINT = 'Pass one of created, stake, status.';
+    END IF;
+    sort := pg_catalog.lower(sort);
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid limit' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
+            HINT = 'Pass a limit from 0 to 10000.';
+    END IF;
+    IF skip IS NULL OR skip < 0 THEN
+        RAISE EXCEPTION 'invalid offset' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')),
+            HINT = 'Pass an offset of 0 or more.';
+    END IF;
+    descending := COALESCE(descending, true);
+    RETURN QUERY
+        SELECT j.id, j.title, j.status, j.stake, j.priority, j.progress, j.attempts, j.node_id,
+               j.created_at, j.updated_at, j.finished_at
+          FROM modelmine.jobs j
+         WHERE (owner IS NULL OR j.user_id = owner)
+           AND (want IS NULL OR j.status = want)
+         ORDER BY
+           CASE WHEN NOT descending AND sort = 'stake' THEN j.stake END ASC,
+           CASE WHEN descending AND sort = 'stake' THEN j.stake END DESC,
+           CASE WHEN NOT descending AND sort = 'status' THEN j.status END ASC,
+           CASE WHEN descending AND sort = 'status' THEN j.status END DESC,
+           CASE WHEN NOT descending THEN j.id END ASC,
+           CASE WHEN descending THEN j.id END DESC
+         LIMIT max_rows OFFSET skip;
+END
+$$;
+COMMENT ON FUNCTION modelmine._list_jobs(bigint, text, text, boolean, integer, integer) IS
+    'Shared body of my_jobs and all_jobs: validates the filters (22023 with a hint), then filters by owner (NULL: everyone) and status, sorts (ties and "created" by submission order) and pages.';
+REVOKE ALL ON FUNCTION modelmine._list_jobs(bigint, text, text, boolean, integer, integer) FROM PUBLIC;
+
+CREATE FUNCTION modelmine.my_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
+                                  descending boolean DEFAULT true, "limit" integer DEFAULT 50,
+                                  "offset" integer DEFAULT 0)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._list_jobs(modelmine.current_user_id(), $1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) IS
+    'The signed-in user''s jobs. status: PENDING|RUNNING|COMPLETED|FAILED|CANCELED or NULL for all; sort: created|stake|status; limit 0..10000.';
+REVOKE ALL ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) TO modelmine_user;
+
+CREATE FUNCTION modelmine.all_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
+                                   descending boolean DEFAULT true, "limit" integer DEFAULT 50,
+                                   "offset" integer DEFAULT 0)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._list_jobs(NULL, $1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) IS
+    'Admin: every user''s jobs, with the same filters as my_jobs.';
+REVOKE ALL ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) TO modelmine_admin;
+
+-- Full job details.
+CREATE TYPE modelmine.job_detail AS (
+    id bigint, owner_email text, title text, description text, config jsonb, status modelmine.job_status,
+    stake bigint, priority integer, progress real, metrics jsonb, result jsonb, error text, node_id bigint,
+    attempts integer, lease_expires_at timestamptz, created_at timestamptz, updated_at timestamptz,
+    started_at timestamptz, finished_at timestamptz
+);
+
+CREATE FUNCTION modelmine._job_detail(job_id bigint, owner bigint) RETURNS SETOF modelmine.job_detail
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT j.id, u.email, j.title, j.description, j.config, j.status, j.stake, j.priority, j.progress,
+               j.metrics, j.result, j.error, j.node_id, j.attempts, j.lease_expires_at, j.created_at,
+               j.updated_at, j.started_at, j.finished_at
+          FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id
+         WHERE j.id = $1 AND ($2 IS NULL OR j.user_id = $2)
+    $$;
+COMMENT ON FUNCTION modelmine._job_detail(bigint, bigint) IS
+    'Shared body of job and admin_job: one job, restricted to an owner unless owner is NULL.';
+REVOKE ALL ON FUNCTION modelmine._job_detail(bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION modelmine.admin_job(job_id bigint) RETURNS SETOF modelmine.job_detail
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._job_detail($1, NULL) $$;
+COMMENT ON FUNCTION modelmine.admin_job(bigint) IS 'Admin: any job''s full details.';
+REVOKE ALL ON FUNCTION modelmine.admin_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.admin_job(bigint) TO modelmine_admin;
+
+CREATE FUNCTION modelmine._own_job(job_id bigint) RETURNS SETOF modelmine.job_detail
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._job_detail($1, modelmine.current_user_id()) $$;
+COMMENT ON FUNCTION modelmine._own_job(bigint) IS 'One of the signed-in user''s jobs (body of job for non-admins).';
+REVOKE ALL ON FUNCTION modelmine._own_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._own_job(bigint) TO modelmine_user;
+
+-- SECURITY INVOKER on purpose: current_user here is the caller's role, so admin rights come from role
+-- membership (which no client can forge) and everyone else gets only their own jobs.
+CREATE FUNCTION modelmine.job(job_id bigint) RETURNS modelmine.job_detail
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    j modelmine.job_detail;
+BEGIN
+    IF job_id IS NULL THEN
+        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the id returned by modelmine.submit_job.';
+    END IF;
+    IF pg_catalog.pg_has_role(current_user, 'modelmine_admin', 'USAGE') THEN
+        SELECT * INTO j FROM modelmine.admin_job(job_id);
+    ELSE
+        SELECT * INTO j FROM modelmine._own_job(job_id);
+    END IF;
+    IF j.id IS NULL THEN
+        RAISE EXCEPTION 'job % not found', job_id USING ERRCODE = 'no_data_found',
+            DETAIL = CASE WHEN pg_catalog.pg_has_role(current_user, 'modelmine_admin', 'USAGE')
+                          THEN 'There is no job with this id.' ELSE 'There is no job with this id that you own.' END,
+            HINT = 'List your jobs with modelmine.my_jobs().';
+    END IF;
+    RETURN j;
+END
+$$;
+COMMENT ON FUNCTION modelmine.job(bigint) IS
+    'One job with config, result and error: the owner''s, or any job for modelmine_admin. P0002 when not found or not yours.';
+REVOKE ALL ON FUNCTION modelmine.job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job(bigint) TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Nodes (C, extension/nodes.c) and the lease-based work protocol (C, extension/lease.c).
+-- NOTIFY channels: modelmine_work (pending work appeared), node:registered, node:heartbeat (on status
+-- change, else at most once per heartbeat_notify_seconds per node), job:{id}:progress.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.register_node(name text, capabilities jsonb DEFAULT '{}',
+                                        OUT node_id bigint, OUT node_key text)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_register_node';
+COMMENT ON FUNCTION modelmine.register_node(text, jsonb) IS
+    'Registers a compute node operated by the signed-in user. capabilities: {"trainers": [...], "runners": [...]}. Returns the node id and its key, shown only this once (only a hash is stored).';
+REVOKE ALL ON FUNCTION modelmine.register_node(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.register_node(text, jsonb) TO modelmine_user;
+
+CREATE FUNCTION modelmine.authenticate_node(node_key text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_authenticate_node';
+COMMENT ON FUNCTION modelmine.authenticate_node(text) IS
+    'Verifies a node key and binds this database session to the node (until disconnect, RESET ALL or another authenticate); returns the node id.';
+REVOKE ALL ON FUNCTION modelmine.authenticate_node(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.authenticate_node(text) TO modelmine_node;
+
+CREATE FUNCTION modelmine.set_capabilities(capabilities jsonb) RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_set_capabilities';
+COMMENT ON FUNCTION modelmine.set_capabilities(jsonb) IS
+    'Node: replaces the trainers and runners this node advertises (the worker calls it at start).';
+REVOKE ALL ON FUNCTION modelmine.set_capabilities(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_capabilities(jsonb) TO modelmine_node;
+
+CREATE FUNCTION modelmine.heartbeat(cpu_load real, memory_used_mb integer, memory_total_mb integer,
+                                    status text DEFAULT 'ONLINE') RETURNS bigint[]
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_heartbeat';
+COMMENT ON FUNCTION modelmine.heartbeat(real, integer, integer, text) IS
+    'Node: reports load and memory (status ONLINE, BUSY or MAINTENANCE), extends the leases of its running jobs and returns their ids; a job missing from the list was canceled or lost.';
+REVOKE ALL ON FUNCTION modelmine.heartbeat(real, integer, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.heartbeat(real, integer, integer, text) TO modelmine_node;
+
+CREATE FUNCTION modelmine.claim_jobs(max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 30)
+    RETURNS TABLE (job_id bigint, title text, config jsonb, lease_expires_at timestamptz, attempt integer)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_claim_jobs';
+COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
+    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600). Never gives one job to two nodes.';
+REVOKE ALL ON FUNCTION modelmine.claim_jobs(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.claim_jobs(integer, integer) TO modelmine_node;
+
+CREATE FUNCTION modelmine.report_progress(job_id bigint, progress real, metrics jsonb DEFAULT NULL)
+    RETURNS timestamptz
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_report_progress';
+COMMENT ON FUNCTION modelmine.report_progress(bigint, real, jsonb) IS
+    'Node holding the lease: records progress (0..100, never backwards) and metrics, extends the lease, NOTIFYs job:{id}:progress; returns the new lease expiry.';
+REVOKE ALL ON FUNCTION modelmine.report_progress(bigint, real, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.report_progress(bigint, real, jsonb) TO modelmine_node;
+
+CREATE FUNCTION modelmine.complete_job(job_id bigint, result jsonb) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_complete_job';
+COMMENT ON FUNCTION modelmine.complete_job(bigint, jsonb) IS
+    'Node holding the lease: stores the result (accuracy 0..1 or null, loss, epochs, optional model) and settles once: floor(stake * reward_pct / 100) to the node, the rest to the network. Returns the node reward.';
+REVOKE ALL ON FUNCTION modelmine.complete_job(bigint, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.complete_job(bigint, jsonb) TO modelmine_node;
+
+CREATE FUNCTION modelmine.fail_job(job_id bigint, error text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_fail_job';
+COMMENT ON FUNCTION modelmine.fail_job(bigint, text) IS
+    'Node holding the lease: marks the job FAILED with the error and refunds the whole stake to its owner; returns the refund.';
+REVOKE ALL ON FUNCTION modelmine.fail_job(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.fail_job(bigint, text) TO modelmine_node;
+
+CREATE FUNCTION modelmine.release_job(job_id bigint) RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_release_job';
+COMMENT ON FUNCTION modelmine.release_job(bigint) IS
+    'Node holding the lease: gives a job back to the queue (a shutting-down worker); the attempt is not counted.';
+REVOKE ALL ON FUNCTION modelmine.release_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.release_job(bigint) TO modelmine_node;
+
+CREATE FUNCTION modelmine.withdraw_node_earnings(node_id bigint, amount bigint DEFAULT NULL) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_withdraw_node_earnings';
+COMMENT ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) IS
+    'Operator: moves a node''s earnings (all of them when amount is NULL) to the signed-in operator''s balance; returns the amount moved.';
+REVOKE ALL ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.job_result(job_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    j record;
+BEGIN
+    IF job_id IS NULL THEN
+        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the id returned by modelmine.submit_job.';
+    END IF;
+    SELECT jobs.status, jobs.result INTO j FROM modelmine.jobs
+     WHERE jobs.id = job_result.job_id AND jobs.user_id = modelmine.current_user_id();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % not found', job_id USING ERRCODE = 'no_data_found',
+            DETAIL = 'There is no job with this id that you own.', HINT = 'List your jobs with modelmine.my_jobs().';
+    END IF;
+    IF j.status <> 'COMPLETED' THEN
+        RAISE EXCEPTION 'job % has no result', job_id USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = pg_catalog.format('It is %s.', j.status), HINT = 'Results exist once a job is COMPLETED.';
+    END IF;
+    RETURN j.result;
+END
+$$;
+COMMENT ON FUNCTION modelmine.job_result(bigint) IS
+    'Owner: the result of a COMPLETED job: accuracy, loss, epochs, metrics and the model artifact (weights as JSON).';
+REVOKE ALL ON FUNCTION modelmine.job_result(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job_result(bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine._node_status(status text, last_seen timestamptz) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT CASE WHEN last_seen IS NULL OR last_seen < pg_catalog.now() - pg_catalog.make_interval(
+                             secs => (SELECT value FROM modelmine.settings WHERE name = 'offline_after_seconds'))
+                    THEN 'OFFLINE' ELSE status END
+    $$;
+COMMENT ON FUNCTION modelmine._node_status(text, timestamptz) IS
+    'A node''s effective status: OFFLINE when its last heartbeat is older than offline_after_seconds, else what it reported.';
+REVOKE ALL ON FUNCTION modelmine._node_status(text, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION modelmine.my_nodes()
+    RETURNS TABLE (id bigint, name text, status text, capabilities jsonb, last_seen timestamptz,
+                   jobs_completed bigint, jobs_failed bigint, tokens_earned bigint, balance bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT n.id, n.name, modelmine._node_status(n.status, n.last_seen), n.capabilities, n.last_seen,
+               n.jobs_completed, n.jobs_failed, n.tokens_earned, a.balance
+          FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id
+         WHERE n.operator_id = modelmine.current_user_id()
+         ORDER BY n.id
+    $$;
+COMMENT ON FUNCTION modelmine.my_nodes() IS
+    'Nodes the signed-in user operates: status (OFFLINE derived), capabilities, counters, tokens earned and the unwithdrawn balance.';
+REVOKE ALL ON FUNCTION modelmine.my_nodes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_nodes() TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Ledger (C, extension/ledger.c; encoding in docs/LEDGER.md).  One block per completed job, SHA-256
+-- hash-chained from a genesis block made at install.  complete_job queues the entry; sealing appends
+-- blocks under a try-lock (see ledger.c) so completions never wait on each other.  Blocks are readable
+-- by every ModelMine role, so anyone can verify them without trusting the extension's functions.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.ledger (
+    height       bigint PRIMARY KEY CHECK (height >= 0),
+    prev_hash    bytea NOT NULL UNIQUE,      -- UNIQUE: two blocks can never extend the same block
+    hash         bytea NOT NULL UNIQUE,
+    job_id       bigint UNIQUE,
+    user_id      bigint,
+    node_id      bigint,
+    stake        bigint,
+    reward       bigint,
+    fee          bigint,
+    accuracy     text,                       -- decimal text exactly as the result reported it
+    loss         text,
+    epochs       bigint,
+    completed_at timestamptz,
+    created_at   timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.ledger', '');
+GRANT SELECT ON modelmine.ledger TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON modelmine.ledger
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change();
+CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON modelmine.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_change();
+
+CREATE TABLE modelmine.ledger_queue (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id       bigint NOT NULL UNIQUE,
+    user_id      bigint NOT NULL,
+    node_id      bigint NOT NULL,
+    stake        bigint NOT NULL,
+    reward       bigint NOT NULL,
+    fee          bigint NOT NULL,
+    accuracy     text,
+    loss         text,
+    epochs       bigint,
+    completed_at timestamptz NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.ledger_queue', '');
+
+CREATE FUNCTION modelmine._ledger_genesis() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_ledger_genesis';
+COMMENT ON FUNCTION modelmine._ledger_genesis() IS 'Install time: appends the genesis block (height 0).';
+REVOKE ALL ON FUNCTION modelmine._ledger_genesis() FROM PUBLIC;
+SELECT modelmine._ledger_genesis();
+
+CREATE FUNCTION modelmine.seal_ledger(max_blocks bigint DEFAULT 100000) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_seal_ledger';
+COMMENT ON FUNCTION modelmine.seal_ledger(bigint) IS
+    'Seals queued completions into blocks now (completion, claim_jobs and the ledger readers do it anyway); returns the number of blocks appended, 0 when another transaction is sealing.';
+REVOKE ALL ON FUNCTION modelmine.seal_ledger(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.seal_ledger(bigint) TO modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.ledger(from_height bigint DEFAULT 0, "limit" integer DEFAULT 100)
+    RETURNS TABLE (height bigint, hash text, prev_hash text, job_id bigint, user_id bigint, node_id bigint,
+                   stake bigint, reward bigint, fee bigint, accuracy text, loss text, epochs bigint,
+                   completed_at timestamptz, created_at timestamptz)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF from_height IS NULL OR from_height < 0 THEN
+        RAISE EXCEPTION 'invalid from_height' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(from_height::text, 'NULL')), HINT = 'Pass a height of 0 or more.';
+    END IF;
+    IF "limit" IS NULL OR "limit" NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid limit' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE("limit"::text, 'NULL')), HINT = 'Pass a limit from 0 to 10000.';
+    END IF;
+    PERFORM modelmine.seal_ledger();
+    RETURN QUERY
+        SELECT l.height, pg_catalog.encode(l.hash, 'hex'), pg_catalog.encode(l.prev_hash, 'hex'), l.job_id,
+               l.user_id, l.node_id, l.stake, l.reward, l.fee, l.accuracy, l.loss, l.epochs, l.completed_at,
+               l.created_at
+          FROM modelmine.ledger l
+         WHERE l.height >= from_height
+         ORDER BY l.height
+         LIMIT "limit";
+END
+$$;
+COMMENT ON FUNCTION modelmine.ledger(bigint, integer) IS
+    'Blocks from from_height on (at most limit, 0..10000), hashes in hex. Seals pending completions first.';
+REVOKE ALL ON FUNCTION modelmine.ledger(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.ledger(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.ledger_digest() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    d jsonb;
+BEGIN
+    PERFORM modelmine.seal_ledger();
+    SELECT pg_catalog.jsonb_build_object('height', l.height, 'hash', pg_catalog.encode(l.hash, 'hex'),
+                                         'time', l.created_at,
+                                         'pending', (SELECT count(*) FROM modelmine.ledger_queue))
+      INTO d
+      FROM modelmine.ledger l ORDER BY l.height DESC LIMIT 1;
+    RETURN d;
+END
+$$;
+COMMENT ON FUNCTION modelmine.ledger_digest() IS
+    'The chain head as {"height", "hash", "time", "pending"}: keep it outside the database, and later verify_ledger(digest) proves the chain still extends it.';
+REVOKE ALL ON FUNCTION modelmine.ledger_digest() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.ledger_digest() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.verify_ledger(digest jsonb DEFAULT NULL,
+                                        OUT ok boolean, OUT height bigint, OUT first_bad_height bigint,
+                                        OUT reason text, OUT blocks_checked bigint)
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_verify_ledger';
+COMMENT ON FUNCTION modelmine.verify_ledger(jsonb) IS
+    'Recomputes every block hash and every link from genesis; returns ok, the chain height, the first bad height and why. With a digest from ledger_digest(), also proves the chain still contains that block.';
+REVOKE ALL ON FUNCTION modelmine.verify_ledger(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.verify_ledger(jsonb) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.block_preimage(height bigint) RETURNS bytea
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_block_preimage';
+COMMENT ON FUNCTION modelmine.block_preimage(bigint) IS
+    'The exact bytes hashed for a block (docs/LEDGER.md), to compare with a third-party encoder.';
+REVOKE ALL ON FUNCTION modelmine.block_preimage(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.block_preimage(bigint) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Statistics (C, extension/stats.c).  Job counts by creation month and status, and by user and status,
+-- are kept as insert-only deltas folded into job_stats and user_job_stats under a try-lock, so no job
+-- ever waits on a counter row; node counters live on each node's own row.  Every statistic reads a few
+-- hundred rows at most, whatever the number of jobs.
+-------------------------------------------------------------------------------------------------------
+CREATE TABLE modelmine.job_stats (
+    month        date NOT NULL,
+    status       modelmine.job_status NOT NULL,
+    jobs         bigint NOT NULL,
+    stake        bigint NOT NULL,
+    accuracy_sum double precision NOT NULL,
+    accuracy_n   bigint NOT NULL,
+    PRIMARY KEY (month, status)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.job_stats', '');
+
+-- Jobs and stake per user and status (dashboard()): only the folder writes here.
+CREATE TABLE modelmine.user_job_stats (
+    user_id      bigint NOT NULL,
+    status       modelmine.job_status NOT NULL,
+    jobs         bigint NOT NULL,
+    stake        bigint NOT NULL,
+    PRIMARY KEY (user_id, status)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.user_job_stats', '');
+
+CREATE TABLE modelmine.job_stat_deltas (
+    month        date NOT NULL,
+    user_id      bigint NOT NULL,
+    status       modelmine.job_status NOT NULL,
+    jobs         integer NOT NULL,
+    stake        bigint NOT NULL,
+    accuracy_sum double precision NOT NULL,
+    accuracy_n   integer NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.job_stat_deltas', '');
+
+CREATE INDEX nodes_tokens_idx ON modelmine.nodes (tokens_earned DESC, id);
+CREATE INDEX node_uptime_end_idx ON modelmine.node_uptime (node_id, ended_at);
+
+CREATE FUNCTION modelmine._job_stats_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_job_stats_trigger';
+COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
+    'Row trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job status change.';
+REVOKE ALL ON FUNCTION modelmine._job_stats_trigger() FROM PUBLIC;
+
+CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs
+    FOR EACH ROW EXECUTE FUNCTION modelmine._job_stats_trigger();
+CREATE TRIGGER jobs_stats_update AFTER UPDATE OF status ON modelmine.jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION modelmine._job_stats_trigger();
+
+CREATE FUNCTION modelmine._fold_stats() RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_fold_stats';
+COMMENT ON FUNCTION modelmine._fold_stats() IS
+    'Folds committed statistics deltas into job_stats and user_job_stats unless another transaction is folding; returns the deltas folded.';
+REVOKE ALL ON FUNCTION modelmine._fold_stats() FROM PUBLIC;  -- called only from definer functions
+
+CREATE FUNCTION modelmine.network_stats(
+        OUT nodes_online bigint, OUT nodes_total bigint, OUT staked_now bigint, OUT staked_all_time bigint,
+        OUT jobs_pending bigint, OUT jobs_running bigint, OUT jobs_completed bigint, OUT jobs_failed bigint,
+        OUT jobs_canceled bigint, OUT average_accuracy double precision, OUT paid_to_nodes bigint,
+        OUT network_fees bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM modelmine._fold_stats();
+    WITH c AS (
+        SELECT x.status, sum(x.jobs)::bigint AS jobs, sum(x.stake)::bigint AS stake,
+               sum(x.accuracy_sum) AS acc, sum(x.accuracy_n)::bigint AS n
+          FROM (SELECT s.status, s.jobs, s.stake, s.accuracy_sum, s.accuracy_n FROM modelmine.job_stats s
+                UNION ALL
+                SELECT d.status, d.jobs, d.stake, d.accuracy_sum, d.accuracy_n FROM modelmine.job_stat_deltas d) x
+         GROUP BY x.status),
+    f AS (SELECT COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'fee'), 0)::bigint AS fees,
+                 COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'escrow'), 0)::bigint AS escrow
+            FROM modelmine.accounts a WHERE a.id BETWEEN 16 AND 47),
+    -- the OFFLINE rule of _node_status, computed once rather than called per node
+    n AS (SELECT count(*) FILTER (WHERE nd.last_seen >= pg_catalog.now() - pg_catalog.make_interval(
+                     secs => (SELECT st.value FROM modelmine.settings st WHERE st.name = 'offline_after_seconds')))
+                     AS online,
+                 count(*) AS total
+            FROM modelmine.nodes nd)
+    SELECT n.online, n.total, f.escrow, COALESCE((SELECT sum(c.stake) FROM c), 0)::bigint,
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'PENDING'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'RUNNING'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'COMPLETED'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'FAILED'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'CANCELED'), 0),
+           (SELECT c.acc / NULLIF(c.n, 0) FROM c WHERE c.status = 'COMPLETED'),
+           COALESCE((SELECT c.stake FROM c WHERE c.status = 'COMPLETED'), 0) - f.fees,
+           f.fees
+      INTO nodes_online, nodes_total, staked_now, staked_all_time, jobs_pending, jobs_running, jobs_completed,
+           jobs_failed, jobs_canceled, average_accuracy, paid_to_nodes, network_fees
+      FROM n, f;
+END
+$$;
+COMMENT ON FUNCTION modelmine.network_stats() IS
+    'Network health: nodes online (OFFLINE derived) and total, tokens staked now (escrow) and all time, job counts per status, average accuracy of completed jobs (those reporting one), tokens paid to nodes, network fees collected.';
+REVOKE ALL ON FUNCTION modelmine.network_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.network_stats() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-- The user's counts come from user_job_stats plus their unfolded deltas (folded first when the fold
+-- lock is free), not from counting their jobs: a user with a million jobs gets the same few rows read.
+CREATE FUNCTION modelmine.dashboard() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    uid bigint := modelmine.current_user_id();
+    result jsonb;
+BEGIN
+    PERFORM modelmine._fold_stats();
+    WITH counts AS (
+            SELECT s.status, COALESCE(sum(x.jobs), 0)::bigint AS n, COALESCE(sum(x.stake), 0)::bigint AS stake
+              FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) s(status)
+              LEFT JOIN (SELECT t.status, t.jobs, t.stake FROM modelmine.user_job_stats t WHERE t.user_id = uid
+                         UNION ALL
+                         SELECT d.status, d.jobs, d.stake FROM modelmine.job_stat_deltas d WHERE d.user_id = uid) x
+                ON x.status = s.status
+             GROUP BY s.status)
+    SELECT pg_catalog.jsonb_build_object(
+               'user_id', uid,
+               'balance', (SELECT a.balance FROM modelmine.accounts a WHERE a.user_id = uid),
+               'in_escrow', (SELECT sum(c.stake) FROM counts c WHERE c.status IN ('PENDING', 'RUNNING')),
+               'jobs', (SELECT pg_catalog.jsonb_object_agg(c.status::text, c.n) || pg_catalog.jsonb_build_object('total', sum(c.n))
+                          FROM counts c),
+               'recent_jobs', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r)), '[]')
+                                 FROM modelmine.my_jobs(NULL, 'created', true, 10, 0) r),
+               'recent_transactions', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]')
+                                         FROM modelmine.my_transactions(10) t))
+      INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION modelmine.dashboard() IS
+    'The signed-in user''s dashboard: job counts per status and total, balance, tokens in escrow, latest jobs and transactions.';
+REVOKE ALL ON FUNCTION modelmine.dashboard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.dashboard() TO modelmine_user;
+
+CREATE FUNCTION modelmine.job_timeline(months integer DEFAULT 6)
+    RETURNS TABLE (month date, status text, jobs bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF months IS NULL OR months NOT BETWEEN 1 AND 120 THEN
+        RAISE EXCEPTION 'invalid months' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(months::text, 'NULL')), HINT = 'Pass 1 to 120 months.';
+    END IF;
+    PERFORM modelmine._fold_stats();
+    RETURN QUERY
+        WITH m AS (SELECT g::date AS month
+                     FROM pg_catalog.generate_series(
+                              pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC') - pg_catalog.make_interval(months => months - 1),
+                              pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC'),
+                              interval '1 month') g),
+             x AS (SELECT s.month, s.status, s.jobs FROM modelmine.job_stats s
+                   UNION ALL SELECT d.month, d.status, d.jobs::bigint FROM modelmine.job_stat_deltas d)
+        SELECT m.month, st.status::text, COALESCE(sum(x.jobs), 0)::bigint
+          FROM m CROSS JOIN pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) st(status)
+          LEFT JOIN x ON x.month = m.month AND x.status = st.status
+         GROUP BY m.month, st.status
+         ORDER BY m.month, st.status;
+END
+$$;
+COMMENT ON FUNCTION modelmine.job_timeline(integer) IS
+    'Jobs per month of submission (UTC) and current status over the last months (1..120), months without jobs included with zeros, oldest first.';
+REVOKE ALL ON FUNCTION modelmine.job_timeline(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job_timeline(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.token_distribution(max_nodes integer DEFAULT 20)
+    RETURNS TABLE (node_id bigint, name text, tokens_earned bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_nodes IS NULL OR max_nodes NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_nodes' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_nodes::text, 'NULL')), HINT = 'Pass 1 to 1000.';
+    END IF;
+    RETURN QUERY SELECT n.id, n.name, n.tokens_earned FROM modelmine.nodes n
+                  ORDER BY n.tokens_earned DESC, n.id LIMIT max_nodes;
+END
+$$;
+COMMENT ON FUNCTION modelmine.token_distribution(integer) IS
+    'Tokens earned per node (rewards for completed jobs, withdrawn or not), the top max_nodes (1..1000) first.';
+REVOKE ALL ON FUNCTION modelmine.token_distribution(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.token_distribution(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-- Uptime: the share of [max(now - window, registered_at), now] covered by heartbeat stretches.  A
+-- stretch is closed into node_uptime when a heartbeat follows a gap longer than offline_after_seconds;
+-- the open stretch runs to now while the node is online, else to its last heartbeat.  Takes a set of
+-- ids (a page of nodes() is one call); per node it is one range scan of node_uptime, so admin_nodes
+-- can also call it row by row and stop at its LIMIT.  ROWS 1 is the per-row case's estimate; COST 1000
+-- (about 40 us a call) makes a planner walk nodes in id order and stop rather than sort them all.
+CREATE FUNCTION modelmine._node_liveness(ids bigint[], window_hours integer)
+    RETURNS TABLE (node_id bigint, uptime_pct numeric, offline boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp ROWS 1 COST 1000
+    AS $$
+        SELECT n.id,
+               CASE WHEN w.e <= w.s THEN NULL
+                    ELSE pg_catalog.round((100 * (c.closed + CASE WHEN n.online_since IS NULL THEN 0
+                             ELSE GREATEST(pg_catalog.date_part('epoch', CASE WHEN w.offline THEN LEAST(n.last_seen, w.e) ELSE w.e END
+                                                                         - GREATEST(n.online_since, w.s)), 0) END)
+                         / pg_catalog.date_part('epoch', w.e - w.s))::numeric, 1) END,
+               w.offline
+          FROM modelmine.nodes n
+         CROSS JOIN LATERAL (SELECT GREATEST(pg_catalog.now() - pg_catalog.make_interval(hours => window_hours),
+                                             n.registered_at) AS s,
+                                    pg_catalog.now() AS e,
+                                    (n.last_seen IS NULL
+                                     OR n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => st.value)) AS offline
+                               FROM modelmine.settings st WHERE st.name = 'offline_after_seconds') w
+         CROSS JOIN LATERAL (SELECT COALESCE(sum(GREATEST(pg_catalog.date_part('epoch', LEAST(u.ended_at, w.e)
+                                                                                   - GREATEST(u.started_at, w.s)), 0)), 0) AS closed
+                               FROM modelmine.node_uptime u WHERE u.node_id = n.id AND u.ended_at > w.s) c
+         WHERE n.id = ANY (ids)
+    $$;
+COMMENT ON FUNCTION modelmine._node_liveness(bigint[], integer) IS
+    'For each node id: percent of the window (capped at its registration) covered by its heartbeat history, and whether it is OFFLINE now.';
+REVOKE ALL ON FUNCTION modelmine._node_liveness(bigint[], integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._node_liveness(bigint[], integer) TO modelmine_admin;
+
+CREATE TYPE modelmine.node_summary AS (
+    id bigint, name text, status text, cpu_load real, memory_used_mb integer, memory_total_mb integer,
+    last_seen timestamptz, uptime_pct numeric, jobs_handled bigint, jobs_completed bigint, jobs_failed bigint,
+    tokens_earned bigint, reputation integer, registered_at timestamptz, capabilities jsonb, window_hours integer
+);
+
+-- Reputation 0..100 = 100 * success * uptime, where success = (completed + 1) / (completed + failed + 2)
+-- (a node with no history starts at 1/2, not at 0 or 1) and uptime is the fraction over the window.
+CREATE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer, uptime_pct numeric,
+                                        offline boolean) RETURNS modelmine.node_summary
+    LANGUAGE sql IMMUTABLE
+    AS $$
+        SELECT n.id, n.name, CASE WHEN offline THEN 'OFFLINE' ELSE n.status END, n.cpu_load, n.memory_used_mb,
+               n.memory_total_mb, n.last_seen, uptime_pct, n.jobs_completed + n.jobs_failed, n.jobs_completed,
+               n.jobs_failed, n.tokens_earned,
+               pg_catalog.round(100 * (n.jobs_completed + 1)::numeric / (n.jobs_completed + n.jobs_failed + 2)
+                                * COALESCE(uptime_pct, 0) / 100)::integer,
+               n.registered_at, n.capabilities, window_hours
+    $$;
+COMMENT ON FUNCTION modelmine._node_summary(modelmine.nodes, integer, numeric, boolean) IS
+    'One node''s public figures from its row and its liveness: derived status, load, uptime over the window, counters and reputation.';
+REVOKE ALL ON FUNCTION modelmine._node_summary(modelmine.nodes, integer, numeric, boolean) FROM PUBLIC;
+-- a view's functions run with the caller's rights: admin_nodes needs these two
+GRANT EXECUTE ON FUNCTION modelmine._node_summary(modelmine.nodes, integer, numeric, boolean) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.nodes(max_rows integer DEFAULT 100, skip integer DEFAULT 0)
+    RETURNS SETOF modelmine.node_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 0 to 1000 and page with skip.';
+    END IF;
+    IF skip IS NULL OR skip < 0 THEN
+        RAISE EXCEPTION 'invalid skip' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')), HINT = 'Pass 0 or more.';
+    END IF;
+    -- LATERAL, not (f(n)).*: the latter calls the function once per output column
+    RETURN QUERY
+        WITH page AS MATERIALIZED (SELECT nd FROM modelmine.nodes nd ORDER BY nd.id LIMIT max_rows OFFSET skip)
+        SELECT s.*
+          FROM page p
+          LEFT JOIN modelmine._node_liveness(ARRAY(SELECT (q.nd).id FROM page q), 24) l ON l.node_id = (p.nd).id
+         CROSS JOIN LATERAL modelmine._node_summary(p.nd, 24, l.uptime_pct, l.offline) s
+         ORDER BY (p.nd).id;
+END
+$$;
+COMMENT ON FUNCTION modelmine.nodes(integer, integer) IS
+    'Registered nodes by id, a page at a time (max_rows 0..1000): status (OFFLINE when heartbeats stopped), CPU, memory, last seen, uptime % over 24 h, jobs handled/completed/failed, tokens earned, reputation.';
+REVOKE ALL ON FUNCTION modelmine.nodes(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.nodes(integer, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.node_stats(node_id bigint, window_hours integer DEFAULT 24)
+    RETURNS modelmine.node_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r modelmine.node_summary;
+BEGIN
+    IF window_hours IS NULL OR window_hours NOT BETWEEN 1 AND 8760 THEN
+        RAISE EXCEPTION 'invalid window_hours' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(window_hours::text, 'NULL')), HINT = 'Pass 1 to 8760 hours.';
+    END IF;
+    SELECT s.* INTO r
+      FROM modelmine.nodes n
+      LEFT JOIN modelmine._node_liveness(ARRAY[node_stats.node_id], window_hours) l ON l.node_id = n.id
+     CROSS JOIN LATERAL modelmine._node_summary(n, window_hours, l.uptime_pct, l.offline) s
+     WHERE n.id = node_stats.node_id;
+    IF r.id IS NULL THEN
+        RAISE EXCEPTION 'node % not found', node_id USING ERRCODE = 'no_data_found',
+            HINT = 'List nodes with modelmine.nodes().';
+    END IF;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION modelmine.node_stats(bigint, integer) IS
+    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire.';
+REVOKE ALL ON FUNCTION modelmine.node_stats(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.node_stats(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-- Admin views: what the seed's admin pages showed, never a password hash or key hash.
+CREATE VIEW modelmine.admin_users AS
+    SELECT u.id, u.email, u.role, a.balance, u.created_at FROM modelmine.users u JOIN modelmine.accounts a ON a.user_id = u.id;
+CREATE VIEW modelmine.admin_jobs AS
+    SELECT j.id, u.email AS owner_email, j.title, j.status, j.stake, j.priority, j.progress, j.node_id, j.attempts,
+           j.error, j.created_at, j.finished_at
+      FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
+-- Liveness row by row and id from nodes itself, so "ORDER BY id LIMIT n" walks the primary key and
+-- stops after n nodes instead of computing every node's uptime first.
+CREATE VIEW modelmine.admin_nodes AS
+    SELECT n.id, s.name, s.status, s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct,
+           s.jobs_handled, s.jobs_completed, s.jobs_failed, s.tokens_earned, s.reputation, s.registered_at,
+           s.capabilities, s.window_hours, u.email AS operator_email
+      FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
+     CROSS JOIN LATERAL modelmine._node_liveness(ARRAY[n.id], 24) l
+     CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
+CREATE VIEW modelmine.admin_network AS SELECT * FROM modelmine.network_stats();
+CREATE VIEW modelmine.admin_ledger AS
+    SELECT l.height, pg_catalog.encode(l.hash, 'hex') AS hash, pg_catalog.encode(l.prev_hash, 'hex') AS prev_hash,
+           l.job_id, l.user_id, l.node_id, l.stake, l.reward, l.fee, l.accuracy, l.loss, l.epochs,
+           l.completed_at, l.created_at
+      FROM modelmine.ledger l;
+GRANT SELECT ON modelmine.admin_users, modelmine.admin_jobs, modelmine.admin_nodes, modelmine.admin_network,
+                modelmine.admin_ledger TO modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Administration.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.users()
+    RETURNS TABLE (id bigint, email text, role text, balance bigint, jobs bigint, created_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT u.id, u.email, u.role, a.balance,
+               (SELECT count(*) FROM modelmine.jobs j WHERE j.user_id = u.id), u.created_at
+          FROM modelmine.users u JOIN modelmine.accounts a ON a.user_id = u.id
+         ORDER BY u.id
+    $$;
+COMMENT ON FUNCTION modelmine.users() IS 'Admin: every user with role, balance and job count (never a password hash).';
+REVOKE ALL ON FUNCTION modelmine.users() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.users() TO modelmine_admin;
+
+CREATE FUNCTION modelmine.set_user_role(email text, role text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF role IS NULL OR role NOT IN ('user', 'admin') THEN
+        RAISE EXCEPTION 'invalid role' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', role), HINT = 'Pass ''user'' or ''admin''.';
+    END IF;
+    UPDATE modelmine.users u SET role = set_user_role.role
+     WHERE u.email = pg_catalog.lower(pg_catalog.btrim(set_user_role.email));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no user with email %', set_user_role.email USING ERRCODE = 'no_data_found',
+            HINT = 'List users with modelmine.users().';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION modelmine.set_user_role(text, text) IS
+    'Admin: makes a user an admin or a plain user; the role claim changes at their next login.';
+REVOKE ALL ON FUNCTION modelmine.set_user_role(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_user_role(text, text) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.set_setting(name text, value bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s modelmine.settings;
+BEGIN
+    SELECT * INTO s FROM modelmine.settings WHERE settings.name = set_setting.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting %', set_setting.name USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'List settings with SELECT * FROM modelmine.settings().';
+    END IF;
+    IF value IS NULL OR value NOT BETWEEN s.min_value AND s.max_value THEN
+        RAISE EXCEPTION 'invalid value for setting %', s.name USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(value::text, 'NULL')),
+            HINT = pg_catalog.format('Pass a value from %s to %s.', s.min_value, s.max_value);
+    END IF;
+    UPDATE modelmine.settings SET value = set_setting.value WHERE settings.name = s.name;
+END
+$$;
+COMMENT ON FUNCTION modelmine.set_setting(text, bigint) IS 'Admin: changes a setting within its allowed range.';
+REVOKE ALL ON FUNCTION modelmine.set_setting(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_setting(text, bigint) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.settings()
+    RETURNS TABLE (name text, value bigint, min_value bigint, max_value bigint, description text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT s.name, s.value, s.min_value, s.max_value, s.description FROM modelmine.settings s ORDER BY s.name $$;
+COMMENT ON FUNCTION modelmine.settings() IS 'Every setting with its value, allowed range and meaning.';
+REVOKE ALL ON FUNCTION modelmine.settings() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.settings() TO modelmine_user, modelmine_node, modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Invariants: an empty result means the books balance.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, detail text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        -- Each balance equals what the journal moved into the account minus what it moved out.
+        SELECT 'balance_matches_journal',
+               pg_catalog.format('account %s (%s): balance %s, journal says %s', a.id, a.kind, a.balance,
+                                 COALESCE(cr.s, 0) - COALESCE(dr.s, 0))
+          FROM modelmine.accounts a
+          LEFT JOIN (SELECT credit_account AS id, sum(amount) AS s FROM modelmine.journal GROUP BY 1) cr ON cr.id = a.id
+          LEFT JOIN (SELECT debit_account AS id, sum(amount) AS s FROM modelmine.journal GROUP BY 1) dr ON dr.id = a.id
+         WHERE a.balance <> COALESCE(cr.s, 0) - COALESCE(dr.s, 0)
+        UNION ALL
+        -- Only the issuance account may go negative.
+        SELECT 'no_negative_balance', pg_catalog.format('account %s (%s) has %s', a.id, a.kind, a.balance)
+          FROM modelmine.accounts a WHERE a.balance < 0 AND a.kind <> 'issuance'
+        UNION ALL
+        -- Total supply (every balance but issuance) equals what was issued.
+        SELECT 'supply_equals_issued', pg_catalog.format('supply %s, issued %s', sup.s, -iss.balance)
+          FROM (SELECT COALESCE(sum(balance), 0) AS s FROM modelmine.accounts WHERE kind <> 'issuance') sup,
+               modelmine.accounts iss
+         WHERE iss.kind = 'issuance' AND sup.s <> -iss.balance
+        UNION ALL
+        -- Each escrow shard holds exactly the stakes of its open jobs.
+        SELECT 'escrow_equals_open_stakes',
+               pg_catalog.format('escrow shard %s holds %s, open stakes %s', e.shard, e.balance, COALESCE(o.s, 0))
+          FROM modelmine.accounts e
+          LEFT JOIN (SELECT id % 16 AS shard, sum(stake) AS s FROM modelmine.jobs
+                      WHERE status IN ('PENDING', 'RUNNING') GROUP BY 1) o ON o.shard = e.shard
+         WHERE e.kind = 'escrow' AND e.balance <> COALESCE(o.s, 0)
+        UNION ALL
+        -- Each job was staked once and settled at most once, the way its status says.
+        SELECT 'job_settled_once',
+               pg_catalog.format('job %s (%s, stake %s): staked %s, refunded %s, paid out %s', j.id, j.status,
+                                 j.stake, COALESCE(m.staked, 0), COALESCE(m.refunded, 0), COALESCE(m.paid, 0))
+          FROM modelmine.jobs j
+          LEFT JOIN (SELECT job_id,
+                            sum(amount) FILTER (WHERE reason = 'stake') AS staked,
+                            sum(amount) FILTER (WHERE reason = 'refund') AS refunded,
+                            sum(amount) FILTER (WHERE reason IN ('reward', 'fee')) AS paid
+                       FROM modelmine.journal WHERE job_id IS NOT NULL GROUP BY job_id) m ON m.job_id = j.id
+         WHERE COALESCE(m.staked, 0) <> j.stake
+            OR COALESCE(m.refunded, 0) <> CASE WHEN j.status IN ('FAILED', 'CANCELED') THEN j.stake ELSE 0 END
+            OR COALESCE(m.paid, 0) <> CASE WHEN j.status = 'COMPLETED' THEN j.stake ELSE 0 END
+        UNION ALL
+        -- Each completed job is recorded once in the ledger (sealed or still queued), and nothing else is.
+        SELECT 'ledger_records_completed_jobs',
+               pg_catalog.format('job %s (%s) has %s ledger records', COALESCE(j.id, r.job_id),
+                                 COALESCE(j.status::text, 'no such job'), COALESCE(r.n, 0))
+          FROM (SELECT job_id, count(*) AS n
+                  FROM (SELECT job_id FROM modelmine.ledger WHERE job_id IS NOT NULL
+                        UNION ALL SELECT job_id FROM modelmine.ledger_queue) x GROUP BY job_id) r
+          -- a plain hash full join: an IN (...) filter here became a nested rescan at 1M jobs
+          FULL JOIN (SELECT id, status FROM modelmine.jobs) j ON r.job_id = j.id
+         WHERE (j.status = 'COMPLETED' OR r.job_id IS NOT NULL)
+           AND (j.id IS NULL OR COALESCE(r.n, 0) <> CASE WHEN j.status = 'COMPLETED' THEN 1 ELSE 0 END)
+        UNION ALL
+        -- The maintained statistics (folded plus pending deltas) equal a recount of the jobs.
+        SELECT 'job_stats_match_jobs',
+               pg_catalog.format('%s %s: statistics say %s jobs / %s staked, recount %s / %s',
+                                 COALESCE(a.month, b.month), COALESCE(a.status, b.status),
+                                 COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
+          FROM (SELECT x.month, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake,
+                       sum(x.accuracy_n) AS acc_n, sum(x.accuracy_sum) AS acc_sum
+                  FROM (SELECT month, status, jobs, stake, accuracy_n, accuracy_sum FROM modelmine.job_stats
+                        UNION ALL SELECT month, status, jobs, stake, accuracy_n, accuracy_sum
+                                    FROM modelmine.job_stat_deltas) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0 OR sum(x.accuracy_n) <> 0) a
+          FULL JOIN (SELECT pg_catalog.date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, status,
+                            count(*) AS jobs, sum(stake) AS stake,
+                            count(*) FILTER (WHERE status = 'COMPLETED'
+                                               AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number') AS acc_n,
+                            COALESCE(sum((result ->> 'accuracy')::float8)
+                                         FILTER (WHERE status = 'COMPLETED'
+                                                   AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number'), 0)
+                                AS acc_sum
+                       FROM modelmine.jobs GROUP BY 1, 2) b
+            ON a.month = b.month AND a.status = b.status
+         WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
+            OR COALESCE(a.acc_n, 0) <> COALESCE(b.acc_n, 0)
+            OR abs(COALESCE(a.acc_sum, 0) - COALESCE(b.acc_sum, 0)) > 1e-6 * GREATEST(1, COALESCE(b.acc_n, 0))
+        UNION ALL
+        -- The per-user statistics behind dashboard() (folded plus pending deltas) equal a recount too.
+        SELECT 'user_job_stats_match_jobs',
+               pg_catalog.format('user %s %s: statistics say %s jobs / %s staked, recount %s / %s',
+                                 COALESCE(a.user_id, b.user_id), COALESCE(a.status, b.status),
+                                 COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
+          FROM (SELECT x.user_id, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake
+                  FROM (SELECT user_id, status, jobs, stake FROM modelmine.user_job_stats
+                        UNION ALL SELECT user_id, status, jobs, stake FROM modelmine.job_stat_deltas) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0) a
+          FULL JOIN (SELECT user_id, status, count(*) AS jobs, sum(stake) AS stake FROM modelmine.jobs GROUP BY 1, 2) b
+            ON a.user_id = b.user_id AND a.status = b.status
+         WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
+    $$;
+COMMENT ON FUNCTION modelmine.check_invariants() IS
+    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount.';
+REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;
