@@ -181,6 +181,16 @@ BcryptNewSalt(void)
 	return TextDatumGetCString(s);
 }
 
+/* The work factor of a stored bcrypt hash ("$2a$10$..."), or -1 when it is not one. */
+static int
+BcryptCost(const char *hash)
+{
+	if (strlen(hash) < 7 || hash[0] != '$' || hash[3] != '$' || hash[6] != '$' ||
+		hash[4] < '0' || hash[4] > '9' || hash[5] < '0' || hash[5] > '9')
+		return -1;
+	return (hash[4] - '0') * 10 + (hash[5] - '0');
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Signup and login                                                                                */
 /* ---------------------------------------------------------------------------------------------- */
@@ -213,7 +223,8 @@ Signup(text *email_in, text *password_in)
 				account,
 				grant;
 
-	if (MmExec(&ins_user, uargs, NULL, false, 1) != 1)
+	/* an open transaction signing up the same email holds its index entry: wait, but not for long */
+	if (MmExecWaiting(&ins_user, uargs, NULL, 1, "this email address", 0) != 1)
 		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("email already registered"),
 						errdetail("An account for %s exists.", email),
 						errhint("Log in with modelmine.login(email, password), or sign up with another email.")));
@@ -223,7 +234,10 @@ Signup(text *email_in, text *password_in)
 	account = MmInt64(0, 1, NULL);
 	grant = MmSetting("signup_grant");
 	if (grant > 0)
-		MmTransferOrFail(MM_ISSUANCE_ACCOUNT, account, grant, "signup_grant", 0);
+	{
+		MmCheckSupply(grant, "The signup grant");
+		MmPayOut(MM_ISSUANCE_ACCOUNT, account, grant, "signup_grant", 0);
+	}
 	return user_id;
 }
 
@@ -238,6 +252,19 @@ SigningKey(void)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("modelmine signing key is missing"),
 						errhint("Reinstall the extension, or restore the jwt_hs256 row in modelmine.secrets.")));
 	return DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Re-hashes a password at today's bcrypt_cost after a successful login, so hashes made before the cost
+ * changed converge on it (and a refused login costs the same whether or not the email exists).
+ */
+static void
+Rehash(int64 user_id, const char *password)
+{
+	static MmPlan set = {"UPDATE modelmine.users SET password_hash = $2 WHERE id = $1", 2, {INT8OID, TEXTOID}};
+	Datum		args[2] = {Int64GetDatum(user_id), CStringGetTextDatum(Bcrypt(password, BcryptNewSalt()))};
+
+	MmExecWaiting(&set, args, NULL, 0, "user", user_id);
 }
 
 /* Returns a signed token for a new session, or raises 28P01 with the same message for any mismatch. */
@@ -268,11 +295,17 @@ Login(text *email_in, text *password_in, MemoryContext result_cxt)
 	{
 		char	   *stored = MmText(0, 2);
 		char	   *computed;
+		bool		current;
 
 		user_id = MmInt64(0, 1, NULL);
 		role = MmText(0, 3);
+		current = BcryptCost(stored) == MmSetting("bcrypt_cost");	/* replaces SPI_tuptable */
 		computed = Bcrypt(password, stored);
 		ok = strlen(computed) == strlen(stored) && timingsafe_bcmp(computed, stored, strlen(stored)) == 0;
+		if (ok && !current)
+			Rehash(user_id, password);
+		else if (!ok && !current)
+			(void) Bcrypt(password, BcryptNewSalt());	/* a refusal always costs one bcrypt at today's cost */
 	}
 	else
 		(void) Bcrypt(password, BcryptNewSalt());	/* same cost as a real check: no enumeration by timing */
@@ -372,7 +405,7 @@ RefuseSession(bool revoked)
 {
 	ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 					errmsg(revoked ? "session has been revoked" : "session has expired"),
-					errdetail(revoked ? "The token was logged out." : "The token is past its expiry time."),
+					errdetail(revoked ? "Its session was ended: logged out, or the user's role changed." : "The token is past its expiry time."),
 					errhint("Log in again with modelmine.login(email, password).")));
 }
 
@@ -488,7 +521,7 @@ Logout(void)
 
 	(void) MmRequireUser(false, &session);
 	args[0] = UUIDPGetDatum(&session);
-	MmExec(&revoke, args, NULL, false, 0);
+	MmExecWaiting(&revoke, args, NULL, 0, "session", 0);
 	/* a PostgREST header token may be the one revoked: keep an unrelated binding of this connection */
 	if (bound && memcmp(&bound_session, &session, sizeof(session)) == 0)
 		Unbind();
@@ -503,7 +536,7 @@ mm_signup(PG_FUNCTION_ARGS)
 {
 	int64		id;
 
-	SPI_connect();
+	MmConnect();
 	id = Signup(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
 	SPI_finish();
 	PG_RETURN_INT64(id);
@@ -515,7 +548,7 @@ mm_login(PG_FUNCTION_ARGS)
 	MemoryContext cxt = CurrentMemoryContext;
 	char	   *token;
 
-	SPI_connect();
+	MmConnect();
 	token = Login(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1), cxt);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(token));
@@ -530,7 +563,7 @@ AuthenticateShim(FunctionCallInfo fcinfo, bool local)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("token is required"),
 						errhint("Pass the token returned by modelmine.login(email, password).")));
-	SPI_connect();
+	MmConnect();
 	id = IdentityFromToken(text_to_cstring(PG_GETARG_TEXT_PP(0)), false, &session);
 	Bind(id, &session, 0, NULL, local);
 	SPI_finish();
@@ -559,7 +592,7 @@ mm_deauthenticate(PG_FUNCTION_ARGS)
 Datum
 mm_logout(PG_FUNCTION_ARGS)
 {
-	SPI_connect();
+	MmConnect();
 	Logout();
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -570,7 +603,7 @@ mm_current_user_id(PG_FUNCTION_ARGS)
 {
 	int64		id;
 
-	SPI_connect();
+	MmConnect();
 	id = MmRequireUser(true, NULL);
 	SPI_finish();
 	PG_RETURN_INT64(id);
@@ -581,7 +614,7 @@ mm_current_session_id(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t  *session = palloc(sizeof(pg_uuid_t));
 
-	SPI_connect();
+	MmConnect();
 	(void) MmRequireUser(true, session);
 	SPI_finish();
 	PG_RETURN_UUID_P(session);

@@ -180,9 +180,18 @@ SubmitJob(SubmitArgs *a)
 	if (a->description && pg_mbstrlen_with_len(VARDATA_ANY(a->description), VARSIZE_ANY_EXHDR(a->description)) > 10000)
 		BadParam("description is too long", NULL, "Pass a description of at most 10000 characters.");
 	stake = a->stake_given ? a->stake : MmSetting("default_stake");
-	if (stake < 1 || stake > MM_MAX_AMOUNT)
+	if (stake < 1)
 		BadParam("invalid stake", psprintf("Got " INT64_FORMAT ".", stake),
 				 "Pass a stake of at least 1 token (and at most your balance).");
+	{
+		int64		max_stake = MmSetting("max_stake");
+
+		if (stake > max_stake)
+			BadParam("stake is too large",
+					 psprintf("Got " INT64_FORMAT "; the limit (setting max_stake) is " INT64_FORMAT ".",
+							  stake, max_stake),
+					 "Stake at most max_stake tokens per job.");
+	}
 	if (a->priority_given && (a->priority < -1000 || a->priority > 1000))
 		BadParam("invalid priority", psprintf("Got %d.", a->priority), "Pass a priority from -1000 to 1000 (higher runs first).");
 
@@ -195,11 +204,11 @@ SubmitJob(SubmitArgs *a)
 	MmExec(&ins, args, nulls, false, 1);
 	job_id = MmInt64(0, 1, NULL);
 
-	if (!MmTryTransfer(MmUserAccount(user_id), MM_ESCROW_ACCOUNT(job_id), stake, "stake", job_id, NULL, &have))
+	if (!MmTrySpend(MmUserAccount(user_id), MM_ESCROW_ACCOUNT(job_id), stake, "stake", job_id, NULL, &have))
 		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),
 						errdetail("Your balance is " INT64_FORMAT " tokens; the stake is " INT64_FORMAT ".",
 								  have, stake),
-						errhint("Stake less, cancel a pending job, or receive tokens with modelmine.transfer.")));
+						errhint("Stake less, cancel a pending job, or ask another user to send you tokens.")));
 	return job_id;
 }
 
@@ -207,10 +216,14 @@ SubmitJob(SubmitArgs *a)
 static int64
 CancelJob(int64 job_id)
 {
+	/*
+	 * "user_id + 0": a kept generic plan made while jobs was nearly empty could otherwise pick the
+	 * (user_id, created_at) index and read all of the user's jobs on every cancel, forever.
+	 */
 	static MmPlan cancel = {
 		"UPDATE modelmine.jobs SET status = 'CANCELED', finished_at = pg_catalog.now(), "
 		"       lease_expires_at = NULL "
-		" WHERE id = $1 AND user_id = $2 AND status IN ('PENDING', 'RUNNING') RETURNING stake",
+		" WHERE id = $1 AND user_id + 0 = $2 AND status IN ('PENDING', 'RUNNING') RETURNING stake",
 	2, {INT8OID, INT8OID}};
 	static MmPlan status = {"SELECT status::text FROM modelmine.jobs WHERE id = $1 AND user_id = $2",
 	2, {INT8OID, INT8OID}};
@@ -218,7 +231,8 @@ CancelJob(int64 job_id)
 	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(user_id)};
 	int64		stake;
 
-	if (MmExec(&cancel, args, NULL, false, 1) != 1)
+	/* the node running the job may hold its row for a moment (or, hostile, in an open transaction) */
+	if (MmExecWaiting(&cancel, args, NULL, 1, "job", job_id) != 1)
 	{
 		if (MmExec(&status, args, NULL, false, 1) != 1)
 			ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("job " INT64_FORMAT " not found", job_id),
@@ -230,7 +244,7 @@ CancelJob(int64 job_id)
 						errhint("Nothing was changed; its stake was settled when it finished.")));
 	}
 	stake = MmInt64(0, 1, NULL);
-	MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(user_id), stake, "refund", job_id);
+	MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(user_id), stake, "refund", job_id);
 	return stake;
 }
 
@@ -349,7 +363,7 @@ mm_submit_job(PG_FUNCTION_ARGS)
 	a.stake = a.stake_given ? PG_GETARG_INT64(3) : 0;
 	a.priority_given = !PG_ARGISNULL(4);
 	a.priority = a.priority_given ? PG_GETARG_INT32(4) : 0;
-	SPI_connect();
+	MmConnect();
 	id = SubmitJob(&a);
 	SPI_finish();
 	PG_RETURN_INT64(id);
@@ -362,7 +376,7 @@ mm_cancel_job(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		BadParam("job_id is required", NULL, "Pass the id returned by modelmine.submit_job.");
-	SPI_connect();
+	MmConnect();
 	refund = CancelJob(PG_GETARG_INT64(0));
 	SPI_finish();
 	PG_RETURN_INT64(refund);

@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(mm_claim_jobs);
@@ -35,25 +36,23 @@ PG_FUNCTION_INFO_V1(mm_release_job);
 #define MAX_ERROR_CHARS 4000
 
 
-/* Explains why a lease-holder-only call matched no row; always raises. */
+/*
+ * Explains why a lease-holder-only call matched no row; always raises.  A node learns about a job only
+ * what concerns its own lease: for any job it does not hold (someone else's, a pending one, a missing
+ * id) the answer is the same, so no node can probe the queue.
+ */
 static void
 LeaseError(int64 job_id, int64 node_id)
 {
-	static MmPlan get = {"SELECT status::text, node_id FROM modelmine.jobs WHERE id = $1", 1, {INT8OID}};
-	Datum		args[1] = {Int64GetDatum(job_id)};
+	static MmPlan get = {"SELECT status::text FROM modelmine.jobs WHERE id = $1 AND node_id = $2",
+	2, {INT8OID, INT8OID}};
+	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
 	char	   *status;
-	bool		no_node;
-	int64		holder;
 
-	if (MmExec(&get, args, NULL, false, 1) != 1)
-		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("job " INT64_FORMAT " not found", job_id),
-						errhint("Report only on jobs returned by modelmine.claim_jobs().")));
-	status = MmText(0, 1);
-	holder = MmInt64(0, 2, &no_node);
-	if (no_node || holder != node_id)
+	if (MmExec(&get, args, NULL, false, 1) != 1 ||
+		strcmp(status = MmText(0, 1), "RUNNING") == 0 || strcmp(status, "PENDING") == 0)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						errmsg("job " INT64_FORMAT " is not leased to this node", job_id),
-						errdetail("It is %s%s.", status, strcmp(status, "RUNNING") == 0 ? " on another node" : ""),
 						errhint("A node may only report on jobs it holds; claim work with modelmine.claim_jobs().")));
 	if (strcmp(status, "CANCELED") == 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -77,7 +76,12 @@ CheckJobId(FunctionCallInfo fcinfo)
 /* Reclaiming expired leases and claiming                                                          */
 /* ---------------------------------------------------------------------------------------------- */
 
-/* Re-queues expired leases (or fails and refunds them after max_attempts).  Bounded per call. */
+/*
+ * Re-queues expired leases (or fails and refunds them after max_attempts).  Bounded per call.  It never
+ * waits: a job row someone holds is skipped (SKIP LOCKED), and the lost lease is counted against its
+ * node by an appended node_deltas row, not by locking that node's row, which its own open transaction
+ * may hold.
+ */
 static void
 ReclaimExpired(void)
 {
@@ -87,8 +91,8 @@ ReclaimExpired(void)
 		"   WHERE status = 'RUNNING' AND lease_expires_at < pg_catalog.now() "
 		"   ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED), "
 		"lost AS ("
-		"  UPDATE modelmine.nodes n SET jobs_failed = n.jobs_failed + e.cnt "
-		"    FROM (SELECT node_id, count(*) AS cnt FROM expired GROUP BY node_id) e WHERE n.id = e.node_id) "
+		"  INSERT INTO modelmine.node_deltas (node_id, jobs_failed) "
+		"  SELECT node_id, pg_catalog.count(*) FROM expired GROUP BY node_id) "
 		"UPDATE modelmine.jobs j SET "
 		"       status = CASE WHEN j.attempts >= $1 THEN 'FAILED' ELSE 'PENDING' END::modelmine.job_status, "
 		"       node_id = CASE WHEN j.attempts >= $1 THEN j.node_id END, "
@@ -119,8 +123,10 @@ ReclaimExpired(void)
 		nfail++;
 	}
 	for (uint64 i = 0; i < nfail; i++)
-		MmTransferOrFail(MM_ESCROW_ACCOUNT(refund[3 * i]), MmUserAccount(refund[3 * i + 2]),
-						 refund[3 * i + 1], "refund", refund[3 * i]);
+		MmPayOut(MM_ESCROW_ACCOUNT(refund[3 * i]), MmUserAccount(refund[3 * i + 2]),
+				 refund[3 * i + 1], "refund", refund[3 * i]);
+	if (n > 0)
+		MmAtCommit(MM_AT_COMMIT_NODES);
 	if (requeued)
 		Async_Notify(MM_WORK_CHANNEL, "");
 }
@@ -130,6 +136,40 @@ typedef struct ClaimArgs
 	int32		max_jobs;
 	int32		lease_seconds;
 } ClaimArgs;
+
+/*
+ * How many jobs the calling node may lease now: none while it is in MAINTENANCE, at most its declared
+ * slots minus the jobs it is running.  Locks the node's own row, so two sessions of one node cannot
+ * both fill the same free slots; an OFFLINE node (no recent heartbeat) is refused.
+ */
+static int32
+FreeSlots(int64 node_id, int32 wanted)
+{
+	static MmPlan me = {
+		"SELECT n.slots, n.status = 'MAINTENANCE' OR n.maintenance, "
+		"       n.last_seen IS NULL OR n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $2), "
+		"       (SELECT pg_catalog.count(*) FROM modelmine.jobs j "
+		"         WHERE j.node_id = n.id AND j.status = 'RUNNING')::integer "
+		"  FROM modelmine.nodes n WHERE n.id = $1 FOR NO KEY UPDATE OF n", 2, {INT8OID, FLOAT8OID}};
+	int64		offline_after = MmSetting("offline_after_seconds");
+	Datum		args[2] = {Int64GetDatum(node_id), Float8GetDatum((double) offline_after)};
+	int32		slots,
+				running;
+
+	if (MmExecWaiting(&me, args, NULL, 1, "node", node_id) != 1)
+		elog(ERROR, "modelmine: node " INT64_FORMAT " vanished", node_id);
+	if (MmInt64(0, 3, NULL))
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("node " INT64_FORMAT " is OFFLINE", node_id),
+						errdetail("It has sent no heartbeat in the last " INT64_FORMAT " seconds (setting offline_after_seconds).",
+								  offline_after),
+						errhint("Call modelmine.heartbeat(...) before claiming work, and keep calling it.")));
+	if (MmInt64(0, 2, NULL))
+		return 0;
+	slots = (int32) MmInt64(0, 1, NULL);
+	running = (int32) MmInt64(0, 4, NULL);
+	return Min(wanted, slots - running);
+}
 
 /* Leases jobs to the calling node and puts them in the SRF's tuplestore. */
 static void
@@ -148,11 +188,17 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts", 3, {INT8OID, INT4OID, INT4OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[3];
+	int32		want;
 	uint64		n;
 
 	ReclaimExpired();
+	/* the housekeeping every claim carries to commit keeps sealing and folding going on a busy network */
+	MmAtCommit(MM_AT_COMMIT_ALL);
+	want = FreeSlots(node_id, a->max_jobs);
+	if (want <= 0)
+		return;
 	args[0] = Int64GetDatum(node_id);
-	args[1] = Int32GetDatum(a->max_jobs);
+	args[1] = Int32GetDatum(want);
 	args[2] = Int32GetDatum(a->lease_seconds);
 	n = MmExec(&claim, args, NULL, false, 0);
 	for (uint64 i = 0; i < n; i++)
@@ -164,27 +210,33 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	(void) MmLedgerSeal(1000);	/* drains completions whose sealing was skipped under contention */
-	(void) MmFoldStats();		/* likewise keeps the statistics deltas short */
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Progress                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
+/*
+ * Records progress and extends the lease: progress on the job is the only thing that keeps a lease.
+ * Progress is stored on every call, but job:{id}:progress is raised at most once per
+ * progress_notify_ms per job, so no node can flood the NOTIFY queue.
+ */
 static Datum
 ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 {
 	static MmPlan report = {
 		"UPDATE modelmine.jobs SET progress = GREATEST(progress, $3), metrics = COALESCE($4, metrics), "
-		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds) "
+		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds), "
+		"       progress_notified_at = CASE WHEN progress_notified_at IS NULL "
+		"                                     OR progress_notified_at <= $5 - pg_catalog.make_interval(secs => $6) "
+		"                                   THEN $5 ELSE progress_notified_at END "
 		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' "
 		"RETURNING lease_expires_at, pg_catalog.jsonb_build_object('job_id', id, 'progress', progress, "
-		"          'metrics', metrics, 'lease_expires_at', lease_expires_at)::text",
-	4, {INT8OID, INT8OID, FLOAT4OID, JSONBOID}};
+		"          'metrics', metrics, 'lease_expires_at', lease_expires_at)::text, progress_notified_at = $5",
+	6, {INT8OID, INT8OID, FLOAT4OID, JSONBOID, TIMESTAMPTZOID, FLOAT8OID}};
 	int64		node_id = MmRequireNode(false);
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', metrics ? ' ' : 'n'};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', metrics ? ' ' : 'n', ' ', ' '};
 	bool		isnull;
 
 	if (isnan(progress) || progress < 0 || progress > 100)
@@ -207,9 +259,12 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 	args[1] = Int64GetDatum(node_id);
 	args[2] = Float4GetDatum(progress);
 	args[3] = metrics ? JsonbPGetDatum(metrics) : (Datum) 0;
-	if (MmExec(&report, args, nulls, false, 1) != 1)
+	args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
+	args[5] = Float8GetDatum(MmSetting("progress_notify_ms") / 1000.0);
+	if (MmExecWaiting(&report, args, nulls, 1, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
-	Async_Notify(psprintf("job:" INT64_FORMAT ":progress", job_id), MmText(0, 2));
+	if (MmInt64(0, 3, NULL))
+		Async_Notify(psprintf("job:" INT64_FORMAT ":progress", job_id), MmText(0, 2));
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 }
 
@@ -217,9 +272,12 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 /* Completion and failure                                                                           */
 /* ---------------------------------------------------------------------------------------------- */
 
-/* A numeric field of the result as double; returns false when absent or JSON null. */
-static bool
-ResultNumber(Jsonb *result, const char *key, double *out)
+/*
+ * A numeric field of the result as double; returns false when absent or JSON null.  The one reading of
+ * result numbers: validation here and the statistics (stats.c) see the same value.
+ */
+bool
+MmResultNumber(Jsonb *result, const char *key, double *out)
 {
 	JsonbValue	v;
 
@@ -228,7 +286,7 @@ ResultNumber(Jsonb *result, const char *key, double *out)
 	if (v.type != jbvNumeric)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.%s must be a number", key),
 						errhint("Pass e.g. {\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
-	/* out-of-range values become +-Infinity or 0 here and fail the range checks below, not a cast */
+	/* too large becomes +-Infinity (refused by the range checks), too small 0: never a cast error */
 	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(v.val.numeric)));
 	return true;
 }
@@ -252,17 +310,17 @@ CheckResult(Jsonb *result)
 						errdetail("It takes %zu bytes; the limit (setting max_result_bytes) is " INT64_FORMAT ".",
 								  (size_t) (VARSIZE(result) - VARHDRSZ), max_bytes),
 						errhint("Store a smaller model artifact.")));
-	if (ResultNumber(result, "accuracy", &accuracy) && !(accuracy >= 0 && accuracy <= 1))
+	if (MmResultNumber(result, "accuracy", &accuracy) && !(accuracy >= 0 && accuracy <= 1))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.accuracy"),
 						errdetail("Got %.15g.", accuracy), errhint("Report accuracy as a fraction from 0 to 1, or null for regression.")));
-	if (!ResultNumber(result, "loss", &loss))
+	if (!MmResultNumber(result, "loss", &loss))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.loss is required"),
 						errhint("Report the final loss as a finite number.")));
 	if (!isfinite(loss))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.loss"),
 						errdetail("It is outside the range of a double precision number."),
 						errhint("Report the final loss as a finite number.")));
-	if (!ResultNumber(result, "epochs", &epochs))
+	if (!MmResultNumber(result, "epochs", &epochs))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.epochs is required"),
 						errhint("Report the number of epochs run as a whole number of 0 or more.")));
 	if (epochs < 0 || epochs > 1e9 || epochs != floor(epochs))
@@ -296,20 +354,20 @@ CompleteJob(int64 job_id, Jsonb *result)
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int64GetDatum(node_id);
 	args[2] = JsonbPGetDatum(result);
-	if (MmExec(&done, args, NULL, false, 1) != 1)
+	if (MmExecWaiting(&done, args, NULL, 1, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
 	stake = MmInt64(0, 1, NULL);
 	reward = stake * MmSetting("reward_pct") / 100;	/* stake <= 10^15: no overflow */
 	if (reward > 0)
-		MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MmNodeAccount(node_id), reward, "reward", job_id);
+		MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmNodeAccount(node_id), reward, "reward", job_id);
 	if (stake - reward > 0)
-		MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MM_FEE_ACCOUNT(job_id), stake - reward, "fee", job_id);
+		MmPayOut(MM_ESCROW_ACCOUNT(job_id), MM_FEE_ACCOUNT(job_id), stake - reward, "fee", job_id);
 	args[1] = Int64GetDatum(reward);
 	args[0] = Int64GetDatum(node_id);
-	MmExec(&count, args, NULL, false, 0);
+	MmExecWaiting(&count, args, NULL, 0, "node", node_id);
 	args[0] = Int64GetDatum(job_id);
 	MmExec(&record, args, NULL, false, 0);
-	(void) MmLedgerSeal(1000);	/* usually seals this entry now; if another sealer is busy it will */
+	MmAtCommit(MM_AT_COMMIT_SEAL);	/* sealed when this transaction commits (housekeeping.c) */
 	return reward;
 }
 
@@ -334,29 +392,50 @@ FailJob(int64 job_id, text *error)
 	args[1] = Int64GetDatum(node_id);
 	args[2] = PointerGetDatum(error);
 	args[3] = Int32GetDatum(MAX_ERROR_CHARS);
-	if (MmExec(&fail, args, NULL, false, 1) != 1)
+	if (MmExecWaiting(&fail, args, NULL, 1, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
 	stake = MmInt64(0, 1, NULL);
 	owner = MmInt64(0, 2, NULL);
-	MmTransferOrFail(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
+	MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
 	args[0] = Int64GetDatum(node_id);
-	MmExec(&count, args, NULL, false, 0);
+	MmExecWaiting(&count, args, NULL, 0, "node", node_id);
 	return stake;
 }
 
+/*
+ * Gives a job back to the queue.  The attempt stays counted, and a job released on its last attempt
+ * (max_attempts) fails and is refunded instead of going back: releasing and claiming again must not
+ * let a node hold a job forever.  A release is not the node's failure: its counters do not change.
+ */
 static void
 ReleaseJob(int64 job_id)
 {
 	static MmPlan release = {
-		"UPDATE modelmine.jobs SET status = 'PENDING', node_id = NULL, attempts = attempts - 1, "
+		"UPDATE modelmine.jobs SET "
+		"       status = CASE WHEN attempts >= $3 THEN 'FAILED' ELSE 'PENDING' END::modelmine.job_status, "
+		"       node_id = CASE WHEN attempts >= $3 THEN node_id END, "
+		"       error = CASE WHEN attempts >= $3 "
+		"                    THEN pg_catalog.format('released on attempt %s of %s (node %s gave it back)', "
+		"                                           attempts, $3, node_id) END, "
+		"       finished_at = CASE WHEN attempts >= $3 THEN pg_catalog.now() END, "
 		"       lease_expires_at = NULL, lease_seconds = NULL, progress = 0, metrics = NULL "
-		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING'", 2, {INT8OID, INT8OID}};
+		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' "
+		"RETURNING status = 'FAILED', stake, user_id", 3, {INT8OID, INT8OID, INT4OID}};
 	int64		node_id = MmRequireNode(false);
-	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
+	Datum		args[3] = {Int64GetDatum(job_id), Int64GetDatum(node_id),
+	Int32GetDatum((int32) MmSetting("max_attempts"))};
 
-	if (MmExec(&release, args, NULL, false, 0) != 1)
+	if (MmExecWaiting(&release, args, NULL, 0, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
-	Async_Notify(MM_WORK_CHANNEL, "");
+	if (MmInt64(0, 1, NULL))
+	{
+		int64		stake = MmInt64(0, 2, NULL);
+		int64		owner = MmInt64(0, 3, NULL);	/* read both before MmUserAccount replaces the result */
+
+		MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
+	}
+	else
+		Async_Notify(MM_WORK_CHANNEL, "");
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -379,7 +458,7 @@ mm_claim_jobs(PG_FUNCTION_ARGS)
 						errdetail("Got %s.", PG_ARGISNULL(1) ? "NULL" : psprintf("%d", a.lease_seconds)),
 						errhint("Pass a lease from 5 to 3600 seconds.")));
 	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
+	MmConnect();
 	ClaimJobs(&a, (ReturnSetInfo *) fcinfo->resultinfo);
 	SPI_finish();
 	return (Datum) 0;
@@ -394,7 +473,7 @@ mm_report_progress(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("progress is required"),
 						errhint("Report progress as a percentage from 0 to 100.")));
-	SPI_connect();
+	MmConnect();
 	lease = ReportProgress(PG_GETARG_INT64(0), PG_GETARG_FLOAT4(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
 	SPI_finish();
 	PG_RETURN_DATUM(lease);		/* timestamptz is pass-by-value */
@@ -406,7 +485,7 @@ mm_complete_job(PG_FUNCTION_ARGS)
 	int64		reward;
 
 	CheckJobId(fcinfo);
-	SPI_connect();
+	MmConnect();
 	reward = CompleteJob(PG_GETARG_INT64(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1));
 	SPI_finish();
 	PG_RETURN_INT64(reward);
@@ -418,7 +497,7 @@ mm_fail_job(PG_FUNCTION_ARGS)
 	int64		refund;
 
 	CheckJobId(fcinfo);
-	SPI_connect();
+	MmConnect();
 	refund = FailJob(PG_GETARG_INT64(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
 	SPI_finish();
 	PG_RETURN_INT64(refund);
@@ -428,7 +507,7 @@ Datum
 mm_release_job(PG_FUNCTION_ARGS)
 {
 	CheckJobId(fcinfo);
-	SPI_connect();
+	MmConnect();
 	ReleaseJob(PG_GETARG_INT64(0));
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -10,12 +10,12 @@
  * modelmine.ledger_queue, in its own transaction, with no shared lock.  Sealing (queue -> blocks) runs
  * under a transaction-level advisory lock taken with pg_try_advisory_xact_lock: whoever gets it seals
  * everything committed (and its own entry) in one pass; everybody else skips sealing instead of waiting.
- * So completions never queue behind one another, and a long transaction holding the seal lock only
- * delays sealing, never blocks a completion.  Sealing runs in READ COMMITTED only, after the lock is
- * held, so it reads the head with a snapshot taken after the previous sealer committed: two blocks can
- * never share a previous hash (and UNIQUE (prev_hash) / PRIMARY KEY (height) would refuse it anyway).
- * Sealing happens at completion, at every claim_jobs, and before ledger reads, so an entry waits at most
- * until the next of those.
+ * So completions never queue behind one another.  Sealing runs at commit (housekeeping.c), never inside
+ * a call, so no open transaction can sit on the seal lock.  It runs in READ COMMITTED only, after the
+ * lock is held, so it reads the head with a snapshot taken after the previous sealer committed: two
+ * blocks can never share a previous hash (and UNIQUE (prev_hash) / PRIMARY KEY (height) would refuse it
+ * anyway).  Sealing happens when a completion, a claim or a ledger read commits, so an entry waits at
+ * most until the next of those.
  *
  * Verification reads blocks without the executor or SPI: a sequential heap scan while heights come in
  * order (the normal case for an append-only table), else a height-ordered btree walk.  Each block is
@@ -442,10 +442,12 @@ typedef struct Verdict
 	bool		ok;
 	int64		height;			/* last height read */
 	int64		first_bad;		/* -1 when none */
-	char	   *reason;
+	char	   *reason;			/* allocated in cxt */
 	int64		checked;
+	MemoryContext cxt;			/* outlives the per-block context the reason is found in */
 } Verdict;
 
+/* Records the first problem; the reason is copied out of the per-block context, which is reset. */
 static void
 Bad(Verdict *v, int64 height, const char *reason)
 {
@@ -453,7 +455,7 @@ Bad(Verdict *v, int64 height, const char *reason)
 		return;
 	v->ok = false;
 	v->first_bad = height;
-	v->reason = pstrdup(reason);
+	v->reason = MemoryContextStrdup(v->cxt, reason);
 }
 
 static Relation
@@ -531,6 +533,7 @@ VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_dig
 	memset(prev, 0, HASH_LEN);	/* genesis links to 32 zero bytes */
 	initStringInfo(&buf);
 	v->ok = true;
+	v->cxt = CurrentMemoryContext;
 	v->height = -1;
 	v->first_bad = -1;
 	v->reason = NULL;
@@ -651,7 +654,7 @@ mm_seal_ledger(PG_FUNCTION_ARGS)
 	if (max < 1 || max > 1000000)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid max_blocks"),
 						errdetail("Got " INT64_FORMAT ".", max), errhint("Seal from 1 to 1000000 entries per call.")));
-	SPI_connect();
+	MmConnect();
 	n = MmLedgerSeal(max);
 	SPI_finish();
 	PG_RETURN_INT64(n);
@@ -732,7 +735,7 @@ mm_ledger_genesis(PG_FUNCTION_ARGS)
 	args[0] = PointerGetDatum(ByteaOf(zero, HASH_LEN));
 	args[1] = PointerGetDatum(ByteaOf(hash, HASH_LEN));
 	args[2] = TimestampTzGetDatum(b.created_at);
-	SPI_connect();
+	MmConnect();
 	MmExec(&ins, args, NULL, false, 0);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -757,7 +760,7 @@ mm_block_preimage(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("height is required"),
 						errhint("Pass a block height from modelmine.ledger().")));
 	args[0] = Int64GetDatum(PG_GETARG_INT64(0));
-	SPI_connect();
+	MmConnect();
 	if (MmExec(&get, args, NULL, true, 1) == 1)
 	{
 		for (int c = 1; c <= L_NCOLS; c++)

@@ -1,5 +1,6 @@
 /*
- * mmspi.c — prepared SPI statements and result accessors.
+ * mmspi.c — prepared SPI statements and result accessors; the schema-version check every entry point
+ * makes; statements that may wait on a row lock (lock_timeout backstop).
  *
  * Every statement the extension runs is a static MmPlan: fixed SQL with $n parameters, prepared on first
  * use and kept (SPI_keepplan) for the backend's life.  The plan cache revalidates kept plans after DDL,
@@ -7,8 +8,17 @@
  */
 #include "modelmine.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
 
 /* Run a kept plan; returns the number of rows processed (results in SPI_tuptable). */
 uint64
@@ -81,4 +91,131 @@ MmSetting(const char *name)
 						errmsg("modelmine setting \"%s\" is missing", name),
 						errhint("Reinstall the extension, or restore the row in modelmine.settings.")));
 	return MmInt64(0, 1, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Schema version                                                                                   */
+/* ---------------------------------------------------------------------------------------------- */
+
+static LocalTransactionId version_checked_lxid = InvalidLocalTransactionId;
+static Oid	schema_owner = InvalidOid;
+
+/* The installed modelmine version as text (NULL when not installed here); its owner in *owner. */
+static char *
+InstalledVersion(Oid *owner)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("modelmine"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(d));
+		if (owner)
+			*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/*
+ * True when the installed schema is the one this library implements.  Checked once per transaction: a
+ * library newer than the schema (a package upgraded before ALTER EXTENSION UPDATE) must not run its
+ * statements against tables shaped for another version.
+ */
+bool
+MmSchemaCurrent(void)
+{
+	char	   *version;
+	Oid			owner = InvalidOid;
+
+	if (version_checked_lxid == MyProc->lxid)
+		return true;
+	version = InstalledVersion(&owner);
+	if (version == NULL || strcmp(version, MM_SCHEMA_VERSION) != 0)
+		return false;
+	schema_owner = owner;
+	version_checked_lxid = MyProc->lxid;
+	return true;
+}
+
+/* The extension's owner, whom its SECURITY DEFINER functions run as (after MmSchemaCurrent). */
+Oid
+MmSchemaOwner(void)
+{
+	Assert(version_checked_lxid == MyProc->lxid);
+	return schema_owner;
+}
+
+/* Every entry point connects here: the schema version check, then SPI. */
+void
+MmConnect(void)
+{
+	if (!MmSchemaCurrent())
+	{
+		char	   *version = InstalledVersion(NULL);
+
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("modelmine schema %s does not match its library %s", version ? version : "(none)",
+							   MM_SCHEMA_VERSION),
+						errdetail("The modelmine library was upgraded but this database still has version %s of the extension.",
+								  version ? version : "(none)"),
+						errhint("Run ALTER EXTENSION modelmine UPDATE in this database.")));
+	}
+	SPI_connect();
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Statements that may wait on a row lock                                                          */
+/* ---------------------------------------------------------------------------------------------- */
+
+/*
+ * Runs a statement that can wait on a row lock some other transaction holds (an owner and a node on
+ * one job, two sessions of one user, a commit-time fold), with lock_timeout set to the
+ * lock_timeout_ms setting: the backstop that keeps anyone's open transaction from holding a call up
+ * for long.  A timeout is re-raised as 55P03 naming the busy object ("job 12 is busy").
+ */
+uint64
+MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count, const char *object, int64 id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int64		timeout_ms = MmSetting("lock_timeout_ms");
+	int			nest = NewGUCNestLevel();
+	uint64		n = 0;
+
+	(void) set_config_option("lock_timeout", psprintf(INT64_FORMAT, timeout_ms), PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		n = MmExec(plan, values, nulls, false, count);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		e->message = id ? psprintf("%s " INT64_FORMAT " is busy", object, id) : psprintf("%s is busy", object);
+		e->detail = psprintf("Another transaction has held it for more than " INT64_FORMAT " ms (setting lock_timeout_ms).",
+							 timeout_ms);
+		e->hint = pstrdup("Try again in a moment; if it persists, end your own open transactions that use it.");
+		ReThrowError(e);
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nest);
+	return n;
 }

@@ -9,19 +9,28 @@
 
 #include "postgres.h"
 #include "executor/spi.h"
+#include "utils/jsonb.h"
 #include "utils/uuid.h"
+
+/* The schema version this library implements (modelmine.control's default_version). */
+#define MM_SCHEMA_VERSION		"1.1"
 
 /* Fixed system accounts (see sql/modelmine.sql).  Escrow and fees are striped by job id. */
 #define MM_ISSUANCE_ACCOUNT		INT64CONST(1)
 #define MM_SHARDS				16
 #define MM_ESCROW_ACCOUNT(job)	(INT64CONST(16) + (job) % MM_SHARDS)
 #define MM_FEE_ACCOUNT(job)		(INT64CONST(32) + (job) % MM_SHARDS)
+#define MM_FIRST_OWNED_ACCOUNT	INT64CONST(1000)	/* user and node accounts; below: system accounts */
 
-/* Largest single amount accepted anywhere: sums of many stay far from int64 overflow. */
+/* Largest single amount accepted anywhere (the settings max_supply and max_stake stay below it). */
 #define MM_MAX_AMOUNT			INT64CONST(1000000000000000)
+
+/* Slots a node may declare (capabilities.slots; the nodes.slots CHECK and the worker's MAX_SLOTS). */
+#define MM_MAX_SLOTS			64
 
 /* Custom SQLSTATE class MM: ModelMine business rules. */
 #define ERRCODE_MM_INSUFFICIENT_BALANCE	MAKE_SQLSTATE('M','M','0','0','1')
+#define ERRCODE_MM_SUPPLY_CAP			MAKE_SQLSTATE('M','M','0','0','2')
 
 /* ---- mmspi.c: prepared SPI statements kept for the life of the backend ---- */
 #define MM_MAX_ARGS 16
@@ -37,6 +46,19 @@ extern uint64 MmExec(MmPlan *plan, Datum *values, const char *nulls, bool read_o
 extern int64 MmInt64(uint64 row, int col, bool *isnull);
 extern char *MmText(uint64 row, int col);
 extern int64 MmSetting(const char *name);
+extern bool MmSchemaCurrent(void);
+extern Oid	MmSchemaOwner(void);
+extern void MmConnect(void);
+extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count, const char *object,
+							int64 id);
+
+/* ---- housekeeping.c: work done at commit, never held by an open transaction ---- */
+#define MM_AT_COMMIT_CREDITS	0x01	/* fold account_deltas into balances */
+#define MM_AT_COMMIT_NODES		0x02	/* fold node_deltas into node counters */
+#define MM_AT_COMMIT_STATS		0x04	/* fold job_stat_deltas */
+#define MM_AT_COMMIT_SEAL		0x08	/* seal queued ledger entries */
+#define MM_AT_COMMIT_ALL		0x0f
+extern void MmAtCommit(int which);
 
 /* ---- auth.c: identity ---- */
 #define MM_KEY_HASH_LEN 32		/* SHA-256 of a node key */
@@ -55,6 +77,14 @@ extern char *MmJwtVerify(const char *token, const uint8 *key, size_t keylen, con
 extern int64 MmRequireNode(bool read_only);
 extern int64 MmNodeAccount(int64 node_id);
 extern void MmNotifyJson(const char *channel, const char *json);
+extern int64 MmFoldNodeDeltas(void);
+
+/* ---- text.c: text others will see ---- */
+extern void MmCheckDisplayText(const char *field, const char *s);
+extern char *MmPrintable(const char *s, int len, int max);
+
+/* ---- lease.c ---- */
+extern bool MmResultNumber(Jsonb *result, const char *key, double *out);
 
 /* ---- ledger.c ---- */
 extern int64 MmLedgerSeal(int64 max);
@@ -63,9 +93,12 @@ extern int64 MmLedgerSeal(int64 max);
 extern int64 MmFoldStats(void);
 
 /* ---- tokens.c: double-entry movements ---- */
-extern bool MmTryTransfer(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id,
-						  int64 *journal_id, int64 *debit_balance);
-extern void MmTransferOrFail(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id);
+extern bool MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
+					   int64 *journal_id, int64 *have);
+extern int64 MmPayOut(int64 from, int64 to, int64 amount, const char *reason, int64 job_id);
+extern int64 MmFoldCredits(void);
+extern int64 MmBalance(int64 account);
+extern void MmCheckSupply(int64 amount, const char *what);
 extern int64 MmUserAccount(int64 user_id);
 extern int64 MmCheckAmount(const char *field, Datum value, bool isnull);
 

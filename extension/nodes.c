@@ -24,6 +24,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
@@ -32,8 +33,10 @@ PG_FUNCTION_INFO_V1(mm_authenticate_node);
 PG_FUNCTION_INFO_V1(mm_set_capabilities);
 PG_FUNCTION_INFO_V1(mm_heartbeat);
 PG_FUNCTION_INFO_V1(mm_withdraw_node_earnings);
+PG_FUNCTION_INFO_V1(mm_set_node_maintenance);
 
 #define KEY_SECRET_HEX 64
+#define NODE_DELTAS_LOCK_KEY INT64CONST(0x6d6d6e6f64656c74)	/* "mmnodelt" */
 
 static void
 Sha256(const char *data, size_t len, uint8 *out)
@@ -82,6 +85,9 @@ ValidCapabilityName(const char *s, int len)
 	return true;
 }
 
+#define MAX_CAPS_BYTES 4096		/* JSON text of a capability document */
+#define MAX_CAP_NAMES 64			/* names per list */
+
 /* Appends "prefix:name" for each string of caps->key (an array of names) to *elems. */
 static void
 CollectNames(Jsonb *caps, const char *key, const char *prefix, List **elems)
@@ -97,7 +103,7 @@ CollectNames(Jsonb *caps, const char *key, const char *prefix, List **elems)
 	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("capabilities.%s must be an array of names", key),
-						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": [\"torch-cnn\"]}.")));
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": [\"torch-cnn\"], \"slots\": 2}.")));
 	it = JsonbIteratorInit(v.val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
 	{
@@ -108,29 +114,75 @@ CollectNames(Jsonb *caps, const char *key, const char *prefix, List **elems)
 							errmsg("invalid name in capabilities.%s", key),
 							errdetail("Element %d is not a name of 1 to 64 characters a-z, 0-9, _, - or . starting with a letter or digit.", n + 1),
 							errhint("Pass names such as \"logreg\" or \"torch-cnn\".")));
-		if (++n > 100)
+		if (++n > MAX_CAP_NAMES)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("too many names in capabilities.%s", key),
-							errhint("Advertise at most 100 %s.", key)));
+							errhint("Advertise at most %d %s.", MAX_CAP_NAMES, key)));
 		*elems = lappend(*elems, psprintf("%s:%.*s", prefix, e.val.string.len, e.val.string.val));
 	}
 }
 
-/* Validates capabilities and returns the text[] of requirements a node with them satisfies. */
-static Datum
-RequirementsOf(Jsonb *caps)
+/* capabilities.slots: how many jobs the node runs at once, 1..MM_MAX_SLOTS (1 when absent). */
+static int32
+SlotsOf(Jsonb *caps)
 {
+	JsonbValue	v;
+	double		slots;
+
+	if (getKeyJsonValueFromContainer(&caps->root, "slots", 5, &v) == NULL || v.type == jbvNull)
+		return 1;
+	if (v.type != jbvNumeric)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities.slots must be a number"),
+						errhint("Pass the number of jobs the node runs at once, 1 to %d.", MM_MAX_SLOTS)));
+	slots = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(v.val.numeric)));
+	if (!(slots >= 1 && slots <= MM_MAX_SLOTS) || slots != floor(slots))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid capabilities.slots"),
+						errdetail("Got %.15g.", slots),
+						errhint("Pass the number of jobs the node runs at once, a whole number from 1 to %d.", MM_MAX_SLOTS)));
+	return (int32) slots;
+}
+
+/*
+ * Validates a capability document: an object of at most MAX_CAPS_BYTES of JSON text with only the
+ * keys trainers, runners and slots (bounded, because nodes() shows every node's document to anyone).
+ * Returns the text[] of requirements a node with them satisfies; *slots gets capabilities.slots.
+ */
+static Datum
+RequirementsOf(Jsonb *caps, int32 *slots)
+{
+	static const char *const known[] = {"trainers", "runners", "slots"};
 	List	   *elems = NIL;
 	Datum	   *d;
 	ListCell   *lc;
 	int			i = 0;
+	size_t		text_len;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
 
 	if (!JB_ROOT_IS_OBJECT(caps) || JB_ROOT_IS_SCALAR(caps))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities must be a JSON object"),
-						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": [\"torch-cnn\"]}.")));
-	if (VARSIZE(caps) > 65536)
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": [\"torch-cnn\"], \"slots\": 2}.")));
+	text_len = strlen(JsonbToCString(NULL, &caps->root, VARSIZE(caps)));
+	if (text_len > MAX_CAPS_BYTES)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are too large"),
-						errhint("Keep capabilities under 64 kB.")));
+						errdetail("Their JSON text takes %zu bytes; the limit is %d.", text_len, MAX_CAPS_BYTES),
+						errhint("Advertise trainers, runners and slots only.")));
+	it = JsonbIteratorInit(&caps->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		ok = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (int k = 0; k < lengthof(known); k++)
+			ok |= v.val.string.len == (int) strlen(known[k]) && memcmp(v.val.string.val, known[k], v.val.string.len) == 0;
+		if (!ok)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown key in capabilities"),
+							errdetail("Got \"%s\".", MmPrintable(v.val.string.val, v.val.string.len, 64)),
+							errhint("The keys are \"trainers\", \"runners\" and \"slots\".")));
+	}
+	*slots = SlotsOf(caps);
 	CollectNames(caps, "trainers", "trainer", &elems);
 	CollectNames(caps, "runners", "runner", &elems);
 	d = palloc(sizeof(Datum) * (list_length(elems) + 1));
@@ -143,21 +195,44 @@ RequirementsOf(Jsonb *caps)
 /* Registration and node identity                                                                  */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* Raises unless the operator may register another node (setting max_nodes_per_operator). */
+static void
+CheckNodeLimit(int64 operator_id)
+{
+	/* the operator's own user row serialises their registrations; nobody else's call waits on it */
+	static MmPlan lock = {"SELECT 1 FROM modelmine.users WHERE id = $1 FOR NO KEY UPDATE", 1, {INT8OID}};
+	static MmPlan count = {"SELECT pg_catalog.count(*) FROM modelmine.nodes WHERE operator_id = $1", 1, {INT8OID}};
+	Datum		args[1] = {Int64GetDatum(operator_id)};
+	int64		limit = MmSetting("max_nodes_per_operator");
+	int64		have;
+
+	MmExecWaiting(&lock, args, NULL, 1, "user", operator_id);
+	MmExec(&count, args, NULL, true, 1);
+	have = MmInt64(0, 1, NULL);
+	if (have >= limit)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("too many nodes"),
+						errdetail("You operate " INT64_FORMAT " nodes; the limit (setting max_nodes_per_operator) is " INT64_FORMAT ".",
+								  have, limit),
+						errhint("Reuse an existing node's key, or ask an admin to raise max_nodes_per_operator.")));
+}
+
+/* Registers a node for the signed-in operator; returns its key (shown once), the id in *node_id. */
 static char *
 RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 {
 	static MmPlan ins = {
-		"INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements) "
-		"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator_id, name) DO NOTHING RETURNING id",
-	5, {INT8OID, TEXTOID, BYTEAOID, JSONBOID, TEXTARRAYOID}};
+		"INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements, slots) "
+		"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (operator_id, name) DO NOTHING RETURNING id",
+	6, {INT8OID, TEXTOID, BYTEAOID, JSONBOID, TEXTARRAYOID, INT2OID}};
 	static MmPlan acct = {"INSERT INTO modelmine.accounts (kind, node_id) VALUES ('node', $1)", 1, {INT8OID}};
 	int64		operator_id = MmRequireUser(false, NULL);
 	char	   *name;
 	int			chars;
+	int32		slots;
 	uint8		rnd[KEY_SECRET_HEX / 2];
 	char		secret[KEY_SECRET_HEX + 1];
 	uint8		hash[MM_KEY_HASH_LEN];
-	Datum		args[5];
+	Datum		args[6];
 	StringInfoData payload;
 
 	if (name_in == NULL)
@@ -169,7 +244,9 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid node name"),
 						errdetail("It has %d characters.", chars),
 						errhint("Pass a node name of 1 to 100 characters, e.g. the host name.")));
-	args[4] = RequirementsOf(caps);
+	MmCheckDisplayText("node name", name);
+	args[4] = RequirementsOf(caps, &slots);
+	CheckNodeLimit(operator_id);
 
 	if (!pg_strong_random(rnd, sizeof(rnd)))
 		elog(ERROR, "modelmine: could not generate random bytes");
@@ -181,6 +258,7 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 	args[1] = CStringGetTextDatum(name);
 	args[2] = PointerGetDatum(HashBytea(hash));
 	args[3] = JsonbPGetDatum(caps);
+	args[5] = Int16GetDatum((int16) slots);
 	if (MmExec(&ins, args, NULL, false, 1) != 1)
 		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("you already have a node named \"%s\"", name),
 						errhint("Pick another name, or reuse that node's key.")));
@@ -306,24 +384,29 @@ CheckBeat(const Beat *b)
 						errhint("Report 0 <= memory_used_mb <= memory_total_mb, with memory_total_mb at least 1.")));
 }
 
-/* Records a heartbeat, extends the node's leases; returns the ids of the jobs it still holds. */
+/*
+ * Records a heartbeat; returns the ids of the jobs the node still holds.  It does not extend leases:
+ * only progress on a job does, so a node cannot keep jobs it is not working on by beating.  An
+ * operator's MAINTENANCE (set_node_maintenance) outlasts whatever the node reports.
+ */
 static ArrayType *
 Heartbeat(const Beat *b)
 {
 	static MmPlan beat = {
 		"WITH old AS ("
-		"  SELECT n.id, n.status, n.online_since, n.last_seen, n.last_notified_at, "
+		"  SELECT n.id, n.online_since, n.last_seen, n.last_notified_at, "
+		"         n.status AS old_status, CASE WHEN n.maintenance THEN 'MAINTENANCE' ELSE $2 END AS new_status, "
 		"         (n.last_seen IS NULL OR n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $6)) AS gap "
-		"    FROM modelmine.nodes n WHERE n.id = $1 FOR UPDATE), "
+		"    FROM modelmine.nodes n WHERE n.id = $1 FOR NO KEY UPDATE), "
 		"closed AS ("
 		"  INSERT INTO modelmine.node_uptime (node_id, started_at, ended_at) "
 		"  SELECT id, online_since, last_seen FROM old "
 		"   WHERE gap AND online_since IS NOT NULL AND last_seen IS NOT NULL "
 		"  ON CONFLICT DO NOTHING) "
-		"UPDATE modelmine.nodes n SET status = $2, cpu_load = $3, memory_used_mb = $4, memory_total_mb = $5, "
-		"       last_seen = pg_catalog.now(), "
+		"UPDATE modelmine.nodes n SET status = old.new_status, cpu_load = $3, memory_used_mb = $4, "
+		"       memory_total_mb = $5, last_seen = pg_catalog.now(), "
 		"       online_since = CASE WHEN old.gap THEN pg_catalog.now() ELSE n.online_since END, "
-		"       last_notified_at = CASE WHEN old.gap OR old.status <> $2 OR old.last_notified_at IS NULL "
+		"       last_notified_at = CASE WHEN old.gap OR old.old_status <> old.new_status OR old.last_notified_at IS NULL "
 		"                                 OR old.last_notified_at <= pg_catalog.now() - pg_catalog.make_interval(secs => $7) "
 		"                               THEN pg_catalog.now() ELSE n.last_notified_at END "
 		"  FROM old WHERE n.id = old.id "
@@ -331,15 +414,12 @@ Heartbeat(const Beat *b)
 		"          pg_catalog.jsonb_build_object('node_id', n.id, 'status', n.status, 'cpu_load', n.cpu_load, "
 		"              'memory_used_mb', n.memory_used_mb, 'memory_total_mb', n.memory_total_mb)::text",
 	7, {INT8OID, TEXTOID, FLOAT4OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID}};
-	static MmPlan extend = {
-		"WITH held AS ("
-		"  UPDATE modelmine.jobs SET lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds) "
-		"   WHERE node_id = $1 AND status = 'RUNNING' RETURNING id) "
-		"SELECT COALESCE(pg_catalog.array_agg(id ORDER BY id), '{}') FROM held", 1, {INT8OID}};
+	static MmPlan held = {
+		"SELECT COALESCE(pg_catalog.array_agg(id ORDER BY id), '{}') FROM modelmine.jobs "
+		" WHERE node_id = $1 AND status = 'RUNNING'", 1, {INT8OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[7];
 	bool		isnull;
-	ArrayType  *held;
 
 	CheckBeat(b);
 	args[0] = Int64GetDatum(node_id);
@@ -349,40 +429,93 @@ Heartbeat(const Beat *b)
 	args[4] = Int32GetDatum(b->total_mb);
 	args[5] = Float8GetDatum((double) MmSetting("offline_after_seconds"));
 	args[6] = Float8GetDatum((double) MmSetting("heartbeat_notify_seconds"));
-	MmExec(&beat, args, NULL, false, 1);
+	MmExecWaiting(&beat, args, NULL, 1, "node", node_id);
 	if (MmInt64(0, 1, NULL))
 		MmNotifyJson("node:heartbeat", MmText(0, 2));
-	MmExec(&extend, args, NULL, false, 1);
-	held = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	return held;
+	/* lost leases counted by others' claims while this node's row was held are folded at commit */
+	MmAtCommit(MM_AT_COMMIT_NODES);
+	MmExec(&held, args, NULL, true, 1);
+	return DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Operator: puts one of their nodes in MAINTENANCE (claim_jobs then gives it nothing, whatever its
+ * heartbeats say) or takes it out.  Returns the status the node now shows.
+ */
+static char *
+SetNodeMaintenance(int64 node_id, bool on)
+{
+	static MmPlan set = {
+		"UPDATE modelmine.nodes SET maintenance = $3, "
+		"       status = CASE WHEN $3 THEN 'MAINTENANCE' WHEN status = 'MAINTENANCE' THEN 'ONLINE' ELSE status END "
+		" WHERE id = $1 AND operator_id = $2 "
+		"RETURNING modelmine._node_status(status, last_seen), "
+		"          pg_catalog.jsonb_build_object('node_id', id, 'status', status, 'cpu_load', cpu_load, "
+		"              'memory_used_mb', memory_used_mb, 'memory_total_mb', memory_total_mb)::text",
+	3, {INT8OID, INT8OID, BOOLOID}};
+	int64		me = MmRequireUser(false, NULL);
+	Datum		args[3] = {Int64GetDatum(node_id), Int64GetDatum(me), BoolGetDatum(on)};
+
+	if (MmExecWaiting(&set, args, NULL, 1, "node", node_id) != 1)
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("node " INT64_FORMAT " not found", node_id),
+						errdetail("There is no node with this id that you operate."),
+						errhint("List your nodes with modelmine.my_nodes().")));
+	MmNotifyJson("node:heartbeat", MmText(0, 2));
+	return MmText(0, 1);
+}
+
+/*
+ * Folds appended node counters (leases lost, counted by other nodes' claims) into the nodes no one has
+ * locked, unless another transaction is folding; returns the number of rows folded.  At commit only.
+ */
+int64
+MmFoldNodeDeltas(void)
+{
+	static MmPlan pending = {"SELECT EXISTS (SELECT 1 FROM modelmine.node_deltas)", 0, {0}};
+	static MmPlan fold = {
+		"WITH nd AS (SELECT n.id FROM modelmine.nodes n "
+		"             WHERE n.id IN (SELECT node_id FROM modelmine.node_deltas) "
+		"             ORDER BY n.id FOR NO KEY UPDATE OF n SKIP LOCKED), "
+		"d AS (DELETE FROM modelmine.node_deltas x USING nd WHERE x.node_id = nd.id "
+		"      RETURNING x.node_id, x.jobs_failed), "
+		"s AS (SELECT node_id, pg_catalog.sum(jobs_failed) AS failed, pg_catalog.count(*) AS n FROM d GROUP BY node_id), "
+		"u AS (UPDATE modelmine.nodes n SET jobs_failed = n.jobs_failed + s.failed FROM s WHERE n.id = s.node_id) "
+		"SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM s", 0, {0}};
+
+	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
+		return 0;
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(NODE_DELTAS_LOCK_KEY))))
+		return 0;
+	MmExec(&fold, NULL, NULL, false, 0);
+	return MmInt64(0, 1, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Earnings                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* Operator: moves a node's earnings (all when all) to the operator's own balance; returns the amount. */
 static int64
 WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
 {
 	static MmPlan own = {
-		"SELECT a.id, a.balance FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id "
-		" WHERE n.id = $1 AND n.operator_id = $2 FOR UPDATE OF a", 2, {INT8OID, INT8OID}};
+		"SELECT a.id FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id "
+		" WHERE n.id = $1 AND n.operator_id = $2", 2, {INT8OID, INT8OID}};
 	int64		me = MmRequireUser(false, NULL);
 	Datum		args[2] = {Int64GetDatum(node_id), Int64GetDatum(me)};
 	int64		account,
-				have;
+				have = 0;
 
-	if (MmExec(&own, args, NULL, false, 1) != 1)
+	if (MmExec(&own, args, NULL, true, 1) != 1)
 		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("node " INT64_FORMAT " not found", node_id),
 						errdetail("There is no node with this id that you operate."),
 						errhint("List your nodes with modelmine.my_nodes().")));
 	account = MmInt64(0, 1, NULL);
-	have = MmInt64(0, 2, NULL);
 	if (all)
-		amount = have;
+		amount = MmBalance(account);
 	if (amount == 0)
 		return 0;
-	if (!MmTryTransfer(account, MmUserAccount(me), amount, "withdrawal", 0, NULL, &have))
+	if (!MmTrySpend(account, MmUserAccount(me), amount, "withdrawal", 0, NULL, &have))
 		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient node earnings"),
 						errdetail("Node " INT64_FORMAT " holds " INT64_FORMAT " tokens; the withdrawal is " INT64_FORMAT ".",
 								  node_id, have, amount),
@@ -408,8 +541,8 @@ mm_register_node(PG_FUNCTION_ARGS)
 		elog(ERROR, "modelmine: register_node must return a composite");
 	if (PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are required"),
-						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"]}.")));
-	SPI_connect();
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"slots\": 2}.")));
+	MmConnect();
 	key = RegisterNode(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_GETARG_JSONB_P(1), &node_id);
 	key = MemoryContextStrdup(cxt, key);
 	SPI_finish();
@@ -427,29 +560,32 @@ mm_authenticate_node(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("node_key is required"),
 						errhint("Pass the node_key printed by modelmine.register_node.")));
-	SPI_connect();
+	MmConnect();
 	id = VerifyNodeKey(text_to_cstring(PG_GETARG_TEXT_PP(0)), hash);
 	MmBindNode(id, hash, false);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
 
+/* SQL: set_capabilities(capabilities), the calling node's trainers, runners and slots. */
 Datum
 mm_set_capabilities(PG_FUNCTION_ARGS)
 {
 	static MmPlan set = {
-		"UPDATE modelmine.nodes SET capabilities = $2, requirements = $3 WHERE id = $1",
-	3, {INT8OID, JSONBOID, TEXTARRAYOID}};
-	Datum		args[3];
+		"UPDATE modelmine.nodes SET capabilities = $2, requirements = $3, slots = $4 WHERE id = $1",
+	4, {INT8OID, JSONBOID, TEXTARRAYOID, INT2OID}};
+	Datum		args[4];
+	int32		slots;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are required"),
-						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"]}.")));
-	SPI_connect();
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"slots\": 2}.")));
+	MmConnect();
 	args[0] = Int64GetDatum(MmRequireNode(false));
 	args[1] = JsonbPGetDatum(PG_GETARG_JSONB_P(0));
-	args[2] = RequirementsOf(PG_GETARG_JSONB_P(0));
-	MmExec(&set, args, NULL, false, 0);
+	args[2] = RequirementsOf(PG_GETARG_JSONB_P(0), &slots);
+	args[3] = Int16GetDatum((int16) slots);
+	MmExecWaiting(&set, args, NULL, 0, "node", DatumGetInt64(args[0]));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -470,7 +606,7 @@ mm_heartbeat(PG_FUNCTION_ARGS)
 	b.used_mb = PG_GETARG_INT32(1);
 	b.total_mb = PG_GETARG_INT32(2);
 	b.status = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	SPI_connect();
+	MmConnect();
 	held = Heartbeat(&b);
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -493,8 +629,27 @@ mm_withdraw_node_earnings(PG_FUNCTION_ARGS)
 						errhint("Pass one of your node ids (see modelmine.my_nodes()).")));
 	if (!PG_ARGISNULL(1))
 		amount = MmCheckAmount("amount", PG_GETARG_DATUM(1), false);
-	SPI_connect();
+	MmConnect();
 	moved = WithdrawNodeEarnings(PG_GETARG_INT64(0), PG_ARGISNULL(1), amount);
 	SPI_finish();
 	PG_RETURN_INT64(moved);
+}
+
+/* SQL: set_node_maintenance(node_id, maintenance). */
+Datum
+mm_set_node_maintenance(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *status;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("node_id is required"),
+						errhint("Pass one of your node ids (see modelmine.my_nodes()).")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("maintenance is required"),
+						errhint("Pass true to put the node in MAINTENANCE, false to take it out.")));
+	MmConnect();
+	status = MemoryContextStrdup(cxt, SetNodeMaintenance(PG_GETARG_INT64(0), PG_GETARG_BOOL(1)));
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(status));
 }

@@ -9,7 +9,8 @@
  * and modelmine.user_job_stats (one row per user and status) runs under a transaction-level advisory
  * try-lock, exactly like ledger sealing: whoever gets it folds everything committed, everybody else
  * skips.  Readers sum the folded rows plus the few unfolded deltas in one statement, so they always see
- * a consistent, exact total.  Folding runs in every claim_jobs() and before statistics are read.
+ * a consistent, exact total.  Folding runs when a transaction that wrote deltas (or read statistics)
+ * commits (housekeeping.c), so no open transaction ever holds the fold lock.
  */
 #include "modelmine.h"
 
@@ -50,23 +51,20 @@ AddDelta(Datum created_at, Datum user_id, const char *status, int32 jobs, int64 
 	MmExec(&ins, args, NULL, false, 0);
 }
 
-/* The numeric accuracy of a COMPLETED job's result, if it has one. */
+/* The numeric accuracy of a COMPLETED job's result, read as complete_job validated it. */
 static bool
 ResultAccuracy(HeapTuple tup, TupleDesc desc, float8 *out)
 {
 	bool		isnull;
 	Datum		d = SPI_getbinval(tup, desc, SPI_fnumber(desc, "result"), &isnull);
-	JsonbValue	v;
 	Jsonb	   *j;
 
 	if (isnull)
 		return false;
 	j = DatumGetJsonbP(d);
-	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j) ||
-		getKeyJsonValueFromContainer(&j->root, "accuracy", 8, &v) == NULL || v.type != jbvNumeric)
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
 		return false;
-	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v.val.numeric)));
-	return true;
+	return MmResultNumber(j, "accuracy", out);
 }
 
 /* The delta of one job version: +1 (entering its status) or -1 (leaving it), from that version's row. */
@@ -114,15 +112,17 @@ mm_job_stats_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("mm_job_stats_trigger must be an AFTER row trigger")));
-	SPI_connect();
+	MmConnect();
 	RecordChange(td);
 	SPI_finish();
+	MmAtCommit(MM_AT_COMMIT_STATS);
 	return PointerGetDatum(NULL);
 }
 
 /*
  * Folds committed deltas into job_stats if the fold lock is free; returns the number of deltas folded.
- * Like ledger sealing, only in READ COMMITTED: the DELETE must see what the previous folder committed.
+ * Run at commit (housekeeping.c), only in READ COMMITTED: the DELETE must see what the previous folder
+ * committed.  Sums that can outgrow bigint (stakes over all time) are numeric.
  */
 int64
 MmFoldStats(void)
@@ -158,12 +158,13 @@ MmFoldStats(void)
 	return MmInt64(0, 1, NULL);
 }
 
+/* Kept for the frozen 1.0 install script, which binds this symbol; 1.1 folds at commit instead. */
 Datum
 mm_fold_stats(PG_FUNCTION_ARGS)
 {
 	int64		n;
 
-	SPI_connect();
+	MmConnect();				/* refuses a 1.0 schema, with the hint to update it */
 	n = MmFoldStats();
 	SPI_finish();
 	PG_RETURN_INT64(n);

@@ -1,22 +1,37 @@
 /*
- * tokens.c — double-entry token movements.
+ * tokens.c — double-entry token movements, with credits appended rather than locked.
  *
- * A movement is one immutable journal row plus two balance updates, in one transaction.  Locking: the two
- * account rows are locked (UPDATE) in ascending id order, so concurrent movements over the same accounts
- * can wait for each other but never deadlock.  The debit is a conditional UPDATE (balance >= amount), so
- * two concurrent spends of the same tokens are serialised by the row lock and the second one re-checks
- * the balance its predecessor left (READ COMMITTED re-evaluation), never overdrawing.  Only the issuance
- * account may go negative; a CHECK constraint backs that up.
+ * A movement is one immutable journal row plus its effect on two balances, in one transaction.  An
+ * account's balance is accounts.balance (folded) plus its rows in account_deltas (not yet folded).
+ *
+ * Locking: a movement locks at most one row, the payer's own, and only when the payer is a user or a
+ * node (accounts from MM_FIRST_OWNED_ACCOUNT on): that row is locked (FOR NO KEY UPDATE, which foreign
+ * key checks do not conflict with), the payer's unfolded deltas are folded into it and the debit is
+ * checked against the result, so two spends of the same tokens serialise on the payer's row and the
+ * second sees what the first left.  Every other effect is an appended account_deltas row that locks
+ * nothing: every credit, and debits of the system accounts (issuance, escrow, fee), whose balance is
+ * guaranteed by the job lifecycle instead (a stake leaves escrow exactly once, in the UPDATE that settles
+ * its job).  So no user or node can make another wait by holding a transaction open: not by holding
+ * escrow, not by holding the account of someone they pay.
+ *
+ * Folding (MmFoldCredits, at commit, see housekeeping.c) moves committed deltas into accounts.balance
+ * for the accounts it can lock without waiting (SKIP LOCKED), under a try-lock so one folder runs at a
+ * time.  A payer's own row is locked before its deltas are touched, by folder and payer alike, so the
+ * two can never deadlock.
  */
 #include "modelmine.h"
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 
 PG_FUNCTION_INFO_V1(mm_balance);
 PG_FUNCTION_INFO_V1(mm_transfer);
 PG_FUNCTION_INFO_V1(mm_mint);
+
+#define CREDITS_LOCK_KEY INT64CONST(0x6d6d637265646974)	/* "mmcredit" */
+#define MINT_LOCK_KEY INT64CONST(0x6d6d6d696e746572)	/* "mmminter": mints are serialised */
 
 /* Validates an amount argument: present, positive, at most MM_MAX_AMOUNT. */
 int64
@@ -35,69 +50,145 @@ MmCheckAmount(const char *field, Datum value, bool isnull)
 }
 
 /*
- * Moves amount from debit to credit and journals it.  Returns false (nothing written by this call that
- * survives: the caller raises) when the debit account lacks the tokens; *debit_balance then holds what
- * it has.
+ * The journal row and the appended deltas of one movement: the credit always, and the debit too when
+ * the payer is a system account (an owned payer's debit was applied to its locked row).  Returns the
+ * journal id.
  */
-bool
-MmTryTransfer(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id,
-			  int64 *journal_id, int64 *debit_balance)
+static int64
+Record(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id)
 {
-	static MmPlan take = {
-		"UPDATE modelmine.accounts SET balance = balance - $2 "
-		" WHERE id = $1 AND (balance >= $2 OR kind = 'issuance') RETURNING balance", 2, {INT8OID, INT8OID}};
-	static MmPlan give = {
-		"UPDATE modelmine.accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance",
-	2, {INT8OID, INT8OID}};
-	static MmPlan have = {"SELECT balance FROM modelmine.accounts WHERE id = $1", 1, {INT8OID}};
 	static MmPlan post = {
-		"INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
-		"VALUES ($1, $2, $3, $4, $5) RETURNING id", 5, {INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID}};
-	int64		order[2] = {Min(debit, credit), Max(debit, credit)};
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', job_id ? ' ' : 'n'};
+		"WITH j AS (INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
+		"           VALUES ($1, $2, $3, $4, $5) RETURNING id), "
+		"d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
+		"      SELECT $2, $3 UNION ALL SELECT $1, -$3 WHERE $1 < $6) "
+		"SELECT id FROM j", 6, {INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID}};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', job_id ? ' ' : 'n', ' '};
 
 	Assert(amount > 0 && debit != credit);
-	for (int i = 0; i < 2; i++)
-	{
-		args[0] = Int64GetDatum(order[i]);
-		args[1] = Int64GetDatum(amount);
-		if (order[i] == debit)
-		{
-			if (MmExec(&take, args, NULL, false, 1) != 1)
-			{
-				if (MmExec(&have, args, NULL, false, 1) != 1)
-					elog(ERROR, "modelmine: account " INT64_FORMAT " does not exist", debit);
-				if (debit_balance)
-					*debit_balance = MmInt64(0, 1, NULL);
-				return false;
-			}
-		}
-		else if (MmExec(&give, args, NULL, false, 1) != 1)
-			elog(ERROR, "modelmine: account " INT64_FORMAT " does not exist", credit);
-	}
 	args[0] = Int64GetDatum(debit);
 	args[1] = Int64GetDatum(credit);
 	args[2] = Int64GetDatum(amount);
 	args[3] = CStringGetTextDatum(reason);
 	args[4] = Int64GetDatum(job_id);
+	args[5] = Int64GetDatum(MM_FIRST_OWNED_ACCOUNT);
 	MmExec(&post, args, nulls, false, 1);
+	return MmInt64(0, 1, NULL);
+}
+
+/*
+ * A user or node pays amount from its own account.  Returns false, changing nothing the caller keeps
+ * (the caller raises), when the account holds less; *have then says what it holds.
+ */
+bool
+MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
+		   int64 *journal_id, int64 *have)
+{
+	static MmPlan lock = {
+		"SELECT balance FROM modelmine.accounts WHERE id = $1 FOR NO KEY UPDATE", 1, {INT8OID}};
+	/* the row is locked: fold its committed deltas, then debit if the total covers the amount */
+	static MmPlan spend = {
+		"WITH d AS (DELETE FROM modelmine.account_deltas WHERE account_id = $1 RETURNING amount), "
+		"s AS (SELECT COALESCE(pg_catalog.sum(amount), 0)::bigint AS unfolded FROM d) "
+		"UPDATE modelmine.accounts a "
+		"   SET balance = a.balance + s.unfolded - CASE WHEN a.balance + s.unfolded >= $2 THEN $2 ELSE 0 END "
+		"  FROM s WHERE a.id = $1 RETURNING s.unfolded", 2, {INT8OID, INT8OID}};
+	Datum		args[2] = {Int64GetDatum(payer), Int64GetDatum(amount)};
+	int64		folded,
+				total;
+
+	Assert(payer >= MM_FIRST_OWNED_ACCOUNT);
+	if (MmExecWaiting(&lock, args, NULL, 1, "account", payer) != 1)
+		elog(ERROR, "modelmine: account " INT64_FORMAT " does not exist", payer);
+	folded = MmInt64(0, 1, NULL);
+	MmExec(&spend, args, NULL, false, 1);
+	total = folded + MmInt64(0, 1, NULL);
+	if (total < amount)
+	{
+		if (have)
+			*have = total;
+		return false;
+	}
 	if (journal_id)
-		*journal_id = MmInt64(0, 1, NULL);
+		*journal_id = Record(payer, payee, amount, reason, job_id);
+	else
+		(void) Record(payer, payee, amount, reason, job_id);
+	MmAtCommit(MM_AT_COMMIT_CREDITS);
 	return true;
 }
 
-/* For movements out of accounts that must hold the tokens (escrow, issuance): a shortfall is a bug. */
-void
-MmTransferOrFail(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id)
+/* Pays out of a system account (issuance, escrow, fee); never refused, never locks. */
+int64
+MmPayOut(int64 from, int64 to, int64 amount, const char *reason, int64 job_id)
 {
-	int64		have = 0;
+	int64		id;
 
-	if (!MmTryTransfer(debit, credit, amount, reason, job_id, NULL, &have))
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-						errmsg("account " INT64_FORMAT " cannot cover a %s of " INT64_FORMAT, debit, reason, amount),
-						errdetail("It holds " INT64_FORMAT " tokens.", have),
-						errhint("Run SELECT * FROM modelmine.check_invariants() and report the result.")));
+	Assert(from < MM_FIRST_OWNED_ACCOUNT);
+	id = Record(from, to, amount, reason, job_id);
+	MmAtCommit(MM_AT_COMMIT_CREDITS);
+	return id;
+}
+
+/*
+ * Folds committed deltas into the balances of the accounts no one has locked, unless another
+ * transaction is folding; returns the number of deltas folded.  READ COMMITTED only (housekeeping.c).
+ */
+int64
+MmFoldCredits(void)
+{
+	static MmPlan pending = {"SELECT EXISTS (SELECT 1 FROM modelmine.account_deltas)", 0, {0}};
+	static MmPlan fold = {
+		"WITH acc AS (SELECT a.id FROM modelmine.accounts a "
+		"              WHERE a.id IN (SELECT account_id FROM modelmine.account_deltas) "
+		"              ORDER BY a.id FOR NO KEY UPDATE OF a SKIP LOCKED), "
+		"d AS (DELETE FROM modelmine.account_deltas x USING acc WHERE x.account_id = acc.id "
+		"      RETURNING x.account_id, x.amount), "
+		"s AS (SELECT account_id, pg_catalog.sum(amount)::bigint AS amount, pg_catalog.count(*) AS n "
+		"        FROM d GROUP BY account_id), "
+		"u AS (UPDATE modelmine.accounts a SET balance = a.balance + s.amount FROM s WHERE a.id = s.account_id) "
+		"SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM s", 0, {0}};
+
+	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
+		return 0;
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(CREDITS_LOCK_KEY))))
+		return 0;
+	MmExec(&fold, NULL, NULL, false, 0);
+	return MmInt64(0, 1, NULL);
+}
+
+/* An account's balance: folded plus unfolded deltas. */
+int64
+MmBalance(int64 account)
+{
+	static MmPlan get = {
+		"SELECT a.balance + COALESCE((SELECT pg_catalog.sum(d.amount) FROM modelmine.account_deltas d "
+		"                              WHERE d.account_id = a.id), 0)::bigint "
+		"  FROM modelmine.accounts a WHERE a.id = $1", 1, {INT8OID}};
+	Datum		args[1] = {Int64GetDatum(account)};
+
+	if (MmExec(&get, args, NULL, true, 1) != 1)
+		elog(ERROR, "modelmine: account " INT64_FORMAT " does not exist", account);
+	return MmInt64(0, 1, NULL);
+}
+
+/*
+ * Refuses to issue amount new tokens when the supply would pass the max_supply setting.  Exact for
+ * mints (serialised by the caller); concurrent signups can overshoot by their grants at most, which
+ * the headroom below bigint absorbs.
+ */
+void
+MmCheckSupply(int64 amount, const char *what)
+{
+	int64		issued = -MmBalance(MM_ISSUANCE_ACCOUNT);
+	int64		cap = MmSetting("max_supply");
+
+	if (issued > cap - amount)
+		ereport(ERROR, (errcode(ERRCODE_MM_SUPPLY_CAP), errmsg("token supply cap reached"),
+						errdetail("%s of " INT64_FORMAT " tokens would raise the supply from " INT64_FORMAT
+								  " to more than the cap of " INT64_FORMAT " (setting max_supply).",
+								  what, amount, issued, cap),
+						errhint("Issue fewer tokens, or have an admin raise max_supply.")));
 }
 
 int64
@@ -124,6 +215,7 @@ Recipient(text *email_in, const char *field)
 	return id;
 }
 
+/* Moves tokens from the signed-in user to another user; returns the journal id. */
 static int64
 Transfer(text *to_email, int64 amount)
 {
@@ -135,7 +227,7 @@ Transfer(text *to_email, int64 amount)
 	if (to == me)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("cannot transfer to yourself"),
 						errhint("Pass another user's email.")));
-	if (!MmTryTransfer(MmUserAccount(me), MmUserAccount(to), amount, "transfer", 0, &journal_id, &have))
+	if (!MmTrySpend(MmUserAccount(me), MmUserAccount(to), amount, "transfer", 0, &journal_id, &have))
 		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),
 						errdetail("Your balance is " INT64_FORMAT " tokens; the transfer needs " INT64_FORMAT ".",
 								  have, amount),
@@ -143,52 +235,53 @@ Transfer(text *to_email, int64 amount)
 	return journal_id;
 }
 
+/* Admin: issues new tokens to a user, within max_supply; returns the journal id. */
 static int64
 Mint(text *email, int64 amount)
 {
-	int64		journal_id = 0;
+	static MmPlan serialise = {"SELECT pg_catalog.pg_advisory_xact_lock($1)", 1, {INT8OID}};
+	Datum		args[1] = {Int64GetDatum(MINT_LOCK_KEY)};
+	int64		to = MmUserAccount(Recipient(email, "email"));
 
-	if (!MmTryTransfer(MM_ISSUANCE_ACCOUNT, MmUserAccount(Recipient(email, "email")), amount, "mint", 0,
-					   &journal_id, NULL))
-		elog(ERROR, "modelmine: the issuance account refused a mint");
-	return journal_id;
+	/* only admins mint, so only admins ever wait here, and lock_timeout bounds even that */
+	MmExecWaiting(&serialise, args, NULL, 1, "minting", 0);
+	MmCheckSupply(amount, "Minting");
+	return MmPayOut(MM_ISSUANCE_ACCOUNT, to, amount, "mint", 0);
 }
 
+/* SQL: the signed-in user's balance (folded plus unfolded credits). */
 Datum
 mm_balance(PG_FUNCTION_ARGS)
 {
-	static MmPlan get = {"SELECT balance FROM modelmine.accounts WHERE user_id = $1", 1, {INT8OID}};
-	Datum		args[1];
 	int64		balance;
 
-	SPI_connect();
-	args[0] = Int64GetDatum(MmRequireUser(true, NULL));
-	if (MmExec(&get, args, NULL, true, 1) != 1)
-		elog(ERROR, "modelmine: signed-in user has no account");
-	balance = MmInt64(0, 1, NULL);
+	MmConnect();
+	balance = MmBalance(MmUserAccount(MmRequireUser(true, NULL)));
 	SPI_finish();
 	PG_RETURN_INT64(balance);
 }
 
+/* SQL: transfer(to_email, amount). */
 Datum
 mm_transfer(PG_FUNCTION_ARGS)
 {
 	int64		amount = MmCheckAmount("amount", PG_GETARG_DATUM(1), PG_ARGISNULL(1));
 	int64		id;
 
-	SPI_connect();
+	MmConnect();
 	id = Transfer(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), amount);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
 
+/* SQL: mint(email, amount). */
 Datum
 mm_mint(PG_FUNCTION_ARGS)
 {
 	int64		amount = MmCheckAmount("amount", PG_GETARG_DATUM(1), PG_ARGISNULL(1));
 	int64		id;
 
-	SPI_connect();
+	MmConnect();
 	id = Mint(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), amount);
 	SPI_finish();
 	PG_RETURN_INT64(id);

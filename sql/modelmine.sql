@@ -1,7 +1,17 @@
--- ModelMine install script: the single source of truth for the `modelmine` extension.
+-- ModelMine install script for the current version (1.1): the source of truth for a fresh install.
 -- The Makefile copies it to modelmine--<version>.sql.  Everything is schema-qualified; functions that
 -- touch tables are SECURITY DEFINER with a fixed search_path, revoked from PUBLIC and granted to the
 -- least-privileged role that needs them.  Non-admin roles never read or write a table directly.
+--
+-- Versions and upgrades.  A released version's install script never changes again (modelmine--1.0.sql
+-- is 1.0 as it landed).  Every later change to the schema ships twice: here, and as an upgrade script
+-- sql/modelmine--A--B.sql (1.0 -> 1.1 is modelmine--1.0--1.1.sql; the next is --1.1--1.2.sql), with
+-- default_version in modelmine.control, EXTVERSION in the Makefile and MM_SCHEMA_VERSION in
+-- extension/modelmine.h moved to B.  regress/integration/upgrade.sh installs the previous version with
+-- its own library, fills it, updates it with this library, and requires the catalog to be identical to
+-- a fresh install and the books and the ledger to still verify.  The library refuses to run against a
+-- schema of another version (ALTER EXTENSION modelmine UPDATE fixes that), so C code never meets tables
+-- shaped for a version it was not written for.
 
 \echo Use "CREATE EXTENSION modelmine CASCADE" to load this file. \quit
 
@@ -48,8 +58,15 @@ INSERT INTO modelmine.settings (name, value, min_value, max_value, description) 
     ('max_attempts',           3, 1, 100,        'Times a job may be claimed before an expired lease fails it (and refunds the stake).'),
     ('offline_after_seconds', 15, 6, 3600,       'A node without a heartbeat for this long is OFFLINE.'),
     ('max_result_bytes', 16777216, 1024, 268435456, 'Largest accepted job result (metrics plus model artifact), in bytes of jsonb.'),
-    ('heartbeat_notify_seconds', 60, 0, 86400,   'A node''s heartbeats raise node:heartbeat at most this often unless its status changes.');
+    ('heartbeat_notify_seconds', 60, 0, 86400,   'A node''s heartbeats raise node:heartbeat at most this often unless its status changes.'),
+    ('lock_timeout_ms',     5000, 100, 600000,   'How long a call waits for a row another transaction holds (an owner and a node on one job, two sessions of one user) before failing with 55P03.'),
+    ('max_supply', 1000000000000000, 1, 1000000000000000, 'Most tokens that may ever be issued (signup grants and mints); no balance can exceed it.'),
+    ('max_stake',  1000000000000000, 1, 1000000000000000, 'Largest stake one job may carry.'),
+    ('max_nodes_per_operator', 100, 1, 100000,   'Most nodes one user may register.'),
+    ('progress_notify_ms',   250, 0, 60000,      'A job''s progress raises job:{id}:progress at most this often (progress is stored on every report).');
 SELECT pg_catalog.pg_extension_config_dump('modelmine.settings', '');
+COMMENT ON TABLE modelmine.settings IS
+    'Network settings with their allowed ranges (rows, not GUCs, so no client can SET them); change them with set_setting().';
 
 CREATE TABLE modelmine.secrets (
     name  text PRIMARY KEY,
@@ -58,6 +75,8 @@ CREATE TABLE modelmine.secrets (
 -- The JWT signing key is made at install time, per database, and never leaves this table.
 INSERT INTO modelmine.secrets (name, value) VALUES ('jwt_hs256', gen_random_bytes(32));
 SELECT pg_catalog.pg_extension_config_dump('modelmine.secrets', '');
+COMMENT ON TABLE modelmine.secrets IS
+    'Secrets such as the JWT signing key; readable only by the extension owner.';
 
 -------------------------------------------------------------------------------------------------------
 -- Users and sessions.  A JWT names a session; revoking the session row kills the token at once.
@@ -70,6 +89,8 @@ CREATE TABLE modelmine.users (
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.users', '');
+COMMENT ON TABLE modelmine.users IS
+    'Accounts: email (trimmed, lower-cased), bcrypt password hash, role.';
 
 CREATE TABLE modelmine.sessions (
     id         uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
@@ -80,12 +101,16 @@ CREATE TABLE modelmine.sessions (
 );
 CREATE INDEX sessions_user_idx ON modelmine.sessions (user_id);
 SELECT pg_catalog.pg_extension_config_dump('modelmine.sessions', '');
+COMMENT ON TABLE modelmine.sessions IS
+    'Login sessions; a JWT names one, and revoking it kills the token in every connection.';
 
 -------------------------------------------------------------------------------------------------------
--- Double-entry tokens.  Every movement is one immutable journal row; accounts carry the running balance
--- so reads are O(1).  Escrow and the network fee are striped over 16 shard accounts (a job uses shard
--- id % 16) so concurrent jobs do not all queue on one hot row.  Fixed ids: issuance 1, escrow 16..31,
--- fee 32..47; user and node accounts start at 1000.
+-- Double-entry tokens.  Every movement is one immutable journal row.  A balance is accounts.balance
+-- (folded) plus the account's rows in account_deltas (appended, not yet folded): a credit, and a debit
+-- of a system account, only appends, so no movement ever waits on a row someone else can hold; only a
+-- user or node paying locks its own row (extension/tokens.c).  Escrow and the network fee are striped
+-- over 16 shard accounts (a job uses shard id % 16).  Fixed ids: issuance 1, escrow 16..31, fee 32..47;
+-- user and node accounts start at 1000.
 -------------------------------------------------------------------------------------------------------
 CREATE TABLE modelmine.accounts (
     id       bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 1000) PRIMARY KEY,
@@ -103,6 +128,8 @@ INSERT INTO modelmine.accounts (id, kind) VALUES (1, 'issuance');
 INSERT INTO modelmine.accounts (id, kind, shard) SELECT 16 + s, 'escrow', s FROM pg_catalog.generate_series(0, 15) s;
 INSERT INTO modelmine.accounts (id, kind, shard) SELECT 32 + s, 'fee', s FROM pg_catalog.generate_series(0, 15) s;
 SELECT pg_catalog.pg_extension_config_dump('modelmine.accounts', '');
+COMMENT ON TABLE modelmine.accounts IS
+    'Token accounts: issuance (1), escrow (16..31) and fee (32..47) shards, one per user and per node; balance is the folded part of the balance (see account_balances).';
 
 CREATE TABLE modelmine.journal (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -119,6 +146,26 @@ CREATE INDEX journal_debit_idx ON modelmine.journal (debit_account, id);
 CREATE INDEX journal_credit_idx ON modelmine.journal (credit_account, id);
 CREATE INDEX journal_job_idx ON modelmine.journal (job_id) WHERE job_id IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('modelmine.journal', '');
+COMMENT ON TABLE modelmine.journal IS
+    'Every token movement, one immutable row each (double entry: debit account, credit account, amount, reason, job).';
+
+CREATE TABLE modelmine.account_deltas (
+    account_id bigint NOT NULL,      -- no foreign key: its check would lock the account row
+    amount     bigint NOT NULL CHECK (amount <> 0)
+);
+CREATE INDEX account_deltas_account_idx ON modelmine.account_deltas (account_id);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.account_deltas', '');
+COMMENT ON TABLE modelmine.account_deltas IS
+    'Credits (and system-account debits) appended without locking any account row, folded into accounts.balance at commit.';
+
+-- Every balance as a reader must see it: folded plus unfolded.  Read only by definer functions.
+CREATE VIEW modelmine.account_balances AS
+    SELECT a.id, a.kind, a.user_id, a.node_id, a.shard,
+           a.balance + COALESCE((SELECT pg_catalog.sum(d.amount) FROM modelmine.account_deltas d
+                                  WHERE d.account_id = a.id), 0)::bigint AS balance
+      FROM modelmine.accounts a;
+COMMENT ON VIEW modelmine.account_balances IS
+    'Every account with its balance as readers see it: accounts.balance plus its unfolded account_deltas.';
 
 -------------------------------------------------------------------------------------------------------
 -- Compute nodes.  A node key is shown once at registration and stored only as its SHA-256 (it is 256
@@ -143,10 +190,14 @@ CREATE TABLE modelmine.nodes (
     last_notified_at timestamptz,
     jobs_completed   bigint NOT NULL DEFAULT 0,
     jobs_failed      bigint NOT NULL DEFAULT 0,
-    tokens_earned    bigint NOT NULL DEFAULT 0,
+    tokens_earned    numeric NOT NULL DEFAULT 0,  -- all-time sum: may outgrow bigint
+    slots            smallint NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64),  -- MM_MAX_SLOTS
+    maintenance      boolean NOT NULL DEFAULT false,  -- set by the operator; outlasts heartbeats
     UNIQUE (operator_id, name)
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.nodes', '');
+COMMENT ON TABLE modelmine.nodes IS
+    'Compute nodes: operator, key hash (SHA-256), capabilities, declared slots, reported status and load, counters.';
 
 CREATE TABLE modelmine.node_uptime (
     node_id    bigint NOT NULL REFERENCES modelmine.nodes (id),
@@ -155,6 +206,17 @@ CREATE TABLE modelmine.node_uptime (
     PRIMARY KEY (node_id, started_at)
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.node_uptime', '');
+COMMENT ON TABLE modelmine.node_uptime IS
+    'Closed stretches of a node''s heartbeats, for uptime over a window.';
+
+-- Counters appended by other nodes' claims (a lost lease), folded into nodes at commit.
+CREATE TABLE modelmine.node_deltas (
+    node_id     bigint NOT NULL,
+    jobs_failed integer NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.node_deltas', '');
+COMMENT ON TABLE modelmine.node_deltas IS
+    'Lost leases counted against a node by other nodes'' claims, folded into nodes.jobs_failed at commit.';
 
 ALTER TABLE modelmine.accounts ADD FOREIGN KEY (node_id) REFERENCES modelmine.nodes (id);
 
@@ -162,6 +224,8 @@ ALTER TABLE modelmine.accounts ADD FOREIGN KEY (node_id) REFERENCES modelmine.no
 -- Jobs.
 -------------------------------------------------------------------------------------------------------
 CREATE TYPE modelmine.job_status AS ENUM ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED');
+COMMENT ON TYPE modelmine.job_status IS
+    'A job''s lifecycle: PENDING -> RUNNING -> COMPLETED | FAILED; RUNNING -> PENDING (lease given back or expired); PENDING | RUNNING -> CANCELED.';
 
 CREATE TABLE modelmine.jobs (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -187,7 +251,8 @@ CREATE TABLE modelmine.jobs (
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     started_at       timestamptz,
-    finished_at      timestamptz
+    finished_at      timestamptz,
+    progress_notified_at timestamptz  -- when job:{id}:progress was last raised (progress_notify_ms)
 );
 CREATE INDEX jobs_user_created_idx ON modelmine.jobs (user_id, created_at DESC);
 CREATE INDEX jobs_pending_idx ON modelmine.jobs (priority DESC, id) WHERE status = 'PENDING';
@@ -195,6 +260,8 @@ CREATE INDEX jobs_lease_idx ON modelmine.jobs (lease_expires_at) WHERE status = 
 CREATE INDEX jobs_node_running_idx ON modelmine.jobs (node_id) WHERE status = 'RUNNING';
 CREATE INDEX jobs_open_idx ON modelmine.jobs (status) WHERE status IN ('PENDING', 'RUNNING');
 SELECT pg_catalog.pg_extension_config_dump('modelmine.jobs', '');
+COMMENT ON TABLE modelmine.jobs IS
+    'Training jobs: owner, config, stake (in escrow while open), lease, progress, result; status moves only along the lifecycle.';
 
 -------------------------------------------------------------------------------------------------------
 -- Triggers (C): the journal is append-only; job status moves only along the lifecycle; new pending work
@@ -340,7 +407,7 @@ CREATE FUNCTION modelmine.mint(email text, amount bigint) RETURNS bigint
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_mint';
 COMMENT ON FUNCTION modelmine.mint(text, bigint) IS
-    'Admin: issues new tokens to a user (debits the issuance account); returns the journal entry id.';
+    'Admin: issues new tokens to a user (debits the issuance account), within the max_supply setting; returns the journal entry id.';
 REVOKE ALL ON FUNCTION modelmine.mint(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.mint(text, bigint) TO modelmine_admin;
 
@@ -389,7 +456,7 @@ CREATE FUNCTION modelmine.submit_job(title text, config jsonb, description text 
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_submit_job';
 COMMENT ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) IS
-    'Submits a training job: title 1-200 characters, config a JSON object, stake (default: setting default_stake) moved to escrow in the same transaction, priority -1000..1000 (higher first). Returns the job id.';
+    'Submits a training job: title 1-200 characters, config a JSON object, stake (default: setting default_stake; at most max_stake) moved to escrow in the same transaction, priority -1000..1000 (higher first). Returns the job id.';
 REVOKE ALL ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) TO modelmine_user;
 
@@ -406,6 +473,8 @@ CREATE TYPE modelmine.job_summary AS (
     id bigint, title text, status modelmine.job_status, stake bigint, priority integer, progress real,
     attempts integer, node_id bigint, created_at timestamptz, updated_at timestamptz, finished_at timestamptz
 );
+COMMENT ON TYPE modelmine.job_summary IS
+    'A row of a job listing (my_jobs, all_jobs): no config, result or error.';
 
 CREATE FUNCTION modelmine._list_jobs(owner bigint, status text, sort text, descending boolean,
                                      max_rows integer, skip integer)
@@ -461,19 +530,19 @@ COMMENT ON FUNCTION modelmine._list_jobs(bigint, text, text, boolean, integer, i
 REVOKE ALL ON FUNCTION modelmine._list_jobs(bigint, text, text, boolean, integer, integer) FROM PUBLIC;
 
 CREATE FUNCTION modelmine.my_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
-                                  descending boolean DEFAULT true, "limit" integer DEFAULT 50,
-                                  "offset" integer DEFAULT 0)
+                                  descending boolean DEFAULT true, max_rows integer DEFAULT 50,
+                                  skip integer DEFAULT 0)
     RETURNS SETOF modelmine.job_summary
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$ SELECT * FROM modelmine._list_jobs(modelmine.current_user_id(), $1, $2, $3, $4, $5) $$;
 COMMENT ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) IS
-    'The signed-in user''s jobs. status: PENDING|RUNNING|COMPLETED|FAILED|CANCELED or NULL for all; sort: created|stake|status; limit 0..10000.';
+    'The signed-in user''s jobs. status: PENDING|RUNNING|COMPLETED|FAILED|CANCELED or NULL for all; sort: created|stake|status; max_rows 0..10000, skip rows first.';
 REVOKE ALL ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) TO modelmine_user;
 
 CREATE FUNCTION modelmine.all_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
-                                   descending boolean DEFAULT true, "limit" integer DEFAULT 50,
-                                   "offset" integer DEFAULT 0)
+                                   descending boolean DEFAULT true, max_rows integer DEFAULT 50,
+                                   skip integer DEFAULT 0)
     RETURNS SETOF modelmine.job_summary
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$ SELECT * FROM modelmine._list_jobs(NULL, $1, $2, $3, $4, $5) $$;
@@ -489,6 +558,8 @@ CREATE TYPE modelmine.job_detail AS (
     attempts integer, lease_expires_at timestamptz, created_at timestamptz, updated_at timestamptz,
     started_at timestamptz, finished_at timestamptz
 );
+COMMENT ON TYPE modelmine.job_detail IS
+    'One job in full (job, admin_job).';
 
 CREATE FUNCTION modelmine._job_detail(job_id bigint, owner bigint) RETURNS SETOF modelmine.job_detail
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -558,7 +629,7 @@ CREATE FUNCTION modelmine.register_node(name text, capabilities jsonb DEFAULT '{
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_register_node';
 COMMENT ON FUNCTION modelmine.register_node(text, jsonb) IS
-    'Registers a compute node operated by the signed-in user. capabilities: {"trainers": [...], "runners": [...]}. Returns the node id and its key, shown only this once (only a hash is stored).';
+    'Registers a compute node operated by the signed-in user (at most max_nodes_per_operator; the name printable, no control or bidirectional characters). capabilities: {"trainers": [...], "runners": [...], "slots": 1..64}, at most 4 kB. Returns the node id and its key, shown only this once (only a hash is stored).';
 REVOKE ALL ON FUNCTION modelmine.register_node(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.register_node(text, jsonb) TO modelmine_user;
 
@@ -574,7 +645,7 @@ CREATE FUNCTION modelmine.set_capabilities(capabilities jsonb) RETURNS void
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_set_capabilities';
 COMMENT ON FUNCTION modelmine.set_capabilities(jsonb) IS
-    'Node: replaces the trainers and runners this node advertises (the worker calls it at start).';
+    'Node: replaces the trainers, runners and slots this node advertises (the worker calls it at start).';
 REVOKE ALL ON FUNCTION modelmine.set_capabilities(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.set_capabilities(jsonb) TO modelmine_node;
 
@@ -583,7 +654,7 @@ CREATE FUNCTION modelmine.heartbeat(cpu_load real, memory_used_mb integer, memor
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_heartbeat';
 COMMENT ON FUNCTION modelmine.heartbeat(real, integer, integer, text) IS
-    'Node: reports load and memory (status ONLINE, BUSY or MAINTENANCE), extends the leases of its running jobs and returns their ids; a job missing from the list was canceled or lost.';
+    'Node: reports load and memory (status ONLINE, BUSY or MAINTENANCE; an operator''s maintenance wins) and returns the ids of the jobs it holds; a job missing from the list was canceled or lost. It does not extend leases: only report_progress does.';
 REVOKE ALL ON FUNCTION modelmine.heartbeat(real, integer, integer, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.heartbeat(real, integer, integer, text) TO modelmine_node;
 
@@ -592,7 +663,7 @@ CREATE FUNCTION modelmine.claim_jobs(max_jobs integer DEFAULT 1, lease_seconds i
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_claim_jobs';
 COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
-    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600). Never gives one job to two nodes.';
+    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
 REVOKE ALL ON FUNCTION modelmine.claim_jobs(integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.claim_jobs(integer, integer) TO modelmine_node;
 
@@ -601,7 +672,7 @@ CREATE FUNCTION modelmine.report_progress(job_id bigint, progress real, metrics 
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_report_progress';
 COMMENT ON FUNCTION modelmine.report_progress(bigint, real, jsonb) IS
-    'Node holding the lease: records progress (0..100, never backwards) and metrics, extends the lease, NOTIFYs job:{id}:progress; returns the new lease expiry.';
+    'Node holding the lease: records progress (0..100, never backwards) and metrics, extends the lease (the only thing that does), NOTIFYs job:{id}:progress at most once per progress_notify_ms; returns the new lease expiry.';
 REVOKE ALL ON FUNCTION modelmine.report_progress(bigint, real, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.report_progress(bigint, real, jsonb) TO modelmine_node;
 
@@ -625,7 +696,7 @@ CREATE FUNCTION modelmine.release_job(job_id bigint) RETURNS void
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_release_job';
 COMMENT ON FUNCTION modelmine.release_job(bigint) IS
-    'Node holding the lease: gives a job back to the queue (a shutting-down worker); the attempt is not counted.';
+    'Node holding the lease: gives a job back to the queue (a shutting-down worker); the attempt still counts, and a job released on its last attempt (max_attempts) fails and is refunded.';
 REVOKE ALL ON FUNCTION modelmine.release_job(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.release_job(bigint) TO modelmine_node;
 
@@ -637,6 +708,14 @@ COMMENT ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) IS
 REVOKE ALL ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.withdraw_node_earnings(bigint, bigint) TO modelmine_user;
 
+CREATE FUNCTION modelmine.set_node_maintenance(node_id bigint, maintenance boolean DEFAULT true) RETURNS text
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_set_node_maintenance';
+COMMENT ON FUNCTION modelmine.set_node_maintenance(bigint, boolean) IS
+    'Operator: puts one of your nodes in MAINTENANCE (claim_jobs gives it nothing, whatever its heartbeats report) or takes it out; returns the status it now shows.';
+REVOKE ALL ON FUNCTION modelmine.set_node_maintenance(bigint, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_node_maintenance(bigint, boolean) TO modelmine_user;
+
 CREATE FUNCTION modelmine.job_result(job_id bigint) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
@@ -647,8 +726,9 @@ BEGIN
         RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Pass the id returned by modelmine.submit_job.';
     END IF;
+    -- user_id + 0: keep a plan cached on a nearly empty table from reading all of a user's jobs
     SELECT jobs.status, jobs.result INTO j FROM modelmine.jobs
-     WHERE jobs.id = job_result.job_id AND jobs.user_id = modelmine.current_user_id();
+     WHERE jobs.id = job_result.job_id AND jobs.user_id + 0 = modelmine.current_user_id();
     IF NOT FOUND THEN
         RAISE EXCEPTION 'job % not found', job_id USING ERRCODE = 'no_data_found',
             DETAIL = 'There is no job with this id that you own.', HINT = 'List your jobs with modelmine.my_jobs().';
@@ -678,12 +758,12 @@ REVOKE ALL ON FUNCTION modelmine._node_status(text, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION modelmine.my_nodes()
     RETURNS TABLE (id bigint, name text, status text, capabilities jsonb, last_seen timestamptz,
-                   jobs_completed bigint, jobs_failed bigint, tokens_earned bigint, balance bigint)
+                   jobs_completed bigint, jobs_failed bigint, tokens_earned numeric, balance bigint)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
         SELECT n.id, n.name, modelmine._node_status(n.status, n.last_seen), n.capabilities, n.last_seen,
                n.jobs_completed, n.jobs_failed, n.tokens_earned, a.balance
-          FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id
+          FROM modelmine.nodes n JOIN modelmine.account_balances a ON a.node_id = n.id
          WHERE n.operator_id = modelmine.current_user_id()
          ORDER BY n.id
     $$;
@@ -716,6 +796,8 @@ CREATE TABLE modelmine.ledger (
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.ledger', '');
 GRANT SELECT ON modelmine.ledger TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+COMMENT ON TABLE modelmine.ledger IS
+    'The hash-chained ledger: one block per completed job, append-only for every role and readable by all; hash = SHA-256(prev_hash hex, block data, created_at) as docs/LEDGER.md specifies byte for byte, so anyone can verify it without trusting this extension.';
 
 CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON modelmine.ledger
     FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change();
@@ -736,6 +818,8 @@ CREATE TABLE modelmine.ledger_queue (
     completed_at timestamptz NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.ledger_queue', '');
+COMMENT ON TABLE modelmine.ledger_queue IS
+    'Completions waiting to be sealed into ledger blocks (at the next commit that seals).';
 
 CREATE FUNCTION modelmine._ledger_genesis() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'mm_ledger_genesis';
@@ -747,11 +831,11 @@ CREATE FUNCTION modelmine.seal_ledger(max_blocks bigint DEFAULT 100000) RETURNS 
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_seal_ledger';
 COMMENT ON FUNCTION modelmine.seal_ledger(bigint) IS
-    'Seals queued completions into blocks now (completion, claim_jobs and the ledger readers do it anyway); returns the number of blocks appended, 0 when another transaction is sealing.';
+    'Admin: seals queued completions into blocks now, holding the seal lock until this transaction ends (completions, claims and ledger reads seal at their commit anyway); returns the number of blocks appended, 0 when another transaction is sealing.';
 REVOKE ALL ON FUNCTION modelmine.seal_ledger(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION modelmine.seal_ledger(bigint) TO modelmine_user, modelmine_node, modelmine_admin;
+GRANT EXECUTE ON FUNCTION modelmine.seal_ledger(bigint) TO modelmine_admin;
 
-CREATE FUNCTION modelmine.ledger(from_height bigint DEFAULT 0, "limit" integer DEFAULT 100)
+CREATE FUNCTION modelmine.ledger(from_height bigint DEFAULT 0, max_rows integer DEFAULT 100)
     RETURNS TABLE (height bigint, hash text, prev_hash text, job_id bigint, user_id bigint, node_id bigint,
                    stake bigint, reward bigint, fee bigint, accuracy text, loss text, epochs bigint,
                    completed_at timestamptz, created_at timestamptz)
@@ -762,11 +846,11 @@ BEGIN
         RAISE EXCEPTION 'invalid from_height' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = pg_catalog.format('Got %s.', COALESCE(from_height::text, 'NULL')), HINT = 'Pass a height of 0 or more.';
     END IF;
-    IF "limit" IS NULL OR "limit" NOT BETWEEN 0 AND 10000 THEN
-        RAISE EXCEPTION 'invalid limit' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = pg_catalog.format('Got %s.', COALESCE("limit"::text, 'NULL')), HINT = 'Pass a limit from 0 to 10000.';
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass max_rows from 0 to 10000.';
     END IF;
-    PERFORM modelmine.seal_ledger();
+    PERFORM modelmine._housekeeping_at_commit();
     RETURN QUERY
         SELECT l.height, pg_catalog.encode(l.hash, 'hex'), pg_catalog.encode(l.prev_hash, 'hex'), l.job_id,
                l.user_id, l.node_id, l.stake, l.reward, l.fee, l.accuracy, l.loss, l.epochs, l.completed_at,
@@ -774,11 +858,11 @@ BEGIN
           FROM modelmine.ledger l
          WHERE l.height >= from_height
          ORDER BY l.height
-         LIMIT "limit";
+         LIMIT max_rows;
 END
 $$;
 COMMENT ON FUNCTION modelmine.ledger(bigint, integer) IS
-    'Blocks from from_height on (at most limit, 0..10000), hashes in hex. Seals pending completions first.';
+    'Sealed blocks from from_height on (at most max_rows, 0..10000), hashes in hex. Completions still queued are sealed when this transaction commits (ledger_digest() counts them as pending).';
 REVOKE ALL ON FUNCTION modelmine.ledger(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.ledger(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
@@ -788,7 +872,7 @@ CREATE FUNCTION modelmine.ledger_digest() RETURNS jsonb
 DECLARE
     d jsonb;
 BEGIN
-    PERFORM modelmine.seal_ledger();
+    PERFORM modelmine._housekeeping_at_commit();
     SELECT pg_catalog.jsonb_build_object('height', l.height, 'hash', pg_catalog.encode(l.hash, 'hex'),
                                          'time', l.created_at,
                                          'pending', (SELECT count(*) FROM modelmine.ledger_queue))
@@ -798,7 +882,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION modelmine.ledger_digest() IS
-    'The chain head as {"height", "hash", "time", "pending"}: keep it outside the database, and later verify_ledger(digest) proves the chain still extends it.';
+    'The chain head as {"height", "hash", "time", "pending"} (pending: completions queued, sealed at the next commit that seals): keep it outside the database, and later verify_ledger(digest) proves the chain still extends it.';
 REVOKE ALL ON FUNCTION modelmine.ledger_digest() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.ledger_digest() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
@@ -830,22 +914,26 @@ CREATE TABLE modelmine.job_stats (
     month        date NOT NULL,
     status       modelmine.job_status NOT NULL,
     jobs         bigint NOT NULL,
-    stake        bigint NOT NULL,
+    stake        numeric NOT NULL,            -- all-time sums of stakes may outgrow bigint
     accuracy_sum double precision NOT NULL,
     accuracy_n   bigint NOT NULL,
     PRIMARY KEY (month, status)
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.job_stats', '');
+COMMENT ON TABLE modelmine.job_stats IS
+    'Folded job counts and stakes per month of submission and status.';
 
 -- Jobs and stake per user and status (dashboard()): only the folder writes here.
 CREATE TABLE modelmine.user_job_stats (
     user_id      bigint NOT NULL,
     status       modelmine.job_status NOT NULL,
     jobs         bigint NOT NULL,
-    stake        bigint NOT NULL,
+    stake        numeric NOT NULL,
     PRIMARY KEY (user_id, status)
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.user_job_stats', '');
+COMMENT ON TABLE modelmine.user_job_stats IS
+    'Folded job counts and stakes per user and status (dashboard).';
 
 CREATE TABLE modelmine.job_stat_deltas (
     month        date NOT NULL,
@@ -857,6 +945,8 @@ CREATE TABLE modelmine.job_stat_deltas (
     accuracy_n   integer NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.job_stat_deltas', '');
+COMMENT ON TABLE modelmine.job_stat_deltas IS
+    'Insert-only +1/-1 job statistics deltas, folded into job_stats and user_job_stats at commit.';
 
 CREATE INDEX nodes_tokens_idx ON modelmine.nodes (tokens_earned DESC, id);
 CREATE INDEX node_uptime_end_idx ON modelmine.node_uptime (node_id, ended_at);
@@ -872,24 +962,25 @@ CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs
 CREATE TRIGGER jobs_stats_update AFTER UPDATE OF status ON modelmine.jobs
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION modelmine._job_stats_trigger();
 
-CREATE FUNCTION modelmine._fold_stats() RETURNS bigint
-    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'mm_fold_stats';
-COMMENT ON FUNCTION modelmine._fold_stats() IS
-    'Folds committed statistics deltas into job_stats and user_job_stats unless another transaction is folding; returns the deltas folded.';
-REVOKE ALL ON FUNCTION modelmine._fold_stats() FROM PUBLIC;  -- called only from definer functions
+-- Readers of statistics, balances and the ledger ask for the commit-time work (extension/housekeeping.c)
+-- instead of doing it inside their call, where an open transaction would hold its lock.
+CREATE FUNCTION modelmine._housekeeping_at_commit() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_housekeeping_at_commit';
+COMMENT ON FUNCTION modelmine._housekeeping_at_commit() IS
+    'Asks for folding (credits, node counters, statistics) and ledger sealing when the current transaction commits, under try-locks held only for the commit; readers call it so work that a busy commit skipped is picked up.';
+REVOKE ALL ON FUNCTION modelmine._housekeeping_at_commit() FROM PUBLIC;  -- called only from definer functions
 
 CREATE FUNCTION modelmine.network_stats(
-        OUT nodes_online bigint, OUT nodes_total bigint, OUT staked_now bigint, OUT staked_all_time bigint,
+        OUT nodes_online bigint, OUT nodes_total bigint, OUT staked_now bigint, OUT staked_all_time numeric,
         OUT jobs_pending bigint, OUT jobs_running bigint, OUT jobs_completed bigint, OUT jobs_failed bigint,
-        OUT jobs_canceled bigint, OUT average_accuracy double precision, OUT paid_to_nodes bigint,
+        OUT jobs_canceled bigint, OUT average_accuracy double precision, OUT paid_to_nodes numeric,
         OUT network_fees bigint)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    PERFORM modelmine._fold_stats();
+    PERFORM modelmine._housekeeping_at_commit();
     WITH c AS (
-        SELECT x.status, sum(x.jobs)::bigint AS jobs, sum(x.stake)::bigint AS stake,
+        SELECT x.status, sum(x.jobs)::bigint AS jobs, sum(x.stake) AS stake,
                sum(x.accuracy_sum) AS acc, sum(x.accuracy_n)::bigint AS n
           FROM (SELECT s.status, s.jobs, s.stake, s.accuracy_sum, s.accuracy_n FROM modelmine.job_stats s
                 UNION ALL
@@ -897,14 +988,14 @@ BEGIN
          GROUP BY x.status),
     f AS (SELECT COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'fee'), 0)::bigint AS fees,
                  COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'escrow'), 0)::bigint AS escrow
-            FROM modelmine.accounts a WHERE a.id BETWEEN 16 AND 47),
+            FROM modelmine.account_balances a WHERE a.id BETWEEN 16 AND 47),
     -- the OFFLINE rule of _node_status, computed once rather than called per node
     n AS (SELECT count(*) FILTER (WHERE nd.last_seen >= pg_catalog.now() - pg_catalog.make_interval(
                      secs => (SELECT st.value FROM modelmine.settings st WHERE st.name = 'offline_after_seconds')))
                      AS online,
                  count(*) AS total
             FROM modelmine.nodes nd)
-    SELECT n.online, n.total, f.escrow, COALESCE((SELECT sum(c.stake) FROM c), 0)::bigint,
+    SELECT n.online, n.total, f.escrow, COALESCE((SELECT sum(c.stake) FROM c), 0),
            COALESCE((SELECT c.jobs FROM c WHERE c.status = 'PENDING'), 0),
            COALESCE((SELECT c.jobs FROM c WHERE c.status = 'RUNNING'), 0),
            COALESCE((SELECT c.jobs FROM c WHERE c.status = 'COMPLETED'), 0),
@@ -919,12 +1010,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION modelmine.network_stats() IS
-    'Network health: nodes online (OFFLINE derived) and total, tokens staked now (escrow) and all time, job counts per status, average accuracy of completed jobs (those reporting one), tokens paid to nodes, network fees collected.';
+    'Network health: nodes online (OFFLINE derived) and total, tokens staked now (escrow) and all time (numeric: may outgrow bigint), job counts per status, average accuracy of completed jobs (those reporting one), tokens paid to nodes, network fees collected.';
 REVOKE ALL ON FUNCTION modelmine.network_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.network_stats() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
--- The user's counts come from user_job_stats plus their unfolded deltas (folded first when the fold
--- lock is free), not from counting their jobs: a user with a million jobs gets the same few rows read.
+-- The user's counts come from user_job_stats plus their unfolded deltas, not from counting their
+-- jobs: a user with a million jobs gets the same few rows read.
 CREATE FUNCTION modelmine.dashboard() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
@@ -932,9 +1023,9 @@ DECLARE
     uid bigint := modelmine.current_user_id();
     result jsonb;
 BEGIN
-    PERFORM modelmine._fold_stats();
+    PERFORM modelmine._housekeeping_at_commit();
     WITH counts AS (
-            SELECT s.status, COALESCE(sum(x.jobs), 0)::bigint AS n, COALESCE(sum(x.stake), 0)::bigint AS stake
+            SELECT s.status, COALESCE(sum(x.jobs), 0)::bigint AS n, COALESCE(sum(x.stake), 0) AS stake
               FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) s(status)
               LEFT JOIN (SELECT t.status, t.jobs, t.stake FROM modelmine.user_job_stats t WHERE t.user_id = uid
                          UNION ALL
@@ -943,7 +1034,7 @@ BEGIN
              GROUP BY s.status)
     SELECT pg_catalog.jsonb_build_object(
                'user_id', uid,
-               'balance', (SELECT a.balance FROM modelmine.accounts a WHERE a.user_id = uid),
+               'balance', (SELECT a.balance FROM modelmine.account_balances a WHERE a.user_id = uid),
                'in_escrow', (SELECT sum(c.stake) FROM counts c WHERE c.status IN ('PENDING', 'RUNNING')),
                'jobs', (SELECT pg_catalog.jsonb_object_agg(c.status::text, c.n) || pg_catalog.jsonb_build_object('total', sum(c.n))
                           FROM counts c),
@@ -969,7 +1060,7 @@ BEGIN
         RAISE EXCEPTION 'invalid months' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = pg_catalog.format('Got %s.', COALESCE(months::text, 'NULL')), HINT = 'Pass 1 to 120 months.';
     END IF;
-    PERFORM modelmine._fold_stats();
+    PERFORM modelmine._housekeeping_at_commit();
     RETURN QUERY
         WITH m AS (SELECT g::date AS month
                      FROM pg_catalog.generate_series(
@@ -990,21 +1081,21 @@ COMMENT ON FUNCTION modelmine.job_timeline(integer) IS
 REVOKE ALL ON FUNCTION modelmine.job_timeline(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.job_timeline(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
-CREATE FUNCTION modelmine.token_distribution(max_nodes integer DEFAULT 20)
-    RETURNS TABLE (node_id bigint, name text, tokens_earned bigint)
+CREATE FUNCTION modelmine.token_distribution(max_rows integer DEFAULT 20)
+    RETURNS TABLE (node_id bigint, name text, tokens_earned numeric)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    IF max_nodes IS NULL OR max_nodes NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'invalid max_nodes' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_nodes::text, 'NULL')), HINT = 'Pass 1 to 1000.';
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 1 to 1000.';
     END IF;
     RETURN QUERY SELECT n.id, n.name, n.tokens_earned FROM modelmine.nodes n
-                  ORDER BY n.tokens_earned DESC, n.id LIMIT max_nodes;
+                  ORDER BY n.tokens_earned DESC, n.id LIMIT max_rows;
 END
 $$;
 COMMENT ON FUNCTION modelmine.token_distribution(integer) IS
-    'Tokens earned per node (rewards for completed jobs, withdrawn or not), the top max_nodes (1..1000) first.';
+    'Tokens earned per node (rewards for completed jobs, withdrawn or not), the top max_rows (1..1000) first.';
 REVOKE ALL ON FUNCTION modelmine.token_distribution(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.token_distribution(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
@@ -1045,8 +1136,10 @@ GRANT EXECUTE ON FUNCTION modelmine._node_liveness(bigint[], integer) TO modelmi
 CREATE TYPE modelmine.node_summary AS (
     id bigint, name text, status text, cpu_load real, memory_used_mb integer, memory_total_mb integer,
     last_seen timestamptz, uptime_pct numeric, jobs_handled bigint, jobs_completed bigint, jobs_failed bigint,
-    tokens_earned bigint, reputation integer, registered_at timestamptz, capabilities jsonb, window_hours integer
+    tokens_earned numeric, reputation integer, registered_at timestamptz, capabilities jsonb, window_hours integer
 );
+COMMENT ON TYPE modelmine.node_summary IS
+    'A node''s public figures (nodes, node_stats, admin_nodes): derived status, load, uptime, counters, reputation.';
 
 -- Reputation 0..100 = 100 * success * uptime, where success = (completed + 1) / (completed + failed + 2)
 -- (a node with no history starts at 1/2, not at 0 or 1) and uptime is the fraction over the window.
@@ -1125,11 +1218,16 @@ GRANT EXECUTE ON FUNCTION modelmine.node_stats(bigint, integer) TO modelmine_ano
 
 -- Admin views: what the seed's admin pages showed, never a password hash or key hash.
 CREATE VIEW modelmine.admin_users AS
-    SELECT u.id, u.email, u.role, a.balance, u.created_at FROM modelmine.users u JOIN modelmine.accounts a ON a.user_id = u.id;
+    SELECT u.id, u.email, u.role, a.balance, u.created_at
+      FROM modelmine.users u JOIN modelmine.account_balances a ON a.user_id = u.id;
+COMMENT ON VIEW modelmine.admin_users IS
+    'Admin: every user with role and balance (never a password hash).';
 CREATE VIEW modelmine.admin_jobs AS
     SELECT j.id, u.email AS owner_email, j.title, j.status, j.stake, j.priority, j.progress, j.node_id, j.attempts,
            j.error, j.created_at, j.finished_at
       FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
+COMMENT ON VIEW modelmine.admin_jobs IS
+    'Admin: every job with owner, status, stake and error; page with ORDER BY id LIMIT n.';
 -- Liveness row by row and id from nodes itself, so "ORDER BY id LIMIT n" walks the primary key and
 -- stops after n nodes instead of computing every node's uptime first.
 CREATE VIEW modelmine.admin_nodes AS
@@ -1139,12 +1237,18 @@ CREATE VIEW modelmine.admin_nodes AS
       FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
      CROSS JOIN LATERAL modelmine._node_liveness(ARRAY[n.id], 24) l
      CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
+COMMENT ON VIEW modelmine.admin_nodes IS
+    'Admin: every node with operator and figures; page with ORDER BY id LIMIT n (uptime is computed per row).';
 CREATE VIEW modelmine.admin_network AS SELECT * FROM modelmine.network_stats();
+COMMENT ON VIEW modelmine.admin_network IS
+    'Admin: network_stats() as a view.';
 CREATE VIEW modelmine.admin_ledger AS
     SELECT l.height, pg_catalog.encode(l.hash, 'hex') AS hash, pg_catalog.encode(l.prev_hash, 'hex') AS prev_hash,
            l.job_id, l.user_id, l.node_id, l.stake, l.reward, l.fee, l.accuracy, l.loss, l.epochs,
            l.completed_at, l.created_at
       FROM modelmine.ledger l;
+COMMENT ON VIEW modelmine.admin_ledger IS
+    'Admin: ledger blocks with hashes in hex.';
 GRANT SELECT ON modelmine.admin_users, modelmine.admin_jobs, modelmine.admin_nodes, modelmine.admin_network,
                 modelmine.admin_ledger TO modelmine_admin;
 
@@ -1157,7 +1261,7 @@ CREATE FUNCTION modelmine.users()
     AS $$
         SELECT u.id, u.email, u.role, a.balance,
                (SELECT count(*) FROM modelmine.jobs j WHERE j.user_id = u.id), u.created_at
-          FROM modelmine.users u JOIN modelmine.accounts a ON a.user_id = u.id
+          FROM modelmine.users u JOIN modelmine.account_balances a ON a.user_id = u.id
          ORDER BY u.id
     $$;
 COMMENT ON FUNCTION modelmine.users() IS 'Admin: every user with role, balance and job count (never a password hash).';
@@ -1165,28 +1269,45 @@ REVOKE ALL ON FUNCTION modelmine.users() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.users() TO modelmine_admin;
 
 CREATE FUNCTION modelmine.set_user_role(email text, role text) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s'
     AS $$
+DECLARE
+    target record;
 BEGIN
     IF role IS NULL OR role NOT IN ('user', 'admin') THEN
         RAISE EXCEPTION 'invalid role' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = pg_catalog.format('Got %L.', role), HINT = 'Pass ''user'' or ''admin''.';
     END IF;
-    UPDATE modelmine.users u SET role = set_user_role.role
+    SELECT u.id, u.role INTO target FROM modelmine.users u
      WHERE u.email = pg_catalog.lower(pg_catalog.btrim(set_user_role.email));
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no user with email %', set_user_role.email USING ERRCODE = 'no_data_found',
             HINT = 'List users with modelmine.users().';
     END IF;
+    IF target.role IS DISTINCT FROM set_user_role.role THEN
+        -- the function's own SET lock_timeout is restored when it returns
+        PERFORM pg_catalog.set_config('lock_timeout', st.value || 'ms', true)
+           FROM modelmine.settings st WHERE st.name = 'lock_timeout_ms';
+        BEGIN
+            UPDATE modelmine.users u SET role = set_user_role.role WHERE u.id = target.id;
+            -- a token carries the role it was issued with: end every session so none outlives the change
+            UPDATE modelmine.sessions s SET revoked_at = pg_catalog.now()
+             WHERE s.user_id = target.id AND s.revoked_at IS NULL;
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE EXCEPTION 'user % is busy', target.id USING ERRCODE = 'lock_not_available',
+                DETAIL = 'Another transaction has held the user or one of their sessions for longer than lock_timeout_ms.',
+                HINT = 'Try again in a moment.';
+        END;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION modelmine.set_user_role(text, text) IS
-    'Admin: makes a user an admin or a plain user; the role claim changes at their next login.';
+    'Admin: makes a user an admin or a plain user, and revokes their sessions (a token carries its role), so they sign in again with the new role.';
 REVOKE ALL ON FUNCTION modelmine.set_user_role(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.set_user_role(text, text) TO modelmine_admin;
 
 CREATE FUNCTION modelmine.set_setting(name text, value bigint) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s'
     AS $$
 DECLARE
     s modelmine.settings;
@@ -1201,7 +1322,16 @@ BEGIN
             DETAIL = pg_catalog.format('Got %s.', COALESCE(value::text, 'NULL')),
             HINT = pg_catalog.format('Pass a value from %s to %s.', s.min_value, s.max_value);
     END IF;
-    UPDATE modelmine.settings SET value = set_setting.value WHERE settings.name = s.name;
+    -- the function's own SET lock_timeout is restored when it returns
+    PERFORM pg_catalog.set_config('lock_timeout', st.value || 'ms', true)
+       FROM modelmine.settings st WHERE st.name = 'lock_timeout_ms';
+    BEGIN
+        UPDATE modelmine.settings SET value = set_setting.value WHERE settings.name = s.name;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'setting % is busy', s.name USING ERRCODE = 'lock_not_available',
+            DETAIL = 'Another admin''s transaction has held it for longer than lock_timeout_ms.',
+            HINT = 'Try again in a moment.';
+    END;
 END
 $$;
 COMMENT ON FUNCTION modelmine.set_setting(text, bigint) IS 'Admin: changes a setting within its allowed range.';
@@ -1222,29 +1352,40 @@ GRANT EXECUTE ON FUNCTION modelmine.settings() TO modelmine_user, modelmine_node
 CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, detail text)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
-        -- Each balance equals what the journal moved into the account minus what it moved out.
+        -- Each balance (folded plus unfolded) equals what the journal moved in minus what it moved out.
         SELECT 'balance_matches_journal',
                pg_catalog.format('account %s (%s): balance %s, journal says %s', a.id, a.kind, a.balance,
                                  COALESCE(cr.s, 0) - COALESCE(dr.s, 0))
-          FROM modelmine.accounts a
+          FROM modelmine.account_balances a
           LEFT JOIN (SELECT credit_account AS id, sum(amount) AS s FROM modelmine.journal GROUP BY 1) cr ON cr.id = a.id
           LEFT JOIN (SELECT debit_account AS id, sum(amount) AS s FROM modelmine.journal GROUP BY 1) dr ON dr.id = a.id
          WHERE a.balance <> COALESCE(cr.s, 0) - COALESCE(dr.s, 0)
         UNION ALL
         -- Only the issuance account may go negative.
         SELECT 'no_negative_balance', pg_catalog.format('account %s (%s) has %s', a.id, a.kind, a.balance)
-          FROM modelmine.accounts a WHERE a.balance < 0 AND a.kind <> 'issuance'
+          FROM modelmine.account_balances a WHERE a.balance < 0 AND a.kind <> 'issuance'
+        UNION ALL
+        -- Every appended credit or debit belongs to an account (else no fold would ever take it).
+        SELECT 'deltas_have_accounts',
+               pg_catalog.format('%s unfolded tokens for account %s, which does not exist', sum(d.amount), d.account_id)
+          FROM modelmine.account_deltas d LEFT JOIN modelmine.accounts a ON a.id = d.account_id
+         WHERE a.id IS NULL GROUP BY d.account_id
+        UNION ALL
+        SELECT 'deltas_have_nodes',
+               pg_catalog.format('%s unfolded lost leases for node %s, which does not exist', sum(d.jobs_failed), d.node_id)
+          FROM modelmine.node_deltas d LEFT JOIN modelmine.nodes n ON n.id = d.node_id
+         WHERE n.id IS NULL GROUP BY d.node_id
         UNION ALL
         -- Total supply (every balance but issuance) equals what was issued.
         SELECT 'supply_equals_issued', pg_catalog.format('supply %s, issued %s', sup.s, -iss.balance)
-          FROM (SELECT COALESCE(sum(balance), 0) AS s FROM modelmine.accounts WHERE kind <> 'issuance') sup,
-               modelmine.accounts iss
+          FROM (SELECT COALESCE(sum(balance), 0) AS s FROM modelmine.account_balances WHERE kind <> 'issuance') sup,
+               modelmine.account_balances iss
          WHERE iss.kind = 'issuance' AND sup.s <> -iss.balance
         UNION ALL
         -- Each escrow shard holds exactly the stakes of its open jobs.
         SELECT 'escrow_equals_open_stakes',
                pg_catalog.format('escrow shard %s holds %s, open stakes %s', e.shard, e.balance, COALESCE(o.s, 0))
-          FROM modelmine.accounts e
+          FROM modelmine.account_balances e
           LEFT JOIN (SELECT id % 16 AS shard, sum(stake) AS s FROM modelmine.jobs
                       WHERE status IN ('PENDING', 'RUNNING') GROUP BY 1) o ON o.shard = e.shard
          WHERE e.kind = 'escrow' AND e.balance <> COALESCE(o.s, 0)
@@ -1290,7 +1431,9 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
                             count(*) AS jobs, sum(stake) AS stake,
                             count(*) FILTER (WHERE status = 'COMPLETED'
                                                AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number') AS acc_n,
-                            COALESCE(sum((result ->> 'accuracy')::float8)
+                            -- below 1e-300 a double underflows: complete_job counts such an accuracy as 0
+                            COALESCE(sum(CASE WHEN (result -> 'accuracy')::numeric < 1e-300 THEN 0
+                                              ELSE (result -> 'accuracy')::numeric::float8 END)
                                          FILTER (WHERE status = 'COMPLETED'
                                                    AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number'), 0)
                                 AS acc_sum
@@ -1312,8 +1455,29 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
           FULL JOIN (SELECT user_id, status, count(*) AS jobs, sum(stake) AS stake FROM modelmine.jobs GROUP BY 1, 2) b
             ON a.user_id = b.user_id AND a.status = b.status
          WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
+        UNION ALL
+        -- Every statistics delta can be folded: no folded count would leave bigint (a fold that fails is
+        -- skipped at commit with a WARNING, and the deltas wait; this says why).
+        SELECT 'stats_deltas_foldable',
+               pg_catalog.format('%s %s: folding would make %s', f.what, f.status, f.detail)
+          FROM (SELECT pg_catalog.format('month %s', d.month) AS what, d.status,
+                       pg_catalog.format('jobs %s and accuracy_n %s', COALESCE(s.jobs, 0) + d.jobs,
+                                         COALESCE(s.accuracy_n, 0) + d.acc_n) AS detail,
+                       COALESCE(s.jobs, 0) + d.jobs AS jobs, COALESCE(s.accuracy_n, 0) + d.acc_n AS acc_n
+                  FROM (SELECT month, status, sum(jobs)::numeric AS jobs, sum(accuracy_n)::numeric AS acc_n
+                          FROM modelmine.job_stat_deltas GROUP BY 1, 2) d
+                  LEFT JOIN modelmine.job_stats s ON s.month = d.month AND s.status = d.status
+                UNION ALL
+                SELECT pg_catalog.format('user %s', d.user_id), d.status,
+                       pg_catalog.format('jobs %s', COALESCE(s.jobs, 0) + d.jobs),
+                       COALESCE(s.jobs, 0) + d.jobs, 0
+                  FROM (SELECT user_id, status, sum(jobs)::numeric AS jobs
+                          FROM modelmine.job_stat_deltas GROUP BY 1, 2) d
+                  LEFT JOIN modelmine.user_job_stats s ON s.user_id = d.user_id AND s.status = d.status) f
+         WHERE f.jobs NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+            OR f.acc_n NOT BETWEEN -9223372036854775808 AND 9223372036854775807
     $$;
 COMMENT ON FUNCTION modelmine.check_invariants() IS
-    'Returns every violated bookkeeping invariant (empty means healthy): balances match the journal, no negative balance but issuance, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount.';
+    'Returns every violated bookkeeping invariant (empty means healthy): balances (folded plus unfolded) match the journal, no negative balance but issuance, every unfolded delta belongs to an account or node, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount and can all be folded.';
 REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;

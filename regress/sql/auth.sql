@@ -309,22 +309,69 @@ COMMIT;
 SELECT * FROM err('SELECT modelmine.current_user_id()');
 
 -------------------------------------------------------------------------------------------------------
--- set_user_role (admin): whoami shows it at once; the token's role claim changes at the next login
+-- set_user_role (admin): a token carries the role it was issued with, so a change of role revokes the
+-- user's sessions everywhere; the next login carries the new role.
 -------------------------------------------------------------------------------------------------------
 SELECT modelmine.authenticate(:'tok_b');
 SELECT modelmine.set_user_role(' BOB@example.com', 'admin');
-SELECT email, role FROM modelmine.whoami();
+SELECT * FROM err('SELECT email, role FROM modelmine.whoami()');
 SELECT modelmine.login('bob@example.com', 'bobs password') AS tok_b_admin \gset
 SELECT convert_from(b64url_decode(split_part(:'tok_b', '.', 2)), 'UTF8')::jsonb ->> 'role' AS old_token_claim,
        convert_from(b64url_decode(split_part(:'tok_b_admin', '.', 2)), 'UTF8')::jsonb ->> 'role' AS new_token_claim;
+SELECT modelmine.authenticate(:'tok_b_admin');
+SELECT email, role FROM modelmine.whoami();
 SELECT v.label, e.code, e.message, e.detail, e.hint
   FROM (VALUES ('unknown role', $$SELECT modelmine.set_user_role('bob@example.com', 'root')$$),
                ('role NULL', $$SELECT modelmine.set_user_role('bob@example.com', NULL)$$),
                ('unknown user', $$SELECT modelmine.set_user_role('nobody@example.com', 'user')$$)) v(label, stmt)
  CROSS JOIN LATERAL err(v.stmt) e;
+-- Setting the role a user already has changes nothing and revokes nothing.
+SELECT modelmine.set_user_role('bob@example.com', 'admin');
+SELECT email, role FROM modelmine.whoami();
+-- Demotion: the admin token dies at once, in this connection and for anyone holding it (before 1.1 it
+-- kept its modelmine_admin claim until it expired).
 SELECT modelmine.set_user_role('bob@example.com', 'user');
+SELECT * FROM err('SELECT modelmine.current_user_id()');
+SELECT * FROM err(format('SELECT modelmine.authenticate(%L)', :'tok_b_admin'));
+SELECT count(*) FILTER (WHERE revoked_at IS NULL) AS bob_live_sessions
+  FROM modelmine.sessions WHERE user_id = (SELECT id FROM modelmine.users WHERE email = 'bob@example.com');
 SELECT email, role FROM modelmine.users() ORDER BY id LIMIT 2;
 SELECT modelmine.deauthenticate();
+
+-------------------------------------------------------------------------------------------------------
+-- Login timing across a bcrypt_cost change.  Hashes keep the cost they were made with until a
+-- successful login re-hashes them at today's cost, and a refused login always spends one bcrypt at
+-- today's cost: so "unknown email" and "wrong password" take about as long even for a hash made at the
+-- old cost (before 1.1 the wrong password took the old cost's 1 ms, the unknown email 60 ms: an
+-- attacker could tell which addresses have accounts).  Medians of 3, compared with a wide margin.
+-------------------------------------------------------------------------------------------------------
+SELECT modelmine.signup('oldcost@example.com', 'old cost password') > 0 AS signed_up_at_cost_4;
+UPDATE modelmine.settings SET value = 10 WHERE name = 'bcrypt_cost';
+CREATE TEMP TABLE login_times (kind text, ms float8);
+DO $$
+DECLARE
+    t0 timestamptz;
+BEGIN
+    FOR i IN 1..3 LOOP
+        t0 := clock_timestamp();
+        PERFORM err($q$SELECT modelmine.login('nobody-here@example.com', 'some password')$q$);
+        INSERT INTO login_times VALUES ('unknown email', extract(epoch FROM clock_timestamp() - t0) * 1000);
+        t0 := clock_timestamp();
+        PERFORM err($q$SELECT modelmine.login('oldcost@example.com', 'wrong password')$q$);
+        INSERT INTO login_times VALUES ('wrong password', extract(epoch FROM clock_timestamp() - t0) * 1000);
+    END LOOP;
+END
+$$;
+SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM login_times WHERE kind = 'wrong password')
+       / (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM login_times WHERE kind = 'unknown email')
+       BETWEEN 0.5 AND 2 AS refusals_take_alike;
+-- A successful login re-hashes at today's cost; the password still works.
+SELECT substr(password_hash, 1, 7) AS hash_before FROM modelmine.users WHERE email = 'oldcost@example.com';
+SELECT modelmine.login('oldcost@example.com', 'old cost password') IS NOT NULL AS logged_in;
+SELECT substr(password_hash, 1, 7) AS hash_after FROM modelmine.users WHERE email = 'oldcost@example.com';
+SELECT modelmine.login('oldcost@example.com', 'old cost password') IS NOT NULL AS logged_in_again;
+UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
+DROP TABLE login_times;
 
 SELECT * FROM modelmine.check_invariants();
 

@@ -47,15 +47,16 @@ SELECT d -> 'height' AS height, d ->> 'hash' = (SELECT encode(hash, 'hex') FROM 
 -- calls in a session bound to the node).
 SELECT modelmine.signup('ann@example.com', 'ann password') AS ann, modelmine.signup('ops@example.com', 'ops password') AS ops;
 SELECT modelmine.authenticate(modelmine.login('ops@example.com', 'ops password')) AS ops;
-SELECT node_id, node_key FROM modelmine.register_node('node 1', '{"trainers": ["noop"]}') \gset
+SELECT node_id, node_key FROM modelmine.register_node('node 1', '{"trainers": ["noop"], "slots": 4}') \gset
 SELECT modelmine.authenticate(modelmine.login('ann@example.com', 'ann password')) AS ann;
 SELECT modelmine.submit_job('iris', '{"trainer": "noop"}', NULL, 55) AS j1,
        modelmine.submit_job('boston', '{"trainer": "noop"}', NULL, 10) AS j2,
        modelmine.submit_job('doomed', '{"trainer": "noop"}', NULL, 20) AS j3,
        modelmine.submit_job('slow', '{"trainer": "noop"}', NULL, 30) AS j4;
-SELECT modelmine.authenticate_node(:'node_key') = :node_id AS bound_to_node;
+SELECT modelmine.authenticate_node(:'node_key') = :node_id AS bound_to_node,
+       modelmine.heartbeat(5, 100, 1000) AS holds;
 SELECT job_id, attempt FROM modelmine.claim_jobs(4, 300) ORDER BY job_id;
--- Completion seals the job's block in its own transaction.  Accuracy and loss are kept as the decimal
+-- Completion seals the job's block as its transaction commits.  Accuracy and loss are kept as the decimal
 -- text the result carried ("0.90", not 0.9); a regression's null accuracy is an empty field.
 SELECT modelmine.complete_job(1, '{"accuracy": 0.90, "loss": 0.1, "epochs": 1}') AS reward;
 SELECT modelmine.complete_job(2, '{"accuracy": null, "loss": 12.5, "epochs": 3}') AS reward;
@@ -79,7 +80,9 @@ SELECT * FROM modelmine.verify_ledger();
 SELECT * FROM modelmine.check_invariants();
 
 -- A completion in a REPEATABLE READ transaction cannot seal (its snapshot may predate the head): the
--- entry waits in the queue, counts as recorded, and the next ledger read seals it.
+-- entry waits in the queue and counts as recorded.  A ledger read sees it as pending and asks for
+-- sealing at its own commit (never inside the call, where an open transaction would hold the seal
+-- lock): once that read has committed, the block is there.
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT modelmine.complete_job(4, '{"accuracy": 1, "loss": 0, "epochs": 7}') AS reward;
 SELECT modelmine.seal_ledger() AS sealed_in_repeatable_read;
@@ -325,6 +328,20 @@ SELECT c.label, t.*
     ('block 3 rewritten with every later hash, digest of block 3', 'UPDATE modelmine.ledger SET stake = 1 WHERE height = 3; SELECT rehash(3)', :'digest_3'),
     ('head deleted, digest of the head', 'DELETE FROM modelmine.ledger WHERE height = 10', :'digest_10'),
     ('head rewritten and rehashed, digest of the head', 'UPDATE modelmine.ledger SET stake = 1 WHERE height = 10; SELECT rehash(10)', :'digest_10')
+  ) c(label, stmts, digest)
+ CROSS JOIN LATERAL tampered(c.stmts, c.digest) t;
+
+-- The reason survives long blocks after the first bad one (before 1.1 it was copied into memory that
+-- verification reuses for every block, and a 3 kB accuracy text in block 2 turned it into '').
+SELECT c.label, t.ok, t.first_bad_height, t.reason, length(t.reason) AS reason_length
+  FROM (VALUES
+    ('digest of block 1 wrong, block 2 holds a 3 kB accuracy',
+     $$UPDATE modelmine.ledger SET accuracy = '0.' || repeat('9', 3000) WHERE height = 2; SELECT rehash(2)$$,
+     jsonb_build_object('height', 1, 'hash', repeat('ab', 32))),
+    ('block 1 hash wrong, every later block holds a 3 kB loss',
+     $$UPDATE modelmine.ledger SET loss = '0.' || repeat('1', 3000) WHERE height >= 2; SELECT rehash(2);
+       UPDATE modelmine.ledger SET hash = set_byte(hash, 0, get_byte(hash, 0) # 1) WHERE height = 1$$,
+     NULL::jsonb)
   ) c(label, stmts, digest)
  CROSS JOIN LATERAL tampered(c.stmts, c.digest) t;
 

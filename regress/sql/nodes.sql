@@ -49,9 +49,9 @@ CREATE OR REPLACE VIEW journal AS
     SELECT id, debit_account AS debit, credit_account AS credit, amount, reason, job_id
       FROM modelmine.journal ORDER BY id;
 CREATE OR REPLACE VIEW nodes AS
-    SELECT n.id, n.operator_id, n.name, n.status, n.requirements, n.jobs_completed, n.jobs_failed,
+    SELECT n.id, n.operator_id, n.name, n.status, n.requirements, n.slots, n.jobs_completed, n.jobs_failed,
            n.tokens_earned, a.id AS account, a.balance
-      FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id ORDER BY n.id;
+      FROM modelmine.nodes n JOIN modelmine.account_balances a ON a.node_id = n.id ORDER BY n.id;
 GRANT SELECT ON jobs, journal, nodes TO regress_mm_client, regress_mm_worker, regress_mm_admin;
 
 -- Ann and Cal operate nodes; Ben submits jobs; Dan registers the nodes that probe the limits.
@@ -72,9 +72,10 @@ SELECT modelmine.login('dan@example.com', 'dan password') AS tok_dan \gset
 SET ROLE regress_mm_client;
 SELECT * FROM err($$SELECT * FROM modelmine.register_node('alpha', '{"trainers": ["logreg"]}')$$);
 :as_ann
--- The happy path: the node id and its key, "mmn_<node id>_<64 hex digits>", shown this once.
+-- The happy path: the node id and its key, "mmn_<node id>_<64 hex digits>", shown this once.  Alpha
+-- runs up to 4 jobs at once (slots); the others, declaring none, 1.
 SELECT node_id AS n1, node_key AS key1
-  FROM modelmine.register_node('alpha', '{"trainers": ["logreg", "mlp"]}') \gset
+  FROM modelmine.register_node('alpha', '{"trainers": ["logreg", "mlp"], "slots": 4}') \gset
 SELECT :n1 AS node_id, :'key1' ~ ('^mmn_' || :n1 || '_[0-9a-f]{64}$') AS key_format, length(:'key1') AS key_length;
 SELECT node_id AS n2, node_key AS key2 FROM modelmine.register_node('beta', '{"trainers": ["noop"]}') \gset
 SELECT :n2 AS node_id, :'key2' ~ ('^mmn_' || :n2 || '_[0-9a-f]{64}$') AS key_format,
@@ -133,29 +134,44 @@ SELECT v.label, e.code, e.message, e.detail, e.hint
                ('trainer with a space', 'x', '{"trainers": ["log reg"]}'),
                ('second trainer bad', 'x', '{"trainers": ["logreg", "MLP"]}'),
                ('runner bad', 'x', '{"trainers": ["logreg"], "runners": ["torch/cnn"]}'),
-               ('101 trainers', 'x', json_build_object('trainers', (SELECT json_agg('t' || i) FROM generate_series(1, 101) i))::text),
-               ('101 runners', 'x', json_build_object('runners', (SELECT json_agg('r' || i) FROM generate_series(1, 101) i))::text),
-               ('capabilities over 64 kB', 'x', json_build_object('notes', repeat('x', 70000))::text))
+               ('65 trainers', 'x', json_build_object('trainers', (SELECT json_agg('t' || i) FROM generate_series(1, 65) i))::text),
+               ('65 runners', 'x', json_build_object('runners', (SELECT json_agg('r' || i) FROM generate_series(1, 65) i))::text),
+               ('capabilities over 4 kB', 'x', json_build_object('trainers', (SELECT json_agg(repeat('t', 60) || i) FROM generate_series(1, 64) i))::text),
+               ('an unknown key', 'x', '{"gpus": 2, "trainers": ["mlp"]}'),
+               ('an unknown key with a newline', 'x', json_build_object(E'notes\n', 1)::text),
+               ('slots 0', 'x', '{"slots": 0}'),
+               ('slots 65', 'x', '{"slots": 65}'),
+               ('slots 1.5', 'x', '{"slots": 1.5}'),
+               ('slots "2"', 'x', '{"slots": "2"}'),
+               ('name with a newline', E'gpu\nbox', '{}'),
+               ('name with an escape sequence', E'gpu\u001b[31mbox', '{}'),
+               ('name with a C1 control', E'gpu\u0085box', '{}'),
+               ('name with a right-to-left override', E'gpu-\u202eexe.txt', '{}'),
+               ('name with a left-to-right isolate', E'gpu\u2066box', '{}'),
+               ('name with a zero-width space', E'gpu\u200bbox', '{}'))
        v(label, name, caps)
  CROSS JOIN LATERAL err(format('SELECT * FROM modelmine.register_node(%L, %L)', v.name, v.caps)) e;
 SELECT count(*) = :nodes_before AS no_node_added FROM nodes;
 
--- The limits themselves are accepted: 100 characters (not bytes), a 64-character name, exactly 100
--- names, a null list (as if absent), keys other than trainers and runners (ignored), and the default
--- capabilities '{}', with which a node can run nothing.
+-- The limits themselves are accepted: 100 characters (not bytes), a 64-character name, exactly 64
+-- names, a null list (as if absent), slots 1 and 64, printable Unicode (accents, CJK, emoji), and the
+-- default capabilities '{}', with which a node can run nothing.
 :as_dan
 SELECT count(*) AS registered
   FROM (VALUES (repeat('n', 100), '{}'::jsonb),
                (repeat('é', 100), '{}'),
                ('64-character name', json_build_object('trainers', json_build_array(repeat('t', 64)))::jsonb),
-               ('100 names', json_build_object('trainers', (SELECT json_agg('t' || i) FROM generate_series(1, 100) i))::jsonb),
+               ('64 names', json_build_object('trainers', (SELECT json_agg('t' || i) FROM generate_series(1, 64) i))::jsonb),
                ('null list', '{"trainers": null, "runners": ["torch-cnn"]}'),
-               ('other keys', '{"gpus": 2, "trainers": ["mlp"]}')) v(name, caps),
+               ('slots 1', '{"slots": 1, "trainers": ["mlp"]}'),
+               ('slots 64', '{"slots": 64, "trainers": ["mlp"]}'),
+               ('gpu-box 東京 🚀', '{}')) v(name, caps),
        LATERAL modelmine.register_node(v.name, v.caps) r;
 SELECT node_id AS n_default FROM modelmine.register_node('default capabilities') \gset
-SELECT name, char_length(name) AS chars, cardinality(requirements) AS requirements, requirements[1] AS first_requirement
+SELECT name, char_length(name) AS chars, cardinality(requirements) AS requirements, requirements[1] AS first_requirement,
+       slots
   FROM nodes WHERE operator_id = 4 ORDER BY id;
-SELECT capabilities FROM modelmine.my_nodes() WHERE name IN ('other keys', 'default capabilities') ORDER BY id;
+SELECT capabilities FROM modelmine.my_nodes() WHERE name IN ('slots 64', 'default capabilities') ORDER BY id;
 
 -------------------------------------------------------------------------------------------------------
 -- authenticate_node, and who counts as a node
@@ -267,7 +283,9 @@ SELECT v.label, e.code, e.message, e.detail, e.hint
                ('an array', '["noop"]'),
                ('trainers a string', '{"trainers": "noop"}'),
                ('bad name', '{"trainers": ["noop", "No Op"]}'),
-               ('101 runners', json_build_object('runners', (SELECT json_agg('r' || i) FROM generate_series(1, 101) i))::text)) v(label, caps)
+               ('65 runners', json_build_object('runners', (SELECT json_agg('r' || i) FROM generate_series(1, 65) i))::text),
+               ('unknown key', '{"trainers": ["noop"], "memory_mb": 4096}'),
+               ('slots 100', '{"trainers": ["noop"], "slots": 100}')) v(label, caps)
  CROSS JOIN LATERAL err(format('SELECT modelmine.set_capabilities(%L)', v.caps)) e;
 SELECT requirements AS unchanged FROM nodes WHERE id = :n2;
 -- Replacing them replaces what the node can run; then back to noop only.
@@ -398,16 +416,20 @@ SELECT count(*) AS running FROM jobs WHERE status = 'RUNNING';
 
 -- A node gets only jobs whose requirement it advertises, however many it asks for: node 2 (noop)
 -- gets the noop job and never a logreg or runner job; node 3 gets only the torch-cnn runner job.
+-- (A node claims only while it is ONLINE: each sends a heartbeat first, as a worker does.)
 :as_node2
+SELECT modelmine.heartbeat(1, 1, 2) AS held;
 SELECT job_id, title, config, attempt, lease_expires_at = now() + interval '60 seconds' AS lease_60_s
   FROM modelmine.claim_jobs(100, 60);
 SELECT job_id FROM modelmine.claim_jobs(100, 60);
 :as_node3
+SELECT modelmine.heartbeat(1, 1, 2) AS held;
 SELECT job_id, title, config, attempt FROM modelmine.claim_jobs(100, 3600);
 SELECT job_id FROM modelmine.claim_jobs(100, 3600);
 -- Node 1 (logreg, mlp), one job at a time: highest priority first, then the oldest; then nothing
 -- (the jax runner and linreg jobs wait for a node that offers them).
 :as_node1
+SELECT modelmine.heartbeat(1, 1, 2) AS held;
 SELECT job_id, title, attempt FROM modelmine.claim_jobs(1, 60);
 SELECT job_id, title, attempt FROM modelmine.claim_jobs(1, 60);
 SELECT job_id, title, attempt FROM modelmine.claim_jobs(1, 60);
@@ -416,13 +438,18 @@ SELECT job_id, title, attempt FROM modelmine.claim_jobs();
 SELECT id, status, node_id, attempts, progress, lease_seconds, leased FROM jobs;
 RESET ROLE;
 SELECT id, extract(epoch FROM lease_expires_at - started_at)::integer AS lease_seconds FROM modelmine.jobs WHERE status = 'RUNNING' ORDER BY id;
--- heartbeat returns the ids of the jobs the node holds, and extends their leases.
+-- heartbeat returns the ids of the jobs the node holds, and leaves their leases alone: only progress on
+-- a job keeps its lease, so a node cannot hoard jobs by beating.
+:as_node1
+RESET ROLE;
+SELECT id, lease_expires_at AS lease_before FROM modelmine.jobs WHERE node_id = :n1 ORDER BY id LIMIT 1 \gset
 :as_node1
 BEGIN;
 SELECT modelmine.heartbeat(50, 100, 1000, 'BUSY') AS held;
 RESET ROLE;
-SELECT id, lease_expires_at = now() + make_interval(secs => lease_seconds) AS lease_extended
-  FROM modelmine.jobs WHERE node_id = :n1 ORDER BY id;
+SELECT id, lease_expires_at = :'lease_before' AS lease_unchanged,
+       lease_expires_at = now() + make_interval(secs => lease_seconds) AS lease_extended
+  FROM modelmine.jobs WHERE id = :id;
 COMMIT;
 
 -------------------------------------------------------------------------------------------------------
@@ -599,7 +626,8 @@ SELECT count(*) AS refunds FROM journal WHERE job_id = 6 AND reason = 'refund';
 SELECT modelmine.balance() - :ben_before AS ben_refunded;
 
 -------------------------------------------------------------------------------------------------------
--- release_job (node holding the lease): back to the queue, the attempt not counted
+-- release_job (node holding the lease): back to the queue; the attempt still counts (before 1.1 a
+-- release gave it back, so release and claim again could hold a job past max_attempts forever)
 -------------------------------------------------------------------------------------------------------
 :as_node2
 SELECT * FROM err('SELECT modelmine.release_job(1)');
@@ -613,18 +641,24 @@ SELECT id, status, node_id, attempts, progress, metrics, lease_seconds, leased F
 SELECT id, jobs_failed FROM nodes WHERE id = :n1;
 SELECT * FROM err('SELECT modelmine.release_job(1)');
 SELECT modelmine.heartbeat(1, 1, 2) AS held;
--- Claimed again, it is attempt 1 again.
+-- Claimed again, it is attempt 2.
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 60);
 
 -------------------------------------------------------------------------------------------------------
--- Expired leases: re-queued by the next claim (anyone's), failed and refunded after max_attempts (3)
+-- Expired leases: re-queued by the next claim (anyone's), failed and refunded after max_attempts (4
+-- for this section, 3 by default)
 -------------------------------------------------------------------------------------------------------
+RESET ROLE;
+UPDATE modelmine.settings SET value = 4 WHERE name = 'max_attempts';
+:as_node1
 SELECT modelmine.report_progress(1, 40, '{"epoch": 4}') IS NOT NULL AS reported;
 RESET ROLE;
 UPDATE modelmine.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = 1;
 -- Node 2 cannot run job 1, but its claim re-queues it: PENDING, no node, progress and metrics reset, the
--- attempt counted; the lost lease counts as a failure of node 1.
+-- attempt counted; the lost lease counts as a failure of node 1 (appended by node 2's claim, folded
+-- into node 1's row when that claim commits: node 2 never waits on node 1's row).
 :as_node2
+SELECT modelmine.heartbeat(1, 1, 2) AS held;
 SELECT job_id FROM modelmine.claim_jobs(10, 60);
 SELECT id, status, node_id, attempts, progress, metrics, leased FROM jobs WHERE id = 1;
 SELECT id, jobs_failed FROM nodes WHERE id = :n1;
@@ -632,16 +666,16 @@ SELECT id, jobs_failed FROM nodes WHERE id = :n1;
 :as_node1
 SELECT * FROM err('SELECT modelmine.report_progress(1, 50)');
 SELECT modelmine.heartbeat(1, 1, 2) AS held;
--- Attempt 2 starts from progress 0 (a lower figure than attempt 1's is fine).
+-- Attempt 3 starts from progress 0 (a lower figure than attempt 2's is fine).
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 60);
 SELECT modelmine.report_progress(1, 10) IS NOT NULL AS reported;
 SELECT id, progress FROM jobs WHERE id = 1;
--- Expired again: one claim both re-queues it and hands it out again, as attempt 3.
+-- Expired again: one claim both re-queues it and hands it out again, as attempt 4.
 RESET ROLE;
 UPDATE modelmine.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = 1;
 :as_node1
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 60);
--- The third expiry is the last: FAILED with the reason, the stake refunded to Ben, nothing paid.
+-- The fourth attempt's expiry is the last: FAILED with the reason, the stake refunded to Ben, nothing paid.
 :as_ben
 SELECT modelmine.balance() AS ben_before \gset
 RESET ROLE;

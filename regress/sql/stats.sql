@@ -118,12 +118,13 @@ SELECT modelmine.signup('ann@example.com', 'ann password') AS ann, modelmine.sig
 SELECT modelmine.login('ann@example.com', 'ann password') AS tok_ann \gset
 SELECT modelmine.login('ben@example.com', 'ben password') AS tok_ben \gset
 
--- Nodes: alpha trains mlp, beta logreg, gamma logreg and noop (a trainer whose result has no accuracy).
+-- Nodes: alpha trains mlp, beta logreg, gamma logreg and noop (a trainer whose result has no accuracy),
+-- three jobs at once.
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ben');
 SELECT node_id AS alpha, node_key AS key_alpha FROM modelmine.register_node('alpha', '{"trainers": ["mlp"]}') \gset
 SELECT node_id AS beta, node_key AS key_beta FROM modelmine.register_node('beta', '{"trainers": ["logreg"]}') \gset
-SELECT node_id AS gamma, node_key AS key_gamma FROM modelmine.register_node('gamma', '{"trainers": ["logreg", "noop"]}') \gset
+SELECT node_id AS gamma, node_key AS key_gamma FROM modelmine.register_node('gamma', '{"trainers": ["logreg", "noop"], "slots": 3}') \gset
 SELECT :alpha AS alpha, :beta AS beta, :gamma AS gamma;
 RESET ROLE;
 
@@ -240,7 +241,7 @@ SELECT count(*) FILTER (WHERE status IN ('PENDING', 'RUNNING')) AS open_jobs,
        sum(stake * 80 / 100) FILTER (WHERE status = 'COMPLETED') AS rewards,
        sum(stake - stake * 80 / 100) FILTER (WHERE status = 'COMPLETED') AS fees
   FROM modelmine.jobs;
--- network_stats folded every delta (none left) into one row per status of this month: stakes
+-- Each commit folded its deltas (none are left) into one row per status of this month: stakes
 -- 25 = 10 + 15, 20, 189, 50, 42 = 40 + 2 (326 in all); accuracy_sum 1.5 over accuracy_n 3.
 SELECT * FROM job_stats;
 SELECT count(*) AS unfolded_deltas FROM modelmine.job_stat_deltas;
@@ -250,14 +251,17 @@ SELECT * FROM user_job_stats;
 SELECT u.email, j.status, count(*) AS jobs, sum(j.stake) AS stake
   FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id GROUP BY 1, 2 ORDER BY 1, 2;
 
--- Readers are exact before the deltas are folded too.  Job 11 (ann, stake 3) is submitted and canceled:
--- three deltas (PENDING +1, PENDING -1, CANCELED +1) wait to be folded.  A REPEATABLE READ transaction
--- never folds, so what it reads is job_stats plus those deltas: CANCELED 3 (8, 10, 11), staked_all_time
--- 326 + 3 = 329, staked_now still 45, this month's timeline the same counts.
+-- Readers are exact before the deltas are folded too.  Job 11 (ann, stake 3) is submitted and canceled
+-- in a REPEATABLE READ transaction, which never folds at commit (its snapshot could predate another
+-- folder's work): three deltas (PENDING +1, PENDING -1, CANCELED +1) wait to be folded.  A REPEATABLE
+-- READ reader reads job_stats plus those deltas: CANCELED 3 (8, 10, 11), staked_all_time 326 + 3 = 329,
+-- staked_now still 45, this month's timeline the same counts.
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ann');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT modelmine.submit_job('eleven', '{"trainer": "mlp"}', NULL, 3) AS j11;
 SELECT modelmine.cancel_job(11) AS refund_11;
+COMMIT;
 RESET ROLE;
 SELECT count(*) AS unfolded_deltas FROM modelmine.job_stat_deltas;
 BEGIN ISOLATION LEVEL REPEATABLE READ;
@@ -271,6 +275,11 @@ SELECT modelmine.authenticate(:'tok_ann') IS NOT NULL AS signed_in;
 SELECT d -> 'jobs' AS jobs, d -> 'in_escrow' AS in_escrow FROM modelmine.dashboard() d;
 COMMIT;
 SELECT count(*) AS still_unfolded FROM modelmine.job_stat_deltas;
+-- The next READ COMMITTED reader folds them, at its commit, not inside its call; it read the same.
+SET ROLE regress_mm_stats_anon;
+SELECT staked_all_time, jobs_canceled FROM modelmine.network_stats();
+RESET ROLE;
+SELECT count(*) AS unfolded_after_a_reader_committed FROM modelmine.job_stat_deltas;
 
 -------------------------------------------------------------------------------------------------------
 -- Months without jobs
@@ -328,15 +337,19 @@ SELECT * FROM invariants();
 SELECT jobs_pending FROM modelmine.network_stats();
 ROLLBACK;
 -- A stray unfolded delta that only moves a stake (7 tokens onto last month's FAILED row, on ben's
--- FAILED row: 6 + 7 = 13) is reported by both checks, before and after it is folded.
-BEGIN;
+-- FAILED row: 6 + 7 = 13) is reported by both checks, before and after it is folded (by the next
+-- reader's commit); taking the 7 back out of the folded rows heals it.
 INSERT INTO modelmine.job_stat_deltas (month, user_id, status, jobs, stake, accuracy_sum, accuracy_n)
 VALUES (date_trunc('month', in_month(1) AT TIME ZONE 'UTC'), (SELECT id FROM modelmine.users WHERE email = 'ben@example.com'),
         'FAILED', 0, 7, 0, 0);
 SELECT * FROM invariants();
-SELECT modelmine._fold_stats() AS folded;
+SELECT jobs_failed FROM modelmine.network_stats();
+SELECT count(*) AS unfolded FROM modelmine.job_stat_deltas;
 SELECT * FROM invariants();
-ROLLBACK;
+UPDATE modelmine.job_stats SET stake = stake - 7 WHERE status = 'FAILED' AND months_ago(month) = 1;
+UPDATE modelmine.user_job_stats SET stake = stake - 7
+ WHERE status = 'FAILED' AND user_id = (SELECT id FROM modelmine.users WHERE email = 'ben@example.com');
+SELECT * FROM invariants();
 -- One COMPLETED job too many in ann's per-user row: reported, and her dashboard reads it.
 BEGIN;
 UPDATE modelmine.user_job_stats SET jobs = jobs + 1
