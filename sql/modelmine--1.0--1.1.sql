@@ -1,0 +1,650 @@
+-- ModelMine 1.0 -> 1.1 (issue 9, "Hardening"): ALTER EXTENSION modelmine UPDATE TO '1.1'.
+--
+-- What changes, and why (README "Upgrading" has the operator's view):
+--   * credits are appended (account_deltas) and folded at commit; balances read through the new view
+--     account_balances; lost leases are appended to node_deltas: no call waits on a row another
+--     principal's open transaction can hold;
+--   * sealing and folding happen at commit (_housekeeping_at_commit replaces _fold_stats);
+--   * nodes declare slots and may be put in maintenance by their operator (set_node_maintenance);
+--   * all-time sums become numeric (job_stats.stake, user_job_stats.stake, nodes.tokens_earned and what
+--     network_stats, my_nodes, token_distribution and node_summary return);
+--   * new settings: lock_timeout_ms, max_supply, max_stake, max_nodes_per_operator, progress_notify_ms;
+--   * paging parameters are max_rows/skip everywhere (my_jobs, all_jobs, ledger, token_distribution);
+--   * seal_ledger() is for admins only; COMMENTs on every table, view and type.
+-- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
+-- Functions whose signature changed are dropped and created again (views on them too); functions
+-- whose body or comment changed are replaced in place.  Bodies are copied verbatim from
+-- sql/modelmine.sql, so an updated database and a fresh 1.1 install have the same catalog, which
+-- regress/integration/upgrade.sh checks.
+
+\echo Use "ALTER EXTENSION modelmine UPDATE TO '1.1'" to load this file. \quit
+
+-------------------------------------------------------------------------------------------------------
+-- Settings
+-------------------------------------------------------------------------------------------------------
+INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
+    ('lock_timeout_ms',     5000, 100, 600000,   'How long a call waits for a row another transaction holds (an owner and a node on one job, two sessions of one user) before failing with 55P03.'),
+    ('max_supply', 1000000000000000, 1, 1000000000000000, 'Most tokens that may ever be issued (signup grants and mints); no balance can exceed it.'),
+    ('max_stake',  1000000000000000, 1, 1000000000000000, 'Largest stake one job may carry.'),
+    ('max_nodes_per_operator', 100, 1, 100000,   'Most nodes one user may register.'),
+    ('progress_notify_ms',   250, 0, 60000,      'A job''s progress raises job:{id}:progress at most this often (progress is stored on every report).');
+
+-------------------------------------------------------------------------------------------------------
+-- Tables: appended credits and lost leases; new columns; all-time sums as numeric.  The views and the
+-- type that depend on changed columns are dropped first and made again below.
+-------------------------------------------------------------------------------------------------------
+DROP VIEW modelmine.admin_nodes;
+DROP VIEW modelmine.admin_network;
+DROP VIEW modelmine.admin_users;
+
+CREATE TABLE modelmine.account_deltas (
+    account_id bigint NOT NULL,      -- no foreign key: its check would lock the account row
+    amount     bigint NOT NULL CHECK (amount <> 0)
+);
+CREATE INDEX account_deltas_account_idx ON modelmine.account_deltas (account_id);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.account_deltas', '');
+
+CREATE VIEW modelmine.account_balances AS
+    SELECT a.id, a.kind, a.user_id, a.node_id, a.shard,
+           a.balance + COALESCE((SELECT pg_catalog.sum(d.amount) FROM modelmine.account_deltas d
+                                  WHERE d.account_id = a.id), 0)::bigint AS balance
+      FROM modelmine.accounts a;
+
+CREATE TABLE modelmine.node_deltas (
+    node_id     bigint NOT NULL,
+    jobs_failed integer NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.node_deltas', '');
+
+ALTER TABLE modelmine.nodes ALTER COLUMN tokens_earned TYPE numeric,
+    ADD COLUMN slots smallint NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64),
+    ADD COLUMN maintenance boolean NOT NULL DEFAULT false;
+ALTER TABLE modelmine.jobs ADD COLUMN progress_notified_at timestamptz;
+ALTER TABLE modelmine.job_stats ALTER COLUMN stake TYPE numeric;
+ALTER TABLE modelmine.user_job_stats ALTER COLUMN stake TYPE numeric;
+ALTER TYPE modelmine.node_summary ALTER ATTRIBUTE tokens_earned TYPE numeric;
+
+-------------------------------------------------------------------------------------------------------
+-- Functions with a new signature or result: dropped and created again
+-------------------------------------------------------------------------------------------------------
+DROP FUNCTION modelmine._fold_stats();
+DROP FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer);
+DROP FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer);
+DROP FUNCTION modelmine.my_nodes();
+DROP FUNCTION modelmine.ledger(bigint, integer);
+DROP FUNCTION modelmine.network_stats();
+DROP FUNCTION modelmine.token_distribution(integer);
+
+CREATE FUNCTION modelmine._housekeeping_at_commit() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_housekeeping_at_commit';
+COMMENT ON FUNCTION modelmine._housekeeping_at_commit() IS
+    'Asks for folding (credits, node counters, statistics) and ledger sealing when the current transaction commits, under try-locks held only for the commit; readers call it so work that a busy commit skipped is picked up.';
+REVOKE ALL ON FUNCTION modelmine._housekeeping_at_commit() FROM PUBLIC;  -- called only from definer functions
+
+CREATE FUNCTION modelmine.my_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
+                                  descending boolean DEFAULT true, max_rows integer DEFAULT 50,
+                                  skip integer DEFAULT 0)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._list_jobs(modelmine.current_user_id(), $1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) IS
+    'The signed-in user''s jobs. status: PENDING|RUNNING|COMPLETED|FAILED|CANCELED or NULL for all; sort: created|stake|status; max_rows 0..10000, skip rows first.';
+REVOKE ALL ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_jobs(text, text, boolean, integer, integer) TO modelmine_user;
+
+CREATE FUNCTION modelmine.all_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
+                                   descending boolean DEFAULT true, max_rows integer DEFAULT 50,
+                                   skip integer DEFAULT 0)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT * FROM modelmine._list_jobs(NULL, $1, $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) IS
+    'Admin: every user''s jobs, with the same filters as my_jobs.';
+REVOKE ALL ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.all_jobs(text, text, boolean, integer, integer) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.set_node_maintenance(node_id bigint, maintenance boolean DEFAULT true) RETURNS text
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_set_node_maintenance';
+COMMENT ON FUNCTION modelmine.set_node_maintenance(bigint, boolean) IS
+    'Operator: puts one of your nodes in MAINTENANCE (claim_jobs gives it nothing, whatever its heartbeats report) or takes it out; returns the status it now shows.';
+REVOKE ALL ON FUNCTION modelmine.set_node_maintenance(bigint, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_node_maintenance(bigint, boolean) TO modelmine_user;
+
+CREATE FUNCTION modelmine.my_nodes()
+    RETURNS TABLE (id bigint, name text, status text, capabilities jsonb, last_seen timestamptz,
+                   jobs_completed bigint, jobs_failed bigint, tokens_earned numeric, balance bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT n.id, n.name, modelmine._node_status(n.status, n.last_seen), n.capabilities, n.last_seen,
+               n.jobs_completed, n.jobs_failed, n.tokens_earned, a.balance
+          FROM modelmine.nodes n JOIN modelmine.account_balances a ON a.node_id = n.id
+         WHERE n.operator_id = modelmine.current_user_id()
+         ORDER BY n.id
+    $$;
+COMMENT ON FUNCTION modelmine.my_nodes() IS
+    'Nodes the signed-in user operates: status (OFFLINE derived), capabilities, counters, tokens earned and the unwithdrawn balance.';
+REVOKE ALL ON FUNCTION modelmine.my_nodes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_nodes() TO modelmine_user;
+
+CREATE FUNCTION modelmine.ledger(from_height bigint DEFAULT 0, max_rows integer DEFAULT 100)
+    RETURNS TABLE (height bigint, hash text, prev_hash text, job_id bigint, user_id bigint, node_id bigint,
+                   stake bigint, reward bigint, fee bigint, accuracy text, loss text, epochs bigint,
+                   completed_at timestamptz, created_at timestamptz)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF from_height IS NULL OR from_height < 0 THEN
+        RAISE EXCEPTION 'invalid from_height' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(from_height::text, 'NULL')), HINT = 'Pass a height of 0 or more.';
+    END IF;
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass max_rows from 0 to 10000.';
+    END IF;
+    PERFORM modelmine._housekeeping_at_commit();
+    RETURN QUERY
+        SELECT l.height, pg_catalog.encode(l.hash, 'hex'), pg_catalog.encode(l.prev_hash, 'hex'), l.job_id,
+               l.user_id, l.node_id, l.stake, l.reward, l.fee, l.accuracy, l.loss, l.epochs, l.completed_at,
+               l.created_at
+          FROM modelmine.ledger l
+         WHERE l.height >= from_height
+         ORDER BY l.height
+         LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION modelmine.ledger(bigint, integer) IS
+    'Sealed blocks from from_height on (at most max_rows, 0..10000), hashes in hex. Completions still queued are sealed when this transaction commits (ledger_digest() counts them as pending).';
+REVOKE ALL ON FUNCTION modelmine.ledger(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.ledger(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.network_stats(
+        OUT nodes_online bigint, OUT nodes_total bigint, OUT staked_now bigint, OUT staked_all_time numeric,
+        OUT jobs_pending bigint, OUT jobs_running bigint, OUT jobs_completed bigint, OUT jobs_failed bigint,
+        OUT jobs_canceled bigint, OUT average_accuracy double precision, OUT paid_to_nodes numeric,
+        OUT network_fees bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM modelmine._housekeeping_at_commit();
+    WITH c AS (
+        SELECT x.status, sum(x.jobs)::bigint AS jobs, sum(x.stake) AS stake,
+               sum(x.accuracy_sum) AS acc, sum(x.accuracy_n)::bigint AS n
+          FROM (SELECT s.status, s.jobs, s.stake, s.accuracy_sum, s.accuracy_n FROM modelmine.job_stats s
+                UNION ALL
+                SELECT d.status, d.jobs, d.stake, d.accuracy_sum, d.accuracy_n FROM modelmine.job_stat_deltas d) x
+         GROUP BY x.status),
+    f AS (SELECT COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'fee'), 0)::bigint AS fees,
+                 COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'escrow'), 0)::bigint AS escrow
+            FROM modelmine.account_balances a WHERE a.id BETWEEN 16 AND 47),
+    -- the OFFLINE rule of _node_status, computed once rather than called per node
+    n AS (SELECT count(*) FILTER (WHERE nd.last_seen >= pg_catalog.now() - pg_catalog.make_interval(
+                     secs => (SELECT st.value FROM modelmine.settings st WHERE st.name = 'offline_after_seconds')))
+                     AS online,
+                 count(*) AS total
+            FROM modelmine.nodes nd)
+    SELECT n.online, n.total, f.escrow, COALESCE((SELECT sum(c.stake) FROM c), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'PENDING'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'RUNNING'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'COMPLETED'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'FAILED'), 0),
+           COALESCE((SELECT c.jobs FROM c WHERE c.status = 'CANCELED'), 0),
+           (SELECT c.acc / NULLIF(c.n, 0) FROM c WHERE c.status = 'COMPLETED'),
+           COALESCE((SELECT c.stake FROM c WHERE c.status = 'COMPLETED'), 0) - f.fees,
+           f.fees
+      INTO nodes_online, nodes_total, staked_now, staked_all_time, jobs_pending, jobs_running, jobs_completed,
+           jobs_failed, jobs_canceled, average_accuracy, paid_to_nodes, network_fees
+      FROM n, f;
+END
+$$;
+COMMENT ON FUNCTION modelmine.network_stats() IS
+    'Network health: nodes online (OFFLINE derived) and total, tokens staked now (escrow) and all time (numeric: may outgrow bigint), job counts per status, average accuracy of completed jobs (those reporting one), tokens paid to nodes, network fees collected.';
+REVOKE ALL ON FUNCTION modelmine.network_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.network_stats() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.token_distribution(max_rows integer DEFAULT 20)
+    RETURNS TABLE (node_id bigint, name text, tokens_earned numeric)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 1 to 1000.';
+    END IF;
+    RETURN QUERY SELECT n.id, n.name, n.tokens_earned FROM modelmine.nodes n
+                  ORDER BY n.tokens_earned DESC, n.id LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION modelmine.token_distribution(integer) IS
+    'Tokens earned per node (rewards for completed jobs, withdrawn or not), the top max_rows (1..1000) first.';
+REVOKE ALL ON FUNCTION modelmine.token_distribution(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.token_distribution(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Functions with a new body or settings: replaced in place
+-------------------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION modelmine.job_result(job_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    j record;
+BEGIN
+    IF job_id IS NULL THEN
+        RAISE EXCEPTION 'job_id is required' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass the id returned by modelmine.submit_job.';
+    END IF;
+    -- user_id + 0: keep a plan cached on a nearly empty table from reading all of a user's jobs
+    SELECT jobs.status, jobs.result INTO j FROM modelmine.jobs
+     WHERE jobs.id = job_result.job_id AND jobs.user_id + 0 = modelmine.current_user_id();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % not found', job_id USING ERRCODE = 'no_data_found',
+            DETAIL = 'There is no job with this id that you own.', HINT = 'List your jobs with modelmine.my_jobs().';
+    END IF;
+    IF j.status <> 'COMPLETED' THEN
+        RAISE EXCEPTION 'job % has no result', job_id USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = pg_catalog.format('It is %s.', j.status), HINT = 'Results exist once a job is COMPLETED.';
+    END IF;
+    RETURN j.result;
+END
+$$;
+COMMENT ON FUNCTION modelmine.job_result(bigint) IS
+    'Owner: the result of a COMPLETED job: accuracy, loss, epochs, metrics and the model artifact (weights as JSON).';
+REVOKE ALL ON FUNCTION modelmine.job_result(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job_result(bigint) TO modelmine_user;
+
+CREATE OR REPLACE FUNCTION modelmine.ledger_digest() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    d jsonb;
+BEGIN
+    PERFORM modelmine._housekeeping_at_commit();
+    SELECT pg_catalog.jsonb_build_object('height', l.height, 'hash', pg_catalog.encode(l.hash, 'hex'),
+                                         'time', l.created_at,
+                                         'pending', (SELECT count(*) FROM modelmine.ledger_queue))
+      INTO d
+      FROM modelmine.ledger l ORDER BY l.height DESC LIMIT 1;
+    RETURN d;
+END
+$$;
+COMMENT ON FUNCTION modelmine.ledger_digest() IS
+    'The chain head as {"height", "hash", "time", "pending"} (pending: completions queued, sealed at the next commit that seals): keep it outside the database, and later verify_ledger(digest) proves the chain still extends it.';
+REVOKE ALL ON FUNCTION modelmine.ledger_digest() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.ledger_digest() TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE OR REPLACE FUNCTION modelmine.dashboard() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    uid bigint := modelmine.current_user_id();
+    result jsonb;
+BEGIN
+    PERFORM modelmine._housekeeping_at_commit();
+    WITH counts AS (
+            SELECT s.status, COALESCE(sum(x.jobs), 0)::bigint AS n, COALESCE(sum(x.stake), 0) AS stake
+              FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) s(status)
+              LEFT JOIN (SELECT t.status, t.jobs, t.stake FROM modelmine.user_job_stats t WHERE t.user_id = uid
+                         UNION ALL
+                         SELECT d.status, d.jobs, d.stake FROM modelmine.job_stat_deltas d WHERE d.user_id = uid) x
+                ON x.status = s.status
+             GROUP BY s.status)
+    SELECT pg_catalog.jsonb_build_object(
+               'user_id', uid,
+               'balance', (SELECT a.balance FROM modelmine.account_balances a WHERE a.user_id = uid),
+               'in_escrow', (SELECT sum(c.stake) FROM counts c WHERE c.status IN ('PENDING', 'RUNNING')),
+               'jobs', (SELECT pg_catalog.jsonb_object_agg(c.status::text, c.n) || pg_catalog.jsonb_build_object('total', sum(c.n))
+                          FROM counts c),
+               'recent_jobs', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(r)), '[]')
+                                 FROM modelmine.my_jobs(NULL, 'created', true, 10, 0) r),
+               'recent_transactions', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]')
+                                         FROM modelmine.my_transactions(10) t))
+      INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION modelmine.dashboard() IS
+    'The signed-in user''s dashboard: job counts per status and total, balance, tokens in escrow, latest jobs and transactions.';
+REVOKE ALL ON FUNCTION modelmine.dashboard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.dashboard() TO modelmine_user;
+
+CREATE OR REPLACE FUNCTION modelmine.job_timeline(months integer DEFAULT 6)
+    RETURNS TABLE (month date, status text, jobs bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF months IS NULL OR months NOT BETWEEN 1 AND 120 THEN
+        RAISE EXCEPTION 'invalid months' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(months::text, 'NULL')), HINT = 'Pass 1 to 120 months.';
+    END IF;
+    PERFORM modelmine._housekeeping_at_commit();
+    RETURN QUERY
+        WITH m AS (SELECT g::date AS month
+                     FROM pg_catalog.generate_series(
+                              pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC') - pg_catalog.make_interval(months => months - 1),
+                              pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC'),
+                              interval '1 month') g),
+             x AS (SELECT s.month, s.status, s.jobs FROM modelmine.job_stats s
+                   UNION ALL SELECT d.month, d.status, d.jobs::bigint FROM modelmine.job_stat_deltas d)
+        SELECT m.month, st.status::text, COALESCE(sum(x.jobs), 0)::bigint
+          FROM m CROSS JOIN pg_catalog.unnest(pg_catalog.enum_range(NULL::modelmine.job_status)) st(status)
+          LEFT JOIN x ON x.month = m.month AND x.status = st.status
+         GROUP BY m.month, st.status
+         ORDER BY m.month, st.status;
+END
+$$;
+COMMENT ON FUNCTION modelmine.job_timeline(integer) IS
+    'Jobs per month of submission (UTC) and current status over the last months (1..120), months without jobs included with zeros, oldest first.';
+REVOKE ALL ON FUNCTION modelmine.job_timeline(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job_timeline(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE OR REPLACE FUNCTION modelmine.users()
+    RETURNS TABLE (id bigint, email text, role text, balance bigint, jobs bigint, created_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT u.id, u.email, u.role, a.balance,
+               (SELECT count(*) FROM modelmine.jobs j WHERE j.user_id = u.id), u.created_at
+          FROM modelmine.users u JOIN modelmine.account_balances a ON a.user_id = u.id
+         ORDER BY u.id
+    $$;
+COMMENT ON FUNCTION modelmine.users() IS 'Admin: every user with role, balance and job count (never a password hash).';
+REVOKE ALL ON FUNCTION modelmine.users() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.users() TO modelmine_admin;
+
+CREATE OR REPLACE FUNCTION modelmine.set_user_role(email text, role text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s'
+    AS $$
+DECLARE
+    target record;
+BEGIN
+    IF role IS NULL OR role NOT IN ('user', 'admin') THEN
+        RAISE EXCEPTION 'invalid role' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', role), HINT = 'Pass ''user'' or ''admin''.';
+    END IF;
+    SELECT u.id, u.role INTO target FROM modelmine.users u
+     WHERE u.email = pg_catalog.lower(pg_catalog.btrim(set_user_role.email));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no user with email %', set_user_role.email USING ERRCODE = 'no_data_found',
+            HINT = 'List users with modelmine.users().';
+    END IF;
+    IF target.role IS DISTINCT FROM set_user_role.role THEN
+        -- the function's own SET lock_timeout is restored when it returns
+        PERFORM pg_catalog.set_config('lock_timeout', st.value || 'ms', true)
+           FROM modelmine.settings st WHERE st.name = 'lock_timeout_ms';
+        BEGIN
+            UPDATE modelmine.users u SET role = set_user_role.role WHERE u.id = target.id;
+            -- a token carries the role it was issued with: end every session so none outlives the change
+            UPDATE modelmine.sessions s SET revoked_at = pg_catalog.now()
+             WHERE s.user_id = target.id AND s.revoked_at IS NULL;
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE EXCEPTION 'user % is busy', target.id USING ERRCODE = 'lock_not_available',
+                DETAIL = 'Another transaction has held the user or one of their sessions for longer than lock_timeout_ms.',
+                HINT = 'Try again in a moment.';
+        END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION modelmine.set_user_role(text, text) IS
+    'Admin: makes a user an admin or a plain user, and revokes their sessions (a token carries its role), so they sign in again with the new role.';
+REVOKE ALL ON FUNCTION modelmine.set_user_role(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_user_role(text, text) TO modelmine_admin;
+
+CREATE OR REPLACE FUNCTION modelmine.set_setting(name text, value bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s'
+    AS $$
+DECLARE
+    s modelmine.settings;
+BEGIN
+    SELECT * INTO s FROM modelmine.settings WHERE settings.name = set_setting.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting %', set_setting.name USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'List settings with SELECT * FROM modelmine.settings().';
+    END IF;
+    IF value IS NULL OR value NOT BETWEEN s.min_value AND s.max_value THEN
+        RAISE EXCEPTION 'invalid value for setting %', s.name USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(value::text, 'NULL')),
+            HINT = pg_catalog.format('Pass a value from %s to %s.', s.min_value, s.max_value);
+    END IF;
+    -- the function's own SET lock_timeout is restored when it returns
+    PERFORM pg_catalog.set_config('lock_timeout', st.value || 'ms', true)
+       FROM modelmine.settings st WHERE st.name = 'lock_timeout_ms';
+    BEGIN
+        UPDATE modelmine.settings SET value = set_setting.value WHERE settings.name = s.name;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'setting % is busy', s.name USING ERRCODE = 'lock_not_available',
+            DETAIL = 'Another admin''s transaction has held it for longer than lock_timeout_ms.',
+            HINT = 'Try again in a moment.';
+    END;
+END
+$$;
+COMMENT ON FUNCTION modelmine.set_setting(text, bigint) IS 'Admin: changes a setting within its allowed range.';
+REVOKE ALL ON FUNCTION modelmine.set_setting(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_setting(text, bigint) TO modelmine_admin;
+
+CREATE OR REPLACE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, detail text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        -- Each balance (folded plus unfolded) equals what the journal moved in minus what it moved out.
+        SELECT 'balance_matches_journal',
+               pg_catalog.format('account %s (%s): balance %s, journal says %s', a.id, a.kind, a.balance,
+                                 COALESCE(cr.s, 0) - COALESCE(dr.s, 0))
+          FROM modelmine.account_balances a
+          LEFT JOIN (SELECT credit_account AS id, sum(amount) AS s FROM modelmine.journal GROUP BY 1) cr ON cr.id = a.id
+          LEFT JOIN (SELECT debit_account AS id, sum(amount) AS s FROM modelmine.journal GROUP BY 1) dr ON dr.id = a.id
+         WHERE a.balance <> COALESCE(cr.s, 0) - COALESCE(dr.s, 0)
+        UNION ALL
+        -- Only the issuance account may go negative.
+        SELECT 'no_negative_balance', pg_catalog.format('account %s (%s) has %s', a.id, a.kind, a.balance)
+          FROM modelmine.account_balances a WHERE a.balance < 0 AND a.kind <> 'issuance'
+        UNION ALL
+        -- Every appended credit or debit belongs to an account (else no fold would ever take it).
+        SELECT 'deltas_have_accounts',
+               pg_catalog.format('%s unfolded tokens for account %s, which does not exist', sum(d.amount), d.account_id)
+          FROM modelmine.account_deltas d LEFT JOIN modelmine.accounts a ON a.id = d.account_id
+         WHERE a.id IS NULL GROUP BY d.account_id
+        UNION ALL
+        SELECT 'deltas_have_nodes',
+               pg_catalog.format('%s unfolded lost leases for node %s, which does not exist', sum(d.jobs_failed), d.node_id)
+          FROM modelmine.node_deltas d LEFT JOIN modelmine.nodes n ON n.id = d.node_id
+         WHERE n.id IS NULL GROUP BY d.node_id
+        UNION ALL
+        -- Total supply (every balance but issuance) equals what was issued.
+        SELECT 'supply_equals_issued', pg_catalog.format('supply %s, issued %s', sup.s, -iss.balance)
+          FROM (SELECT COALESCE(sum(balance), 0) AS s FROM modelmine.account_balances WHERE kind <> 'issuance') sup,
+               modelmine.account_balances iss
+         WHERE iss.kind = 'issuance' AND sup.s <> -iss.balance
+        UNION ALL
+        -- Each escrow shard holds exactly the stakes of its open jobs.
+        SELECT 'escrow_equals_open_stakes',
+               pg_catalog.format('escrow shard %s holds %s, open stakes %s', e.shard, e.balance, COALESCE(o.s, 0))
+          FROM modelmine.account_balances e
+          LEFT JOIN (SELECT id % 16 AS shard, sum(stake) AS s FROM modelmine.jobs
+                      WHERE status IN ('PENDING', 'RUNNING') GROUP BY 1) o ON o.shard = e.shard
+         WHERE e.kind = 'escrow' AND e.balance <> COALESCE(o.s, 0)
+        UNION ALL
+        -- Each job was staked once and settled at most once, the way its status says.
+        SELECT 'job_settled_once',
+               pg_catalog.format('job %s (%s, stake %s): staked %s, refunded %s, paid out %s', j.id, j.status,
+                                 j.stake, COALESCE(m.staked, 0), COALESCE(m.refunded, 0), COALESCE(m.paid, 0))
+          FROM modelmine.jobs j
+          LEFT JOIN (SELECT job_id,
+                            sum(amount) FILTER (WHERE reason = 'stake') AS staked,
+                            sum(amount) FILTER (WHERE reason = 'refund') AS refunded,
+                            sum(amount) FILTER (WHERE reason IN ('reward', 'fee')) AS paid
+                       FROM modelmine.journal WHERE job_id IS NOT NULL GROUP BY job_id) m ON m.job_id = j.id
+         WHERE COALESCE(m.staked, 0) <> j.stake
+            OR COALESCE(m.refunded, 0) <> CASE WHEN j.status IN ('FAILED', 'CANCELED') THEN j.stake ELSE 0 END
+            OR COALESCE(m.paid, 0) <> CASE WHEN j.status = 'COMPLETED' THEN j.stake ELSE 0 END
+        UNION ALL
+        -- Each completed job is recorded once in the ledger (sealed or still queued), and nothing else is.
+        SELECT 'ledger_records_completed_jobs',
+               pg_catalog.format('job %s (%s) has %s ledger records', COALESCE(j.id, r.job_id),
+                                 COALESCE(j.status::text, 'no such job'), COALESCE(r.n, 0))
+          FROM (SELECT job_id, count(*) AS n
+                  FROM (SELECT job_id FROM modelmine.ledger WHERE job_id IS NOT NULL
+                        UNION ALL SELECT job_id FROM modelmine.ledger_queue) x GROUP BY job_id) r
+          -- a plain hash full join: an IN (...) filter here became a nested rescan at 1M jobs
+          FULL JOIN (SELECT id, status FROM modelmine.jobs) j ON r.job_id = j.id
+         WHERE (j.status = 'COMPLETED' OR r.job_id IS NOT NULL)
+           AND (j.id IS NULL OR COALESCE(r.n, 0) <> CASE WHEN j.status = 'COMPLETED' THEN 1 ELSE 0 END)
+        UNION ALL
+        -- The maintained statistics (folded plus pending deltas) equal a recount of the jobs.
+        SELECT 'job_stats_match_jobs',
+               pg_catalog.format('%s %s: statistics say %s jobs / %s staked, recount %s / %s',
+                                 COALESCE(a.month, b.month), COALESCE(a.status, b.status),
+                                 COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
+          FROM (SELECT x.month, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake,
+                       sum(x.accuracy_n) AS acc_n, sum(x.accuracy_sum) AS acc_sum
+                  FROM (SELECT month, status, jobs, stake, accuracy_n, accuracy_sum FROM modelmine.job_stats
+                        UNION ALL SELECT month, status, jobs, stake, accuracy_n, accuracy_sum
+                                    FROM modelmine.job_stat_deltas) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0 OR sum(x.accuracy_n) <> 0) a
+          FULL JOIN (SELECT pg_catalog.date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, status,
+                            count(*) AS jobs, sum(stake) AS stake,
+                            count(*) FILTER (WHERE status = 'COMPLETED'
+                                               AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number') AS acc_n,
+                            -- below 1e-300 a double underflows: complete_job counts such an accuracy as 0
+                            COALESCE(sum(CASE WHEN (result -> 'accuracy')::numeric < 1e-300 THEN 0
+                                              ELSE (result -> 'accuracy')::numeric::float8 END)
+                                         FILTER (WHERE status = 'COMPLETED'
+                                                   AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number'), 0)
+                                AS acc_sum
+                       FROM modelmine.jobs GROUP BY 1, 2) b
+            ON a.month = b.month AND a.status = b.status
+         WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
+            OR COALESCE(a.acc_n, 0) <> COALESCE(b.acc_n, 0)
+            OR abs(COALESCE(a.acc_sum, 0) - COALESCE(b.acc_sum, 0)) > 1e-6 * GREATEST(1, COALESCE(b.acc_n, 0))
+        UNION ALL
+        -- The per-user statistics behind dashboard() (folded plus pending deltas) equal a recount too.
+        SELECT 'user_job_stats_match_jobs',
+               pg_catalog.format('user %s %s: statistics say %s jobs / %s staked, recount %s / %s',
+                                 COALESCE(a.user_id, b.user_id), COALESCE(a.status, b.status),
+                                 COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
+          FROM (SELECT x.user_id, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake
+                  FROM (SELECT user_id, status, jobs, stake FROM modelmine.user_job_stats
+                        UNION ALL SELECT user_id, status, jobs, stake FROM modelmine.job_stat_deltas) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0) a
+          FULL JOIN (SELECT user_id, status, count(*) AS jobs, sum(stake) AS stake FROM modelmine.jobs GROUP BY 1, 2) b
+            ON a.user_id = b.user_id AND a.status = b.status
+         WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
+        UNION ALL
+        -- Every statistics delta can be folded: no folded count would leave bigint (a fold that fails is
+        -- skipped at commit with a WARNING, and the deltas wait; this says why).
+        SELECT 'stats_deltas_foldable',
+               pg_catalog.format('%s %s: folding would make %s', f.what, f.status, f.detail)
+          FROM (SELECT pg_catalog.format('month %s', d.month) AS what, d.status,
+                       pg_catalog.format('jobs %s and accuracy_n %s', COALESCE(s.jobs, 0) + d.jobs,
+                                         COALESCE(s.accuracy_n, 0) + d.acc_n) AS detail,
+                       COALESCE(s.jobs, 0) + d.jobs AS jobs, COALESCE(s.accuracy_n, 0) + d.acc_n AS acc_n
+                  FROM (SELECT month, status, sum(jobs)::numeric AS jobs, sum(accuracy_n)::numeric AS acc_n
+                          FROM modelmine.job_stat_deltas GROUP BY 1, 2) d
+                  LEFT JOIN modelmine.job_stats s ON s.month = d.month AND s.status = d.status
+                UNION ALL
+                SELECT pg_catalog.format('user %s', d.user_id), d.status,
+                       pg_catalog.format('jobs %s', COALESCE(s.jobs, 0) + d.jobs),
+                       COALESCE(s.jobs, 0) + d.jobs, 0
+                  FROM (SELECT user_id, status, sum(jobs)::numeric AS jobs
+                          FROM modelmine.job_stat_deltas GROUP BY 1, 2) d
+                  LEFT JOIN modelmine.user_job_stats s ON s.user_id = d.user_id AND s.status = d.status) f
+         WHERE f.jobs NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+            OR f.acc_n NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+    $$;
+COMMENT ON FUNCTION modelmine.check_invariants() IS
+    'Returns every violated bookkeeping invariant (empty means healthy): balances (folded plus unfolded) match the journal, no negative balance but issuance, every unfolded delta belongs to an account or node, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount and can all be folded.';
+REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Comments and grants that changed
+-------------------------------------------------------------------------------------------------------
+COMMENT ON FUNCTION modelmine.mint(text, bigint) IS
+    'Admin: issues new tokens to a user (debits the issuance account), within the max_supply setting; returns the journal entry id.';
+COMMENT ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) IS
+    'Submits a training job: title 1-200 characters, config a JSON object, stake (default: setting default_stake; at most max_stake) moved to escrow in the same transaction, priority -1000..1000 (higher first). Returns the job id.';
+COMMENT ON FUNCTION modelmine.register_node(text, jsonb) IS
+    'Registers a compute node operated by the signed-in user (at most max_nodes_per_operator; the name printable, no control or bidirectional characters). capabilities: {"trainers": [...], "runners": [...], "slots": 1..64}, at most 4 kB. Returns the node id and its key, shown only this once (only a hash is stored).';
+COMMENT ON FUNCTION modelmine.set_capabilities(jsonb) IS
+    'Node: replaces the trainers, runners and slots this node advertises (the worker calls it at start).';
+COMMENT ON FUNCTION modelmine.heartbeat(real, integer, integer, text) IS
+    'Node: reports load and memory (status ONLINE, BUSY or MAINTENANCE; an operator''s maintenance wins) and returns the ids of the jobs it holds; a job missing from the list was canceled or lost. It does not extend leases: only report_progress does.';
+COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
+    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
+COMMENT ON FUNCTION modelmine.report_progress(bigint, real, jsonb) IS
+    'Node holding the lease: records progress (0..100, never backwards) and metrics, extends the lease (the only thing that does), NOTIFYs job:{id}:progress at most once per progress_notify_ms; returns the new lease expiry.';
+COMMENT ON FUNCTION modelmine.release_job(bigint) IS
+    'Node holding the lease: gives a job back to the queue (a shutting-down worker); the attempt still counts, and a job released on its last attempt (max_attempts) fails and is refunded.';
+COMMENT ON FUNCTION modelmine.seal_ledger(bigint) IS
+    'Admin: seals queued completions into blocks now, holding the seal lock until this transaction ends (completions, claims and ledger reads seal at their commit anyway); returns the number of blocks appended, 0 when another transaction is sealing.';
+REVOKE EXECUTE ON FUNCTION modelmine.seal_ledger(bigint) FROM modelmine_user, modelmine_node;
+
+-------------------------------------------------------------------------------------------------------
+-- The admin views, as 1.1 defines them
+-------------------------------------------------------------------------------------------------------
+CREATE VIEW modelmine.admin_users AS
+    SELECT u.id, u.email, u.role, a.balance, u.created_at
+      FROM modelmine.users u JOIN modelmine.account_balances a ON a.user_id = u.id;
+CREATE VIEW modelmine.admin_nodes AS
+    SELECT n.id, s.name, s.status, s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct,
+           s.jobs_handled, s.jobs_completed, s.jobs_failed, s.tokens_earned, s.reputation, s.registered_at,
+           s.capabilities, s.window_hours, u.email AS operator_email
+      FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
+     CROSS JOIN LATERAL modelmine._node_liveness(ARRAY[n.id], 24) l
+     CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
+CREATE VIEW modelmine.admin_network AS SELECT * FROM modelmine.network_stats();
+GRANT SELECT ON modelmine.admin_users, modelmine.admin_jobs, modelmine.admin_nodes, modelmine.admin_network,
+                modelmine.admin_ledger TO modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Every table, view and type is described
+-------------------------------------------------------------------------------------------------------
+COMMENT ON TABLE modelmine.ledger IS
+    'The hash-chained ledger: one block per completed job, append-only for every role and readable by all; hash = SHA-256(prev_hash hex, block data, created_at) as docs/LEDGER.md specifies byte for byte, so anyone can verify it without trusting this extension.';
+COMMENT ON TABLE modelmine.ledger_queue IS
+    'Completions waiting to be sealed into ledger blocks (at the next commit that seals).';
+COMMENT ON TABLE modelmine.settings IS
+    'Network settings with their allowed ranges (rows, not GUCs, so no client can SET them); change them with set_setting().';
+COMMENT ON TABLE modelmine.secrets IS
+    'Secrets such as the JWT signing key; readable only by the extension owner.';
+COMMENT ON TABLE modelmine.users IS
+    'Accounts: email (trimmed, lower-cased), bcrypt password hash, role.';
+COMMENT ON TABLE modelmine.sessions IS
+    'Login sessions; a JWT names one, and revoking it kills the token in every connection.';
+COMMENT ON TABLE modelmine.accounts IS
+    'Token accounts: issuance (1), escrow (16..31) and fee (32..47) shards, one per user and per node; balance is the folded part of the balance (see account_balances).';
+COMMENT ON TABLE modelmine.journal IS
+    'Every token movement, one immutable row each (double entry: debit account, credit account, amount, reason, job).';
+COMMENT ON TABLE modelmine.account_deltas IS
+    'Credits (and system-account debits) appended without locking any account row, folded into accounts.balance at commit.';
+COMMENT ON VIEW modelmine.account_balances IS
+    'Every account with its balance as readers see it: accounts.balance plus its unfolded account_deltas.';
+COMMENT ON TABLE modelmine.nodes IS
+    'Compute nodes: operator, key hash (SHA-256), capabilities, declared slots, reported status and load, counters.';
+COMMENT ON TABLE modelmine.node_uptime IS
+    'Closed stretches of a node''s heartbeats, for uptime over a window.';
+COMMENT ON TABLE modelmine.node_deltas IS
+    'Lost leases counted against a node by other nodes'' claims, folded into nodes.jobs_failed at commit.';
+COMMENT ON TYPE modelmine.job_status IS
+    'A job''s lifecycle: PENDING -> RUNNING -> COMPLETED | FAILED; RUNNING -> PENDING (lease given back or expired); PENDING | RUNNING -> CANCELED.';
+COMMENT ON TABLE modelmine.jobs IS
+    'Training jobs: owner, config, stake (in escrow while open), lease, progress, result; status moves only along the lifecycle.';
+COMMENT ON TYPE modelmine.job_summary IS
+    'A row of a job listing (my_jobs, all_jobs): no config, result or error.';
+COMMENT ON TYPE modelmine.job_detail IS
+    'One job in full (job, admin_job).';
+COMMENT ON TABLE modelmine.job_stats IS
+    'Folded job counts and stakes per month of submission and status.';
+COMMENT ON TABLE modelmine.user_job_stats IS
+    'Folded job counts and stakes per user and status (dashboard).';
+COMMENT ON TABLE modelmine.job_stat_deltas IS
+    'Insert-only +1/-1 job statistics deltas, folded into job_stats and user_job_stats at commit.';
+COMMENT ON TYPE modelmine.node_summary IS
+    'A node''s public figures (nodes, node_stats, admin_nodes): derived status, load, uptime, counters, reputation.';
+COMMENT ON VIEW modelmine.admin_users IS
+    'Admin: every user with role and balance (never a password hash).';
+COMMENT ON VIEW modelmine.admin_jobs IS
+    'Admin: every job with owner, status, stake and error; page with ORDER BY id LIMIT n.';
+COMMENT ON VIEW modelmine.admin_nodes IS
+    'Admin: every node with operator and figures; page with ORDER BY id LIMIT n (uptime is computed per row).';
+COMMENT ON VIEW modelmine.admin_network IS
+    'Admin: network_stats() as a view.';
+COMMENT ON VIEW modelmine.admin_ledger IS
+    'Admin: ledger blocks with hashes in hex.';
