@@ -3,8 +3,8 @@
  *
  * A call the database keeps refusing (a revoked grant, a bug) must neither hammer the database nor
  * flood the log: each failure in a row doubles the wait before the next attempt (1, 2, 4 ... up to
- * BACKOFF_MAX s), and the caller logs a failure only when its reason differs from the last one it
- * logged, and once when the call works again.
+ * BACKOFF_MAX s, or a smaller cap), and the caller logs a failure only when its reason differs from the
+ * last one it logged, and once when the call works again.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,8 +21,11 @@ bool
 backoff_fail(Backoff *b, double now, const char *reason)
 {
 	bool		changed = b->failures == 0 || strcmp(b->reason, reason) != 0;
+	double		cap = b->cap > 0 ? b->cap : BACKOFF_MAX;
 
-	b->delay = b->failures == 0 ? BACKOFF_MIN : b->delay * 2 > BACKOFF_MAX ? BACKOFF_MAX : b->delay * 2;
+	b->delay = b->failures == 0 ? BACKOFF_MIN : b->delay * 2;
+	if (b->delay > cap)
+		b->delay = cap;
 	b->next = now + b->delay;
 	b->failures++;
 	snprintf(b->reason, sizeof(b->reason), "%s", reason);
@@ -39,4 +42,16 @@ backoff_ok(Backoff *b)
 	b->next = 0;
 	b->reason[0] = '\0';
 	return failures;
+}
+
+/* "retrying in 1 s, then less often up to every 30 s", or "retrying every 5 s" at the cap. */
+void
+backoff_describe(const Backoff *b, char *out, size_t outlen)
+{
+	double		cap = b->cap > 0 ? b->cap : BACKOFF_MAX;
+
+	if (b->delay >= cap)
+		snprintf(out, outlen, "retrying every %.0f s", b->delay);
+	else
+		snprintf(out, outlen, "retrying in %.0f s, then less often up to every %.0f s", b->delay, cap);
 }

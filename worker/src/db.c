@@ -21,8 +21,12 @@ static void
 connect_failed(Db *db, const char *why)
 {
 	if (backoff_fail(&db->connect, now_s(), why))
-		logmsg("%s; retrying in %.0f s, then less often up to every %.0f s (logged again when the reason changes)",
-			   why, db->connect.delay, BACKOFF_MAX);
+	{
+		char		plan[96];
+
+		backoff_describe(&db->connect, plan, sizeof(plan));
+		logmsg("%s; %s (logged again when the reason changes)", why, plan);
+	}
 }
 
 void

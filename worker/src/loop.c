@@ -205,8 +205,12 @@ static void
 repeated_failure(Backoff *b, const char *what, const Db *db, double now)
 {
 	if (backoff_fail(b, now, db->error))
-		logmsg("%s failed: %s; retrying in %.0f s, then less often up to every %.0f s (logged again when the error changes)",
-			   what, db->error, b->delay, BACKOFF_MAX);
+	{
+		char		plan[96];
+
+		backoff_describe(b, plan, sizeof(plan));
+		logmsg("%s failed: %s; %s (logged again when the error changes)", what, db->error, plan);
+	}
 }
 
 static void
@@ -233,7 +237,8 @@ run_loop(const Options *o, const char *node_key)
 	Task		tasks[MAX_SLOTS];
 	int			ntasks = 0;
 	Db			db = {0};
-	Backoff		hb_backoff = {0},
+	/* a failing heartbeat is still tried every --heartbeat-interval: a node silent for long goes OFFLINE */
+	Backoff		hb_backoff = {.cap = o->heartbeat_interval > BACKOFF_MIN ? o->heartbeat_interval : BACKOFF_MIN},
 				claim_backoff = {0};
 	json_t	   *caps = capabilities(o);
 	double		keepalive = o->lease_seconds / 3.0, /* report_progress extends a lease: 3 tries per lease */

@@ -98,6 +98,7 @@ char	   *default_state_file(const char *name);
 #define BACKOFF_MAX 30.0
 typedef struct Backoff
 {
+	double		cap;			/* longest wait; 0: BACKOFF_MAX */
 	int			failures;		/* in a row; 0 while the call works */
 	double		delay;			/* seconds before the next attempt */
 	double		next;			/* now_s() of the next attempt */
@@ -107,6 +108,7 @@ typedef struct Backoff
 bool		backoff_ready(const Backoff *b, double now);
 bool		backoff_fail(Backoff *b, double now, const char *reason);
 int			backoff_ok(Backoff *b);
+void		backoff_describe(const Backoff *b, char *out, size_t outlen);
 
 /* pgerr.c */
 bool		pg_transient(const char *sqlstate);

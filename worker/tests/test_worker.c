@@ -31,6 +31,31 @@ test_backoff(void)
 	CHECK(backoff_ok(&b) == 0, "a second success reports failures");
 	CHECK(backoff_fail(&b, 200, "permission denied [42501]"), "after a success the old reason is news again");
 	CHECK(b.delay == 1, "after a success the delay starts at %g", b.delay);
+	{
+		char		plan[96];
+
+		backoff_describe(&b, plan, sizeof(plan));
+		CHECK(strcmp(plan, "retrying in 1 s, then less often up to every 30 s") == 0, "described as \"%s\"", plan);
+	}
+}
+
+/* A smaller cap (the heartbeat's: its interval) bounds the wait. */
+static void
+test_backoff_cap(void)
+{
+	Backoff		b = {.cap = 5};
+	char		plan[96];
+
+	backoff_fail(&b, 0, "busy");
+	backoff_fail(&b, 0, "busy");
+	backoff_fail(&b, 0, "busy");
+	CHECK(b.delay == 4, "third delay %g", b.delay);
+	backoff_fail(&b, 0, "busy");
+	CHECK(b.delay == 5 && b.next == 5, "capped delay %g", b.delay);
+	backoff_describe(&b, plan, sizeof(plan));
+	CHECK(strcmp(plan, "retrying every 5 s") == 0, "described as \"%s\"", plan);
+	backoff_ok(&b);
+	CHECK(b.cap == 5, "backoff_ok dropped the cap");
 }
 
 static void
@@ -172,6 +197,7 @@ main(void)
 {
 	printf("# test_worker\n");
 	test_backoff();
+	test_backoff_cap();
 	test_sqlstates();
 	test_setup_hints();
 	test_reports();
