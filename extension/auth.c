@@ -405,7 +405,7 @@ RefuseSession(bool revoked)
 {
 	ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 					errmsg(revoked ? "session has been revoked" : "session has expired"),
-					errdetail(revoked ? "Its session was ended: logged out, or the user's role changed." : "The token is past its expiry time."),
+					errdetail(revoked ? "Logged out, or the user's role changed." : "The token is past its expiry time."),
 					errhint("Log in again with modelmine.login(email, password).")));
 }
 

@@ -180,6 +180,9 @@ q >/dev/null <<SQL
 SELECT modelmine.authenticate(modelmine.login('ops@example.com', 'ops password'));
 INSERT INTO bench_nodes SELECT c, (modelmine.register_node('node ' || c, '{"trainers": ["noop"]}')).node_key
   FROM generate_series(0, $((clients - 1))) c;
+-- claiming needs a live node: one heartbeat each, good for the whole run
+UPDATE modelmine.settings SET value = 3600 WHERE name = 'offline_after_seconds';
+SELECT modelmine.authenticate_node(node_key), modelmine.heartbeat(1, 1, 2) FROM bench_nodes;
 SELECT modelmine.authenticate(modelmine.login('ann@example.com', 'ann password'));
 SELECT count(modelmine.submit_job('job ' || i, '{"trainer": "noop"}', NULL, 10 + i % 90)) FROM generate_series(1, $completions) i;
 SQL

@@ -42,7 +42,7 @@ About 4 minutes with the defaults on 2 cores (the first peer run also installs t
 
   --jobs N       jobs per phase (default 20000)
   --sessions K   parallel SQL sessions for (a), and the peers' concurrency argument (default 4)
-  --batch B      claim_jobs batch size for (a), 1..100 (default 10)
+  --batch B      claim_jobs batch size for (a), 1..64 (each SQL node declares B slots; default 10)
   --workers M    worker processes for (b) (default 4)
   --slots S      slots per worker for (b), 1..64 (default 8)
   --no-peers     skip the peer benchmark (c)
@@ -75,7 +75,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "bench-queue.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
 done
-(( batch <= 100 )) || { echo "bench-queue.sh: --batch must be 1..100 (claim_jobs' limit)" >&2; exit 2; }
+(( batch <= 64 )) || { echo "bench-queue.sh: --batch must be 1..64 (a node's most slots)" >&2; exit 2; }
 (( slots <= 64 )) || { echo "bench-queue.sh: --slots must be 1..64 (the worker's limit)" >&2; exit 2; }
 (( sessions <= 50 && workers <= 50 )) || { echo "bench-queue.sh: at most 50 sessions and 50 workers" >&2; exit 2; }
 (( jobs >= 1000 )) || { echo "bench-queue.sh: --jobs must be at least 1000" >&2; exit 2; }
@@ -201,9 +201,14 @@ step_accounts() {
     for (( i = 0; i < sessions; i++ )); do
         key=$(sql -v tok="$op_tok" <<SQL
 SELECT modelmine.authenticate(:'tok') \g /dev/null
-SELECT node_key FROM modelmine.register_node('sql-node-$((i + 1))', '{"trainers": ["noop"]}');
+SELECT node_key FROM modelmine.register_node('sql-node-$((i + 1))', '{"trainers": ["noop"], "slots": $batch}');
 SQL
 )
+        # claiming needs a live node: one heartbeat, good for the whole run (offline_after_seconds 3600)
+        sql -v key="$key" <<'SQL' >/dev/null
+UPDATE modelmine.settings SET value = 3600 WHERE name = 'offline_after_seconds';
+SELECT modelmine.authenticate_node(:'key'), modelmine.heartbeat(1, 1, 2);
+SQL
         sql -c "UPDATE bench.creds SET node_key = '$key' WHERE client = $i"
     done
     echo "$sessions users minted $((stake)) tokens per job they submit; nodes sql-node-1..$sessions offer trainer noop"

@@ -311,8 +311,9 @@ UPDATE modelmine.nodes n
           FROM modelmine.jobs WHERE node_id IS NOT NULL GROUP BY node_id) c
  WHERE n.id = c.node_id;
 
-\echo statistics: the deltas the trigger appended, folded into job_stats and user_job_stats
-SELECT modelmine._fold_stats() AS deltas_folded;
+\echo statistics: the deltas the trigger appended, folded into job_stats and user_job_stats at this commit
+SELECT modelmine._housekeeping_at_commit();
+SELECT count(*) AS deltas_left_unfolded FROM modelmine.job_stat_deltas;
 
 \echo ledger: one entry per completed job, queued in completion order
 INSERT INTO modelmine.ledger_queue (job_id, user_id, node_id, stake, reward, fee, accuracy, loss, epochs, completed_at)

@@ -121,7 +121,7 @@ check_cli "transfer --json" 0 transfer bob@example.com 5 --json
 check "transfer --json keys and balance" "$(pyjson 'sorted(d), d["amount"], d["balance"], d["to"]' <<<"$CLI_OUT")" \
     "['amount', 'balance', 'journal_id', 'to'] 5 970 bob@example.com"
 check "bob has 1030 in the database" \
-    "$(adm "SELECT balance FROM modelmine.accounts a JOIN modelmine.users u ON u.id = a.user_id WHERE email = 'bob@example.com'")" 1030
+    "$(adm "SELECT balance FROM modelmine.account_balances a JOIN modelmine.users u ON u.id = a.user_id WHERE email = 'bob@example.com'")" 1030
 check_cli "transfer more than the balance" 1 transfer bob@example.com 100000
 check_one_line "insufficient balance" "$CLI_ERR"
 [[ $CLI_ERR == "modelmine: insufficient balance (Your balance is 970 tokens"*") hint: "* ]] \
@@ -151,7 +151,7 @@ check "the previous session is revoked" "$(adm "SELECT count(*) FILTER (WHERE re
 (umask 077; printf '%s\n' "$old" >"$IT_TMP/old-session")
 MODELMINE_SESSION_FILE=$IT_TMP/old-session check_cli "the old token" 4 whoami
 check "... says it was revoked and how to sign in" "$CLI_ERR" \
-    "modelmine: session has been revoked (The token was logged out.) hint: sign in again with: modelmine login EMAIL"
+    "modelmine: session has been revoked (Logged out, or the user's role changed.) hint: sign in again with: modelmine login EMAIL"
 
 step "an expired session"
 adm "UPDATE modelmine.sessions SET expires_at = now() - interval '1 second'

@@ -69,10 +69,10 @@ check_cli "jobs --status running" 0 jobs --status running
 check "an empty filter says so" "$CLI_OUT" "No RUNNING jobs."
 
 step "cancel"
-balance=$(adm "SELECT balance FROM modelmine.accounts a JOIN modelmine.users u ON u.id = a.user_id WHERE email = 'ada@example.com'")
+balance=$(adm "SELECT balance FROM modelmine.account_balances a JOIN modelmine.users u ON u.id = a.user_id WHERE email = 'ada@example.com'")
 check_cli "cancel" 0 cancel "$tocancel"
 check "cancel says what it refunded" "$CLI_OUT" "Canceled job $tocancel; 40 tokens refunded."
-check "the stake is back" "$(adm "SELECT balance FROM modelmine.accounts a JOIN modelmine.users u ON u.id = a.user_id WHERE email = 'ada@example.com'")" \
+check "the stake is back" "$(adm "SELECT balance FROM modelmine.account_balances a JOIN modelmine.users u ON u.id = a.user_id WHERE email = 'ada@example.com'")" \
     $((balance + 40))
 check_cli "cancel it again" 1 cancel "$tocancel"
 check "... one line, the server's reason" "$CLI_ERR" \

@@ -17,7 +17,12 @@ node_w=$(node_of W)
 op_token=$(cat "$IT_TMP/operator-session")
 weird='<b>&"x"'"'"'y'"'"'</b> ünïcode'
 as_user "$op_token" "SELECT node_id FROM modelmine.register_node(\$n\$$weird\$n\$, '{\"trainers\": [\"noop\"]}')" >/dev/null
-as_user "$op_token" "SELECT node_id FROM modelmine.register_node(chr(27) || '[2J' || chr(27) || '[31mred', '{\"trainers\": [\"noop\"]}')" >/dev/null
+# Since 1.1 the extension refuses control characters in node names; a name stored before (or by a
+# superuser) may still hold them, and the CLI must not pass them to the terminal either.
+check "register_node refuses an escape sequence in a name" \
+    "$(as_user "$op_token" "SELECT node_id FROM modelmine.register_node(chr(27) || '[31mred', '{}')" 2>&1 | grep -c 'invalid node name')" 1
+esc_node=$(as_user "$op_token" "SELECT node_id FROM modelmine.register_node('renamed below', '{\"trainers\": [\"noop\"]}')")
+adm "UPDATE modelmine.nodes SET name = chr(27) || '[2J' || chr(27) || '[31mred' WHERE id = $esc_node" >/dev/null
 cli submit --trainer noop --title one
 cli submit --trainer noop --title two
 cli submit --trainer logreg --dataset blobs --epochs 20 --title three

@@ -41,7 +41,7 @@ step "signup as a role in modelmine_anon only: the account is made, and the clie
 MODELMINE_PASSWORD="cara password" check_cli "signup cara as mm_cli_anon" 0 signup cara@example.com --db "$anon_url"
 cara=$(adm "SELECT id FROM modelmine.users WHERE email = 'cara@example.com'")
 check "the account exists, with the signup grant" \
-    "$(adm "SELECT balance FROM modelmine.accounts WHERE user_id = '${cara:-0}'")" 1000
+    "$(adm "SELECT balance FROM modelmine.account_balances WHERE user_id = '${cara:-0}'")" 1000
 check "stdout says so" "$CLI_OUT" "Signed up as cara@example.com (user $cara); not signed in."
 check "stderr: one line, what signing in needs" "$CLI_ERR" \
     "modelmine: the database role mm_cli_anon may create accounts but not sign in (it is not a member of modelmine_user) hint: sign in as a role that is, or have it granted (GRANT modelmine_user TO mm_cli_anon), then: modelmine login cara@example.com"

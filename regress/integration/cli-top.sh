@@ -91,7 +91,7 @@ adm "UPDATE modelmine.sessions SET revoked_at = now() WHERE revoked_at IS NULL
       AND user_id = (SELECT id FROM modelmine.users WHERE email = 'ada@example.com')" >/dev/null
 check_restored revoked 4 10  # the next read fails: within the 5 s refresh
 tmux_wait 1 "the reason is printed after the screen is given back" \
-    "^modelmine: session has been revoked \(The token was logged out\.\) hint: sign in again with: modelmine login EMAIL$"
+    "^modelmine: session has been revoked \(Logged out, or the user's role changed\.\) hint: sign in again with: modelmine login EMAIL$"
 
 stop_worker W TERM
 check "W exits 0" "$IT_RC" 0

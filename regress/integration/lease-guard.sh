@@ -23,7 +23,7 @@ snapshot() {
     adm "SELECT (SELECT format('%s %s node=%s attempts=%s progress=%s metrics=%s lease=%s error=%s', status,
                                stake, node_id, attempts, progress, metrics, lease_expires_at, error)
                    FROM modelmine.jobs WHERE id = $1)
-             || ' | ' || (SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM modelmine.accounts)
+             || ' | ' || (SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM modelmine.account_balances)
              || ' | journal rows ' || (SELECT count(*) FROM modelmine.journal)"
 }
 
@@ -40,7 +40,7 @@ for call in "report_progress($job, 50, '{\"epoch\": 1}')" \
     check "B: ${call%%(*} refused with 42501" "$(sqlstate_as_node "$key_b" "SELECT modelmine.$call")" 42501
     check "B: ${call%%(*} changed nothing" "$(snapshot "$job")" "$before"
 done
-check "B's heartbeat does not list or extend A's job" \
+check "B's heartbeat does not list A's job" \
     "$(as_node "$key_b" "SELECT modelmine.heartbeat(1, 100, 1000)")" "{}"
 check "the job is unchanged by B's heartbeat" "$(snapshot "$job")" "$before"
 check "a session bound to no node is refused with 28000" "$(psql -X -At -q -U mm_worker -d "$IT_DB" 2>&1 \
@@ -64,9 +64,9 @@ check "B: complete_job on the completed job refused with 42501" \
 check "none of that changed anything" "$(snapshot "$job")" "$after"
 check "journal for the job: stake, reward 40 to A, fee 10" "$(adm "
     SELECT string_agg(r.reason || ' ' || r.amount || coalesce(' node ' || a.node_id, ''), ', ' ORDER BY r.id)
-      FROM modelmine.journal r JOIN modelmine.accounts a ON a.id = r.credit_account WHERE r.job_id = $job")" \
+      FROM modelmine.journal r JOIN modelmine.account_balances a ON a.id = r.credit_account WHERE r.job_id = $job")" \
     "stake 50, reward 40 node $node_a, fee 10"
-check "B's node earned nothing" "$(adm "SELECT balance FROM modelmine.accounts WHERE node_id = $node_b")" 0
+check "B's node earned nothing" "$(adm "SELECT balance FROM modelmine.account_balances WHERE node_id = $node_b")" 0
 
 step "part 2: the owner cancels a job while a real worker runs it"
 slow='{"trainer":"mlp","dataset":{"synthetic":"moons","n":4000,"seed":3},"hidden_layers":[32,32],"epochs":1500}'
@@ -92,7 +92,7 @@ check "journal for it: stake and refund only" "$(adm "
     SELECT string_agg(reason || ' ' || amount, ', ' ORDER BY id) FROM modelmine.journal WHERE job_id = $job2")" \
     "stake 60, refund 60"
 check "W's node: balance 0, 0 completed" "$(adm "
-    SELECT a.balance || ' ' || n.jobs_completed FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id
+    SELECT a.balance || ' ' || n.jobs_completed FROM modelmine.nodes n JOIN modelmine.account_balances a ON a.node_id = n.id
      WHERE n.id = $node_w")" "0 0"
 check_false "W did not report the canceled job as failed" grep -q ": job $job2 failed" "$IT_TMP/W.log"
 

@@ -33,15 +33,17 @@ as_user "$ann" "SELECT count(modelmine.submit_job('job ' || i, '{\"trainer\": \"
                   FROM generate_series(1, $jobs) i" >/dev/null
 check "$jobs jobs pending" "$(adm "SELECT count(*) FROM modelmine.jobs WHERE status = 'PENDING'")" "$jobs"
 
-# One pgbench transaction = three statements, each its own transaction (no BEGIN in the script).
+# One pgbench transaction = four statements, each its own transaction (no BEGIN in the script); the
+# heartbeat keeps the node ONLINE however long the run takes.
 cat >"$IT_TMP/complete.sql" <<'SQL'
 SELECT modelmine.authenticate_node(node_key) AS node FROM bench_nodes WHERE client = :client_id \gset
+SELECT modelmine.heartbeat(1, 100, 1000) IS NOT NULL AS online \gset
 SELECT COALESCE((SELECT job_id FROM modelmine.claim_jobs(1, 300)), 0) AS job \gset
 SELECT CASE WHEN :job > 0 THEN modelmine.complete_job(:job, jsonb_build_object('accuracy', (:job % 100) / 100.0, 'loss', 1.0 / :job, 'epochs', :job % 7)) END;
 SQL
 
 # The reader: one session that, until no job is open (at most 120 s), verifies the chain, records the
-# verdict, reads the digest (which seals) and commits, every 10 ms.
+# verdict, reads the digest (which asks for sealing at its commit) and commits, every 10 ms.
 adm "CREATE TABLE reader_runs (ok boolean, height bigint, reason text)" >/dev/null
 reader() {
     adm "DO \$\$
@@ -75,7 +77,17 @@ left=$(adm "SELECT count(*) FROM modelmine.jobs WHERE status = 'PENDING'")
 echo "jobs left pending by empty claims: $left"
 if [[ $left -gt 0 ]]; then
     as_node "$(adm "SELECT node_key FROM bench_nodes WHERE client = 0")" "
-        SELECT count(modelmine.complete_job(c.job_id, '{\"loss\": 1, \"epochs\": 1}')) FROM modelmine.claim_jobs(100, 300) c" >/dev/null
+        SELECT modelmine.heartbeat(1, 100, 1000);
+        DO \$\$
+        DECLARE
+            j bigint;
+        BEGIN
+            LOOP  -- one slot: claim one, complete it, claim the next
+                SELECT job_id INTO j FROM modelmine.claim_jobs(1, 300);
+                EXIT WHEN j IS NULL;
+                PERFORM modelmine.complete_job(j, '{\"loss\": 1, \"epochs\": 1}');
+            END LOOP;
+        END \$\$" >/dev/null
 fi
 
 step "one linear chain"

@@ -17,7 +17,8 @@
 #   as_user TOKEN SQL             run SQL in a session bound to that user, as role mm_client
 #   as_node KEY SQL               run SQL in a session bound to that node, as role mm_worker
 #   sqlstate_as_node KEY SQL      like as_node but prints the SQLSTATE of the error, or "ok"
-#   register_node TOKEN NAME CAPS register a node for that operator; prints "id key"
+#   register_node TOKEN NAME CAPS register a node for that operator, with one heartbeat (so it may claim
+#                                 for offline_after_seconds); prints "id key"
 #   start_worker NAME ARGS...     start modelmine-worker (registering with IT_OP_EMAIL/IT_OP_PW on first
 #                                 start) in the background; log in $IT_TMP/NAME.log
 #   worker_pid NAME               its pid
@@ -174,7 +175,11 @@ SQL
 }
 
 register_node() {
-    as_user "$1" "SELECT node_id || ' ' || node_key FROM modelmine.register_node('$2', '$3')"
+    local id key
+    read -r id key <<<"$(as_user "$1" "SELECT node_id || ' ' || node_key FROM modelmine.register_node('$2', '$3')")"
+    # online, as a worker is before its first claim (claim_jobs refuses an OFFLINE node)
+    as_node "$key" "SELECT modelmine.heartbeat(1, 100, 1000)" >/dev/null
+    printf '%s %s\n' "$id" "$key"
 }
 
 worker_url() { printf 'postgresql://mm_worker@%s:%s/%s\n' "$PGHOST" "$PGPORT" "$IT_DB"; }

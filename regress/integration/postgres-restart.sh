@@ -74,7 +74,7 @@ check "journal per job: exactly 1 stake, then 1 reward + 1 fee (COMPLETED) or 1 
 check "every job COMPLETED (the outage is shorter than the 10 s lease)" \
     "$(adm "SELECT count(*) FROM modelmine.jobs WHERE status = 'COMPLETED'")" 20
 check "the nodes earned exactly sum(floor(stake * 80 / 100)) over completed jobs" \
-    "$(adm "SELECT sum(balance) FROM modelmine.accounts WHERE kind = 'node'")" \
+    "$(adm "SELECT sum(balance) FROM modelmine.account_balances WHERE kind = 'node'")" \
     "$(adm "SELECT sum(stake * 80 / 100) FROM modelmine.jobs WHERE status = 'COMPLETED'")"
 check "the user's balance: 1000 - completed stakes" "$(as_user "$user" "SELECT modelmine.balance()")" \
     "$(adm "SELECT 1000 - coalesce(sum(stake), 0) FROM modelmine.jobs WHERE status = 'COMPLETED'")"

@@ -106,8 +106,8 @@ step "money"
 check "the not-offered job is canceled with a full refund" "$(as_user "$user" "SELECT modelmine.cancel_job($other_job)")" 20
 check "the user paid for the one completed job only" "$(as_user "$user" "SELECT modelmine.balance()")" 980
 check "R1 earned floor(20 * 0.8) for it, R2 nothing" "$(adm "
-    SELECT (SELECT balance FROM modelmine.accounts WHERE node_id = $r1) || ' '
-        || (SELECT balance FROM modelmine.accounts WHERE node_id = $r2)")" "16 0"
+    SELECT (SELECT balance FROM modelmine.account_balances WHERE node_id = $r1) || ' '
+        || (SELECT balance FROM modelmine.account_balances WHERE node_id = $r2)")" "16 0"
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
 for w in R1 R2; do
     stop_worker "$w" TERM

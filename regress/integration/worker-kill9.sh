@@ -53,17 +53,17 @@ check "B's log: started the job once, completed it once" \
 step "money"
 check "one reward row for the job, to B's node, floor(57 * 80 / 100) = 45" "$(adm "
     SELECT count(*) || ' ' || sum(r.amount) || ' ' || bool_and(a.node_id = $node_b)
-      FROM modelmine.journal r JOIN modelmine.accounts a ON a.id = r.credit_account
+      FROM modelmine.journal r JOIN modelmine.account_balances a ON a.id = r.credit_account
      WHERE r.job_id = $job AND r.reason = 'reward'")" "1 45 true"
 check "one fee row (12)" "$(adm "SELECT count(*) || ' ' || sum(amount) FROM modelmine.journal
                                  WHERE job_id = $job AND reason = 'fee'")" "1 12"
 check "no refund" "$(adm "SELECT count(*) FROM modelmine.journal WHERE job_id = $job AND reason = 'refund'")" 0
 check "A's node: balance 0, nothing ever credited to it" "$(adm "
     SELECT a.balance || ' ' || (SELECT count(*) FROM modelmine.journal WHERE credit_account = a.id)
-      FROM modelmine.accounts a WHERE a.node_id = $node_a")" "0 0"
+      FROM modelmine.account_balances a WHERE a.node_id = $node_a")" "0 0"
 check "B's node: balance 45, tokens_earned 45, 1 completed" "$(adm "
     SELECT a.balance || ' ' || n.tokens_earned || ' ' || n.jobs_completed
-      FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id WHERE n.id = $node_b")" "45 45 1"
+      FROM modelmine.nodes n JOIN modelmine.account_balances a ON a.node_id = n.id WHERE n.id = $node_b")" "45 45 1"
 check "A's node is charged the lost lease (jobs_failed 1)" \
     "$(adm "SELECT jobs_failed FROM modelmine.nodes WHERE id = $node_a")" 1
 check "the user paid the stake once" "$(as_user "$user" "SELECT modelmine.balance()")" $((1000 - 57))

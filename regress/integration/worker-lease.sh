@@ -95,7 +95,7 @@ grep ": job $job2" "$IT_TMP/G.log" | sed 's/^/      G: /'
 check "G logged the deferral once" "$(grep -c "job $job2: complete_job deferred" "$IT_TMP/G.log" || true)" 1
 check "G completed the job once" "$(grep -c ": job $job2 completed" "$IT_TMP/G.log" || true)" 1
 check "G neither abandoned nor failed it" "$(grep -cE ": job $job2 (abandoned|failed)" "$IT_TMP/G.log" || true)" 0
-check "G's node was paid once: floor(10 * 0.8)" "$(adm "SELECT balance FROM modelmine.accounts WHERE node_id = $node_g")" 8
+check "G's node was paid once: floor(10 * 0.8)" "$(adm "SELECT balance FROM modelmine.account_balances WHERE node_id = $node_g")" 8
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
 for w in S G; do
     stop_worker "$w" TERM

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # worker-sigterm: SIGTERM drains a worker: it stops claiming, gives a job that does not finish within
-# --drain-timeout back to the queue (the attempt is not counted), and exits 0; another worker finishes it.
+# --drain-timeout back to the queue (the attempt still counts), and exits 0; another worker finishes it.
 #
 # Worker A (--drain-timeout 2, a 30 s lease so that only the release can make the job PENDING again)
 # runs a slow job. We send SIGTERM and at once submit a quick job: A must not claim it while draining.
-# After about 2 s A kills its trainer, releases the slow job (PENDING, attempts back to 0, no node) and
+# After about 2 s A kills its trainer, releases the slow job (PENDING, attempts 1, no node) and
 # exits 0. Worker B then runs both jobs; A's node is paid nothing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -33,9 +33,9 @@ check_true "A stopped within drain timeout + 3 s" test $((SECONDS - sent)) -le 5
 check_true "A logged the stop request" grep -q "stop requested: claiming no more jobs" "$IT_TMP/A.log"
 check_true "A logged the release" grep -q ": job $job released back to the queue" "$IT_TMP/A.log"
 check_false "A's trainer (process group $trainer) is gone" group_alive "$trainer"
-check "the slow job is PENDING again, attempts 0, no node, no lease" "$(adm "
+check "the slow job is PENDING again, its attempt counted (1), no node, no lease" "$(adm "
     SELECT status || ' ' || attempts || ' ' || coalesce(node_id::text, '-') || ' ' || coalesce(lease_expires_at::text, '-')
-      FROM modelmine.jobs WHERE id = $job")" "PENDING 0 - -"
+      FROM modelmine.jobs WHERE id = $job")" "PENDING 1 - -"
 check "A did not claim the quick job while draining" \
     "$(adm "SELECT status || ' ' || attempts FROM modelmine.jobs WHERE id = $quick")" "PENDING 0"
 check "A's node status: MAINTENANCE (its last heartbeat, while draining)" \
@@ -46,12 +46,12 @@ start_worker B --slots 2
 node_b=$(node_of B)
 wait_until 45 "both jobs COMPLETED" \
     "SELECT count(*) = 2 FROM modelmine.jobs WHERE id IN ($job, $quick) AND status = 'COMPLETED'"
-check "both by B's node, attempts 1 each" "$(adm "
+check "both by B's node: the released job on its attempt 2, the quick one on its first" "$(adm "
     SELECT string_agg(node_id || ':' || attempts, ' ' ORDER BY id) FROM modelmine.jobs WHERE id IN ($job, $quick)")" \
-    "$node_b:1 $node_b:1"
-check "A's node earned nothing" "$(adm "SELECT balance FROM modelmine.accounts WHERE node_id = $node_a")" 0
+    "$node_b:2 $node_b:1"
+check "A's node earned nothing" "$(adm "SELECT balance FROM modelmine.account_balances WHERE node_id = $node_a")" 0
 check "B's node earned floor(40 * 0.8) + floor(10 * 0.8)" \
-    "$(adm "SELECT balance FROM modelmine.accounts WHERE node_id = $node_b")" 40
+    "$(adm "SELECT balance FROM modelmine.account_balances WHERE node_id = $node_b")" 40
 check "A's node is not charged a lost job (the release is not a failure)" \
     "$(adm "SELECT jobs_failed FROM modelmine.nodes WHERE id = $node_a")" 0
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0

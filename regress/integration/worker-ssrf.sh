@@ -44,7 +44,7 @@ check_sql "the localhost job FAILED the same way (the name is checked after DNS)
        FROM modelmine.jobs WHERE id = $byname"
 check "no job error quotes the file" "$(adm "SELECT count(*) FROM modelmine.jobs WHERE error LIKE '%SECRET%'")" 0
 check "the server saw no request from A" "$(( $(requests) - before ))" 0
-check "A's node was paid nothing" "$(adm "SELECT balance FROM modelmine.accounts WHERE node_id = $(node_of A)")" 0
+check "A's node was paid nothing" "$(adm "SELECT balance FROM modelmine.account_balances WHERE node_id = $(node_of A)")" 0
 stop_worker A TERM
 check "A exits 0 on SIGTERM" "$IT_RC" 0
 

@@ -109,7 +109,7 @@ check "all three nodes ran jobs" \
 step "operator withdraws: all of w1's earnings, 5 tokens of w2's"
 n1=$(node_of w1)
 n2=$(node_of w2)
-w1_balance=$(adm "SELECT balance FROM modelmine.accounts WHERE node_id = $n1")
+w1_balance=$(adm "SELECT balance FROM modelmine.account_balances WHERE node_id = $n1")
 check "withdraw all of w1's earnings returns its balance" \
     "$(as_user "$op" "SELECT modelmine.withdraw_node_earnings($n1)")" "$w1_balance"
 check "withdraw 5 of w2's earnings" "$(as_user "$op" "SELECT modelmine.withdraw_node_earnings($n2, 5)")" 5
@@ -126,13 +126,13 @@ for u in alice bob; do
                  WHERE u.email = '$u@example.com' AND $completes")"
 done
 check "node accounts + withdrawn = sum(floor(stake * 80 / 100)) over completed jobs" \
-    "$(adm "SELECT (SELECT sum(balance) FROM modelmine.accounts WHERE kind = 'node')
+    "$(adm "SELECT (SELECT sum(balance) FROM modelmine.account_balances WHERE kind = 'node')
                  + (SELECT coalesce(sum(amount), 0) FROM modelmine.journal WHERE reason = 'withdrawal')")" \
     "$(adm "SELECT sum(stake * 80 / 100) FROM modelmine.jobs WHERE $completes")"
 check "fee shards = sum(stake - floor(stake * 80 / 100)) over completed jobs" \
-    "$(adm "SELECT sum(balance) FROM modelmine.accounts WHERE kind = 'fee'")" \
+    "$(adm "SELECT sum(balance) FROM modelmine.account_balances WHERE kind = 'fee'")" \
     "$(adm "SELECT sum(stake - stake * 80 / 100) FROM modelmine.jobs WHERE $completes")"
-check "escrow is empty" "$(adm "SELECT sum(balance) FROM modelmine.accounts WHERE kind = 'escrow'")" 0
+check "escrow is empty" "$(adm "SELECT sum(balance) FROM modelmine.account_balances WHERE kind = 'escrow'")" 0
 # Per job: the journal rows it must have, each once, with the right amount to the right account.
 check "journal per job: 1 stake; completed: 1 reward to its node + 1 fee; others: 1 refund (violations)" "$(adm "
     WITH per_job AS (
@@ -144,7 +144,7 @@ check "journal per job: 1 stake; completed: 1 reward to its node + 1 fee; others
                count(*) FILTER (WHERE r.reason = 'refund' AND r.amount = j.stake) AS refunds,
                count(*) AS all_rows
           FROM modelmine.jobs j
-          LEFT JOIN modelmine.accounts a ON a.node_id = j.node_id
+          LEFT JOIN modelmine.account_balances a ON a.node_id = j.node_id
           LEFT JOIN modelmine.journal r ON r.job_id = j.id
          GROUP BY j.id, j.status, j.stake, j.node_id)
     SELECT string_agg(format('job %s %s: %s stake, %s reward, %s fee, %s refund, %s rows', id, status,
@@ -159,7 +159,7 @@ check "node counters (tokens_earned, jobs_completed, jobs_failed) match the jour
                  WHERE reason = 'reward' AND credit_account = a.id) AS earned,
                (SELECT count(*) FROM modelmine.jobs WHERE node_id = n.id AND status = 'COMPLETED') AS completed,
                (SELECT count(*) FROM modelmine.jobs WHERE node_id = n.id AND status = 'FAILED') AS failed
-          FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id)
+          FROM modelmine.nodes n JOIN modelmine.account_balances a ON a.node_id = n.id)
     SELECT string_agg(format('%s has %s/%s/%s, jobs and journal say %s/%s/%s', name, tokens_earned,
                              jobs_completed, jobs_failed, earned, completed, failed), '; ' ORDER BY name)
       FROM c WHERE (tokens_earned, jobs_completed, jobs_failed) <> (earned, completed, failed)")" ""
