@@ -12,6 +12,11 @@
  *
  * Each task runs in its own internal subtransaction: a task that fails (say, a tampered statistics row
  * that no longer folds) is logged as a WARNING and skipped, and never fails the commit that carried it.
+ *
+ * Folding credits and statistics is amortised: a backend folds them at most once per fold_interval_ms
+ * (their readers add the unfolded rows, so nothing depends on it), unless a reader asked
+ * (MM_AT_COMMIT_FORCE), which also keeps deltas from lingering once writes stop.  Lost leases (rare) are
+ * folded at every commit that asks, and so is sealing: the ledger's head should follow completions.
  * Tasks run only in READ COMMITTED read-write transactions, where each statement sees what the previous
  * folder committed; other transactions leave the work to the next one that can.
  */
@@ -25,13 +30,19 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(mm_housekeeping_at_commit);
 
 #define SEAL_AT_COMMIT 5000		/* ledger entries sealed by one commit at most */
 
+/* the folds amortised by fold_interval_ms; node counters are folded at once (lost leases are rare) */
+#define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS)
+#define DEFAULT_FOLD_INTERVAL_MS 100	/* the fold_interval_ms setting's default, until it is cached */
+
 static int	pending_tasks = 0;
 static bool callback_registered = false;
+static TimestampTz last_fold = 0;	/* when this backend last ran the folds */
 
 typedef struct Task
 {
@@ -110,6 +121,19 @@ RunPending(int which)
 	if (XactIsoLevel != XACT_READ_COMMITTED || XactReadOnly || RecoveryInProgress() ||
 		!OidIsValid(get_namespace_oid("modelmine", true)) || !MmSchemaCurrent())
 		return;
+	if ((which & FOLDS) && !(which & MM_AT_COMMIT_FORCE))
+	{
+		int64		interval = DEFAULT_FOLD_INTERVAL_MS;
+		TimestampTz now = GetCurrentTimestamp();
+
+		(void) MmSettingIfCached("fold_interval_ms", &interval);
+		if (!TimestampDifferenceExceeds(last_fold, now, (int) interval))
+			which &= ~FOLDS;
+	}
+	if (which & FOLDS)
+		last_fold = GetCurrentTimestamp();
+	if ((which & MM_AT_COMMIT_ALL) == 0)
+		return;
 	GetUserIdAndSecContext(&save_user, &save_context);
 	SetUserIdAndSecContext(MmSchemaOwner(),
 						   save_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
@@ -147,10 +171,13 @@ MmAtCommit(int which)
 	pending_tasks |= which;
 }
 
-/* SQL: readers ask for every task at their commit, so work left by a busy commit is picked up. */
+/*
+ * SQL: readers ask for every task at their commit, folds included whatever the interval, so work left
+ * by a busy commit, or by the last writes before a quiet spell, is picked up.
+ */
 Datum
 mm_housekeeping_at_commit(PG_FUNCTION_ARGS)
 {
-	MmAtCommit(MM_AT_COMMIT_ALL);
+	MmAtCommit(MM_AT_COMMIT_ALL | MM_AT_COMMIT_FORCE);
 	PG_RETURN_VOID();
 }

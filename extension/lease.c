@@ -193,7 +193,7 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 
 	ReclaimExpired();
 	/* the housekeeping every claim carries to commit keeps sealing and folding going on a busy network */
-	MmAtCommit(MM_AT_COMMIT_ALL);
+	MmAtCommit(MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_SEAL);
 	want = FreeSlots(node_id, a->max_jobs);
 	if (want <= 0)
 		return;

@@ -79,20 +79,6 @@ MmText(uint64 row, int col)
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
 }
 
-/* An integer setting from modelmine.settings; a missing row is a broken install, not user error. */
-int64
-MmSetting(const char *name)
-{
-	static MmPlan plan = {"SELECT value FROM modelmine.settings WHERE name = $1", 1, {TEXTOID}};
-	Datum		args[1] = {CStringGetTextDatum(name)};
-
-	if (MmExec(&plan, args, NULL, true, 1) != 1)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-						errmsg("modelmine setting \"%s\" is missing", name),
-						errhint("Reinstall the extension, or restore the row in modelmine.settings.")));
-	return MmInt64(0, 1, NULL);
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* Schema version                                                                                   */
 /* ---------------------------------------------------------------------------------------------- */

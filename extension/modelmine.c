@@ -11,6 +11,7 @@
 PG_MODULE_MAGIC;
 
 extern void MmAuthInit(void);
+extern void MmSettingsInit(void);
 
 void		_PG_init(void);
 
@@ -18,4 +19,5 @@ void
 _PG_init(void)
 {
 	MmAuthInit();
+	MmSettingsInit();
 }

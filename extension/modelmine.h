@@ -45,7 +45,9 @@ typedef struct MmPlan
 extern uint64 MmExec(MmPlan *plan, Datum *values, const char *nulls, bool read_only, long count);
 extern int64 MmInt64(uint64 row, int col, bool *isnull);
 extern char *MmText(uint64 row, int col);
-extern int64 MmSetting(const char *name);
+extern int64 MmSetting(const char *name);		/* settings.c */
+extern void MmSettingsInit(void);
+extern bool MmSettingIfCached(const char *name, int64 *value);
 extern bool MmSchemaCurrent(void);
 extern Oid	MmSchemaOwner(void);
 extern void MmConnect(void);
@@ -58,6 +60,7 @@ extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long
 #define MM_AT_COMMIT_STATS		0x04	/* fold job_stat_deltas */
 #define MM_AT_COMMIT_SEAL		0x08	/* seal queued ledger entries */
 #define MM_AT_COMMIT_ALL		0x0f
+#define MM_AT_COMMIT_FORCE		0x10	/* fold now, even within fold_interval_ms of this backend's last fold */
 extern void MmAtCommit(int which);
 
 /* ---- auth.c: identity ---- */

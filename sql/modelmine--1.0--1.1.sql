@@ -8,7 +8,8 @@
 --   * nodes declare slots and may be put in maintenance by their operator (set_node_maintenance);
 --   * all-time sums become numeric (job_stats.stake, user_job_stats.stake, nodes.tokens_earned and what
 --     network_stats, my_nodes, token_distribution and node_summary return);
---   * new settings: lock_timeout_ms, max_supply, max_stake, max_nodes_per_operator, progress_notify_ms;
+--   * new settings: lock_timeout_ms, max_supply, max_stake, max_nodes_per_operator, progress_notify_ms,
+--     fold_interval_ms; every backend caches the settings, and a trigger tells them to reload;
 --   * paging parameters are max_rows/skip everywhere (my_jobs, all_jobs, ledger, token_distribution);
 --   * seal_ledger() is for admins only; COMMENTs on every table, view and type.
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
@@ -27,7 +28,16 @@ INSERT INTO modelmine.settings (name, value, min_value, max_value, description) 
     ('max_supply', 1000000000000000, 1, 1000000000000000, 'Most tokens that may ever be issued (signup grants and mints); no balance can exceed it.'),
     ('max_stake',  1000000000000000, 1, 1000000000000000, 'Largest stake one job may carry.'),
     ('max_nodes_per_operator', 100, 1, 100000,   'Most nodes one user may register.'),
-    ('progress_notify_ms',   250, 0, 60000,      'A job''s progress raises job:{id}:progress at most this often (progress is stored on every report).');
+    ('progress_notify_ms',   250, 0, 60000,      'A job''s progress raises job:{id}:progress at most this often (progress is stored on every report).'),
+    ('fold_interval_ms',     100, 0, 60000,      'A backend folds appended credits and statistics at most this often when a write commits (readers fold at once; 0: at every commit).');
+
+CREATE FUNCTION modelmine._settings_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_settings_changed';
+COMMENT ON FUNCTION modelmine._settings_changed() IS
+    'Statement trigger: invalidates every backend''s cached copy of the settings.';
+REVOKE ALL ON FUNCTION modelmine._settings_changed() FROM PUBLIC;
+CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON modelmine.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._settings_changed();
 
 -------------------------------------------------------------------------------------------------------
 -- Tables: appended credits and lost leases; new columns; all-time sums as numeric.  The views and the

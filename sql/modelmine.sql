@@ -63,8 +63,17 @@ INSERT INTO modelmine.settings (name, value, min_value, max_value, description) 
     ('max_supply', 1000000000000000, 1, 1000000000000000, 'Most tokens that may ever be issued (signup grants and mints); no balance can exceed it.'),
     ('max_stake',  1000000000000000, 1, 1000000000000000, 'Largest stake one job may carry.'),
     ('max_nodes_per_operator', 100, 1, 100000,   'Most nodes one user may register.'),
-    ('progress_notify_ms',   250, 0, 60000,      'A job''s progress raises job:{id}:progress at most this often (progress is stored on every report).');
+    ('progress_notify_ms',   250, 0, 60000,      'A job''s progress raises job:{id}:progress at most this often (progress is stored on every report).'),
+    ('fold_interval_ms',     100, 0, 60000,      'A backend folds appended credits and statistics at most this often when a write commits (readers fold at once; 0: at every commit).');
 SELECT pg_catalog.pg_extension_config_dump('modelmine.settings', '');
+-- Every backend caches the settings (extension/settings.c); a change tells them all to reload.
+CREATE FUNCTION modelmine._settings_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_settings_changed';
+COMMENT ON FUNCTION modelmine._settings_changed() IS
+    'Statement trigger: invalidates every backend''s cached copy of the settings.';
+REVOKE ALL ON FUNCTION modelmine._settings_changed() FROM PUBLIC;
+CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON modelmine.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._settings_changed();
 COMMENT ON TABLE modelmine.settings IS
     'Network settings with their allowed ranges (rows, not GUCs, so no client can SET them); change them with set_setting().';
 

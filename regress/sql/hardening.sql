@@ -8,6 +8,7 @@ DROP EXTENSION IF EXISTS pgcrypto;
 CREATE EXTENSION modelmine CASCADE;
 RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
+UPDATE modelmine.settings SET value = 0 WHERE name = 'fold_interval_ms';  -- fold at every commit: the counts below are exact
 \set VERBOSITY default
 
 \i regress/include/err.sql
@@ -105,6 +106,27 @@ SELECT progress AS stored, progress_notified_at = :'first_announced' AS not_anno
 UPDATE modelmine.jobs SET progress_notified_at = progress_notified_at - interval '1 second' WHERE id = :pj;
 SELECT modelmine.report_progress(:pj, 40) IS NOT NULL AS reported;
 SELECT progress AS stored, progress_notified_at > :'first_announced' AS announced FROM modelmine.jobs WHERE id = :pj;
+
+-------------------------------------------------------------------------------------------------------
+-- Amortised folding: with fold_interval_ms set, a backend folds appended credits and statistics at
+-- most that often when a write commits.  Readers still see exact figures (folded plus unfolded), and a
+-- reader's commit folds at once.  (This file otherwise folds at every commit: fold_interval_ms 0.)
+-------------------------------------------------------------------------------------------------------
+UPDATE modelmine.settings SET value = 60000 WHERE name = 'fold_interval_ms';
+SELECT modelmine.authenticate(:'tok_v');
+SELECT modelmine.balance() AS vic_before \gset
+SELECT jobs_pending AS pending_before FROM modelmine.network_stats() \gset
+SELECT modelmine.submit_job('amortised ' || i, '{"trainer": "noop"}', NULL, 5) > 0 AS submitted FROM generate_series(1, 3) i;
+SELECT modelmine.submit_job('amortised 4', '{"trainer": "noop"}', NULL, 5) > 0 AS submitted_alone;
+SELECT (SELECT count(*) FROM modelmine.job_stat_deltas) AS unfolded_stats,
+       (SELECT count(*) FROM modelmine.account_deltas) AS unfolded_credits;
+SELECT :vic_before - modelmine.balance() AS vic_staked, jobs_pending - :pending_before AS pending_added
+  FROM modelmine.network_stats();
+SELECT (SELECT count(*) FROM modelmine.job_stat_deltas) AS unfolded_after_a_reader,
+       (SELECT count(*) FROM modelmine.account_deltas) AS credits_after_a_reader;
+SELECT count(*) AS violations FROM modelmine.check_invariants();
+UPDATE modelmine.settings SET value = 0 WHERE name = 'fold_interval_ms';
+SELECT modelmine.authenticate_node(:'key_h') = :hoarder AS bound;
 
 -------------------------------------------------------------------------------------------------------
 -- One reading of results: 1.0 accepted an accuracy that underflows a double (0.000...1) and then failed

@@ -25,7 +25,7 @@ CREATE OR REPLACE VIEW journal AS
     SELECT id, debit_account AS debit, credit_account AS credit, amount, reason, job_id
       FROM modelmine.journal ORDER BY id;
 CREATE OR REPLACE VIEW escrow AS
-    SELECT id, shard, balance FROM modelmine.accounts WHERE kind = 'escrow' AND balance <> 0 ORDER BY id;
+    SELECT id, shard, balance FROM modelmine.account_balances WHERE kind = 'escrow' AND balance <> 0 ORDER BY id;
 GRANT SELECT ON jobs, journal, escrow TO regress_mm_client, regress_mm_admin;
 
 SELECT modelmine.signup('ann@example.com', 'ann password') AS ann, modelmine.signup('ben@example.com', 'ben password') AS ben,

@@ -16,6 +16,8 @@ DROP ROLE IF EXISTS regress_mm_stats_node;
 DROP ROLE IF EXISTS regress_mm_stats_admin;
 RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
+-- Fold at every commit (not at most every fold_interval_ms), so this file can show what is left unfolded.
+UPDATE modelmine.settings SET value = 0 WHERE name = 'fold_interval_ms';
 \set VERBOSITY default
 
 \i regress/include/err.sql

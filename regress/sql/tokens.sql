@@ -13,7 +13,7 @@ UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
 -- books: every account that holds or owes tokens, with its owner.
 CREATE OR REPLACE VIEW books AS
     SELECT a.id, a.kind, u.email, a.balance
-      FROM modelmine.accounts a LEFT JOIN modelmine.users u ON u.id = a.user_id
+      FROM modelmine.account_balances a LEFT JOIN modelmine.users u ON u.id = a.user_id
      WHERE a.balance <> 0 OR a.kind IN ('issuance', 'user')
      ORDER BY a.id;
 CREATE OR REPLACE VIEW journal AS
@@ -121,7 +121,7 @@ SELECT * FROM books;
 SELECT * FROM journal WHERE reason = 'mint';
 -- Supply (every balance but issuance) equals what was issued.
 SELECT sum(balance) FILTER (WHERE kind <> 'issuance') AS supply, -sum(balance) FILTER (WHERE kind = 'issuance') AS issued
-  FROM modelmine.accounts;
+  FROM modelmine.account_balances;
 
 -------------------------------------------------------------------------------------------------------
 -- The journal is append-only, for every role including the superuser
