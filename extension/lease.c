@@ -5,7 +5,13 @@
  * the node advertises, highest priority then oldest first.  A row another claimer has locked is skipped;
  * one it has already claimed fails the re-checked WHERE status = 'PENDING', so a job never goes to two
  * nodes.  Leases expire without any background process: every claim first re-queues (or, after
- * max_attempts, fails and refunds) jobs whose lease ran out.
+ * max_attempts, fails and refunds) jobs whose lease ran out, counting the lost lease against its node
+ * with an appended node_deltas row.  Only report_progress extends a lease, and a node holds at most its
+ * declared slots; one in MAINTENANCE gets nothing, an OFFLINE one is refused.
+ *
+ * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits for, and
+ * only that node's other sessions hold it).  A lease holder's call on its job row can meet the owner's
+ * cancel; both run under lock_timeout_ms (MmExecWaiting), so neither holds the other for long.
  *
  * Every report is accepted only from the node that holds the lease, and the status-changing UPDATE is
  * what settles: complete and fail move money only when their UPDATE matched a RUNNING row leased to the

@@ -6,6 +6,9 @@
  * rules as user identity (auth.c).  Every node call re-checks the key hash, so replacing a key cuts off
  * sessions still bound with the old one.
  *
+ * A node's own row is changed only by the node itself, its operator (set_node_maintenance) and the
+ * commit-time fold of lost leases (SKIP LOCKED): no other principal's call waits on it.
+ *
  * Heartbeats touch only the node's own row (no global hot row) and raise node:heartbeat only when the
  * status changes or heartbeat_notify_seconds have passed for that node: with 10k nodes beating every 5 s,
  * a NOTIFY per beat would queue every commit on the global notify lock.
