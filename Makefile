@@ -1,4 +1,5 @@
-# ModelMine: PGXS build of the `modelmine` extension, plus the worker (worker/Makefile).
+# ModelMine: PGXS build of the `modelmine` extension, plus the client library the other programs share
+# (common/Makefile), the worker (worker/Makefile) and the CLI (cli/Makefile).
 EXTENSION   = modelmine
 # The current version: sql/modelmine.sql is its install script.  Released versions keep their frozen
 # install scripts (sql/modelmine--1.0.sql) and every release ships sql/modelmine--A--B.sql (see README).
@@ -15,14 +16,14 @@ ISOLATION    = $(sort $(patsubst regress/specs/%.spec,%,$(wildcard regress/specs
 ISOLATION_OPTS = --inputdir=regress --outputdir=regress/out-isolation --load-extension=pgcrypto
 
 SHLIB_LINK  = -lcrypto   # SHA-256 for the ledger (OpenSSL comes with libpq-dev's libssl-dev)
-PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+PG_CPPFLAGS = -Iinclude -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# PGXS does not track headers: every object depends on the shared one.
-$(OBJS): extension/modelmine.h
+# PGXS does not track headers: every object depends on the shared ones.
+$(OBJS): extension/modelmine.h include/modelmine/protocol.h
 
 # The unversioned install script is the source of truth for the current version; the versioned file is
 # built from it.
@@ -30,14 +31,18 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
 all: worker cli
-.PHONY: worker worker-check cli clean-worker clean-cli
-worker:
+.PHONY: common worker worker-check cli clean-common clean-worker clean-cli
+common:
+	$(MAKE) -C common
+worker: common
 	$(MAKE) -C worker
-worker-check:
+worker-check: common
 	$(MAKE) -C worker check
-cli:
+cli: common
 	$(MAKE) -C cli
-clean: clean-worker clean-cli
+clean: clean-common clean-worker clean-cli
+clean-common:
+	$(MAKE) -C common clean
 clean-worker:
 	$(MAKE) -C worker clean
 clean-cli:

@@ -1,16 +1,17 @@
 /*
  * auth.c — accounts, login sessions and the identity of the calling database session.
  *
- * Identity comes from exactly two places, both verified here, never from a setting a client can make up:
+ * Identity comes from exactly two places, both verified here, never from a setting a client can
+ * make up:
  *   1. a binding made by authenticate(token) / authenticate_local(token) after verifying the token;
  *   2. an "Authorization: Bearer <token>" entry in request.headers (PostgREST sets it per request),
  *      verified on every call.
  * A binding lives in backend memory and is only honoured while the private setting
- * modelmine.session_binding still holds the random nonce it was made with.  That setting is superuser-
- * only (clients can neither read nor set it), is SET LOCAL for authenticate_local (gone at transaction
- * end), reverts if the binding transaction aborts, and is cleared by RESET ALL / DISCARD ALL, so a
- * pooler's reset query also drops the binding.  Every use re-reads the session row, so logout in any
- * backend takes effect at once.
+ * modelmine.session_binding still holds the random nonce it was made with.  That setting is
+ * superuser- only (clients can neither read nor set it), is SET LOCAL for authenticate_local (gone
+ * at transaction end), reverts if the binding transaction aborts, and is cleared by RESET ALL /
+ * DISCARD ALL, so a pooler's reset query also drops the binding.  Every use re-reads the session
+ * row, so logout in any backend takes effect at once.
  */
 #include "modelmine.h"
 
@@ -43,6 +44,7 @@ static uint8 bound_key_hash[MM_KEY_HASH_LEN];
 
 void		MmAuthInit(void);
 
+/* Defines the superuser-only GUC that holds the binding nonce (called from _PG_init). */
 void
 MmAuthInit(void)
 {
@@ -74,20 +76,15 @@ MmNormaliseEmail(text *email)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("email is required"),
 						errhint("Pass an address such as 'ada@example.com'.")));
 	raw = text_to_cstring(email);
-	s = raw;
-	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		e--;
-	*e = '\0';
-	len = e - s;
+	s = MmTrim(raw);
+	len = strlen(s);
+	e = s + len;
 	at = strchr(s, '@');
 
 	if (len == 0)
 		problem = "The address is empty.";
-	else if (len > 254)
-		problem = "The address is longer than 254 bytes.";
+	else if (len > MM_EMAIL_MAX_BYTES)
+		problem = "The address is longer than " CppAsString2(MM_EMAIL_MAX_BYTES) " bytes.";
 	else if (at == NULL || strchr(at + 1, '@') != NULL)
 		problem = "An address has exactly one \"@\".";
 	else if (at == s || at - s > 64)
@@ -116,6 +113,7 @@ MmNormaliseEmail(text *email)
 	return lower;
 }
 
+/* The password as a C string, refused when too short or longer than bcrypt reads. */
 static char *
 CheckPassword(text *password)
 {
@@ -124,17 +122,17 @@ CheckPassword(text *password)
 
 	if (password == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is required"),
-						errhint("Pass a password of at least 8 characters.")));
+						errhint("Pass a password of at least " CppAsString2(MM_PASSWORD_MIN_CHARS) " characters.")));
 	pw = text_to_cstring(password);
 	chars = pg_mbstrlen(pw);
-	if (chars < 8)
+	if (chars < MM_PASSWORD_MIN_CHARS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is too short"),
 						errdetail("It has %d characters.", chars),
-						errhint("Pass a password of at least 8 characters.")));
-	if (strlen(pw) > 72)
+						errhint("Pass a password of at least " CppAsString2(MM_PASSWORD_MIN_CHARS) " characters.")));
+	if (strlen(pw) > MM_PASSWORD_MAX_BYTES)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is too long"),
-						errdetail("It has %zu bytes; bcrypt uses only the first 72.", strlen(pw)),
-						errhint("Pass a password of at most 72 bytes.")));
+						errdetail("It has %zu bytes; bcrypt uses only the first %d.", strlen(pw), MM_PASSWORD_MAX_BYTES),
+						errhint("Pass a password of at most " CppAsString2(MM_PASSWORD_MAX_BYTES) " bytes.")));
 	return pw;
 }
 
@@ -142,6 +140,7 @@ CheckPassword(text *password)
 /* bcrypt through pgcrypto, found by extension membership (its schema is the installer's choice)    */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* The oid of pgcrypto's two-argument function name, wherever pgcrypto is installed. */
 static Oid
 PgcryptoFunction(const char *name)
 {
@@ -163,6 +162,7 @@ PgcryptoFunction(const char *name)
 	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/* pgcrypto's crypt(): a new hash from a salt, or the stored hash recomputed from a password. */
 static char *
 Bcrypt(const char *password, const char *salt_or_hash)
 {
@@ -172,6 +172,7 @@ Bcrypt(const char *password, const char *salt_or_hash)
 	return TextDatumGetCString(h);
 }
 
+/* A fresh bcrypt salt at the cost of setting bcrypt_cost. */
 static char *
 BcryptNewSalt(void)
 {
@@ -195,6 +196,7 @@ BcryptCost(const char *hash)
 /* Signup and login                                                                                */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* The id of the user with this (normalised) email, or 0. */
 int64
 MmUserIdByEmail(const char *email)
 {
@@ -206,6 +208,7 @@ MmUserIdByEmail(const char *email)
 	return MmInt64(0, 1, NULL);
 }
 
+/* Creates a user and their account, grants signup_grant tokens; 23505 if the email is taken. */
 static int64
 Signup(text *email_in, text *password_in)
 {
@@ -227,7 +230,8 @@ Signup(text *email_in, text *password_in)
 	if (MmExecWaiting(&ins_user, uargs, NULL, 1, "this email address", 0) != 1)
 		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("email already registered"),
 						errdetail("An account for %s exists.", email),
-						errhint("Log in with modelmine.login(email, password), or sign up with another email.")));
+						errhint("Log in with modelmine.login(email, password), or sign up with "
+								"another email.")));
 	user_id = MmInt64(0, 1, NULL);
 	aargs[0] = Int64GetDatum(user_id);
 	MmExec(&ins_account, aargs, NULL, false, 1);
@@ -250,13 +254,14 @@ SigningKey(void)
 
 	if (MmExec(&key, NULL, NULL, true, 1) != 1)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("modelmine signing key is missing"),
-						errhint("Reinstall the extension, or restore the jwt_hs256 row in modelmine.secrets.")));
+						errhint("Reinstall the extension, or restore the jwt_hs256 row in "
+								"modelmine.secrets.")));
 	return DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
- * Re-hashes a password at today's bcrypt_cost after a successful login, so hashes made before the cost
- * changed converge on it (and a refused login costs the same whether or not the email exists).
+ * Re-hashes a password at today's bcrypt_cost after a successful login, so hashes made before the
+ * cost changed converge on it (and a refused login costs the same whether or not the email exists).
  */
 static void
 Rehash(int64 user_id, const char *password)
@@ -305,10 +310,12 @@ Login(text *email_in, text *password_in, MemoryContext result_cxt)
 		if (ok && !current)
 			Rehash(user_id, password);
 		else if (!ok && !current)
-			(void) Bcrypt(password, BcryptNewSalt());	/* a refusal always costs one bcrypt at today's cost */
+			/* a refusal always costs one bcrypt at today's cost */
+			(void) Bcrypt(password, BcryptNewSalt());
 	}
 	else
-		(void) Bcrypt(password, BcryptNewSalt());	/* same cost as a real check: no enumeration by timing */
+		/* same cost as a real check: no enumeration by timing */
+		(void) Bcrypt(password, BcryptNewSalt());
 
 	if (!ok)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PASSWORD), errmsg("invalid email or password"),
@@ -336,6 +343,7 @@ Login(text *email_in, text *password_in, MemoryContext result_cxt)
 /* Identity                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* Whether this backend's binding is still the one in the GUC (not reset, aborted or ended). */
 static bool
 BindingValid(void)
 {
@@ -353,12 +361,7 @@ BindingValid(void)
 static void
 Bind(int64 user_id, pg_uuid_t *session, int64 node_id, const uint8 *key_hash, bool local)
 {
-	uint8		rnd[16];
-
-	if (!pg_strong_random(rnd, sizeof(rnd)))
-		elog(ERROR, "modelmine: could not generate random bytes");
-	for (int i = 0; i < 16; i++)
-		snprintf(bound_nonce + 2 * i, 3, "%02x", rnd[i]);
+	MmRandomHex((sizeof(bound_nonce) - 1) / 2, bound_nonce);
 	(void) set_config_option(BINDING_GUC, bound_nonce, PGC_SUSET, PGC_S_SESSION,
 							 local ? GUC_ACTION_LOCAL : GUC_ACTION_SET, true, 0, false);
 	bound_user = user_id;
@@ -370,6 +373,7 @@ Bind(int64 user_id, pg_uuid_t *session, int64 node_id, const uint8 *key_hash, bo
 	bound = true;
 }
 
+/* Binds this backend to a node whose key was just verified. */
 void
 MmBindNode(int64 node_id, const uint8 *key_hash, bool local)
 {
@@ -393,6 +397,7 @@ MmDropNodeBinding(void)
 	bound = false;
 }
 
+/* Forgets this backend's identity. */
 static void
 Unbind(void)
 {
@@ -400,6 +405,7 @@ Unbind(void)
 	(void) set_config_option(BINDING_GUC, "", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 }
 
+/* Raises 28000 for a revoked or expired session. */
 static void
 RefuseSession(bool revoked)
 {
@@ -462,13 +468,14 @@ BearerFromHeaders(bool read_only)
 	if (pg_strncasecmp(auth, "Bearer ", 7) != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 						errmsg("unsupported Authorization header"),
-						errhint("Send \"Authorization: Bearer <token>\" with a token from modelmine.login.")));
+						errhint("Send \"Authorization: Bearer <token>\" with a token from "
+								"modelmine.login.")));
 	return auth + 7;
 }
 
 /*
- * The signed-in user, or 0 when nobody is signed in.  Raises when a token or binding exists but is no
- * longer good, rather than silently acting as nobody.
+ * The signed-in user, or 0 when nobody is signed in.  Raises when a token or binding exists but is
+ * no longer good, rather than silently acting as nobody.
  */
 static int64
 CurrentUser(bool read_only, pg_uuid_t *session)
@@ -495,6 +502,7 @@ CurrentUser(bool read_only, pg_uuid_t *session)
 	return bound_user;
 }
 
+/* The signed-in user, or 28000 "not signed in"; session_out receives the session id. */
 int64
 MmRequireUser(bool read_only, pg_uuid_t *session_out)
 {
@@ -504,12 +512,14 @@ MmRequireUser(bool read_only, pg_uuid_t *session_out)
 	if (user_id == 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("not signed in"),
 						errdetail("This database session is not bound to a ModelMine user."),
-						errhint("Call modelmine.authenticate(token) with a token from modelmine.login(email, password).")));
+						errhint("Call modelmine.authenticate(token) with a token from "
+								"modelmine.login(email, password).")));
 	if (session_out)
 		*session_out = session;
 	return user_id;
 }
 
+/* Revokes the caller's session, and unbinds this backend if it was bound to it. */
 static void
 Logout(void)
 {
@@ -531,6 +541,7 @@ Logout(void)
 /* SQL-callable shims                                                                               */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* signup(email, password) -> the new user id. */
 Datum
 mm_signup(PG_FUNCTION_ARGS)
 {
@@ -542,6 +553,7 @@ mm_signup(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/* login(email, password) -> a signed session token. */
 Datum
 mm_login(PG_FUNCTION_ARGS)
 {
@@ -554,6 +566,7 @@ mm_login(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(token));
 }
 
+/* authenticate(token) and authenticate_local(token): verify, then bind the session or transaction. */
 static Datum
 AuthenticateShim(FunctionCallInfo fcinfo, bool local)
 {
@@ -570,18 +583,21 @@ AuthenticateShim(FunctionCallInfo fcinfo, bool local)
 	PG_RETURN_INT64(id);
 }
 
+/* authenticate(token): binds this database session to the token's user. */
 Datum
 mm_authenticate(PG_FUNCTION_ARGS)
 {
 	return AuthenticateShim(fcinfo, false);
 }
 
+/* authenticate_local(token): binds this transaction only (pooled connections). */
 Datum
 mm_authenticate_local(PG_FUNCTION_ARGS)
 {
 	return AuthenticateShim(fcinfo, true);
 }
 
+/* deauthenticate(): drops this backend's identity; the session stays valid. */
 Datum
 mm_deauthenticate(PG_FUNCTION_ARGS)
 {
@@ -589,6 +605,7 @@ mm_deauthenticate(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* logout(): revokes the caller's session everywhere. */
 Datum
 mm_logout(PG_FUNCTION_ARGS)
 {
@@ -598,6 +615,7 @@ mm_logout(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* current_user_id() -> the signed-in user. */
 Datum
 mm_current_user_id(PG_FUNCTION_ARGS)
 {
@@ -609,6 +627,7 @@ mm_current_user_id(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/* current_session_id() -> the signed-in session. */
 Datum
 mm_current_session_id(PG_FUNCTION_ARGS)
 {

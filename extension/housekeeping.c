@@ -1,24 +1,25 @@
 /*
  * housekeeping.c — work that must never be held by a client's open transaction, done at commit.
  *
- * Folding appended credits into balances, folding statistics deltas, folding node counters and sealing
- * ledger entries each run under a transaction-level advisory try-lock that is held until commit.  Done
- * inside a call, that lock would stay held for as long as the caller keeps the transaction open (an idle
- * "BEGIN; SELECT ledger_digest();" would stop all sealing).  So calls only ask for the work
- * (MmAtCommit), and it runs in the XACT_EVENT_PRE_COMMIT callback: after the client has said COMMIT,
- * when nothing the client controls can run any more, so the locks are held only for the commit itself.
- * Nobody ever waits for these locks (a busy one means someone else is doing the work); whatever one
- * commit misses, the next commit that asks does.
+ * Folding appended credits into balances, folding statistics deltas, folding node counters and
+ * sealing ledger entries each run under a transaction-level advisory try-lock that is held until
+ * commit.  Done inside a call, that lock would stay held for as long as the caller keeps the
+ * transaction open (an idle "BEGIN; SELECT ledger_digest();" would stop all sealing).  So calls
+ * only ask for the work (MmAtCommit), and it runs in the XACT_EVENT_PRE_COMMIT callback: after the
+ * client has said COMMIT, when nothing the client controls can run any more, so the locks are held
+ * only for the commit itself.  Nobody ever waits for these locks (a busy one means someone else is
+ * doing the work); whatever one commit misses, the next commit that asks does.
  *
- * Each task runs in its own internal subtransaction: a task that fails (say, a tampered statistics row
- * that no longer folds) is logged as a WARNING and skipped, and never fails the commit that carried it.
+ * Each task runs in its own internal subtransaction: a task that fails (say, a tampered statistics
+ * row that no longer folds) is logged as a WARNING and skipped, and never fails the commit that
+ * carried it.
  *
- * Folding credits and statistics is amortised: a backend folds them at most once per fold_interval_ms
- * (their readers add the unfolded rows, so nothing depends on it), unless a reader asked
- * (MM_AT_COMMIT_FORCE), which also keeps deltas from lingering once writes stop.  Lost leases (rare) are
- * folded at every commit that asks, and so is sealing: the ledger's head should follow completions.
- * Tasks run only in READ COMMITTED read-write transactions, where each statement sees what the previous
- * folder committed; other transactions leave the work to the next one that can.
+ * Folding credits and statistics is amortised: a backend folds them at most once per
+ * fold_interval_ms (their readers add the unfolded rows, so nothing depends on it), unless a reader
+ * asked (MM_AT_COMMIT_FORCE), which also keeps deltas from lingering once writes stop.  Lost leases
+ * (rare) are folded at every commit that asks, and so is sealing: the ledger's head should follow
+ * completions.  Tasks run only in READ COMMITTED read-write transactions, where each statement sees
+ * what the previous folder committed; other transactions leave the work to the next one that can.
  */
 #include "modelmine.h"
 
@@ -38,7 +39,8 @@ PG_FUNCTION_INFO_V1(mm_housekeeping_at_commit);
 
 /* the folds amortised by fold_interval_ms; node counters are folded at once (lost leases are rare) */
 #define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS)
-#define DEFAULT_FOLD_INTERVAL_MS 100	/* the fold_interval_ms setting's default, until it is cached */
+/* the fold_interval_ms setting's default, until it is cached */
+#define DEFAULT_FOLD_INTERVAL_MS 100
 
 static int	pending_tasks = 0;
 static bool callback_registered = false;
@@ -51,6 +53,7 @@ typedef struct Task
 	int64		(*run) (void);
 } Task;
 
+/* The sealing task: at most SEAL_AT_COMMIT entries per commit. */
 static int64
 SealTask(void)
 {
@@ -107,9 +110,9 @@ RunTask(const Task *t)
 
 /*
  * Runs the requested tasks as the extension's owner with the search_path every SECURITY DEFINER
- * function of the extension has, exactly as if a definer function ran them: at commit no function is
- * running, and the client's role and search_path (which could put its own operators first) must not
- * apply to the extension's statements.
+ * function of the extension has, exactly as if a definer function ran them: at commit no function
+ * is running, and the client's role and search_path (which could put its own operators first) must
+ * not apply to the extension's statements.
  */
 static void
 RunPending(int which)
@@ -147,6 +150,7 @@ RunPending(int which)
 	SetUserIdAndSecContext(save_user, save_context);
 }
 
+/* Transaction callback: runs the pending tasks at pre-commit; an abort just drops them. */
 static void
 AtCommitCallback(XactEvent event, void *arg)
 {
@@ -154,7 +158,8 @@ AtCommitCallback(XactEvent event, void *arg)
 
 	if (which == 0)
 		return;
-	pending_tasks = 0;			/* reset first: whatever happens, this transaction's request is spent */
+	/* reset first: whatever happens, this transaction's request is spent */
+	pending_tasks = 0;
 	if (event == XACT_EVENT_PRE_COMMIT)
 		RunPending(which);
 }
@@ -172,8 +177,8 @@ MmAtCommit(int which)
 }
 
 /*
- * SQL: readers ask for every task at their commit, folds included whatever the interval, so work left
- * by a busy commit, or by the last writes before a quiet spell, is picked up.
+ * SQL: readers ask for every task at their commit, folds included whatever the interval, so work
+ * left by a busy commit, or by the last writes before a quiet spell, is picked up.
  */
 Datum
 mm_housekeeping_at_commit(PG_FUNCTION_ARGS)

@@ -1,9 +1,10 @@
 /*
- * immutable.c — the append-only guard for tables whose rows must never change (journal, ledger blocks).
+ * immutable.c — the append-only guard for tables whose rows must never change (journal, ledger
+ * blocks).
  *
- * A BEFORE UPDATE/DELETE row trigger and a BEFORE TRUNCATE statement trigger call this; it always raises.
- * The owner can still disable triggers as a superuser, which is exactly what the tamper tests do: the
- * ledger's hashes, not this trigger, are what make tampering evident.
+ * A BEFORE UPDATE/DELETE row trigger and a BEFORE TRUNCATE statement trigger call this; it always
+ * raises.  The owner can still disable triggers as a superuser, which is exactly what the tamper
+ * tests do: the ledger's hashes, not this trigger, are what make tampering evident.
  */
 #include "postgres.h"
 
@@ -13,6 +14,7 @@
 
 PG_FUNCTION_INFO_V1(mm_refuse_change);
 
+/* Trigger refusing UPDATE, DELETE and TRUNCATE on append-only tables (journal, ledger). */
 Datum
 mm_refuse_change(PG_FUNCTION_ARGS)
 {

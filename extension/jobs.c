@@ -1,12 +1,12 @@
 /*
  * jobs.c — submitting and canceling training jobs, and the job lifecycle guard.
  *
- * Lifecycle: PENDING -> RUNNING -> COMPLETED | FAILED; RUNNING -> PENDING (lease expired, re-queued);
- * PENDING | RUNNING -> CANCELED.  The BEFORE UPDATE trigger enforces it for every writer, including
- * admins with direct table access.  Settling is tied to the status change: the UPDATE that moves a job
- * out of PENDING/RUNNING takes the row lock, and only the transaction whose UPDATE matched moves money,
- * so a job settles exactly once however many sessions race (the loser's UPDATE re-checks the status
- * after the winner commits and matches nothing).
+ * Lifecycle: PENDING -> RUNNING -> COMPLETED | FAILED; RUNNING -> PENDING (lease expired,
+ * re-queued); PENDING | RUNNING -> CANCELED.  The BEFORE UPDATE trigger enforces it for every
+ * writer, including admins with direct table access.  Settling is tied to the status change: the
+ * UPDATE that moves a job out of PENDING/RUNNING takes the row lock, and only the transaction whose
+ * UPDATE matched moves money, so a job settles exactly once however many sessions race (the loser's
+ * UPDATE re-checks the status after the winner commits and matches nothing).
  */
 #include "modelmine.h"
 
@@ -26,7 +26,6 @@ PG_FUNCTION_INFO_V1(mm_job_transition_guard);
 PG_FUNCTION_INFO_V1(mm_notify_work);
 PG_FUNCTION_INFO_V1(mm_notify_job_end);
 
-#define MM_WORK_CHANNEL "modelmine_work"
 
 typedef struct SubmitArgs
 {
@@ -39,6 +38,7 @@ typedef struct SubmitArgs
 	int32		priority;
 } SubmitArgs;
 
+/* The JSON type of a jsonb value, as a word for error messages. */
 static const char *
 JsonbKind(Jsonb *j)
 {
@@ -68,11 +68,24 @@ JsonbKind(Jsonb *j)
 	return JB_ROOT_IS_ARRAY(j) ? "an array" : "an object";
 }
 
+/* Raises 22023 with the given message, optional detail and hint. */
 static void
 BadParam(const char *msg, const char *detail, const char *hint)
 {
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", msg),
 					detail ? errdetail("%s", detail) : 0, errhint("%s", hint)));
+}
+
+/* Whether name (len bytes) is one of the built-in trainers every worker runs (protocol.h). */
+static bool
+BuiltinTrainer(const char *name, int len)
+{
+	static const char *const trainers[] = MM_TRAINERS;
+
+	for (int i = 0; i < lengthof(trainers); i++)
+		if ((int) strlen(trainers[i]) == len && memcmp(trainers[i], name, len) == 0)
+			return true;
+	return false;
 }
 
 /* config.trainer / config.runner, when present, must be names a node can advertise; not both. */
@@ -90,31 +103,17 @@ CheckRequirement(Jsonb *config)
 		if (getKeyJsonValueFromContainer(&config->root, keys[k], strlen(keys[k]), &v) == NULL)
 			continue;
 		present++;
-		ok = v.type == jbvString && v.val.string.len >= 1 && v.val.string.len <= 64;
-		for (int i = 0; ok && i < v.val.string.len; i++)
-		{
-			char		c = v.val.string.val[i];
-
-			ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-' || c == '.'));
-		}
-		if (ok && k == 0)
-		{
-			/* "trainer" names a built-in of every worker; anything else is a "runner" */
-			static const char *const builtin[] = {"logreg", "mlp", "linreg", "noop"};
-			bool		known = false;
-
-			for (int b = 0; b < lengthof(builtin); b++)
-				known |= (int) strlen(builtin[b]) == v.val.string.len &&
-					memcmp(builtin[b], v.val.string.val, v.val.string.len) == 0;
-			if (!known)
-				BadParam("unknown config.trainer",
-						 psprintf("Got \"%.*s\".", v.val.string.len, v.val.string.val),
-						 "Use a built-in trainer: \"logreg\", \"mlp\", \"linreg\" or \"noop\"; for other code, name a \"runner\".");
-		}
+		ok = v.type == jbvString && MmValidName(v.val.string.val, v.val.string.len);
+		/* "trainer" names a built-in of every worker; anything else is a "runner" */
+		if (ok && k == 0 && !BuiltinTrainer(v.val.string.val, v.val.string.len))
+			BadParam("unknown config.trainer",
+					 psprintf("Got \"%.*s\".", v.val.string.len, v.val.string.val),
+					 "Use a built-in trainer: \"logreg\", \"mlp\", \"linreg\" or \"noop\"; for other code, name a \"runner\".");
 		if (!ok)
 			BadParam(psprintf("invalid config.%s", keys[k]),
 					 "It must be a name of 1 to 64 characters a-z, 0-9, _, - or ., starting with a letter or digit.",
-					 k == 0 ? "Use a built-in trainer such as \"logreg\", \"mlp\", \"linreg\" or \"noop\"."
+					 k == 0 ? "Use a built-in trainer such as \"logreg\", \"mlp\", \"linreg\" or "
+							  "\"noop\"."
 					 : "Use a runner name a node operator has configured, such as \"torch-cnn\".");
 	}
 	if (present > 1)
@@ -122,29 +121,24 @@ CheckRequirement(Jsonb *config)
 				 "Keep \"trainer\" for built-in training or \"runner\" for an external runner, not both.");
 }
 
+/* The title with blanks trimmed, 1 to MM_TITLE_MAX_CHARS characters; raises 22023 otherwise. */
 static char *
 ValidTitle(text *t)
 {
-	char	   *title,
-			   *s,
-			   *e;
+	char	   *title;
 	int			chars;
 
 	if (t == NULL)
 		BadParam("title is required", NULL, "Pass a title of 1 to 200 characters.");
-	title = text_to_cstring(t);
-	for (s = title; *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'; s++)
-		;
-	for (e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'); e--)
-		;
-	*e = '\0';
-	chars = pg_mbstrlen(s);
-	if (chars < 1 || chars > 200)
+	title = MmTrim(text_to_cstring(t));
+	chars = pg_mbstrlen(title);
+	if (chars < 1 || chars > MM_TITLE_MAX_CHARS)
 		BadParam("invalid title", psprintf("It has %d characters after trimming spaces.", chars),
 				 "Pass a title of 1 to 200 characters.");
-	return s;
+	return title;
 }
 
+/* Inserts a job for the signed-in user and moves its stake from the user's balance to escrow. */
 static int64
 SubmitJob(SubmitArgs *a)
 {
@@ -162,7 +156,8 @@ SubmitJob(SubmitArgs *a)
 	char		nulls[6] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' '};
 
 	if (a->config == NULL)
-		BadParam("config is required", NULL, "Pass a JSON object such as '{\"trainer\": \"logreg\"}'.");
+		BadParam("config is required", NULL, "Pass a JSON object such as '{\"trainer\": "
+											 "\"logreg\"}'.");
 	if (!JB_ROOT_IS_OBJECT(a->config) || JB_ROOT_IS_SCALAR(a->config))
 		BadParam("config must be a JSON object", psprintf("Got %s.", JsonbKind(a->config)),
 				 "Pass a JSON object such as '{\"trainer\": \"logreg\"}'.");
@@ -173,11 +168,13 @@ SubmitJob(SubmitArgs *a)
 
 		if (text_len > (size_t) max_config)
 			BadParam("config is too large",
-					 psprintf("Its JSON text takes %zu bytes; the limit (setting max_config_bytes) is " INT64_FORMAT ".",
+					 psprintf("Its JSON text takes %zu bytes; the limit (setting max_config_bytes) "
+							  "is " INT64_FORMAT ".",
 							  text_len, max_config),
 					 "Keep datasets out of the config: pass a dataset URL instead.");
 	}
-	if (a->description && pg_mbstrlen_with_len(VARDATA_ANY(a->description), VARSIZE_ANY_EXHDR(a->description)) > 10000)
+	if (a->description &&
+		pg_mbstrlen_with_len(VARDATA_ANY(a->description), VARSIZE_ANY_EXHDR(a->description)) > MM_DESCRIPTION_MAX_CHARS)
 		BadParam("description is too long", NULL, "Pass a description of at most 10000 characters.");
 	stake = a->stake_given ? a->stake : MmSetting("default_stake");
 	if (stake < 1)
@@ -192,7 +189,7 @@ SubmitJob(SubmitArgs *a)
 							  stake, max_stake),
 					 "Stake at most max_stake tokens per job.");
 	}
-	if (a->priority_given && (a->priority < -1000 || a->priority > 1000))
+	if (a->priority_given && (a->priority < MM_PRIORITY_MIN || a->priority > MM_PRIORITY_MAX))
 		BadParam("invalid priority", psprintf("Got %d.", a->priority), "Pass a priority from -1000 to 1000 (higher runs first).");
 
 	args[0] = Int64GetDatum(user_id);
@@ -208,7 +205,8 @@ SubmitJob(SubmitArgs *a)
 		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),
 						errdetail("Your balance is " INT64_FORMAT " tokens; the stake is " INT64_FORMAT ".",
 								  have, stake),
-						errhint("Stake less, cancel a pending job, or ask another user to send you tokens.")));
+						errhint("Stake less, cancel a pending job, or ask another user to send you "
+								"tokens.")));
 	return job_id;
 }
 
@@ -248,6 +246,7 @@ CancelJob(int64 job_id)
 	return stake;
 }
 
+/* Whether a job may move from status from to status to. */
 static bool
 TransitionAllowed(const char *from, const char *to)
 {
@@ -279,7 +278,8 @@ GuardJobUpdate(TriggerData *td)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("invalid job status transition"),
 						errdetail("Job %s cannot go from %s to %s.", SPI_getvalue(oldt, desc, 1), from, to),
-						errhint("Jobs move PENDING -> RUNNING -> COMPLETED or FAILED, RUNNING -> PENDING when a lease is given back or expires, and PENDING or RUNNING -> CANCELED; finished jobs never change.")));
+						errhint("Jobs move PENDING -> RUNNING -> COMPLETED or FAILED, RUNNING -> "
+								"PENDING when a lease is given back or expires, and PENDING or RUNNING -> CANCELED; finished jobs never change.")));
 	for (int i = 0; i < lengthof(fixed); i++)
 	{
 		char	   *o,
@@ -291,7 +291,8 @@ GuardJobUpdate(TriggerData *td)
 		if ((o == NULL) != (n == NULL) || (o && strcmp(o, n) != 0))
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 							errmsg("job column %s cannot change", fixed[i]),
-							errdetail("The stake, owner and config of a job are fixed at submission."),
+							errdetail("The stake, owner and config of a job are fixed at "
+									  "submission."),
 							errhint("Cancel the job and submit a new one.")));
 	}
 	col = SPI_fnumber(desc, "updated_at");
@@ -299,6 +300,7 @@ GuardJobUpdate(TriggerData *td)
 	return heap_modify_tuple_by_cols(newt, desc, 1, &col, &now, &isnull);
 }
 
+/* BEFORE UPDATE trigger on jobs: GuardJobUpdate. */
 Datum
 mm_job_transition_guard(PG_FUNCTION_ARGS)
 {
@@ -318,14 +320,14 @@ mm_notify_work(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("mm_notify_work must be called as a trigger")));
-	Async_Notify(MM_WORK_CHANNEL, "");
+	Async_Notify(MM_CHANNEL_WORK, "");
 	return PointerGetDatum(NULL);	/* a statement trigger returns a null pointer, not SQL NULL */
 }
 
 /*
- * AFTER UPDATE row trigger, fired only when a job reaches COMPLETED, FAILED or CANCELED: tells watchers
- * on job:{id}:progress that the job ended.  Once per job, so it adds no NOTIFY to the hot paths beyond
- * the transaction that settles the job.
+ * AFTER UPDATE row trigger, fired only when a job reaches COMPLETED, FAILED or CANCELED: tells
+ * watchers on job:{id}:progress that the job ended.  Once per job, so it adds no NOTIFY to the hot
+ * paths beyond the transaction that settles the job.
  */
 Datum
 mm_notify_job_end(PG_FUNCTION_ARGS)
@@ -344,12 +346,13 @@ mm_notify_job_end(PG_FUNCTION_ARGS)
 		char	   *status = SPI_getvalue(t, desc, SPI_fnumber(desc, "status"));
 		char	   *progress = SPI_getvalue(t, desc, SPI_fnumber(desc, "progress"));
 
-		Async_Notify(psprintf("job:%s:progress", id),
+		Async_Notify(MmJobChannel(strtoll(id, NULL, 10)),
 					 psprintf("{\"job_id\":%s,\"status\":\"%s\",\"progress\":%s}", id, status, progress));
 	}
 	return PointerGetDatum(NULL);
 }
 
+/* submit_job(title, config, description, stake, priority) -> the new job id. */
 Datum
 mm_submit_job(PG_FUNCTION_ARGS)
 {
@@ -369,6 +372,7 @@ mm_submit_job(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/* cancel_job(job_id) -> the stake refunded. */
 Datum
 mm_cancel_job(PG_FUNCTION_ARGS)
 {

@@ -1,9 +1,10 @@
 /*
  * jwt.c — HS256 JSON Web Tokens (RFC 7519 / RFC 7515 compact form), with PostgreSQL's own HMAC.
  *
- * We only ever issue one header, {"alg":"HS256","typ":"JWT"}, and verification requires exactly that
- * header, so "alg":"none" and algorithm-confusion tricks cannot apply.  The signature is compared in
- * constant time.  Claims are not interpreted here: the caller checks them against the sessions table.
+ * We only ever issue one header, {"alg":"HS256","typ":"JWT"}, and verification requires exactly
+ * that header, so "alg":"none" and algorithm-confusion tricks cannot apply.  The signature is
+ * compared in constant time.  Claims are not interpreted here: the caller checks them against the
+ * sessions table.
  */
 #include "modelmine.h"
 
@@ -72,6 +73,7 @@ Base64UrlDecode(const char *src, int len, uint8 **out)
 	return n;
 }
 
+/* HMAC-SHA256 of data under key, into mac (32 bytes). */
 static void
 HmacSha256(const uint8 *key, size_t keylen, const char *data, size_t len, uint8 *mac)
 {

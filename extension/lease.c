@@ -1,21 +1,24 @@
 /*
- * lease.c — the work protocol between nodes and the queue: claim, progress, complete, fail, release.
+ * lease.c — the work protocol between nodes and the queue: claim, progress, complete, fail,
+ * release.
  *
- * Claiming is FOR UPDATE SKIP LOCKED over pending jobs whose requirement ('trainer:NAME' or 'runner:NAME')
- * the node advertises, highest priority then oldest first.  A row another claimer has locked is skipped;
- * one it has already claimed fails the re-checked WHERE status = 'PENDING', so a job never goes to two
- * nodes.  Leases expire without any background process: every claim first re-queues (or, after
- * max_attempts, fails and refunds) jobs whose lease ran out, counting the lost lease against its node
- * with an appended node_deltas row.  Only report_progress extends a lease, and a node holds at most its
- * declared slots; one in MAINTENANCE gets nothing, an OFFLINE one is refused.
+ * Claiming is FOR UPDATE SKIP LOCKED over pending jobs whose requirement ('trainer:NAME' or
+ * 'runner:NAME') the node advertises, highest priority then oldest first.  A row another claimer
+ * has locked is skipped; one it has already claimed fails the re-checked WHERE status = 'PENDING',
+ * so a job never goes to two nodes.  Leases expire without any background process: every claim
+ * first re-queues (or, after max_attempts, fails and refunds) jobs whose lease ran out, counting
+ * the lost lease against its node with an appended node_deltas row.  Only report_progress extends a
+ * lease, and a node holds at most its declared slots; one in MAINTENANCE gets nothing, an OFFLINE
+ * one is refused.
  *
- * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits for, and
- * only that node's other sessions hold it).  A lease holder's call on its job row can meet the owner's
- * cancel; both run under lock_timeout_ms (MmExecWaiting), so neither holds the other for long.
+ * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits for,
+ * and only that node's other sessions hold it).  A lease holder's call on its job row can meet the
+ * owner's cancel; both run under lock_timeout_ms (MmExecWaiting), so neither holds the other for
+ * long.
  *
- * Every report is accepted only from the node that holds the lease, and the status-changing UPDATE is
- * what settles: complete and fail move money only when their UPDATE matched a RUNNING row leased to the
- * caller, so a repeated or racing call is an error, never a second payment.
+ * Every report is accepted only from the node that holds the lease, and the status-changing UPDATE
+ * is what settles: complete and fail move money only when their UPDATE matched a RUNNING row leased
+ * to the caller, so a repeated or racing call is an error, never a second payment.
  */
 #include "modelmine.h"
 
@@ -37,15 +40,14 @@ PG_FUNCTION_INFO_V1(mm_complete_job);
 PG_FUNCTION_INFO_V1(mm_fail_job);
 PG_FUNCTION_INFO_V1(mm_release_job);
 
-#define MM_WORK_CHANNEL "modelmine_work"
-#define MAX_METRICS_BYTES 4000	/* keeps the job:{id}:progress payload well under NOTIFY's 8000 */
-#define MAX_ERROR_CHARS 4000
+/* expired leases re-queued per claim: bounds the work one claim does for others */
+#define RECLAIM_BATCH 100
 
 
 /*
- * Explains why a lease-holder-only call matched no row; always raises.  A node learns about a job only
- * what concerns its own lease: for any job it does not hold (someone else's, a pending one, a missing
- * id) the answer is the same, so no node can probe the queue.
+ * Explains why a lease-holder-only call matched no row; always raises.  A node learns about a job
+ * only what concerns its own lease: for any job it does not hold (someone else's, a pending one, a
+ * missing id) the answer is the same, so no node can probe the queue.
  */
 static void
 LeaseError(int64 job_id, int64 node_id)
@@ -59,7 +61,8 @@ LeaseError(int64 job_id, int64 node_id)
 		strcmp(status = MmText(0, 1), "RUNNING") == 0 || strcmp(status, "PENDING") == 0)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						errmsg("job " INT64_FORMAT " is not leased to this node", job_id),
-						errhint("A node may only report on jobs it holds; claim work with modelmine.claim_jobs().")));
+						errhint("A node may only report on jobs it holds; claim work with "
+								"modelmine.claim_jobs().")));
 	if (strcmp(status, "CANCELED") == 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("job " INT64_FORMAT " was canceled", job_id),
@@ -70,6 +73,7 @@ LeaseError(int64 job_id, int64 node_id)
 					errhint("It was settled once; nothing was changed or paid again.")));
 }
 
+/* Refuses a NULL job_id, the first argument of every lease-holder call. */
 static void
 CheckJobId(FunctionCallInfo fcinfo)
 {
@@ -83,10 +87,10 @@ CheckJobId(FunctionCallInfo fcinfo)
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
- * Re-queues expired leases (or fails and refunds them after max_attempts).  Bounded per call.  It never
- * waits: a job row someone holds is skipped (SKIP LOCKED), and the lost lease is counted against its
- * node by an appended node_deltas row, not by locking that node's row, which its own open transaction
- * may hold.
+ * Re-queues expired leases (or fails and refunds them after max_attempts).  Bounded per call.  It
+ * never waits: a job row someone holds is skipped (SKIP LOCKED), and the lost lease is counted
+ * against its node by an appended node_deltas row, not by locking that node's row, which its own
+ * open transaction may hold.
  */
 static void
 ReclaimExpired(void)
@@ -95,7 +99,7 @@ ReclaimExpired(void)
 		"WITH expired AS ("
 		"  SELECT id, node_id FROM modelmine.jobs "
 		"   WHERE status = 'RUNNING' AND lease_expires_at < pg_catalog.now() "
-		"   ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED), "
+		"   ORDER BY lease_expires_at LIMIT " CppAsString2(RECLAIM_BATCH) " FOR UPDATE SKIP LOCKED), "
 		"lost AS ("
 		"  INSERT INTO modelmine.node_deltas (node_id, jobs_failed) "
 		"  SELECT node_id, pg_catalog.count(*) FROM expired GROUP BY node_id) "
@@ -111,7 +115,8 @@ ReclaimExpired(void)
 		"RETURNING j.id, j.status = 'FAILED', j.stake, j.user_id", 1, {INT4OID}};
 	Datum		args[1] = {Int32GetDatum((int32) MmSetting("max_attempts"))};
 	uint64		n = MmExec(&reclaim, args, NULL, false, 0);
-	int64	   *refund = palloc(sizeof(int64) * 3 * (n + 1));	/* job, stake, owner of each failed job */
+	/* job, stake, owner of each failed job */
+	int64	   *refund = palloc(sizeof(int64) * 3 * (n + 1));
 	uint64		nfail = 0;
 	bool		requeued = false;
 
@@ -134,7 +139,7 @@ ReclaimExpired(void)
 	if (n > 0)
 		MmAtCommit(MM_AT_COMMIT_NODES);
 	if (requeued)
-		Async_Notify(MM_WORK_CHANNEL, "");
+		Async_Notify(MM_CHANNEL_WORK, "");
 }
 
 typedef struct ClaimArgs
@@ -144,9 +149,9 @@ typedef struct ClaimArgs
 } ClaimArgs;
 
 /*
- * How many jobs the calling node may lease now: none while it is in MAINTENANCE, at most its declared
- * slots minus the jobs it is running.  Locks the node's own row, so two sessions of one node cannot
- * both fill the same free slots; an OFFLINE node (no recent heartbeat) is refused.
+ * How many jobs the calling node may lease now: none while it is in MAINTENANCE, at most its
+ * declared slots minus the jobs it is running.  Locks the node's own row, so two sessions of one
+ * node cannot both fill the same free slots; an OFFLINE node (no recent heartbeat) is refused.
  */
 static int32
 FreeSlots(int64 node_id, int32 wanted)
@@ -169,7 +174,8 @@ FreeSlots(int64 node_id, int32 wanted)
 						errmsg("node " INT64_FORMAT " is OFFLINE", node_id),
 						errdetail("It has sent no heartbeat in the last " INT64_FORMAT " seconds (setting offline_after_seconds).",
 								  offline_after),
-						errhint("Call modelmine.heartbeat(...) before claiming work, and keep calling it.")));
+						errhint("Call modelmine.heartbeat(...) before claiming work, and keep "
+								"calling it.")));
 	if (MmInt64(0, 2, NULL))
 		return 0;
 	slots = (int32) MmInt64(0, 1, NULL);
@@ -250,16 +256,18 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 						errhint("Report progress as a percentage from 0 to 100.")));
 	if (metrics && (!JB_ROOT_IS_OBJECT(metrics) || JB_ROOT_IS_SCALAR(metrics)))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics must be a JSON object"),
-						errhint("Pass e.g. {\"epoch\": 3, \"loss\": 0.41, \"accuracy\": 0.88}, or NULL.")));
+						errhint("Pass e.g. {\"epoch\": 3, \"loss\": 0.41, \"accuracy\": 0.88}, or "
+								"NULL.")));
 	if (metrics)
 	{
 		/* the NOTIFY payload carries the JSON text, so that is what is limited */
 		size_t		text_len = strlen(JsonbToCString(NULL, &metrics->root, VARSIZE(metrics)));
 
-		if (text_len > MAX_METRICS_BYTES)
+		if (text_len > MM_MAX_METRICS_BYTES)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics are too large"),
-							errdetail("Their JSON text takes %zu bytes; the limit is %d.", text_len, MAX_METRICS_BYTES),
-							errhint("Report a few figures per epoch; put the full history in the result.")));
+							errdetail("Their JSON text takes %zu bytes; the limit is %d.", text_len, MM_MAX_METRICS_BYTES),
+							errhint("Report a few figures per epoch; put the full history in the "
+									"result.")));
 	}
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int64GetDatum(node_id);
@@ -270,7 +278,7 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 	if (MmExecWaiting(&report, args, nulls, 1, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
 	if (MmInt64(0, 3, NULL))
-		Async_Notify(psprintf("job:" INT64_FORMAT ":progress", job_id), MmText(0, 2));
+		Async_Notify(MmJobChannel(job_id), MmText(0, 2));
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 }
 
@@ -279,8 +287,8 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
- * A numeric field of the result as double; returns false when absent or JSON null.  The one reading of
- * result numbers: validation here and the statistics (stats.c) see the same value.
+ * A numeric field of the result as double; returns false when absent or JSON null.  The one reading
+ * of result numbers: validation here and the statistics (stats.c) see the same value.
  */
 bool
 MmResultNumber(Jsonb *result, const char *key, double *out)
@@ -297,6 +305,7 @@ MmResultNumber(Jsonb *result, const char *key, double *out)
 	return true;
 }
 
+/* Refuses a result that is not an object, too large, or has missing or out-of-range numbers. */
 static void
 CheckResult(Jsonb *result)
 {
@@ -318,7 +327,8 @@ CheckResult(Jsonb *result)
 						errhint("Store a smaller model artifact.")));
 	if (MmResultNumber(result, "accuracy", &accuracy) && !(accuracy >= 0 && accuracy <= 1))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.accuracy"),
-						errdetail("Got %.15g.", accuracy), errhint("Report accuracy as a fraction from 0 to 1, or null for regression.")));
+						errdetail("Got %.15g.", accuracy), errhint("Report accuracy as a fraction "
+																   "from 0 to 1, or null for regression.")));
 	if (!MmResultNumber(result, "loss", &loss))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.loss is required"),
 						errhint("Report the final loss as a finite number.")));
@@ -329,12 +339,13 @@ CheckResult(Jsonb *result)
 	if (!MmResultNumber(result, "epochs", &epochs))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.epochs is required"),
 						errhint("Report the number of epochs run as a whole number of 0 or more.")));
-	if (epochs < 0 || epochs > 1e9 || epochs != floor(epochs))
+	if (epochs < 0 || epochs > MM_MAX_EPOCHS || epochs != floor(epochs))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.epochs"),
 						errdetail("Got %.15g.", epochs),
-						errhint("Report the number of epochs run as a whole number from 0 to 1000000000.")));
+						errhint("Report the number of epochs run as a whole number from 0 to " CppAsString2(MM_MAX_EPOCHS) ".")));
 }
 
+/* Settles the caller's leased job as done: pays reward and fee from escrow, queues it for the ledger. */
 static int64
 CompleteJob(int64 job_id, Jsonb *result)
 {
@@ -377,6 +388,7 @@ CompleteJob(int64 job_id, Jsonb *result)
 	return reward;
 }
 
+/* Settles the caller's leased job as failed: refunds the stake, counts the failure against the node. */
 static int64
 FailJob(int64 job_id, text *error)
 {
@@ -397,7 +409,7 @@ FailJob(int64 job_id, text *error)
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int64GetDatum(node_id);
 	args[2] = PointerGetDatum(error);
-	args[3] = Int32GetDatum(MAX_ERROR_CHARS);
+	args[3] = Int32GetDatum(MM_MAX_ERROR_CHARS);
 	if (MmExecWaiting(&fail, args, NULL, 1, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
 	stake = MmInt64(0, 1, NULL);
@@ -436,18 +448,20 @@ ReleaseJob(int64 job_id)
 	if (MmInt64(0, 1, NULL))
 	{
 		int64		stake = MmInt64(0, 2, NULL);
-		int64		owner = MmInt64(0, 3, NULL);	/* read both before MmUserAccount replaces the result */
+		/* read both before MmUserAccount replaces the result */
+		int64		owner = MmInt64(0, 3, NULL);
 
 		MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
 	}
 	else
-		Async_Notify(MM_WORK_CHANNEL, "");
+		Async_Notify(MM_CHANNEL_WORK, "");
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* SQL-callable shims                                                                               */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* claim_jobs(max_jobs, lease_seconds): checks the bounds, then ClaimJobs. */
 Datum
 mm_claim_jobs(PG_FUNCTION_ARGS)
 {
@@ -455,14 +469,15 @@ mm_claim_jobs(PG_FUNCTION_ARGS)
 
 	a.max_jobs = PG_ARGISNULL(0) ? -1 : PG_GETARG_INT32(0);
 	a.lease_seconds = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1);
-	if (a.max_jobs < 1 || a.max_jobs > 100)
+	if (a.max_jobs < 1 || a.max_jobs > MM_CLAIM_MAX)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid max_jobs"),
 						errdetail("Got %s.", PG_ARGISNULL(0) ? "NULL" : psprintf("%d", a.max_jobs)),
-						errhint("Claim from 1 to 100 jobs at a time.")));
-	if (a.lease_seconds < 5 || a.lease_seconds > 3600)
+						errhint("Claim from 1 to " CppAsString2(MM_CLAIM_MAX) " jobs at a time.")));
+	if (a.lease_seconds < MM_LEASE_MIN_SECONDS || a.lease_seconds > MM_LEASE_MAX_SECONDS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid lease_seconds"),
 						errdetail("Got %s.", PG_ARGISNULL(1) ? "NULL" : psprintf("%d", a.lease_seconds)),
-						errhint("Pass a lease from 5 to 3600 seconds.")));
+						errhint("Pass a lease from " CppAsString2(MM_LEASE_MIN_SECONDS) " to "
+								 CppAsString2(MM_LEASE_MAX_SECONDS) " seconds.")));
 	InitMaterializedSRF(fcinfo, 0);
 	MmConnect();
 	ClaimJobs(&a, (ReturnSetInfo *) fcinfo->resultinfo);
@@ -470,6 +485,7 @@ mm_claim_jobs(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* report_progress(job_id, progress, metrics) -> the new lease expiry. */
 Datum
 mm_report_progress(PG_FUNCTION_ARGS)
 {
@@ -485,6 +501,7 @@ mm_report_progress(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(lease);		/* timestamptz is pass-by-value */
 }
 
+/* complete_job(job_id, result) -> the reward paid to the node. */
 Datum
 mm_complete_job(PG_FUNCTION_ARGS)
 {
@@ -497,6 +514,7 @@ mm_complete_job(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(reward);
 }
 
+/* fail_job(job_id, error) -> the stake refunded to the owner. */
 Datum
 mm_fail_job(PG_FUNCTION_ARGS)
 {
@@ -509,6 +527,7 @@ mm_fail_job(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(refund);
 }
 
+/* release_job(job_id): gives the lease back. */
 Datum
 mm_release_job(PG_FUNCTION_ARGS)
 {

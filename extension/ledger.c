@@ -1,26 +1,27 @@
 /*
  * ledger.c — the tamper-evident ledger: one block per completed job, SHA-256 hash-chained.
  *
- * Encoding (docs/LEDGER.md is the normative text): hash = SHA-256(prev_hex "\n" data "\n" created), where
- * data = "modelmine-block-v1|height|job|user|node|stake|reward|fee|accuracy|loss|epochs|completed", integers
- * in plain decimal, accuracy and loss as their stored decimal text, timestamps as UTC
+ * Encoding (docs/LEDGER.md is the normative text): hash = SHA-256(prev_hex "\n" data "\n" created),
+ * where data =
+ * "modelmine-block-v1|height|job|user|node|stake|reward|fee|accuracy|loss|epochs|completed",
+ * integers in plain decimal, accuracy and loss as their stored decimal text, timestamps as UTC
  * "YYYY-MM-DDTHH:MM:SS.ffffffZ", a NULL field as the empty string.
  *
  * Concurrency.  complete_job() does not touch the chain head: it appends the job's entry to
- * modelmine.ledger_queue, in its own transaction, with no shared lock.  Sealing (queue -> blocks) runs
- * under a transaction-level advisory lock taken with pg_try_advisory_xact_lock: whoever gets it seals
- * everything committed (and its own entry) in one pass; everybody else skips sealing instead of waiting.
- * So completions never queue behind one another.  Sealing runs at commit (housekeeping.c), never inside
- * a call, so no open transaction can sit on the seal lock.  It runs in READ COMMITTED only, after the
- * lock is held, so it reads the head with a snapshot taken after the previous sealer committed: two
- * blocks can never share a previous hash (and UNIQUE (prev_hash) / PRIMARY KEY (height) would refuse it
- * anyway).  Sealing happens when a completion, a claim or a ledger read commits, so an entry waits at
- * most until the next of those.
+ * modelmine.ledger_queue, in its own transaction, with no shared lock.  Sealing (queue -> blocks)
+ * runs under a transaction-level advisory lock taken with pg_try_advisory_xact_lock: whoever gets
+ * it seals everything committed (and its own entry) in one pass; everybody else skips sealing
+ * instead of waiting.  So completions never queue behind one another.  Sealing runs at commit
+ * (housekeeping.c), never inside a call, so no open transaction can sit on the seal lock.  It runs
+ * in READ COMMITTED only, after the lock is held, so it reads the head with a snapshot taken after
+ * the previous sealer committed: two blocks can never share a previous hash (and UNIQUE (prev_hash)
+ * / PRIMARY KEY (height) would refuse it anyway).  Sealing happens when a completion, a claim or a
+ * ledger read commits, so an entry waits at most until the next of those.
  *
- * Verification reads blocks without the executor or SPI: a sequential heap scan while heights come in
- * order (the normal case for an append-only table), else a height-ordered btree walk.  Each block is
- * formatted into one reused buffer inside a per-block memory context that is reset every block, so
- * memory stays constant whatever the length of the chain.
+ * Verification reads blocks without the executor or SPI: a sequential heap scan while heights come
+ * in order (the normal case for an append-only table), else a height-ordered btree walk.  Each
+ * block is formatted into one reused buffer inside a per-block memory context that is reset every
+ * block, so memory stays constant whatever the length of the chain.
  */
 #include "modelmine.h"
 
@@ -30,7 +31,6 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "common/sha2.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -46,15 +46,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include <openssl/evp.h>
-
 PG_FUNCTION_INFO_V1(mm_seal_ledger);
 PG_FUNCTION_INFO_V1(mm_verify_ledger);
 PG_FUNCTION_INFO_V1(mm_ledger_genesis);
 PG_FUNCTION_INFO_V1(mm_block_preimage);
 
 #define LEDGER_LOCK_KEY INT64CONST(0x6d6d6c6564676572)	/* "mmledger" */
-#define HASH_LEN PG_SHA256_DIGEST_LENGTH
+#define HASH_LEN MM_SHA256_LEN
+#define SEAL_DEFAULT 100000		/* seal_ledger's max_blocks when NULL: mirrors its SQL DEFAULT */
+#define SEAL_MAX 1000000		/* seal_ledger's largest max_blocks */
 
 /* Column numbers of modelmine.ledger, checked against the catalog before a scan. */
 enum
@@ -70,7 +70,8 @@ typedef struct Block
 	int64		height;
 	const uint8 *prev;			/* HASH_LEN bytes */
 	bool		isnull[L_NCOLS + 1];
-	int64		ints[L_NCOLS + 1];	/* job, user, node, stake, reward, fee, epochs by column number */
+	/* job, user, node, stake, reward, fee, epochs by column number */
+	int64		ints[L_NCOLS + 1];
 	text	   *accuracy;
 	text	   *loss;
 	TimestampTz completed_at;
@@ -82,9 +83,10 @@ typedef struct Block
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
- * The encoders write into a buffer already enlarged for the whole preimage (PreimageBound), through a
- * cursor: verification formats a million blocks a second, so no per-character bounds checks.
+ * The encoders write into a buffer already enlarged for the whole preimage (PreimageBound), through
+ * a cursor: verification formats a million blocks a second, so no per-character bounds checks.
  */
+/* v in plain decimal. */
 static char *
 PutInt64(char *p, int64 v)
 {
@@ -104,6 +106,7 @@ PutInt64(char *p, int64 v)
 	return p;
 }
 
+/* Two decimal digits of v (0..99). */
 static inline char *
 Put2(char *p, int v)
 {
@@ -172,19 +175,7 @@ PutTimestamp(char *p, TimestampTz t)
 	return p;
 }
 
-static char *
-PutHex(char *p, const uint8 *b, int n)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (int i = 0; i < n; i++)
-	{
-		*p++ = hex[b[i] >> 4];
-		*p++ = hex[b[i] & 15];
-	}
-	return p;
-}
-
+/* '|' and an integer column, or just '|' when it is NULL. */
 static char *
 PutOptInt(char *p, const Block *b, int col)
 {
@@ -192,6 +183,7 @@ PutOptInt(char *p, const Block *b, int col)
 	return b->isnull[col] ? p : PutInt64(p, b->ints[col]);
 }
 
+/* '|' and a text column's bytes, or just '|' when it is NULL. */
 static char *
 PutOptText(char *p, text *t)
 {
@@ -216,7 +208,8 @@ Preimage(StringInfo s, const Block *b)
 
 	resetStringInfo(s);
 	enlargeStringInfo(s, (int) bound);
-	p = PutHex(s->data, b->prev, HASH_LEN);
+	MmHex(b->prev, HASH_LEN, s->data);	/* its NUL is overwritten by the tag */
+	p = s->data + 2 * HASH_LEN;
 	memcpy(p, tag, sizeof(tag) - 1);
 	p = PutInt64(p + sizeof(tag) - 1, b->height);
 	p = PutOptInt(p, b, L_JOB);
@@ -238,37 +231,30 @@ Preimage(StringInfo s, const Block *b)
 }
 
 /*
- * SHA-256 through OpenSSL's EVP interface with the algorithm fetched once per backend: EVP_sha256()
- * would look the implementation up again, under a lock, on every init (a tenth of the cost of verifying
- * a block).  The context is kept for the backend's life and re-initialised per hash, so an error
- * between init and final leaks nothing.
+ * The content columns of a block (job_id .. completed_at, created_at) from one row's values, where
+ * column L_X is at d[L_X - 1], as in a tuple slot.  Height and prev_hash are the caller's: sealing
+ * computes them, verification checks them first.
  */
 static void
-Sha256(const StringInfo s, uint8 *out)
+DecodeBlock(Block *b, const Datum *d, const bool *isnull)
 {
-	static EVP_MD *md = NULL;
-	static EVP_MD_CTX *ctx = NULL;
-	unsigned int n = 0;
-
-	if (md == NULL)
-		md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (ctx == NULL)
-		ctx = EVP_MD_CTX_new();
-	if (md == NULL || ctx == NULL)
-		elog(ERROR, "modelmine: OpenSSL SHA-256 is unavailable");
-	if (EVP_DigestInit_ex(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, s->data, s->len) != 1 ||
-		EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != HASH_LEN)
-		elog(ERROR, "modelmine: SHA-256 failed");
+	for (int c = L_JOB; c <= L_COMPLETED; c++)
+	{
+		b->isnull[c] = isnull[c - 1];
+		if (!b->isnull[c] && c != L_ACCURACY && c != L_LOSS && c != L_COMPLETED)
+			b->ints[c] = DatumGetInt64(d[c - 1]);
+	}
+	b->accuracy = isnull[L_ACCURACY - 1] ? NULL : DatumGetTextPP(d[L_ACCURACY - 1]);
+	b->loss = isnull[L_LOSS - 1] ? NULL : DatumGetTextPP(d[L_LOSS - 1]);
+	b->completed_at = isnull[L_COMPLETED - 1] ? 0 : DatumGetTimestampTz(d[L_COMPLETED - 1]);
+	b->created_at = isnull[L_CREATED - 1] ? 0 : DatumGetTimestampTz(d[L_CREATED - 1]);
 }
 
-static bytea *
-ByteaOf(const uint8 *b, int n)
+/* SHA-256 of a block's preimage. */
+static void
+BlockHash(const StringInfo preimage, uint8 *out)
 {
-	bytea	   *v = palloc(VARHDRSZ + n);
-
-	SET_VARSIZE(v, VARHDRSZ + n);
-	memcpy(VARDATA(v), b, n);
-	return v;
+	MmSha256(preimage->data, preimage->len, out);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -285,29 +271,31 @@ SealPass(int64 max)
 	static MmPlan queued = {
 		"SELECT id, job_id, user_id, node_id, stake, reward, fee, accuracy, loss, epochs, completed_at "
 		"  FROM modelmine.ledger_queue ORDER BY id LIMIT $1", 1, {INT8OID}};
+	/* one array parameter per ledger column, in column order */
 	static MmPlan append = {
 		"INSERT INTO modelmine.ledger (height, prev_hash, hash, job_id, user_id, node_id, stake, reward, fee, "
 		"                              accuracy, loss, epochs, completed_at, created_at) "
 		"SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
 		"       pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), "
 		"       pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
-		"       pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))", 14,
+		"       pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))", L_NCOLS,
 		{INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
 		INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 	TIMESTAMPTZARRAYOID}};
-	static MmPlan dequeue = {"DELETE FROM modelmine.ledger_queue WHERE id <= $1 AND id = ANY ($2::int8[])",
+	static MmPlan dequeue = {"DELETE FROM modelmine.ledger_queue WHERE id <= $1 AND id = ANY "
+							 "($2::int8[])",
 	2, {INT8OID, INT8ARRAYOID}};
-	static const Oid elem_types[14] = {INT8OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	static const Oid elem_types[L_NCOLS] = {INT8OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
 	INT8OID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	uint64		n;
 	bool		isnull;
 	uint8		prev[HASH_LEN];
 	int64		height,
 				maxid = 0;
-	Datum	   *cols[14];
-	bool	   *nulls[14];
+	Datum	   *cols[L_NCOLS];
+	bool	   *nulls[L_NCOLS];
 	Datum	   *ids;
-	Datum		args[14];
+	Datum		args[L_NCOLS];
 	StringInfoData buf;
 	TimestampTz created = GetCurrentTimestamp();
 
@@ -316,7 +304,7 @@ SealPass(int64 max)
 	if (n == 0)
 		return 0;
 	/* copy the batch out: the head query below replaces SPI_tuptable */
-	for (int c = 0; c < 14; c++)
+	for (int c = 0; c < L_NCOLS; c++)
 	{
 		cols[c] = palloc0(sizeof(Datum) * n);
 		nulls[c] = palloc0(sizeof(bool) * n);
@@ -339,13 +327,15 @@ SealPass(int64 max)
 	SPI_freetuptable(SPI_tuptable);
 	if (MmExec(&head, NULL, NULL, false, 1) != 1)
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("the ledger has no genesis block"),
-						errhint("Run SELECT * FROM modelmine.verify_ledger() and restore the ledger from a backup.")));
+						errhint("Run SELECT * FROM modelmine.verify_ledger() and restore the "
+								"ledger from a backup.")));
 	height = MmInt64(0, 1, NULL);
 	{
 		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
 		if (VARSIZE_ANY_EXHDR(h) != HASH_LEN)
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("the ledger head hash is malformed")));
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("the ledger head hash is "
+																	"malformed")));
 		memcpy(prev, VARDATA_ANY(h), HASH_LEN);
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -355,31 +345,29 @@ SealPass(int64 max)
 	{
 		Block		b = {0};
 		uint8		hash[HASH_LEN];
+		Datum		d[L_NCOLS];
+		bool		dnull[L_NCOLS];
 
+		/* column L_X of entry i lives in cols[L_X - 1][i] */
+		for (int c = 0; c < L_NCOLS; c++)
+		{
+			d[c] = cols[c][i];
+			dnull[c] = nulls[c][i] || c < L_JOB - 1;
+		}
+		DecodeBlock(&b, d, dnull);
 		b.height = ++height;
 		b.prev = prev;
-		/* array slots are 0-based: column L_X lives in cols[L_X - 1] */
-		for (int c = L_JOB; c <= L_EPOCHS; c++)
-		{
-			b.isnull[c] = nulls[c - 1][i];
-			if (!b.isnull[c] && c != L_ACCURACY && c != L_LOSS)
-				b.ints[c] = DatumGetInt64(cols[c - 1][i]);
-		}
-		b.accuracy = nulls[L_ACCURACY - 1][i] ? NULL : DatumGetTextPP(cols[L_ACCURACY - 1][i]);
-		b.loss = nulls[L_LOSS - 1][i] ? NULL : DatumGetTextPP(cols[L_LOSS - 1][i]);
-		b.isnull[L_COMPLETED] = nulls[L_COMPLETED - 1][i];
-		b.completed_at = b.isnull[L_COMPLETED] ? 0 : DatumGetTimestampTz(cols[L_COMPLETED - 1][i]);
 		b.created_at = created;
 		Preimage(&buf, &b);
-		Sha256(&buf, hash);
+		BlockHash(&buf, hash);
 
 		cols[L_HEIGHT - 1][i] = Int64GetDatum(b.height);
-		cols[L_PREV - 1][i] = PointerGetDatum(ByteaOf(prev, HASH_LEN));
-		cols[L_HASH - 1][i] = PointerGetDatum(ByteaOf(hash, HASH_LEN));
+		cols[L_PREV - 1][i] = PointerGetDatum(MmBytea(prev, HASH_LEN));
+		cols[L_HASH - 1][i] = PointerGetDatum(MmBytea(hash, HASH_LEN));
 		cols[L_CREATED - 1][i] = TimestampTzGetDatum(created);
 		memcpy(prev, hash, HASH_LEN);
 	}
-	for (int c = 0; c < 14; c++)
+	for (int c = 0; c < L_NCOLS; c++)
 	{
 		int			dims[1] = {(int) n},
 					lbs[1] = {1};
@@ -458,6 +446,7 @@ Bad(Verdict *v, int64 height, const char *reason)
 	v->reason = MemoryContextStrdup(v->cxt, reason);
 }
 
+/* Opens modelmine.ledger after checking its columns are the ones this file decodes. */
 static Relation
 OpenLedger(void)
 {
@@ -509,9 +498,10 @@ ParseHex(const char *s, int len, uint8 *out)
 }
 
 /*
- * One pass over the chain.  by_index = false reads the heap in physical order, which for an append-only
- * table is height order; the moment a height is out of sequence that pass gives up (returns false) and
- * the caller repeats with by_index = true, the height-ordered btree walk that reports gaps and disorder.
+ * One pass over the chain.  by_index = false reads the heap in physical order, which for an
+ * append-only table is height order; the moment a height is out of sequence that pass gives up
+ * (returns false) and the caller repeats with by_index = true, the height-ordered btree walk that
+ * reports gaps and disorder.
  */
 static bool
 VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_digest, int64 digest_height,
@@ -577,19 +567,9 @@ VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_dig
 			Bad(v, b.height, expect == 0 ? "the genesis block does not link to 32 zero bytes"
 				: "prev_hash does not equal the hash of the block before it");
 		b.prev = stored_prev && VARSIZE_ANY_EXHDR(stored_prev) == HASH_LEN ? (uint8 *) VARDATA_ANY(stored_prev) : prev;
-		for (int c = L_JOB; c <= L_EPOCHS; c++)
-		{
-			b.isnull[c] = isnull[c - 1];
-			if (!b.isnull[c] && c != L_ACCURACY && c != L_LOSS)
-				b.ints[c] = DatumGetInt64(d[c - 1]);
-		}
-		b.accuracy = isnull[L_ACCURACY - 1] ? NULL : DatumGetTextPP(d[L_ACCURACY - 1]);
-		b.loss = isnull[L_LOSS - 1] ? NULL : DatumGetTextPP(d[L_LOSS - 1]);
-		b.isnull[L_COMPLETED] = isnull[L_COMPLETED - 1];
-		b.completed_at = b.isnull[L_COMPLETED] ? 0 : DatumGetTimestampTz(d[L_COMPLETED - 1]);
-		b.created_at = isnull[L_CREATED - 1] ? 0 : DatumGetTimestampTz(d[L_CREATED - 1]);
+		DecodeBlock(&b, d, isnull);
 		Preimage(&buf, &b);
-		Sha256(&buf, hash);
+		BlockHash(&buf, hash);
 		if (stored_hash == NULL || VARSIZE_ANY_EXHDR(stored_hash) != HASH_LEN ||
 			memcmp(VARDATA_ANY(stored_hash), hash, HASH_LEN) != 0)
 			Bad(v, b.height, "the stored hash does not match the block's contents");
@@ -598,7 +578,8 @@ VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_dig
 			digest_seen = true;
 			if (stored_hash == NULL || VARSIZE_ANY_EXHDR(stored_hash) != HASH_LEN ||
 				memcmp(VARDATA_ANY(stored_hash), digest_hash, HASH_LEN) != 0)
-				Bad(v, b.height, "this block differs from the digest: the chain was rewritten at or before this height");
+				Bad(v, b.height, "this block differs from the digest: the chain was rewritten at "
+								 "or before this height");
 		}
 		/* the next block must link to the hash stored here (a bad hash was reported above) */
 		if (stored_hash && VARSIZE_ANY_EXHDR(stored_hash) == HASH_LEN)
@@ -614,7 +595,8 @@ VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_dig
 		if (v->checked == 0)
 			Bad(v, 0, "the ledger is empty: the genesis block is missing");
 		if (have_digest && !digest_seen)
-			Bad(v, digest_height, psprintf("the chain ends at height %lld, before the digest's height %lld",
+			Bad(v, digest_height, psprintf("the chain ends at height %lld, before the digest's "
+										   "height %lld",
 										   (long long) v->height, (long long) digest_height));
 	}
 	MemoryContextDelete(per_block);
@@ -629,6 +611,7 @@ VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_dig
 	return in_order;
 }
 
+/* Verifies the chain under one snapshot: the heap pass, then the btree walk if heights are out of order. */
 static void
 VerifyChain(Verdict *v, bool have_digest, int64 digest_height, const uint8 *digest_hash)
 {
@@ -645,21 +628,24 @@ VerifyChain(Verdict *v, bool have_digest, int64 digest_height, const uint8 *dige
 /* SQL-callable shims                                                                               */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* seal_ledger(max_blocks): seals queued entries now, if no other sealer holds the lock. */
 Datum
 mm_seal_ledger(PG_FUNCTION_ARGS)
 {
-	int64		max = PG_ARGISNULL(0) ? 100000 : PG_GETARG_INT64(0);
+	int64		max = PG_ARGISNULL(0) ? SEAL_DEFAULT : PG_GETARG_INT64(0);
 	int64		n;
 
-	if (max < 1 || max > 1000000)
+	if (max < 1 || max > SEAL_MAX)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid max_blocks"),
-						errdetail("Got " INT64_FORMAT ".", max), errhint("Seal from 1 to 1000000 entries per call.")));
+						errdetail("Got " INT64_FORMAT ".", max),
+						errhint("Seal from 1 to " CppAsString2(SEAL_MAX) " entries per call.")));
 	MmConnect();
 	n = MmLedgerSeal(max);
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }
 
+/* verify_ledger(digest): the whole chain's verdict, optionally against an earlier digest. */
 Datum
 mm_verify_ledger(PG_FUNCTION_ARGS)
 {
@@ -697,7 +683,8 @@ mm_verify_ledger(PG_FUNCTION_ARGS)
 		}
 		if (!ok)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid digest"),
-							errdetail("A digest is {\"height\": N, \"hash\": \"<64 hex digits>\"} with N a whole number of 0 or more."),
+							errdetail("A digest is {\"height\": N, \"hash\": \"<64 hex digits>\"} "
+									  "with N a whole number of 0 or more."),
 							errhint("Pass a value returned earlier by modelmine.ledger_digest().")));
 	}
 	VerifyChain(&v, have_digest, digest_height, digest_hash);
@@ -731,9 +718,9 @@ mm_ledger_genesis(PG_FUNCTION_ARGS)
 	b.created_at = GetCurrentTransactionStartTimestamp();
 	initStringInfo(&buf);
 	Preimage(&buf, &b);
-	Sha256(&buf, hash);
-	args[0] = PointerGetDatum(ByteaOf(zero, HASH_LEN));
-	args[1] = PointerGetDatum(ByteaOf(hash, HASH_LEN));
+	BlockHash(&buf, hash);
+	args[0] = PointerGetDatum(MmBytea(zero, HASH_LEN));
+	args[1] = PointerGetDatum(MmBytea(hash, HASH_LEN));
 	args[2] = TimestampTzGetDatum(b.created_at);
 	MmConnect();
 	MmExec(&ins, args, NULL, false, 0);
@@ -753,8 +740,8 @@ mm_block_preimage(PG_FUNCTION_ARGS)
 	Block		b = {0};
 	StringInfoData buf;
 	bytea	   *result = NULL;
-	bool		isnull[L_NCOLS + 1];
-	Datum		d[L_NCOLS + 1];
+	bool		isnull[L_NCOLS];
+	Datum		d[L_NCOLS];
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("height is required"),
@@ -763,26 +750,17 @@ mm_block_preimage(PG_FUNCTION_ARGS)
 	MmConnect();
 	if (MmExec(&get, args, NULL, true, 1) == 1)
 	{
-		for (int c = 1; c <= L_NCOLS; c++)
-			d[c] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c, &isnull[c]);
-		b.height = DatumGetInt64(d[L_HEIGHT]);
-		if (isnull[L_PREV] || VARSIZE_ANY_EXHDR(DatumGetByteaPP(d[L_PREV])) != HASH_LEN)
+		for (int c = 0; c < L_NCOLS; c++)
+			d[c] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &isnull[c]);
+		b.height = DatumGetInt64(d[L_HEIGHT - 1]);
+		if (isnull[L_PREV - 1] || VARSIZE_ANY_EXHDR(DatumGetByteaPP(d[L_PREV - 1])) != HASH_LEN)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
 							errmsg("block " INT64_FORMAT " has a malformed prev_hash", b.height),
 							errdetail("A prev_hash is 32 bytes."),
-							errhint("Run SELECT * FROM modelmine.verify_ledger() to find every damaged block.")));
-		b.prev = (uint8 *) VARDATA_ANY(DatumGetByteaPP(d[L_PREV]));
-		for (int c = L_JOB; c <= L_EPOCHS; c++)
-		{
-			b.isnull[c] = isnull[c];
-			if (!isnull[c] && c != L_ACCURACY && c != L_LOSS)
-				b.ints[c] = DatumGetInt64(d[c]);
-		}
-		b.accuracy = isnull[L_ACCURACY] ? NULL : DatumGetTextPP(d[L_ACCURACY]);
-		b.loss = isnull[L_LOSS] ? NULL : DatumGetTextPP(d[L_LOSS]);
-		b.isnull[L_COMPLETED] = isnull[L_COMPLETED];
-		b.completed_at = isnull[L_COMPLETED] ? 0 : DatumGetTimestampTz(d[L_COMPLETED]);
-		b.created_at = DatumGetTimestampTz(d[L_CREATED]);
+							errhint("Run SELECT * FROM modelmine.verify_ledger() to find every "
+									"damaged block.")));
+		b.prev = (uint8 *) VARDATA_ANY(DatumGetByteaPP(d[L_PREV - 1]));
+		DecodeBlock(&b, d, isnull);
 		initStringInfo(&buf);
 		Preimage(&buf, &b);
 		{

@@ -1,10 +1,11 @@
 /*
- * mmspi.c — prepared SPI statements and result accessors; the schema-version check every entry point
- * makes; statements that may wait on a row lock (lock_timeout backstop).
+ * mmspi.c — prepared SPI statements and result accessors; the schema-version check every entry
+ * point makes; statements that may wait on a row lock (lock_timeout backstop).
  *
- * Every statement the extension runs is a static MmPlan: fixed SQL with $n parameters, prepared on first
- * use and kept (SPI_keepplan) for the backend's life.  The plan cache revalidates kept plans after DDL,
- * so a DROP/CREATE EXTENSION in the same backend is safe.  No SQL text is ever built from input.
+ * Every statement the extension runs is a static MmPlan: fixed SQL with $n parameters, prepared on
+ * first use and kept (SPI_keepplan) for the backend's life.  The plan cache revalidates kept plans
+ * after DDL, so a DROP/CREATE EXTENSION in the same backend is safe.  No SQL text is ever built
+ * from input.
  */
 #include "modelmine.h"
 
@@ -116,9 +117,9 @@ InstalledVersion(Oid *owner)
 }
 
 /*
- * True when the installed schema is the one this library implements.  Checked once per transaction: a
- * library newer than the schema (a package upgraded before ALTER EXTENSION UPDATE) must not run its
- * statements against tables shaped for another version.
+ * True when the installed schema is the one this library implements.  Checked once per transaction:
+ * a library newer than the schema (a package upgraded before ALTER EXTENSION UPDATE) must not run
+ * its statements against tables shaped for another version.
  */
 bool
 MmSchemaCurrent(void)
@@ -155,7 +156,8 @@ MmConnect(void)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("modelmine schema %s does not match its library %s", version ? version : "(none)",
 							   MM_SCHEMA_VERSION),
-						errdetail("The modelmine library was upgraded but this database still has version %s of the extension.",
+						errdetail("The modelmine library was upgraded but this database still has "
+								  "version %s of the extension.",
 								  version ? version : "(none)"),
 						errhint("Run ALTER EXTENSION modelmine UPDATE in this database.")));
 	}
@@ -198,7 +200,8 @@ MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count, const 
 		e->message = id ? psprintf("%s " INT64_FORMAT " is busy", object, id) : psprintf("%s is busy", object);
 		e->detail = psprintf("Another transaction has held it for more than " INT64_FORMAT " ms (setting lock_timeout_ms).",
 							 timeout_ms);
-		e->hint = pstrdup("Try again in a moment; if it persists, end your own open transactions that use it.");
+		e->hint = pstrdup("Try again in a moment; if it persists, end your own open transactions "
+						  "that use it.");
 		ReThrowError(e);
 	}
 	PG_END_TRY();

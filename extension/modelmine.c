@@ -2,8 +2,8 @@
  * modelmine.c — module magic and per-backend initialisation.
  *
  * The library needs no shared_preload_libraries entry: it is loaded on the first call of any of its
- * functions, and everything it keeps per backend (prepared plans, the identity binding) is rebuilt on
- * demand.
+ * functions, and everything it keeps per backend (prepared plans, the identity binding) is rebuilt
+ * on demand.
  */
 #include "postgres.h"
 #include "fmgr.h"
@@ -15,6 +15,7 @@ extern void MmSettingsInit(void);
 
 void		_PG_init(void);
 
+/* Library load: the binding GUC and the settings cache invalidation. */
 void
 _PG_init(void)
 {

@@ -1,8 +1,8 @@
 /*
  * modelmine.h — declarations shared between the extension's C files.
  *
- * Every SQL-callable function is a thin shim: it connects SPI, calls the CamelCase helper declared here
- * (or a static one in its own file) and returns.  Helpers assume SPI is connected.
+ * Every SQL-callable function is a thin shim: it connects SPI, calls the CamelCase helper declared
+ * here (or a static one in its own file) and returns.  Helpers assume SPI is connected.
  */
 #ifndef MODELMINE_H
 #define MODELMINE_H
@@ -12,25 +12,17 @@
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
+#include "modelmine/protocol.h"
+
 /* The schema version this library implements (modelmine.control's default_version). */
 #define MM_SCHEMA_VERSION		"1.1"
 
-/* Fixed system accounts (see sql/modelmine.sql).  Escrow and fees are striped by job id. */
-#define MM_ISSUANCE_ACCOUNT		INT64CONST(1)
-#define MM_SHARDS				16
-#define MM_ESCROW_ACCOUNT(job)	(INT64CONST(16) + (job) % MM_SHARDS)
-#define MM_FEE_ACCOUNT(job)		(INT64CONST(32) + (job) % MM_SHARDS)
-#define MM_FIRST_OWNED_ACCOUNT	INT64CONST(1000)	/* user and node accounts; below: system accounts */
+/* protocol.h's SQLSTATE strings as PostgreSQL error codes, for the custom class MM */
+#define MmSqlState(s)			MAKE_SQLSTATE((s)[0], (s)[1], (s)[2], (s)[3], (s)[4])
+#define ERRCODE_MM_INSUFFICIENT_BALANCE	MmSqlState(MM_SQLSTATE_INSUFFICIENT_BALANCE)
+#define ERRCODE_MM_SUPPLY_CAP			MmSqlState(MM_SQLSTATE_SUPPLY_CAP)
 
-/* Largest single amount accepted anywhere (the settings max_supply and max_stake stay below it). */
-#define MM_MAX_AMOUNT			INT64CONST(1000000000000000)
-
-/* Slots a node may declare (capabilities.slots; the nodes.slots CHECK and the worker's MAX_SLOTS). */
-#define MM_MAX_SLOTS			64
-
-/* Custom SQLSTATE class MM: ModelMine business rules. */
-#define ERRCODE_MM_INSUFFICIENT_BALANCE	MAKE_SQLSTATE('M','M','0','0','1')
-#define ERRCODE_MM_SUPPLY_CAP			MAKE_SQLSTATE('M','M','0','0','2')
+#define MM_SHA256_LEN			32
 
 /* ---- mmspi.c: prepared SPI statements kept for the life of the backend ---- */
 #define MM_MAX_ARGS 16
@@ -60,11 +52,21 @@ extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long
 #define MM_AT_COMMIT_STATS		0x04	/* fold job_stat_deltas */
 #define MM_AT_COMMIT_SEAL		0x08	/* seal queued ledger entries */
 #define MM_AT_COMMIT_ALL		0x0f
-#define MM_AT_COMMIT_FORCE		0x10	/* fold now, even within fold_interval_ms of this backend's last fold */
+/* fold now, even within fold_interval_ms of this backend's last fold */
+#define MM_AT_COMMIT_FORCE		0x10
 extern void MmAtCommit(int which);
 
+/* ---- util.c: small helpers ---- */
+extern void MmSha256(const void *data, size_t len, uint8 *out);
+extern bytea *MmBytea(const uint8 *bytes, int n);
+extern void MmHex(const uint8 *bytes, int n, char *out);
+extern void MmRandomHex(int nbytes, char *out);
+extern char *MmTrim(char *s);
+extern bool MmValidName(const char *s, int len);
+extern char *MmJobChannel(int64 job_id);
+
 /* ---- auth.c: identity ---- */
-#define MM_KEY_HASH_LEN 32		/* SHA-256 of a node key */
+#define MM_KEY_HASH_LEN MM_SHA256_LEN	/* a node key is stored as the SHA-256 of its secret */
 extern int64 MmRequireUser(bool read_only, pg_uuid_t *session_out);
 extern void MmBindNode(int64 node_id, const uint8 *key_hash, bool local);
 extern int64 MmBoundNode(uint8 *key_hash);

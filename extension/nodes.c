@@ -1,17 +1,17 @@
 /*
  * nodes.c — compute nodes: registration, node identity, capabilities, heartbeats, earnings.
  *
- * A node key is "mmn_<node id>_<64 hex digits>": 256 random bits, shown once; the table keeps the SHA-256
- * of the random part.  authenticate_node() binds the database session to the node with the same binding
- * rules as user identity (auth.c).  Every node call re-checks the key hash, so replacing a key cuts off
- * sessions still bound with the old one.
+ * A node key is "mmn_<node id>_<64 hex digits>": 256 random bits, shown once; the table keeps the
+ * SHA-256 of the random part.  authenticate_node() binds the database session to the node with the
+ * same binding rules as user identity (auth.c).  Every node call re-checks the key hash, so
+ * replacing a key cuts off sessions still bound with the old one.
  *
  * A node's own row is changed only by the node itself, its operator (set_node_maintenance) and the
  * commit-time fold of lost leases (SKIP LOCKED): no other principal's call waits on it.
  *
- * Heartbeats touch only the node's own row (no global hot row) and raise node:heartbeat only when the
- * status changes or heartbeat_notify_seconds have passed for that node: with 10k nodes beating every 5 s,
- * a NOTIFY per beat would queue every commit on the global notify lock.
+ * Heartbeats touch only the node's own row (no global hot row) and raise node:heartbeat only when
+ * the status changes or heartbeat_notify_seconds have passed for that node: with 10k nodes beating
+ * every 5 s, a NOTIFY per beat would queue every commit on the global notify lock.
  */
 #include "modelmine.h"
 
@@ -19,8 +19,6 @@
 
 #include "catalog/pg_type.h"
 #include "commands/async.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -38,31 +36,9 @@ PG_FUNCTION_INFO_V1(mm_heartbeat);
 PG_FUNCTION_INFO_V1(mm_withdraw_node_earnings);
 PG_FUNCTION_INFO_V1(mm_set_node_maintenance);
 
-#define KEY_SECRET_HEX 64
 #define NODE_DELTAS_LOCK_KEY INT64CONST(0x6d6d6e6f64656c74)	/* "mmnodelt" */
 
-static void
-Sha256(const char *data, size_t len, uint8 *out)
-{
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-
-	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
-		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
-		elog(ERROR, "modelmine: SHA-256 failed");
-	pg_cryptohash_free(ctx);
-}
-
-static bytea *
-HashBytea(const uint8 *hash)
-{
-	bytea	   *b = palloc(VARHDRSZ + MM_KEY_HASH_LEN);
-
-	SET_VARSIZE(b, VARHDRSZ + MM_KEY_HASH_LEN);
-	memcpy(VARDATA(b), hash, MM_KEY_HASH_LEN);
-	return b;
-}
-
+/* Raises a NOTIFY with a JSON payload (a shim other files call, so they need no commands/async.h). */
 void
 MmNotifyJson(const char *channel, const char *json)
 {
@@ -73,25 +49,7 @@ MmNotifyJson(const char *channel, const char *json)
 /* Capabilities                                                                                    */
 /* ---------------------------------------------------------------------------------------------- */
 
-static bool
-ValidCapabilityName(const char *s, int len)
-{
-	if (len < 1 || len > 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-		return false;
-	for (int i = 1; i < len; i++)
-	{
-		char		c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
-#define MAX_CAPS_BYTES 4096		/* JSON text of a capability document */
-#define MAX_CAP_NAMES 64			/* names per list */
-
-/* Appends "prefix:name" for each string of caps->key (an array of names) to *elems. */
+/* Appends prefix + name ("trainer:mlp") for each string of caps->key (an array of names) to *elems. */
 static void
 CollectNames(Jsonb *caps, const char *key, const char *prefix, List **elems)
 {
@@ -106,22 +64,24 @@ CollectNames(Jsonb *caps, const char *key, const char *prefix, List **elems)
 	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("capabilities.%s must be an array of names", key),
-						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": [\"torch-cnn\"], \"slots\": 2}.")));
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": "
+								"[\"torch-cnn\"], \"slots\": 2}.")));
 	it = JsonbIteratorInit(v.val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
 	{
 		if (tok != WJB_ELEM)
 			continue;
-		if (e.type != jbvString || !ValidCapabilityName(e.val.string.val, e.val.string.len))
+		if (e.type != jbvString || !MmValidName(e.val.string.val, e.val.string.len))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("invalid name in capabilities.%s", key),
-							errdetail("Element %d is not a name of 1 to 64 characters a-z, 0-9, _, - or . starting with a letter or digit.", n + 1),
+							errdetail("Element %d is not a name of 1 to 64 characters a-z, 0-9, _, "
+									  "- or . starting with a letter or digit.", n + 1),
 							errhint("Pass names such as \"logreg\" or \"torch-cnn\".")));
-		if (++n > MAX_CAP_NAMES)
+		if (++n > MM_MAX_CAP_NAMES)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("too many names in capabilities.%s", key),
-							errhint("Advertise at most %d %s.", MAX_CAP_NAMES, key)));
-		*elems = lappend(*elems, psprintf("%s:%.*s", prefix, e.val.string.len, e.val.string.val));
+							errhint("Advertise at most %d %s.", MM_MAX_CAP_NAMES, key)));
+		*elems = lappend(*elems, psprintf("%s%.*s", prefix, e.val.string.len, e.val.string.val));
 	}
 }
 
@@ -141,14 +101,16 @@ SlotsOf(Jsonb *caps)
 	if (!(slots >= 1 && slots <= MM_MAX_SLOTS) || slots != floor(slots))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid capabilities.slots"),
 						errdetail("Got %.15g.", slots),
-						errhint("Pass the number of jobs the node runs at once, a whole number from 1 to %d.", MM_MAX_SLOTS)));
+						errhint("Pass the number of jobs the node runs at once, a whole number "
+								"from 1 to %d.", MM_MAX_SLOTS)));
 	return (int32) slots;
 }
 
 /*
- * Validates a capability document: an object of at most MAX_CAPS_BYTES of JSON text with only the
- * keys trainers, runners and slots (bounded, because nodes() shows every node's document to anyone).
- * Returns the text[] of requirements a node with them satisfies; *slots gets capabilities.slots.
+ * Validates a capability document: an object of at most MM_MAX_CAPS_BYTES of JSON text with only
+ * the keys trainers, runners and slots (bounded, because nodes() shows every node's document to
+ * anyone).  Returns the text[] of requirements a node with them satisfies; *slots gets
+ * capabilities.slots.
  */
 static Datum
 RequirementsOf(Jsonb *caps, int32 *slots)
@@ -165,11 +127,12 @@ RequirementsOf(Jsonb *caps, int32 *slots)
 
 	if (!JB_ROOT_IS_OBJECT(caps) || JB_ROOT_IS_SCALAR(caps))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities must be a JSON object"),
-						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": [\"torch-cnn\"], \"slots\": 2}.")));
+						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": "
+								"[\"torch-cnn\"], \"slots\": 2}.")));
 	text_len = strlen(JsonbToCString(NULL, &caps->root, VARSIZE(caps)));
-	if (text_len > MAX_CAPS_BYTES)
+	if (text_len > MM_MAX_CAPS_BYTES)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are too large"),
-						errdetail("Their JSON text takes %zu bytes; the limit is %d.", text_len, MAX_CAPS_BYTES),
+						errdetail("Their JSON text takes %zu bytes; the limit is %d.", text_len, MM_MAX_CAPS_BYTES),
 						errhint("Advertise trainers, runners and slots only.")));
 	it = JsonbIteratorInit(&caps->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -186,8 +149,8 @@ RequirementsOf(Jsonb *caps, int32 *slots)
 							errhint("The keys are \"trainers\", \"runners\" and \"slots\".")));
 	}
 	*slots = SlotsOf(caps);
-	CollectNames(caps, "trainers", "trainer", &elems);
-	CollectNames(caps, "runners", "runner", &elems);
+	CollectNames(caps, "trainers", MM_REQUIRE_TRAINER, &elems);
+	CollectNames(caps, "runners", MM_REQUIRE_RUNNER, &elems);
 	d = palloc(sizeof(Datum) * (list_length(elems) + 1));
 	foreach(lc, elems)
 		d[i++] = CStringGetTextDatum((char *) lfirst(lc));
@@ -214,9 +177,11 @@ CheckNodeLimit(int64 operator_id)
 	have = MmInt64(0, 1, NULL);
 	if (have >= limit)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("too many nodes"),
-						errdetail("You operate " INT64_FORMAT " nodes; the limit (setting max_nodes_per_operator) is " INT64_FORMAT ".",
+						errdetail("You operate " INT64_FORMAT " nodes; the limit (setting "
+															  "max_nodes_per_operator) is " INT64_FORMAT ".",
 								  have, limit),
-						errhint("Reuse an existing node's key, or ask an admin to raise max_nodes_per_operator.")));
+						errhint("Reuse an existing node's key, or ask an admin to raise "
+								"max_nodes_per_operator.")));
 }
 
 /* Registers a node for the signed-in operator; returns its key (shown once), the id in *node_id. */
@@ -232,8 +197,7 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 	char	   *name;
 	int			chars;
 	int32		slots;
-	uint8		rnd[KEY_SECRET_HEX / 2];
-	char		secret[KEY_SECRET_HEX + 1];
+	char		secret[MM_NODE_KEY_SECRET_HEX + 1];
 	uint8		hash[MM_KEY_HASH_LEN];
 	Datum		args[6];
 	StringInfoData payload;
@@ -251,19 +215,17 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 	args[4] = RequirementsOf(caps, &slots);
 	CheckNodeLimit(operator_id);
 
-	if (!pg_strong_random(rnd, sizeof(rnd)))
-		elog(ERROR, "modelmine: could not generate random bytes");
-	for (int i = 0; i < (int) sizeof(rnd); i++)
-		snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
-	Sha256(secret, KEY_SECRET_HEX, hash);
+	MmRandomHex(MM_NODE_KEY_SECRET_HEX / 2, secret);
+	MmSha256(secret, MM_NODE_KEY_SECRET_HEX, hash);
 
 	args[0] = Int64GetDatum(operator_id);
 	args[1] = CStringGetTextDatum(name);
-	args[2] = PointerGetDatum(HashBytea(hash));
+	args[2] = PointerGetDatum(MmBytea(hash, MM_KEY_HASH_LEN));
 	args[3] = JsonbPGetDatum(caps);
 	args[5] = Int16GetDatum((int16) slots);
 	if (MmExec(&ins, args, NULL, false, 1) != 1)
-		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("you already have a node named \"%s\"", name),
+		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("you already have a node named "
+																  "\"%s\"", name),
 						errhint("Pick another name, or reuse that node's key.")));
 	*node_id = MmInt64(0, 1, NULL);
 	args[0] = Int64GetDatum(*node_id);
@@ -273,8 +235,8 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 	appendStringInfo(&payload, "{\"node_id\":" INT64_FORMAT ",\"name\":", *node_id);
 	escape_json(&payload, name);
 	appendStringInfoChar(&payload, '}');
-	MmNotifyJson("node:registered", payload.data);
-	return psprintf("mmn_" INT64_FORMAT "_%s", *node_id, secret);
+	MmNotifyJson(MM_CHANNEL_NODE_REGISTERED, payload.data);
+	return psprintf(MM_NODE_KEY_PREFIX INT64_FORMAT "_%s", *node_id, secret);
 }
 
 /* Parses and verifies a node key; returns the node id, binding hash in *hash. Raises 28000 if bad. */
@@ -285,14 +247,14 @@ VerifyNodeKey(const char *key, uint8 *hash)
 	const char *p = key,
 			   *sep;
 	int64		id = 0;
-	bool		ok = strncmp(p, "mmn_", 4) == 0;
+	bool		ok = strncmp(p, MM_NODE_KEY_PREFIX, strlen(MM_NODE_KEY_PREFIX)) == 0;
 	Datum		args[1];
 
 	if (ok)
 	{
-		p += 4;
+		p += strlen(MM_NODE_KEY_PREFIX);
 		sep = strchr(p, '_');
-		ok = sep != NULL && sep > p && sep - p <= 18 && strlen(sep + 1) == KEY_SECRET_HEX;
+		ok = sep != NULL && sep > p && sep - p <= 18 && strlen(sep + 1) == MM_NODE_KEY_SECRET_HEX;
 		for (const char *q = p; ok && q < sep; q++)
 		{
 			ok = *q >= '0' && *q <= '9';
@@ -300,7 +262,7 @@ VerifyNodeKey(const char *key, uint8 *hash)
 		}
 		if (ok)
 		{
-			Sha256(sep + 1, KEY_SECRET_HEX, hash);
+			MmSha256(sep + 1, MM_NODE_KEY_SECRET_HEX, hash);
 			args[0] = Int64GetDatum(id);
 			if (MmExec(&get, args, NULL, false, 1) == 1)
 			{
@@ -317,7 +279,8 @@ VerifyNodeKey(const char *key, uint8 *hash)
 	if (!ok)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("invalid node key"),
 						errdetail("The key does not belong to any registered node."),
-						errhint("Use the node_key printed by modelmine.register_node(name, capabilities).")));
+						errhint("Use the node_key printed by modelmine.register_node(name, "
+								"capabilities).")));
 	return id;
 }
 
@@ -348,6 +311,7 @@ MmRequireNode(bool read_only)
 	return node_id;
 }
 
+/* The id of a node's account (where its rewards go). */
 int64
 MmNodeAccount(int64 node_id)
 {
@@ -371,26 +335,30 @@ typedef struct Beat
 	char	   *status;
 } Beat;
 
+/* Refuses a heartbeat whose status, load or memory figures are out of range. */
 static void
 CheckBeat(const Beat *b)
 {
-	if (strcmp(b->status, "ONLINE") != 0 && strcmp(b->status, "BUSY") != 0 && strcmp(b->status, "MAINTENANCE") != 0)
+	if (strcmp(b->status, MM_NODE_ONLINE) != 0 && strcmp(b->status, MM_NODE_BUSY) != 0 &&
+		strcmp(b->status, MM_NODE_MAINTENANCE) != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid node status"),
 						errdetail("Got \"%s\".", b->status),
-						errhint("Report ONLINE, BUSY or MAINTENANCE; OFFLINE is derived when heartbeats stop.")));
+						errhint("Report ONLINE, BUSY or MAINTENANCE; OFFLINE is derived when "
+								"heartbeats stop.")));
 	if (isnan(b->cpu_load) || b->cpu_load < 0 || b->cpu_load > 100)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid cpu_load"),
 						errhint("Report CPU load as a percentage from 0 to 100.")));
 	if (b->total_mb < 1 || b->used_mb < 0 || b->used_mb > b->total_mb)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid memory figures"),
 						errdetail("Got memory_used_mb %d of memory_total_mb %d.", b->used_mb, b->total_mb),
-						errhint("Report 0 <= memory_used_mb <= memory_total_mb, with memory_total_mb at least 1.")));
+						errhint("Report 0 <= memory_used_mb <= memory_total_mb, with "
+								"memory_total_mb at least 1.")));
 }
 
 /*
- * Records a heartbeat; returns the ids of the jobs the node still holds.  It does not extend leases:
- * only progress on a job does, so a node cannot keep jobs it is not working on by beating.  An
- * operator's MAINTENANCE (set_node_maintenance) outlasts whatever the node reports.
+ * Records a heartbeat; returns the ids of the jobs the node still holds.  It does not extend
+ * leases: only progress on a job does, so a node cannot keep jobs it is not working on by beating.
+ * An operator's MAINTENANCE (set_node_maintenance) outlasts whatever the node reports.
  */
 static ArrayType *
 Heartbeat(const Beat *b)
@@ -434,7 +402,7 @@ Heartbeat(const Beat *b)
 	args[6] = Float8GetDatum((double) MmSetting("heartbeat_notify_seconds"));
 	MmExecWaiting(&beat, args, NULL, 1, "node", node_id);
 	if (MmInt64(0, 1, NULL))
-		MmNotifyJson("node:heartbeat", MmText(0, 2));
+		MmNotifyJson(MM_CHANNEL_NODE_HEARTBEAT, MmText(0, 2));
 	/* lost leases counted by others' claims while this node's row was held are folded at commit */
 	MmAtCommit(MM_AT_COMMIT_NODES);
 	MmExec(&held, args, NULL, true, 1);
@@ -463,13 +431,14 @@ SetNodeMaintenance(int64 node_id, bool on)
 		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("node " INT64_FORMAT " not found", node_id),
 						errdetail("There is no node with this id that you operate."),
 						errhint("List your nodes with modelmine.my_nodes().")));
-	MmNotifyJson("node:heartbeat", MmText(0, 2));
+	MmNotifyJson(MM_CHANNEL_NODE_HEARTBEAT, MmText(0, 2));
 	return MmText(0, 1);
 }
 
 /*
- * Folds appended node counters (leases lost, counted by other nodes' claims) into the nodes no one has
- * locked, unless another transaction is folding; returns the number of rows folded.  At commit only.
+ * Folds appended node counters (leases lost, counted by other nodes' claims) into the nodes no one
+ * has locked, unless another transaction is folding; returns the number of rows folded.  At commit
+ * only.
  */
 int64
 MmFoldNodeDeltas(void)
@@ -522,7 +491,8 @@ WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
 		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient node earnings"),
 						errdetail("Node " INT64_FORMAT " holds " INT64_FORMAT " tokens; the withdrawal is " INT64_FORMAT ".",
 								  node_id, have, amount),
-						errhint("Withdraw at most the node's balance, or pass NULL to withdraw all of it.")));
+						errhint("Withdraw at most the node's balance, or pass NULL to withdraw all "
+								"of it.")));
 	return amount;
 }
 
@@ -530,6 +500,7 @@ WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
 /* SQL-callable shims                                                                               */
 /* ---------------------------------------------------------------------------------------------- */
 
+/* register_node(name, capabilities) -> (node_id, node_key), the key shown once. */
 Datum
 mm_register_node(PG_FUNCTION_ARGS)
 {
@@ -554,6 +525,7 @@ mm_register_node(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
+/* authenticate_node(node_key): binds this backend to the node. */
 Datum
 mm_authenticate_node(PG_FUNCTION_ARGS)
 {
@@ -593,6 +565,7 @@ mm_set_capabilities(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* heartbeat(cpu_load, memory_used_mb, memory_total_mb, status) -> the ids of the jobs this node holds. */
 Datum
 mm_heartbeat(PG_FUNCTION_ARGS)
 {
@@ -604,7 +577,8 @@ mm_heartbeat(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("%s is required", PG_ARGISNULL(0) ? "cpu_load" : PG_ARGISNULL(1) ? "memory_used_mb" :
 							   PG_ARGISNULL(2) ? "memory_total_mb" : "status"),
-						errhint("Pass cpu_load (percent), memory_used_mb, memory_total_mb and a status.")));
+						errhint("Pass cpu_load (percent), memory_used_mb, memory_total_mb and a "
+								"status.")));
 	b.cpu_load = PG_GETARG_FLOAT4(0);
 	b.used_mb = PG_GETARG_INT32(1);
 	b.total_mb = PG_GETARG_INT32(2);
@@ -621,6 +595,7 @@ mm_heartbeat(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(held);
 }
 
+/* withdraw_node_earnings(node_id, amount) -> tokens moved to the operator. */
 Datum
 mm_withdraw_node_earnings(PG_FUNCTION_ARGS)
 {

@@ -1,11 +1,12 @@
 /*
  * settings.c — the network settings (modelmine.settings), read through a per-backend cache.
  *
- * Settings are rows, not GUCs (any session can SET a GUC), and nearly every call reads a few of them.
- * One query per read made them a visible share of a job's settlement, so each backend keeps all of
- * them in memory and reloads them after a change: a statement trigger on modelmine.settings sends a
- * relcache invalidation for the table, which reaches this backend at its next command and every other
- * backend at its next transaction, exactly when a new row version becomes visible to it.
+ * Settings are rows, not GUCs (any session can SET a GUC), and nearly every call reads a few of
+ * them.  One query per read made them a visible share of a job's settlement, so each backend keeps
+ * all of them in memory and reloads them after a change: a statement trigger on modelmine.settings
+ * sends a relcache invalidation for the table, which reaches this backend at its next command and
+ * every other backend at its next transaction, exactly when a new row version becomes visible to
+ * it.
  */
 #include "modelmine.h"
 
@@ -41,6 +42,7 @@ SettingsInvalidated(Datum arg, Oid relid)
 		cache_valid = false;
 }
 
+/* Drops the cached settings whenever modelmine.settings changes (relcache inval). */
 void
 MmSettingsInit(void)
 {
@@ -68,8 +70,8 @@ LoadSettings(void)
 }
 
 /*
- * An integer setting.  A missing row is a broken install, not user error.  On a cache miss this runs a
- * query, which replaces SPI_tuptable: read a result before asking for a setting.
+ * An integer setting.  A missing row is a broken install, not user error.  On a cache miss this
+ * runs a query, which replaces SPI_tuptable: read a result before asking for a setting.
  */
 int64
 MmSetting(const char *name)

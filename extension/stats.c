@@ -1,16 +1,17 @@
 /*
  * stats.c — maintained job statistics for network_stats(), job_timeline() and dashboard().
  *
- * Counting 1M jobs per request is too slow, and one counter row updated by every job would serialise
- * everything (a counter row per user would serialise each user's jobs).  So writers only ever INSERT: a
- * row trigger on modelmine.jobs appends a delta (+1 for the new status, -1 for the old one, with the
- * stake and, on completion, the accuracy) to modelmine.job_stat_deltas, which no one updates, so writers
- * never wait on each other.  Folding the deltas into modelmine.job_stats (one row per month and status)
- * and modelmine.user_job_stats (one row per user and status) runs under a transaction-level advisory
- * try-lock, exactly like ledger sealing: whoever gets it folds everything committed, everybody else
- * skips.  Readers sum the folded rows plus the few unfolded deltas in one statement, so they always see
- * a consistent, exact total.  Folding runs when a transaction that wrote deltas (or read statistics)
- * commits (housekeeping.c), so no open transaction ever holds the fold lock.
+ * Counting 1M jobs per request is too slow, and one counter row updated by every job would
+ * serialise everything (a counter row per user would serialise each user's jobs).  So writers only
+ * ever INSERT: a row trigger on modelmine.jobs appends a delta (+1 for the new status, -1 for the
+ * old one, with the stake and, on completion, the accuracy) to modelmine.job_stat_deltas, which no
+ * one updates, so writers never wait on each other.  Folding the deltas into modelmine.job_stats
+ * (one row per month and status) and modelmine.user_job_stats (one row per user and status) runs
+ * under a transaction-level advisory try-lock, exactly like ledger sealing: whoever gets it folds
+ * everything committed, everybody else skips.  Readers sum the folded rows plus the few unfolded
+ * deltas in one statement, so they always see a consistent, exact total.  Folding runs when a
+ * transaction that wrote deltas (or read statistics) commits (housekeeping.c), so no open
+ * transaction ever holds the fold lock.
  */
 #include "modelmine.h"
 
@@ -84,6 +85,7 @@ VersionDelta(HeapTuple tup, TupleDesc desc, const char *status, int sign)
 	AddDelta(created, user_id, status, sign, sign * stake, has_accuracy, accuracy);
 }
 
+/* Appends the +1/-1 statistics deltas for a job's insert or status change. */
 static void
 RecordChange(TriggerData *td)
 {
@@ -120,9 +122,9 @@ mm_job_stats_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
- * Folds committed deltas into job_stats if the fold lock is free; returns the number of deltas folded.
- * Run at commit (housekeeping.c), only in READ COMMITTED: the DELETE must see what the previous folder
- * committed.  Sums that can outgrow bigint (stakes over all time) are numeric.
+ * Folds committed deltas into job_stats if the fold lock is free; returns the number of deltas
+ * folded.  Run at commit (housekeeping.c), only in READ COMMITTED: the DELETE must see what the
+ * previous folder committed.  Sums that can outgrow bigint (stakes over all time) are numeric.
  */
 int64
 MmFoldStats(void)

@@ -1,11 +1,11 @@
 /*
- * text.c — rules for text that other people will see: names shown in listings, and input echoed back in
- * error messages.
+ * text.c — rules for text that other people will see: names shown in listings, and input echoed
+ * back in error messages.
  *
- * A name shown to others (a node name in nodes(), on a dashboard, in a terminal) must not carry control
- * characters (terminal escapes, line breaks that forge extra rows) or Unicode bidirectional controls
- * (which reorder what a reader sees: U+202E turns "gpu-exe.txt" around mid-name).  Clients render text as text as well; refusing
- * these at the door means no client has to be perfect.
+ * A name shown to others (a node name in nodes(), on a dashboard, in a terminal) must not carry
+ * control characters (terminal escapes, line breaks that forge extra rows) or Unicode bidirectional
+ * controls (which reorder what a reader sees: U+202E turns "gpu-exe.txt" around mid-name).  Clients
+ * render text as text as well; refusing these at the door means no client has to be perfect.
  */
 #include "modelmine.h"
 
@@ -44,7 +44,8 @@ MmCheckDisplayText(const char *field, const char *s)
 		if (why)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s", field),
 							errdetail("Character %d is U+%04X, %s.", pos + 1, (unsigned int) c, why),
-							errhint("Use printable characters only: no control characters, no bidirectional or invisible formatting.")));
+							errhint("Use printable characters only: no control characters, no "
+									"bidirectional or invisible formatting.")));
 		p += n;
 	}
 }

@@ -4,20 +4,20 @@
  * A movement is one immutable journal row plus its effect on two balances, in one transaction.  An
  * account's balance is accounts.balance (folded) plus its rows in account_deltas (not yet folded).
  *
- * Locking: a movement locks at most one row, the payer's own, and only when the payer is a user or a
- * node (accounts from MM_FIRST_OWNED_ACCOUNT on): that row is locked (FOR NO KEY UPDATE, which foreign
- * key checks do not conflict with), the payer's unfolded deltas are folded into it and the debit is
- * checked against the result, so two spends of the same tokens serialise on the payer's row and the
- * second sees what the first left.  Every other effect is an appended account_deltas row that locks
- * nothing: every credit, and debits of the system accounts (issuance, escrow, fee), whose balance is
- * guaranteed by the job lifecycle instead (a stake leaves escrow exactly once, in the UPDATE that settles
- * its job).  So no user or node can make another wait by holding a transaction open: not by holding
- * escrow, not by holding the account of someone they pay.
+ * Locking: a movement locks at most one row, the payer's own, and only when the payer is a user or
+ * a node (accounts from MM_FIRST_OWNED_ACCOUNT on): that row is locked (FOR NO KEY UPDATE, which
+ * foreign key checks do not conflict with), the payer's unfolded deltas are folded into it and the
+ * debit is checked against the result, so two spends of the same tokens serialise on the payer's
+ * row and the second sees what the first left.  Every other effect is an appended account_deltas
+ * row that locks nothing: every credit, and debits of the system accounts (issuance, escrow, fee),
+ * whose balance is guaranteed by the job lifecycle instead (a stake leaves escrow exactly once, in
+ * the UPDATE that settles its job).  So no user or node can make another wait by holding a
+ * transaction open: not by holding escrow, not by holding the account of someone they pay.
  *
- * Folding (MmFoldCredits, at commit, see housekeeping.c) moves committed deltas into accounts.balance
- * for the accounts it can lock without waiting (SKIP LOCKED), under a try-lock so one folder runs at a
- * time.  A payer's own row is locked before its deltas are touched, by folder and payer alike, so the
- * two can never deadlock.
+ * Folding (MmFoldCredits, at commit, see housekeeping.c) moves committed deltas into
+ * accounts.balance for the accounts it can lock without waiting (SKIP LOCKED), under a try-lock so
+ * one folder runs at a time.  A payer's own row is locked before its deltas are touched, by folder
+ * and payer alike, so the two can never deadlock.
  */
 #include "modelmine.h"
 
@@ -45,14 +45,14 @@ MmCheckAmount(const char *field, Datum value, bool isnull)
 	if (amount < 1 || amount > MM_MAX_AMOUNT)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s", field),
 						errdetail("Got " INT64_FORMAT ".", amount),
-						errhint("Pass a whole number of tokens from 1 to " INT64_FORMAT ".", MM_MAX_AMOUNT)));
+						errhint("Pass a whole number of tokens from 1 to " INT64_FORMAT ".", (int64) MM_MAX_AMOUNT)));
 	return amount;
 }
 
 /*
- * The journal row and the appended deltas of one movement: the credit always, and the debit too when
- * the payer is a system account (an owned payer's debit was applied to its locked row).  Returns the
- * journal id.
+ * The journal row and the appended deltas of one movement: the credit always, and the debit too
+ * when the payer is a system account (an owned payer's debit was applied to its locked row).
+ * Returns the journal id.
  */
 static int64
 Record(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id)
@@ -78,8 +78,8 @@ Record(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id
 }
 
 /*
- * A user or node pays amount from its own account.  Returns false, changing nothing the caller keeps
- * (the caller raises), when the account holds less; *have then says what it holds.
+ * A user or node pays amount from its own account.  Returns false, changing nothing the caller
+ * keeps (the caller raises), when the account holds less; *have then says what it holds.
  */
 bool
 MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
@@ -132,7 +132,8 @@ MmPayOut(int64 from, int64 to, int64 amount, const char *reason, int64 job_id)
 
 /*
  * Folds committed deltas into the balances of the accounts no one has locked, unless another
- * transaction is folding; returns the number of deltas folded.  READ COMMITTED only (housekeeping.c).
+ * transaction is folding; returns the number of deltas folded.  READ COMMITTED only
+ * (housekeeping.c).
  */
 int64
 MmFoldCredits(void)
@@ -191,6 +192,7 @@ MmCheckSupply(int64 amount, const char *what)
 						errhint("Issue fewer tokens, or have an admin raise max_supply.")));
 }
 
+/* The id of a user's account. */
 int64
 MmUserAccount(int64 user_id)
 {
