@@ -1,14 +1,7 @@
 -- auth: signup, login, tokens, and how long a database session stays bound to a user.
 -- Tokens, uuids and times vary between runs: they are kept in psql variables and only facts about
 -- them are printed.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
-RESET client_min_messages;
-\set VERBOSITY default
-
-\i regress/include/err.sql
+\i regress/include/fresh.sql
 \i regress/include/jwt.sql
 -- flip(token, position): the token with the character at that position changed.
 CREATE OR REPLACE FUNCTION flip(tok text, pos int) RETURNS text LANGUAGE sql IMMUTABLE

@@ -1,15 +1,8 @@
 -- forgery: a client that is only a member of modelmine_user cannot make itself someone else, read or
 -- write the tables, call admin functions, or touch the identity binding.  Only a token that login
 -- issued, presented through authenticate or PostgREST's request.headers, identifies a user.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
-RESET client_min_messages;
+\i regress/include/fresh.sql
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
-\set VERBOSITY default
-
-\i regress/include/err.sql
 \i regress/include/jwt.sql
 -- bearer(token): what PostgREST puts in request.headers for "Authorization: Bearer <token>".
 CREATE OR REPLACE FUNCTION bearer(tok text) RETURNS text LANGUAGE sql IMMUTABLE

@@ -2,16 +2,9 @@
 -- reproduced here and refused or harmless now.  The lock-hostage attacks need two sessions: they are
 -- in regress/specs/lock-hostage.spec; the ledger's reason text in ledger.sql; display names, slots and
 -- the unleaked lease errors in nodes.sql; role changes and login timing in auth.sql.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
-RESET client_min_messages;
+\i regress/include/fresh.sql
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
 UPDATE modelmine.settings SET value = 0 WHERE name = 'fold_interval_ms';  -- fold at every commit: the counts below are exact
-\set VERBOSITY default
-
-\i regress/include/err.sql
 
 SELECT modelmine.signup('mallory@example.com', 'mallory password') AS mallory,
        modelmine.signup('ops@example.com', 'ops password') AS ops,

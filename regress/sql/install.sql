@@ -2,12 +2,7 @@
 -- Generic checks (comments, search_path, PUBLIC) cover every function in the schema, so a function
 -- added later is checked too; the grant table lists every function in the schema, so a new one shows up
 -- in the diff and its grants get reviewed.
-SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
-RESET client_min_messages;
-\set VERBOSITY default
+\i regress/include/fresh.sql
 
 -- The extension lives in schema modelmine (not relocatable) and pulled in pgcrypto.
 SELECT e.extname, e.extversion, n.nspname AS schema, e.extrelocatable

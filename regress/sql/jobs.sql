@@ -1,17 +1,12 @@
 -- jobs: submitting, listing, reading and canceling jobs, the status lifecycle every writer must
 -- follow, and the dashboard.  User calls run as a login role that is only a member of modelmine_user;
 -- admin calls as a member of modelmine_admin; direct table changes as the superuser.
+\i regress/include/fresh.sql
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
 DROP ROLE IF EXISTS regress_mm_client;
 DROP ROLE IF EXISTS regress_mm_admin;
 RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
-\set VERBOSITY default
-
-\i regress/include/err.sql
 CREATE ROLE regress_mm_client LOGIN;
 GRANT modelmine_user TO regress_mm_client;
 CREATE ROLE regress_mm_admin LOGIN;

@@ -3,17 +3,12 @@
 -- the code cannot drift apart), append-only for every role, argument errors, the invariant that ties
 -- completed jobs to blocks, and tampering: as a superuser with the triggers disabled, every kind of
 -- change is reported at the right height with the right reason, and undone afterwards.
+\i regress/include/fresh.sql
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
 DROP ROLE IF EXISTS regress_mm_ledger_reader;
 DROP ROLE IF EXISTS regress_mm_ledger_writer;
 RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
-\set VERBOSITY default
-
-\i regress/include/err.sql
 -- The canonical timestamp form, UTC with exactly six fraction digits.
 CREATE FUNCTION ts(t timestamptz) RETURNS text LANGUAGE sql IMMUTABLE
     AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;

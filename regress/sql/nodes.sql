@@ -6,18 +6,13 @@
 -- below re-binds: :as_ann, :as_ben, ... sign in as that user, :as_node1, ... as that node.
 -- Keys, tokens and times vary between runs: they are kept in psql variables, and only facts about them
 -- are printed.
+\i regress/include/fresh.sql
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
 DROP ROLE IF EXISTS regress_mm_client;
 DROP ROLE IF EXISTS regress_mm_worker;
 DROP ROLE IF EXISTS regress_mm_admin;
 RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
-\set VERBOSITY default
-
-\i regress/include/err.sql
 -- accepts(statement): runs a statement that must succeed, then undoes it (a subtransaction rolled back
 -- by a private error), so one running job can show that many different inputs are accepted.
 CREATE OR REPLACE FUNCTION accepts(stmt text) RETURNS text

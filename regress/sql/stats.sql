@@ -6,10 +6,8 @@
 -- node calls as one in modelmine_node, admin reads as one in modelmine_admin; times and tampering as
 -- the superuser.  Months are counted back from the current UTC month (months_ago 0 = this month), so
 -- the expected output does not depend on today's date.
+\i regress/include/fresh.sql
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
 DROP ROLE IF EXISTS regress_mm_stats_anon;
 DROP ROLE IF EXISTS regress_mm_stats_user;
 DROP ROLE IF EXISTS regress_mm_stats_node;
@@ -18,9 +16,6 @@ RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
 -- Fold at every commit (not at most every fold_interval_ms), so this file can show what is left unfolded.
 UPDATE modelmine.settings SET value = 0 WHERE name = 'fold_interval_ms';
-\set VERBOSITY default
-
-\i regress/include/err.sql
 -- How many months before the current UTC month a month is (0 = this month).
 CREATE OR REPLACE FUNCTION months_ago(m date) RETURNS integer LANGUAGE sql STABLE AS $$
     SELECT ((date_part('year', c) - date_part('year', m)) * 12 + date_part('month', c) - date_part('month', m))::integer

@@ -1,15 +1,10 @@
 -- tokens: the signup grant, transfers, minting, the append-only journal and the invariants that say
 -- the books balance.
+\i regress/include/fresh.sql
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS modelmine;
-DROP EXTENSION IF EXISTS pgcrypto;
-CREATE EXTENSION modelmine CASCADE;
 DROP ROLE IF EXISTS regress_mm_admin;
 RESET client_min_messages;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
-\set VERBOSITY default
-
-\i regress/include/err.sql
 -- books: every account that holds or owes tokens, with its owner.
 CREATE OR REPLACE VIEW books AS
     SELECT a.id, a.kind, u.email, a.balance

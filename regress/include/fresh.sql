@@ -1,0 +1,9 @@
+-- Included first by every regress/sql file: a fresh install of the extension (and pgcrypto), errors
+-- shown with detail and hint, and err() for statements that must fail.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS modelmine;
+DROP EXTENSION IF EXISTS pgcrypto;
+CREATE EXTENSION modelmine CASCADE;
+RESET client_min_messages;
+\set VERBOSITY default
+\i regress/include/err.sql
