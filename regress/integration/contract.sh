@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# contract: where the install script repeats a value of include/modelmine/protocol.h (the job_status
+# labels, the default trainer in jobs.requirement, CHECK bounds, the system account ids and the shard
+# arithmetic, settings ceilings, documented ranges), the installed catalog agrees with the header; and
+# the NOTIFY channels a client LISTENs to by the header's names are the ones the extension raises.
+#
+# regress/integration/contract.c, compiled against the header, prints one SQL check per value; each
+# prints "label<TAB>got<TAB>want".  Bounds are tried (accepted at the edge, refused one past it with
+# check_violation, undone either way), so a CHECK written differently but meaning the same still passes.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+it_begin contract
+
+step "the checks, compiled against include/modelmine/protocol.h"
+cc -std=c11 -Wall -Wextra -Werror -I"$MM_REPO/include" -o "$IT_TMP/contract" "$MM_REPO/regress/integration/contract.c"
+"$IT_TMP/contract" >"$IT_TMP/checks.sql"
+echo "$(wc -l <"$IT_TMP/checks.sql") checks"
+tok=$(signup contract@example.com "contract password")
+
+adm "$(cat <<'SQL'
+-- 'ok' when stmt is accepted, else its SQLSTATE; undone either way (the private error rolls it back)
+CREATE FUNCTION contract_try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    code text;
+BEGIN
+    BEGIN
+        EXECUTE stmt;
+        RAISE EXCEPTION 'undo' USING ERRCODE = 'MMT00';
+    EXCEPTION WHEN OTHERS THEN
+        code := SQLSTATE;
+    END;
+    RETURN CASE code WHEN 'MMT00' THEN 'ok' ELSE code END;
+END $$;
+-- a job submitted through the API by the session's user, stake 1
+CREATE FUNCTION contract_submit(config jsonb) RETURNS bigint LANGUAGE sql
+    AS $$ SELECT modelmine.submit_job('contract', config, NULL, 1) $$;
+-- the requirement of such a job (a new statement, so the new row is visible)
+CREATE FUNCTION contract_requirement(config jsonb) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    job bigint := contract_submit(config);
+BEGIN
+    RETURN (SELECT requirement FROM modelmine.jobs WHERE id = job);
+END $$;
+SQL
+)"
+
+step "the catalog against the header"
+{ echo "SELECT modelmine.authenticate(:'tok') \\g /dev/null"; cat "$IT_TMP/checks.sql"; } |
+    psql -X -At -q -v ON_ERROR_STOP=1 -d "$IT_DB" -v tok="$tok" >"$IT_TMP/results.txt"
+while IFS=$'\t' read -r label got want; do
+    check "$label" "$got" "$want"
+done <"$IT_TMP/results.txt"
+check "every check printed a result" "$(wc -l <"$IT_TMP/results.txt")" "$(grep -vc '\\g /dev/null$' "$IT_TMP/checks.sql")"
+
+step "the channels, LISTENed to by the header's names"
+job=$(as_user "$tok" "SELECT contract_submit('{}')")
+mapfile -t channels < <("$IT_TMP/contract" channels "$job")
+out=$(psql -X -At -d "$IT_DB" -v tok="$tok" 2>&1 <<SQL
+SELECT modelmine.authenticate(:'tok') \g /dev/null
+LISTEN "${channels[0]}";
+LISTEN "${channels[1]}";
+LISTEN "${channels[2]}";
+SELECT contract_submit('{}') \g /dev/null
+SELECT 1 FROM modelmine.register_node('contract-node', '{}') \g /dev/null
+SELECT modelmine.cancel_job($job) \g /dev/null
+SELECT 1 \g /dev/null
+SQL
+)
+for ch in "${channels[@]}"; do
+    check_true "a client listening on \"$ch\" is notified" grep -qF "Asynchronous notification \"$ch\"" <<<"$out"
+done
+it_end
