@@ -57,7 +57,7 @@ MmAuthInit(void)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Input validation                                                                                */
+/* Input validation                                                                               */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* Trims and lower-cases an email and checks its shape; raises 22023 naming the problem. */
@@ -89,7 +89,8 @@ MmNormaliseEmail(text *email)
 		problem = "An address has exactly one \"@\".";
 	else if (at == s || at - s > 64)
 		problem = "The part before \"@\" must be 1 to 64 characters.";
-	else if (strchr(at + 1, '.') == NULL || at[1] == '.' || e[-1] == '.' || strstr(at, "..") != NULL)
+	else if (strchr(at + 1, '.') == NULL || at[1] == '.' || e[-1] == '.' ||
+			 strstr(at, "..") != NULL)
 		problem = "The domain after \"@\" must contain a dot and no empty labels.";
 	else
 	{
@@ -99,7 +100,8 @@ MmNormaliseEmail(text *email)
 
 			if (c <= ' ' || c == 0x7f || strchr("\"(),:;<>[\\]", c) != NULL)
 			{
-				problem = "The address contains a space, control character or one of \"(),:;<>[\\].";
+				problem = "The address contains a space, control character or one of "
+						  "\"(),:;<>[\\].";
 				break;
 			}
 		}
@@ -122,22 +124,26 @@ CheckPassword(text *password)
 
 	if (password == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is required"),
-						errhint("Pass a password of at least " CppAsString2(MM_PASSWORD_MIN_CHARS) " characters.")));
+						errhint("Pass a password of at least " CppAsString2(MM_PASSWORD_MIN_CHARS)
+								" characters.")));
 	pw = text_to_cstring(password);
 	chars = pg_mbstrlen(pw);
 	if (chars < MM_PASSWORD_MIN_CHARS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is too short"),
 						errdetail("It has %d characters.", chars),
-						errhint("Pass a password of at least " CppAsString2(MM_PASSWORD_MIN_CHARS) " characters.")));
+						errhint("Pass a password of at least " CppAsString2(MM_PASSWORD_MIN_CHARS)
+								" characters.")));
 	if (strlen(pw) > MM_PASSWORD_MAX_BYTES)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("password is too long"),
-						errdetail("It has %zu bytes; bcrypt uses only the first %d.", strlen(pw), MM_PASSWORD_MAX_BYTES),
-						errhint("Pass a password of at most " CppAsString2(MM_PASSWORD_MAX_BYTES) " bytes.")));
+						errdetail("It has %zu bytes; bcrypt uses only the first %d.", strlen(pw),
+								  MM_PASSWORD_MAX_BYTES),
+						errhint("Pass a password of at most " CppAsString2(MM_PASSWORD_MAX_BYTES)
+								" bytes.")));
 	return pw;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* bcrypt through pgcrypto, found by extension membership (its schema is the installer's choice)    */
+/* bcrypt through pgcrypto, found by extension membership (its schema is the installer's choice)  */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* The oid of pgcrypto's two-argument function name, wherever pgcrypto is installed. */
@@ -159,7 +165,8 @@ PgcryptoFunction(const char *name)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_FUNCTION),
 						errmsg("pgcrypto function %s is missing", name),
 						errhint("modelmine requires pgcrypto: CREATE EXTENSION pgcrypto.")));
-	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										  &isnull));
 }
 
 /* pgcrypto's crypt(): a new hash from a salt, or the stored hash recomputed from a password. */
@@ -193,7 +200,7 @@ BcryptCost(const char *hash)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Signup and login                                                                                */
+/* Signup and login                                                                               */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* The id of the user with this (normalised) email, or 0. */
@@ -216,7 +223,8 @@ Signup(text *email_in, text *password_in)
 		"INSERT INTO modelmine.users (email, password_hash) VALUES ($1, $2) "
 		"ON CONFLICT (email) DO NOTHING RETURNING id", 2, {TEXTOID, TEXTOID}};
 	static MmPlan ins_account = {
-		"INSERT INTO modelmine.accounts (kind, user_id) VALUES ('user', $1) RETURNING id", 1, {INT8OID}};
+		"INSERT INTO modelmine.accounts (kind, user_id) VALUES ('user', $1) "
+		"RETURNING id", 1, {INT8OID}};
 	char	   *email = MmNormaliseEmail(email_in);
 	char	   *password = CheckPassword(password_in);
 	char	   *hash = Bcrypt(password, BcryptNewSalt());
@@ -226,7 +234,10 @@ Signup(text *email_in, text *password_in)
 				account,
 				grant;
 
-	/* an open transaction signing up the same email holds its index entry: wait, but not for long */
+	/*
+	 * an open transaction signing up the same email holds its index entry: wait, but not for
+	 * long
+	 */
 	if (MmExecWaiting(&ins_user, uargs, NULL, 1, "this email address", 0) != 1)
 		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("email already registered"),
 						errdetail("An account for %s exists.", email),
@@ -253,7 +264,8 @@ SigningKey(void)
 	bool		isnull;
 
 	if (MmExec(&key, NULL, NULL, true, 1) != 1)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("modelmine signing key is missing"),
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("modelmine signing key is missing"),
 						errhint("Reinstall the extension, or restore the jwt_hs256 row in "
 								"modelmine.secrets.")));
 	return DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -266,17 +278,23 @@ SigningKey(void)
 static void
 Rehash(int64 user_id, const char *password)
 {
-	static MmPlan set = {"UPDATE modelmine.users SET password_hash = $2 WHERE id = $1", 2, {INT8OID, TEXTOID}};
-	Datum		args[2] = {Int64GetDatum(user_id), CStringGetTextDatum(Bcrypt(password, BcryptNewSalt()))};
+	static MmPlan set = {
+		"UPDATE modelmine.users SET password_hash = $2 WHERE id = $1", 2, {INT8OID, TEXTOID}};
+	Datum		args[2] = {Int64GetDatum(user_id),
+						   CStringGetTextDatum(Bcrypt(password, BcryptNewSalt()))};
 
 	MmExecWaiting(&set, args, NULL, 0, "user", user_id);
 }
 
-/* Returns a signed token for a new session, or raises 28P01 with the same message for any mismatch. */
+/*
+ * Returns a signed token for a new session, or raises 28P01 with the same message for any
+ * mismatch.
+ */
 static char *
 Login(text *email_in, text *password_in, MemoryContext result_cxt)
 {
-	static MmPlan find = {"SELECT id, password_hash, role FROM modelmine.users WHERE email = $1", 1, {TEXTOID}};
+	static MmPlan find = {
+		"SELECT id, password_hash, role FROM modelmine.users WHERE email = $1", 1, {TEXTOID}};
 	static MmPlan new_session = {
 		"WITH gc AS (DELETE FROM modelmine.sessions WHERE user_id = $1 "
 		"            AND expires_at < pg_catalog.now() - interval '1 day') "
@@ -306,7 +324,8 @@ Login(text *email_in, text *password_in, MemoryContext result_cxt)
 		role = MmText(0, 3);
 		current = BcryptCost(stored) == MmSetting("bcrypt_cost");	/* replaces SPI_tuptable */
 		computed = Bcrypt(password, stored);
-		ok = strlen(computed) == strlen(stored) && timingsafe_bcmp(computed, stored, strlen(stored)) == 0;
+		ok = strlen(computed) == strlen(stored) &&
+			timingsafe_bcmp(computed, stored, strlen(stored)) == 0;
 		if (ok && !current)
 			Rehash(user_id, password);
 		else if (!ok && !current)
@@ -340,7 +359,7 @@ Login(text *email_in, text *password_in, MemoryContext result_cxt)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Identity                                                                                         */
+/* Identity                                                                                       */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* Whether this backend's binding is still the one in the GUC (not reset, aborted or ended). */
@@ -357,7 +376,10 @@ BindingValid(void)
 	return true;
 }
 
-/* Binds this backend to a user session or to a node (exactly one of user_id, node_id is non-zero). */
+/*
+ * Binds this backend to a user session or to a node (exactly one of user_id, node_id is
+ * non-zero).
+ */
 static void
 Bind(int64 user_id, pg_uuid_t *session, int64 node_id, const uint8 *key_hash, bool local)
 {
@@ -402,7 +424,8 @@ static void
 Unbind(void)
 {
 	bound = false;
-	(void) set_config_option(BINDING_GUC, "", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	(void) set_config_option(BINDING_GUC, "", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0,
+							 false);
 }
 
 /* Raises 28000 for a revoked or expired session. */
@@ -411,7 +434,8 @@ RefuseSession(bool revoked)
 {
 	ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 					errmsg(revoked ? "session has been revoked" : "session has expired"),
-					errdetail(revoked ? "Logged out, or the user's role changed." : "The token is past its expiry time."),
+					errdetail(revoked ? "Logged out, or the user's role changed." :
+							  "The token is past its expiry time."),
 					errhint("Log in again with modelmine.login(email, password).")));
 }
 
@@ -433,19 +457,22 @@ IdentityFromToken(const char *token, bool read_only, pg_uuid_t *session)
 
 	payload = MmJwtVerify(token, (uint8 *) VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k), &why);
 	if (payload == NULL)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("invalid token"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("invalid token"),
 						errdetail("%s", why),
 						errhint("Use the token returned by modelmine.login(email, password).")));
 	args[0] = CStringGetTextDatum(payload);
 	if (MmExec(&check, args, NULL, read_only, 1) != 1)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("invalid token"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("invalid token"),
 						errdetail("The token's session does not exist."),
 						errhint("Log in again with modelmine.login(email, password).")));
 	if (MmInt64(0, 3, NULL))
 		RefuseSession(true);
 	if (MmInt64(0, 4, NULL))
 		RefuseSession(false);
-	*session = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*session = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											&isnull));
 	return MmInt64(0, 2, NULL);
 }
 
@@ -510,7 +537,8 @@ MmRequireUser(bool read_only, pg_uuid_t *session_out)
 	int64		user_id = CurrentUser(read_only, &session);
 
 	if (user_id == 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("not signed in"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("not signed in"),
 						errdetail("This database session is not bound to a ModelMine user."),
 						errhint("Call modelmine.authenticate(token) with a token from "
 								"modelmine.login(email, password).")));
@@ -532,13 +560,16 @@ Logout(void)
 	(void) MmRequireUser(false, &session);
 	args[0] = UUIDPGetDatum(&session);
 	MmExecWaiting(&revoke, args, NULL, 0, "session", 0);
-	/* a PostgREST header token may be the one revoked: keep an unrelated binding of this connection */
+	/*
+	 * a PostgREST header token may be the one revoked: keep an unrelated binding of this
+	 * connection
+	 */
 	if (bound && memcmp(&bound_session, &session, sizeof(session)) == 0)
 		Unbind();
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* SQL-callable shims                                                                               */
+/* SQL-callable shims                                                                             */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* signup(email, password) -> the new user id. */
@@ -548,7 +579,8 @@ mm_signup(PG_FUNCTION_ARGS)
 	int64		id;
 
 	MmConnect();
-	id = Signup(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
+	id = Signup(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+				PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1));
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -561,12 +593,16 @@ mm_login(PG_FUNCTION_ARGS)
 	char	   *token;
 
 	MmConnect();
-	token = Login(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1), cxt);
+	token = Login(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+				  PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1), cxt);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(token));
 }
 
-/* authenticate(token) and authenticate_local(token): verify, then bind the session or transaction. */
+/*
+ * authenticate(token) and authenticate_local(token): verify, then bind the session or
+ * transaction.
+ */
 static Datum
 AuthenticateShim(FunctionCallInfo fcinfo, bool local)
 {
@@ -574,7 +610,8 @@ AuthenticateShim(FunctionCallInfo fcinfo, bool local)
 	int64		id;
 
 	if (PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("token is required"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("token is required"),
 						errhint("Pass the token returned by modelmine.login(email, password).")));
 	MmConnect();
 	id = IdentityFromToken(text_to_cstring(PG_GETARG_TEXT_PP(0)), false, &session);

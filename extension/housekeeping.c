@@ -37,7 +37,10 @@ PG_FUNCTION_INFO_V1(mm_housekeeping_at_commit);
 
 #define SEAL_AT_COMMIT 5000		/* ledger entries sealed by one commit at most */
 
-/* the folds amortised by fold_interval_ms; node counters are folded at once (lost leases are rare) */
+/*
+ * the folds amortised by fold_interval_ms; node counters are folded at once (lost leases are
+ * rare)
+ */
 #define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS)
 /* the fold_interval_ms setting's default, until it is cached */
 #define DEFAULT_FOLD_INTERVAL_MS 100
@@ -78,7 +81,10 @@ RunTask(const Task *t)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		/* no portal is active at commit: statements need an outer snapshot (each still takes its own) */
+		/*
+		 * no portal is active at commit: statements need an outer snapshot (each still takes its
+		 * own)
+		 */
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
 		(void) t->run();
@@ -102,7 +108,8 @@ RunTask(const Task *t)
 						  errmsg("modelmine: %s was skipped at commit: %s", t->name, e->message),
 						  e->detail ? errdetail("%s", e->detail) : 0,
 						  errhint("The transaction committed; the work waits for the next commit.  "
-								  "Run SELECT * FROM modelmine.check_invariants() if this repeats.")));
+								  "Run SELECT * FROM modelmine.check_invariants() if this "
+								  "repeats.")));
 		FreeErrorData(e);
 	}
 	PG_END_TRY();
@@ -139,7 +146,8 @@ RunPending(int which)
 		return;
 	GetUserIdAndSecContext(&save_user, &save_context);
 	SetUserIdAndSecContext(MmSchemaOwner(),
-						   save_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+						   save_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);

@@ -108,17 +108,20 @@ CheckRequirement(Jsonb *config)
 		if (ok && k == 0 && !BuiltinTrainer(v.val.string.val, v.val.string.len))
 			BadParam("unknown config.trainer",
 					 psprintf("Got \"%.*s\".", v.val.string.len, v.val.string.val),
-					 "Use a built-in trainer: \"logreg\", \"mlp\", \"linreg\" or \"noop\"; for other code, name a \"runner\".");
+					 "Use a built-in trainer: \"logreg\", \"mlp\", \"linreg\" or \"noop\"; "
+					 "for other code, name a \"runner\".");
 		if (!ok)
 			BadParam(psprintf("invalid config.%s", keys[k]),
-					 "It must be a name of 1 to 64 characters a-z, 0-9, _, - or ., starting with a letter or digit.",
+					 "It must be a name of 1 to 64 characters a-z, 0-9, _, - or ., "
+					 "starting with a letter or digit.",
 					 k == 0 ? "Use a built-in trainer such as \"logreg\", \"mlp\", \"linreg\" or "
 							  "\"noop\"."
 					 : "Use a runner name a node operator has configured, such as \"torch-cnn\".");
 	}
 	if (present > 1)
 		BadParam("config names both a trainer and a runner", NULL,
-				 "Keep \"trainer\" for built-in training or \"runner\" for an external runner, not both.");
+				 "Keep \"trainer\" for built-in training or \"runner\" for an external runner, "
+				 "not both.");
 }
 
 /* The title with blanks trimmed, 1 to MM_TITLE_MAX_CHARS characters; raises 22023 otherwise. */
@@ -174,8 +177,10 @@ SubmitJob(SubmitArgs *a)
 					 "Keep datasets out of the config: pass a dataset URL instead.");
 	}
 	if (a->description &&
-		pg_mbstrlen_with_len(VARDATA_ANY(a->description), VARSIZE_ANY_EXHDR(a->description)) > MM_DESCRIPTION_MAX_CHARS)
-		BadParam("description is too long", NULL, "Pass a description of at most 10000 characters.");
+		pg_mbstrlen_with_len(VARDATA_ANY(a->description),
+							 VARSIZE_ANY_EXHDR(a->description)) > MM_DESCRIPTION_MAX_CHARS)
+		BadParam("description is too long", NULL,
+				 "Pass a description of at most 10000 characters.");
 	stake = a->stake_given ? a->stake : MmSetting("default_stake");
 	if (stake < 1)
 		BadParam("invalid stake", psprintf("Got " INT64_FORMAT ".", stake),
@@ -185,12 +190,13 @@ SubmitJob(SubmitArgs *a)
 
 		if (stake > max_stake)
 			BadParam("stake is too large",
-					 psprintf("Got " INT64_FORMAT "; the limit (setting max_stake) is " INT64_FORMAT ".",
-							  stake, max_stake),
+					 psprintf("Got " INT64_FORMAT "; the limit (setting max_stake) is "
+							  INT64_FORMAT ".", stake, max_stake),
 					 "Stake at most max_stake tokens per job.");
 	}
 	if (a->priority_given && (a->priority < MM_PRIORITY_MIN || a->priority > MM_PRIORITY_MAX))
-		BadParam("invalid priority", psprintf("Got %d.", a->priority), "Pass a priority from -1000 to 1000 (higher runs first).");
+		BadParam("invalid priority", psprintf("Got %d.", a->priority),
+				 "Pass a priority from -1000 to 1000 (higher runs first).");
 
 	args[0] = Int64GetDatum(user_id);
 	args[1] = CStringGetTextDatum(title);
@@ -201,10 +207,11 @@ SubmitJob(SubmitArgs *a)
 	MmExec(&ins, args, nulls, false, 1);
 	job_id = MmInt64(0, 1, NULL);
 
-	if (!MmTrySpend(MmUserAccount(user_id), MM_ESCROW_ACCOUNT(job_id), stake, "stake", job_id, NULL, &have))
+	if (!MmTrySpend(MmUserAccount(user_id), MM_ESCROW_ACCOUNT(job_id), stake, "stake", job_id,
+					NULL, &have))
 		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),
-						errdetail("Your balance is " INT64_FORMAT " tokens; the stake is " INT64_FORMAT ".",
-								  have, stake),
+						errdetail("Your balance is " INT64_FORMAT " tokens; the stake is "
+								  INT64_FORMAT ".", have, stake),
 						errhint("Stake less, cancel a pending job, or ask another user to send you "
 								"tokens.")));
 	return job_id;
@@ -223,17 +230,22 @@ CancelJob(int64 job_id)
 		"       lease_expires_at = NULL "
 		" WHERE id = $1 AND user_id + 0 = $2 AND status IN ('PENDING', 'RUNNING') RETURNING stake",
 	2, {INT8OID, INT8OID}};
-	static MmPlan status = {"SELECT status::text FROM modelmine.jobs WHERE id = $1 AND user_id = $2",
+	static MmPlan status = {
+		"SELECT status::text FROM modelmine.jobs WHERE id = $1 AND user_id = $2",
 	2, {INT8OID, INT8OID}};
 	int64		user_id = MmRequireUser(false, NULL);
 	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(user_id)};
 	int64		stake;
 
-	/* the node running the job may hold its row for a moment (or, hostile, in an open transaction) */
+	/*
+	 * the node running the job may hold its row for a moment (or, hostile, in an open
+	 * transaction)
+	 */
 	if (MmExecWaiting(&cancel, args, NULL, 1, "job", job_id) != 1)
 	{
 		if (MmExec(&status, args, NULL, false, 1) != 1)
-			ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("job " INT64_FORMAT " not found", job_id),
+			ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
+							errmsg("job " INT64_FORMAT " not found", job_id),
 							errdetail("There is no job with this id that you own."),
 							errhint("List your jobs with modelmine.my_jobs().")));
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -277,9 +289,11 @@ GuardJobUpdate(TriggerData *td)
 	if (!TransitionAllowed(from, to))
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("invalid job status transition"),
-						errdetail("Job %s cannot go from %s to %s.", SPI_getvalue(oldt, desc, 1), from, to),
+						errdetail("Job %s cannot go from %s to %s.", SPI_getvalue(oldt, desc, 1),
+								  from, to),
 						errhint("Jobs move PENDING -> RUNNING -> COMPLETED or FAILED, RUNNING -> "
-								"PENDING when a lease is given back or expires, and PENDING or RUNNING -> CANCELED; finished jobs never change.")));
+								"PENDING when a lease is given back or expires, and PENDING or "
+								"RUNNING -> CANCELED; finished jobs never change.")));
 	for (int i = 0; i < lengthof(fixed); i++)
 	{
 		char	   *o,
@@ -313,7 +327,10 @@ mm_job_transition_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(GuardJobUpdate(td));
 }
 
-/* AFTER INSERT statement trigger: one wake-up per statement, not per row (NOTIFY costs a commit lock). */
+/*
+ * AFTER INSERT statement trigger: one wake-up per statement, not per row (NOTIFY costs a commit
+ * lock).
+ */
 Datum
 mm_notify_work(PG_FUNCTION_ARGS)
 {
@@ -336,7 +353,8 @@ mm_notify_job_end(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	HeapTuple	t;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("mm_notify_job_end must be an UPDATE row trigger")));
 	desc = td->tg_relation->rd_att;
@@ -347,7 +365,8 @@ mm_notify_job_end(PG_FUNCTION_ARGS)
 		char	   *progress = SPI_getvalue(t, desc, SPI_fnumber(desc, "progress"));
 
 		Async_Notify(MmJobChannel(strtoll(id, NULL, 10)),
-					 psprintf("{\"job_id\":%s,\"status\":\"%s\",\"progress\":%s}", id, status, progress));
+					 psprintf("{\"job_id\":%s,\"status\":\"%s\",\"progress\":%s}",
+							  id, status, progress));
 	}
 	return PointerGetDatum(NULL);
 }

@@ -40,7 +40,10 @@ Base64UrlEncode(const uint8 *src, int len)
 	return dst;
 }
 
-/* Decodes base64url (no padding); returns the length, or -1 on any character outside the alphabet. */
+/*
+ * Decodes base64url (no padding); returns the length, or -1 on any character outside the
+ * alphabet.
+ */
 static int
 Base64UrlDecode(const char *src, int len, uint8 **out)
 {

@@ -83,7 +83,7 @@ CheckJobId(FunctionCallInfo fcinfo)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Reclaiming expired leases and claiming                                                          */
+/* Reclaiming expired leases and claiming                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
@@ -99,15 +99,18 @@ ReclaimExpired(void)
 		"WITH expired AS ("
 		"  SELECT id, node_id FROM modelmine.jobs "
 		"   WHERE status = 'RUNNING' AND lease_expires_at < pg_catalog.now() "
-		"   ORDER BY lease_expires_at LIMIT " CppAsString2(RECLAIM_BATCH) " FOR UPDATE SKIP LOCKED), "
+		"   ORDER BY lease_expires_at LIMIT " CppAsString2(RECLAIM_BATCH)
+		" FOR UPDATE SKIP LOCKED), "
 		"lost AS ("
 		"  INSERT INTO modelmine.node_deltas (node_id, jobs_failed) "
 		"  SELECT node_id, pg_catalog.count(*) FROM expired GROUP BY node_id) "
 		"UPDATE modelmine.jobs j SET "
-		"       status = CASE WHEN j.attempts >= $1 THEN 'FAILED' ELSE 'PENDING' END::modelmine.job_status, "
+		"       status = CASE WHEN j.attempts >= $1 THEN 'FAILED' ELSE 'PENDING' "
+		"END::modelmine.job_status, "
 		"       node_id = CASE WHEN j.attempts >= $1 THEN j.node_id END, "
 		"       error = CASE WHEN j.attempts >= $1 "
-		"                    THEN pg_catalog.format('lease expired on attempt %s of %s (node %s stopped reporting)', "
+		"                    THEN pg_catalog.format("
+		"'lease expired on attempt %s of %s (node %s stopped reporting)', "
 		"                                           j.attempts, $1, j.node_id) END, "
 		"       finished_at = CASE WHEN j.attempts >= $1 THEN pg_catalog.now() END, "
 		"       lease_expires_at = NULL, lease_seconds = NULL, progress = 0, metrics = NULL "
@@ -158,7 +161,8 @@ FreeSlots(int64 node_id, int32 wanted)
 {
 	static MmPlan me = {
 		"SELECT n.slots, n.status = 'MAINTENANCE' OR n.maintenance, "
-		"       n.last_seen IS NULL OR n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $2), "
+		"       n.last_seen IS NULL OR "
+		"n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $2), "
 		"       (SELECT pg_catalog.count(*) FROM modelmine.jobs j "
 		"         WHERE j.node_id = n.id AND j.status = 'RUNNING')::integer "
 		"  FROM modelmine.nodes n WHERE n.id = $1 FOR NO KEY UPDATE OF n", 2, {INT8OID, FLOAT8OID}};
@@ -172,8 +176,8 @@ FreeSlots(int64 node_id, int32 wanted)
 	if (MmInt64(0, 3, NULL))
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("node " INT64_FORMAT " is OFFLINE", node_id),
-						errdetail("It has sent no heartbeat in the last " INT64_FORMAT " seconds (setting offline_after_seconds).",
-								  offline_after),
+						errdetail("It has sent no heartbeat in the last " INT64_FORMAT
+								  " seconds (setting offline_after_seconds).", offline_after),
 						errhint("Call modelmine.heartbeat(...) before claiming work, and keep "
 								"calling it.")));
 	if (MmInt64(0, 2, NULL))
@@ -191,20 +195,25 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"WITH c AS ("
 		"  SELECT id FROM modelmine.jobs "
 		"   WHERE status = 'PENDING' "
-		"     AND requirement = ANY ((SELECT requirements FROM modelmine.nodes WHERE id = $1)::text[]) "
+		"     AND requirement = ANY ((SELECT requirements FROM modelmine.nodes "
+		"WHERE id = $1)::text[]) "
 		"   ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
 		"UPDATE modelmine.jobs j SET status = 'RUNNING', node_id = $1, attempts = j.attempts + 1, "
 		"       lease_seconds = $3, progress = 0, metrics = NULL, started_at = pg_catalog.now(), "
 		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3) "
 		"  FROM c WHERE j.id = c.id "
-		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts", 3, {INT8OID, INT4OID, INT4OID}};
+		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts",
+	3, {INT8OID, INT4OID, INT4OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[3];
 	int32		want;
 	uint64		n;
 
 	ReclaimExpired();
-	/* the housekeeping every claim carries to commit keeps sealing and folding going on a busy network */
+	/*
+	 * the housekeeping every claim carries to commit keeps sealing and folding going on a busy
+	 * network
+	 */
 	MmAtCommit(MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_SEAL);
 	want = FreeSlots(node_id, a->max_jobs);
 	if (want <= 0)
@@ -219,13 +228,14 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		bool		nulls[5];
 
 		for (int c = 0; c < 5; c++)
-			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1,
+									  &nulls[c]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Progress                                                                                         */
+/* Progress                                                                                       */
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
@@ -237,14 +247,19 @@ static Datum
 ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 {
 	static MmPlan report = {
-		"UPDATE modelmine.jobs SET progress = GREATEST(progress, $3), metrics = COALESCE($4, metrics), "
-		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds), "
+		"UPDATE modelmine.jobs SET progress = GREATEST(progress, $3), "
+		"metrics = COALESCE($4, metrics), "
+		"       lease_expires_at = pg_catalog.now() + "
+		"pg_catalog.make_interval(secs => lease_seconds), "
 		"       progress_notified_at = CASE WHEN progress_notified_at IS NULL "
-		"                                     OR progress_notified_at <= $5 - pg_catalog.make_interval(secs => $6) "
+		"                                     OR progress_notified_at <= $5 - "
+		"pg_catalog.make_interval(secs => $6) "
 		"                                   THEN $5 ELSE progress_notified_at END "
 		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' "
-		"RETURNING lease_expires_at, pg_catalog.jsonb_build_object('job_id', id, 'progress', progress, "
-		"          'metrics', metrics, 'lease_expires_at', lease_expires_at)::text, progress_notified_at = $5",
+		"RETURNING lease_expires_at, "
+		"pg_catalog.jsonb_build_object('job_id', id, 'progress', progress, "
+		"          'metrics', metrics, 'lease_expires_at', lease_expires_at)::text, "
+		"progress_notified_at = $5",
 	6, {INT8OID, INT8OID, FLOAT4OID, JSONBOID, TIMESTAMPTZOID, FLOAT8OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[6];
@@ -255,7 +270,8 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid progress"),
 						errhint("Report progress as a percentage from 0 to 100.")));
 	if (metrics && (!JB_ROOT_IS_OBJECT(metrics) || JB_ROOT_IS_SCALAR(metrics)))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics must be a JSON object"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("metrics must be a JSON object"),
 						errhint("Pass e.g. {\"epoch\": 3, \"loss\": 0.41, \"accuracy\": 0.88}, or "
 								"NULL.")));
 	if (metrics)
@@ -264,8 +280,10 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 		size_t		text_len = strlen(JsonbToCString(NULL, &metrics->root, VARSIZE(metrics)));
 
 		if (text_len > MM_MAX_METRICS_BYTES)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("metrics are too large"),
-							errdetail("Their JSON text takes %zu bytes; the limit is %d.", text_len, MM_MAX_METRICS_BYTES),
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("metrics are too large"),
+							errdetail("Their JSON text takes %zu bytes; the limit is %d.",
+									  text_len, MM_MAX_METRICS_BYTES),
 							errhint("Report a few figures per epoch; put the full history in the "
 									"result.")));
 	}
@@ -283,7 +301,7 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Completion and failure                                                                           */
+/* Completion and failure                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
@@ -295,13 +313,20 @@ MmResultNumber(Jsonb *result, const char *key, double *out)
 {
 	JsonbValue	v;
 
-	if (getKeyJsonValueFromContainer(&result->root, key, strlen(key), &v) == NULL || v.type == jbvNull)
+	if (getKeyJsonValueFromContainer(&result->root, key, strlen(key), &v) == NULL ||
+		v.type == jbvNull)
 		return false;
 	if (v.type != jbvNumeric)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.%s must be a number", key),
-						errhint("Pass e.g. {\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
-	/* too large becomes +-Infinity (refused by the range checks), too small 0: never a cast error */
-	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(v.val.numeric)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("result.%s must be a number", key),
+						errhint("Pass e.g. "
+								"{\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
+	/*
+	 * too large becomes +-Infinity (refused by the range checks), too small 0: never a cast
+	 * error
+	 */
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+											  NumericGetDatum(v.val.numeric)));
 	return true;
 }
 
@@ -316,19 +341,24 @@ CheckResult(Jsonb *result)
 
 	if (result == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result is required"),
-						errhint("Pass e.g. {\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
+						errhint("Pass e.g. "
+								"{\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
 	if (!JB_ROOT_IS_OBJECT(result) || JB_ROOT_IS_SCALAR(result))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result must be a JSON object"),
-						errhint("Pass e.g. {\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("result must be a JSON object"),
+						errhint("Pass e.g. "
+								"{\"accuracy\": 0.97, \"loss\": 0.08, \"epochs\": 50}.")));
 	if (VARSIZE(result) - VARHDRSZ > max_bytes)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result is too large"),
-						errdetail("It takes %zu bytes; the limit (setting max_result_bytes) is " INT64_FORMAT ".",
+						errdetail("It takes %zu bytes; the limit (setting max_result_bytes) is "
+								  INT64_FORMAT ".",
 								  (size_t) (VARSIZE(result) - VARHDRSZ), max_bytes),
 						errhint("Store a smaller model artifact.")));
 	if (MmResultNumber(result, "accuracy", &accuracy) && !(accuracy >= 0 && accuracy <= 1))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.accuracy"),
-						errdetail("Got %.15g.", accuracy), errhint("Report accuracy as a fraction "
-																   "from 0 to 1, or null for regression.")));
+						errdetail("Got %.15g.", accuracy),
+						errhint("Report accuracy as a fraction "
+								"from 0 to 1, or null for regression.")));
 	if (!MmResultNumber(result, "loss", &loss))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.loss is required"),
 						errhint("Report the final loss as a finite number.")));
@@ -337,30 +367,41 @@ CheckResult(Jsonb *result)
 						errdetail("It is outside the range of a double precision number."),
 						errhint("Report the final loss as a finite number.")));
 	if (!MmResultNumber(result, "epochs", &epochs))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("result.epochs is required"),
-						errhint("Report the number of epochs run as a whole number of 0 or more.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("result.epochs is required"),
+						errhint("Report the number of epochs run as a whole number "
+								"of 0 or more.")));
 	if (epochs < 0 || epochs > MM_MAX_EPOCHS || epochs != floor(epochs))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid result.epochs"),
 						errdetail("Got %.15g.", epochs),
-						errhint("Report the number of epochs run as a whole number from 0 to " CppAsString2(MM_MAX_EPOCHS) ".")));
+						errhint("Report the number of epochs run as a whole number from 0 to "
+								CppAsString2(MM_MAX_EPOCHS) ".")));
 }
 
-/* Settles the caller's leased job as done: pays reward and fee from escrow, queues it for the ledger. */
+/*
+ * Settles the caller's leased job as done: pays reward and fee from escrow, queues it for the
+ * ledger.
+ */
 static int64
 CompleteJob(int64 job_id, Jsonb *result)
 {
 	static MmPlan done = {
 		"UPDATE modelmine.jobs SET status = 'COMPLETED', result = $3, progress = 100, "
 		"       finished_at = pg_catalog.now(), lease_expires_at = NULL "
-		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING stake", 3, {INT8OID, INT8OID, JSONBOID}};
+		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING stake",
+	3, {INT8OID, INT8OID, JSONBOID}};
 	static MmPlan count = {
-		"UPDATE modelmine.nodes SET jobs_completed = jobs_completed + 1, tokens_earned = tokens_earned + $2 "
+		"UPDATE modelmine.nodes SET jobs_completed = jobs_completed + 1, "
+		"tokens_earned = tokens_earned + $2 "
 		" WHERE id = $1", 2, {INT8OID, INT8OID}};
 	static MmPlan record = {
-		"INSERT INTO modelmine.ledger_queue (job_id, user_id, node_id, stake, reward, fee, accuracy, loss, "
+		"INSERT INTO modelmine.ledger_queue "
+		"(job_id, user_id, node_id, stake, reward, fee, accuracy, loss, "
 		"                                    epochs, completed_at) "
-		"SELECT id, user_id, node_id, stake, $2, stake - $2, result ->> 'accuracy', result ->> 'loss', "
-		"       (result ->> 'epochs')::numeric::bigint, finished_at FROM modelmine.jobs WHERE id = $1",
+		"SELECT id, user_id, node_id, stake, $2, stake - $2, "
+		"result ->> 'accuracy', result ->> 'loss', "
+		"       (result ->> 'epochs')::numeric::bigint, finished_at "
+		"FROM modelmine.jobs WHERE id = $1",
 	2, {INT8OID, INT8OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[3];
@@ -388,7 +429,10 @@ CompleteJob(int64 job_id, Jsonb *result)
 	return reward;
 }
 
-/* Settles the caller's leased job as failed: refunds the stake, counts the failure against the node. */
+/*
+ * Settles the caller's leased job as failed: refunds the stake, counts the failure against the
+ * node.
+ */
 static int64
 FailJob(int64 job_id, text *error)
 {
@@ -397,7 +441,8 @@ FailJob(int64 job_id, text *error)
 		"       finished_at = pg_catalog.now(), lease_expires_at = NULL "
 		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING stake, user_id",
 	4, {INT8OID, INT8OID, TEXTOID, INT4OID}};
-	static MmPlan count = {"UPDATE modelmine.nodes SET jobs_failed = jobs_failed + 1 WHERE id = $1", 1, {INT8OID}};
+	static MmPlan count = {
+		"UPDATE modelmine.nodes SET jobs_failed = jobs_failed + 1 WHERE id = $1", 1, {INT8OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[4];
 	int64		stake,
@@ -405,7 +450,8 @@ FailJob(int64 job_id, text *error)
 
 	if (error == NULL || VARSIZE_ANY_EXHDR(error) == 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("error is required"),
-						errhint("Say why the job failed, in one line the job's owner can act on.")));
+						errhint("Say why the job failed, "
+								"in one line the job's owner can act on.")));
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int64GetDatum(node_id);
 	args[2] = PointerGetDatum(error);
@@ -430,10 +476,12 @@ ReleaseJob(int64 job_id)
 {
 	static MmPlan release = {
 		"UPDATE modelmine.jobs SET "
-		"       status = CASE WHEN attempts >= $3 THEN 'FAILED' ELSE 'PENDING' END::modelmine.job_status, "
+		"       status = CASE WHEN attempts >= $3 THEN 'FAILED' ELSE 'PENDING' "
+		"END::modelmine.job_status, "
 		"       node_id = CASE WHEN attempts >= $3 THEN node_id END, "
 		"       error = CASE WHEN attempts >= $3 "
-		"                    THEN pg_catalog.format('released on attempt %s of %s (node %s gave it back)', "
+		"                    THEN pg_catalog.format("
+		"'released on attempt %s of %s (node %s gave it back)', "
 		"                                           attempts, $3, node_id) END, "
 		"       finished_at = CASE WHEN attempts >= $3 THEN pg_catalog.now() END, "
 		"       lease_expires_at = NULL, lease_seconds = NULL, progress = 0, metrics = NULL "
@@ -458,7 +506,7 @@ ReleaseJob(int64 job_id)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* SQL-callable shims                                                                               */
+/* SQL-callable shims                                                                             */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* claim_jobs(max_jobs, lease_seconds): checks the bounds, then ClaimJobs. */
@@ -475,7 +523,8 @@ mm_claim_jobs(PG_FUNCTION_ARGS)
 						errhint("Claim from 1 to " CppAsString2(MM_CLAIM_MAX) " jobs at a time.")));
 	if (a.lease_seconds < MM_LEASE_MIN_SECONDS || a.lease_seconds > MM_LEASE_MAX_SECONDS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid lease_seconds"),
-						errdetail("Got %s.", PG_ARGISNULL(1) ? "NULL" : psprintf("%d", a.lease_seconds)),
+						errdetail("Got %s.",
+								  PG_ARGISNULL(1) ? "NULL" : psprintf("%d", a.lease_seconds)),
 						errhint("Pass a lease from " CppAsString2(MM_LEASE_MIN_SECONDS) " to "
 								 CppAsString2(MM_LEASE_MAX_SECONDS) " seconds.")));
 	InitMaterializedSRF(fcinfo, 0);
@@ -496,7 +545,8 @@ mm_report_progress(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("progress is required"),
 						errhint("Report progress as a percentage from 0 to 100.")));
 	MmConnect();
-	lease = ReportProgress(PG_GETARG_INT64(0), PG_GETARG_FLOAT4(1), PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
+	lease = ReportProgress(PG_GETARG_INT64(0), PG_GETARG_FLOAT4(1),
+						   PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2));
 	SPI_finish();
 	PG_RETURN_DATUM(lease);		/* timestamptz is pass-by-value */
 }

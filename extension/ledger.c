@@ -59,11 +59,12 @@ PG_FUNCTION_INFO_V1(mm_block_preimage);
 /* Column numbers of modelmine.ledger, checked against the catalog before a scan. */
 enum
 {
-	L_HEIGHT = 1, L_PREV, L_HASH, L_JOB, L_USER, L_NODE, L_STAKE, L_REWARD, L_FEE, L_ACCURACY, L_LOSS,
-	L_EPOCHS, L_COMPLETED, L_CREATED, L_NCOLS = L_CREATED
+	L_HEIGHT = 1, L_PREV, L_HASH, L_JOB, L_USER, L_NODE, L_STAKE, L_REWARD, L_FEE, L_ACCURACY,
+	L_LOSS, L_EPOCHS, L_COMPLETED, L_CREATED, L_NCOLS = L_CREATED
 };
-static const char *const ledger_cols[] = {"height", "prev_hash", "hash", "job_id", "user_id", "node_id",
-	"stake", "reward", "fee", "accuracy", "loss", "epochs", "completed_at", "created_at"};
+static const char *const ledger_cols[] = {"height", "prev_hash", "hash", "job_id", "user_id",
+	"node_id", "stake", "reward", "fee", "accuracy", "loss", "epochs", "completed_at",
+	"created_at"};
 
 typedef struct Block
 {
@@ -79,7 +80,7 @@ typedef struct Block
 } Block;
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Canonical encoding                                                                              */
+/* Canonical encoding                                                                             */
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
@@ -201,9 +202,13 @@ static void
 Preimage(StringInfo s, const Block *b)
 {
 	static const char tag[] = "\nmodelmine-block-v1|";
-	/* hex + tag + 7 integers and 2 timestamps of at most 32 bytes each + separators + the two texts */
+	/*
+	 * hex + tag + 7 integers and 2 timestamps of at most 32 bytes each + separators + the two
+	 * texts
+	 */
 	size_t		bound = 2 * HASH_LEN + sizeof(tag) + 9 * 32 + 16 +
-		(b->accuracy ? VARSIZE_ANY_EXHDR(b->accuracy) : 0) + (b->loss ? VARSIZE_ANY_EXHDR(b->loss) : 0);
+		(b->accuracy ? VARSIZE_ANY_EXHDR(b->accuracy) : 0) +
+		(b->loss ? VARSIZE_ANY_EXHDR(b->loss) : 0);
 	char	   *p;
 
 	resetStringInfo(s);
@@ -258,35 +263,44 @@ BlockHash(const StringInfo preimage, uint8 *out)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Sealing                                                                                          */
+/* Sealing                                                                                        */
 /* ---------------------------------------------------------------------------------------------- */
 
 #define SEAL_PASS 5000			/* entries per pass: bounds the memory of one pass */
 
-/* One sealing pass over up to max queued entries (caller holds the seal lock); returns blocks added. */
+/*
+ * One sealing pass over up to max queued entries (caller holds the seal lock); returns blocks
+ * added.
+ */
 static int64
 SealPass(int64 max)
 {
-	static MmPlan head = {"SELECT height, hash FROM modelmine.ledger ORDER BY height DESC LIMIT 1", 0, {0}};
+	static MmPlan head = {
+		"SELECT height, hash FROM modelmine.ledger ORDER BY height DESC LIMIT 1", 0, {0}};
 	static MmPlan queued = {
-		"SELECT id, job_id, user_id, node_id, stake, reward, fee, accuracy, loss, epochs, completed_at "
+		"SELECT id, job_id, user_id, node_id, stake, reward, fee, "
+		"accuracy, loss, epochs, completed_at "
 		"  FROM modelmine.ledger_queue ORDER BY id LIMIT $1", 1, {INT8OID}};
 	/* one array parameter per ledger column, in column order */
 	static MmPlan append = {
-		"INSERT INTO modelmine.ledger (height, prev_hash, hash, job_id, user_id, node_id, stake, reward, fee, "
+		"INSERT INTO modelmine.ledger "
+		"(height, prev_hash, hash, job_id, user_id, node_id, stake, reward, fee, "
 		"                              accuracy, loss, epochs, completed_at, created_at) "
-		"SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
-		"       pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), "
-		"       pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11), "
+		"SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+		"pg_catalog.unnest($3), "
+		"       pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+		"pg_catalog.unnest($7), "
+		"       pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), "
+		"pg_catalog.unnest($11), "
 		"       pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))", L_NCOLS,
-		{INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-	TIMESTAMPTZARRAYOID}};
+		{INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID}};
 	static MmPlan dequeue = {"DELETE FROM modelmine.ledger_queue WHERE id <= $1 AND id = ANY "
 							 "($2::int8[])",
 	2, {INT8OID, INT8ARRAYOID}};
-	static const Oid elem_types[L_NCOLS] = {INT8OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	INT8OID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	static const Oid elem_types[L_NCOLS] = {INT8OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	uint64		n;
 	bool		isnull;
 	uint8		prev[HASH_LEN];
@@ -321,7 +335,8 @@ SealPass(int64 max)
 		{
 			Datum		d = SPI_getbinval(tup, desc, c - 1, &nulls[c][i]);
 
-			cols[c][i] = nulls[c][i] ? (Datum) 0 : datumCopy(d, elem_types[c] != TEXTOID, elem_types[c] == TEXTOID ? -1 : 8);
+			cols[c][i] = nulls[c][i] ? (Datum) 0 : datumCopy(d, elem_types[c] != TEXTOID,
+															 elem_types[c] == TEXTOID ? -1 : 8);
 		}
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -331,7 +346,8 @@ SealPass(int64 max)
 								"ledger from a backup.")));
 	height = MmInt64(0, 1, NULL);
 	{
-		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 2, &isnull));
 
 		if (VARSIZE_ANY_EXHDR(h) != HASH_LEN)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("the ledger head hash is "
@@ -376,8 +392,8 @@ SealPass(int64 max)
 		char		typalign;
 
 		get_typlenbyvalalign(elem_types[c], &typlen, &typbyval, &typalign);
-		args[c] = PointerGetDatum(construct_md_array(cols[c], nulls[c], 1, dims, lbs, elem_types[c], typlen,
-													 typbyval, typalign));
+		args[c] = PointerGetDatum(construct_md_array(cols[c], nulls[c], 1, dims, lbs, elem_types[c],
+													 typlen, typbyval, typalign));
 	}
 	MmExec(&append, args, NULL, false, 0);
 	args[0] = Int64GetDatum(maxid);
@@ -399,10 +415,14 @@ MmLedgerSeal(int64 max)
 	/* a fixed snapshot could predate the previous sealer's commit: seal only in READ COMMITTED */
 	if (XactIsoLevel != XACT_READ_COMMITTED || XactReadOnly || RecoveryInProgress())
 		return 0;
-	/* the lock is held to commit: don't take it (and stall other sealers) when there is nothing to do */
+	/*
+	 * the lock is held to commit: don't take it (and stall other sealers) when there is nothing
+	 * to do
+	 */
 	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
 		return 0;
-	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(LEDGER_LOCK_KEY))))
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8,
+										  Int64GetDatum(LEDGER_LOCK_KEY))))
 		return 0;
 	while (total < max)
 	{
@@ -422,7 +442,7 @@ MmLedgerSeal(int64 max)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Verification                                                                                     */
+/* Verification                                                                                   */
 /* ---------------------------------------------------------------------------------------------- */
 
 typedef struct Verdict
@@ -460,7 +480,8 @@ OpenLedger(void)
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	if (desc->natts != L_NCOLS)
-		elog(ERROR, "modelmine: modelmine.ledger has %d columns, expected %d", desc->natts, L_NCOLS);
+		elog(ERROR, "modelmine: modelmine.ledger has %d columns, expected %d",
+			 desc->natts, L_NCOLS);
 	for (int i = 0; i < L_NCOLS; i++)
 		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname), ledger_cols[i]) != 0)
 			elog(ERROR, "modelmine: modelmine.ledger column %d is %s, expected %s", i + 1,
@@ -504,10 +525,11 @@ ParseHex(const char *s, int len, uint8 *out)
  * reports gaps and disorder.
  */
 static bool
-VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_digest, int64 digest_height,
-		   const uint8 *digest_hash)
+VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_digest,
+		   int64 digest_height, const uint8 *digest_hash)
 {
-	Relation	idx = by_index ? index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock) : NULL;
+	Relation	idx = by_index ? index_open(RelationGetPrimaryKeyIndex(rel),
+											AccessShareLock) : NULL;
 	IndexScanDesc iscan = by_index ? index_beginscan(rel, idx, snap, 0, 0) : NULL;
 	TableScanDesc hscan = by_index ? NULL : table_beginscan_strat(rel, snap, 0, NULL, true, false);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
@@ -553,7 +575,8 @@ VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_dig
 				break;
 			}
 			Bad(v, expect, b.height > expect
-				? psprintf("block %lld is missing (the next block has height %lld)", (long long) expect, (long long) b.height)
+				? psprintf("block %lld is missing (the next block has height %lld)",
+						   (long long) expect, (long long) b.height)
 				: psprintf("height %lld appears out of order", (long long) b.height));
 			expect = b.height;
 		}
@@ -566,7 +589,8 @@ VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_dig
 			memcmp(VARDATA_ANY(stored_prev), prev, HASH_LEN) != 0)
 			Bad(v, b.height, expect == 0 ? "the genesis block does not link to 32 zero bytes"
 				: "prev_hash does not equal the hash of the block before it");
-		b.prev = stored_prev && VARSIZE_ANY_EXHDR(stored_prev) == HASH_LEN ? (uint8 *) VARDATA_ANY(stored_prev) : prev;
+		b.prev = stored_prev && VARSIZE_ANY_EXHDR(stored_prev) == HASH_LEN ?
+			(uint8 *) VARDATA_ANY(stored_prev) : prev;
 		DecodeBlock(&b, d, isnull);
 		Preimage(&buf, &b);
 		BlockHash(&buf, hash);
@@ -611,7 +635,10 @@ VerifyPass(Verdict *v, Relation rel, Snapshot snap, bool by_index, bool have_dig
 	return in_order;
 }
 
-/* Verifies the chain under one snapshot: the heap pass, then the btree walk if heights are out of order. */
+/*
+ * Verifies the chain under one snapshot: the heap pass, then the btree walk if heights are out of
+ * order.
+ */
 static void
 VerifyChain(Verdict *v, bool have_digest, int64 digest_height, const uint8 *digest_hash)
 {
@@ -625,7 +652,7 @@ VerifyChain(Verdict *v, bool have_digest, int64 digest_height, const uint8 *dige
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* SQL-callable shims                                                                               */
+/* SQL-callable shims                                                                             */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* seal_ledger(max_blocks): seals queued entries now, if no other sealer holds the lock. */
@@ -665,7 +692,8 @@ mm_verify_ledger(PG_FUNCTION_ARGS)
 		JsonbValue	h,
 					x;
 		bool		ok = JB_ROOT_IS_OBJECT(dg) && !JB_ROOT_IS_SCALAR(dg) &&
-			getKeyJsonValueFromContainer(&dg->root, "height", 6, &h) != NULL && h.type == jbvNumeric &&
+			getKeyJsonValueFromContainer(&dg->root, "height", 6, &h) != NULL &&
+			h.type == jbvNumeric &&
 			getKeyJsonValueFromContainer(&dg->root, "hash", 4, &x) != NULL && x.type == jbvString &&
 			ParseHex(x.val.string.val, x.val.string.len, digest_hash);
 
@@ -673,19 +701,25 @@ mm_verify_ledger(PG_FUNCTION_ARGS)
 		{
 			/* a whole number in range, checked before any cast can round it or overflow */
 			Numeric		num = h.val.numeric;
-			float8		f = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(num)));
-			Numeric		whole = DatumGetNumeric(DirectFunctionCall2(numeric_trunc, NumericGetDatum(num), Int32GetDatum(0)));
+			float8		f = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+															   NumericGetDatum(num)));
+			Numeric		whole = DatumGetNumeric(DirectFunctionCall2(numeric_trunc,
+																	NumericGetDatum(num),
+																	Int32GetDatum(0)));
 
 			ok = f >= 0 && f < 9.0e18 &&
-				DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num), NumericGetDatum(whole))) == 0;
+				DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num),
+												  NumericGetDatum(whole))) == 0;
 			if (ok)
-				digest_height = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(num)));
+				digest_height = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+																  NumericGetDatum(num)));
 		}
 		if (!ok)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid digest"),
 							errdetail("A digest is {\"height\": N, \"hash\": \"<64 hex digits>\"} "
 									  "with N a whole number of 0 or more."),
-							errhint("Pass a value returned earlier by modelmine.ledger_digest().")));
+							errhint("Pass a value returned earlier by "
+									"modelmine.ledger_digest().")));
 	}
 	VerifyChain(&v, have_digest, digest_height, digest_hash);
 	values[0] = BoolGetDatum(v.ok);
@@ -733,7 +767,8 @@ Datum
 mm_block_preimage(PG_FUNCTION_ARGS)
 {
 	static MmPlan get = {
-		"SELECT height, prev_hash, hash, job_id, user_id, node_id, stake, reward, fee, accuracy, loss, epochs, "
+		"SELECT height, prev_hash, hash, job_id, user_id, node_id, "
+		"stake, reward, fee, accuracy, loss, epochs, "
 		"       completed_at, created_at FROM modelmine.ledger WHERE height = $1", 1, {INT8OID}};
 	MemoryContext cxt = CurrentMemoryContext;
 	Datum		args[1];
@@ -774,7 +809,8 @@ mm_block_preimage(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	if (result == NULL)
-		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("no block at height " INT64_FORMAT, PG_GETARG_INT64(0)),
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
+						errmsg("no block at height " INT64_FORMAT, PG_GETARG_INT64(0)),
 						errhint("See modelmine.ledger_digest() for the current height.")));
 	PG_RETURN_BYTEA_P(result);
 }

@@ -81,7 +81,7 @@ MmText(uint64 row, int col)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Schema version                                                                                   */
+/* Schema version                                                                                 */
 /* ---------------------------------------------------------------------------------------------- */
 
 static LocalTransactionId version_checked_lxid = InvalidLocalTransactionId;
@@ -104,7 +104,8 @@ InstalledVersion(Oid *owner)
 	if (HeapTupleIsValid(tup))
 	{
 		bool		isnull;
-		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel),
+									 &isnull);
 
 		if (!isnull)
 			version = text_to_cstring(DatumGetTextPP(d));
@@ -154,8 +155,8 @@ MmConnect(void)
 		char	   *version = InstalledVersion(NULL);
 
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("modelmine schema %s does not match its library %s", version ? version : "(none)",
-							   MM_SCHEMA_VERSION),
+						errmsg("modelmine schema %s does not match its library %s",
+							   version ? version : "(none)", MM_SCHEMA_VERSION),
 						errdetail("The modelmine library was upgraded but this database still has "
 								  "version %s of the extension.",
 								  version ? version : "(none)"),
@@ -165,7 +166,7 @@ MmConnect(void)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Statements that may wait on a row lock                                                          */
+/* Statements that may wait on a row lock                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
@@ -175,15 +176,16 @@ MmConnect(void)
  * for long.  A timeout is re-raised as 55P03 naming the busy object ("job 12 is busy").
  */
 uint64
-MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count, const char *object, int64 id)
+MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count, const char *object,
+			  int64 id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	int64		timeout_ms = MmSetting("lock_timeout_ms");
 	int			nest = NewGUCNestLevel();
 	uint64		n = 0;
 
-	(void) set_config_option("lock_timeout", psprintf(INT64_FORMAT, timeout_ms), PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("lock_timeout", psprintf(INT64_FORMAT, timeout_ms), PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	PG_TRY();
 	{
 		n = MmExec(plan, values, nulls, false, count);
@@ -197,9 +199,10 @@ MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count, const 
 		if (e->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 			PG_RE_THROW();
 		FlushErrorState();
-		e->message = id ? psprintf("%s " INT64_FORMAT " is busy", object, id) : psprintf("%s is busy", object);
-		e->detail = psprintf("Another transaction has held it for more than " INT64_FORMAT " ms (setting lock_timeout_ms).",
-							 timeout_ms);
+		e->message = id ? psprintf("%s " INT64_FORMAT " is busy", object, id) :
+			psprintf("%s is busy", object);
+		e->detail = psprintf("Another transaction has held it for more than " INT64_FORMAT
+							 " ms (setting lock_timeout_ms).", timeout_ms);
 		e->hint = pstrdup("Try again in a moment; if it persists, end your own open transactions "
 						  "that use it.");
 		ReThrowError(e);

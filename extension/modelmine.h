@@ -43,8 +43,8 @@ extern bool MmSettingIfCached(const char *name, int64 *value);
 extern bool MmSchemaCurrent(void);
 extern Oid	MmSchemaOwner(void);
 extern void MmConnect(void);
-extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count, const char *object,
-							int64 id);
+extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count,
+							const char *object, int64 id);
 
 /* ---- housekeeping.c: work done at commit, never held by an open transaction ---- */
 #define MM_AT_COMMIT_CREDITS	0x01	/* fold account_deltas into balances */

@@ -38,7 +38,10 @@ PG_FUNCTION_INFO_V1(mm_set_node_maintenance);
 
 #define NODE_DELTAS_LOCK_KEY INT64CONST(0x6d6d6e6f64656c74)	/* "mmnodelt" */
 
-/* Raises a NOTIFY with a JSON payload (a shim other files call, so they need no commands/async.h). */
+/*
+ * Raises a NOTIFY with a JSON payload (a shim other files call, so they need no
+ * commands/async.h).
+ */
 void
 MmNotifyJson(const char *channel, const char *json)
 {
@@ -46,10 +49,13 @@ MmNotifyJson(const char *channel, const char *json)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Capabilities                                                                                    */
+/* Capabilities                                                                                   */
 /* ---------------------------------------------------------------------------------------------- */
 
-/* Appends prefix + name ("trainer:mlp") for each string of caps->key (an array of names) to *elems. */
+/*
+ * Appends prefix + name ("trainer:mlp") for each string of caps->key (an array of names) to
+ * *elems.
+ */
 static void
 CollectNames(Jsonb *caps, const char *key, const char *prefix, List **elems)
 {
@@ -59,7 +65,8 @@ CollectNames(Jsonb *caps, const char *key, const char *prefix, List **elems)
 	JsonbValue	e;
 	int			n = 0;
 
-	if (getKeyJsonValueFromContainer(&caps->root, key, strlen(key), &v) == NULL || v.type == jbvNull)
+	if (getKeyJsonValueFromContainer(&caps->root, key, strlen(key), &v) == NULL ||
+		v.type == jbvNull)
 		return;
 	if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -95,11 +102,15 @@ SlotsOf(Jsonb *caps)
 	if (getKeyJsonValueFromContainer(&caps->root, "slots", 5, &v) == NULL || v.type == jbvNull)
 		return 1;
 	if (v.type != jbvNumeric)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities.slots must be a number"),
-						errhint("Pass the number of jobs the node runs at once, 1 to %d.", MM_MAX_SLOTS)));
-	slots = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(v.val.numeric)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("capabilities.slots must be a number"),
+						errhint("Pass the number of jobs the node runs at once, 1 to %d.",
+								MM_MAX_SLOTS)));
+	slots = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+											   NumericGetDatum(v.val.numeric)));
 	if (!(slots >= 1 && slots <= MM_MAX_SLOTS) || slots != floor(slots))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid capabilities.slots"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid capabilities.slots"),
 						errdetail("Got %.15g.", slots),
 						errhint("Pass the number of jobs the node runs at once, a whole number "
 								"from 1 to %d.", MM_MAX_SLOTS)));
@@ -126,13 +137,16 @@ RequirementsOf(Jsonb *caps, int32 *slots)
 	JsonbIteratorToken tok;
 
 	if (!JB_ROOT_IS_OBJECT(caps) || JB_ROOT_IS_SCALAR(caps))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities must be a JSON object"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("capabilities must be a JSON object"),
 						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"runners\": "
 								"[\"torch-cnn\"], \"slots\": 2}.")));
 	text_len = strlen(JsonbToCString(NULL, &caps->root, VARSIZE(caps)));
 	if (text_len > MM_MAX_CAPS_BYTES)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are too large"),
-						errdetail("Their JSON text takes %zu bytes; the limit is %d.", text_len, MM_MAX_CAPS_BYTES),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("capabilities are too large"),
+						errdetail("Their JSON text takes %zu bytes; the limit is %d.",
+								  text_len, MM_MAX_CAPS_BYTES),
 						errhint("Advertise trainers, runners and slots only.")));
 	it = JsonbIteratorInit(&caps->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -142,10 +156,13 @@ RequirementsOf(Jsonb *caps, int32 *slots)
 		if (tok != WJB_KEY)
 			continue;
 		for (int k = 0; k < lengthof(known); k++)
-			ok |= v.val.string.len == (int) strlen(known[k]) && memcmp(v.val.string.val, known[k], v.val.string.len) == 0;
+			ok |= v.val.string.len == (int) strlen(known[k]) &&
+				memcmp(v.val.string.val, known[k], v.val.string.len) == 0;
 		if (!ok)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown key in capabilities"),
-							errdetail("Got \"%s\".", MmPrintable(v.val.string.val, v.val.string.len, 64)),
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("unknown key in capabilities"),
+							errdetail("Got \"%s\".",
+									  MmPrintable(v.val.string.val, v.val.string.len, 64)),
 							errhint("The keys are \"trainers\", \"runners\" and \"slots\".")));
 	}
 	*slots = SlotsOf(caps);
@@ -158,7 +175,7 @@ RequirementsOf(Jsonb *caps, int32 *slots)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Registration and node identity                                                                  */
+/* Registration and node identity                                                                 */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* Raises unless the operator may register another node (setting max_nodes_per_operator). */
@@ -166,8 +183,10 @@ static void
 CheckNodeLimit(int64 operator_id)
 {
 	/* the operator's own user row serialises their registrations; nobody else's call waits on it */
-	static MmPlan lock = {"SELECT 1 FROM modelmine.users WHERE id = $1 FOR NO KEY UPDATE", 1, {INT8OID}};
-	static MmPlan count = {"SELECT pg_catalog.count(*) FROM modelmine.nodes WHERE operator_id = $1", 1, {INT8OID}};
+	static MmPlan lock = {
+		"SELECT 1 FROM modelmine.users WHERE id = $1 FOR NO KEY UPDATE", 1, {INT8OID}};
+	static MmPlan count = {
+		"SELECT pg_catalog.count(*) FROM modelmine.nodes WHERE operator_id = $1", 1, {INT8OID}};
 	Datum		args[1] = {Int64GetDatum(operator_id)};
 	int64		limit = MmSetting("max_nodes_per_operator");
 	int64		have;
@@ -178,7 +197,7 @@ CheckNodeLimit(int64 operator_id)
 	if (have >= limit)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("too many nodes"),
 						errdetail("You operate " INT64_FORMAT " nodes; the limit (setting "
-															  "max_nodes_per_operator) is " INT64_FORMAT ".",
+								  "max_nodes_per_operator) is " INT64_FORMAT ".",
 								  have, limit),
 						errhint("Reuse an existing node's key, or ask an admin to raise "
 								"max_nodes_per_operator.")));
@@ -189,10 +208,12 @@ static char *
 RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 {
 	static MmPlan ins = {
-		"INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements, slots) "
+		"INSERT INTO modelmine.nodes "
+		"(operator_id, name, key_hash, capabilities, requirements, slots) "
 		"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (operator_id, name) DO NOTHING RETURNING id",
 	6, {INT8OID, TEXTOID, BYTEAOID, JSONBOID, TEXTARRAYOID, INT2OID}};
-	static MmPlan acct = {"INSERT INTO modelmine.accounts (kind, node_id) VALUES ('node', $1)", 1, {INT8OID}};
+	static MmPlan acct = {
+		"INSERT INTO modelmine.accounts (kind, node_id) VALUES ('node', $1)", 1, {INT8OID}};
 	int64		operator_id = MmRequireUser(false, NULL);
 	char	   *name;
 	int			chars;
@@ -239,7 +260,10 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 	return psprintf(MM_NODE_KEY_PREFIX INT64_FORMAT "_%s", *node_id, secret);
 }
 
-/* Parses and verifies a node key; returns the node id, binding hash in *hash. Raises 28000 if bad. */
+/*
+ * Parses and verifies a node key; returns the node id, binding hash in *hash. Raises 28000 if
+ * bad.
+ */
 static int64
 VerifyNodeKey(const char *key, uint8 *hash)
 {
@@ -267,7 +291,9 @@ VerifyNodeKey(const char *key, uint8 *hash)
 			if (MmExec(&get, args, NULL, false, 1) == 1)
 			{
 				bool		isnull;
-				bytea	   *stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+				bytea	   *stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+																   SPI_tuptable->tupdesc, 1,
+																   &isnull));
 
 				ok = VARSIZE_ANY_EXHDR(stored) == MM_KEY_HASH_LEN &&
 					timingsafe_bcmp(VARDATA_ANY(stored), hash, MM_KEY_HASH_LEN) == 0;
@@ -277,7 +303,8 @@ VerifyNodeKey(const char *key, uint8 *hash)
 		}
 	}
 	if (!ok)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("invalid node key"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("invalid node key"),
 						errdetail("The key does not belong to any registered node."),
 						errhint("Use the node_key printed by modelmine.register_node(name, "
 								"capabilities).")));
@@ -296,16 +323,19 @@ MmRequireNode(bool read_only)
 	bytea	   *stored;
 
 	if (node_id == 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("not signed in as a node"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("not signed in as a node"),
 						errdetail("This database session is not bound to a ModelMine node."),
 						errhint("Call modelmine.authenticate_node(node_key) first.")));
 	args[0] = Int64GetDatum(node_id);
 	if (MmExec(&get, args, NULL, read_only, 1) != 1 ||
-		(stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+		(stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+												&isnull)),
 		 timingsafe_bcmp(VARDATA_ANY(stored), hash, MM_KEY_HASH_LEN) != 0))
 	{
 		MmDropNodeBinding();
-		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("node key no longer valid"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("node key no longer valid"),
 						errhint("Authenticate again with the node's current key.")));
 	}
 	return node_id;
@@ -324,7 +354,7 @@ MmNodeAccount(int64 node_id)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Heartbeat                                                                                        */
+/* Heartbeat                                                                                      */
 /* ---------------------------------------------------------------------------------------------- */
 
 typedef struct Beat
@@ -350,7 +380,8 @@ CheckBeat(const Beat *b)
 						errhint("Report CPU load as a percentage from 0 to 100.")));
 	if (b->total_mb < 1 || b->used_mb < 0 || b->used_mb > b->total_mb)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid memory figures"),
-						errdetail("Got memory_used_mb %d of memory_total_mb %d.", b->used_mb, b->total_mb),
+						errdetail("Got memory_used_mb %d of memory_total_mb %d.",
+								  b->used_mb, b->total_mb),
 						errhint("Report 0 <= memory_used_mb <= memory_total_mb, with "
 								"memory_total_mb at least 1.")));
 }
@@ -366,8 +397,10 @@ Heartbeat(const Beat *b)
 	static MmPlan beat = {
 		"WITH old AS ("
 		"  SELECT n.id, n.online_since, n.last_seen, n.last_notified_at, "
-		"         n.status AS old_status, CASE WHEN n.maintenance THEN 'MAINTENANCE' ELSE $2 END AS new_status, "
-		"         (n.last_seen IS NULL OR n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $6)) AS gap "
+		"         n.status AS old_status, "
+		"CASE WHEN n.maintenance THEN 'MAINTENANCE' ELSE $2 END AS new_status, "
+		"         (n.last_seen IS NULL OR "
+		"n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $6)) AS gap "
 		"    FROM modelmine.nodes n WHERE n.id = $1 FOR NO KEY UPDATE), "
 		"closed AS ("
 		"  INSERT INTO modelmine.node_uptime (node_id, started_at, ended_at) "
@@ -377,13 +410,18 @@ Heartbeat(const Beat *b)
 		"UPDATE modelmine.nodes n SET status = old.new_status, cpu_load = $3, memory_used_mb = $4, "
 		"       memory_total_mb = $5, last_seen = pg_catalog.now(), "
 		"       online_since = CASE WHEN old.gap THEN pg_catalog.now() ELSE n.online_since END, "
-		"       last_notified_at = CASE WHEN old.gap OR old.old_status <> old.new_status OR old.last_notified_at IS NULL "
-		"                                 OR old.last_notified_at <= pg_catalog.now() - pg_catalog.make_interval(secs => $7) "
+		"       last_notified_at = CASE WHEN old.gap OR old.old_status <> old.new_status "
+		"OR old.last_notified_at IS NULL "
+		"                                 OR old.last_notified_at <= pg_catalog.now() - "
+		"pg_catalog.make_interval(secs => $7) "
 		"                               THEN pg_catalog.now() ELSE n.last_notified_at END "
 		"  FROM old WHERE n.id = old.id "
-		"RETURNING n.last_notified_at = pg_catalog.now() AND old.last_notified_at IS DISTINCT FROM pg_catalog.now(), "
-		"          pg_catalog.jsonb_build_object('node_id', n.id, 'status', n.status, 'cpu_load', n.cpu_load, "
-		"              'memory_used_mb', n.memory_used_mb, 'memory_total_mb', n.memory_total_mb)::text",
+		"RETURNING n.last_notified_at = pg_catalog.now() AND "
+		"old.last_notified_at IS DISTINCT FROM pg_catalog.now(), "
+		"          pg_catalog.jsonb_build_object('node_id', n.id, 'status', n.status, "
+		"'cpu_load', n.cpu_load, "
+		"              'memory_used_mb', n.memory_used_mb, "
+		"'memory_total_mb', n.memory_total_mb)::text",
 	7, {INT8OID, TEXTOID, FLOAT4OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID}};
 	static MmPlan held = {
 		"SELECT COALESCE(pg_catalog.array_agg(id ORDER BY id), '{}') FROM modelmine.jobs "
@@ -406,7 +444,8 @@ Heartbeat(const Beat *b)
 	/* lost leases counted by others' claims while this node's row was held are folded at commit */
 	MmAtCommit(MM_AT_COMMIT_NODES);
 	MmExec(&held, args, NULL, true, 1);
-	return DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+												&isnull));
 }
 
 /*
@@ -418,17 +457,20 @@ SetNodeMaintenance(int64 node_id, bool on)
 {
 	static MmPlan set = {
 		"UPDATE modelmine.nodes SET maintenance = $3, "
-		"       status = CASE WHEN $3 THEN 'MAINTENANCE' WHEN status = 'MAINTENANCE' THEN 'ONLINE' ELSE status END "
+		"       status = CASE WHEN $3 THEN 'MAINTENANCE' "
+		"WHEN status = 'MAINTENANCE' THEN 'ONLINE' ELSE status END "
 		" WHERE id = $1 AND operator_id = $2 "
 		"RETURNING modelmine._node_status(status, last_seen), "
-		"          pg_catalog.jsonb_build_object('node_id', id, 'status', status, 'cpu_load', cpu_load, "
+		"          pg_catalog.jsonb_build_object('node_id', id, 'status', status, "
+		"'cpu_load', cpu_load, "
 		"              'memory_used_mb', memory_used_mb, 'memory_total_mb', memory_total_mb)::text",
 	3, {INT8OID, INT8OID, BOOLOID}};
 	int64		me = MmRequireUser(false, NULL);
 	Datum		args[3] = {Int64GetDatum(node_id), Int64GetDatum(me), BoolGetDatum(on)};
 
 	if (MmExecWaiting(&set, args, NULL, 1, "node", node_id) != 1)
-		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("node " INT64_FORMAT " not found", node_id),
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
+						errmsg("node " INT64_FORMAT " not found", node_id),
 						errdetail("There is no node with this id that you operate."),
 						errhint("List your nodes with modelmine.my_nodes().")));
 	MmNotifyJson(MM_CHANNEL_NODE_HEARTBEAT, MmText(0, 2));
@@ -450,23 +492,29 @@ MmFoldNodeDeltas(void)
 		"             ORDER BY n.id FOR NO KEY UPDATE OF n SKIP LOCKED), "
 		"d AS (DELETE FROM modelmine.node_deltas x USING nd WHERE x.node_id = nd.id "
 		"      RETURNING x.node_id, x.jobs_failed), "
-		"s AS (SELECT node_id, pg_catalog.sum(jobs_failed) AS failed, pg_catalog.count(*) AS n FROM d GROUP BY node_id), "
-		"u AS (UPDATE modelmine.nodes n SET jobs_failed = n.jobs_failed + s.failed FROM s WHERE n.id = s.node_id) "
+		"s AS (SELECT node_id, pg_catalog.sum(jobs_failed) AS failed, pg_catalog.count(*) AS n "
+		"FROM d GROUP BY node_id), "
+		"u AS (UPDATE modelmine.nodes n SET jobs_failed = n.jobs_failed + s.failed "
+		"FROM s WHERE n.id = s.node_id) "
 		"SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM s", 0, {0}};
 
 	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
 		return 0;
-	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(NODE_DELTAS_LOCK_KEY))))
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8,
+										  Int64GetDatum(NODE_DELTAS_LOCK_KEY))))
 		return 0;
 	MmExec(&fold, NULL, NULL, false, 0);
 	return MmInt64(0, 1, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Earnings                                                                                         */
+/* Earnings                                                                                       */
 /* ---------------------------------------------------------------------------------------------- */
 
-/* Operator: moves a node's earnings (all when all) to the operator's own balance; returns the amount. */
+/*
+ * Operator: moves a node's earnings (all when all) to the operator's own balance; returns the
+ * amount.
+ */
 static int64
 WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
 {
@@ -479,7 +527,8 @@ WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
 				have = 0;
 
 	if (MmExec(&own, args, NULL, true, 1) != 1)
-		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("node " INT64_FORMAT " not found", node_id),
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
+						errmsg("node " INT64_FORMAT " not found", node_id),
 						errdetail("There is no node with this id that you operate."),
 						errhint("List your nodes with modelmine.my_nodes().")));
 	account = MmInt64(0, 1, NULL);
@@ -488,8 +537,10 @@ WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
 	if (amount == 0)
 		return 0;
 	if (!MmTrySpend(account, MmUserAccount(me), amount, "withdrawal", 0, NULL, &have))
-		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient node earnings"),
-						errdetail("Node " INT64_FORMAT " holds " INT64_FORMAT " tokens; the withdrawal is " INT64_FORMAT ".",
+		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE),
+						errmsg("insufficient node earnings"),
+						errdetail("Node " INT64_FORMAT " holds " INT64_FORMAT
+								  " tokens; the withdrawal is " INT64_FORMAT ".",
 								  node_id, have, amount),
 						errhint("Withdraw at most the node's balance, or pass NULL to withdraw all "
 								"of it.")));
@@ -497,7 +548,7 @@ WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* SQL-callable shims                                                                               */
+/* SQL-callable shims                                                                             */
 /* ---------------------------------------------------------------------------------------------- */
 
 /* register_node(name, capabilities) -> (node_id, node_key), the key shown once. */
@@ -514,10 +565,12 @@ mm_register_node(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "modelmine: register_node must return a composite");
 	if (PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are required"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("capabilities are required"),
 						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"slots\": 2}.")));
 	MmConnect();
-	key = RegisterNode(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), PG_GETARG_JSONB_P(1), &node_id);
+	key = RegisterNode(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+					   PG_GETARG_JSONB_P(1), &node_id);
 	key = MemoryContextStrdup(cxt, key);
 	SPI_finish();
 	values[0] = Int64GetDatum(node_id);
@@ -533,7 +586,8 @@ mm_authenticate_node(PG_FUNCTION_ARGS)
 	int64		id;
 
 	if (PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), errmsg("node_key is required"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("node_key is required"),
 						errhint("Pass the node_key printed by modelmine.register_node.")));
 	MmConnect();
 	id = VerifyNodeKey(text_to_cstring(PG_GETARG_TEXT_PP(0)), hash);
@@ -553,7 +607,8 @@ mm_set_capabilities(PG_FUNCTION_ARGS)
 	int32		slots;
 
 	if (PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("capabilities are required"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("capabilities are required"),
 						errhint("Pass e.g. {\"trainers\": [\"logreg\", \"mlp\"], \"slots\": 2}.")));
 	MmConnect();
 	args[0] = Int64GetDatum(MmRequireNode(false));
@@ -565,7 +620,10 @@ mm_set_capabilities(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* heartbeat(cpu_load, memory_used_mb, memory_total_mb, status) -> the ids of the jobs this node holds. */
+/*
+ * heartbeat(cpu_load, memory_used_mb, memory_total_mb, status) -> the ids of the jobs this node
+ * holds.
+ */
 Datum
 mm_heartbeat(PG_FUNCTION_ARGS)
 {
@@ -575,7 +633,8 @@ mm_heartbeat(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("%s is required", PG_ARGISNULL(0) ? "cpu_load" : PG_ARGISNULL(1) ? "memory_used_mb" :
+						errmsg("%s is required",
+							   PG_ARGISNULL(0) ? "cpu_load" : PG_ARGISNULL(1) ? "memory_used_mb" :
 							   PG_ARGISNULL(2) ? "memory_total_mb" : "status"),
 						errhint("Pass cpu_load (percent), memory_used_mb, memory_total_mb and a "
 								"status.")));
@@ -625,7 +684,8 @@ mm_set_node_maintenance(PG_FUNCTION_ARGS)
 						errhint("Pass one of your node ids (see modelmine.my_nodes()).")));
 	if (PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("maintenance is required"),
-						errhint("Pass true to put the node in MAINTENANCE, false to take it out.")));
+						errhint("Pass true to put the node in MAINTENANCE, "
+								"false to take it out.")));
 	MmConnect();
 	status = MemoryContextStrdup(cxt, SetNodeMaintenance(PG_GETARG_INT64(0), PG_GETARG_BOOL(1)));
 	SPI_finish();

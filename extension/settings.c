@@ -57,8 +57,8 @@ LoadSettings(void)
 	uint64		n = MmExec(&all, NULL, NULL, true, 0);
 
 	if (n > MAX_SETTINGS)
-		elog(ERROR, "modelmine: %llu settings, more than the %d this library keeps", (unsigned long long) n,
-			 MAX_SETTINGS);
+		elog(ERROR, "modelmine: %llu settings, more than the %d this library keeps",
+			 (unsigned long long) n, MAX_SETTINGS);
 	for (uint64 i = 0; i < n; i++)
 	{
 		strlcpy(cache[i].name, MmText(i, 1), NAMEDATALEN);
@@ -87,7 +87,10 @@ MmSetting(const char *name)
 	return 0;					/* keep compiler quiet */
 }
 
-/* A setting from the cache without running a query (at commit, where none should run): false if unloaded. */
+/*
+ * A setting from the cache without running a query (at commit, where none should run): false if
+ * unloaded.
+ */
 bool
 MmSettingIfCached(const char *name, int64 *value)
 {

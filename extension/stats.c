@@ -36,8 +36,10 @@ AddDelta(Datum created_at, Datum user_id, const char *status, int32 jobs, int64 
 		 bool has_accuracy, float8 accuracy)
 {
 	static MmPlan ins = {
-		"INSERT INTO modelmine.job_stat_deltas (month, user_id, status, jobs, stake, accuracy_sum, accuracy_n) "
-		"VALUES (pg_catalog.date_trunc('month', $1 AT TIME ZONE 'UTC')::date, $2, $3::modelmine.job_status, "
+		"INSERT INTO modelmine.job_stat_deltas "
+		"(month, user_id, status, jobs, stake, accuracy_sum, accuracy_n) "
+		"VALUES (pg_catalog.date_trunc('month', $1 AT TIME ZONE 'UTC')::date, $2, "
+		"$3::modelmine.job_status, "
 		"        $4, $5, $6, $7)",
 	7, {TIMESTAMPTZOID, INT8OID, TEXTOID, INT4OID, INT8OID, FLOAT8OID, INT4OID}};
 	Datum		args[7];
@@ -68,14 +70,18 @@ ResultAccuracy(HeapTuple tup, TupleDesc desc, float8 *out)
 	return MmResultNumber(j, "accuracy", out);
 }
 
-/* The delta of one job version: +1 (entering its status) or -1 (leaving it), from that version's row. */
+/*
+ * The delta of one job version: +1 (entering its status) or -1 (leaving it), from that version's
+ * row.
+ */
 static void
 VersionDelta(HeapTuple tup, TupleDesc desc, const char *status, int sign)
 {
 	bool		isnull;
 	Datum		created = SPI_getbinval(tup, desc, SPI_fnumber(desc, "created_at"), &isnull);
 	Datum		user_id = SPI_getbinval(tup, desc, SPI_fnumber(desc, "user_id"), &isnull);
-	int64		stake = DatumGetInt64(SPI_getbinval(tup, desc, SPI_fnumber(desc, "stake"), &isnull));
+	int64		stake = DatumGetInt64(SPI_getbinval(tup, desc, SPI_fnumber(desc, "stake"),
+													&isnull));
 	float8		accuracy = 0;
 	bool		has_accuracy = false;
 
@@ -111,7 +117,8 @@ mm_job_stats_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 						errmsg("mm_job_stats_trigger must be an AFTER row trigger")));
 	MmConnect();
@@ -131,15 +138,19 @@ MmFoldStats(void)
 {
 	static MmPlan fold = {
 		"WITH d AS (DELETE FROM modelmine.job_stat_deltas RETURNING *), "
-		"g AS (SELECT month, status, sum(jobs) AS jobs, sum(stake) AS stake, sum(accuracy_sum) AS accuracy_sum, "
+		"g AS (SELECT month, status, sum(jobs) AS jobs, sum(stake) AS stake, "
+		"sum(accuracy_sum) AS accuracy_sum, "
 		"             sum(accuracy_n) AS accuracy_n, count(*) AS n FROM d GROUP BY month, status), "
-		"u AS (INSERT INTO modelmine.job_stats AS s (month, status, jobs, stake, accuracy_sum, accuracy_n) "
+		"u AS (INSERT INTO modelmine.job_stats AS s "
+		"(month, status, jobs, stake, accuracy_sum, accuracy_n) "
 		"      SELECT month, status, jobs, stake, accuracy_sum, accuracy_n FROM g "
 		"      ON CONFLICT (month, status) DO UPDATE SET jobs = s.jobs + EXCLUDED.jobs, "
-		"          stake = s.stake + EXCLUDED.stake, accuracy_sum = s.accuracy_sum + EXCLUDED.accuracy_sum, "
+		"          stake = s.stake + EXCLUDED.stake, "
+		"accuracy_sum = s.accuracy_sum + EXCLUDED.accuracy_sum, "
 		"          accuracy_n = s.accuracy_n + EXCLUDED.accuracy_n), "
 		/* a job submitted and settled within one fold nets to zero: no row to touch */
-		"gu AS (SELECT user_id, status, sum(jobs) AS jobs, sum(stake) AS stake FROM d GROUP BY user_id, status "
+		"gu AS (SELECT user_id, status, sum(jobs) AS jobs, sum(stake) AS stake "
+		"FROM d GROUP BY user_id, status "
 		"       HAVING sum(jobs) <> 0 OR sum(stake) <> 0), "
 		"uu AS (INSERT INTO modelmine.user_job_stats AS s (user_id, status, jobs, stake) "
 		"       SELECT user_id, status, jobs, stake FROM gu "
@@ -154,7 +165,8 @@ MmFoldStats(void)
 	/* the lock is held to commit: don't take it when there is nothing to fold */
 	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
 		return 0;
-	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(STATS_LOCK_KEY))))
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8,
+										  Int64GetDatum(STATS_LOCK_KEY))))
 		return 0;
 	MmExec(&fold, NULL, NULL, false, 0);
 	return MmInt64(0, 1, NULL);

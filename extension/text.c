@@ -43,7 +43,8 @@ MmCheckDisplayText(const char *field, const char *s)
 
 		if (why)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s", field),
-							errdetail("Character %d is U+%04X, %s.", pos + 1, (unsigned int) c, why),
+							errdetail("Character %d is U+%04X, %s.",
+									  pos + 1, (unsigned int) c, why),
 							errhint("Use printable characters only: no control characters, no "
 									"bidirectional or invisible formatting.")));
 		p += n;

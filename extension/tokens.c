@@ -45,7 +45,8 @@ MmCheckAmount(const char *field, Datum value, bool isnull)
 	if (amount < 1 || amount > MM_MAX_AMOUNT)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid %s", field),
 						errdetail("Got " INT64_FORMAT ".", amount),
-						errhint("Pass a whole number of tokens from 1 to " INT64_FORMAT ".", (int64) MM_MAX_AMOUNT)));
+						errhint("Pass a whole number of tokens from 1 to " INT64_FORMAT ".",
+								(int64) MM_MAX_AMOUNT)));
 	return amount;
 }
 
@@ -58,7 +59,8 @@ static int64
 Record(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id)
 {
 	static MmPlan post = {
-		"WITH j AS (INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
+		"WITH j AS (INSERT INTO modelmine.journal "
+		"(debit_account, credit_account, amount, reason, job_id) "
 		"           VALUES ($1, $2, $3, $4, $5) RETURNING id), "
 		"d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
 		"      SELECT $2, $3 UNION ALL SELECT $1, -$3 WHERE $1 < $6) "
@@ -92,7 +94,8 @@ MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job
 		"WITH d AS (DELETE FROM modelmine.account_deltas WHERE account_id = $1 RETURNING amount), "
 		"s AS (SELECT COALESCE(pg_catalog.sum(amount), 0)::bigint AS unfolded FROM d) "
 		"UPDATE modelmine.accounts a "
-		"   SET balance = a.balance + s.unfolded - CASE WHEN a.balance + s.unfolded >= $2 THEN $2 ELSE 0 END "
+		"   SET balance = a.balance + s.unfolded - "
+		"CASE WHEN a.balance + s.unfolded >= $2 THEN $2 ELSE 0 END "
 		"  FROM s WHERE a.id = $1 RETURNING s.unfolded", 2, {INT8OID, INT8OID}};
 	Datum		args[2] = {Int64GetDatum(payer), Int64GetDatum(amount)};
 	int64		folded,
@@ -145,14 +148,17 @@ MmFoldCredits(void)
 		"              ORDER BY a.id FOR NO KEY UPDATE OF a SKIP LOCKED), "
 		"d AS (DELETE FROM modelmine.account_deltas x USING acc WHERE x.account_id = acc.id "
 		"      RETURNING x.account_id, x.amount), "
-		"s AS (SELECT account_id, pg_catalog.sum(amount)::bigint AS amount, pg_catalog.count(*) AS n "
+		"s AS (SELECT account_id, pg_catalog.sum(amount)::bigint AS amount, "
+		"pg_catalog.count(*) AS n "
 		"        FROM d GROUP BY account_id), "
-		"u AS (UPDATE modelmine.accounts a SET balance = a.balance + s.amount FROM s WHERE a.id = s.account_id) "
+		"u AS (UPDATE modelmine.accounts a SET balance = a.balance + s.amount "
+		"FROM s WHERE a.id = s.account_id) "
 		"SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM s", 0, {0}};
 
 	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
 		return 0;
-	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(CREDITS_LOCK_KEY))))
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8,
+										  Int64GetDatum(CREDITS_LOCK_KEY))))
 		return 0;
 	MmExec(&fold, NULL, NULL, false, 0);
 	return MmInt64(0, 1, NULL);
@@ -163,7 +169,8 @@ int64
 MmBalance(int64 account)
 {
 	static MmPlan get = {
-		"SELECT a.balance + COALESCE((SELECT pg_catalog.sum(d.amount) FROM modelmine.account_deltas d "
+		"SELECT a.balance + COALESCE((SELECT pg_catalog.sum(d.amount) "
+		"FROM modelmine.account_deltas d "
 		"                              WHERE d.account_id = a.id), 0)::bigint "
 		"  FROM modelmine.accounts a WHERE a.id = $1", 1, {INT8OID}};
 	Datum		args[1] = {Int64GetDatum(account)};
@@ -186,9 +193,9 @@ MmCheckSupply(int64 amount, const char *what)
 
 	if (issued > cap - amount)
 		ereport(ERROR, (errcode(ERRCODE_MM_SUPPLY_CAP), errmsg("token supply cap reached"),
-						errdetail("%s of " INT64_FORMAT " tokens would raise the supply from " INT64_FORMAT
-								  " to more than the cap of " INT64_FORMAT " (setting max_supply).",
-								  what, amount, issued, cap),
+						errdetail("%s of " INT64_FORMAT " tokens would raise the supply from "
+								  INT64_FORMAT " to more than the cap of " INT64_FORMAT
+								  " (setting max_supply).", what, amount, issued, cap),
 						errhint("Issue fewer tokens, or have an admin raise max_supply.")));
 }
 
@@ -227,12 +234,14 @@ Transfer(text *to_email, int64 amount)
 				have = 0;
 
 	if (to == me)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("cannot transfer to yourself"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("cannot transfer to yourself"),
 						errhint("Pass another user's email.")));
-	if (!MmTrySpend(MmUserAccount(me), MmUserAccount(to), amount, "transfer", 0, &journal_id, &have))
+	if (!MmTrySpend(MmUserAccount(me), MmUserAccount(to), amount, "transfer", 0,
+					&journal_id, &have))
 		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),
-						errdetail("Your balance is " INT64_FORMAT " tokens; the transfer needs " INT64_FORMAT ".",
-								  have, amount),
+						errdetail("Your balance is " INT64_FORMAT " tokens; the transfer needs "
+								  INT64_FORMAT ".", have, amount),
 						errhint("Transfer at most your balance.")));
 	return journal_id;
 }

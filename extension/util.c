@@ -1,6 +1,6 @@
 /*
- * util.c — small helpers more than one file of the extension needs: SHA-256, bytea and hex, random
- * hex strings, whitespace trimming, the name rule for trainers, runners and capabilities.
+ * util.c — small helpers more than one file of the extension needs: SHA-256, bytea and hex,
+ * random hex strings, whitespace trimming, the name rule for trainers, runners and capabilities.
  */
 #include "modelmine.h"
 
@@ -96,7 +96,8 @@ MmTrim(char *s)
 bool
 MmValidName(const char *s, int len)
 {
-	if (len < 1 || len > MM_NAME_MAX_CHARS || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+	if (len < 1 || len > MM_NAME_MAX_CHARS ||
+		!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
 		return false;
 	for (int i = 1; i < len; i++)
 	{
