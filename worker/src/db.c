@@ -1,14 +1,15 @@
 /*
  * db.c — everything the worker says to the database, through libpq and the modelmine SQL functions.
  *
- * Calls are synchronous (the loop issues one at a time).  Each returns DB_OK when the database accepted
- * the request; DB_REFUSED when it refused it (Db.sqlstate and Db.error say why; logged unless the
- * caller paces and logs that call itself); DB_BUSY when it was too busy to do it (lock timeout,
- * serialization failure, deadlock: nothing happened, ask again later); DB_LOST when the connection
- * broke: the caller keeps its state and retries after the loop reconnects.
+ * Calls are synchronous (the loop issues one at a time).  Each returns DB_OK when the database
+ * accepted the request; DB_REFUSED when it refused it (Db.sqlstate and Db.error say why; logged
+ * unless the caller paces and logs that call itself); DB_BUSY when it was too busy to do it (lock
+ * timeout, serialization failure, deadlock: nothing happened, ask again later); DB_LOST when the
+ * connection broke: the caller keeps its state and retries after the loop reconnects.  What a
+ * SQLSTATE means is common/sqlstate.c's to say.
  *
- * Errors PostgreSQL raises for a setup problem (the login role lacks modelmine_node, the database lacks
- * the extension) get a hint naming the GRANT or CREATE EXTENSION to run (pgerr.c).
+ * Errors PostgreSQL raises for a setup problem (the login role lacks modelmine_node, the database
+ * lacks the extension) get a hint naming the GRANT or CREATE EXTENSION to run (pgerr.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 static void
 connect_failed(Db *db, const char *why)
 {
-	if (backoff_fail(&db->connect, now_s(), why))
+	if (backoff_fail(&db->connect, mm_now_s(), why))
 	{
 		char		plan[96];
 
@@ -29,6 +30,7 @@ connect_failed(Db *db, const char *why)
 	}
 }
 
+/* Closes the connection (logging why, if it was up); the loop reconnects with backoff. */
 void
 db_disconnect(Db *db, const char *why)
 {
@@ -38,38 +40,35 @@ db_disconnect(Db *db, const char *why)
 	db->heartbeat_ok = false;
 	if (db->up)
 	{
-		backoff_fail(&db->connect, now_s(), why);
+		backoff_fail(&db->connect, mm_now_s(), why);
 		logmsg("lost database connection: %s; retrying in %.0f s", why, db->connect.delay);
 	}
 	db->up = false;
 }
 
-/* libpq messages span lines ("...\n\tThis probably means..."): one log line each. */
-static void
-trim_newline(char *s)
+/* libpq's last error on conn, on one line, into why. */
+static const char *
+conn_error(PGconn *conn, char *why, size_t len)
 {
-	char	   *w = s;
-	size_t		n;
+	snprintf(why, len, "%s", PQerrorMessage(conn));
+	mm_one_line(why);
+	return why;
+}
 
-	for (const char *r = s; *r; r++)
-	{
-		if (*r == '\n' || *r == '\t')
-		{
-			if (w > s && w[-1] != ' ')
-				*w++ = ' ';
-		}
-		else
-			*w++ = *r;
-	}
-	*w = '\0';
-	n = strlen(s);
-	while (n > 0 && s[n - 1] == ' ')
-		s[--n] = '\0';
+/* The connection broke under a call: disconnect, saying what libpq knows. */
+static int
+lost(Db *db)
+{
+	char		why[512];
+
+	conn_error(db->conn, why, sizeof(why));
+	db_disconnect(db, why[0] ? why : "server closed the connection");
+	return DB_LOST;
 }
 
 /*
- * Classifies a finished PGresult (frees nothing) and keeps an error's SQLSTATE and one-line text in db.
- * quiet: the caller logs refusals itself (the calls the loop repeats, which it paces).
+ * Classifies a finished PGresult (frees nothing) and keeps an error's SQLSTATE and one-line text in
+ * db. quiet: the caller logs refusals itself (the calls the loop repeats, which it paces).
  */
 static int
 outcome(Db *db, PGresult *r, const char *what, bool quiet)
@@ -88,33 +87,28 @@ outcome(Db *db, PGresult *r, const char *what, bool quiet)
 		return DB_OK;
 	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
-	if (PQstatus(db->conn) != CONNECTION_OK || strncmp(db->sqlstate, "08", 2) == 0 ||
-		strncmp(db->sqlstate, "57P", 3) == 0 || db->sqlstate[0] == '\0')
-	{
-		char		why[512];
-
-		snprintf(why, sizeof(why), "%s", PQerrorMessage(db->conn));
-		trim_newline(why);
-		db_disconnect(db, why[0] ? why : "server closed the connection");
-		return DB_LOST;
-	}
+	/* no SQLSTATE: libpq failed on its own, which for the worker's fixed calls is the connection */
+	if (PQstatus(db->conn) != CONNECTION_OK || mm_sqlstate_lost(db->sqlstate) ||
+		db->sqlstate[0] == '\0')
+		return lost(db);
 	msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
 	hint = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
 	file = PQresultErrorField(r, PG_DIAG_SOURCE_FILE);
 	if (pg_setup_hint(setup, sizeof(setup), db->sqlstate, msg, hint, file, PQuser(db->conn),
-					  db->needs ? db->needs : "modelmine_node", PQdb(db->conn)))
+					  db->needs ? db->needs : MM_ROLE_NODE, PQdb(db->conn)))
 		hint = setup;
-	snprintf(db->error, sizeof(db->error), "%s [%s]%s%s", msg ? msg : "?", db->sqlstate, hint ? "; hint: " : "",
-			 hint ? hint : "");
-	trim_newline(db->error);
-	if (pg_transient(db->sqlstate))
+	snprintf(db->error, sizeof(db->error), "%s [%s]%s%s", msg ? msg : "?", db->sqlstate,
+			 hint ? "; hint: " : "", hint ? hint : "");
+	mm_one_line(db->error);
+	if (mm_sqlstate_busy(db->sqlstate))
 		return DB_BUSY;
-	db->job_gone = pg_job_gone(db->sqlstate, hint, file);
+	db->job_gone = mm_job_gone(db->sqlstate, hint, file);
 	if (!quiet)
 		logmsg("%s refused: %s", what, db->error);
 	return DB_REFUSED;
 }
 
+/* One parameterised statement, text in and out. */
 static PGresult *
 exec(Db *db, const char *sql, int n, const char *const *values)
 {
@@ -129,20 +123,21 @@ log_notice(void *arg, const char *message)
 
 	(void) arg;
 	snprintf(m, sizeof(m), "%s", message);
-	trim_newline(m);
+	mm_one_line(m);
 	logmsg("database notice: %s", m);
 }
 
+/* A blocking connection with the worker's settings: timeouts, keepalives, its application_name. */
 static PGconn *
 open_conn(const Options *o)
 {
-	const char *keys[8] = {"connect_timeout", "application_name", "keepalives_idle", "keepalives_interval",
-	"keepalives_count", NULL, NULL, NULL};
+	const char *keys[8] = {"connect_timeout", "application_name", "keepalives_idle",
+	"keepalives_interval", "keepalives_count", NULL, NULL, NULL};
 	const char *vals[8] = {"10", "modelmine-worker", "10", "5", "3", NULL, NULL, NULL};
 
 	if (o->db)
 	{
-		/* a URL or conninfo string in dbname is expanded by libpq; later keywords do not override it */
+		/* libpq expands a URL or conninfo string in dbname; later keywords do not override it */
 		keys[5] = "dbname";
 		vals[5] = o->db;
 	}
@@ -174,7 +169,7 @@ db_connect(Db *db, const Options *o, const char *node_key, json_t *caps)
 		char		why[512];
 
 		snprintf(why, sizeof(why), "cannot connect to the database: %s", PQerrorMessage(db->conn));
-		trim_newline(why);
+		mm_one_line(why);
 		PQfinish(db->conn);
 		db->conn = NULL;
 		connect_failed(db, why);
@@ -189,7 +184,8 @@ db_connect(Db *db, const Options *o, const char *node_key, json_t *caps)
 	if (rc == DB_OK)
 		db->node_id = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
-	if (rc == DB_REFUSED && strncmp(db->sqlstate, "28", 2) == 0)
+	if (rc == DB_REFUSED &&
+		strncmp(db->sqlstate, MM_SQLSTATE_CLASS_AUTH, strlen(MM_SQLSTATE_CLASS_AUTH)) == 0)
 	{
 		logmsg("authenticate_node refused: %s", db->error);
 		PQfinish(db->conn);
@@ -208,8 +204,8 @@ db_connect(Db *db, const Options *o, const char *node_key, json_t *caps)
 	}
 	if (rc == DB_OK)
 	{
-		what = "LISTEN modelmine_work";
-		r = PQexec(db->conn, "LISTEN modelmine_work");
+		what = "LISTEN " MM_CHANNEL_WORK;
+		r = PQexec(db->conn, "LISTEN " MM_CHANNEL_WORK);
 		rc = outcome(db, r, what, true);
 		PQclear(r);
 	}
@@ -238,7 +234,7 @@ db_connect(Db *db, const Options *o, const char *node_key, json_t *caps)
 int
 db_register(const Options *o, json_t *caps, char **node_key, long long *node_id)
 {
-	Db			db = {.needs = "modelmine_user"};
+	Db			db = {.needs = MM_ROLE_USER};
 	char	   *caps_text = json_dumps(caps, JSON_COMPACT);
 	const char *args[2];
 	PGresult   *r;
@@ -249,9 +245,7 @@ db_register(const Options *o, json_t *caps, char **node_key, long long *node_id)
 	{
 		char		why[512];
 
-		snprintf(why, sizeof(why), "%s", PQerrorMessage(db.conn));
-		trim_newline(why);
-		logmsg("cannot connect to register the node: %s", why);
+		logmsg("cannot connect to register the node: %s", conn_error(db.conn, why, sizeof(why)));
 		PQfinish(db.conn);
 		free(caps_text);
 		return -1;
@@ -266,7 +260,8 @@ db_register(const Options *o, json_t *caps, char **node_key, long long *node_id)
 	{
 		args[0] = o->name;
 		args[1] = caps_text;
-		r = exec(&db, "SELECT node_id, node_key FROM modelmine.register_node($1, $2::jsonb)", 2, args);
+		r = exec(&db, "SELECT node_id, node_key FROM modelmine.register_node($1, $2::jsonb)", 2,
+				 args);
 		rc = outcome(&db, r, "register_node", false);
 		if (rc == DB_OK)
 		{
@@ -276,13 +271,18 @@ db_register(const Options *o, json_t *caps, char **node_key, long long *node_id)
 		PQclear(r);
 	}
 	if (rc == DB_BUSY)
-		logmsg("registering the node failed, the database was busy: %s; start the worker again", db.error);
+		logmsg("registering the node failed, the database was busy: %s; start the worker again",
+			   db.error);
 	if (db.conn)
 		PQfinish(db.conn);
 	free(caps_text);
 	return rc == DB_OK ? 0 : -1;
 }
 
+/*
+ * Says the node is alive, with its load and status; *held gets the jobs the database still leases
+ * to it (malloc'd, *nheld of them).
+ */
 int
 db_heartbeat(Db *db, const char *status, long long **held, int *nheld)
 {
@@ -299,7 +299,8 @@ db_heartbeat(Db *db, const char *status, long long **held, int *nheld)
 	memory_mb(&used, &total);
 	snprintf(used_s, sizeof(used_s), "%d", used);
 	snprintf(total_s, sizeof(total_s), "%d", total);
-	r = exec(db, "SELECT pg_catalog.array_to_string(modelmine.heartbeat($1::real, $2::int, $3::int, $4), ',')", 4, args);
+	r = exec(db, "SELECT pg_catalog.array_to_string("
+			 "modelmine.heartbeat($1::real, $2::int, $3::int, $4), ',')", 4, args);
 	rc = outcome(db, r, "heartbeat", true);
 	*nheld = 0;
 	if (rc == DB_OK)
@@ -325,6 +326,7 @@ db_heartbeat(Db *db, const char *status, long long **held, int *nheld)
 	return rc;
 }
 
+/* Leases up to max_jobs pending jobs for lease_seconds: *jobs is an array of {job_id, config}. */
 int
 db_claim(Db *db, int max_jobs, int lease_seconds, json_t **jobs)
 {
@@ -336,17 +338,19 @@ db_claim(Db *db, int max_jobs, int lease_seconds, json_t **jobs)
 
 	snprintf(m, sizeof(m), "%d", max_jobs);
 	snprintf(l, sizeof(l), "%d", lease_seconds);
-	r = exec(db, "SELECT job_id, config::text FROM modelmine.claim_jobs($1::int, $2::int)", 2, args);
+	r = exec(db, "SELECT job_id, config::text FROM modelmine.claim_jobs($1::int, $2::int)", 2,
+			 args);
 	rc = outcome(db, r, "claim_jobs", true);
 	*jobs = json_array();
 	if (rc == DB_OK)
 	{
 		for (int i = 0; i < PQntuples(r); i++)
 		{
+			json_int_t	id = (json_int_t) atoll(PQgetvalue(r, i, 0));
 			json_error_t err;
 			json_t	   *config = json_loads(PQgetvalue(r, i, 1), 0, &err);
 
-			json_array_append_new(*jobs, json_pack("{s:I, s:o}", "job_id", (json_int_t) atoll(PQgetvalue(r, i, 0)),
+			json_array_append_new(*jobs, json_pack("{s:I, s:o}", "job_id", id,
 												   "config", config ? config : json_object()));
 		}
 	}
@@ -436,14 +440,7 @@ db_drain_notifies(Db *db)
 	int			count = 0;
 
 	if (!PQconsumeInput(db->conn))
-	{
-		char		why[512];
-
-		snprintf(why, sizeof(why), "%s", PQerrorMessage(db->conn));
-		trim_newline(why);
-		db_disconnect(db, why[0] ? why : "server closed the connection");
-		return DB_LOST;
-	}
+		return lost(db);
 	while ((n = PQnotifies(db->conn)) != NULL)
 	{
 		count++;

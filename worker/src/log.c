@@ -1,21 +1,14 @@
-/* log.c — one line per event on stderr: UTC time, worker name, what happened and why. */
+/* log.c — one line per event on stderr: UTC time, the node's name, what happened and why. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
 #include "worker.h"
 
+/* The node's name as registered (main.c sets it: --name, the state file's, or the host name). */
 const char *log_name = "worker";
 
-double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
+/* Writes one log line: "2024-05-01T12:00:00Z NAME: " and the formatted text. */
 void
 logmsg(const char *fmt,...)
 {

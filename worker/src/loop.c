@@ -1,12 +1,12 @@
 /*
  * loop.c — the worker's single poll() loop.
  *
- * Each turn: (re)connect if due, reap children and enforce time limits, forward progress, settle
- * finished jobs, heartbeat, claim work for free slots, then poll() on the database socket, the
- * children's pipes and a self-pipe that signal handlers write to.  A NOTIFY on modelmine_work is only a
- * wake-up: after it, after every timeout and after every reconnect we ask claim_jobs() again, which
- * reads the queue itself (FOR UPDATE SKIP LOCKED), so a lost notification costs at most one poll
- * interval.
+ * Each turn: take stop requests, (re)connect if due, reap children and enforce time limits, forward
+ * progress, settle finished jobs, heartbeat, claim work for free slots, then poll() on the database
+ * socket, the children's pipes and the self-pipe that signal handlers write to (common/sigpipe.c).
+ * A NOTIFY on modelmine_work is only a wake-up: after it, after every timeout and after every
+ * reconnect we ask claim_jobs() again, which reads the queue itself (FOR UPDATE SKIP LOCKED), so a
+ * lost notification costs at most one poll interval.
  *
  * Leases: only report_progress extends a job's lease, so every running job gets one at least every
  * lease_seconds / 3, re-sending the last progress when the trainer printed nothing new.  A call the
@@ -16,58 +16,28 @@
  * node heartbeats before it claims, as a node that is not ONLINE gets no work.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "worker.h"
 
 /* a stopping worker tries this long to give a job back (or report its end) before leaving it to its lease */
 #define RELEASE_GRACE 5.0
 
-static int	sig_pipe[2] = {-1, -1};
-static volatile sig_atomic_t stop_requests = 0;
-
-static void
-on_signal(int sig)
-{
-	int			saved = errno;
-	char		c = (char) sig;
-
-	if (sig == SIGTERM || sig == SIGINT)
-		stop_requests++;
-	if (write(sig_pipe[1], &c, 1) < 0)
-	{
-		/* pipe full: the loop is already awake */
-	}
-	errno = saved;
-}
-
+/* SIGTERM and SIGINT ask the loop to stop; SIGCHLD only wakes it.  No SIGPIPE: the write fails. */
 static void
 install_signals(void)
 {
-	struct sigaction sa;
+	static const int sigs[] = {SIGTERM, SIGINT, SIGCHLD};
 
-	if (pipe(sig_pipe) != 0)
+	if (mm_sig_pipe_open(sigs, sizeof(sigs) / sizeof(sigs[0])) != 0)
 	{
 		perror("pipe");
 		exit(1);
 	}
-	for (int i = 0; i < 2; i++)
-	{
-		fcntl(sig_pipe[i], F_SETFL, fcntl(sig_pipe[i], F_GETFL) | O_NONBLOCK);
-		fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -138,7 +108,7 @@ settle(Db *db, Task *t, double now)
 	if (t->result)
 	{
 		rc = db_complete(db, t->job_id, t->result);
-		if (rc == DB_REFUSED && strcmp(db->sqlstate, "22023") == 0)
+		if (rc == DB_REFUSED && strcmp(db->sqlstate, MM_SQLSTATE_BAD_INPUT) == 0)
 		{
 			/* the database rejected the result itself: that is the job's failure, not the node's */
 			free(t->error);
@@ -234,7 +204,7 @@ held_contains(const long long *held, int n, long long id)
 int
 run_loop(const Options *o, const char *node_key)
 {
-	Task		tasks[MAX_SLOTS];
+	Task		tasks[MM_MAX_SLOTS];
 	int			ntasks = 0;
 	Db			db = {0};
 	/* a failing heartbeat is still tried every --heartbeat-interval: a node silent for long goes OFFLINE */
@@ -248,7 +218,6 @@ run_loop(const Options *o, const char *node_key)
 	bool		wake = true,
 				draining = false,
 				idle_seen = false;
-	int			handled_stops = 0;
 
 	install_signals();
 	if (db_connect(&db, o, node_key, caps) == DB_REFUSED)
@@ -260,17 +229,17 @@ run_loop(const Options *o, const char *node_key)
 
 	for (;;)
 	{
-		double		now = now_s(),
+		double		now = mm_now_s(),
 					wait_until;
-		struct pollfd pfd[MAX_SLOTS + 2];
+		struct pollfd pfd[MM_MAX_SLOTS + 2];
 		int			nfd = 0,
 					db_slot = -1,
-					task_slot[MAX_SLOTS + 2];
+					task_slot[MM_MAX_SLOTS + 2];
+		int			sig = mm_sig_pipe_drain(SIGCHLD);
 
-		/* stop requests: first drains, second releases at once */
-		if (stop_requests > handled_stops)
+		/* stop requests (a SIGTERM or SIGINT since the last turn): first drains, second releases at once */
+		if (sig == SIGTERM || sig == SIGINT)
 		{
-			handled_stops = stop_requests;
 			if (!draining)
 			{
 				draining = true;
@@ -358,7 +327,7 @@ run_loop(const Options *o, const char *node_key)
 		{
 			long long  *held = NULL;
 			int			nheld = 0;
-			const char *status = draining ? "MAINTENANCE" : ntasks >= o->slots ? "BUSY" : "ONLINE";
+			const char *status = draining ? MM_NODE_MAINTENANCE : ntasks >= o->slots ? MM_NODE_BUSY : MM_NODE_ONLINE;
 			int			rc = db_heartbeat(&db, status, &held, &nheld);
 
 			if (rc == DB_OK)
@@ -456,7 +425,7 @@ run_loop(const Options *o, const char *node_key)
 			}
 		}
 
-		pfd[nfd].fd = sig_pipe[0];
+		pfd[nfd].fd = mm_sig_pipe_fd();	/* read at the top of the next turn (stop requests) */
 		pfd[nfd++].events = POLLIN;
 		if (db.up)
 		{
@@ -473,20 +442,13 @@ run_loop(const Options *o, const char *node_key)
 			pfd[nfd++].events = POLLIN;
 		}
 		{
-			double		ms = (wait_until - now_s()) * 1000;
+			double		ms = (wait_until - mm_now_s()) * 1000;
 
 			if (poll(pfd, nfd, ms < 0 ? 0 : (int) ms + 1) < 0 && errno != EINTR)
 			{
 				logmsg("poll failed: %s", strerror(errno));
 				return 1;
 			}
-		}
-		if (pfd[0].revents & POLLIN)
-		{
-			char		drain[64];
-
-			while (read(sig_pipe[0], drain, sizeof(drain)) > 0)
-				;
 		}
 		if (db_slot >= 0 && db.up && (pfd[db_slot].revents & (POLLIN | POLLHUP | POLLERR)))
 		{

@@ -41,7 +41,8 @@ usage(FILE *f)
 			"                           cloud metadata addresses (169.254.169.254, fd00:ec2::254...), after DNS\n"
 			"                           and redirects alike. IPv4 or IPv6; repeatable [MODELMINE_ALLOW_NET:\n"
 			"                           CIDRs separated by commas or spaces]\n"
-			"  --lease-seconds N        lease length asked for each job, 5..3600 [MODELMINE_LEASE_SECONDS]; default 30\n"
+			"  --lease-seconds N        lease length asked for each job, %d..%d [MODELMINE_LEASE_SECONDS]; "
+			"default 30\n"
 			"  --job-timeout S          kill and fail a job running longer [MODELMINE_JOB_TIMEOUT]; default 3600\n"
 			"  --poll-interval S        re-read the queue this often without a NOTIFY [MODELMINE_POLL_INTERVAL]; default 5\n"
 			"  --heartbeat-interval S   [MODELMINE_HEARTBEAT_INTERVAL]; default 5\n"
@@ -69,7 +70,7 @@ usage(FILE *f)
 			"a second signal releases at once.\n"
 			"\n"
 			"Exit status: 0 stopped cleanly; 1 the node key was refused or a fatal error; 2 bad usage.\n",
-			MAX_SLOTS);
+			MM_MAX_SLOTS, MM_LEASE_MIN_SECONDS, MM_LEASE_MAX_SECONDS);
 }
 
 static int
@@ -173,7 +174,7 @@ apply(Options *o, int opt, const char *v)
 			o->name = v;
 			return 0;
 		case OPT_SLOTS:
-			return parse_int("--slots", v, 1, MAX_SLOTS, &n) ? -1 : (o->slots = (int) n, 0);
+			return parse_int("--slots", v, 1, MM_MAX_SLOTS, &n) ? -1 : (o->slots = (int) n, 0);
 		case OPT_STATE:
 			o->state_file = v;
 			return 0;
@@ -194,7 +195,8 @@ apply(Options *o, int opt, const char *v)
 		case OPT_ALLOW_NET:
 			return add_allow_net(o, v);
 		case OPT_LEASE:
-			return parse_int("--lease-seconds", v, 5, 3600, &n) ? -1 : (o->lease_seconds = (int) n, 0);
+			return parse_int("--lease-seconds", v, MM_LEASE_MIN_SECONDS, MM_LEASE_MAX_SECONDS, &n) ?
+				-1 : (o->lease_seconds = (int) n, 0);
 		case OPT_TIMEOUT:
 			return parse_int("--job-timeout", v, 1, 7 * 86400, &n) ? -1 : (o->job_timeout = (int) n, 0);
 		case OPT_POLL:

@@ -1,11 +1,12 @@
 /*
  * task.c — one claimed job running in a child process.
  *
- * The child writes JSON lines to a pipe: {"progress": P, "metrics": {...}} any number of times, then
- * {"result": {...}} or {"error": "..."}.  Built-in trainers run in a forked child that calls the training
- * library; an external runner is exec'd with /bin/sh -c exactly as the operator configured it, with the
- * job config on stdin.  A job can only pick a runner by name from the operator's list, never a command.
- * Each child gets its own process group so a timeout or a cancel kills everything it started.
+ * The child writes JSON lines to a pipe: {"progress": P, "metrics": {...}} any number of times,
+ * then {"result": {...}} or {"error": "..."}.  Built-in trainers run in a forked child that calls
+ * the training library; an external runner is exec'd with /bin/sh -c exactly as the operator
+ * configured it, with the job config on stdin.  A job can only pick a runner by name from the
+ * operator's list, never a command. Each child gets its own process group so a timeout or a cancel
+ * kills everything it started.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,26 +22,29 @@
 #include "mmtrain.h"
 #include "worker.h"
 
-static const char *const builtin_trainers[] = {"logreg", "mlp", "linreg", "noop"};
+static const char *const builtin_trainers[MM_NTRAINERS] = MM_TRAINERS;
 
+/* What this node offers (set_capabilities): built-in trainers, the operator's runners, slots. */
 json_t *
 capabilities(const Options *o)
 {
 	json_t	   *trainers = json_array(),
 			   *runners = json_array();
 
-	for (size_t i = 0; i < sizeof(builtin_trainers) / sizeof(builtin_trainers[0]); i++)
+	for (size_t i = 0; i < MM_NTRAINERS; i++)
 		json_array_append_new(trainers, json_string(builtin_trainers[i]));
 	for (int i = 0; i < o->nrunners; i++)
 		json_array_append_new(runners, json_string(o->runners[i].name));
 	/* slots: the server leases this node no more jobs at once than it runs */
-	return json_pack("{s:o, s:o, s:i}", "trainers", trainers, "runners", runners, "slots", o->slots);
+	return json_pack("{s:o, s:o, s:i}", "trainers", trainers, "runners", runners,
+					 "slots", o->slots);
 }
 
 /* ---- in the child ---- */
 
 static int	child_fd = -1;
 
+/* Writes one JSON line (consumed) to the worker; -1 when the worker is gone. */
 static int
 write_line(json_t *line)
 {
@@ -71,12 +75,14 @@ write_line(json_t *line)
 	return rc;
 }
 
+/* A metric as JSON: null for NaN or infinity, which JSON cannot hold. */
 static json_t *
 num_or_null(double v)
 {
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* The training library's progress callback: one progress line per epoch; nonzero stops training. */
 static int
 on_epoch(void *ctx, int epoch, int epochs, double train_loss, double val_loss, double val_accuracy)
 {
@@ -84,15 +90,18 @@ on_epoch(void *ctx, int epoch, int epochs, double train_loss, double val_loss, d
 	return write_line(json_pack("{s:f, s:{s:i, s:i, s:o, s:o, s:o}}",
 								"progress", 100.0 * epoch / epochs,
 								"metrics", "epoch", epoch, "epochs", epochs,
-								"train_loss", num_or_null(train_loss), "loss", num_or_null(val_loss),
+								"train_loss", num_or_null(train_loss),
+								"loss", num_or_null(val_loss),
 								"accuracy", num_or_null(val_accuracy))) != 0;
 }
 
+/* The child's work for a built-in trainer: train, print the result or the error, exit. */
 static void
 run_builtin(const Options *o, json_t *config)
 {
-	mm_limits	lim = {.max_download_bytes = o->max_download, .download_timeout_s = o->download_timeout,
-	.file_root = o->data_dir, .allow_net = o->allow_net, .n_allow_net = (size_t) o->nallow_net};
+	mm_limits	lim = {.max_download_bytes = o->max_download,
+		.download_timeout_s = o->download_timeout, .file_root = o->data_dir,
+	.allow_net = o->allow_net, .n_allow_net = (size_t) o->nallow_net};
 	json_t	   *result = NULL;
 	char		err[512];
 
@@ -103,6 +112,7 @@ run_builtin(const Options *o, json_t *config)
 	_exit(0);
 }
 
+/* SIGUSR1 (the worker died): kill the runner's whole process group, this process included. */
 static void
 kill_group(int sig)
 {
@@ -112,8 +122,8 @@ kill_group(int sig)
 
 /*
  * This child stays as the group leader and runs the runner as its own child: a runner's descendants
- * inherit neither PR_SET_PDEATHSIG nor anything else tying them to the worker, so when the worker dies
- * (even by kill -9) this process is told and kills the whole group.
+ * inherit neither PR_SET_PDEATHSIG nor anything else tying them to the worker, so when the worker
+ * dies (even by kill -9) this process is told and kills the whole group.
  */
 static void
 run_external(const Runner *r, json_t *config)
@@ -123,7 +133,8 @@ run_external(const Runner *r, json_t *config)
 	pid_t		pid;
 	int			status;
 
-	if (in == NULL || text == NULL || fputs(text, in) < 0 || fflush(in) != 0 || fseek(in, 0, SEEK_SET) != 0)
+	if (in == NULL || text == NULL || fputs(text, in) < 0 || fflush(in) != 0 ||
+		fseek(in, 0, SEEK_SET) != 0)
 	{
 		write_line(json_pack("{s:s}", "error", "worker could not prepare the runner's stdin"));
 		_exit(0);
@@ -158,6 +169,7 @@ run_external(const Runner *r, json_t *config)
 	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
+/* The operator's runner called name, or NULL. */
 static const Runner *
 find_runner(const Options *o, const char *name)
 {
@@ -169,18 +181,23 @@ find_runner(const Options *o, const char *name)
 
 /* ---- in the parent ---- */
 
+/*
+ * Starts job_id: checks the config, forks the child; a refusal or a failed fork leaves t->error
+ * set.
+ */
 int
 task_start(Task *t, const Options *o, long long job_id, json_t *config)
 {
 	int			p[2];
 	const char *runner_name = json_string_value(json_object_get(config, "runner"));
 	const Runner *runner = NULL;
+	const char *trainer;
 	char		err[512];
 
 	memset(t, 0, sizeof(*t));
 	t->job_id = job_id;
 	t->fd = -1;
-	t->started = t->last_report = now_s();	/* the claim itself gave a fresh lease */
+	t->started = t->last_report = mm_now_s();	/* the claim itself gave a fresh lease */
 	t->deadline = t->started + o->job_timeout;
 
 	/* refuse before forking what the node cannot or must not run */
@@ -231,11 +248,13 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 	close(p[1]);
 	t->fd = p[0];
 	fcntl(t->fd, F_SETFL, fcntl(t->fd, F_GETFL) | O_NONBLOCK);
+	trainer = json_string_value(json_object_get(config, "trainer"));
 	logmsg("job %lld started (%s %s, pid %d)", job_id, runner ? "runner" : "trainer",
-		   runner ? runner->name : (json_string_value(json_object_get(config, "trainer")) ?: "logreg"), (int) t->pid);
+		   runner ? runner->name : trainer ? trainer : MM_TRAINER_DEFAULT, (int) t->pid);
 	return 0;
 }
 
+/* Takes one line of the child's output: progress (the latest kept), the result, or the error. */
 static void
 handle_line(Task *t, char *line)
 {
@@ -248,16 +267,19 @@ handle_line(Task *t, char *line)
 	{
 		char		e[256];
 
-		snprintf(e, sizeof(e), "output line %d is not a JSON object (%s)", t->lines, msg ? "not an object" : err.text);
+		snprintf(e, sizeof(e), "output line %d is not a JSON object (%s)", t->lines,
+				 msg ? "not an object" : err.text);
 		if (t->error == NULL && t->result == NULL)
 			t->error = strdup(e);
 		json_decref(msg);
 		return;
 	}
-	if ((v = json_object_get(msg, "result")) != NULL && json_is_object(v) && !t->result && !t->error)
+	if ((v = json_object_get(msg, "result")) != NULL && json_is_object(v) && !t->result &&
+		!t->error)
 		t->result = json_incref(v);
 	else if ((v = json_object_get(msg, "error")) != NULL && !t->result && !t->error)
-		t->error = strdup(json_is_string(v) ? json_string_value(v) : "the runner reported an error");
+		t->error = strdup(json_is_string(v) ? json_string_value(v) :
+						  "the runner reported an error");
 	else if (json_is_number(json_object_get(msg, "progress")))
 	{
 		json_decref(t->progress);
@@ -293,7 +315,8 @@ task_read(Task *t, const Options *o)
 			{
 				char		e[128];
 
-				snprintf(e, sizeof(e), "output exceeded the node's limit of %zu bytes", o->max_output);
+				snprintf(e, sizeof(e), "output exceeded the node's limit of %zu bytes",
+						 o->max_output);
 				t->error = strdup(e);
 			}
 			task_kill(t);
@@ -324,6 +347,7 @@ task_read(Task *t, const Options *o)
 	}
 }
 
+/* Kills the child's whole process group. */
 void
 task_kill(Task *t)
 {
@@ -363,15 +387,16 @@ task_conclude(Task *t)
 		snprintf(e, sizeof(e), "the trainer crashed (signal %d: %s)", WTERMSIG(t->exit_status),
 				 strsignal(WTERMSIG(t->exit_status)));
 	else
-		snprintf(e, sizeof(e), "exited with status %d without a result", WEXITSTATUS(t->exit_status));
+		snprintf(e, sizeof(e), "exited with status %d without a result",
+				 WEXITSTATUS(t->exit_status));
 	t->error = strdup(e);
 }
 
 /*
  * The progress report due for t at now, or NULL (caller decrefs): the trainer's latest line at most
- * every 200 ms, and when it printed nothing new for keepalive seconds, the progress the database last
- * took, again (0 before any): report_progress is what extends a job's lease, so it must arrive often
- * enough for a trainer that is silent for a long epoch, or a result that waits to be settled.
+ * every 200 ms, and when it printed nothing new for keepalive seconds, the progress the database
+ * last took, again (0 before any): report_progress is what extends a job's lease, so it must arrive
+ * often enough for a trainer that is silent for a long epoch, or a result that waits to be settled.
  */
 json_t *
 task_report_due(const Task *t, double now, double keepalive)
@@ -398,6 +423,7 @@ task_report_taken(Task *t, json_t *sent, double now)
 	}
 }
 
+/* Closes the pipe and frees what t holds; t is then empty. */
 void
 task_free(Task *t)
 {

@@ -1,10 +1,10 @@
 /*
  * worker.h — modelmine-worker: shared types.
  *
- * The worker is one process with one poll() loop (loop.c).  Each claimed job runs in a child process
- * (task.c): the built-in trainers from train/, or an operator-configured external runner.  Children
- * talk to the loop only through a pipe of JSON lines, so a crashing trainer cannot take the worker down
- * and the database connection (db.c) is used by the parent alone.
+ * The worker is one process with one poll() loop (loop.c).  Each claimed job runs in a child
+ * process (task.c): the built-in trainers from train/, or an operator-configured external runner.
+ * Children talk to the loop only through a pipe of JSON lines, so a crashing trainer cannot take
+ * the worker down and the database connection (db.c) is used by the parent alone.
  */
 #ifndef WORKER_H
 #define WORKER_H
@@ -16,10 +16,11 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "modelmine/common.h"
+#include "modelmine/protocol.h"
 #include "netguard.h"
 
 #define MAX_RUNNERS 32
-#define MAX_SLOTS 64
 #define MAX_ALLOW_NET 64
 
 typedef struct Runner
@@ -69,7 +70,7 @@ typedef struct Task
 				last_report,	/* last report_progress the database took (or the claim) */
 				reported,		/* the progress it took then, re-sent to keep the lease */
 				retry_at;		/* the database was busy: no call for this job before this */
-	bool		busy_logged;	/* "busy, will retry" logged for this job since its last accepted call */
+	bool		busy_logged;	/* "busy, will retry" logged since the job's last accepted call */
 	bool		release;		/* abandoned by a stopping worker: give the job back to the queue */
 	double		release_until;	/* ... retrying until then */
 	json_t	   *progress;		/* latest unsent {"progress":..,"metrics":..} */
@@ -82,7 +83,6 @@ typedef struct Task
 /* log.c */
 extern const char *log_name;
 void		logmsg(const char *fmt,...) __attribute__((format(printf, 1, 2)));
-double		now_s(void);
 
 /* sysinfo.c */
 double		cpu_load_percent(void);
@@ -101,7 +101,7 @@ typedef struct Backoff
 	double		cap;			/* longest wait; 0: BACKOFF_MAX */
 	int			failures;		/* in a row; 0 while the call works */
 	double		delay;			/* seconds before the next attempt */
-	double		next;			/* now_s() of the next attempt */
+	double		next;			/* mm_now_s() of the next attempt */
 	char		reason[512];	/* the last failure: logged again only when it changes */
 } Backoff;
 
@@ -111,10 +111,9 @@ int			backoff_ok(Backoff *b);
 void		backoff_describe(const Backoff *b, char *out, size_t outlen);
 
 /* pgerr.c */
-bool		pg_transient(const char *sqlstate);
-bool		pg_job_gone(const char *sqlstate, const char *hint, const char *source_file);
-bool		pg_setup_hint(char *out, size_t outlen, const char *sqlstate, const char *message, const char *hint,
-						  const char *source_file, const char *role, const char *needs, const char *dbname);
+bool		pg_setup_hint(char *out, size_t outlen, const char *sqlstate, const char *message,
+						  const char *hint, const char *source_file, const char *role,
+						  const char *needs, const char *dbname);
 
 /* db.c: every call returns one of these */
 enum
@@ -132,7 +131,7 @@ typedef struct Db
 	bool		heartbeat_ok;	/* a heartbeat went through on this connection: claims may start */
 	Backoff		connect;
 	long long	node_id;
-	const char *needs;			/* the group role a missing-grant hint names; NULL: modelmine_node */
+	const char *needs;			/* the group role a missing-grant hint names; NULL: MM_ROLE_NODE */
 	bool		job_gone;		/* the last refusal means the job is no longer ours */
 	char		sqlstate[6];	/* of the last error */
 	char		error[1536];	/* the last error on one line: message [SQLSTATE]; hint: ... */
@@ -163,4 +162,4 @@ json_t	   *capabilities(const Options *o);
 /* loop.c */
 int			run_loop(const Options *o, const char *node_key);
 
-#endif
+#endif							/* WORKER_H */

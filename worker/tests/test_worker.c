@@ -1,8 +1,8 @@
 /*
  * test_worker.c - the worker program's parts that need no database: how a repeated call backs off and
- * when its failure is logged again; which SQLSTATEs mean "busy, retry", "the job is gone" or a setup
- * problem, and the hint for the latter; the progress reports that keep a lease alive; and the slot
- * count in the node's capabilities.
+ * when its failure is logged again; the worker's hint for a setup problem; the progress reports that
+ * keep a lease alive; and the slot count in the node's capabilities.  (What a SQLSTATE means is
+ * common/'s, tested in test_common.c.)
  */
 #include "testutil.h"
 #include "worker.h"
@@ -56,22 +56,6 @@ test_backoff_cap(void)
 	CHECK(strcmp(plan, "retrying every 5 s") == 0, "described as \"%s\"", plan);
 	backoff_ok(&b);
 	CHECK(b.cap == 5, "backoff_ok dropped the cap");
-}
-
-static void
-test_sqlstates(void)
-{
-	CHECK(pg_transient("55P03") && pg_transient("40001") && pg_transient("40P01"), "busy states");
-	CHECK(!pg_transient("55000") && !pg_transient("42501") && !pg_transient("") && !pg_transient("57014"),
-		  "not busy");
-	/* the extension's answers for a job that is no longer ours */
-	CHECK(pg_job_gone("55000", "The job ended.", "lease.c"), "55000");
-	CHECK(pg_job_gone("42501", "A node may only report on jobs it holds.", "lease.c"), "42501 not leased");
-	CHECK(pg_job_gone("P0002", "Report only on jobs returned by modelmine.claim_jobs().", "lease.c"), "P0002");
-	/* ... but not busy, and not a missing grant: fixing the GRANT saves the job */
-	CHECK(!pg_job_gone("55P03", NULL, "lease.c"), "55P03 abandons the job");
-	CHECK(!pg_job_gone("40P01", NULL, "deadlock.c"), "40P01 abandons the job");
-	CHECK(!pg_job_gone("42501", NULL, "aclchk.c"), "a missing grant abandons the job");
 }
 
 static void
@@ -198,7 +182,6 @@ main(void)
 	printf("# test_worker\n");
 	test_backoff();
 	test_backoff_cap();
-	test_sqlstates();
 	test_setup_hints();
 	test_reports();
 	test_capabilities();
