@@ -358,77 +358,93 @@ db_claim(Db *db, int max_jobs, int lease_seconds, json_t **jobs)
 	return rc;
 }
 
-/* metrics may be absent (a keepalive re-sending the last progress): the job keeps its metrics. */
-int
-db_progress(Db *db, long long job_id, json_t *progress)
+/*
+ * A node's call on one of its jobs: sql takes the job id as $1 and args as $2...  Logs a refusal;
+ * on DB_OK keeps the call's one value, if any, in value.
+ */
+static int
+job_call(Db *db, const char *what, const char *sql, long long job_id,
+		 int nargs, const char *const *args, char *value, size_t valuelen)
 {
-	char		id[32],
-				pct[32];
-	json_t	   *m = json_object_get(progress, "metrics");
-	char	   *metrics = m && !json_is_null(m) ? json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	const char *args[3] = {id, pct, metrics};
+	char		id[32];
+	const char *params[4] = {id};
 	PGresult   *r;
 	int			rc;
 
 	snprintf(id, sizeof(id), "%lld", job_id);
-	snprintf(pct, sizeof(pct), "%.2f", json_number_value(json_object_get(progress, "progress")));
-	r = exec(db, "SELECT modelmine.report_progress($1::bigint, $2::real, $3::jsonb)", 3, args);
-	rc = outcome(db, r, "report_progress", false);
+	for (int i = 0; i < nargs && i < 3; i++)
+		params[i + 1] = args[i];
+	r = exec(db, sql, nargs + 1, params);
+	rc = outcome(db, r, what, false);
+	if (rc == DB_OK && value)
+		snprintf(value, valuelen, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
 	PQclear(r);
+	return rc;
+}
+
+/*
+ * Reports a job's progress, which also extends its lease.  metrics may be absent (a keepalive
+ * re-sending the last progress): the job keeps its metrics.
+ */
+int
+db_progress(Db *db, long long job_id, json_t *progress)
+{
+	char		pct[32];
+	json_t	   *m = json_object_get(progress, "metrics");
+	char	   *metrics = m && !json_is_null(m) ?
+		json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	const char *args[2] = {pct, metrics};
+	int			rc;
+
+	snprintf(pct, sizeof(pct), "%.2f", json_number_value(json_object_get(progress, "progress")));
+	rc = job_call(db, "report_progress",
+				  "SELECT modelmine.report_progress($1::bigint, $2::real, $3::jsonb)",
+				  job_id, 2, args, NULL, 0);
 	free(metrics);
 	return rc;
 }
 
+/* Settles a job with its result: the node is paid. */
 int
 db_complete(Db *db, long long job_id, json_t *result)
 {
-	char		id[32];
 	char	   *text = json_dumps(result, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	const char *args[2] = {id, text};
-	PGresult   *r;
+	const char *args[1] = {text};
+	char		earned[32];
 	int			rc;
 
-	snprintf(id, sizeof(id), "%lld", job_id);
-	r = exec(db, "SELECT modelmine.complete_job($1::bigint, $2::jsonb)", 2, args);
-	rc = outcome(db, r, "complete_job", false);
+	rc = job_call(db, "complete_job", "SELECT modelmine.complete_job($1::bigint, $2::jsonb)",
+				  job_id, 1, args, earned, sizeof(earned));
 	if (rc == DB_OK)
-		logmsg("job %lld completed: node earned %s tokens", job_id, PQgetvalue(r, 0, 0));
-	PQclear(r);
+		logmsg("job %lld completed: node earned %s tokens", job_id, earned);
 	free(text);
 	return rc;
 }
 
+/* Settles a job as failed, with why: its owner is refunded. */
 int
 db_fail(Db *db, long long job_id, const char *error)
 {
-	char		id[32];
-	const char *args[2] = {id, error};
-	PGresult   *r;
+	const char *args[1] = {error};
+	char		refunded[32];
 	int			rc;
 
-	snprintf(id, sizeof(id), "%lld", job_id);
-	r = exec(db, "SELECT modelmine.fail_job($1::bigint, $2)", 2, args);
-	rc = outcome(db, r, "fail_job", false);
+	rc = job_call(db, "fail_job", "SELECT modelmine.fail_job($1::bigint, $2)", job_id, 1, args,
+				  refunded, sizeof(refunded));
 	if (rc == DB_OK)
-		logmsg("job %lld failed (%s); its owner was refunded %s tokens", job_id, error, PQgetvalue(r, 0, 0));
-	PQclear(r);
+		logmsg("job %lld failed (%s); its owner was refunded %s tokens", job_id, error, refunded);
 	return rc;
 }
 
+/* Gives a job back to the queue unfinished (a stopping worker). */
 int
 db_release(Db *db, long long job_id)
 {
-	char		id[32];
-	const char *args[1] = {id};
-	PGresult   *r;
-	int			rc;
+	int			rc = job_call(db, "release_job", "SELECT modelmine.release_job($1::bigint)",
+							  job_id, 0, NULL, NULL, 0);
 
-	snprintf(id, sizeof(id), "%lld", job_id);
-	r = exec(db, "SELECT modelmine.release_job($1::bigint)", 1, args);
-	rc = outcome(db, r, "release_job", false);
 	if (rc == DB_OK)
 		logmsg("job %lld released back to the queue", job_id);
-	PQclear(r);
 	return rc;
 }
 
