@@ -255,6 +255,84 @@ from_environment(Options *o)
 	return 0;
 }
 
+/* Logs the networks --allow-net opens to dataset downloads, if any. */
+static void
+log_allow_net(const Options *o)
+{
+	char		nets[1024] = "";
+
+	if (o->nallow_net == 0)
+		return;
+	for (int i = 0; i < o->nallow_net; i++)
+	{
+		char		one[64];
+		size_t		used = strlen(nets);
+
+		mm_cidr_format(&o->allow_net[i], one, sizeof(one));
+		snprintf(nets + used, sizeof(nets) - used, "%s%s", i ? ", " : "", one);
+	}
+	logmsg("dataset downloads may also reach %s (--allow-net)", nets);
+}
+
+/*
+ * A restarted worker is the node its state file names: it logs under that name (saved: NULL in a
+ * state file without one), not the host's, and says so when --name names another.
+ */
+static void
+adopt_saved_name(Options *o, char *saved, bool name_given)
+{
+	const char *asked = o->name;
+
+	if (saved == NULL)
+		return;
+	o->name = saved;
+	log_name = saved;
+	if (name_given && strcmp(asked, saved) != 0)
+		logmsg("state file %s holds node \"%s\": working as it "
+			   "(--name %s names a node only when it registers)", o->state_file, saved, asked);
+}
+
+/*
+ * The node this worker works as: --node-key, else the key (and name) in the state file, else a node
+ * registered now with the operator's credentials and saved there.  0 with *key set, or an exit
+ * status.
+ */
+static int
+node_identity(Options *o, bool name_given, char **key)
+{
+	long long	node_id = 0;
+	char	   *saved_name = NULL;
+	json_t	   *caps;
+	int			rc;
+
+	if (o->node_key)
+	{
+		*key = strdup(o->node_key);
+		return 0;
+	}
+	if ((rc = state_load(o->state_file, key, &node_id, &saved_name)) < 0)
+		return 1;
+	if (rc > 0)
+	{
+		adopt_saved_name(o, saved_name, name_given);
+		return 0;
+	}
+	if (o->operator_email == NULL || o->operator_password == NULL)
+	{
+		fprintf(stderr, "modelmine-worker: no node key: pass --node-key, keep one in %s, or give\n"
+				"--operator-email and MODELMINE_OPERATOR_PASSWORD once to register this node\n",
+				o->state_file);
+		return 2;
+	}
+	caps = capabilities(o);
+	rc = db_register(o, caps, key, &node_id);
+	json_decref(caps);
+	if (rc != 0 || state_save(o->state_file, *key, node_id, o->name) != 0)
+		return 1;
+	logmsg("registered as node %lld; key saved in %s", node_id, o->state_file);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -277,7 +355,7 @@ main(int argc, char **argv)
 	.heartbeat_interval = 5, .drain_timeout = 30, .max_output = 64 << 20, .max_download = 100 << 20,
 	.download_timeout = 60};
 	char	   *key = NULL;
-	long long	node_id = 0;
+	bool		name_given;
 	int			c,
 				rc;
 
@@ -301,6 +379,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "modelmine-worker: unexpected argument \"%s\"; try --help\n", argv[optind]);
 		return 2;
 	}
+	name_given = o.name != NULL;
 	if (o.name == NULL)
 	{
 		if (gethostname(host, sizeof(host) - 1) != 0)
@@ -308,45 +387,12 @@ main(int argc, char **argv)
 		o.name = host;
 	}
 	log_name = o.name;
-	if (o.nallow_net > 0)
-	{
-		char		nets[1024] = "";
-
-		for (int i = 0; i < o.nallow_net; i++)
-		{
-			char		one[64];
-			size_t		used = strlen(nets);
-
-			mm_cidr_format(&o.allow_net[i], one, sizeof(one));
-			snprintf(nets + used, sizeof(nets) - used, "%s%s", i ? ", " : "", one);
-		}
-		logmsg("dataset downloads may also reach %s (--allow-net)", nets);
-	}
 	if (o.state_file == NULL)
 		o.state_file = default_state_file(o.name);
 	curl_global_init(CURL_GLOBAL_DEFAULT);	/* once, before any fork */
-
-	if (o.node_key)
-		key = strdup(o.node_key);
-	else if ((rc = state_load(o.state_file, &key, &node_id)) < 0)
-		return 1;
-	else if (rc == 0)
-	{
-		json_t	   *caps = capabilities(&o);
-
-		if (o.operator_email == NULL || o.operator_password == NULL)
-		{
-			fprintf(stderr, "modelmine-worker: no node key: pass --node-key, keep one in %s, or give\n"
-					"--operator-email and MODELMINE_OPERATOR_PASSWORD once to register this node\n", o.state_file);
-			return 2;
-		}
-		if (db_register(&o, caps, &key, &node_id) != 0)
-			return 1;
-		json_decref(caps);
-		if (state_save(o.state_file, key, node_id, o.name) != 0)
-			return 1;
-		logmsg("registered as node %lld; key saved in %s", node_id, o.state_file);
-	}
+	if ((rc = node_identity(&o, name_given, &key)) != 0)
+		return rc;
+	log_allow_net(&o);
 	rc = run_loop(&o, key);
 	curl_global_cleanup();
 	free(key);

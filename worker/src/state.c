@@ -1,6 +1,6 @@
 /*
- * state.c — the worker's state file: its node id and key, JSON, mode 0600.  Written to a temporary file
- * in the same directory and renamed, so a crash never leaves half a key behind.
+ * state.c — the worker's state file: its node id, key and name, JSON, mode 0600.  Written to a
+ * temporary file in the same directory and renamed, so a crash never leaves half a key behind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,13 +33,17 @@ default_state_file(const char *name)
 	return path;
 }
 
-/* 1 when a key was loaded, 0 when the file does not exist, -1 on a bad file (logged). */
+/*
+ * Reads the node's key, id and the name it registered under (*name NULL in a file without one; both
+ * malloc'd).  1 when a key was loaded, 0 when the file does not exist, -1 on a bad file (logged).
+ */
 int
-state_load(const char *path, char **node_key, long long *node_id)
+state_load(const char *path, char **node_key, long long *node_id, char **name)
 {
 	json_error_t err;
 	json_t	   *s;
-	const char *key;
+	const char *key,
+			   *saved_name;
 	struct stat st;
 
 	if (stat(path, &st) != 0)
@@ -62,6 +66,8 @@ state_load(const char *path, char **node_key, long long *node_id)
 	}
 	*node_key = strdup(key);
 	*node_id = json_integer_value(json_object_get(s, "node_id"));
+	saved_name = json_string_value(json_object_get(s, "name"));
+	*name = saved_name && saved_name[0] ? strdup(saved_name) : NULL;
 	json_decref(s);
 	return 1;
 }

@@ -89,7 +89,7 @@ double		cpu_load_percent(void);
 void		memory_mb(int *used, int *total);
 
 /* state.c */
-int			state_load(const char *path, char **node_key, long long *node_id);
+int			state_load(const char *path, char **node_key, long long *node_id, char **name);
 int			state_save(const char *path, const char *node_key, long long node_id, const char *name);
 char	   *default_state_file(const char *name);
 
