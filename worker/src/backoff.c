@@ -3,20 +3,22 @@
  *
  * A call the database keeps refusing (a revoked grant, a bug) must neither hammer the database nor
  * flood the log: each failure in a row doubles the wait before the next attempt (1, 2, 4 ... up to
- * BACKOFF_MAX s, or a smaller cap), and the caller logs a failure only when its reason differs from the
- * last one it logged, and once when the call works again.
+ * BACKOFF_MAX s, or a smaller cap), and the caller logs a failure only when its reason differs from
+ * the last one it logged, and once when the call works again.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "worker.h"
 
+/* The paced call may be tried again at now. */
 bool
 backoff_ready(const Backoff *b, double now)
 {
 	return now >= b->next;
 }
 
+/* Records a failure at now and when to try next; true when its reason is news, to be logged. */
 bool
 backoff_fail(Backoff *b, double now, const char *reason)
 {
@@ -32,6 +34,7 @@ backoff_fail(Backoff *b, double now, const char *reason)
 	return changed;
 }
 
+/* Records a success and resets the pacing; returns how many failures in a row it ends. */
 int
 backoff_ok(Backoff *b)
 {
@@ -53,5 +56,6 @@ backoff_describe(const Backoff *b, char *out, size_t outlen)
 	if (b->delay >= cap)
 		snprintf(out, outlen, "retrying every %.0f s", b->delay);
 	else
-		snprintf(out, outlen, "retrying in %.0f s, then less often up to every %.0f s", b->delay, cap);
+		snprintf(out, outlen, "retrying in %.0f s, then less often up to every %.0f s",
+				 b->delay, cap);
 }

@@ -1,5 +1,6 @@
 /*
- * main.c — modelmine-worker: options, node identity (key or first-start registration), then the loop.
+ * main.c — modelmine-worker: options, node identity (key or first-start registration), then the
+ * loop.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -12,67 +13,95 @@
 
 #include "worker.h"
 
+/* Prints --help: every option with its variable, examples, exit statuses. */
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-			"modelmine-worker — a ModelMine compute node: claims training jobs, trains, reports, earns tokens.\n"
+			"modelmine-worker — a ModelMine compute node: claims training jobs, trains, reports, "
+			"earns tokens.\n"
 			"\n"
 			"Usage: modelmine-worker [OPTION]...\n"
 			"\n"
 			"Options (each also settable from the environment variable in brackets):\n"
-			"  --db URL                 database to work for [MODELMINE_DB]; default: libpq's PG* variables\n"
+			"  --db URL                 database to work for [MODELMINE_DB]; default: libpq's PG* "
+			"variables\n"
 			"  --name NAME              node name [MODELMINE_NODE_NAME]; default: the host name\n"
 			"  --slots N                jobs run at once, 1..%d [MODELMINE_SLOTS]; default 1\n"
-			"  --state-file FILE        where the node key is kept, mode 0600 [MODELMINE_STATE_FILE];\n"
+			"  --state-file FILE        where the node key is kept, mode 0600 "
+			"[MODELMINE_STATE_FILE];\n"
 			"                           default $XDG_STATE_HOME/modelmine/worker-NAME.json\n"
-			"  --node-key KEY           node key printed by modelmine.register_node [MODELMINE_NODE_KEY]\n"
+			"  --node-key KEY           node key printed by modelmine.register_node "
+			"[MODELMINE_NODE_KEY]\n"
 			"  --operator-email EMAIL   on first start, register this node for that operator\n"
-			"  --operator-password PW   ... with this password (prefer the variable) [MODELMINE_OPERATOR_EMAIL,\n"
-			"                           MODELMINE_OPERATOR_PASSWORD]; the key is then saved in the state file\n"
-			"  --runner NAME=COMMAND    allow jobs with \"runner\": NAME to run COMMAND (via /bin/sh -c); the job\n"
-			"                           config arrives on stdin, JSON lines are read from stdout. Repeatable\n"
+			"  --operator-password PW   ... with this password (prefer the variable) "
+			"[MODELMINE_OPERATOR_EMAIL,\n"
+			"                           MODELMINE_OPERATOR_PASSWORD]; the key is then saved in the "
+			"state file\n"
+			"  --runner NAME=COMMAND    allow jobs with \"runner\": NAME to run COMMAND (via "
+			"/bin/sh -c); the job\n"
+			"                           config arrives on stdin, JSON lines are read from stdout. "
+			"Repeatable\n"
 			"                           [MODELMINE_RUNNERS: one NAME=COMMAND per line]\n"
-			"  --data-dir DIR           file:// datasets are read only below DIR [MODELMINE_DATA_DIR];\n"
+			"  --data-dir DIR           file:// datasets are read only below DIR "
+			"[MODELMINE_DATA_DIR];\n"
 			"                           default: file:// refused\n"
-			"  --allow-net CIDR         http(s) datasets may also come from this network. By default a download\n"
-			"                           may not connect to loopback, private (10/8, 172.16/12, 192.168/16,\n"
-			"                           100.64/10), link-local, unique-local (fc00::/7), multicast, reserved or\n"
-			"                           cloud metadata addresses (169.254.169.254, fd00:ec2::254...), after DNS\n"
-			"                           and redirects alike. IPv4 or IPv6; repeatable [MODELMINE_ALLOW_NET:\n"
+			"  --allow-net CIDR         http(s) datasets may also come from this network. By "
+			"default a download\n"
+			"                           may not connect to loopback, private (10/8, 172.16/12, "
+			"192.168/16,\n"
+			"                           100.64/10), link-local, unique-local (fc00::/7), "
+			"multicast, reserved or\n"
+			"                           cloud metadata addresses (169.254.169.254, "
+			"fd00:ec2::254...), after DNS\n"
+			"                           and redirects alike. IPv4 or IPv6; repeatable "
+			"[MODELMINE_ALLOW_NET:\n"
 			"                           CIDRs separated by commas or spaces]\n"
-			"  --lease-seconds N        lease length asked for each job, %d..%d [MODELMINE_LEASE_SECONDS]; "
-			"default 30\n"
-			"  --job-timeout S          kill and fail a job running longer [MODELMINE_JOB_TIMEOUT]; default 3600\n"
-			"  --poll-interval S        re-read the queue this often without a NOTIFY [MODELMINE_POLL_INTERVAL]; default 5\n"
+			"  --lease-seconds N        lease length asked for each job, %d..%d "
+			"[MODELMINE_LEASE_SECONDS]; default 30\n"
+			"  --job-timeout S          kill and fail a job running longer "
+			"[MODELMINE_JOB_TIMEOUT]; default 3600\n"
+			"  --poll-interval S        re-read the queue this often without a NOTIFY "
+			"[MODELMINE_POLL_INTERVAL]; default 5\n"
 			"  --heartbeat-interval S   [MODELMINE_HEARTBEAT_INTERVAL]; default 5\n"
-			"  --drain-timeout S        on SIGTERM, wait this long for running jobs before releasing them\n"
+			"  --drain-timeout S        on SIGTERM, wait this long for running jobs before "
+			"releasing them\n"
 			"                           [MODELMINE_DRAIN_TIMEOUT]; default 30\n"
-			"  --max-output BYTES       a runner printing more is killed [MODELMINE_MAX_OUTPUT]; default 67108864\n"
-			"  --exit-when-idle         exit 0 once the queue is empty and nothing runs [MODELMINE_EXIT_WHEN_IDLE=1]\n"
+			"  --max-output BYTES       a runner printing more is killed [MODELMINE_MAX_OUTPUT]; "
+			"default 67108864\n"
+			"  --exit-when-idle         exit 0 once the queue is empty and nothing runs "
+			"[MODELMINE_EXIT_WHEN_IDLE=1]\n"
 			"  --help                   this text\n"
 			"\n"
 			"Examples:\n"
 			"  # first start: register with operator credentials, key saved for later starts\n"
-			"  MODELMINE_OPERATOR_PASSWORD=secret modelmine-worker --db postgres://node@db/modelmine \\\n"
+			"  MODELMINE_OPERATOR_PASSWORD=secret modelmine-worker --db "
+			"postgres://node@db/modelmine \\\n"
 			"      --name gpu-box-1 --operator-email ops@example.com --slots 2\n"
-			"  # with a key from SELECT * FROM modelmine.register_node('gpu-box-1', '{\"trainers\":[\"logreg\"]}')\n"
+			"  # with a key from SELECT * FROM modelmine.register_node('gpu-box-1', "
+			"'{\"trainers\":[\"logreg\"]}')\n"
 			"  modelmine-worker --db postgres://node@db/modelmine --node-key mmn_7_...\n"
 			"  # offer an external runner\n"
 			"  modelmine-worker --runner torch-cnn='python3 /opt/runners/cnn.py' --slots 1\n"
-			"  # datasets may also come from the office network's file server (and its IPv6 prefix)\n"
+			"  # datasets may also come from the office network's file server (and its IPv6 "
+			"prefix)\n"
 			"  modelmine-worker --allow-net 10.20.0.0/16 --allow-net fd12:3456:789a::/48\n"
 			"\n"
-			"The database role needs modelmine_node (and modelmine_user for first-start registration).\n"
-			"Dataset downloads ignore http_proxy and friends: behind a proxy the worker could not tell\n"
+			"The database role needs modelmine_node (and modelmine_user for first-start "
+			"registration).\n"
+			"Dataset downloads ignore http_proxy and friends: behind a proxy the worker could not "
+			"tell\n"
 			"which address it reaches. External runners fetch their data themselves, unchecked.\n"
-			"SIGTERM or Ctrl-C: stop claiming, finish running jobs (up to --drain-timeout), release the rest;\n"
+			"SIGTERM or Ctrl-C: stop claiming, finish running jobs (up to --drain-timeout), "
+			"release the rest;\n"
 			"a second signal releases at once.\n"
 			"\n"
-			"Exit status: 0 stopped cleanly; 1 the node key was refused or a fatal error; 2 bad usage.\n",
+			"Exit status: 0 stopped cleanly; 1 the node key was refused or a fatal error; 2 bad "
+			"usage.\n",
 			MM_MAX_SLOTS, MM_LEASE_MIN_SECONDS, MM_LEASE_MAX_SECONDS);
 }
 
+/* Adds one --runner NAME=COMMAND to the runners a job may pick by name; -1 on a bad spec. */
 static int
 add_runner(Options *o, const char *spec)
 {
@@ -94,7 +123,7 @@ add_runner(Options *o, const char *spec)
 	return 0;
 }
 
-/* One or more CIDRs, separated by commas or white space (one --allow-net, or MODELMINE_ALLOW_NET). */
+/* Adds one or more CIDRs, separated by commas or white space (--allow-net, MODELMINE_ALLOW_NET). */
 static int
 add_allow_net(Options *o, const char *list)
 {
@@ -102,7 +131,8 @@ add_allow_net(Options *o, const char *list)
 			   *save = NULL;
 	int			rc = 0;
 
-	for (char *tok = strtok_r(copy, ", \t\n", &save); tok && rc == 0; tok = strtok_r(NULL, ", \t\n", &save))
+	for (char *tok = strtok_r(copy, ", \t\n", &save); tok && rc == 0;
+		 tok = strtok_r(NULL, ", \t\n", &save))
 	{
 		char		err[256];
 
@@ -123,6 +153,7 @@ add_allow_net(Options *o, const char *list)
 	return rc;
 }
 
+/* Reads a whole number from lo to hi for the option what; -1 (said on stderr) otherwise. */
 static int
 parse_int(const char *what, const char *s, long lo, long hi, long *out)
 {
@@ -131,13 +162,15 @@ parse_int(const char *what, const char *s, long lo, long hi, long *out)
 
 	if (*s == '\0' || *end != '\0' || v < lo || v > hi)
 	{
-		fprintf(stderr, "modelmine-worker: %s must be a whole number from %ld to %ld, got \"%s\"\n", what, lo, hi, s);
+		fprintf(stderr, "modelmine-worker: %s must be a whole number from %ld to %ld, got \"%s\"\n",
+				what, lo, hi, s);
 		return -1;
 	}
 	*out = v;
 	return 0;
 }
 
+/* Reads seconds from 0.05 to a day for the option what; -1 (said on stderr) otherwise. */
 static int
 parse_seconds(const char *what, const char *s, double *out)
 {
@@ -146,7 +179,8 @@ parse_seconds(const char *what, const char *s, double *out)
 
 	if (*s == '\0' || *end != '\0' || !(v >= 0.05 && v <= 86400))
 	{
-		fprintf(stderr, "modelmine-worker: %s must be seconds from 0.05 to 86400, got \"%s\"\n", what, s);
+		fprintf(stderr, "modelmine-worker: %s must be seconds from 0.05 to 86400, got \"%s\"\n",
+				what, s);
 		return -1;
 	}
 	*out = v;
@@ -155,8 +189,9 @@ parse_seconds(const char *what, const char *s, double *out)
 
 enum
 {
-	OPT_DB = 1000, OPT_NAME, OPT_SLOTS, OPT_STATE, OPT_KEY, OPT_EMAIL, OPT_PASSWORD, OPT_RUNNER, OPT_DATA,
-	OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE, OPT_ALLOW_NET, OPT_HELP
+	OPT_DB = 1000, OPT_NAME, OPT_SLOTS, OPT_STATE, OPT_KEY, OPT_EMAIL, OPT_PASSWORD, OPT_RUNNER,
+	OPT_DATA, OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE,
+	OPT_ALLOW_NET, OPT_HELP
 };
 
 /* Applies one option value (from the command line or the environment). */
@@ -198,7 +233,8 @@ apply(Options *o, int opt, const char *v)
 			return parse_int("--lease-seconds", v, MM_LEASE_MIN_SECONDS, MM_LEASE_MAX_SECONDS, &n) ?
 				-1 : (o->lease_seconds = (int) n, 0);
 		case OPT_TIMEOUT:
-			return parse_int("--job-timeout", v, 1, 7 * 86400, &n) ? -1 : (o->job_timeout = (int) n, 0);
+			return parse_int("--job-timeout", v, 1, 7 * 86400, &n) ? -1 :
+				(o->job_timeout = (int) n, 0);
 		case OPT_POLL:
 			return parse_seconds("--poll-interval", v, &o->poll_interval);
 		case OPT_HB:
@@ -206,7 +242,8 @@ apply(Options *o, int opt, const char *v)
 		case OPT_DRAIN:
 			return parse_seconds("--drain-timeout", v, &o->drain_timeout);
 		case OPT_MAXOUT:
-			return parse_int("--max-output", v, 1024, LONG_MAX, &n) ? -1 : (o->max_output = (size_t) n, 0);
+			return parse_int("--max-output", v, 1024, LONG_MAX, &n) ? -1 :
+				(o->max_output = (size_t) n, 0);
 		case OPT_IDLE:
 			o->exit_when_idle = v == NULL || strcmp(v, "0") != 0;
 			return 0;
@@ -214,6 +251,7 @@ apply(Options *o, int opt, const char *v)
 	return -1;
 }
 
+/* Applies the MODELMINE_* variables; options on the command line override them afterwards. */
 static int
 from_environment(Options *o)
 {
@@ -333,20 +371,28 @@ node_identity(Options *o, bool name_given, char **key)
 	return 0;
 }
 
+/* Options, the node's identity, then the loop; the exit status is the documented one. */
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"db", required_argument, NULL, OPT_DB}, {"name", required_argument, NULL, OPT_NAME},
-		{"slots", required_argument, NULL, OPT_SLOTS}, {"state-file", required_argument, NULL, OPT_STATE},
-		{"node-key", required_argument, NULL, OPT_KEY}, {"operator-email", required_argument, NULL, OPT_EMAIL},
+		{"db", required_argument, NULL, OPT_DB},
+		{"name", required_argument, NULL, OPT_NAME},
+		{"slots", required_argument, NULL, OPT_SLOTS},
+		{"state-file", required_argument, NULL, OPT_STATE},
+		{"node-key", required_argument, NULL, OPT_KEY},
+		{"operator-email", required_argument, NULL, OPT_EMAIL},
 		{"operator-password", required_argument, NULL, OPT_PASSWORD},
-		{"runner", required_argument, NULL, OPT_RUNNER}, {"data-dir", required_argument, NULL, OPT_DATA},
-		{"lease-seconds", required_argument, NULL, OPT_LEASE}, {"job-timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"runner", required_argument, NULL, OPT_RUNNER},
+		{"data-dir", required_argument, NULL, OPT_DATA},
+		{"lease-seconds", required_argument, NULL, OPT_LEASE},
+		{"job-timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"poll-interval", required_argument, NULL, OPT_POLL},
 		{"heartbeat-interval", required_argument, NULL, OPT_HB},
-		{"drain-timeout", required_argument, NULL, OPT_DRAIN}, {"max-output", required_argument, NULL, OPT_MAXOUT},
-		{"exit-when-idle", no_argument, NULL, OPT_IDLE}, {"allow-net", required_argument, NULL, OPT_ALLOW_NET},
+		{"drain-timeout", required_argument, NULL, OPT_DRAIN},
+		{"max-output", required_argument, NULL, OPT_MAXOUT},
+		{"exit-when-idle", no_argument, NULL, OPT_IDLE},
+		{"allow-net", required_argument, NULL, OPT_ALLOW_NET},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0}
 	};

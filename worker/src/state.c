@@ -12,6 +12,7 @@
 
 #include "worker.h"
 
+/* $XDG_STATE_HOME/modelmine/worker-NAME.json (~/.local/state without XDG_STATE_HOME); malloc'd. */
 char *
 default_state_file(const char *name)
 {
@@ -47,10 +48,15 @@ state_load(const char *path, char **node_key, long long *node_id, char **name)
 	struct stat st;
 
 	if (stat(path, &st) != 0)
-		return errno == ENOENT ? 0 : (logmsg("cannot read state file %s: %s", path, strerror(errno)), -1);
+	{
+		if (errno == ENOENT)
+			return 0;
+		logmsg("cannot read state file %s: %s", path, strerror(errno));
+		return -1;
+	}
 	if (st.st_mode & 077)
-		logmsg("warning: state file %s is readable by others (mode %03o); it holds the node key, chmod 600 it",
-			   path, (unsigned) (st.st_mode & 0777));
+		logmsg("warning: state file %s is readable by others (mode %03o); "
+			   "it holds the node key, chmod 600 it", path, (unsigned) (st.st_mode & 0777));
 	s = json_load_file(path, 0, &err);
 	if (s == NULL)
 	{
@@ -72,6 +78,7 @@ state_load(const char *path, char **node_key, long long *node_id, char **name)
 	return 1;
 }
 
+/* Creates the directories above path (mode 0700), as far as they are missing. */
 static void
 mkdirs(const char *path)
 {
@@ -89,10 +96,12 @@ mkdirs(const char *path)
 	free(p);
 }
 
+/* Saves the node's key, id and name atomically (temporary file, fsync, rename); 0, or -1 logged. */
 int
 state_save(const char *path, const char *node_key, long long node_id, const char *name)
 {
-	json_t	   *s = json_pack("{s:I, s:s, s:s}", "node_id", (json_int_t) node_id, "node_key", node_key, "name", name);
+	json_t	   *s = json_pack("{s:I, s:s, s:s}", "node_id", (json_int_t) node_id,
+								"node_key", node_key, "name", name);
 	char	   *text = json_dumps(s, JSON_INDENT(2));
 	size_t		n = strlen(path) + 16;
 	char	   *tmp = malloc(n);
@@ -104,8 +113,8 @@ state_save(const char *path, const char *node_key, long long node_id, const char
 	snprintf(tmp, n, "%s.tmp", path);
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	ok = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t) strlen(text) && write(fd, "\n", 1) == 1 &&
-		fsync(fd) == 0;
+	ok = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t) strlen(text) &&
+		write(fd, "\n", 1) == 1 && fsync(fd) == 0;
 	if (fd >= 0)
 		close(fd);
 	ok = ok && rename(tmp, path) == 0;

@@ -1,4 +1,4 @@
-/* sysinfo.c — real CPU load (from /proc/stat deltas between calls) and memory (from /proc/meminfo). */
+/* sysinfo.c — the load a heartbeat reports: CPU (/proc/stat deltas) and memory (/proc/meminfo). */
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +35,7 @@ cpu_load_percent(void)
 	return pct < 0 ? 0 : pct > 100 ? 100 : pct;
 }
 
+/* Memory in use (total minus available) and in total, in MiB. */
 void
 memory_mb(int *used, int *total)
 {

@@ -1,5 +1,5 @@
 /*
- * test_config.c - mm_config_validate: every known field is checked for
+ * test_config.c — mm_config_validate: every known field is checked for
  * type and range, the message names the field (and what is allowed);
  * unknown keys and nulls are accepted; mm_train_run rejects the same
  * configs with the same message.
@@ -10,6 +10,7 @@
 
 static char err[512];
 
+/* Parses JSON test text; a malformed test text is the test's own bug (exit 2). */
 static json_t *
 parse(const char *text)
 {
@@ -24,6 +25,7 @@ parse(const char *text)
 	return j;
 }
 
+/* Checks that a config validates. */
 static void
 expect_ok(const char *text)
 {
@@ -60,6 +62,7 @@ expect_bad(const char *text, const char *n1, const char *n2)
 
 #define SYN "\"dataset\": {\"synthetic\": \"blobs\"}"
 
+/* Every field's type and range checks, and the defaults a config gets. */
 int
 main(void)
 {
@@ -81,10 +84,11 @@ main(void)
 	json_decref(j);
 
 	/* every field set */
-	j = parse("{\"trainer\": \"mlp\", \"dataset\": {\"synthetic\": \"spirals\", \"n\": 90, \"classes\": 4,"
-			  " \"noise\": 0, \"seed\": -5}, \"epochs\": 10000, \"learning_rate\": 10, \"batch_size\": 65536,"
-			  " \"seed\": 7, \"validation_split\": 0.5, \"hidden_layers\": [4096, 1], \"activation\": \"tanh\","
-			  " \"l2\": 0.01}");
+	j = parse("{\"trainer\": \"mlp\","
+			  " \"dataset\": {\"synthetic\": \"spirals\", \"n\": 90, \"classes\": 4, \"noise\": 0,"
+			  " \"seed\": -5}, \"epochs\": 10000, \"learning_rate\": 10, \"batch_size\": 65536,"
+			  " \"seed\": 7, \"validation_split\": 0.5, \"hidden_layers\": [4096, 1],"
+			  " \"activation\": \"tanh\", \"l2\": 0.01}");
 	CHECK(mm_config_parse(j, &cfg, err, sizeof(err)) == 0, "%s", err);
 	CHECK(cfg.trainer == MM_TRAINER_MLP && cfg.epochs == 10000 && cfg.learning_rate == 10 &&
 		  cfg.batch_size == 65536 && cfg.seed == 7 && cfg.validation_split == 0.5 &&
@@ -96,20 +100,24 @@ main(void)
 
 	/* URL dataset */
 	j = parse("{\"dataset\": {\"url\": \"HTTPS://example.com/d.csv\", \"label\": \"y\"}}");
-	CHECK(mm_config_parse(j, &cfg, err, sizeof(err)) == 0 && strcmp(cfg.url, "HTTPS://example.com/d.csv") == 0 &&
+	CHECK(mm_config_parse(j, &cfg, err, sizeof(err)) == 0 &&
+		  strcmp(cfg.url, "HTTPS://example.com/d.csv") == 0 &&
 		  strcmp(cfg.label, "y") == 0 && cfg.synth.kind == MM_SYNTH_NONE, "url dataset: %s", err);
 	json_decref(j);
 
 	expect_ok("{\"trainer\": \"noop\"}");
-	expect_ok("{\"trainer\": \"linreg\", \"dataset\": {\"synthetic\": \"linear\", \"features\": 1000}}");
+	expect_ok("{\"trainer\": \"linreg\","
+			  " \"dataset\": {\"synthetic\": \"linear\", \"features\": 1000}}");
 	expect_ok("{\"dataset\": {\"url\": \"file:///data/x.csv\", \"label\": \"y\"}}");
 	expect_ok("{\"dataset\": {\"url\": \"http://h/x.csv\", \"label\": \"y\"}}");
 	/* forward compatibility: unknown keys, nulls meaning "default", integral reals (jsonb) */
-	expect_ok("{" SYN ", \"runner\": \"gpu\", \"description\": \"x\", \"future_knob\": {\"a\": 1}}");
+	expect_ok("{" SYN ", \"runner\": \"gpu\", \"description\": \"x\","
+			  " \"future_knob\": {\"a\": 1}}");
 	expect_ok("{" SYN ", \"epochs\": null, \"l2\": null, \"trainer\": null}");
 	expect_ok("{" SYN ", \"epochs\": 50.0, \"batch_size\": 1e1}");
 	/* mlp-only keys are validated but harmless for other trainers */
-	expect_ok("{" SYN ", \"trainer\": \"logreg\", \"hidden_layers\": [8], \"activation\": \"tanh\"}");
+	expect_ok("{" SYN ", \"trainer\": \"logreg\", \"hidden_layers\": [8],"
+			  " \"activation\": \"tanh\"}");
 
 	expect_bad("[]", "config must be a JSON object", NULL);
 	expect_bad("\"logreg\"", "config must be a JSON object", NULL);
@@ -145,34 +153,51 @@ main(void)
 	expect_bad("{\"trainer\": \"mlp\", \"dataset\": null}", "dataset is required", NULL);
 	expect_bad("{\"dataset\": \"iris.csv\"}", "dataset must be an object", NULL);
 	expect_bad("{\"dataset\": {}}", "dataset needs \"url\"", "\"synthetic\"");
-	expect_bad("{\"dataset\": {\"url\": \"http://h/x\", \"synthetic\": \"moons\", \"label\": \"y\"}}",
-			   "mutually exclusive", NULL);
+	expect_bad("{\"dataset\": {\"url\": \"http://h/x\", \"synthetic\": \"moons\","
+			   " \"label\": \"y\"}}", "mutually exclusive", NULL);
 	expect_bad("{\"dataset\": {\"url\": \"http://h/x.csv\"}}", "dataset.label", "required");
-	expect_bad("{\"dataset\": {\"url\": \"http://h/x.csv\", \"label\": 3}}", "dataset.label", "string");
-	expect_bad("{\"dataset\": {\"url\": \"http://h/x.csv\", \"label\": \"\"}}", "dataset.label", "1 to 1024");
-	expect_bad("{\"dataset\": {\"url\": \"ftp://h/x.csv\", \"label\": \"y\"}}", "dataset.url", "file://, http:// or https://");
-	expect_bad("{\"dataset\": {\"url\": \"/etc/passwd\", \"label\": \"y\"}}", "dataset.url", "file://");
+	expect_bad("{\"dataset\": {\"url\": \"http://h/x.csv\", \"label\": 3}}", "dataset.label",
+			   "string");
+	expect_bad("{\"dataset\": {\"url\": \"http://h/x.csv\", \"label\": \"\"}}", "dataset.label",
+			   "1 to 1024");
+	expect_bad("{\"dataset\": {\"url\": \"ftp://h/x.csv\", \"label\": \"y\"}}", "dataset.url",
+			   "file://, http:// or https://");
+	expect_bad("{\"dataset\": {\"url\": \"/etc/passwd\", \"label\": \"y\"}}", "dataset.url",
+			   "file://");
 	expect_bad("{\"dataset\": {\"url\": 42, \"label\": \"y\"}}", "dataset.url", "string");
 	expect_bad("{\"dataset\": {\"url\": \"\", \"label\": \"y\"}}", "dataset.url", "empty");
-	expect_bad("{\"dataset\": {\"url\": \"http://h/a b.csv\", \"label\": \"y\"}}", "dataset.url", "spaces");
-	expect_bad("{\"dataset\": {\"url\": \"http://h/x.csv\", \"label\": \"y\", \"n\": 5}}", "dataset.n", "synthetic");
-	expect_bad("{\"dataset\": {\"synthetic\": \"circles\"}}", "dataset.synthetic", "blobs, moons, spirals, linear");
+	expect_bad("{\"dataset\": {\"url\": \"http://h/a b.csv\", \"label\": \"y\"}}", "dataset.url",
+			   "spaces");
+	expect_bad("{\"dataset\": {\"url\": \"http://h/x.csv\", \"label\": \"y\", \"n\": 5}}",
+			   "dataset.n", "synthetic");
+	expect_bad("{\"dataset\": {\"synthetic\": \"circles\"}}", "dataset.synthetic",
+			   "blobs, moons, spirals, linear");
 	expect_bad("{\"dataset\": {\"synthetic\": 1}}", "dataset.synthetic", NULL);
-	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"label\": \"y\"}}", "dataset.label", NULL);
+	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"label\": \"y\"}}", "dataset.label",
+			   NULL);
 	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"n\": 1}}", "dataset.n", "2 to 1000000");
-	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"n\": 1000001}}", "dataset.n", "2 to 1000000");
-	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"classes\": 1}}", "dataset.classes", "2 to 100");
-	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"classes\": 101}}", "dataset.classes", "2 to 100");
-	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"classes\": 3}}", "dataset.classes", "blobs and spirals");
-	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"features\": 0}}", "dataset.features", "1 to 1000");
-	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"features\": 1001}}", "dataset.features", "1 to 1000");
-	expect_bad("{\"dataset\": {\"synthetic\": \"spirals\", \"features\": 3}}", "dataset.features", "blobs and linear");
+	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"n\": 1000001}}", "dataset.n",
+			   "2 to 1000000");
+	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"classes\": 1}}", "dataset.classes",
+			   "2 to 100");
+	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"classes\": 101}}", "dataset.classes",
+			   "2 to 100");
+	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"classes\": 3}}", "dataset.classes",
+			   "blobs and spirals");
+	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"features\": 0}}", "dataset.features",
+			   "1 to 1000");
+	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"features\": 1001}}", "dataset.features",
+			   "1 to 1000");
+	expect_bad("{\"dataset\": {\"synthetic\": \"spirals\", \"features\": 3}}", "dataset.features",
+			   "blobs and linear");
 	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"noise\": -1}}", "dataset.noise", ">= 0");
-	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"seed\": \"s\"}}", "dataset.seed", "integer");
+	expect_bad("{\"dataset\": {\"synthetic\": \"moons\", \"seed\": \"s\"}}", "dataset.seed",
+			   "integer");
 	expect_bad("{\"dataset\": {\"synthetic\": \"blobs\", \"n\": 1000000, \"features\": 1000}}",
 			   "dataset.n * dataset.features", "50000000");
 	expect_bad("{\"trainer\": \"linreg\", " SYN "}", "linreg", "\"linear\"");
-	expect_bad("{\"trainer\": \"mlp\", \"dataset\": {\"synthetic\": \"linear\"}}", "regression", "linreg");
+	expect_bad("{\"trainer\": \"mlp\", \"dataset\": {\"synthetic\": \"linear\"}}", "regression",
+			   "linreg");
 
 	return t_summary();
 }

@@ -1,5 +1,5 @@
 /*
- * test_csv.c - the CSV reader (csv.c) and CSV-to-dataset loading
+ * test_csv.c — the CSV reader (csv.c) and CSV-to-dataset loading
  * (dataset.c): RFC 4180 details, and that every error names the row,
  * column or field a user has to fix - without quoting cell values.
  */
@@ -14,7 +14,7 @@
 
 static char err[512];
 
-/* Read all records of s; returns the record count or -1. fields of record r field f copied into out. */
+/* Reads all records of s into out (out[r][f]: record r, field f); the record count, or -1. */
 static int
 read_all(const char *s, size_t len, char out[][8][32], size_t *nf, int maxrec)
 {
@@ -37,6 +37,7 @@ read_all(const char *s, size_t len, char out[][8][32], size_t *nf, int maxrec)
 	return rc < 0 ? -1 : n;
 }
 
+/* The CSV reader: quoting, line ends, a byte order mark, blank lines, empty fields, errors. */
 static void
 test_reader(void)
 {
@@ -87,9 +88,12 @@ test_reader(void)
 		static const char s[] = "h1,h2\n\"multi\nline\",1\n\nnext,2\n";
 
 		mm_csv_init(&c, s, LEN(s), 100);
-		CHECK(mm_csv_next(&c, err, sizeof(err)) == 1 && c.record_line == 1, "line %zu", c.record_line);
-		CHECK(mm_csv_next(&c, err, sizeof(err)) == 1 && c.record_line == 2, "line %zu", c.record_line);
-		CHECK(mm_csv_next(&c, err, sizeof(err)) == 1 && c.record_line == 5, "line %zu", c.record_line);
+		CHECK(mm_csv_next(&c, err, sizeof(err)) == 1 && c.record_line == 1, "line %zu",
+			  c.record_line);
+		CHECK(mm_csv_next(&c, err, sizeof(err)) == 1 && c.record_line == 2, "line %zu",
+			  c.record_line);
+		CHECK(mm_csv_next(&c, err, sizeof(err)) == 1 && c.record_line == 5, "line %zu",
+			  c.record_line);
 		CHECK(mm_csv_next(&c, err, sizeof(err)) == 0, "expected end");
 		mm_csv_free(&c);
 	}
@@ -126,6 +130,7 @@ test_reader(void)
 	}
 }
 
+/* Loads CSV text as a dataset, its error in err. */
 static int
 load(const char *s, size_t len, const char *label, int regression, mm_dataset *ds)
 {
@@ -154,6 +159,7 @@ expect_load_error(const char *s, const char *label, int regression, const char *
 	CHECK(ds.x == NULL && ds.feature_names == NULL, "dataset not reset on error");
 }
 
+/* CSV to dataset: labels, classes, numbers, and every refusal with what it names. */
 static void
 test_dataset(void)
 {
@@ -196,7 +202,8 @@ test_dataset(void)
 		mm_dataset_free(&ds);
 	}
 
-	expect_load_error("a,b,c\n1,2,3\n", "price", 0, "\"price\"", "columns are: \"a\", \"b\", \"c\"");
+	expect_load_error("a,b,c\n1,2,3\n", "price", 0, "\"price\"",
+					  "columns are: \"a\", \"b\", \"c\"");
 	expect_load_error("x1,x2,y\n1,2,a\n3,SECRET,b\n", "y", 0, "row 2 (line 3)", "column \"x2\"");
 	expect_load_error("x1,x2,y\n1,2,a\n3,nan,b\n", "y", 0, "row 2", "not a finite number");
 	expect_load_error("x1,x2,y\n1,2,a\n3,1e999,b\n", "y", 0, "row 2", "x2");
@@ -295,6 +302,7 @@ test_fuzz(void)
 	printf("# fuzz: %d mutated inputs, %d loaded\n", iters, ok);
 }
 
+/* Runs the CSV tests. */
 int
 main(void)
 {

@@ -1,5 +1,5 @@
 /*
- * test_fetch.c - dataset download limits: file:// only inside the node's
+ * test_fetch.c — dataset download limits: file:// only inside the node's
  * file root (no "..", no symlink escape, no existence probing outside it),
  * the size cap, unsupported schemes, URL redaction in messages; and http
  * against a throwaway python3 http.server on loopback when python3 exists:
@@ -21,6 +21,7 @@
 static char err[1024];
 static char url[1024];
 
+/* Fetches u, its error in err. */
 static int
 fetch(const char *u, const mm_limits *lim, char **data, size_t *len)
 {
@@ -29,6 +30,7 @@ fetch(const char *u, const mm_limits *lim, char **data, size_t *len)
 	return mm_fetch(u, lim, data, len, err, sizeof(err));
 }
 
+/* Checks that fetching u fails, names n1 (and n2 unless NULL), and returns no data. */
 static void
 expect_fetch_error(const char *u, const mm_limits *lim, const char *n1, const char *n2)
 {
@@ -48,6 +50,7 @@ expect_fetch_error(const char *u, const mm_limits *lim, const char *n1, const ch
 	CHECK(strstr(err, "SECRET") == NULL, "message leaks file contents: %s", err);
 }
 
+/* file:// datasets: only below the node's data directory, within the size cap. */
 static void
 test_file(void)
 {
@@ -83,7 +86,8 @@ test_file(void)
 	/* inside the root */
 	snprintf(url, sizeof(url), "file://%s/ok.csv", root);
 	CHECK(fetch(url, &lim, &data, &len) == 0, "%s", err);
-	CHECK(data != NULL && len == 13 && memcmp(data, "x,y\n1,SECRET\n", 13) == 0 && data[len] == '\0',
+	CHECK(data != NULL && len == 13 && memcmp(data, "x,y\n1,SECRET\n", 13) == 0 &&
+		  data[len] == '\0',
 		  "contents");
 	free(data);
 	snprintf(url, sizeof(url), "FILE://localhost%s/./subdir/../ok.csv", root);
@@ -93,7 +97,8 @@ test_file(void)
 	CHECK(fetch(url, &lim, &data, &len) == 0 && len == 4, "percent-encoded name: %s", err);
 	free(data);
 	snprintf(url, sizeof(url), "file://%s/self/ok.csv", root);
-	CHECK(fetch(url, &lim, &data, &len) == 0 && len == 13, "symlink staying inside the root: %s", err);
+	CHECK(fetch(url, &lim, &data, &len) == 0 && len == 13, "symlink staying inside the root: %s",
+		  err);
 	free(data);
 	snprintf(url, sizeof(url), "file://%s/exact.csv", root);
 	CHECK(fetch(url, &lim, &data, &len) == 0 && len == 1000, "file exactly at the cap: %s", err);
@@ -135,7 +140,8 @@ test_file(void)
 	snprintf(url, sizeof(url), "file://example.com%s/ok.csv", root);
 	expect_fetch_error(url, &lim, "host", NULL);
 
-	expect_fetch_error("ftp://example.com/x.csv", &lim, "unsupported URL scheme", "ftp://example.com/x.csv");
+	expect_fetch_error("ftp://example.com/x.csv", &lim, "unsupported URL scheme",
+					   "ftp://example.com/x.csv");
 	expect_fetch_error("gopher://example.com/x", &lim, "unsupported URL scheme", NULL);
 	expect_fetch_error("x.csv", &lim, "unsupported URL scheme", NULL);
 
@@ -143,12 +149,14 @@ test_file(void)
 	rmdir(outside_dir);
 }
 
+/* How URLs appear in messages: no credentials, no query, no control characters. */
 static void
 test_show_url(void)
 {
 	char		out[256];
 
-	mm_fetch_show_url(out, sizeof(out), "https://user:pw@example.com/data.csv?X-Amz-Signature=abc#frag");
+	mm_fetch_show_url(out, sizeof(out),
+					  "https://user:pw@example.com/data.csv?X-Amz-Signature=abc#frag");
 	CHECK(strcmp(out, "https://***@example.com/data.csv?...") == 0, "redacted as %s", out);
 	mm_fetch_show_url(out, sizeof(out), "http://example.com/a\nb");
 	CHECK(strchr(out, '\n') == NULL, "control character kept");
@@ -183,6 +191,7 @@ static const char server_py[] =
 	"    def log_message(self, *args): pass\n"
 	"http.server.ThreadingHTTPServer((bind, port), H).serve_forever()\n";
 
+/* A TCP port nothing listens on now, or -1. */
 static int
 free_port(void)
 {
@@ -200,6 +209,7 @@ free_port(void)
 	return port;
 }
 
+/* Something accepts connections on ip:port. */
 static int
 port_open(const char *ip, int port)
 {
@@ -214,6 +224,7 @@ port_open(const char *ip, int port)
 	return ok;
 }
 
+/* Sleeps ms milliseconds. */
 static void
 sleep_ms(long ms)
 {
@@ -261,6 +272,7 @@ start_http(const char *dir, const char *ip, int port)
 	return 0;
 }
 
+/* Stops a test HTTP server. */
 static void
 stop_http(pid_t pid)
 {
@@ -296,9 +308,11 @@ expect_refused(const char *u, const mm_limits *lim, const char *addr, const char
 
 	snprintf(want, sizeof(want), "dataset address %s is not allowed (%s)", addr, why);
 	expect_fetch_error(u, lim, want, "a node operator can allow it with --allow-net");
-	CHECK(strncmp(err, "cannot fetch http://", 20) == 0, "message does not start with the URL: %s", err);
+	CHECK(strncmp(err, "cannot fetch http://", 20) == 0, "message does not start with the URL: %s",
+		  err);
 }
 
+/* http(s) datasets: loopback refused however spelled, --allow-net, redirects, statuses, limits. */
 static void
 test_http(void)
 {
@@ -308,7 +322,8 @@ test_http(void)
 	char	   *data;
 	size_t		len;
 	mm_cidr		nets[2];
-	mm_limits	lim = {.max_download_bytes = 1000, .download_timeout_s = 10, .allow_net = nets, .n_allow_net = 1};
+	mm_limits	lim = {.max_download_bytes = 1000, .download_timeout_s = 10, .allow_net = nets,
+					   .n_allow_net = 1};
 	mm_limits	deflt = {.max_download_bytes = 1000, .download_timeout_s = 10};
 
 	t_write("server.py", server_py, sizeof(server_py) - 1);
@@ -359,10 +374,12 @@ test_http(void)
 	lim.n_allow_net = 1;
 
 	/* a redirect from the allowed 127.0.0.1 to the refused 127.0.0.2: refused, never contacted */
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect?to=http://127.0.0.2:%d/secret.txt", port, port);
-	expect_fetch_error(url, &lim, "after a redirect, dataset address 127.0.0.2 is not allowed (loopback)", NULL);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect?to=http://127.0.0.2:%d/secret.txt",
+			 port, port);
+	expect_fetch_error(url, &lim, "after a redirect, dataset address 127.0.0.2 is not allowed "
+					   "(loopback)", NULL);
 	CHECK(!requested("127.0.0.2 /secret.txt"), "the redirect target was contacted");
-	/* ... and with 127.0.0.0/8 allowed the same redirect is followed (so the refusal was the guard's) */
+	/* ... with 127.0.0.0/8 allowed the same redirect is followed: the refusal was the guard's */
 	CHECK(mm_cidr_parse("127.0.0.0/8", &nets[0], err, sizeof(err)) == 0, "%s", err);
 	CHECK(fetch(url, &lim, &data, &len) == 0 && len == 37, "allowed redirect: %s", err);
 	free(data);
@@ -379,7 +396,8 @@ test_http(void)
 		  "404 body quoted: %s", err);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect?to=/fail", port);
 	expect_fetch_error(url, &lim, "HTTP status 500", NULL);
-	CHECK(strstr(err, "REDIRECT-BODY") == NULL && strstr(err, "ERROR-BODY") == NULL, "a body quoted: %s", err);
+	CHECK(strstr(err, "REDIRECT-BODY") == NULL && strstr(err, "ERROR-BODY") == NULL,
+		  "a body quoted: %s", err);
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/big.csv", port);
 	expect_fetch_error(url, &lim, "over the download limit of 1000 bytes", "big.csv");
@@ -398,14 +416,16 @@ test_http(void)
 		json_t	   *cfg,
 				   *result = NULL;
 
-		snprintf(config, sizeof(config),
-				 "{\"trainer\":\"logreg\",\"dataset\":{\"url\":\"http://127.0.0.1:%d/secret.txt\",\"label\":\"nope\"}}", port);
+		snprintf(config, sizeof(config), "{\"trainer\":\"logreg\",\"dataset\":"
+				 "{\"url\":\"http://127.0.0.1:%d/secret.txt\",\"label\":\"nope\"}}", port);
 		cfg = json_loads(config, 0, NULL);
 		err[0] = '\0';
-		CHECK(mm_train_run(cfg, &deflt, NULL, NULL, &result, err, sizeof(err)) == -1 && result == NULL,
+		CHECK(mm_train_run(cfg, &deflt, NULL, NULL, &result, err, sizeof(err)) == -1 &&
+			  result == NULL,
 			  "the job ran");
 		CHECK_MSG(err, "dataset address 127.0.0.1 is not allowed (loopback)");
-		CHECK(strstr(err, "SECRET") == NULL && strstr(err, "first line") == NULL, "job error quotes the file: %s", err);
+		CHECK(strstr(err, "SECRET") == NULL && strstr(err, "first line") == NULL,
+			  "job error quotes the file: %s", err);
 		json_decref(cfg);
 	}
 
@@ -417,6 +437,7 @@ test_http(void)
 	expect_fetch_error(url, &lim, "cannot fetch", "127.0.0.1");
 }
 
+/* Runs the download tests. */
 int
 main(void)
 {

@@ -1,5 +1,5 @@
 /*
- * test_netguard.c - which addresses a dataset download may reach: every
+ * test_netguard.c — which addresses a dataset download may reach: every
  * non-public range is refused with its reason (IPv6 forms embedding an IPv4
  * address judged by that address), public ones pass, the operator's
  * networks (--allow-net) pass; and the CIDR parser behind --allow-net.
@@ -26,14 +26,17 @@ refusal(const char *ip, const mm_cidr *allow, size_t nallow)
 	return "PARSE";
 }
 
+/* Checks that the default policy refuses ip, for the reason why. */
 static void
 expect_refused(const char *ip, const char *why)
 {
 	const char *got = refusal(ip, NULL, 0);
 
-	CHECK(got != NULL && strcmp(got, why) == 0, "%s: want \"%s\", got \"%s\"", ip, why, got ? got : "(allowed)");
+	CHECK(got != NULL && strcmp(got, why) == 0, "%s: want \"%s\", got \"%s\"", ip, why,
+		  got ? got : "(allowed)");
 }
 
+/* Checks that a download may connect to ip with the allowed networks given. */
 static void
 expect_allowed(const char *ip, const mm_cidr *allow, size_t nallow)
 {
@@ -42,14 +45,15 @@ expect_allowed(const char *ip, const mm_cidr *allow, size_t nallow)
 	CHECK(got == NULL, "%s: refused (%s)", ip, got);
 }
 
+/* The default policy: loopback, private, link-local, metadata... refused; public allowed. */
 static void
 test_default_policy(void)
 {
-	static const char *const loopback[] = {"127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "::127.0.0.1",
-	"64:ff9b::7f00:1", "2002:7f00:1::1", "::ffff:0:127.0.0.1"};
+	static const char *const loopback[] = {"127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1",
+	"::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "::ffff:0:127.0.0.1"};
 	static const char *const priv[] = {"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.254",
-	"192.168.1.1", "100.64.0.1", "100.127.255.254", "::ffff:10.1.2.3", "::ffff:192.168.0.1", "fec0::1",
-	"64:ff9b:1::1"};
+	"192.168.1.1", "100.64.0.1", "100.127.255.254", "::ffff:10.1.2.3", "::ffff:192.168.0.1",
+	"fec0::1", "64:ff9b:1::1"};
 
 	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++)
 		expect_refused(loopback[i], "loopback");
@@ -95,16 +99,19 @@ test_default_policy(void)
 		struct sockaddr sa = {.sa_family = AF_UNIX};
 		const char *got = mm_addr_refusal(&sa, sizeof(sa), NULL, 0);
 
-		CHECK(got != NULL && strcmp(got, "not an IP address") == 0, "AF_UNIX: %s", got ? got : "(allowed)");
+		CHECK(got != NULL && strcmp(got, "not an IP address") == 0, "AF_UNIX: %s",
+			  got ? got : "(allowed)");
 	}
 	{
 		/* a short sockaddr is not read past its end */
 		struct sockaddr_in in = {.sin_family = AF_INET};
 
-		CHECK(mm_addr_refusal((struct sockaddr *) &in, 4, NULL, 0) != NULL, "truncated sockaddr allowed");
+		CHECK(mm_addr_refusal((struct sockaddr *) &in, 4, NULL, 0) != NULL,
+			  "truncated sockaddr allowed");
 	}
 }
 
+/* Parses a network the test needs (a failure is a failed check). */
 static mm_cidr
 cidr(const char *s)
 {
@@ -115,6 +122,7 @@ cidr(const char *s)
 	return c;
 }
 
+/* --allow-net opens exactly the networks it names, in any spelling of their addresses. */
 static void
 test_allow_list(void)
 {
@@ -146,6 +154,7 @@ test_allow_list(void)
 	CHECK(refusal("::1", allow, 1) != NULL, "an IPv4 /0 opened IPv6 loopback");
 }
 
+/* Checks that s parses and prints back as formatted. */
 static void
 expect_cidr(const char *s, const char *formatted)
 {
@@ -156,6 +165,7 @@ expect_cidr(const char *s, const char *formatted)
 	CHECK(strcmp(out, formatted) == 0, "%s formatted as %s, want %s", s, out, formatted);
 }
 
+/* Checks that s is refused with a message naming n1 (and n2 unless NULL). */
 static void
 expect_bad_cidr(const char *s, const char *n1, const char *n2)
 {
@@ -168,6 +178,7 @@ expect_bad_cidr(const char *s, const char *n1, const char *n2)
 		CHECK_MSG(err, n2);
 }
 
+/* Parsing and printing networks, and refusing bad ones. */
 static void
 test_cidr_parse(void)
 {
@@ -196,6 +207,7 @@ test_cidr_parse(void)
 	expect_bad_cidr("evil\n/8", "evil?", NULL);	/* the input is shown sanitised */
 }
 
+/* Runs the address-policy tests. */
 int
 main(void)
 {

@@ -1,5 +1,5 @@
 /*
- * test_train.c - mm_train_run end to end: accuracy targets on synthetic
+ * test_train.c — mm_train_run end to end: accuracy targets on synthetic
  * and CSV data, the exported model reproduces the predictions, bit-for-bit
  * determinism, the progress callback and abort, divergence, noop.
  *
@@ -20,6 +20,7 @@
 
 static char err[1024];
 
+/* Parses JSON test text; a malformed test text is the test's own bug (exit 2). */
 static json_t *
 parse(const char *text)
 {
@@ -54,6 +55,7 @@ run(const char *text, const mm_limits *lim, mm_progress_fn cb, void *ctx)
 	return res;
 }
 
+/* A number in a result object, or NaN. */
 static double
 num(const json_t *res, const char *key)
 {
@@ -82,17 +84,21 @@ expect_metric(const char *name, const char *config, const char *metric, double b
 	return v;
 }
 
+/* Each trainer reaches its accuracy (or r2) target on synthetic data. */
 static void
 test_accuracy(void)
 {
 	expect_metric("logreg blobs (3 classes, n=600)",
-				  "{\"trainer\": \"logreg\", \"dataset\": {\"synthetic\": \"blobs\", \"n\": 600, \"classes\": 3, \"seed\": 1}}",
+				  "{\"trainer\": \"logreg\", \"dataset\": {\"synthetic\": \"blobs\", \"n\": 600, "
+				  "\"classes\": 3, \"seed\": 1}}",
 				  "accuracy", 0.95, 1);
 	expect_metric("mlp moons (n=1000, noise 0.1)",
-				  "{\"trainer\": \"mlp\", \"epochs\": 100, \"dataset\": {\"synthetic\": \"moons\", \"n\": 1000, \"noise\": 0.1}}",
+				  "{\"trainer\": \"mlp\", \"epochs\": 100, \"dataset\": {\"synthetic\": \"moons\", "
+				  "\"n\": 1000, \"noise\": 0.1}}",
 				  "accuracy", 0.95, 1);
 	expect_metric("logreg moons (n=1000, noise 0.1)",
-				  "{\"trainer\": \"logreg\", \"epochs\": 100, \"dataset\": {\"synthetic\": \"moons\", \"n\": 1000, \"noise\": 0.1}}",
+				  "{\"trainer\": \"logreg\", \"epochs\": 100, \"dataset\": {\"synthetic\": "
+				  "\"moons\", \"n\": 1000, \"noise\": 0.1}}",
 				  "accuracy", 0.92, 0);
 	if (!t_quick())
 	{
@@ -106,10 +112,12 @@ test_accuracy(void)
 					  "accuracy", 0.70, 0);
 	}
 	expect_metric("linreg linear (n=1000, 5 features)",
-				  "{\"trainer\": \"linreg\", \"dataset\": {\"synthetic\": \"linear\", \"n\": 1000, \"features\": 5, \"noise\": 0.1}}",
+				  "{\"trainer\": \"linreg\", \"dataset\": {\"synthetic\": \"linear\", \"n\": 1000, "
+				  "\"features\": 5, \"noise\": 0.1}}",
 				  "r2", 0.99, 1);
 	expect_metric("mlp tanh blobs (5 classes, 10 features)",
-				  "{\"trainer\": \"mlp\", \"activation\": \"tanh\", \"hidden_layers\": [8, 8], \"l2\": 0.0001,"
+				  "{\"trainer\": \"mlp\", \"activation\": \"tanh\", \"hidden_layers\": [8, 8], "
+				  "\"l2\": 0.0001,"
 				  " \"dataset\": {\"synthetic\": \"blobs\", \"classes\": 5, \"features\": 10}}",
 				  "accuracy", 0.95, 1);
 }
@@ -181,7 +189,8 @@ test_csv_file(void)
 	size_t		used = 0;
 	mm_rng		rng;
 	char		config[1024];
-	mm_limits	lim = {.max_download_bytes = 1 << 20, .download_timeout_s = 5, .file_root = t_tempdir()};
+	mm_limits	lim = {.max_download_bytes = 1 << 20, .download_timeout_s = 5,
+					   .file_root = t_tempdir()};
 	json_t	   *res;
 
 	mm_rng_seed(&rng, 99, 0);
@@ -191,18 +200,21 @@ test_csv_file(void)
 		cls[i] = i % 2;
 		x[i][0] = 170 + (cls[i] ? 12 : -12) + 5 * mm_rng_normal(&rng);
 		x[i][1] = 70 + (cls[i] ? 9 : -9) + 4 * mm_rng_normal(&rng);
-		used += (size_t) sprintf(csv + used, "%.3f,%s,%.3f\r\n", x[i][0], cls[i] ? "yes" : "no", x[i][1]);
+		used += (size_t) sprintf(csv + used, "%.3f,%s,%.3f\r\n", x[i][0], cls[i] ? "yes" : "no",
+								 x[i][1]);
 	}
 	t_write("people.csv", csv, used);
 	free(csv);
 
 	snprintf(config, sizeof(config),
-			 "{\"dataset\": {\"url\": \"file://%s/people.csv\", \"label\": \"class\"}}", t_tempdir());
+			 "{\"dataset\": {\"url\": \"file://%s/people.csv\", \"label\": "
+			 "\"class\"}}", t_tempdir());
 	res = run(config, &lim, NULL, NULL);
 	CHECK(res != NULL, "csv logreg: %s", err);
 	if (res != NULL)
 	{
 		const json_t *model = json_object_get(res, "model");
+		const json_t *weights = json_object_get(model, "weights");
 		const json_t *classes = json_object_get(res, "classes");
 		double		acc = num(res, "accuracy");
 		int			correct = 0;
@@ -211,21 +223,25 @@ test_csv_file(void)
 		printf("# %-44s accuracy = %.4f\n", "logreg binary CSV via file:// (n=400)", acc);
 		CHECK(json_array_size(classes) == 2 &&
 			  strcmp(json_string_value(json_array_get(classes, 0)), "no") == 0 &&
-			  strcmp(json_string_value(json_array_get(classes, 1)), "yes") == 0, "classes [no, yes]");
+			  strcmp(json_string_value(json_array_get(classes, 1)), "yes") == 0,
+			  "classes [no, yes]");
 		CHECK(num(res, "n_train") == 320 && num(res, "n_val") == 80, "split 320/80");
-		CHECK(json_is_null(json_object_get(res, "r2")) || json_object_get(res, "r2") == NULL, "no r2");
+		CHECK(json_is_null(json_object_get(res, "r2")) || json_object_get(res, "r2") == NULL,
+			  "no r2");
 		CHECK(strcmp(json_string_value(json_object_get(model, "type")), "logreg") == 0 &&
 			  strcmp(json_string_value(json_object_get(model, "output")), "sigmoid") == 0 &&
-			  strcmp(json_string_value(json_object_get(model, "label")), "class") == 0, "model header");
+			  strcmp(json_string_value(json_object_get(model, "label")), "class") == 0,
+			  "model header");
 		CHECK(json_array_size(json_object_get(model, "feature_names")) == 2 &&
-			  strcmp(json_string_value(json_array_get(json_object_get(model, "feature_names"), 0)), "height, cm") == 0,
-			  "feature names");
-		CHECK(json_array_size(json_object_get(model, "weights")) == 1 &&
-			  json_array_size(json_array_get(json_object_get(model, "weights"), 0)) == 1 &&
-			  json_array_size(json_array_get(json_array_get(json_object_get(model, "weights"), 0), 0)) == 2,
+			  strcmp(json_string_value(json_array_get(json_object_get(model, "feature_names"), 0)),
+					 "height, cm") == 0, "feature names");
+		CHECK(json_array_size(weights) == 1 &&
+			  json_array_size(json_array_get(weights, 0)) == 1 &&
+			  json_array_size(json_array_get(json_array_get(weights, 0), 0)) == 2,
 			  "weights shape [1][1][2]");
 		/* mean is the training mean of raw heights: close to 170 */
-		CHECK(fabs(json_number_value(json_array_get(json_object_get(model, "mean"), 0)) - 170) < 3, "stored mean");
+		CHECK(fabs(json_number_value(json_array_get(json_object_get(model, "mean"), 0)) - 170) < 3,
+			  "stored mean");
 		for (int i = 0; i < N; i++)
 			correct += predict(model, x[i], 2) == cls[i];
 		CHECK(correct >= 0.95 * N, "exported model gets %d/%d rows right", correct, N);
@@ -239,16 +255,19 @@ test_csv_file(void)
 	CHECK(run(config, &lim, NULL, NULL) == NULL, "broken CSV trained");
 	CHECK_MSG(err, "row 2 (line 3), column \"b\"");
 	snprintf(config, sizeof(config),
-			 "{\"dataset\": {\"url\": \"file://%s/people.csv\", \"label\": \"gender\"}}", t_tempdir());
+			 "{\"dataset\": {\"url\": \"file://%s/people.csv\", \"label\": "
+			 "\"gender\"}}", t_tempdir());
 	CHECK(run(config, &lim, NULL, NULL) == NULL, "missing label column trained");
 	CHECK_MSG(err, "\"gender\" is not a column");
 	CHECK_MSG(err, "\"height, cm\", \"class\", \"weight\"");
 	snprintf(config, sizeof(config),
-			 "{\"dataset\": {\"url\": \"file://%s/people.csv\", \"label\": \"class\"}}", t_tempdir());
+			 "{\"dataset\": {\"url\": \"file://%s/people.csv\", \"label\": "
+			 "\"class\"}}", t_tempdir());
 	CHECK(run(config, NULL, NULL, NULL) == NULL, "file:// without a root");
 	CHECK_MSG(err, "not allowed");
 	snprintf(config, sizeof(config),
-			 "{\"trainer\": \"linreg\", \"dataset\": {\"url\": \"file://%s/people.csv\", \"label\": \"class\"}}", t_tempdir());
+			 "{\"trainer\": \"linreg\", \"dataset\": {\"url\": \"file://%s/people.csv\", "
+			 "\"label\": \"class\"}}", t_tempdir());
 	CHECK(run(config, &lim, NULL, NULL) == NULL, "linreg on string labels");
 	CHECK_MSG(err, "linreg needs a numeric label");
 }
@@ -285,7 +304,8 @@ test_mlp_export(void)
 	free(csv);
 	snprintf(config, sizeof(config),
 			 "{\"trainer\": \"mlp\", \"hidden_layers\": [6, 5], \"activation\": \"tanh\","
-			 " \"dataset\": {\"url\": \"file://%s/three.csv\", \"label\": \"label\"}}", t_tempdir());
+			 " \"dataset\": {\"url\": \"file://%s/three.csv\", \"label\": "
+			 "\"label\"}}", t_tempdir());
 	res = run(config, &lim, NULL, NULL);
 	CHECK(res != NULL, "mlp csv: %s", err);
 	if (res != NULL)
@@ -299,7 +319,8 @@ test_mlp_export(void)
 			  json_array_size(json_array_get(w, 1)) == 5 &&
 			  json_array_size(json_array_get(w, 2)) == 3, "mlp weight shapes");
 		CHECK(strcmp(json_string_value(json_object_get(model, "output")), "softmax") == 0 &&
-			  strcmp(json_string_value(json_object_get(model, "activation")), "tanh") == 0, "mlp model header");
+			  strcmp(json_string_value(json_object_get(model, "activation")), "tanh") == 0,
+			  "mlp model header");
 		for (int i = 0; i < N; i++)
 			agree += predict(model, x[i], 2) == cls[i];
 		CHECK(agree >= 0.9 * N, "exported mlp gets %d/%d right", agree, N);
@@ -309,17 +330,21 @@ test_mlp_export(void)
 
 /* ---------- determinism ---------- */
 
+/* A result as canonical text, for comparing runs. */
 static char *
 dump(const json_t *j)
 {
 	return json_dumps(j, JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
 }
 
+/* The same config and seed give the same result, to the bit; another seed other weights. */
 static void
 test_determinism(void)
 {
-	const char *a = "{\"trainer\": \"mlp\", \"epochs\": 20, \"seed\": 11, \"dataset\": {\"synthetic\": \"moons\", \"n\": 500}}";
-	const char *b = "{\"trainer\": \"mlp\", \"epochs\": 20, \"seed\": 12, \"dataset\": {\"synthetic\": \"moons\", \"n\": 500}}";
+	const char *a = "{\"trainer\": \"mlp\", \"epochs\": 20, \"seed\": 11, \"dataset\": "
+					"{\"synthetic\": \"moons\", \"n\": 500}}";
+	const char *b = "{\"trainer\": \"mlp\", \"epochs\": 20, \"seed\": 12, \"dataset\": "
+					"{\"synthetic\": \"moons\", \"n\": 500}}";
 	json_t	   *r1 = run(a, NULL, NULL, NULL);
 	json_t	   *r2 = run(a, NULL, NULL, NULL);
 	json_t	   *r3 = run(b, NULL, NULL, NULL);
@@ -357,8 +382,10 @@ typedef struct progress
 	int			want_nan_accuracy;
 } progress;
 
+/* The progress callback under test: records the calls and checks their figures. */
 static int
-on_progress(void *ctx, int epoch, int epochs, double train_loss, double val_loss, double val_accuracy)
+on_progress(void *ctx, int epoch, int epochs, double train_loss, double val_loss,
+			double val_accuracy)
 {
 	progress   *p = ctx;
 
@@ -374,6 +401,7 @@ on_progress(void *ctx, int epoch, int epochs, double train_loss, double val_loss
 	return p->abort_at != 0 && epoch == p->abort_at;
 }
 
+/* The progress callback: once per epoch, in order, with sane figures; nonzero stops training. */
 static void
 test_progress(void)
 {
@@ -390,9 +418,11 @@ test_progress(void)
 
 	/* regression: accuracy is NAN in the callback, null in the result */
 	p = (progress) {.in_order = 1, .sane = 1, .want_nan_accuracy = 1};
-	res = run("{\"trainer\": \"linreg\", \"epochs\": 3, \"dataset\": {\"synthetic\": \"linear\"}}", NULL, on_progress, &p);
+	res = run("{\"trainer\": \"linreg\", \"epochs\": 3, \"dataset\": {\"synthetic\": \"linear\"}}",
+			  NULL, on_progress, &p);
 	CHECK(res != NULL && p.calls == 3 && p.sane, "regression callback: %s", err);
-	CHECK(res != NULL && json_is_null(json_object_get(res, "accuracy")) && json_is_number(json_object_get(res, "r2")) &&
+	CHECK(res != NULL && json_is_null(json_object_get(res, "accuracy")) &&
+		  json_is_number(json_object_get(res, "r2")) &&
 		  json_object_get(res, "classes") == NULL, "regression result fields");
 	json_decref(res);
 
@@ -405,6 +435,7 @@ test_progress(void)
 	CHECK_MSG(err, "epoch 3");
 }
 
+/* Divergence, noop, the smallest dataset, the parameter cap, a missing file. */
 static void
 test_misc(void)
 {
@@ -412,7 +443,8 @@ test_misc(void)
 	char	   *d;
 
 	/* divergence is an error, never a NaN in the result */
-	res = run("{\"trainer\": \"linreg\", \"learning_rate\": 10, \"dataset\": {\"synthetic\": \"linear\"}}", NULL, NULL, NULL);
+	res = run("{\"trainer\": \"linreg\", \"learning_rate\": 10, \"dataset\": {\"synthetic\": "
+			  "\"linear\"}}", NULL, NULL, NULL);
 	CHECK(res == NULL, "diverging run succeeded");
 	CHECK_MSG(err, "training diverged");
 	CHECK_MSG(err, "lower learning_rate");
@@ -421,18 +453,22 @@ test_misc(void)
 	res = run("{\"trainer\": \"noop\"}", NULL, NULL, NULL);
 	CHECK(res != NULL, "noop: %s", err);
 	d = res ? dump(res) : NULL;
-	CHECK(d && strcmp(d, "{\"accuracy\": null, \"epochs\": 0, \"loss\": 0.0, \"model\": {\"type\": \"noop\"}, "
-					  "\"n_train\": 0, \"n_val\": 0, \"train_loss\": 0.0}") == 0, "noop result %s", d);
+	CHECK(d && strcmp(d, "{\"accuracy\": null, \"epochs\": 0, \"loss\": 0.0,"
+					  " \"model\": {\"type\": \"noop\"},"
+					  " \"n_train\": 0, \"n_val\": 0, \"train_loss\": 0.0}") == 0,
+		  "noop result %s", d);
 	free(d);
 	json_decref(res);
 
 	/* the smallest dataset that can be split: one training row, one validation row */
-	res = run("{\"epochs\": 2, \"batch_size\": 65536, \"dataset\": {\"synthetic\": \"moons\", \"n\": 2}}", NULL, NULL, NULL);
+	res = run("{\"epochs\": 2, \"batch_size\": 65536, \"dataset\": {\"synthetic\": \"moons\", "
+			  "\"n\": 2}}", NULL, NULL, NULL);
 	CHECK(res != NULL && num(res, "n_train") == 1 && num(res, "n_val") == 1, "n=2: %s", err);
 	json_decref(res);
 
 	/* a model over the parameter cap is refused before allocating */
-	res = run("{\"trainer\": \"mlp\", \"hidden_layers\": [4096, 4096, 4096], \"dataset\": {\"synthetic\": \"moons\"}}",
+	res = run("{\"trainer\": \"mlp\", \"hidden_layers\": [4096, 4096, 4096], \"dataset\": "
+			  "{\"synthetic\": \"moons\"}}",
 			  NULL, NULL, NULL);
 	CHECK(res == NULL, "huge model accepted");
 	CHECK_MSG(err, "model too large");
@@ -442,13 +478,15 @@ test_misc(void)
 		mm_limits	lim = {.file_root = t_tempdir()};
 		char		config[512];
 
-		snprintf(config, sizeof(config), "{\"dataset\": {\"url\": \"file://%s/nope.csv\", \"label\": \"y\"}}", t_tempdir());
+		snprintf(config, sizeof(config),
+				 "{\"dataset\": {\"url\": \"file://%s/nope.csv\", \"label\": \"y\"}}", t_tempdir());
 		CHECK(run(config, &lim, NULL, NULL) == NULL, "missing file trained");
 		CHECK_MSG(err, "file not found");
 		CHECK_MSG(err, "nope.csv");
 	}
 }
 
+/* Runs the training tests. */
 int
 main(void)
 {

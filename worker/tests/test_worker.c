@@ -1,14 +1,15 @@
 /*
- * test_worker.c - the worker program's parts that need no database: how a repeated call backs off and
- * when its failure is logged again; the worker's hint for a setup problem; the progress reports that
- * keep a lease alive; and the slot count in the node's capabilities.  (What a SQLSTATE means is
- * common/'s, tested in test_common.c.)
+ * test_worker.c — the worker program's parts that need no database: how a repeated call backs off
+ * and when its failure is logged again; the worker's hint for a setup problem; the progress reports
+ * that keep a lease alive; and the slot count in the node's capabilities.  (What a SQLSTATE means
+ * is common/'s, tested in test_common.c.)
  */
 #include "testutil.h"
 #include "worker.h"
 
 #include <math.h>
 
+/* How a repeated call backs off (1, 2, 4 ... 30 s) and when its failure is logged again. */
 static void
 test_backoff(void)
 {
@@ -21,21 +22,25 @@ test_backoff(void)
 	CHECK(!backoff_ready(&b, 100.5) && backoff_ready(&b, 101), "ready too early or not at all");
 	for (size_t i = 1; i < sizeof(want) / sizeof(want[0]); i++)
 	{
-		CHECK(!backoff_fail(&b, 100, "permission denied [42501]"), "the same failure logged again (%zu)", i);
+		CHECK(!backoff_fail(&b, 100, "permission denied [42501]"),
+			  "the same failure logged again (%zu)", i);
 		CHECK(b.delay == want[i], "failure %zu: delay %g, want %g", i + 1, b.delay, want[i]);
 	}
-	CHECK(backoff_fail(&b, 100, "function modelmine.claim_jobs does not exist [42883]"), "a new reason not logged");
+	CHECK(backoff_fail(&b, 100, "function modelmine.claim_jobs does not exist [42883]"),
+		  "a new reason not logged");
 	CHECK(b.delay == 30, "a new reason reset the delay to %g", b.delay);
 	CHECK(backoff_ok(&b) == 8, "backoff_ok: %d failures", b.failures);
 	CHECK(b.failures == 0 && backoff_ready(&b, 0) && b.reason[0] == '\0', "not reset");
 	CHECK(backoff_ok(&b) == 0, "a second success reports failures");
-	CHECK(backoff_fail(&b, 200, "permission denied [42501]"), "after a success the old reason is news again");
+	CHECK(backoff_fail(&b, 200, "permission denied [42501]"),
+		  "after a success the old reason is news again");
 	CHECK(b.delay == 1, "after a success the delay starts at %g", b.delay);
 	{
 		char		plan[96];
 
 		backoff_describe(&b, plan, sizeof(plan));
-		CHECK(strcmp(plan, "retrying in 1 s, then less often up to every 30 s") == 0, "described as \"%s\"", plan);
+		CHECK(strcmp(plan, "retrying in 1 s, then less often up to every 30 s") == 0,
+			  "described as \"%s\"", plan);
 	}
 }
 
@@ -58,35 +63,47 @@ test_backoff_cap(void)
 	CHECK(b.cap == 5, "backoff_ok dropped the cap");
 }
 
+/* The worker's hints for a missing grant or extension, and the hints it keeps. */
 static void
 test_setup_hints(void)
 {
 	char		h[512];
 
 	h[0] = '\0';
-	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for schema modelmine", NULL, "aclchk.c",
-						"mm_worker", "modelmine_node", "mm"), "no hint for a missing schema grant");
-	CHECK_MSG(h, "the login role mm_worker needs membership in modelmine_node: GRANT modelmine_node TO mm_worker");
+	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for schema modelmine", NULL,
+						"aclchk.c", "mm_worker", "modelmine_node", "mm"),
+		  "no hint for a missing schema grant");
+	CHECK_MSG(h, "the login role mm_worker needs membership in modelmine_node: "
+			  "GRANT modelmine_node TO mm_worker");
 	CHECK_MSG(h, "modelmine_user for first-start registration");
-	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for function claim_jobs", NULL, "aclchk.c",
-						"Node One", "modelmine_node", "mm"), "no hint for a missing function grant");
+	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for function claim_jobs", NULL,
+						"aclchk.c", "Node One", "modelmine_node", "mm"),
+		  "no hint for a missing function grant");
 	CHECK_MSG(h, "GRANT modelmine_node TO \"Node One\"");
-	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for function login", NULL, "aclchk.c",
-						"ops", "modelmine_user", "mm"), "no hint when registering");
+	CHECK(pg_setup_hint(h, sizeof(h), "42501", "permission denied for function login", NULL,
+						"aclchk.c", "ops", "modelmine_user", "mm"), "no hint when registering");
 	CHECK_MSG(h, "GRANT modelmine_user TO ops");
-	CHECK(pg_setup_hint(h, sizeof(h), "3F000", "schema \"modelmine\" does not exist", NULL, "namespace.c",
-						"mm_worker", "modelmine_node", "jobsdb"), "no hint for a missing extension");
-	CHECK_MSG(h, "database jobsdb has no modelmine extension: run CREATE EXTENSION modelmine CASCADE in it");
-	CHECK(pg_setup_hint(h, sizeof(h), "42883", "function modelmine.claim_jobs(integer, integer) does not exist",
-						"No function matches the given name and argument types. You might need to add explicit type casts.",
-						"parse_func.c", "mm_worker", "modelmine_node", "jobsdb"), "the parser's hint kept");
+	CHECK(pg_setup_hint(h, sizeof(h), "3F000", "schema \"modelmine\" does not exist", NULL,
+						"namespace.c", "mm_worker", "modelmine_node", "jobsdb"),
+		  "no hint for a missing extension");
+	CHECK_MSG(h, "database jobsdb has no modelmine extension: "
+			  "run CREATE EXTENSION modelmine CASCADE in it");
+	CHECK(pg_setup_hint(h, sizeof(h), "42883",
+						"function modelmine.claim_jobs(integer, integer) does not exist",
+						"No function matches the given name and argument types. "
+						"You might need to add explicit type casts.",
+						"parse_func.c", "mm_worker", "modelmine_node", "jobsdb"),
+		  "the parser's hint kept");
 	CHECK_MSG(h, "CREATE EXTENSION modelmine CASCADE (or ALTER EXTENSION modelmine UPDATE)");
 	/* the extension's own errors keep their hints; other schemas are not ours to explain */
 	CHECK(!pg_setup_hint(h, sizeof(h), "42501", "job 7 is not leased to this node",
-						 "A node may only report on jobs it holds; claim work with modelmine.claim_jobs().",
-						 "lease.c", "mm_worker", "modelmine_node", "mm"), "replaced the extension's hint");
-	CHECK(!pg_setup_hint(h, sizeof(h), "3F000", "schema \"other\" does not exist", NULL, "namespace.c",
-						 "mm_worker", "modelmine_node", "mm"), "hint for another schema");
+						 "A node may only report on jobs it holds; "
+						 "claim work with modelmine.claim_jobs().",
+						 "lease.c", "mm_worker", "modelmine_node", "mm"),
+		  "replaced the extension's hint");
+	CHECK(!pg_setup_hint(h, sizeof(h), "3F000", "schema \"other\" does not exist", NULL,
+						 "namespace.c", "mm_worker", "modelmine_node", "mm"),
+		  "hint for another schema");
 	CHECK(!pg_setup_hint(h, sizeof(h), "55P03", "job 7 is busy", "Try again.", "lease.c",
 						 "mm_worker", "modelmine_node", "mm"), "hint for a busy job");
 }
@@ -104,12 +121,14 @@ task_at(double t0)
 	return t;
 }
 
+/* The progress a report carries. */
 static double
 progress_of(json_t *report)
 {
 	return json_number_value(json_object_get(report, "progress"));
 }
 
+/* The reports that keep a lease: the latest line every 200 ms, keepalives, busy pauses. */
 static void
 test_reports(void)
 {
@@ -129,14 +148,16 @@ test_reports(void)
 	CHECK(r != NULL, "no second keepalive");
 	json_decref(r);
 
-	/* a trainer's line goes out at most every 200 ms, and the keepalive then re-sends its progress */
+	/* a trainer's line goes out at most every 200 ms; the keepalive then re-sends its progress */
 	t.progress = json_pack("{s:f, s:{s:i}}", "progress", 37.5, "metrics", "epoch", 3);
-	CHECK(task_report_due(&t, 1010.1, keepalive) == NULL, "a line within 200 ms of the last report");
+	CHECK(task_report_due(&t, 1010.1, keepalive) == NULL,
+		  "a line within 200 ms of the last report");
 	r = task_report_due(&t, 1010.25, keepalive);
 	CHECK(r == t.progress, "the line held back after 200 ms");
 	json_decref(r);
 	task_report_taken(&t, t.progress, 1010.25);	/* the loop's settle path hands t.progress itself */
-	CHECK(t.progress == NULL && t.reported == 37.5, "the line was not consumed (reported %g)", t.reported);
+	CHECK(t.progress == NULL && t.reported == 37.5, "the line was not consumed (reported %g)",
+		  t.reported);
 	t.progress = json_pack("{s:f}", "progress", 40.0);
 	CHECK(task_report_due(&t, 1010.35, keepalive) == NULL, "two lines within 200 ms");
 	r = task_report_due(&t, 1010.5, keepalive);
@@ -144,7 +165,8 @@ test_reports(void)
 	task_report_taken(&t, r, 1010.5);
 	json_decref(r);
 	CHECK(t.progress == NULL && t.reported == 40, "reported %g", t.reported);
-	CHECK(task_report_due(&t, 1020.4, keepalive) == NULL, "a keepalive sooner than keepalive seconds after the last report");
+	CHECK(task_report_due(&t, 1020.4, keepalive) == NULL,
+		  "a keepalive sooner than keepalive seconds after the last report");
 	r = task_report_due(&t, 1020.5, keepalive);
 	CHECK(r != NULL && progress_of(r) == 40, "the keepalive does not re-send the last progress");
 	json_decref(r);
@@ -160,6 +182,7 @@ test_reports(void)
 	task_free(&t);
 }
 
+/* The capabilities document: trainers, runners, slots. */
 static void
 test_capabilities(void)
 {
@@ -168,7 +191,8 @@ test_capabilities(void)
 
 	CHECK(json_integer_value(json_object_get(c, "slots")) == 3, "slots missing or wrong");
 	CHECK(json_array_size(json_object_get(c, "trainers")) == 4, "trainers");
-	CHECK(strcmp(json_string_value(json_array_get(json_object_get(c, "runners"), 0)), "torch-cnn") == 0, "runners");
+	CHECK(strcmp(json_string_value(json_array_get(json_object_get(c, "runners"), 0)),
+				 "torch-cnn") == 0, "runners");
 	json_decref(c);
 	o.slots = 64;
 	c = capabilities(&o);
@@ -176,6 +200,7 @@ test_capabilities(void)
 	json_decref(c);
 }
 
+/* Runs the worker program's tests. */
 int
 main(void)
 {

@@ -1,5 +1,5 @@
 /*
- * testutil.h - the unit tests' tiny harness: CHECK macros, a summary line
+ * testutil.h — the unit tests' tiny harness: CHECK macros, a summary line
  * "N passed, N failed" (what `make check` sums), a scratch directory.
  */
 #ifndef MM_TESTUTIL_H
@@ -30,6 +30,7 @@ static int	t_failed;
 #define CHECK_MSG(err, needle) \
 	CHECK(strstr((err), (needle)) != NULL, "expected \"%s\" in message \"%s\"", (needle), (err))
 
+/* Prints the summary line "N passed, N failed"; the exit status: 1 if any check failed. */
 static inline int
 t_summary(void)
 {
@@ -50,6 +51,7 @@ static char t_dir[64];
 static char *t_files[64];
 static int	t_nfiles;
 
+/* The scratch directory, made on first use. */
 static inline const char *
 t_tempdir(void)
 {
@@ -93,6 +95,7 @@ t_write(const char *name, const char *data, size_t len)
 	return path;
 }
 
+/* Removes the tracked files and the scratch directory. */
 static inline void
 t_cleanup(void)
 {

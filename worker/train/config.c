@@ -1,5 +1,5 @@
 /*
- * config.c - parse and validate a job config (schema in mmtrain.h).
+ * config.c — parse and validate a job config (schema in mmtrain.h).
  *
  * Each message names the field as the user wrote it ("dataset.n",
  * "hidden_layers[2]") and the allowed values. Unknown keys are ignored for
@@ -17,6 +17,7 @@
 #define MAX_URL_LEN 4096
 #define MAX_LABEL_LEN 1024
 
+/* The trainer's name as a job config spells it. */
 const char *
 mm_trainer_name(mm_trainer t)
 {
@@ -104,6 +105,7 @@ get_number(const json_t *obj, const char *key, const char *field,
 	return 1;
 }
 
+/* Reads an optional seed (a non-negative integer) at obj[key]: 1 read, 0 absent, -1 bad (err). */
 static int
 get_seed(const json_t *obj, const char *key, const char *field, uint64_t *out,
 		 char *err, size_t errlen)
@@ -119,6 +121,7 @@ get_seed(const json_t *obj, const char *key, const char *field, uint64_t *out,
 	return 1;
 }
 
+/* Checks a dataset URL's length, characters and scheme (file, http, https); 0 or -1 (err). */
 static int
 check_url(const char *url, char *err, size_t errlen)
 {
@@ -130,7 +133,8 @@ check_url(const char *url, char *err, size_t errlen)
 		return mm_err(err, errlen, "dataset.url is longer than %d characters", MAX_URL_LEN);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char) url[i] <= 0x20 || url[i] == 0x7f)
-			return mm_err(err, errlen, "dataset.url contains spaces or control characters (percent-encode them)");
+			return mm_err(err, errlen, "dataset.url contains spaces or control characters "
+									   "(percent-encode them)");
 	if (strncasecmp(url, "file://", 7) != 0 &&
 		strncasecmp(url, "http://", 7) != 0 &&
 		strncasecmp(url, "https://", 8) != 0)
@@ -138,6 +142,7 @@ check_url(const char *url, char *err, size_t errlen)
 	return 0;
 }
 
+/* Reads "dataset": a URL with its label column, or a synthetic generator's parameters. */
 static int
 parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 {
@@ -149,7 +154,8 @@ parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 	int			rc;
 
 	if (!json_is_object(ds))
-		return mm_err(err, errlen, "dataset must be an object: {\"url\": ..., \"label\": ...} or {\"synthetic\": ...}");
+		return mm_err(err, errlen, "dataset must be an object: {\"url\": ..., \"label\": ...} or "
+								   "{\"synthetic\": ...}");
 	if (url != NULL && syn != NULL)
 		return mm_err(err, errlen, "dataset.url and dataset.synthetic are mutually exclusive");
 	if (url == NULL && syn == NULL)
@@ -164,7 +170,8 @@ parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 		if (check_url(json_string_value(url), err, errlen) != 0)
 			return -1;
 		if (label == NULL)
-			return mm_err(err, errlen, "dataset.label is required with dataset.url: the name of the label column");
+			return mm_err(err, errlen, "dataset.label is required with dataset.url: the name of "
+									   "the label column");
 		if (!json_is_string(label))
 			return mm_err(err, errlen, "dataset.label must be a string (a column name)");
 		if (json_string_length(label) == 0 || json_string_length(label) > MAX_LABEL_LEN)
@@ -173,7 +180,8 @@ parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 			return mm_err(err, errlen, "dataset.label must not contain NUL characters");
 		for (size_t i = 0; i < sizeof(synth_only) / sizeof(synth_only[0]); i++)
 			if (member(ds, synth_only[i]) != NULL)
-				return mm_err(err, errlen, "dataset.%s applies only to synthetic datasets", synth_only[i]);
+				return mm_err(err, errlen, "dataset.%s applies only to synthetic datasets",
+							  synth_only[i]);
 		cfg->url = json_string_value(url);
 		cfg->label = json_string_value(label);
 		s->kind = MM_SYNTH_NONE;
@@ -181,7 +189,8 @@ parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 	}
 
 	if (!json_is_string(syn))
-		return mm_err(err, errlen, "dataset.synthetic must be one of: blobs, moons, spirals, linear");
+		return mm_err(err, errlen,
+					  "dataset.synthetic must be one of: blobs, moons, spirals, linear");
 	if (strcmp(json_string_value(syn), "blobs") == 0)
 		s->kind = MM_SYNTH_BLOBS;
 	else if (strcmp(json_string_value(syn), "moons") == 0)
@@ -191,7 +200,8 @@ parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 	else if (strcmp(json_string_value(syn), "linear") == 0)
 		s->kind = MM_SYNTH_LINEAR;
 	else
-		return mm_err(err, errlen, "dataset.synthetic must be one of: blobs, moons, spirals, linear");
+		return mm_err(err, errlen,
+					  "dataset.synthetic must be one of: blobs, moons, spirals, linear");
 	if (label != NULL)
 		return mm_err(err, errlen, "dataset.label applies only to CSV datasets (dataset.url)");
 
@@ -210,7 +220,8 @@ parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 	if (rc)
 	{
 		if (s->kind != MM_SYNTH_BLOBS && s->kind != MM_SYNTH_SPIRALS)
-			return mm_err(err, errlen, "dataset.classes applies only to blobs and spirals (moons has 2 classes, linear is regression)");
+			return mm_err(err, errlen, "dataset.classes applies only to blobs and spirals (moons "
+									   "has 2 classes, linear is regression)");
 		s->classes = (int) x;
 	}
 	if ((rc = get_int(ds, "features", "dataset.features", 1, MM_MAX_FEATURES, &x, err, errlen)) < 0)
@@ -218,7 +229,8 @@ parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 	if (rc)
 	{
 		if (s->kind != MM_SYNTH_BLOBS && s->kind != MM_SYNTH_LINEAR)
-			return mm_err(err, errlen, "dataset.features applies only to blobs and linear (moons and spirals have 2 features)");
+			return mm_err(err, errlen, "dataset.features applies only to blobs and linear (moons "
+									   "and spirals have 2 features)");
 		s->features = (int) x;
 	}
 	if (get_number(ds, "noise", "dataset.noise", 0, 0, 100, 0, ">= 0 and <= 100",
@@ -232,13 +244,15 @@ parse_dataset(const json_t *ds, mm_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* Reads "hidden_layers": 1 to MM_MAX_HIDDEN layer sizes. */
 static int
 parse_hidden(const json_t *v, mm_config *cfg, char *err, size_t errlen)
 {
 	size_t		n;
 
 	if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > MM_MAX_HIDDEN)
-		return mm_err(err, errlen, "hidden_layers must be an array of 1 to %d layer sizes, e.g. [16]",
+		return mm_err(err, errlen,
+					  "hidden_layers must be an array of 1 to %d layer sizes, e.g. [16]",
 					  MM_MAX_HIDDEN);
 	n = json_array_size(v);
 	for (size_t i = 0; i < n; i++)
@@ -254,6 +268,7 @@ parse_hidden(const json_t *v, mm_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* Reads and range-checks a whole job config into cfg, defaults filled in; 0 or -1 (err). */
 int
 mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
 {
@@ -292,11 +307,13 @@ mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
 		{
 			char		shown[64];
 
-			return mm_err(err, errlen, "trainer \"%s\" is not supported; use one of: logreg, mlp, linreg, noop",
+			return mm_err(err, errlen, "trainer \"%s\" is not supported; use one of: logreg, mlp, "
+									   "linreg, noop",
 						  mm_sanitize(shown, sizeof(shown), t, 40));
 		}
 		else
-			return mm_err(err, errlen, "trainer must be a string, one of: logreg, mlp, linreg, noop");
+			return mm_err(err, errlen,
+						  "trainer must be a string, one of: logreg, mlp, linreg, noop");
 	}
 
 	if ((rc = get_int(config, "epochs", "epochs", 1, 10000, &x, err, errlen)) < 0)
@@ -340,20 +357,25 @@ mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
 		cfg->has_dataset = 1;
 	}
 	else if (cfg->trainer != MM_TRAINER_NOOP)
-		return mm_err(err, errlen, "dataset is required: {\"url\": ..., \"label\": ...} or {\"synthetic\": ...}");
+		return mm_err(err, errlen, "dataset is required: {\"url\": ..., \"label\": ...} or "
+								   "{\"synthetic\": ...}");
 
 	if (cfg->has_dataset && cfg->synth.kind != MM_SYNTH_NONE)
 	{
 		int			regression_data = cfg->synth.kind == MM_SYNTH_LINEAR;
 
 		if (cfg->trainer == MM_TRAINER_LINREG && !regression_data)
-			return mm_err(err, errlen, "trainer linreg needs a numeric target: use dataset.synthetic \"linear\"");
-		if ((cfg->trainer == MM_TRAINER_LOGREG || cfg->trainer == MM_TRAINER_MLP) && regression_data)
-			return mm_err(err, errlen, "dataset.synthetic \"linear\" is regression data: use trainer \"linreg\"");
+			return mm_err(err, errlen, "trainer linreg needs a numeric target: "
+						  "use dataset.synthetic \"linear\"");
+		if ((cfg->trainer == MM_TRAINER_LOGREG || cfg->trainer == MM_TRAINER_MLP) &&
+			regression_data)
+			return mm_err(err, errlen, "dataset.synthetic \"linear\" is regression data: "
+						  "use trainer \"linreg\"");
 	}
 	return 0;
 }
 
+/* Checks a job config without keeping the parse: what the worker does before forking. */
 int
 mm_config_validate(const json_t *config, char *err, size_t errlen)
 {

@@ -1,5 +1,5 @@
 /*
- * config.h - the job config, parsed and range-checked (schema in mmtrain.h).
+ * config.h — the job config, parsed and range-checked (schema in mmtrain.h).
  */
 #ifndef MM_CONFIG_H
 #define MM_CONFIG_H

@@ -1,5 +1,5 @@
 /*
- * csv.c - RFC 4180 CSV record reader (see csv.h).
+ * csv.c — RFC 4180 CSV record reader (see csv.h).
  *
  * Errors name the physical line; they never quote file contents.
  */
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Starts reading data (len bytes): skips a UTF-8 byte order mark. */
 void
 mm_csv_init(mm_csv *c, const char *data, size_t len, size_t max_fields)
 {
@@ -22,6 +23,7 @@ mm_csv_init(mm_csv *c, const char *data, size_t len, size_t max_fields)
 		c->p += 3;
 }
 
+/* Frees the reader's buffers. */
 void
 mm_csv_free(mm_csv *c)
 {
@@ -55,6 +57,7 @@ reserve(mm_csv *c, size_t n)
 	return 0;
 }
 
+/* Appends n bytes to the current field; notes a NUL byte, which a CSV file must not hold. */
 static int
 append(mm_csv *c, const char *s, size_t n)
 {
@@ -67,6 +70,7 @@ append(mm_csv *c, const char *s, size_t n)
 	return 0;
 }
 
+/* Starts a new field of the current record at the buffer's end; -1 when out of memory. */
 static int
 start_field(mm_csv *c)
 {
@@ -89,6 +93,7 @@ start_field(mm_csv *c)
 	return 0;
 }
 
+/* A line end character (CR or LF). */
 static inline int
 is_eol(char ch)
 {
@@ -106,6 +111,7 @@ skip_eol(mm_csv *c)
 	c->line++;
 }
 
+/* Reads the next record into fields/nfields: 1 a record, 0 end of input, -1 an error (err). */
 int
 mm_csv_next(mm_csv *c, char *err, size_t errlen)
 {
@@ -162,7 +168,8 @@ mm_csv_next(mm_csv *c, char *err, size_t errlen)
 			}
 			if (c->p < c->end && *c->p != ',' && !is_eol(*c->p))
 				return mm_err(err, errlen,
-							  "line %zu, column %zu: unexpected character after a closing quote (a quote inside a quoted field must be doubled)",
+							  "line %zu, column %zu: unexpected character after a closing quote (a "
+							  "quote inside a quoted field must be doubled)",
 							  c->line, c->nfields);
 		}
 		else

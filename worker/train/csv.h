@@ -1,5 +1,5 @@
 /*
- * csv.h - RFC 4180 CSV record reader over a memory buffer.
+ * csv.h — RFC 4180 CSV record reader over a memory buffer.
  *
  * Reads one record at a time so a large file is never held twice as
  * strings: the caller converts each record and moves on. Accepts "" escapes,

@@ -1,5 +1,5 @@
 /*
- * dataset.c - CSV text to a numeric dataset; train/validation split and
+ * dataset.c — CSV text to a numeric dataset; train/validation split and
  * standardisation (see dataset.h).
  *
  * Rows in messages are data rows counted from 1 (the header is not a row),
@@ -20,6 +20,7 @@
 
 #define LABEL_SLOTS 4096		/* power of two, > 2 * MM_MAX_CSV_CLASSES */
 
+/* Allocates n rows of d features (x, y, feature names); -1 when out of memory. */
 int
 mm_dataset_alloc(mm_dataset *ds, size_t n, size_t d)
 {
@@ -37,6 +38,7 @@ mm_dataset_alloc(mm_dataset *ds, size_t n, size_t d)
 	return 0;
 }
 
+/* Frees everything the dataset holds. */
 void
 mm_dataset_free(mm_dataset *ds)
 {
@@ -91,6 +93,7 @@ trim(char *s)
 	s[len - start] = '\0';
 }
 
+/* The string is empty or white space only. */
 static int
 is_blank(const char *s)
 {
@@ -107,6 +110,7 @@ typedef struct label_map
 	int		   *slots;			/* LABEL_SLOTS entries: name index + 1, 0 = empty */
 } label_map;
 
+/* FNV-1a hash of a label string, for the label map. */
 static uint32_t
 hash_str(const char *s)
 {
@@ -147,6 +151,7 @@ typedef struct class_rank
 	int			id;
 } class_rank;
 
+/* qsort order of class labels: by value when all are numbers (else all are 0), then by name. */
 static int
 cmp_class(const void *a, const void *b)
 {
@@ -229,6 +234,7 @@ list_columns(char *out, size_t outlen, char **names, size_t n)
 	}
 }
 
+/* Builds a dataset from CSV text with a header row (see dataset.h); 0 or -1 (err). */
 int
 mm_dataset_from_csv(const char *data, size_t len, const char *label,
 					int regression, mm_dataset *ds, char *err, size_t errlen)
@@ -261,7 +267,8 @@ mm_dataset_from_csv(const char *data, size_t len, const char *label,
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(c.fields[i], c.fields[j]) == 0)
 			{
-				mm_err(err, errlen, "CSV header: duplicate column name \"%s\" (columns %zu and %zu)",
+				mm_err(err, errlen,
+					   "CSV header: duplicate column name \"%s\" (columns %zu and %zu)",
 					   mm_sanitize(shown, sizeof(shown), c.fields[i], 60), j + 1, i + 1);
 				goto fail;
 			}
@@ -282,7 +289,8 @@ mm_dataset_from_csv(const char *data, size_t len, const char *label,
 	}
 	if (ncols < 2)
 	{
-		mm_err(err, errlen, "CSV has only the label column \"%s\"; at least one feature column is needed",
+		mm_err(err, errlen, "CSV has only the label column \"%s\"; at least one feature column is "
+							"needed",
 			   mm_sanitize(shown, sizeof(shown), label, 60));
 		goto fail;
 	}
@@ -361,14 +369,16 @@ mm_dataset_from_csv(const char *data, size_t len, const char *label,
 				continue;
 			if (is_blank(f))
 			{
-				mm_err(err, errlen, "row %zu (line %zu), column \"%s\": empty value (missing values are not supported)",
-					   row, c.record_line, mm_sanitize(shown, sizeof(shown), ds->feature_names[k], 60));
+				mm_sanitize(shown, sizeof(shown), ds->feature_names[k], 60);
+				mm_err(err, errlen, "row %zu (line %zu), column \"%s\": empty value "
+					   "(missing values are not supported)", row, c.record_line, shown);
 				goto fail;
 			}
 			if (parse_number(f, &xr[k]) != 0)
 			{
-				mm_err(err, errlen, "row %zu (line %zu), column \"%s\": value is not a finite number",
-					   row, c.record_line, mm_sanitize(shown, sizeof(shown), ds->feature_names[k], 60));
+				mm_sanitize(shown, sizeof(shown), ds->feature_names[k], 60);
+				mm_err(err, errlen, "row %zu (line %zu), column \"%s\": "
+					   "value is not a finite number", row, c.record_line, shown);
 				goto fail;
 			}
 			k++;
@@ -385,7 +395,8 @@ mm_dataset_from_csv(const char *data, size_t len, const char *label,
 		{
 			if (parse_number(c.fields[label_col], &ds->y[ds->n]) != 0)
 			{
-				mm_err(err, errlen, "row %zu (line %zu), label column \"%s\": value is not a finite number (linreg needs a numeric label)",
+				mm_err(err, errlen, "row %zu (line %zu), label column \"%s\": value is not a "
+									"finite number (linreg needs a numeric label)",
 					   row, c.record_line, mm_sanitize(shown, sizeof(shown), label, 60));
 				goto fail;
 			}
@@ -398,7 +409,8 @@ mm_dataset_from_csv(const char *data, size_t len, const char *label,
 				goto oom;
 			if (id == -2)
 			{
-				mm_err(err, errlen, "label column \"%s\" has more than %d distinct values; for a numeric target use trainer \"linreg\"",
+				mm_err(err, errlen, "label column \"%s\" has more than %d distinct values; for a "
+									"numeric target use trainer \"linreg\"",
 					   mm_sanitize(shown, sizeof(shown), label, 60), MM_MAX_CSV_CLASSES);
 				goto fail;
 			}
@@ -417,7 +429,8 @@ mm_dataset_from_csv(const char *data, size_t len, const char *label,
 	{
 		if (labels.n < 2)
 		{
-			mm_err(err, errlen, "label column \"%s\" has only one distinct value; classification needs at least 2 classes",
+			mm_err(err, errlen, "label column \"%s\" has only one distinct value; classification "
+								"needs at least 2 classes",
 				   mm_sanitize(shown, sizeof(shown), label, 60));
 			goto fail;
 		}
@@ -444,6 +457,7 @@ fail:
 	return -1;
 }
 
+/* Frees the split's index arrays and statistics. */
 void
 mm_split_free(mm_split *sp)
 {
@@ -454,6 +468,7 @@ mm_split_free(mm_split *sp)
 	memset(sp, 0, sizeof(*sp));
 }
 
+/* Shuffles rows into training and validation sets and standardises features (see dataset.h). */
 int
 mm_dataset_split(mm_dataset *ds, double val_fraction, uint64_t seed,
 				 mm_split *sp, char *err, size_t errlen)
@@ -466,7 +481,8 @@ mm_dataset_split(mm_dataset *ds, double val_fraction, uint64_t seed,
 
 	memset(sp, 0, sizeof(*sp));
 	if (n < 2)
-		return mm_err(err, errlen, "dataset has %zu row(s); at least 2 are needed (one for training, one for validation)", n);
+		return mm_err(err, errlen, "dataset has %zu row(s); at least 2 are needed (one for "
+								   "training, one for validation)", n);
 
 	nval = (size_t) llround((double) n * val_fraction);
 	if (nval < 1)

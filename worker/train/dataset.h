@@ -1,5 +1,5 @@
 /*
- * dataset.h - an in-memory table of numeric features plus a label, loaded
+ * dataset.h — an in-memory table of numeric features plus a label, loaded
  * from CSV text, split into training and validation rows and standardised.
  */
 #ifndef MM_DATASET_H

@@ -1,5 +1,5 @@
 /*
- * fetch.c - dataset download (see fetch.h).
+ * fetch.c — dataset download (see fetch.h).
  *
  * http(s) goes through the libcurl easy API restricted to http and https
  * (redirects too, at most 5), with connect and total timeouts and the size
@@ -41,6 +41,7 @@
 #define MAX_REDIRECTS 5L
 #define CONNECT_TIMEOUT_S 15L
 
+/* Writes the URL as messages show it: no credentials, no query, sanitised (see fetch.h). */
 void
 mm_fetch_show_url(char *out, size_t outlen, const char *url)
 {
@@ -121,6 +122,7 @@ path_under(const char *path, const char *root)
 	return strncmp(path, root, rl) == 0 && (path[rl] == '\0' || path[rl] == '/');
 }
 
+/* The value of one hex digit, or -1. */
 static int
 hexval(char c)
 {
@@ -166,6 +168,7 @@ percent_decode(const char *s, size_t n)
 	return out;
 }
 
+/* Reads a file:// dataset: a local path below lim->file_root only, at most cap bytes. */
 static int
 fetch_file(const char *url, const char *shown, const mm_limits *lim, size_t cap,
 		   char **data, size_t *len, char *err, size_t errlen)
@@ -187,13 +190,16 @@ fetch_file(const char *url, const char *shown, const mm_limits *lim, size_t cap,
 	int			rc = -1;
 
 	if (lim == NULL || lim->file_root == NULL)
-		return mm_err(err, errlen, "file:// URLs are not allowed on this node (no file root configured): %s", shown);
+		return mm_err(err, errlen, "file:// URLs are not allowed on this node (no file root "
+								   "configured): %s", shown);
 	if (hostlen != 0 && !(hostlen == 9 && strncasecmp(hoststart, "localhost", 9) == 0))
-		return mm_err(err, errlen, "file:// URL must not name a host other than localhost: %s", shown);
+		return mm_err(err, errlen, "file:// URL must not name a host other than localhost: %s",
+					  shown);
 	if (pathlen == 0)
 		return mm_err(err, errlen, "file:// URL has no path: %s", shown);
 	if (lim->file_root[0] != '/')
-		return mm_err(err, errlen, "the node's file root is not an absolute path; file:// is unavailable");
+		return mm_err(err, errlen, "the node's file root is not an absolute path; file:// is "
+								   "unavailable");
 
 	path = percent_decode(pathstart, pathlen);
 	if (path == NULL)
@@ -217,7 +223,8 @@ fetch_file(const char *url, const char *shown, const mm_limits *lim, size_t cap,
 	}
 	if (!path_under(norm, root_norm) && !path_under(norm, rroot))
 	{
-		mm_err(err, errlen, "%s is outside the directory this node serves file:// datasets from", shown);
+		mm_err(err, errlen, "%s is outside the directory this node serves file:// datasets from",
+			   shown);
 		goto done;
 	}
 	rpath = realpath(norm, NULL);
@@ -232,7 +239,8 @@ fetch_file(const char *url, const char *shown, const mm_limits *lim, size_t cap,
 	if (!path_under(rpath, rroot))
 	{
 		/* a symlink inside the root pointing out of it */
-		mm_err(err, errlen, "%s is outside the directory this node serves file:// datasets from", shown);
+		mm_err(err, errlen, "%s is outside the directory this node serves file:// datasets from",
+			   shown);
 		goto done;
 	}
 	fd = open(rpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -331,6 +339,7 @@ typedef struct sink
 	int			nomem;
 } sink;
 
+/* libcurl's write callback: keeps the body in memory, stops the transfer past the limit. */
 static size_t
 sink_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -373,6 +382,7 @@ typedef struct guard
 	char		addr[64];
 } guard;
 
+/* libcurl's socket callback: refuses an address netguard.c forbids (after DNS and redirects). */
 static curl_socket_t
 open_checked(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
@@ -393,6 +403,7 @@ open_checked(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 	return socket(a->family, a->socktype, a->protocol);
 }
 
+/* Downloads an http(s) dataset within the size cap and timeout, to allowed addresses only. */
 static int
 fetch_http(const char *url, const char *shown, const mm_limits *lim, size_t cap, long timeout,
 		   char **data, size_t *len, char *err, size_t errlen)
@@ -418,7 +429,8 @@ fetch_http(const char *url, const char *shown, const mm_limits *lim, size_t cap,
 #endif
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(h, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout < CONNECT_TIMEOUT_S ? timeout : CONNECT_TIMEOUT_S);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+					 timeout < CONNECT_TIMEOUT_S ? timeout : CONNECT_TIMEOUT_S);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout);
 	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) cap);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -442,7 +454,8 @@ fetch_http(const char *url, const char *shown, const mm_limits *lim, size_t cap,
 			long		redirects = 0;
 
 			curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &redirects);
-			mm_err(err, errlen, "cannot fetch %s: %sdataset address %s is not allowed (%s); a node operator can allow it with --allow-net",
+			mm_err(err, errlen, "cannot fetch %s: %sdataset address %s is not allowed (%s); a node "
+								"operator can allow it with --allow-net",
 				   shown, redirects > 0 ? "after a redirect, " : "", g.addr, g.why);
 		}
 		else if (s.too_big || rc == CURLE_FILESIZE_EXCEEDED)
@@ -474,12 +487,15 @@ fetch_http(const char *url, const char *shown, const mm_limits *lim, size_t cap,
 	return 0;
 }
 
+/* Fetches a dataset URL into memory within the node's limits (see fetch.h). */
 int
 mm_fetch(const char *url, const mm_limits *lim, char **data, size_t *len,
 		 char *err, size_t errlen)
 {
-	size_t		cap = lim && lim->max_download_bytes ? lim->max_download_bytes : MM_DEFAULT_MAX_DOWNLOAD;
-	long		timeout = lim && lim->download_timeout_s > 0 ? lim->download_timeout_s : MM_DEFAULT_TIMEOUT_S;
+	size_t		cap = lim && lim->max_download_bytes ? lim->max_download_bytes :
+		MM_DEFAULT_MAX_DOWNLOAD;
+	long		timeout = lim && lim->download_timeout_s > 0 ? lim->download_timeout_s :
+		MM_DEFAULT_TIMEOUT_S;
 	char		shown[256];
 
 	*data = NULL;
@@ -491,5 +507,6 @@ mm_fetch(const char *url, const mm_limits *lim, char **data, size_t *len,
 		return fetch_file(url, shown, lim, cap, data, len, err, errlen);
 	if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)
 		return fetch_http(url, shown, lim, cap, timeout, data, len, err, errlen);
-	return mm_err(err, errlen, "unsupported URL scheme in %s: use file://, http:// or https://", shown);
+	return mm_err(err, errlen, "unsupported URL scheme in %s: use file://, http:// or https://",
+				  shown);
 }

@@ -1,5 +1,5 @@
 /*
- * fetch.h - download a dataset into memory, within the node's limits.
+ * fetch.h — download a dataset into memory, within the node's limits.
  */
 #ifndef MM_FETCH_H
 #define MM_FETCH_H

@@ -1,5 +1,5 @@
 /*
- * mmtrain.h - the training library linked into modelmine-worker.
+ * mmtrain.h — the training library linked into modelmine-worker.
  *
  * The worker claims a job, forks, and the child calls mm_train_run() with the
  * job's config. Everything here is single-threaded and keeps no global state,
@@ -113,7 +113,7 @@ typedef struct mm_limits
 #define MM_DEFAULT_MAX_DOWNLOAD ((size_t) 100 * 1024 * 1024)
 #define MM_DEFAULT_TIMEOUT_S 60L
 
-/* Validate a job config without running it: 0 ok, -1 with a one-line message naming the field in err. */
+/* Validate a job config without running it: 0 ok, -1 with a one-line message naming the field. */
 int			mm_config_validate(const json_t *config, char *err, size_t errlen);
 
 /*

@@ -1,5 +1,5 @@
 /*
- * net.c - dense feed-forward network: init, per-sample forward/backward,
+ * net.c — dense feed-forward network: init, per-sample forward/backward,
  * SGD step, export (see net.h).
  *
  * Processing one sample at a time keeps memory at one activation vector
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Allocates the network's layers and initialises its weights from seed; 0 or -1 (err). */
 int
 mm_net_init(mm_net *net, int inputs, const int *hidden, int nhidden,
 			int outputs, mm_activation act, mm_head head,
@@ -54,7 +55,8 @@ mm_net_init(mm_net *net, int inputs, const int *hidden, int nhidden,
 	}
 	if (np > MM_MAX_PARAMS)
 		return mm_err(err, errlen,
-					  "model too large: %zu parameters (limit %zu); use fewer or smaller hidden_layers",
+					  "model too large: %zu parameters (limit %zu); use fewer or smaller "
+					  "hidden_layers",
 					  np, MM_MAX_PARAMS);
 	net->nparams = np;
 	net->params = malloc(np * sizeof(double));
@@ -87,6 +89,7 @@ mm_net_init(mm_net *net, int inputs, const int *hidden, int nhidden,
 	return 0;
 }
 
+/* Frees the network's parameters, gradients and scratch space. */
 void
 mm_net_free(mm_net *net)
 {
@@ -105,6 +108,7 @@ softplus(double z)
 	return (z > 0 ? z : 0) + log1p(exp(-fabs(z)));
 }
 
+/* Forwards one sample, and with backward adds its gradient; returns its loss (see net.h). */
 double
 mm_net_sample(mm_net *net, const double *x, double y, int backward, double *pred)
 {
@@ -239,12 +243,14 @@ mm_net_sample(mm_net *net, const double *x, double y, int backward, double *pred
 	return loss;
 }
 
+/* Clears the accumulated gradients before a batch. */
 void
 mm_net_zero_grad(mm_net *net)
 {
 	memset(net->grads, 0, net->nparams * sizeof(double));
 }
 
+/* One SGD step over a batch: params -= lr * (grads / batch + l2 * weights). */
 void
 mm_net_step(mm_net *net, double lr, double l2, size_t batch)
 {
@@ -266,6 +272,7 @@ mm_net_step(mm_net *net, double lr, double l2, size_t batch)
 	}
 }
 
+/* No parameter is NaN or infinite (training did not diverge). */
 int
 mm_net_finite(const mm_net *net)
 {
@@ -275,6 +282,7 @@ mm_net_finite(const mm_net *net)
 	return 1;
 }
 
+/* Adds the weights and biases to obj as JSON arrays; -1 on failure. */
 int
 mm_net_to_json(const mm_net *net, json_t *obj)
 {
@@ -301,8 +309,12 @@ mm_net_to_json(const mm_net *net, json_t *obj)
 			if (json_array_append_new(lw, row) != 0)
 				return -1;
 			for (int i = 0; i < nin; i++)
-				if (json_array_append_new(row, json_real(net->params[net->woff[l] + (size_t) j * nin + i])) != 0)
+			{
+				double		w = net->params[net->woff[l] + (size_t) j * nin + i];
+
+				if (json_array_append_new(row, json_real(w)) != 0)
 					return -1;
+			}
 			if (json_array_append_new(lb, json_real(net->params[net->boff[l] + j])) != 0)
 				return -1;
 		}

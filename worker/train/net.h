@@ -1,5 +1,5 @@
 /*
- * net.h - a dense feed-forward network, trained one sample at a time.
+ * net.h — a dense feed-forward network, trained one sample at a time.
  *
  * All three trainers are this one network: logreg and linreg have no
  * hidden layer, mlp has 1..8. The output head decides the loss:

@@ -1,5 +1,5 @@
 /*
- * netguard.c - which addresses a dataset download may connect to (see
+ * netguard.c — which addresses a dataset download may connect to (see
  * netguard.h).
  *
  * Refused unless the operator allowed them: everything that is not a
@@ -70,6 +70,7 @@ prefix_equal(const unsigned char *a, const unsigned char *b, int prefix)
 	return ((a[bytes] ^ b[bytes]) & (0xff << (8 - bits)) & 0xff) == 0;
 }
 
+/* Why a in the table of refused ranges is refused, or NULL when it is in none. */
 static const char *
 table_refusal(const range *t, size_t n, int family, const unsigned char *a)
 {
@@ -106,6 +107,7 @@ embedded_v4(const unsigned char *a)
 	return NULL;
 }
 
+/* a lies inside one of the operator's allowed networks. */
 static int
 allowed(int family, const unsigned char *a, const mm_cidr *allow, size_t nallow)
 {
@@ -115,6 +117,7 @@ allowed(int family, const unsigned char *a, const mm_cidr *allow, size_t nallow)
 	return 0;
 }
 
+/* Why a download may not connect to sa, or NULL when it may (see netguard.h). */
 const char *
 mm_addr_refusal(const struct sockaddr *sa, size_t salen, const mm_cidr *allow, size_t nallow)
 {
@@ -140,12 +143,14 @@ mm_addr_refusal(const struct sockaddr *sa, size_t salen, const mm_cidr *allow, s
 		if (allowed(AF_INET6, a, allow, nallow) || (v4 && allowed(AF_INET, v4, allow, nallow)))
 			return NULL;
 		if (v4)
-			return table_refusal(v4_refused, sizeof(v4_refused) / sizeof(v4_refused[0]), AF_INET, v4);
+			return table_refusal(v4_refused, sizeof(v4_refused) / sizeof(v4_refused[0]), AF_INET,
+								 v4);
 		return table_refusal(v6_refused, sizeof(v6_refused) / sizeof(v6_refused[0]), AF_INET6, a);
 	}
 	return "not an IP address";
 }
 
+/* Writes sa's address as text, for messages. */
 void
 mm_addr_format(const struct sockaddr *sa, size_t salen, char *out, size_t outlen)
 {
@@ -168,6 +173,7 @@ mm_addr_format(const struct sockaddr *sa, size_t salen, char *out, size_t outlen
 	snprintf(out, outlen, "%s", text);
 }
 
+/* Reads an IPv4 or IPv6 network "ADDR/PREFIX" (or a lone address); 0 or -1 (err). */
 int
 mm_cidr_parse(const char *s, mm_cidr *out, char *err, size_t errlen)
 {
@@ -189,7 +195,8 @@ mm_cidr_parse(const char *s, mm_cidr *out, char *err, size_t errlen)
 			out->family = AF_INET6;
 	}
 	if (out->family == 0)
-		return mm_err(err, errlen, "\"%s\" is not a network: want an IPv4 or IPv6 address with an optional /prefix, e.g. 10.0.0.0/8 or fd00::/8",
+		return mm_err(err, errlen, "\"%s\" is not a network: want an IPv4 or IPv6 address with an "
+								   "optional /prefix, e.g. 10.0.0.0/8 or fd00::/8",
 					  shown);
 	max = out->family == AF_INET ? 32 : 128;
 	out->prefix = max;
@@ -203,7 +210,8 @@ mm_cidr_parse(const char *s, mm_cidr *out, char *err, size_t errlen)
 		for (; n >= 0 && *p; p++)
 			n = isdigit((unsigned char) *p) ? n * 10 + (*p - '0') : -1;
 		if (n < 0 || n > max)
-			return mm_err(err, errlen, "\"%s\" is not a network: the prefix length must be a number from 0 to %d", shown, max);
+			return mm_err(err, errlen, "\"%s\" is not a network: the prefix length must be a "
+									   "number from 0 to %d", shown, max);
 		out->prefix = (int) n;
 	}
 	for (int bit = out->prefix; bit < max; bit++)
@@ -215,11 +223,13 @@ mm_cidr_parse(const char *s, mm_cidr *out, char *err, size_t errlen)
 			for (int b = out->prefix; b < max; b++)
 				fixed.addr[b / 8] &= (unsigned char) ~(0x80 >> (b % 8));
 			mm_cidr_format(&fixed, want, sizeof(want));
-			return mm_err(err, errlen, "\"%s\" has bits set past its /%d prefix; did you mean %s?", shown, out->prefix, want);
+			return mm_err(err, errlen, "\"%s\" has bits set past its /%d prefix; did you mean %s?",
+						  shown, out->prefix, want);
 		}
 	return 0;
 }
 
+/* Writes a network as "ADDR/PREFIX". */
 void
 mm_cidr_format(const mm_cidr *c, char *out, size_t outlen)
 {

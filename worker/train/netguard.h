@@ -1,5 +1,5 @@
 /*
- * netguard.h - which addresses a dataset download may connect to.
+ * netguard.h — which addresses a dataset download may connect to.
  *
  * A job names its dataset URL, so without a check a job could make the
  * node fetch from its own loopback, its private network or a cloud

@@ -1,5 +1,5 @@
 /*
- * rng.c - xoshiro256** by Blackman and Vigna, seeded with splitmix64 (the
+ * rng.c — xoshiro256** by Blackman and Vigna, seeded with splitmix64 (the
  * seeding its authors recommend). See rng.h.
  */
 #include "rng.h"
@@ -8,6 +8,7 @@
 
 #define MM_TWO_PI 6.283185307179586476925286766559
 
+/* splitmix64's next output: spreads a seed over the generator's state. */
 static uint64_t
 splitmix64(uint64_t *x)
 {
@@ -18,12 +19,14 @@ splitmix64(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
+/* Rotates x left by k bits. */
 static inline uint64_t
 rotl(uint64_t x, int k)
 {
 	return (x << k) | (x >> (64 - k));
 }
 
+/* Seeds the generator for one (seed, stream) pair: equal pairs give equal sequences. */
 void
 mm_rng_seed(mm_rng *r, uint64_t seed, uint64_t stream)
 {
@@ -33,11 +36,12 @@ mm_rng_seed(mm_rng *r, uint64_t seed, uint64_t stream)
 
 	for (int i = 0; i < 4; i++)
 		r->s[i] = splitmix64(&s);
-	/* all-zero state is the one forbidden state; splitmix makes it practically impossible, but be sure */
+	/* all-zero is the one forbidden state; splitmix makes it practically impossible, but be sure */
 	if ((r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0)
 		r->s[0] = 1;
 }
 
+/* The next 64 random bits (xoshiro256**). */
 uint64_t
 mm_rng_next(mm_rng *r)
 {
@@ -54,12 +58,14 @@ mm_rng_next(mm_rng *r)
 	return result;
 }
 
+/* A uniform double in [0, 1), from the top 53 bits. */
 double
 mm_rng_uniform(mm_rng *r)
 {
 	return (double) (mm_rng_next(r) >> 11) * 0x1.0p-53;
 }
 
+/* A standard normal deviate (Box-Muller). */
 double
 mm_rng_normal(mm_rng *r)
 {
@@ -69,6 +75,7 @@ mm_rng_normal(mm_rng *r)
 	return sqrt(-2.0 * log(u1)) * cos(MM_TWO_PI * u2);
 }
 
+/* A uniform integer in [0, n), without modulo bias. */
 uint64_t
 mm_rng_below(mm_rng *r, uint64_t n)
 {
@@ -82,6 +89,7 @@ mm_rng_below(mm_rng *r, uint64_t n)
 	return x % n;
 }
 
+/* Shuffles a[0..n-1] in place (Fisher-Yates). */
 void
 mm_rng_shuffle(mm_rng *r, size_t *a, size_t n)
 {

@@ -1,5 +1,5 @@
 /*
- * rng.h - deterministic pseudo-random numbers (xoshiro256**, seeded by
+ * rng.h — deterministic pseudo-random numbers (xoshiro256**, seeded by
  * splitmix64). The C library's rand() differs between platforms and is
  * shared global state; this generator is fully described by its four words,
  * so a seed reproduces a run bit for bit.
@@ -15,7 +15,7 @@ typedef struct mm_rng
 	uint64_t	s[4];
 } mm_rng;
 
-/* Independent streams from one seed: the split, the weight init and the batch order each get their own. */
+/* Independent streams from one seed: the split, the weight init and the batch order, one each. */
 #define MM_STREAM_SPLIT	1
 #define MM_STREAM_INIT	2
 #define MM_STREAM_SHUFFLE 3

@@ -1,5 +1,5 @@
 /*
- * synth.c - synthetic datasets (see synth.h). Rows cycle through the
+ * synth.c — synthetic datasets (see synth.h). Rows cycle through the
  * classes (row i has class i % classes), so classes are balanced; the
  * split shuffles them anyway. Feature names are x1..xd, class names "0",
  * "1", ...; the generator's stream is independent of the training seed.
@@ -15,6 +15,7 @@
 
 #define MM_PI 3.14159265358979323846
 
+/* Names the features x1..xd and the label column. */
 static int
 name_features(mm_dataset *ds, const char *label)
 {
@@ -31,6 +32,7 @@ name_features(mm_dataset *ds, const char *label)
 	return ds->label_name == NULL ? -1 : 0;
 }
 
+/* Names the k classes by their index ("0", "1", ...). */
 static int
 name_classes(mm_dataset *ds, int k)
 {
@@ -74,6 +76,7 @@ nearest_centre(const double *p, const double *centres, int k, size_t d)
 	return nearest;
 }
 
+/* Gaussian blobs: a cluster of points round a well-spread random centre per class. */
 static int
 gen_blobs(const mm_synth_spec *s, mm_dataset *ds, mm_rng *rng)
 {
@@ -195,6 +198,7 @@ gen_linear(const mm_synth_spec *s, mm_dataset *ds, mm_rng *rng)
 	return 0;
 }
 
+/* Generates the synthetic dataset s asks for (see synth.h); 0 or -1 (err). */
 int
 mm_synth_generate(const mm_synth_spec *s, mm_dataset *ds, char *err, size_t errlen)
 {

@@ -1,5 +1,5 @@
 /*
- * synth.h - synthetic datasets for demos, tests and benchmarks.
+ * synth.h — synthetic datasets for demos, tests and benchmarks.
  */
 #ifndef MM_SYNTH_H
 #define MM_SYNTH_H
@@ -11,7 +11,7 @@
 typedef enum mm_synth_kind
 {
 	MM_SYNTH_NONE = 0,
-	MM_SYNTH_BLOBS,				/* Gaussian clusters around spread-out centres in [-10,10]^features */
+	MM_SYNTH_BLOBS,				/* Gaussian clusters round spread-out centres in [-10,10]^d */
 	MM_SYNTH_MOONS,				/* two interleaving half circles, 2 features, 2 classes */
 	MM_SYNTH_SPIRALS,			/* "classes" spiral arms, 2 features */
 	MM_SYNTH_LINEAR				/* y = w.x + b + noise, regression */

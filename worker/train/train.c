@@ -1,5 +1,5 @@
 /*
- * train.c - mm_train_run: config -> dataset -> split -> network -> SGD
+ * train.c — mm_train_run: config -> dataset -> split -> network -> SGD
  * epochs -> result JSON. The pieces live in config.c, fetch.c, csv.c,
  * dataset.c, synth.c and net.c; this file only sequences them and owns the
  * training loop and the result format (documented in mmtrain.h).
@@ -24,6 +24,7 @@ typedef struct eval
 	double		r2;				/* NAN for classification */
 } eval;
 
+/* The job's dataset: generated, or fetched and read as CSV; 0 or -1 (err). */
 static int
 load_dataset(const mm_config *cfg, const mm_limits *lim, mm_dataset *ds,
 			 char *err, size_t errlen)
@@ -84,6 +85,7 @@ evaluate(mm_net *net, const mm_dataset *ds, const size_t *idx, size_t n)
 	return e;
 }
 
+/* Trains for the configured epochs (minibatch SGD), calling cb after each; 0 or -1 (err). */
 static int
 run_epochs(const mm_config *cfg, mm_net *net, const mm_dataset *ds, const mm_split *sp,
 		   mm_progress_fn cb, void *ctx, char *err, size_t errlen)
@@ -111,7 +113,8 @@ run_epochs(const mm_config *cfg, mm_net *net, const mm_dataset *ds, const mm_spl
 
 			mm_net_zero_grad(net);
 			for (size_t i = start; i < end; i++)
-				train_loss += mm_net_sample(net, ds->x + order[i] * ds->d, ds->y[order[i]], 1, &pred);
+				train_loss += mm_net_sample(net, ds->x + order[i] * ds->d, ds->y[order[i]], 1,
+											&pred);
 			mm_net_step(net, cfg->learning_rate, cfg->l2, end - start);
 		}
 		train_loss /= (double) n;
@@ -120,23 +123,27 @@ run_epochs(const mm_config *cfg, mm_net *net, const mm_dataset *ds, const mm_spl
 		{
 			free(order);
 			return mm_err(err, errlen,
-						  "training diverged: lower learning_rate%s (loss became non-finite in epoch %d with learning_rate %g, l2 %g)",
+						  "training diverged: lower learning_rate%s (loss became non-finite in "
+						  "epoch %d with learning_rate %g, l2 %g)",
 						  cfg->l2 > 0 ? " or l2" : "", epoch, cfg->learning_rate, cfg->l2);
 		}
 		if (cb != NULL && cb(ctx, epoch, cfg->epochs, train_loss, v.loss, v.accuracy) != 0)
 		{
 			free(order);
-			return mm_err(err, errlen, "aborted by caller after epoch %d of %d", epoch, cfg->epochs);
+			return mm_err(err, errlen, "aborted by caller after epoch %d of %d", epoch,
+						  cfg->epochs);
 		}
 	}
 	free(order);
 	if (!mm_net_finite(net))
-		return mm_err(err, errlen, "training diverged: lower learning_rate (weights became non-finite)");
+		return mm_err(err, errlen, "training diverged: lower learning_rate (weights became "
+								   "non-finite)");
 	return 0;
 }
 
 /* ---------- result JSON ---------- */
 
+/* A JSON array of n numbers; NULL when one is not finite or memory runs out. */
 static json_t *
 real_array(const double *v, size_t n)
 {
@@ -214,6 +221,7 @@ text(const char *s)
 	return j;
 }
 
+/* A JSON array of n strings; NULL when memory runs out. */
 static json_t *
 string_array(char *const *v, size_t n)
 {
@@ -238,6 +246,7 @@ put(json_t *obj, const char *key, json_t *v, int *bad)
 		*bad = 1;
 }
 
+/* The job's result: the model (weights, standardisation, names) and its metrics. */
 static json_t *
 build_result(const mm_config *cfg, const mm_net *net, const mm_dataset *ds,
 			 const mm_split *sp, eval tr, eval v)
@@ -269,7 +278,8 @@ build_result(const mm_config *cfg, const mm_net *net, const mm_dataset *ds,
 	put(model, "type", json_string(mm_trainer_name(cfg->trainer)), &bad);
 	put(model, "output", json_string(output), &bad);
 	if (cfg->trainer == MM_TRAINER_MLP)
-		put(model, "activation", json_string(cfg->activation == MM_ACT_RELU ? "relu" : "tanh"), &bad);
+		put(model, "activation", json_string(cfg->activation == MM_ACT_RELU ? "relu" : "tanh"),
+			&bad);
 	put(model, "label", text(ds->label_name), &bad);
 	put(model, "feature_names", string_array(ds->feature_names, ds->d), &bad);
 	put(model, "mean", real_array(sp->mean, ds->d), &bad);
@@ -285,6 +295,7 @@ build_result(const mm_config *cfg, const mm_net *net, const mm_dataset *ds,
 	return res;
 }
 
+/* The noop trainer's trivial result. */
 static int
 noop_result(json_t **result, char *err, size_t errlen)
 {
@@ -314,6 +325,7 @@ noop_result(json_t **result, char *err, size_t errlen)
 	return 0;
 }
 
+/* Runs a job end to end: config, dataset, split, network, training, result (see mmtrain.h). */
 int
 mm_train_run(const json_t *config, const mm_limits *lim, mm_progress_fn cb, void *ctx,
 			 json_t **result, char *err, size_t errlen)
@@ -371,7 +383,8 @@ mm_train_run(const json_t *config, const mm_limits *lim, mm_progress_fn cb, void
 						   evaluate(&net, &ds, sp.val, sp.n_val));
 	if (*result == NULL)
 	{
-		mm_err(err, errlen, "cannot build the result: out of memory or a non-finite value (lower learning_rate)");
+		mm_err(err, errlen, "cannot build the result: out of memory or a non-finite value (lower "
+							"learning_rate)");
 		goto done;
 	}
 	rc = 0;

@@ -1,5 +1,5 @@
 /*
- * util.c - error-message helpers (see util.h).
+ * util.c — error-message helpers (see util.h).
  */
 #include "util.h"
 
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Writes a message into err when it is usable; always -1, for "return mm_err(...)". */
 int
 mm_err(char *err, size_t errlen, const char *fmt,...)
 {
@@ -20,6 +21,7 @@ mm_err(char *err, size_t errlen, const char *fmt,...)
 	return -1;
 }
 
+/* Copies src as one printable line of at most maxchars bytes (see util.h); returns dst. */
 char *
 mm_sanitize(char *dst, size_t dstlen, const char *src, size_t maxchars)
 {

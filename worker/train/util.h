@@ -1,5 +1,5 @@
 /*
- * util.h - error-message helpers shared by the training library.
+ * util.h — error-message helpers shared by the training library.
  *
  * Every function that can fail takes (char *err, size_t errlen) and writes
  * one line there. Text that came from a job (URLs, column names) goes
