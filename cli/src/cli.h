@@ -17,6 +17,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "modelmine/common.h"
+
 /* Exit codes (docs/CLI.md lists them). */
 enum
 {
@@ -164,15 +166,26 @@ void		chart_timeline(const json_t *rows, int height, bool color, Lines *out);
 void		chart_distribution(const json_t *rows, int width, bool color, Lines *out);
 int			svg_write(FILE *f, const json_t *stats, const json_t *timeline, const json_t *distribution);
 
-/* ---- term.c: terminal size, full-screen mode, signals through a self-pipe ---- */
+/* ---- term.c: terminal size, full-screen mode, the signals a command reacts to ---- */
 int			term_columns(int fd, int fallback);
 int			term_rows(int fd, int fallback);
 int			sig_pipe_open(void);
-int			sig_pipe_fd(void);
 int			sig_pipe_drain(void);
 int			screen_enter(void);
 void		screen_close(void);
-double		now_s(void);
+
+/* the self-pipe's end to poll, and the monotonic clock: common/'s (sigpipe.c, clock.c) */
+static inline int
+sig_pipe_fd(void)
+{
+	return mm_sig_pipe_fd();
+}
+
+static inline double
+now_s(void)
+{
+	return mm_now_s();
+}
 
 /* ---- commands ---- */
 int			cmd_signup(Ctx *c, int argc, char **argv);

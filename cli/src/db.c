@@ -10,32 +10,13 @@
  *
  * PostgreSQL's own errors for a missing grant or a missing extension say what went wrong but not how
  * to fix it; db_query gives them a hint that does (setup_hint). The extension's errors keep theirs.
+ * Which error is which, and texts on one line, are the client library's (common/).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-/* libpq and server texts may span lines ("...\n\tThis probably means..."): make them one line. */
-static void
-one_line(char *s)
-{
-	char	   *w = s;
-
-	for (const char *r = s; *r; r++)
-	{
-		if (*r == '\n' || *r == '\t' || *r == '\r')
-		{
-			if (w > s && w[-1] != ' ')
-				*w++ = ' ';
-		}
-		else
-			*w++ = *r;
-	}
-	while (w > s && w[-1] == ' ')
-		w--;
-	*w = '\0';
-}
+#include "modelmine/protocol.h"
 
 static void
 on_notice(void *arg, const char *message)
@@ -43,7 +24,7 @@ on_notice(void *arg, const char *message)
 	char	   *m = strdup(message);
 
 	(void) arg;
-	one_line(m);
+	mm_one_line(m);
 	fprintf(stderr, "modelmine: %s\n", m);
 	free(m);
 }
@@ -67,7 +48,7 @@ dup_line(const char *s)
 	if (s == NULL || *s == '\0')
 		return NULL;
 	d = strdup(s);
-	one_line(d);
+	mm_one_line(d);
 	return d;
 }
 
@@ -118,7 +99,7 @@ db_open_user(Ctx *c)
 	PGresult   *r;
 	int			rc;
 
-	c->role = "modelmine_user";
+	c->role = MM_ROLE_USER;
 	if (token == NULL)
 	{
 		fprintf(stderr, "modelmine: not signed in (no session in %s) hint: sign in with: modelmine login EMAIL\n",
@@ -135,7 +116,7 @@ db_open_user(Ctx *c)
 	free(token);
 	if (r == NULL)
 	{
-		db_set_hint(c, "28000", "sign in again with: modelmine login EMAIL");
+		db_set_hint(c, MM_SQLSTATE_NOT_SIGNED_IN, "sign in again with: modelmine login EMAIL");
 		return db_fail(c);
 	}
 	c->user_id = atoll(PQgetvalue(r, 0, 0));
@@ -148,17 +129,10 @@ char *
 db_role(Ctx *c)
 {
 	const char *name = PQuser(c->conn);
-	bool		plain = name[0] != '\0' && strchr("0123456789$", name[0]) == NULL;
-	char	   *q;
-	char	   *d;
+	size_t		n = 2 * strlen(name) + 3;	/* every '"' doubled, and the quotes */
+	char	   *d = malloc(n);
 
-	for (const char *p = name; plain && *p; p++)
-		plain = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '$';
-	if (plain)
-		return strdup(name);
-	q = PQescapeIdentifier(c->conn, name, strlen(name));
-	d = strdup(q ? q : name);
-	PQfreemem(q);
+	mm_sql_identifier(d, n, name);
 	return d;
 }
 
@@ -170,35 +144,43 @@ db_role(Ctx *c)
  *     42883  function modelmine.x() does not exist   (hint: "...add explicit type casts", which never
  *            fits the client's own calls, so it is replaced; the parser raises it from parse_func.c)
  * Any other hint is the error's own (the extension's errors, its 42501s included, carry one) and is
- * kept. source_file is the error's PG_DIAG_SOURCE_FILE.
+ * kept. source_file is the error's PG_DIAG_SOURCE_FILE.  mm_setup_problem (common/) tells which
+ * case an error is; the words, but for the missing extension's, are the CLI's.
  */
 static void
 setup_hint(Ctx *c, const char *source_file)
 {
-	bool		parser_hint = source_file != NULL && strcmp(source_file, "parse_func.c") == 0;
-	bool		names_modelmine = c->err_msg != NULL && strstr(c->err_msg, "modelmine") != NULL;
 	Str			h = {0};
 
-	if (c->err_hint != NULL && !parser_hint)
-		return;
-	if (strcmp(c->sqlstate, "42501") == 0)
+	switch (mm_setup_problem(c->sqlstate, c->err_msg, c->err_hint, source_file))
 	{
-		const char *role = c->role ? c->role : "modelmine_anon";
-		char	   *who = db_role(c);
+		case MM_SETUP_NO_GRANT:
+			{
+				const char *role = c->role ? c->role : MM_ROLE_ANON;
+				char	   *who = db_role(c);
 
-		str_addf(&h, "the database role %s needs %s%s for this command: GRANT %s TO %s", who, role,
-				 strcmp(role, "modelmine_anon") == 0 ? " (or modelmine_user)" : "", role, who);
-		free(who);
+				str_addf(&h, "the database role %s needs %s%s for this command: GRANT %s TO %s",
+						 who, role, strcmp(role, MM_ROLE_ANON) == 0 ? " (or " MM_ROLE_USER ")" : "",
+						 role, who);
+				free(who);
+				break;
+			}
+		case MM_SETUP_NO_EXTENSION:
+			{
+				char		m[512];
+
+				mm_no_extension_hint(m, sizeof(m), PQdb(c->conn));
+				str_add(&h, m);
+				break;
+			}
+		case MM_SETUP_OLD_EXTENSION:
+			str_addf(&h, "is the modelmine extension in database %s installed and up to date? "
+					 "CREATE EXTENSION modelmine CASCADE (or ALTER EXTENSION modelmine UPDATE) there, "
+					 "or check --db (MODELMINE_DB)", PQdb(c->conn));
+			break;
+		case MM_SETUP_NONE:
+			return;
 	}
-	else if (strcmp(c->sqlstate, "3F000") == 0 && names_modelmine)
-		str_addf(&h, "database %s has no modelmine extension: run CREATE EXTENSION modelmine CASCADE in it, "
-				 "or check --db (MODELMINE_DB)", PQdb(c->conn));
-	else if (strcmp(c->sqlstate, "42883") == 0 && names_modelmine)
-		str_addf(&h, "is the modelmine extension in database %s installed and up to date? "
-				 "CREATE EXTENSION modelmine CASCADE (or ALTER EXTENSION modelmine UPDATE) there, "
-				 "or check --db (MODELMINE_DB)", PQdb(c->conn));
-	else
-		return;
 	free(c->err_hint);
 	c->err_hint = str_take(&h);
 }
@@ -273,9 +255,9 @@ db_set_hint(Ctx *c, const char *sqlstate, const char *hint)
 int
 db_exit_code(const Ctx *c)
 {
-	if (c->conn_lost || strncmp(c->sqlstate, "08", 2) == 0 || strncmp(c->sqlstate, "57P", 3) == 0)
+	if (c->conn_lost || mm_sqlstate_lost(c->sqlstate))
 		return EXIT_CONN;
-	if (strcmp(c->sqlstate, "28000") == 0)
+	if (strcmp(c->sqlstate, MM_SQLSTATE_NOT_SIGNED_IN) == 0)
 		return EXIT_AUTH;
 	return EXIT_ERROR;
 }
@@ -301,7 +283,7 @@ db_fail(Ctx *c)
 	return rc;
 }
 
-/* LISTEN or UNLISTEN a channel (quoted: "job:42:progress" is not a plain identifier). */
+/* LISTEN or UNLISTEN a channel, quoted: "job:42:progress" (MM_CHANNEL_JOB_PROGRESS_FMT) is not plain. */
 int
 db_listen(Ctx *c, const char *channel, bool on)
 {

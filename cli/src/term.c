@@ -1,32 +1,22 @@
 /*
- * term.c — the terminal: its size, signals turned into bytes on a self-pipe (so a poll() loop sees
- * them), and top's full screen: alternate screen, hidden cursor, raw keyboard.  screen_leave restores
- * all of it; it runs on every way out (normal return, exit(), SIGTERM/SIGINT/SIGHUP through the loop,
- * and crashes through a handler that restores, then re-raises).  While the screen is taken, stderr
- * goes to a temporary file, replayed once the terminal is back: a message printed meanwhile (a
- * database notice, the reason top stopped) would otherwise vanish with the alternate screen.
+ * term.c — the terminal: its size, the signals a command reacts to (as bytes on common/'s self-pipe,
+ * so a poll() loop sees them), and top's full screen: alternate screen, hidden cursor, raw keyboard.
+ * screen_leave restores all of it; it runs on every way out (normal return, exit(), SIGTERM, SIGINT
+ * or SIGHUP through the loop, and crashes through a handler that restores, then re-raises).  While
+ * the screen is taken, stderr goes to a temporary file, replayed once the terminal is back: a message
+ * printed meanwhile (a database notice, the reason top stopped) would otherwise vanish with the
+ * alternate screen.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
-
-double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int
 term_columns(int fd, int fallback)
@@ -48,65 +38,22 @@ term_rows(int fd, int fallback)
 	return fallback;
 }
 
-/* ---- signals through a self-pipe ---- */
-
-static int	sig_pipe[2] = {-1, -1};
-
-static void
-on_signal(int sig)
-{
-	int			saved = errno;
-	char		ch = (char) sig;
-
-	if (write(sig_pipe[1], &ch, 1) < 0)
-	{
-		/* pipe full: the loop is awake already */
-	}
-	errno = saved;
-}
+/* ---- signals through a self-pipe (common/sigpipe.c) ---- */
 
 /* SIGINT, SIGTERM, SIGHUP and SIGWINCH become bytes to read from sig_pipe_fd(). */
 int
 sig_pipe_open(void)
 {
-	struct sigaction sa;
-	int			sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
 
-	if (pipe(sig_pipe) != 0)
-		return -1;
-	for (int i = 0; i < 2; i++)
-	{
-		fcntl(sig_pipe[i], F_SETFL, fcntl(sig_pipe[i], F_GETFL) | O_NONBLOCK);
-		fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	return 0;
-}
-
-int
-sig_pipe_fd(void)
-{
-	return sig_pipe[0];
+	return mm_sig_pipe_open(sigs, sizeof(sigs) / sizeof(sigs[0]));
 }
 
 /* Empties the pipe; returns a stopping signal if one came (else SIGWINCH if that came, else 0). */
 int
 sig_pipe_drain(void)
 {
-	char		buf[64];
-	ssize_t		n;
-	int			got = 0;
-
-	while ((n = read(sig_pipe[0], buf, sizeof(buf))) > 0)
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] != SIGWINCH || got == 0)
-				got = buf[i];
-	return got;
+	return mm_sig_pipe_drain(SIGWINCH);
 }
 
 /* ---- full screen ---- */
