@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(mm_deauthenticate);
 PG_FUNCTION_INFO_V1(mm_logout);
 PG_FUNCTION_INFO_V1(mm_current_user_id);
 PG_FUNCTION_INFO_V1(mm_current_session_id);
+PG_FUNCTION_INFO_V1(mm_request_role);
 
 #define BINDING_GUC "modelmine.session_binding"
 
@@ -497,7 +498,51 @@ BearerFromHeaders(bool read_only)
 						errmsg("unsupported Authorization header"),
 						errhint("Send \"Authorization: Bearer <token>\" with a token from "
 								"modelmine.login.")));
+	/* a node key names a node (bound by request_role), never a user */
+	if (strncmp(auth + 7, MM_NODE_KEY_PREFIX, strlen(MM_NODE_KEY_PREFIX)) == 0)
+		return NULL;
 	return auth + 7;
+}
+
+/*
+ * The role a gateway request runs as, from the bearer in its request.headers (the gateway passes
+ * them in and SETs LOCAL the role this returns): nothing -> modelmine_anon; a node key ->
+ * modelmine_node, with the node bound for this transaction; a user token -> modelmine_user or
+ * modelmine_admin, as the user's row says now (a role change revokes sessions).  A bearer that does
+ * not verify raises 28000, so a forged or revoked token never gets a role.
+ */
+static const char *
+RequestRole(text *headers)
+{
+	static MmPlan get = {"SELECT $1::pg_catalog.jsonb ->> 'authorization'", 1, {TEXTOID}};
+	static MmPlan role = {"SELECT role FROM modelmine.users WHERE id = $1", 1, {INT8OID}};
+	Datum		args[1];
+	char	   *auth,
+			   *bearer;
+	pg_uuid_t	session;
+
+	if (headers == NULL)
+		return "modelmine_anon";
+	args[0] = PointerGetDatum(headers);
+	MmExec(&get, args, NULL, true, 1);
+	auth = MmText(0, 1);
+	if (auth == NULL)
+		return "modelmine_anon";
+	if (pg_strncasecmp(auth, "Bearer ", 7) != 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+						errmsg("unsupported Authorization header"),
+						errhint("Send \"Authorization: Bearer <token>\" with a token from "
+								"modelmine.login, or a node key.")));
+	bearer = MmTrim(auth + 7);
+	if (strncmp(bearer, MM_NODE_KEY_PREFIX, strlen(MM_NODE_KEY_PREFIX)) == 0)
+	{
+		(void) MmAuthenticateNode(bearer, true);
+		return "modelmine_node";
+	}
+	args[0] = Int64GetDatum(IdentityFromToken(bearer, true, &session));
+	if (MmExec(&role, args, NULL, true, 1) == 1 && strcmp(MmText(0, 1), "admin") == 0)
+		return "modelmine_admin";
+	return "modelmine_user";
 }
 
 /*
@@ -674,4 +719,16 @@ mm_current_session_id(PG_FUNCTION_ARGS)
 	(void) MmRequireUser(true, session);
 	SPI_finish();
 	PG_RETURN_UUID_P(session);
+}
+
+/* request_role(headers) -> the role to SET LOCAL for a gateway request (see RequestRole). */
+Datum
+mm_request_role(PG_FUNCTION_ARGS)
+{
+	const char *role;
+
+	MmConnect();
+	role = RequestRole(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0));
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(role));
 }

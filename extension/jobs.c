@@ -25,6 +25,7 @@ PG_FUNCTION_INFO_V1(mm_cancel_job);
 PG_FUNCTION_INFO_V1(mm_job_transition_guard);
 PG_FUNCTION_INFO_V1(mm_notify_work);
 PG_FUNCTION_INFO_V1(mm_notify_job_end);
+PG_FUNCTION_INFO_V1(mm_notify_job_status);
 
 
 typedef struct SubmitArgs
@@ -342,33 +343,87 @@ mm_notify_work(PG_FUNCTION_ARGS)
 }
 
 /*
- * AFTER UPDATE row trigger, fired only when a job reaches COMPLETED, FAILED or CANCELED: tells
- * watchers on job:{id}:progress that the job ended.  Once per job, so it adds no NOTIFY to the hot
- * paths beyond the transaction that settles the job.
+ * Raises a job event on modelmine_events for gateways, which forward it to the job's owner and to
+ * admins: {"event": "job:{id}:progress" or "job:{id}:status", "user_id": owner, "data": ...}.  Off
+ * when the setting job_events is 0 (no gateway listens).  Within a transaction that already
+ * notifies, it costs no extra commit lock.
  */
-Datum
-mm_notify_job_end(PG_FUNCTION_ARGS)
+void
+MmJobEvent(const char *event, int64 user_id, const char *data)
+{
+	if (MmSetting("job_events") == 0)
+		return;
+	Async_Notify(MM_CHANNEL_EVENTS,
+				 psprintf("{\"event\":\"%s\",\"user_id\":" INT64_FORMAT ",\"data\":%s}", event, user_id,
+						  data));
+}
+
+/*
+ * AFTER UPDATE OF status row trigger, fired when a job's status changes.  Raises job:{id}:status
+ * for gateways (MmJobEvent), and when the job reached COMPLETED, FAILED or CANCELED also tells
+ * watchers on job:{id}:progress that it ended: once per job, so it adds no NOTIFY to a transaction
+ * that did not change a status.
+ */
+static Datum
+NotifyJobStatus(FunctionCallInfo fcinfo, const char *name)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
 	HeapTuple	t;
+	char	   *id,
+			   *status,
+			   *previous,
+			   *progress,
+			   *node,
+			   *attempts,
+			   *owner,
+			   *end;
+	int64		job_id;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						errmsg("mm_notify_job_end must be an UPDATE row trigger")));
+						errmsg("%s must be an UPDATE row trigger", name)));
 	desc = td->tg_relation->rd_att;
 	t = td->tg_newtuple;
+	id = SPI_getvalue(t, desc, SPI_fnumber(desc, "id"));
+	status = SPI_getvalue(t, desc, SPI_fnumber(desc, "status"));
+	previous = SPI_getvalue(td->tg_trigtuple, desc, SPI_fnumber(desc, "status"));
+	progress = SPI_getvalue(t, desc, SPI_fnumber(desc, "progress"));
+	node = SPI_getvalue(t, desc, SPI_fnumber(desc, "node_id"));
+	attempts = SPI_getvalue(t, desc, SPI_fnumber(desc, "attempts"));
+	owner = SPI_getvalue(t, desc, SPI_fnumber(desc, "user_id"));
+	job_id = strtoll(id, NULL, 10);
+	if (strcmp(status, previous) == 0)
+		return PointerGetDatum(NULL);
+	end = psprintf("{\"job_id\":%s,\"status\":\"%s\",\"progress\":%s}", id, status, progress);
+	MmConnect();
+	if (strcmp(status, MM_STATUS_COMPLETED) == 0 || strcmp(status, MM_STATUS_FAILED) == 0 ||
+		strcmp(status, MM_STATUS_CANCELED) == 0)
 	{
-		char	   *id = SPI_getvalue(t, desc, SPI_fnumber(desc, "id"));
-		char	   *status = SPI_getvalue(t, desc, SPI_fnumber(desc, "status"));
-		char	   *progress = SPI_getvalue(t, desc, SPI_fnumber(desc, "progress"));
-
-		Async_Notify(MmJobChannel(strtoll(id, NULL, 10)),
-					 psprintf("{\"job_id\":%s,\"status\":\"%s\",\"progress\":%s}",
-							  id, status, progress));
+		Async_Notify(MmJobChannel(job_id), end);
+		MmJobEvent(MmJobChannel(job_id), strtoll(owner, NULL, 10), end);
 	}
+	MmJobEvent(psprintf(MM_EVENT_JOB_STATUS_FMT, (long long) job_id), strtoll(owner, NULL, 10),
+			   psprintf("{\"job_id\":%s,\"status\":\"%s\",\"previous\":\"%s\",\"progress\":%s,"
+						"\"node_id\":%s,\"attempts\":%s}",
+						id, status, previous, progress, node ? node : "null", attempts));
+	SPI_finish();
 	return PointerGetDatum(NULL);
+}
+
+/* The 1.1 status trigger (jobs_notify_status). */
+Datum
+mm_notify_job_status(PG_FUNCTION_ARGS)
+{
+	return NotifyJobStatus(fcinfo, "mm_notify_job_status");
+}
+
+/* The 1.0 end trigger's symbol, kept so a 1.0 schema loads with this library until it is updated. */
+Datum
+mm_notify_job_end(PG_FUNCTION_ARGS)
+{
+	return NotifyJobStatus(fcinfo, "mm_notify_job_end");
 }
 
 /* submit_job(title, config, description, stake, priority) -> the new job id. */

@@ -259,12 +259,13 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 		"RETURNING lease_expires_at, "
 		"pg_catalog.jsonb_build_object('job_id', id, 'progress', progress, "
 		"          'metrics', metrics, 'lease_expires_at', lease_expires_at)::text, "
-		"progress_notified_at = $5",
+		"progress_notified_at = $5, user_id",
 	6, {INT8OID, INT8OID, FLOAT4OID, JSONBOID, TIMESTAMPTZOID, FLOAT8OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', metrics ? ' ' : 'n', ' ', ' '};
 	bool		isnull;
+	Datum		lease;
 
 	if (isnan(progress) || progress < 0 || progress > 100)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid progress"),
@@ -295,9 +296,16 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 	args[5] = Float8GetDatum(MmSetting("progress_notify_ms") / 1000.0);
 	if (MmExecWaiting(&report, args, nulls, 1, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
+	lease = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (MmInt64(0, 3, NULL))
-		Async_Notify(MmJobChannel(job_id), MmText(0, 2));
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	{
+		char	   *payload = MmText(0, 2);
+		int64		owner = MmInt64(0, 4, NULL);	/* read before MmJobEvent may reload settings */
+
+		Async_Notify(MmJobChannel(job_id), payload);
+		MmJobEvent(MmJobChannel(job_id), owner, payload);
+	}
+	return lease;				/* timestamptz is pass-by-value */
 }
 
 /* ---------------------------------------------------------------------------------------------- */

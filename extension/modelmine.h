@@ -14,8 +14,6 @@
 
 #include "modelmine/protocol.h"
 
-/* The schema version this library implements (modelmine.control's default_version). */
-#define MM_SCHEMA_VERSION		"1.1"
 
 /* protocol.h's SQLSTATE strings as PostgreSQL error codes, for the custom class MM */
 #define MmSqlState(s)			MAKE_SQLSTATE((s)[0], (s)[1], (s)[2], (s)[3], (s)[4])
@@ -64,6 +62,7 @@ extern void MmRandomHex(int nbytes, char *out);
 extern char *MmTrim(char *s);
 extern bool MmValidName(const char *s, int len);
 extern char *MmJobChannel(int64 job_id);
+extern void MmJobEvent(const char *event, int64 user_id, const char *data);
 
 /* ---- auth.c: identity ---- */
 #define MM_KEY_HASH_LEN MM_SHA256_LEN	/* a node key is stored as the SHA-256 of its secret */
@@ -80,6 +79,7 @@ extern char *MmJwtVerify(const char *token, const uint8 *key, size_t keylen, con
 
 /* ---- nodes.c: node identity ---- */
 extern int64 MmRequireNode(bool read_only);
+extern int64 MmAuthenticateNode(const char *key, bool local);
 extern int64 MmNodeAccount(int64 node_id);
 extern void MmNotifyJson(const char *channel, const char *json);
 extern int64 MmFoldNodeDeltas(void);

@@ -31,6 +31,7 @@
 
 PG_FUNCTION_INFO_V1(mm_register_node);
 PG_FUNCTION_INFO_V1(mm_authenticate_node);
+PG_FUNCTION_INFO_V1(mm_authenticate_node_local);
 PG_FUNCTION_INFO_V1(mm_set_capabilities);
 PG_FUNCTION_INFO_V1(mm_heartbeat);
 PG_FUNCTION_INFO_V1(mm_withdraw_node_earnings);
@@ -311,6 +312,20 @@ VerifyNodeKey(const char *key, uint8 *hash)
 	return id;
 }
 
+/*
+ * Verifies a node key and binds this backend to its node: for the session, or (local) for the
+ * current transaction only, as a gateway running each request in its own transaction needs.
+ */
+int64
+MmAuthenticateNode(const char *key, bool local)
+{
+	uint8		hash[MM_KEY_HASH_LEN];
+	int64		id = VerifyNodeKey(key, hash);
+
+	MmBindNode(id, hash, local);
+	return id;
+}
+
 /* The node this session is bound to, re-verified; raises 28000 when there is none. */
 int64
 MmRequireNode(bool read_only)
@@ -578,11 +593,10 @@ mm_register_node(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
-/* authenticate_node(node_key): binds this backend to the node. */
-Datum
-mm_authenticate_node(PG_FUNCTION_ARGS)
+/* authenticate_node(node_key) and authenticate_node_local(node_key): verify, bind, return the id. */
+static Datum
+AuthenticateNodeShim(FunctionCallInfo fcinfo, bool local)
 {
-	uint8		hash[MM_KEY_HASH_LEN];
 	int64		id;
 
 	if (PG_ARGISNULL(0))
@@ -590,10 +604,23 @@ mm_authenticate_node(PG_FUNCTION_ARGS)
 						errmsg("node_key is required"),
 						errhint("Pass the node_key printed by modelmine.register_node.")));
 	MmConnect();
-	id = VerifyNodeKey(text_to_cstring(PG_GETARG_TEXT_PP(0)), hash);
-	MmBindNode(id, hash, false);
+	id = MmAuthenticateNode(text_to_cstring(PG_GETARG_TEXT_PP(0)), local);
 	SPI_finish();
 	PG_RETURN_INT64(id);
+}
+
+/* authenticate_node(node_key): binds this database session to the node. */
+Datum
+mm_authenticate_node(PG_FUNCTION_ARGS)
+{
+	return AuthenticateNodeShim(fcinfo, false);
+}
+
+/* authenticate_node_local(node_key): binds this transaction only (gateways, pooled connections). */
+Datum
+mm_authenticate_node_local(PG_FUNCTION_ARGS)
+{
+	return AuthenticateNodeShim(fcinfo, true);
 }
 
 /* SQL: set_capabilities(capabilities), the calling node's trainers, runners and slots. */

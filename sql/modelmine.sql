@@ -64,7 +64,8 @@ INSERT INTO modelmine.settings (name, value, min_value, max_value, description) 
     ('max_stake',  1000000000000000, 1, 1000000000000000, 'Largest stake one job may carry.'),
     ('max_nodes_per_operator', 100, 1, 100000,   'Most nodes one user may register.'),
     ('progress_notify_ms',   250, 0, 60000,      'A job''s progress raises job:{id}:progress at most this often (progress is stored on every report).'),
-    ('fold_interval_ms',     100, 0, 60000,      'A backend folds appended credits and statistics at most this often when a write commits (readers fold at once; 0: at every commit).');
+    ('fold_interval_ms',     100, 0, 60000,      'A backend folds appended credits and statistics at most this often when a write commits (readers fold at once; 0: at every commit).'),
+    ('job_events',             1, 0, 1,          'Raise modelmine_events (job progress and status changes, for gateways such as modelmine-api) when 1; 0 when no gateway listens.');
 SELECT pg_catalog.pg_extension_config_dump('modelmine.settings', '');
 -- Every backend caches the settings (extension/settings.c); a change tells them all to reload.
 CREATE FUNCTION modelmine._settings_changed() RETURNS trigger
@@ -305,15 +306,15 @@ REVOKE ALL ON FUNCTION modelmine._notify_work() FROM PUBLIC;
 CREATE TRIGGER jobs_notify_work AFTER INSERT ON modelmine.jobs
     FOR EACH STATEMENT EXECUTE FUNCTION modelmine._notify_work();
 
-CREATE FUNCTION modelmine._notify_job_end() RETURNS trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_notify_job_end';
-COMMENT ON FUNCTION modelmine._notify_job_end() IS
-    'Row trigger: NOTIFY job:{id}:progress with {"job_id", "status", "progress"} when a job reaches COMPLETED, FAILED or CANCELED.';
-REVOKE ALL ON FUNCTION modelmine._notify_job_end() FROM PUBLIC;
+CREATE FUNCTION modelmine._notify_job_status() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_notify_job_status';
+COMMENT ON FUNCTION modelmine._notify_job_status() IS
+    'Row trigger on a status change: NOTIFY modelmine_events with job:{id}:status for gateways (setting job_events), and when the job reached COMPLETED, FAILED or CANCELED, NOTIFY job:{id}:progress with {"job_id", "status", "progress"}.';
+REVOKE ALL ON FUNCTION modelmine._notify_job_status() FROM PUBLIC;
 
-CREATE TRIGGER jobs_notify_end AFTER UPDATE OF status ON modelmine.jobs
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status IN ('COMPLETED', 'FAILED', 'CANCELED'))
-    EXECUTE FUNCTION modelmine._notify_job_end();
+CREATE TRIGGER jobs_notify_status AFTER UPDATE OF status ON modelmine.jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION modelmine._notify_job_status();
 
 -------------------------------------------------------------------------------------------------------
 -- Identity (C, extension/auth.c).
@@ -1490,3 +1491,151 @@ COMMENT ON FUNCTION modelmine.check_invariants() IS
     'Returns every violated bookkeeping invariant (empty means healthy): balances (folded plus unfolded) match the journal, no negative balance but issuance, every unfolded delta belongs to an account or node, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount and can all be folded.';
 REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Gateways (modelmine-api): the role a request runs as, transaction-scoped node bindings, the
+-- heartbeat view, and the listings and reports the REST routes call.
+-------------------------------------------------------------------------------------------------------
+CREATE FUNCTION modelmine.request_role(headers text) RETURNS text
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_request_role';
+COMMENT ON FUNCTION modelmine.request_role(text) IS
+    'Gateway: the role to SET LOCAL for a request whose headers (JSON, lower-case names) are given: modelmine_anon without Authorization; modelmine_node for a node key (the node is bound for this transaction); modelmine_user or modelmine_admin for a user token, as the user''s row says. A bearer that does not verify raises 28000.';
+REVOKE ALL ON FUNCTION modelmine.request_role(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.request_role(text) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.authenticate_node_local(node_key text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_authenticate_node_local';
+COMMENT ON FUNCTION modelmine.authenticate_node_local(text) IS
+    'Binds this transaction (not the session) to the node whose key is given, for pooled connections and gateways; returns the node id.';
+REVOKE ALL ON FUNCTION modelmine.authenticate_node_local(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.authenticate_node_local(text) TO modelmine_node;
+
+CREATE FUNCTION modelmine.node_beats(since timestamptz DEFAULT NULL)
+    RETURNS TABLE (node_id bigint, name text, status text, cpu_load real, memory_used_mb integer,
+                   memory_total_mb integer, last_seen timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT n.id, n.name, modelmine._node_status(n.status, n.last_seen), n.cpu_load, n.memory_used_mb,
+               n.memory_total_mb, n.last_seen
+          FROM modelmine.nodes n
+         WHERE n.last_seen > COALESCE(since, pg_catalog.now() - interval '1 minute')
+         ORDER BY n.last_seen, n.id
+         LIMIT 10000
+    $$;
+COMMENT ON FUNCTION modelmine.node_beats(timestamptz) IS
+    'Nodes whose last heartbeat is later than since (default: the last minute), oldest first, at most 10000: a gateway polls it to show every heartbeat without a NOTIFY per heartbeat.';
+REVOKE ALL ON FUNCTION modelmine.node_beats(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.node_beats(timestamptz) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+CREATE FUNCTION modelmine.list_jobs(status text DEFAULT NULL, sort text DEFAULT 'created',
+                                    descending boolean DEFAULT true, max_rows integer DEFAULT 50,
+                                    skip integer DEFAULT 0, user_id bigint DEFAULT NULL)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    me bigint := modelmine.current_user_id();
+    admin boolean := (SELECT u.role = 'admin' FROM modelmine.users u WHERE u.id = me);
+BEGIN
+    IF list_jobs.user_id IS NOT NULL AND list_jobs.user_id <> me AND NOT admin THEN
+        RAISE EXCEPTION 'only admins list other users'' jobs' USING ERRCODE = 'insufficient_privilege',
+            DETAIL = pg_catalog.format('user_id %s is not you.', list_jobs.user_id),
+            HINT = 'Leave user_id out to list your own jobs.';
+    END IF;
+    RETURN QUERY SELECT * FROM modelmine._list_jobs(
+        CASE WHEN admin THEN list_jobs.user_id ELSE me END, status, sort, descending, max_rows, skip);
+END
+$$;
+COMMENT ON FUNCTION modelmine.list_jobs(text, text, boolean, integer, integer, bigint) IS
+    'Jobs with my_jobs'' filters: the signed-in user''s own; for an admin everyone''s, or one user''s with user_id.';
+REVOKE ALL ON FUNCTION modelmine.list_jobs(text, text, boolean, integer, integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.list_jobs(text, text, boolean, integer, integer, bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.admin_node_page(max_rows integer DEFAULT 100, skip integer DEFAULT 0)
+    RETURNS TABLE (id bigint, name text, status text, operator_email text, slots smallint,
+                   maintenance boolean, requirements text[], cpu_load real, memory_used_mb integer,
+                   memory_total_mb integer, last_seen timestamptz, uptime_pct numeric, jobs_completed bigint,
+                   jobs_failed bigint, tokens_earned numeric, balance bigint, reputation integer,
+                   registered_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 0 to 1000 and page with skip.';
+    END IF;
+    IF skip IS NULL OR skip < 0 THEN
+        RAISE EXCEPTION 'invalid skip' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')), HINT = 'Pass 0 or more.';
+    END IF;
+    RETURN QUERY
+        WITH page AS MATERIALIZED (SELECT nd FROM modelmine.nodes nd ORDER BY nd.id LIMIT max_rows OFFSET skip)
+        SELECT (p.nd).id, s.name, s.status, u.email, (p.nd).slots, (p.nd).maintenance, (p.nd).requirements,
+               s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct, s.jobs_completed,
+               s.jobs_failed, s.tokens_earned, a.balance, s.reputation, s.registered_at
+          FROM page p
+          JOIN modelmine.users u ON u.id = (p.nd).operator_id
+          LEFT JOIN modelmine.account_balances a ON a.node_id = (p.nd).id
+          LEFT JOIN modelmine._node_liveness(ARRAY(SELECT (q.nd).id FROM page q), 24) l ON l.node_id = (p.nd).id
+         CROSS JOIN LATERAL modelmine._node_summary(p.nd, 24, l.uptime_pct, l.offline) s
+         ORDER BY (p.nd).id;
+END
+$$;
+COMMENT ON FUNCTION modelmine.admin_node_page(integer, integer) IS
+    'Admin: nodes by id, a page at a time (max_rows 0..1000), with operator, slots, maintenance, what they run, figures and balance (never a key hash).';
+REVOKE ALL ON FUNCTION modelmine.admin_node_page(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.admin_node_page(integer, integer) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.admin_network_report() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    RETURN pg_catalog.jsonb_build_object(
+        'stats', (SELECT pg_catalog.to_jsonb(s) FROM modelmine.network_stats() s),
+        'issued', (SELECT -a.balance FROM modelmine.account_balances a WHERE a.kind = 'issuance'),
+        'max_supply', (SELECT st.value FROM modelmine.settings st WHERE st.name = 'max_supply'),
+        'users', (SELECT pg_catalog.count(*) FROM modelmine.users),
+        'ledger', modelmine.ledger_digest(),
+        'invariant_violations', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(i))
+                                            FROM modelmine.check_invariants() i), '[]'));
+END
+$$;
+COMMENT ON FUNCTION modelmine.admin_network_report() IS
+    'Admin: network statistics, tokens issued against max_supply, user count, the ledger head, and every violated invariant (an empty list means the books balance).';
+REVOKE ALL ON FUNCTION modelmine.admin_network_report() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.admin_network_report() TO modelmine_admin;
+
+CREATE FUNCTION modelmine.admin_ledger_page(from_height bigint DEFAULT 0, max_rows integer DEFAULT 100)
+    RETURNS TABLE (height bigint, hash text, prev_hash text, job_id bigint, job_title text, user_email text,
+                   node_id bigint, node_name text, stake bigint, reward bigint, fee bigint, accuracy text,
+                   loss text, epochs bigint, completed_at timestamptz, created_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF from_height IS NULL OR from_height < 0 THEN
+        RAISE EXCEPTION 'invalid from_height' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(from_height::text, 'NULL')), HINT = 'Pass 0 or more.';
+    END IF;
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 0 to 10000.';
+    END IF;
+    RETURN QUERY
+        SELECT l.height, pg_catalog.encode(l.hash, 'hex'), pg_catalog.encode(l.prev_hash, 'hex'), l.job_id,
+               j.title, u.email, l.node_id, n.name, l.stake, l.reward, l.fee, l.accuracy, l.loss, l.epochs,
+               l.completed_at, l.created_at
+          FROM modelmine.ledger l
+          LEFT JOIN modelmine.jobs j ON j.id = l.job_id
+          LEFT JOIN modelmine.users u ON u.id = l.user_id
+          LEFT JOIN modelmine.nodes n ON n.id = l.node_id
+         WHERE l.height >= from_height
+         ORDER BY l.height
+         LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION modelmine.admin_ledger_page(bigint, integer) IS
+    'Admin: ledger blocks from from_height in height order (max_rows 0..10000), hashes in hex, with the job''s title, the owner''s email and the node''s name.';
+REVOKE ALL ON FUNCTION modelmine.admin_ledger_page(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.admin_ledger_page(bigint, integer) TO modelmine_admin;

@@ -11,6 +11,9 @@
 #ifndef MODELMINE_PROTOCOL_H
 #define MODELMINE_PROTOCOL_H
 
+/* The schema version this code speaks: modelmine.control's default_version. */
+#define MM_SCHEMA_VERSION		"1.1"
+
 /* ---- job statuses, in the order of the enum modelmine.job_status ---- */
 #define MM_STATUS_PENDING		"PENDING"
 #define MM_STATUS_RUNNING		"RUNNING"
@@ -45,6 +48,9 @@
 #define MM_CHANNEL_WORK			"modelmine_work"	/* pending work appeared: a wake-up, no payload */
 #define MM_CHANNEL_NODE_REGISTERED "node:registered"	/* {"node_id", "name"} */
 #define MM_CHANNEL_NODE_HEARTBEAT "node:heartbeat"	/* {"node_id", "status", "cpu_load", ...} */
+/* job events for gateways: {"event": "job:{id}:progress" | "job:{id}:status", "user_id", "data"} */
+#define MM_CHANNEL_EVENTS		"modelmine_events"
+#define MM_EVENT_JOB_STATUS_FMT "job:%lld:status"	/* data {"job_id", "status", "previous", ...} */
 /* a job's progress, and its end: printf format for the job id as long long */
 #define MM_CHANNEL_JOB_PROGRESS_FMT "job:%lld:progress"
 #define MM_CHANNEL_MAX			64	/* room for any channel name above, with the id */
