@@ -30,8 +30,8 @@ $(OBJS): extension/modelmine.h include/modelmine/protocol.h
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
-all: worker cli
-.PHONY: common worker worker-check cli clean-common clean-worker clean-cli
+all: worker cli api
+.PHONY: common worker worker-check cli api clean-common clean-worker clean-cli clean-api
 common:
 	$(MAKE) -C common
 worker: common
@@ -40,10 +40,14 @@ worker-check: common
 	$(MAKE) -C worker check
 cli: common
 	$(MAKE) -C cli
-clean: clean-common clean-worker clean-cli
+api: common
+	$(MAKE) -C api
+clean: clean-common clean-worker clean-cli clean-api
 clean-common:
 	$(MAKE) -C common clean
 clean-worker:
 	$(MAKE) -C worker clean
 clean-cli:
 	$(MAKE) -C cli clean
+clean-api:
+	$(MAKE) -C api clean

@@ -13,6 +13,8 @@ packages=(
     libpq-dev                 # the worker's libpq
     libjansson-dev            # the worker's JSON
     libcurl4-openssl-dev      # the worker's HTTP client
+    libmicrohttpd-dev         # modelmine-api's HTTP server (thread per connection, upgrade to WebSocket)
+    libwslay-dev              # modelmine-api's WebSocket framing (Socket.IO's websocket transport)
     make gcc pkg-config
     tmux                      # the demo's worker network, one pane per process
 )

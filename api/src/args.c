@@ -1,0 +1,211 @@
+/*
+ * args.c — request values turned into the text of SQL arguments: JSON body values and query-string
+ * values, checked against the argument's type first, so that "limit=abc" is refused as "invalid
+ * limit" naming the argument and its type instead of PostgreSQL's anonymous "invalid input syntax
+ * for type integer".  What the type allows is still decided by PostgreSQL; this only catches what
+ * cannot be right.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "args.h"
+
+/* Sets a 400 "invalid <name>" error naming what was given and what is expected. */
+static bool
+refuse(CallResult *res, const char *name, const char *given, const char *expected, const char *hint)
+{
+	char		det[256];
+
+	res->status = 400;
+	snprintf(res->code, sizeof(res->code), "22P02");
+	snprintf(det, sizeof(det), "Got %.80s; %s is %s.", given, name, expected);
+	free(res->message);
+	free(res->details);
+	free(res->hint);
+	res->message = malloc(strlen(name) + 16);
+	sprintf(res->message, "invalid %s", name);
+	res->details = strdup(det);
+	res->hint = strdup(hint);
+	return false;
+}
+
+/* Whether type is one of PostgreSQL's integer types; *lo and *hi get its range. */
+static bool
+integer_type(const char *type, long long *lo, long long *hi)
+{
+	if (strcmp(type, "smallint") == 0)
+		*lo = -32768, *hi = 32767;
+	else if (strcmp(type, "integer") == 0)
+		*lo = -2147483648LL, *hi = 2147483647LL;
+	else if (strcmp(type, "bigint") == 0)
+		*lo = -9223372036854775807LL - 1, *hi = 9223372036854775807LL;
+	else
+		return false;
+	return true;
+}
+
+/* Checks the text of a value for argument a; false with res set when it cannot be of a's type. */
+bool
+args_check_text(const CatArg *a, const char *v, CallResult *res)
+{
+	return args_check_named(a, a->name, v, res);
+}
+
+/* The same, naming the value as the request did (limit, not max_rows). */
+bool
+args_check_named(const CatArg *a, const char *shown, const char *v, CallResult *res)
+{
+	long long	lo,
+				hi;
+	char		quoted[100];
+
+	if (v == NULL)
+		return true;
+	snprintf(quoted, sizeof(quoted), "\"%.80s\"", v);
+	if (a->is_array)
+		return true;			/* '{1,2}': PostgreSQL's own message names the type */
+	if (integer_type(a->type, &lo, &hi))
+	{
+		char	   *end;
+		long long	n;
+
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || errno == ERANGE || n < lo || n > hi)
+		{
+			char		range[96];
+
+			snprintf(range, sizeof(range), "a whole number from %lld to %lld", lo, hi);
+			return refuse(res, shown, quoted, range, "Pass a whole number, e.g. 10.");
+		}
+		return true;
+	}
+	if (strcmp(a->type, "real") == 0 || strcmp(a->type, "double precision") == 0 ||
+		strcmp(a->type, "numeric") == 0)
+	{
+		char	   *end;
+		double		d = strtod(v, &end);
+
+		if (*v == '\0' || *end != '\0' || !isfinite(d))
+			return refuse(res, shown, quoted, "a number", "Pass a number, e.g. 42.5.");
+		return true;
+	}
+	if (strcmp(a->type, "boolean") == 0)
+	{
+		static const char *const ok[] = {"true", "false", "t", "f", "yes", "no", "on", "off", "1", "0"};
+
+		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+			if (strcasecmp(v, ok[i]) == 0)
+				return true;
+		return refuse(res, shown, quoted, "true or false", "Pass true or false.");
+	}
+	if (a->is_json)
+	{
+		json_error_t e;
+		json_t	   *j = json_loads(v, JSON_DECODE_ANY, &e);
+
+		if (j == NULL)
+			return refuse(res, shown, quoted, "JSON", "Pass a JSON value, e.g. {\"epochs\": 10}.");
+		json_decref(j);
+	}
+	return true;
+}
+
+/* A JSON array of scalars as a PostgreSQL array literal: {"a b",2,NULL}. */
+static char *
+array_literal(json_t *arr)
+{
+	size_t		cap = 64,
+				len = 0;
+	char	   *out = malloc(cap);
+
+	out[len++] = '{';
+	for (size_t i = 0; i < json_array_size(arr); i++)
+	{
+		json_t	   *e = json_array_get(arr, i);
+		char	   *t = json_is_string(e) ? strdup(json_string_value(e))
+			: json_is_null(e) ? strdup("NULL") : json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
+		size_t		need = 2 * strlen(t) + 4;
+
+		if (len + need + 2 > cap)
+		{
+			cap = (len + need) * 2;
+			out = realloc(out, cap);
+		}
+		if (i)
+			out[len++] = ',';
+		if (json_is_null(e))
+			len += (size_t) sprintf(out + len, "NULL");
+		else
+		{
+			out[len++] = '"';
+			for (const char *p = t; *p; p++)
+			{
+				if (*p == '"' || *p == '\\')
+					out[len++] = '\\';
+				out[len++] = *p;
+			}
+			out[len++] = '"';
+		}
+		free(t);
+	}
+	out[len++] = '}';
+	out[len] = '\0';
+	return out;
+}
+
+/*
+ * The SQL text of a JSON value for argument a (malloc'd; *out NULL for JSON null): a string as its
+ * text, a number or boolean as written, an object or array as JSON for json arguments, an array as
+ * an array literal for array arguments.  False with res set when the value cannot be of a's type.
+ */
+bool
+args_from_json(const CatArg *a, json_t *v, char **out, CallResult *res)
+{
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (a->is_json)
+	{
+		*out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		return true;
+	}
+	if (a->is_array)
+	{
+		if (!json_is_array(v))
+			return refuse(res, a->name, "a non-array value", "an array", "Pass a JSON array, e.g. [1, 2].");
+		*out = array_literal(v);
+		return true;
+	}
+	if (json_is_object(v) || json_is_array(v))
+	{
+		char		what[64];
+
+		snprintf(what, sizeof(what), "%s %s", strchr("aeiou", a->type[0]) ? "an" : "a", a->type);
+		return refuse(res, a->name, json_is_object(v) ? "an object" : "an array", what,
+					  "Pass a single value, not an object or array.");
+	}
+	*out = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY);
+	if (!args_check_text(a, *out, res))
+	{
+		free(*out);
+		*out = NULL;
+		return false;
+	}
+	return true;
+}
+
+/* The argument of f named name, or NULL. */
+const CatArg *
+args_find(const CatFunc *f, const char *name)
+{
+	for (int i = 0; i < f->nargs; i++)
+		if (strcmp(f->args[i].name, name) == 0)
+			return &f->args[i];
+	return NULL;
+}

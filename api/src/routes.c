@@ -1,0 +1,606 @@
+/*
+ * routes.c — the REST routes: each maps a method and a path to one SQL function of schema modelmine,
+ * its arguments to body fields, query parameters or path segments, and its result to a response.
+ * Nothing is computed here that the extension does not compute; a route is a row of the table below.
+ *
+ * An argument the function requires but the request leaves out is passed as NULL, so the
+ * extension's own message ("title is required") answers; an optional one left out takes the SQL
+ * default.  A body field or query parameter the route does not know is refused with 400 naming it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "args.h"
+#include "modelmine/common.h"
+
+typedef enum Source
+{
+	BODY,						/* a field of the JSON body */
+	QUERY,						/* a query-string parameter */
+	PATH						/* the :id segment */
+} Source;
+
+typedef enum Xform
+{
+	AS_GIVEN,
+	ORDER_TO_DESCENDING			/* order=asc|desc -> descending false|true */
+} Xform;
+
+typedef struct RouteArg
+{
+	const char *arg;			/* the SQL argument */
+	Source		src;
+	const char *key;			/* the field or parameter name, when it differs from arg */
+	Xform		xform;
+} RouteArg;
+
+typedef enum Shape
+{
+	AS_IS,						/* the JSON of the result (array, object or value) */
+	WRAP,						/* {"<wrap>": value} */
+	CREATED,					/* 201, Location, {"<wrap>": value} or the object */
+	DOWNLOAD,					/* the value as a JSON file (Content-Disposition) */
+	EMPTY						/* 204 */
+} Shape;
+
+#define LONG_POLL 1				/* ?wait=N: hold the request until work is announced (claims) */
+
+typedef struct Route
+{
+	const char *method;
+	const char *path;			/* segments; ":id" matches a whole number */
+	const char *func;
+	RouteArg	args[7];
+	Shape		shape;
+	const char *wrap;			/* WRAP and CREATED of a scalar: the key */
+	const char *location;		/* CREATED: "/jobs/%s", filled with the new id */
+	const char *location_key;	/* ... taken from this key of an object result (NULL: the value) */
+	int			flags;
+	const char *summary;
+} Route;
+
+#define B(a) {a, BODY, NULL, AS_GIVEN}
+#define Q(a, k) {a, QUERY, k, AS_GIVEN}
+#define P(a) {a, PATH, NULL, AS_GIVEN}
+
+static const Route routes[] = {
+	{"POST", "/auth/signup", "signup", {B("email"), B("password")}, CREATED, "user_id", NULL, NULL, 0,
+	"Create an account; the signup grant is credited"},
+	{"POST", "/auth/login", "login", {B("email"), B("password")}, WRAP, "token", NULL, NULL, 0,
+	"Sign in: a bearer token for a new session"},
+	{"POST", "/auth/logout", "logout", {{0}}, EMPTY, NULL, NULL, NULL, 0, "Revoke the current session"},
+	{"GET", "/auth/me", "whoami", {{0}}, AS_IS, NULL, NULL, NULL, 0, "Who the token belongs to"},
+
+	{"POST", "/jobs", "submit_job", {B("title"), B("config"), B("description"), B("stake"), B("priority")},
+	CREATED, "id", "/jobs/%s", NULL, 0, "Submit a training job; its stake moves to escrow"},
+	{"GET", "/jobs", "list_jobs", {Q("status", NULL), Q("sort", NULL), {"descending", QUERY, "order",
+	ORDER_TO_DESCENDING}, Q("max_rows", "limit"), Q("skip", "offset"), Q("user_id", NULL)}, AS_IS, NULL,
+	NULL, NULL, 0, "Your jobs (admins: everyone's, or one user's with user_id)"},
+	{"GET", "/jobs/:id", "job", {P("job_id")}, AS_IS, NULL, NULL, NULL, 0, "One of your jobs, in full"},
+	{"POST", "/jobs/:id/cancel", "cancel_job", {P("job_id")}, WRAP, "refunded", NULL, NULL, 0,
+	"Cancel a pending or running job; the whole stake is refunded"},
+	{"GET", "/jobs/:id/result", "job_result", {P("job_id")}, DOWNLOAD, NULL, NULL, NULL, 0,
+	"Download a completed job's result"},
+
+	{"GET", "/dashboard", "dashboard", {{0}}, AS_IS, NULL, NULL, NULL, 0, "Your job counts, balance, recent jobs"},
+	{"GET", "/balance", "balance", {{0}}, WRAP, "balance", NULL, NULL, 0, "Your spendable balance"},
+	{"POST", "/transfers", "transfer", {B("to_email"), B("amount")}, CREATED, "transaction_id", NULL, NULL, 0,
+	"Send tokens to another user"},
+	{"GET", "/transactions", "my_transactions", {Q("max_rows", "limit")}, AS_IS, NULL, NULL, NULL, 0,
+	"Your recent token movements"},
+
+	{"POST", "/nodes/register", "register_node", {B("name"), B("capabilities")}, CREATED, NULL, "/nodes/%s",
+	"node_id", 0, "Register a compute node you operate; its key is shown once"},
+	{"POST", "/nodes/heartbeat", "heartbeat", {B("cpu_load"), B("memory_used_mb"), B("memory_total_mb"),
+	B("status")}, WRAP, "jobs", NULL, NULL, 0, "Node: report load; returns the jobs it holds"},
+	{"POST", "/nodes/capabilities", "set_capabilities", {B("capabilities")}, EMPTY, NULL, NULL, NULL, 0,
+	"Node: replace the trainers, runners and slots it advertises"},
+	{"POST", "/nodes/claim", "claim_jobs", {B("max_jobs"), B("lease_seconds")}, AS_IS, NULL, NULL, NULL,
+	LONG_POLL, "Node: lease pending jobs; ?wait=N holds the request until work comes"},
+	{"POST", "/nodes/jobs/:id/progress", "report_progress", {P("job_id"), B("progress"), B("metrics")}, WRAP,
+	"lease_expires_at", NULL, NULL, 0, "Node: report progress; extends the lease"},
+	{"POST", "/nodes/jobs/:id/complete", "complete_job", {P("job_id"), B("result")}, WRAP, "reward", NULL, NULL,
+	0, "Node: complete a leased job; returns the reward"},
+	{"POST", "/nodes/jobs/:id/fail", "fail_job", {P("job_id"), B("error")}, WRAP, "refunded", NULL, NULL, 0,
+	"Node: fail a leased job; its owner is refunded"},
+	{"POST", "/nodes/jobs/:id/release", "release_job", {P("job_id")}, EMPTY, NULL, NULL, NULL, 0,
+	"Node: give a leased job back to the queue"},
+	{"GET", "/nodes/mine", "my_nodes", {{0}}, AS_IS, NULL, NULL, NULL, 0, "The nodes you operate"},
+	{"GET", "/nodes", "nodes", {Q("max_rows", "limit"), Q("skip", "offset")}, AS_IS, NULL, NULL, NULL, 0,
+	"Every node with status, load, uptime and earnings"},
+	{"GET", "/nodes/:id", "node_stats", {P("node_id"), Q("window_hours", NULL)}, AS_IS, NULL, NULL, NULL, 0,
+	"One node's statistics"},
+	{"POST", "/nodes/:id/maintenance", "set_node_maintenance", {P("node_id"), B("maintenance")}, WRAP,
+	"status", NULL, NULL, 0, "Operator: put a node in or out of maintenance"},
+	{"POST", "/nodes/:id/withdraw", "withdraw_node_earnings", {P("node_id"), B("amount")}, WRAP, "withdrawn",
+	NULL, NULL, 0, "Operator: move a node's earnings to your balance"},
+
+	{"GET", "/network", "network_stats", {{0}}, AS_IS, NULL, NULL, NULL, 0, "Network statistics"},
+	{"GET", "/network/timeline", "job_timeline", {Q("months", NULL)}, AS_IS, NULL, NULL, NULL, 0,
+	"Jobs per month and status"},
+	{"GET", "/network/tokens", "token_distribution", {Q("max_rows", "limit")}, AS_IS, NULL, NULL, NULL, 0,
+	"Tokens earned per node"},
+
+	{"GET", "/ledger", "ledger", {Q("from_height", "from"), Q("max_rows", "limit")}, AS_IS, NULL, NULL, NULL, 0,
+	"Ledger blocks in height order"},
+	{"GET", "/ledger/digest", "ledger_digest", {{0}}, AS_IS, NULL, NULL, NULL, 0, "The chain head, to keep"},
+	{"GET", "/ledger/verify", "verify_ledger", {Q("digest", NULL)}, AS_IS, NULL, NULL, NULL, 0,
+	"Verify the whole chain, optionally against a digest"},
+
+	{"GET", "/admin/users", "users", {{0}}, AS_IS, NULL, NULL, NULL, 0, "Admin: every user"},
+	{"GET", "/admin/jobs", "all_jobs", {Q("status", NULL), Q("sort", NULL), {"descending", QUERY, "order",
+	ORDER_TO_DESCENDING}, Q("max_rows", "limit"), Q("skip", "offset")}, AS_IS, NULL, NULL, NULL, 0,
+	"Admin: every job"},
+	{"GET", "/admin/nodes", "admin_nodes", {Q("max_rows", "limit"), Q("skip", "offset")}, AS_IS, NULL, NULL,
+	NULL, 0, "Admin: every node with its operator"},
+	{"GET", "/admin/network", "admin_network", {{0}}, AS_IS, NULL, NULL, NULL, 0,
+	"Admin: statistics, supply and the invariant checks"},
+	{"GET", "/admin/ledger", "admin_ledger", {Q("from_height", "from"), Q("max_rows", "limit")}, AS_IS, NULL,
+	NULL, NULL, 0, "Admin: ledger blocks with their users and nodes"},
+	{"GET", "/admin/settings", "settings", {{0}}, AS_IS, NULL, NULL, NULL, 0, "Admin: every setting"},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Whether path matches the route's pattern; the :id segment is copied to id. */
+static bool
+match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+	while (*pattern && *path)
+	{
+		if (strncmp(pattern, ":id", 3) == 0)
+		{
+			size_t		n = 0;
+
+			while (path[n] >= '0' && path[n] <= '9')
+				n++;
+			if (n == 0 || n >= idlen || (path[n] && path[n] != '/'))
+				return false;
+			memcpy(id, path, n);
+			id[n] = '\0';
+			path += n;
+			pattern += 3;
+			continue;
+		}
+		if (*pattern != *path)
+			return false;
+		pattern++, path++;
+	}
+	if (*path == '/' && path[1] == '\0')
+		path++;					/* a trailing slash is the same route */
+	return *pattern == '\0' && *path == '\0';
+}
+
+/* The request key of a route argument. */
+static const char *
+key_of(const RouteArg *a)
+{
+	return a->key ? a->key : a->arg;
+}
+
+/* A refusal prepared in res, sent. */
+static enum MHD_Result
+send_refusal(Request *r, CallResult *res)
+{
+	static const CatFunc none = {.ret = RET_VOID};
+	CallSpec	s = {.func = &none};
+
+	return call_reply(r, &s, &res[0]);
+}
+
+/* 400 for a body field or query parameter the route does not take, listing those it does. */
+static void
+unknown_key(CallResult *res, const Route *rt, const char *what, const char *key, Source src)
+{
+	char		hint[512];
+	size_t		n = 0;
+
+	n += (size_t) snprintf(hint + n, sizeof(hint) - n, "%s %s takes ", rt->method, rt->path);
+	for (int i = 0, k = 0; i < 7 && rt->args[i].arg; i++)
+		if (rt->args[i].src == src)
+			n += (size_t) snprintf(hint + n, sizeof(hint) - n, "%s%s", k++ ? ", " : "", key_of(&rt->args[i]));
+	if (n == strlen(rt->method) + strlen(rt->path) + 8)
+		snprintf(hint + n, sizeof(hint) - n, "none");
+	res->status = 400;
+	snprintf(res->code, sizeof(res->code), "PGRST100");
+	res->message = malloc(strlen(what) + strlen(key) + 16);
+	sprintf(res->message, "unknown %s \"%.60s\"", what, key);
+	res->hint = strdup(hint);
+}
+
+/* Checks the query string: only the route's parameters (and wait on long-polls). */
+static enum MHD_Result
+check_query_key(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	void	  **ctx = cls;
+	const Route *rt = ctx[0];
+	CallResult *res = ctx[1];
+
+	(void) kind;
+	(void) value;
+	if ((rt->flags & LONG_POLL) && strcmp(key, "wait") == 0)
+		return MHD_YES;
+	for (int i = 0; i < 7 && rt->args[i].arg; i++)
+		if (rt->args[i].src == QUERY && strcmp(key_of(&rt->args[i]), key) == 0)
+			return MHD_YES;
+	unknown_key(res, rt, "query parameter", key, QUERY);
+	return MHD_NO;
+}
+
+/* The response for a route's successful call. */
+static enum MHD_Result
+respond(Request *r, const Route *rt, const char *id, CallSpec *s, CallResult *res)
+{
+	char		loc[128],
+				disp[128];
+	ReplyHeader h[2];
+	int			nh = 0;
+	json_t	   *v;
+	enum MHD_Result out;
+
+	if (res->status >= 300 || rt->shape == AS_IS)
+		return call_reply(r, s, res);
+	r->role = res->role;
+	v = res->body ? json_loads(res->body, JSON_DECODE_ANY, NULL) : json_null();
+	if (v == NULL)
+		v = json_null();
+	switch (rt->shape)
+	{
+		case EMPTY:
+			json_decref(v);
+			call_result_free(res);
+			return reply(r, 204, NULL, NULL, 0, NULL, 0);
+		case DOWNLOAD:
+			snprintf(disp, sizeof(disp), "attachment; filename=\"job-%s-result.json\"", id);
+			h[nh++] = (ReplyHeader) {"Content-Disposition", disp};
+			{
+				char	   *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+
+				out = reply(r, 200, "application/json; charset=utf-8", text, text ? strlen(text) : 0, h, nh);
+				free(text);
+			}
+			json_decref(v);
+			call_result_free(res);
+			return out;
+		case CREATED:
+			if (rt->location)
+			{
+				json_t	   *idv = rt->location_key ? json_object_get(v, rt->location_key) : v;
+				char	   *idt = json_dumps(idv, JSON_ENCODE_ANY);
+
+				snprintf(loc, sizeof(loc), rt->location, idt ? idt : "");
+				free(idt);
+				h[nh++] = (ReplyHeader) {"Location", loc};
+			}
+			/* FALLTHROUGH */
+		case WRAP:
+			if (rt->wrap)
+			{
+				json_t	   *o = json_object();
+
+				json_object_set_new(o, rt->wrap, v);
+				v = o;
+			}
+			{
+				char	   *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+				out = reply(r, rt->shape == CREATED ? 201 : 200, "application/json; charset=utf-8", text,
+							text ? strlen(text) : 0, h, nh);
+				free(text);
+			}
+			json_decref(v);
+			call_result_free(res);
+			return out;
+		case AS_IS:
+			break;
+	}
+	json_decref(v);
+	return call_reply(r, s, res);
+}
+
+/* The wait of a long-poll, from ?wait= (0 when absent); false with res set when malformed. */
+static bool
+wait_seconds(Request *r, double *out, CallResult *res)
+{
+	const char *w = req_query(r, "wait");
+	char	   *end;
+	double		d;
+
+	*out = 0;
+	if (w == NULL)
+		return true;
+	d = strtod(w, &end);
+	if (*w == '\0' || *end != '\0' || !(d >= 0) || d > api_cfg.max_wait_s)
+	{
+		char		det[96];
+
+		res->status = 400;
+		snprintf(res->code, sizeof(res->code), "PGRST100");
+		res->message = strdup("invalid wait");
+		snprintf(det, sizeof(det), "Got \"%.40s\".", w);
+		res->details = strdup(det);
+		res->hint = malloc(96);
+		snprintf(res->hint, 96, "Pass a number of seconds from 0 to %d (--max-wait).", api_cfg.max_wait_s);
+		return false;
+	}
+	*out = d;
+	return true;
+}
+
+/* Runs one route. */
+static enum MHD_Result
+run_route(Request *r, const Route *rt, const char *id)
+{
+	CallSpec	s = {0};
+	CallResult	res = {0};
+	json_t	   *body = NULL;
+	char	   *texts[7] = {0};
+	void	   *ctx[2] = {(void *) rt, &res};
+	double		wait = 0;
+	enum MHD_Result out;
+
+	rpc_preferences(r, &s);
+	s.func = catalog_find(rt->func);
+	if (s.func == NULL)
+		return reply_error(r, 404, "PGRST202", "this route's function is missing from the database",
+						   rt->func, "Update the extension: ALTER EXTENSION modelmine UPDATE.");
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_query_key, ctx);
+	if (res.status)
+		return send_refusal(r, &res);
+	if ((rt->flags & LONG_POLL) && !wait_seconds(r, &wait, &res))
+		return send_refusal(r, &res);
+	if (strcmp(r->method, "POST") == 0)
+	{
+		const char *k;
+		json_t	   *v;
+
+		if (!rpc_body(r, &body, &res))
+			return send_refusal(r, &res);
+		json_object_foreach(body, k, v)
+		{
+			bool		known = false;
+
+			for (int i = 0; i < 7 && rt->args[i].arg && !known; i++)
+				known = rt->args[i].src == BODY && strcmp(key_of(&rt->args[i]), k) == 0;
+			if (!known)
+			{
+				unknown_key(&res, rt, "field", k, BODY);
+				json_decref(body);
+				return send_refusal(r, &res);
+			}
+		}
+	}
+	for (int i = 0; i < 7 && rt->args[i].arg; i++)
+	{
+		const RouteArg *ra = &rt->args[i];
+		const CatArg *a = args_find(s.func, ra->arg);
+		const char *v = NULL;
+		bool		given = false,
+					ok = true;
+
+		if (a == NULL)
+			continue;			/* an older extension without this argument */
+		if (ra->src == PATH)
+		{
+			v = id;
+			given = true;
+			ok = args_check_named(a, "id", v, &res);
+		}
+		else if (ra->src == QUERY)
+		{
+			v = req_query(r, key_of(ra));
+			given = v != NULL;
+			if (given && ra->xform == ORDER_TO_DESCENDING)
+			{
+				if (strcmp(v, "asc") == 0 || strcmp(v, "desc") == 0)
+					v = strcmp(v, "desc") == 0 ? "true" : "false";
+				else
+				{
+					res.status = 400;
+					snprintf(res.code, sizeof(res.code), "22023");
+					res.message = strdup("invalid order");
+					res.details = malloc(96);
+					snprintf(res.details, 96, "Got \"%.40s\".", v);
+					res.hint = strdup("Pass asc or desc.");
+					ok = false;
+				}
+			}
+			if (ok && given)
+				ok = args_check_named(a, key_of(ra), v, &res);
+		}
+		else if (body && json_object_get(body, ra->arg))
+		{
+			given = true;
+			ok = args_from_json(a, json_object_get(body, ra->arg), &texts[i], &res);
+			v = texts[i];
+		}
+		if (!ok)
+		{
+			out = send_refusal(r, &res);
+			goto done;
+		}
+		if (!given && a->has_default)
+			continue;
+		s.arg_names[s.nargs] = a->name;
+		s.arg_values[s.nargs++] = v;
+	}
+	{
+		double		deadline = mm_now_s() + wait;
+
+		for (;;)
+		{
+			uint64_t	gen = listen_work_generation();
+
+			call_run(r, &s, &res);
+			if (!(rt->flags & LONG_POLL) || res.status != 200 || res.rows > 0 || mm_now_s() >= deadline)
+				break;
+			/* nothing to claim: wait for a wake-up (not holding a connection), then claim again */
+			call_result_free(&res);
+			if (!listen_wait_work(gen, deadline))
+			{
+				call_run(r, &s, &res);
+				break;
+			}
+		}
+	}
+	out = respond(r, rt, id, &s, &res);
+done:
+	for (int i = 0; i < 7; i++)
+		free(texts[i]);
+	json_decref(body);
+	return out;
+}
+
+/* Dispatches to the route for the path and method; *handled false when no route has the path. */
+enum MHD_Result
+routes_handle(Request *r, bool *handled)
+{
+	char		id[32],
+				allow[128] = "";
+	const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
+
+	*handled = false;
+	for (size_t i = 0; i < NROUTES; i++)
+	{
+		if (!match(routes[i].path, r->path, id, sizeof(id)))
+			continue;
+		*handled = true;
+		if (strcmp(routes[i].method, method) == 0)
+			return run_route(r, &routes[i], id);
+		if (strstr(allow, routes[i].method) == NULL)
+			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] ? ", " : "",
+					 routes[i].method);
+	}
+	if (*handled)
+	{
+		ReplyHeader h = {"Allow", allow};
+
+		if (strstr(allow, "GET"))
+			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), ", HEAD");
+		return reply_error_h(r, 405, "PGRST117", "Method not allowed", NULL, NULL, &h, 1);
+	}
+	return MHD_NO;
+}
+
+/* The OpenAPI schema of an argument's SQL type. */
+json_t *
+openapi_type(const char *type)
+{
+	size_t		n = strlen(type);
+
+	if (n > 2 && strcmp(type + n - 2, "[]") == 0)
+	{
+		char		elem[64];
+
+		snprintf(elem, sizeof(elem), "%.*s", (int) (n - 2 > 60 ? 60 : n - 2), type);
+		return json_pack("{s:s, s:o}", "type", "array", "items", openapi_type(elem));
+	}
+	if (strcmp(type, "bigint") == 0 || strcmp(type, "integer") == 0 || strcmp(type, "smallint") == 0)
+		return json_pack("{s:s, s:s}", "type", "integer", "format", strcmp(type, "bigint") == 0 ? "int64" : "int32");
+	if (strcmp(type, "real") == 0 || strcmp(type, "double precision") == 0 || strcmp(type, "numeric") == 0)
+		return json_pack("{s:s}", "type", "number");
+	if (strcmp(type, "boolean") == 0)
+		return json_pack("{s:s}", "type", "boolean");
+	if (strcmp(type, "json") == 0 || strcmp(type, "jsonb") == 0)
+		return json_object();	/* any JSON value */
+	if (strcmp(type, "timestamp with time zone") == 0)
+		return json_pack("{s:s, s:s}", "type", "string", "format", "date-time");
+	if (strcmp(type, "uuid") == 0)
+		return json_pack("{s:s, s:s}", "type", "string", "format", "uuid");
+	return json_pack("{s:s}", "type", "string");
+}
+
+/* The routes as OpenAPI path items, added to paths. */
+void
+routes_openapi(json_t *paths)
+{
+	for (size_t i = 0; i < NROUTES; i++)
+	{
+		const Route *rt = &routes[i];
+		const CatFunc *f = catalog_find(rt->func);
+		char		path[128];
+		const char *id = strstr(rt->path, ":id");
+		json_t	   *item,
+				   *op = json_object(),
+				   *params = json_array(),
+				   *props = json_object(),
+				   *required = json_array(),
+				   *lower;
+		char		method[8];
+
+		if (id)
+			snprintf(path, sizeof(path), "%.*s{id}%s", (int) (id - rt->path), rt->path, id + 3);
+		else
+			snprintf(path, sizeof(path), "%s", rt->path);
+		item = json_object_get(paths, path);
+		if (item == NULL)
+		{
+			item = json_object();
+			json_object_set_new(paths, path, item);
+		}
+		json_object_set_new(op, "summary", json_string(rt->summary));
+		json_object_set_new(op, "description", json_string(f && f->comment[0] ? f->comment : rt->func));
+		json_object_set_new(op, "operationId", json_sprintf("%s %s", rt->method, rt->path));
+		if (id)
+			json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s, s:s}}", "name", "id", "in", "path",
+													"required", 1, "schema", "type", "integer", "format",
+													"int64"));
+		if (rt->flags & LONG_POLL)
+			json_array_append_new(params, json_pack("{s:s, s:s, s:s, s:{s:s}}", "name", "wait", "in", "query",
+													"description", "seconds to hold the request until work comes",
+													"schema", "type", "number"));
+		for (int k = 0; k < 7 && rt->args[k].arg; k++)
+		{
+			const RouteArg *ra = &rt->args[k];
+			const CatArg *a = f ? args_find(f, ra->arg) : NULL;
+			json_t	   *schema = ra->xform == ORDER_TO_DESCENDING
+				? json_pack("{s:s, s:[s,s]}", "type", "string", "enum", "asc", "desc")
+				: openapi_type(a ? a->type : "text");
+
+			if (ra->src == QUERY)
+				json_array_append_new(params, json_pack("{s:s, s:s, s:o}", "name", key_of(ra), "in", "query",
+														"schema", schema));
+			else if (ra->src == BODY)
+			{
+				json_object_set_new(props, key_of(ra), schema);
+				if (a && !a->has_default)
+					json_array_append_new(required, json_string(key_of(ra)));
+			}
+			else
+				json_decref(schema);
+		}
+		json_object_set_new(op, "parameters", params);
+		if (json_object_size(props) > 0 || strcmp(rt->method, "POST") == 0)
+			json_object_set_new(op, "requestBody",
+								json_pack("{s:{s:{s:{s:s, s:o, s:o}}}}", "content", "application/json", "schema",
+										  "type", "object", "properties", props, "required", required));
+		else
+		{
+			json_decref(props);
+			json_decref(required);
+		}
+		json_object_set_new(op, "responses",
+							json_pack("{s:{s:s}, s:{s:s}}", rt->shape == CREATED ? "201" : rt->shape == EMPTY ? "204"
+									  : "200", "description", "success", "default", "description",
+									  "an error: {code, message, details, hint}"));
+		snprintf(method, sizeof(method), "%s", rt->method);
+		for (char *m = method; *m; m++)
+			*m = (char) (*m + 32);
+		lower = json_object_get(item, method);
+		if (lower == NULL)
+			json_object_set_new(item, method, op);
+		else
+			json_decref(op);
+	}
+}
+
+/* Calls fn for every route (for /openapi.json). */
+void
+routes_each(void (*fn) (const char *method, const char *path, const char *func, const char *summary,
+						void *arg), void *arg)
+{
+	for (size_t i = 0; i < NROUTES; i++)
+		fn(routes[i].method, routes[i].path, routes[i].func, routes[i].summary, arg);
+}
