@@ -15,6 +15,7 @@
 
 #include "cli.h"
 
+/* Prints a usage error in one line, with where to find help; returns EXIT_USAGE. */
 int
 usage_error(Ctx *c, const char *fmt,...)
 {
@@ -69,6 +70,7 @@ need_args(Ctx *c, int argc, char **argv, int min, int max)
 	return -1;
 }
 
+/* Parses a whole number from lo to hi into out; -1 after a usage error naming what. */
 int
 parse_int64(Ctx *c, const char *what, const char *s, long long lo, long long hi, long long *out)
 {
@@ -86,6 +88,7 @@ parse_int64(Ctx *c, const char *what, const char *s, long long lo, long long hi,
 	return 0;
 }
 
+/* Parses a number above lo and at most hi into out; -1 after a usage error naming what. */
 int
 parse_double(Ctx *c, const char *what, const char *s, double lo, double hi, double *out)
 {
@@ -103,7 +106,7 @@ parse_double(Ctx *c, const char *what, const char *s, double lo, double hi, doub
 	return 0;
 }
 
-/* Option parsing for commands with no options of their own; returns -1 to go on, else the exit code. */
+/* Option parsing for commands without options of their own; -1 to go on, else the exit code. */
 int
 parse_plain(Ctx *c, int argc, char **argv, int min, int max)
 {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modelmine/protocol.h"
 
 static const char whoami_sql[] =
 	"SELECT pg_catalog.json_build_object('user_id', w.user_id, 'email', w.email, 'role', w.role, "
@@ -63,14 +64,14 @@ revoke_previous(Ctx *c)
 }
 
 /*
- * Whether the database role may sign in: modelmine.authenticate is granted to modelmine_user, not to
- * modelmine_anon, which may only sign up and log in. 1 or 0; -1 on an error (kept for db_fail).
+ * Whether the database role may sign in: modelmine.authenticate is granted to modelmine_user, not
+ * to modelmine_anon, which may only sign up and log in. 1 or 0; -1 on an error (kept for db_fail).
  */
 static int
 can_authenticate(Ctx *c)
 {
-	PGresult   *r = db_query(c, "SELECT pg_catalog.has_function_privilege('modelmine.authenticate(text)', 'EXECUTE')",
-							 0, NULL);
+	PGresult   *r = db_query(c, "SELECT pg_catalog.has_function_privilege("
+							 "'modelmine.authenticate(text)', 'EXECUTE')", 0, NULL);
 	int			can;
 
 	if (r == NULL)
@@ -88,7 +89,8 @@ signed_up_only(Ctx *c, const char *email, const char *user_id)
 
 	if (c->json)
 	{
-		json_t	   *j = json_pack("{s:I, s:b}", "user_id", (json_int_t) atoll(user_id), "signed_in", 0);
+		json_t	   *j = json_pack("{s:I, s:b}", "user_id", (json_int_t) atoll(user_id),
+								  "signed_in", 0);
 
 		print_json(j);
 		json_decref(j);
@@ -96,8 +98,8 @@ signed_up_only(Ctx *c, const char *email, const char *user_id)
 	else
 		printf("Signed up as %s (user %s); not signed in.\n", email, user_id);
 	fprintf(stderr, "modelmine: the database role %s may create accounts but not sign in "
-			"(it is not a member of modelmine_user) hint: sign in as a role that is, or have it granted "
-			"(GRANT modelmine_user TO %s), then: modelmine login %s\n", role, role, email);
+			"(it is not a member of " MM_ROLE_USER ") hint: sign in as a role that is, or have it "
+			"granted (GRANT " MM_ROLE_USER " TO %s), then: modelmine login %s\n", role, role, email);
 	free(role);
 	return EXIT_OK;
 }
@@ -105,8 +107,8 @@ signed_up_only(Ctx *c, const char *email, const char *user_id)
 /*
  * signup and login: EMAIL [--password-stdin]
  *
- * Whether the role may sign in is checked first, so that neither command stops half-way: login fails
- * before it creates a session; signup creates the account and stops there (signed_up_only).
+ * Whether the role may sign in is checked first, so that neither command stops half-way: login
+ * fails before it creates a session; signup creates the account and stops there (signed_up_only).
  */
 static int
 sign_in(Ctx *c, int argc, char **argv, bool create)
@@ -136,7 +138,7 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 	email = argv[optind];
 	if ((pw = read_password(c, email, from_stdin, create)) == NULL)
 		return EXIT_USAGE;
-	c->role = create ? "modelmine_anon" : "modelmine_user";
+	c->role = create ? MM_ROLE_ANON : MM_ROLE_USER;
 	if ((rc = db_open(c)) != EXIT_OK || (can = can_authenticate(c)) < 0)
 	{
 		free(pw);
@@ -147,8 +149,9 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 		char	   *role = db_role(c);
 
 		free(pw);
-		fprintf(stderr, "modelmine: the database role %s cannot sign in (it is not a member of modelmine_user) "
-				"hint: connect as a role that is, or have it granted: GRANT modelmine_user TO %s\n", role, role);
+		fprintf(stderr, "modelmine: the database role %s cannot sign in (it is not a member of "
+				MM_ROLE_USER ") hint: connect as a role that is, or have it granted: "
+				"GRANT " MM_ROLE_USER " TO %s\n", role, role);
 		free(role);
 		return EXIT_ERROR;
 	}
@@ -159,7 +162,8 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 		if ((r = db_query(c, "SELECT modelmine.signup($1, $2)", 2, args)) == NULL)
 		{
 			free(pw);
-			db_set_hint(c, "23505", "sign in with: modelmine login EMAIL, or sign up with another email");
+			db_set_hint(c, MM_SQLSTATE_DUPLICATE,
+						"sign in with: modelmine login EMAIL, or sign up with another email");
 			return db_fail(c);
 		}
 		if (!can)
@@ -175,30 +179,36 @@ sign_in(Ctx *c, int argc, char **argv, bool create)
 	free(pw);
 	if (r == NULL)
 	{
-		db_set_hint(c, "28P01", "check both, or create an account with: modelmine signup EMAIL");
+		db_set_hint(c, MM_SQLSTATE_BAD_PASSWORD,
+					"check both, or create an account with: modelmine signup EMAIL");
 		return db_fail(c);
 	}
 	token = strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	revoke_previous(c);
-	rc = session_save(token) == 0 ? show_session(c, token, create ? "Signed up and signed in" : "Signed in")
-		: EXIT_ERROR;
+	if (session_save(token) != 0)
+		rc = EXIT_ERROR;
+	else
+		rc = show_session(c, token, create ? "Signed up and signed in" : "Signed in");
 	free(token);
 	return rc;
 }
 
+/* signup EMAIL: creates an account, then signs in. */
 int
 cmd_signup(Ctx *c, int argc, char **argv)
 {
 	return sign_in(c, argc, argv, true);
 }
 
+/* login EMAIL: signs in and keeps the session. */
 int
 cmd_login(Ctx *c, int argc, char **argv)
 {
 	return sign_in(c, argc, argv, false);
 }
 
+/* logout: revokes the session in the database and forgets it. */
 int
 cmd_logout(Ctx *c, int argc, char **argv)
 {
@@ -210,7 +220,7 @@ cmd_logout(Ctx *c, int argc, char **argv)
 
 	if ((rc = parse_plain(c, argc, argv, 0, 0)) >= 0)
 		return rc;
-	c->role = "modelmine_user";
+	c->role = MM_ROLE_USER;
 	if ((token = session_load()) == NULL)
 	{
 		if (c->json)
@@ -221,8 +231,8 @@ cmd_logout(Ctx *c, int argc, char **argv)
 	}
 	if ((rc = db_open(c)) != EXIT_OK)
 	{
-		fprintf(stderr, "modelmine: the session file %s is kept, so that the session can be revoked later\n",
-				session_path());
+		fprintf(stderr, "modelmine: the session file %s is kept, so that the session can be revoked "
+				"later\n", session_path());
 		free(token);
 		return rc;
 	}
@@ -250,6 +260,7 @@ cmd_logout(Ctx *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* whoami: who is signed in, and until when. */
 int
 cmd_whoami(Ctx *c, int argc, char **argv)
 {
@@ -270,7 +281,8 @@ cmd_whoami(Ctx *c, int argc, char **argv)
 		char	   *vals[6] = {
 			fmt_value(json_object_get(me, "email")), fmt_value(json_object_get(me, "user_id")),
 			fmt_value(json_object_get(me, "role")), fmt_value(json_object_get(me, "balance")),
-			fmt_value(json_object_get(me, "session_id")), fmt_time(json_object_get(me, "session_expires_at"))
+			fmt_value(json_object_get(me, "session_id")),
+			fmt_time(json_object_get(me, "session_expires_at"))
 		};
 		Lines		l = {0};
 

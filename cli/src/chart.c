@@ -12,25 +12,28 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modelmine/protocol.h"
 
-const char *const job_statuses[5] = {"PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED"};
-static const char initials[5] = {'P', 'R', 'C', 'F', 'X'};
-static const char *const colors[5] = {C_YELLOW, C_CYAN, C_GREEN, C_RED, C_MAGENTA};
+const char *const job_statuses[MM_NSTATUSES] = MM_JOB_STATUSES;
+static const char initials[MM_NSTATUSES] = {'P', 'R', 'C', 'F', 'X'};
+static const char *const colors[MM_NSTATUSES] = {C_YELLOW, C_CYAN, C_GREEN, C_RED, C_MAGENTA};
 
 #define MAX_MONTHS 120
 #define GROUP_GAP 2
 
+/* A job status's place in job_statuses, or -1. */
 static int
 status_index(const char *s)
 {
-	for (int i = 0; s && i < 5; i++)
+	for (int i = 0; s && i < MM_NSTATUSES; i++)
 		if (strcmp(s, job_statuses[i]) == 0)
 			return i;
 	return -1;
 }
 
-static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-"Nov", "Dec"};
+static const char *const month_names[] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+};
 
 /* "2026-06-01" -> "Jun" (and the year when asked) */
 static void
@@ -80,11 +83,12 @@ add_cell(Str *b, long long v, long long max, int height, int r, int status, bool
 	str_add(b, C_RESET);
 }
 
+/* Jobs per month by status as a column chart of height rows, with axis, months and legend. */
 void
 chart_timeline(const json_t *rows, int height, bool color, Lines *out)
 {
 	const char *months[MAX_MONTHS];
-	long long	count[MAX_MONTHS][5] = {{0}};
+	long long	count[MAX_MONTHS][MM_NSTATUSES] = {{0}};
 	long long	max = 0;
 	int			nm = 0,
 				axis;
@@ -111,7 +115,7 @@ chart_timeline(const json_t *rows, int height, bool color, Lines *out)
 		count[nm - 1][s] += json_integer_value(json_object_get(row, "jobs"));
 	}
 	for (int m = 0; m < nm; m++)
-		for (int s = 0; s < 5; s++)
+		for (int s = 0; s < MM_NSTATUSES; s++)
 			if (count[m][s] > max)
 				max = count[m][s];
 	if (nm == 0)
@@ -137,7 +141,7 @@ chart_timeline(const json_t *rows, int height, bool color, Lines *out)
 			str_addf(&b, "%*s │ ", axis, "");
 		for (int m = 0; m < nm; m++)
 		{
-			for (int s = 0; s < 5; s++)
+			for (int s = 0; s < MM_NSTATUSES; s++)
 				add_cell(&b, count[m][s], max, height, r, s, color);
 			if (m < nm - 1)
 				str_pad(&b, GROUP_GAP);
@@ -145,7 +149,7 @@ chart_timeline(const json_t *rows, int height, bool color, Lines *out)
 		lines_add(out, str_take(&b));
 	}
 	str_addf(&b, "%*d └", axis, 0);
-	for (int k = 0; k < nm * (5 + GROUP_GAP); k++)
+	for (int k = 0; k < nm * (MM_NSTATUSES + GROUP_GAP); k++)
 		str_add(&b, "─");
 	lines_add(out, str_take(&b));
 	str_pad(&b, axis + 3);
@@ -154,11 +158,11 @@ chart_timeline(const json_t *rows, int height, bool color, Lines *out)
 		month_label(months[m], false, lab, sizeof(lab));
 		str_add(&b, lab);
 		if (m < nm - 1)
-			str_pad(&b, 5 + GROUP_GAP - (int) strlen(lab));
+			str_pad(&b, MM_NSTATUSES + GROUP_GAP - (int) strlen(lab));
 	}
 	lines_add(out, str_take(&b));
 	str_pad(&b, axis + 3);
-	for (int s = 0; s < 5; s++)
+	for (int s = 0; s < MM_NSTATUSES; s++)
 	{
 		char		key[2] = {initials[s], '\0'};
 		char	   *mark = colored(color, colors[s], color ? "█" : key);
@@ -173,6 +177,7 @@ chart_timeline(const json_t *rows, int height, bool color, Lines *out)
 	lines_add(out, str_take(&b));
 }
 
+/* Tokens earned per node as horizontal bars fitted to width columns. */
 void
 chart_distribution(const json_t *rows, int width, bool color, Lines *out)
 {

@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "modelmine/protocol.h"
 
 enum
 {
@@ -18,6 +20,7 @@ enum
 
 static const char hint_my_jobs[] = "list your jobs with: modelmine jobs";
 
+/* jobs: the signed-in user's jobs, filtered and sorted, as a table or JSON. */
 int
 cmd_jobs(Ctx *c, int argc, char **argv)
 {
@@ -38,7 +41,6 @@ cmd_jobs(Ctx *c, int argc, char **argv)
 		{.key = "attempts", .header = "TRIES", .right = true},
 		{.key = "created_at", .header = "CREATED", .fn = cell_time},
 	};
-	static const char *const statuses[] = {"PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED"};
 	char		status[16] = "";
 	const char *sort = "created",
 			   *desc = "true",
@@ -61,15 +63,18 @@ cmd_jobs(Ctx *c, int argc, char **argv)
 					snprintf(status, sizeof(status), "%s", optarg);
 					for (char *p = status; *p; p++)
 						*p = (char) toupper((unsigned char) *p);
-					for (int i = 0; i < 5; i++)
-						ok = ok || strcmp(status, statuses[i]) == 0;
+					for (int i = 0; i < MM_NSTATUSES; i++)
+						ok = ok || strcmp(status, job_statuses[i]) == 0;
 					if (!ok)
-						return usage_error(c, "--status must be pending, running, completed, failed or canceled, got \"%s\"", optarg);
+						return usage_error(c, "--status must be pending, running, completed, failed "
+										   "or canceled, got \"%s\"", optarg);
 					break;
 				}
 			case O_SORT:
-				if (strcmp(optarg, "created") != 0 && strcmp(optarg, "stake") != 0 && strcmp(optarg, "status") != 0)
-					return usage_error(c, "--sort must be created, stake or status, got \"%s\"", optarg);
+				if (strcmp(optarg, "created") != 0 && strcmp(optarg, "stake") != 0 &&
+					strcmp(optarg, "status") != 0)
+					return usage_error(c, "--sort must be created, stake or status, got \"%s\"",
+									   optarg);
 				sort = optarg;
 				break;
 			case O_DESC:
@@ -150,10 +155,85 @@ describe_metrics(const json_t *m)
 	return b.len ? str_take(&b) : fmt_value(m);
 }
 
+/* A new string from a printf format. */
+static char *
+strf(const char *fmt,...)
+{
+	va_list		ap;
+	char	   *s;
+	int			n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? strdup("?") : s;
+}
+
+/* One job as key/value lines. */
+static void
+print_job(Ctx *c, const json_t *j)
+{
+	const char *keys[16];
+	char	   *vals[16];
+	int			n = 0;
+	const json_t *result = json_object_get(j, "result");
+	const char *status = json_string_value(json_object_get(j, "status"));
+	long long	stake = json_integer_value(json_object_get(j, "stake"));
+	char	   *pct = fmt_number(json_number_value(json_object_get(j, "progress")), 1);
+	char	   *st = colored(c->color, status_color(status), status ? status : "?");
+	Lines		l = {0};
+
+#define KV(k, v) (keys[n] = (k), vals[n++] = (v))
+#define J_INT(key) ((long long) json_integer_value(json_object_get(j, key)))
+	KV("job", fmt_value(json_object_get(j, "id")));
+	KV("title", fmt_value(json_object_get(j, "title")));
+	KV("status", strf("%s, %s%%", st, pct));
+	KV("owner", fmt_value(json_object_get(j, "owner_email")));
+	KV("stake", strf("%lld tokens, priority %lld", stake, J_INT("priority")));
+	if (!json_is_null(json_object_get(j, "node_id")))
+		KV("node", strf("%lld (attempt %lld)", J_INT("node_id"), J_INT("attempts")));
+	KV("created", fmt_time(json_object_get(j, "created_at")));
+	if (!json_is_null(json_object_get(j, "started_at")))
+		KV("started", fmt_time(json_object_get(j, "started_at")));
+	if (!json_is_null(json_object_get(j, "finished_at")))
+		KV("finished", fmt_time(json_object_get(j, "finished_at")));
+	if (!json_is_null(json_object_get(j, "description")))
+		KV("description", fmt_value(json_object_get(j, "description")));
+	KV("config", fmt_value(json_object_get(j, "config")));
+	if (json_is_object(json_object_get(j, "metrics")))
+		KV("progress", describe_metrics(json_object_get(j, "metrics")));
+	if (json_is_object(result))
+	{
+		char	   *m = describe_metrics(result);
+		const json_t *model = json_object_get(result, "model");
+		char	   *dump = model ? json_dumps(model, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+		if (model)
+			KV("result", strf("%s; model %zu bytes (modelmine result %lld -o FILE)", m,
+							  dump ? strlen(dump) : 0, J_INT("id")));
+		else
+			KV("result", strdup(m));
+		free(dump);
+		free(m);
+	}
+	if (!json_is_null(json_object_get(j, "error")))
+		KV("error", fmt_value(json_object_get(j, "error")));
+#undef J_INT
+#undef KV
+	kv_lines(keys, vals, n, c->color, &l);
+	lines_print(&l, stdout);
+	lines_free(&l);
+	for (int i = 0; i < n; i++)
+		free(vals[i]);
+	free(pct);
+	free(st);
+}
+
+/* job ID: one job in full; --json prints the whole row. */
 int
 cmd_job(Ctx *c, int argc, char **argv)
 {
-	json_t	   *j;
+	json_t	   *d;
 	long long	id;
 	const char *args[1];
 	int			rc;
@@ -165,95 +245,26 @@ cmd_job(Ctx *c, int argc, char **argv)
 	if ((rc = db_open_user(c)) != EXIT_OK)
 		return rc;
 	args[0] = argv[optind];
-	if ((j = db_json(c, "SELECT pg_catalog.to_json(j) FROM modelmine.job($1::bigint) j", 1, args)) == NULL)
+	d = db_json(c, "SELECT pg_catalog.to_json(j) FROM modelmine.job($1::bigint) j", 1, args);
+	if (d == NULL)
 	{
-		db_set_hint(c, "P0002", hint_my_jobs);
+		db_set_hint(c, MM_SQLSTATE_NOT_FOUND, hint_my_jobs);
 		return db_fail(c);
 	}
 	if (c->json)
-		print_json(j);
+		print_json(d);
 	else
-	{
-		const char *keys[16];
-		char	   *vals[16];
-		int			n = 0;
-		const json_t *result = json_object_get(j, "result");
-		const char *status = json_string_value(json_object_get(j, "status"));
-		char	   *pct = fmt_number(json_number_value(json_object_get(j, "progress")), 1);
-		char	   *st = colored(c->color, status_color(status), status ? status : "?");
-		Lines		l = {0};
-
-#define KV(k, v) (keys[n] = (k), vals[n++] = (v))
-		KV("job", fmt_value(json_object_get(j, "id")));
-		KV("title", fmt_value(json_object_get(j, "title")));
-		{
-			Str			b = {0};
-
-			str_addf(&b, "%s, %s%%", st, pct);
-			KV("status", str_take(&b));
-		}
-		KV("owner", fmt_value(json_object_get(j, "owner_email")));
-		{
-			Str			b = {0};
-
-			str_addf(&b, "%lld tokens, priority %lld", (long long) json_integer_value(json_object_get(j, "stake")),
-					 (long long) json_integer_value(json_object_get(j, "priority")));
-			KV("stake", str_take(&b));
-		}
-		if (!json_is_null(json_object_get(j, "node_id")))
-		{
-			Str			b = {0};
-
-			str_addf(&b, "%lld (attempt %lld)", (long long) json_integer_value(json_object_get(j, "node_id")),
-					 (long long) json_integer_value(json_object_get(j, "attempts")));
-			KV("node", str_take(&b));
-		}
-		KV("created", fmt_time(json_object_get(j, "created_at")));
-		if (!json_is_null(json_object_get(j, "started_at")))
-			KV("started", fmt_time(json_object_get(j, "started_at")));
-		if (!json_is_null(json_object_get(j, "finished_at")))
-			KV("finished", fmt_time(json_object_get(j, "finished_at")));
-		if (!json_is_null(json_object_get(j, "description")))
-			KV("description", fmt_value(json_object_get(j, "description")));
-		KV("config", fmt_value(json_object_get(j, "config")));
-		if (json_is_object(json_object_get(j, "metrics")))
-			KV("progress", describe_metrics(json_object_get(j, "metrics")));
-		if (json_is_object(result))
-		{
-			Str			b = {0};
-			char	   *m = describe_metrics(result);
-			const json_t *model = json_object_get(result, "model");
-
-			str_add(&b, m);
-			free(m);
-			if (model)
-			{
-				char	   *dump = json_dumps(model, JSON_COMPACT | JSON_ENCODE_ANY);
-
-				str_addf(&b, "; model %zu bytes (modelmine result %lld -o FILE)", dump ? strlen(dump) : 0, id);
-				free(dump);
-			}
-			KV("result", str_take(&b));
-		}
-		if (!json_is_null(json_object_get(j, "error")))
-			KV("error", fmt_value(json_object_get(j, "error")));
-#undef KV
-		kv_lines(keys, vals, n, c->color, &l);
-		lines_print(&l, stdout);
-		lines_free(&l);
-		for (int i = 0; i < n; i++)
-			free(vals[i]);
-		free(pct);
-		free(st);
-	}
-	json_decref(j);
+		print_job(c, d);
+	json_decref(d);
 	return EXIT_OK;
 }
 
+/* cancel ID: cancels a pending or running job; says how much came back. */
 int
 cmd_cancel(Ctx *c, int argc, char **argv)
 {
-	long long	id;
+	long long	id,
+				refund;
 	const char *args[1];
 	PGresult   *r;
 	int			rc;
@@ -267,17 +278,19 @@ cmd_cancel(Ctx *c, int argc, char **argv)
 	args[0] = argv[optind];
 	if ((r = db_query(c, "SELECT modelmine.cancel_job($1::bigint)", 1, args)) == NULL)
 	{
-		db_set_hint(c, "P0002", hint_my_jobs);
+		db_set_hint(c, MM_SQLSTATE_NOT_FOUND, hint_my_jobs);
 		return db_fail(c);
 	}
-	if (c->json)
-		printf("{\"job_id\": %lld, \"refund\": %s}\n", id, PQgetvalue(r, 0, 0));
-	else
-		printf("Canceled job %lld; %s tokens refunded.\n", id, PQgetvalue(r, 0, 0));
+	refund = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
+	if (c->json)
+		printf("{\"job_id\": %lld, \"refund\": %lld}\n", id, refund);
+	else
+		printf("Canceled job %lld; %lld tokens refunded.\n", id, refund);
 	return EXIT_OK;
 }
 
+/* result ID -o FILE: writes a completed job's result, exactly as stored, and a newline. */
 int
 cmd_result(Ctx *c, int argc, char **argv)
 {
@@ -311,7 +324,7 @@ cmd_result(Ctx *c, int argc, char **argv)
 	args[0] = argv[optind];
 	if ((r = db_query(c, "SELECT modelmine.job_result($1::bigint)::text", 1, args)) == NULL)
 	{
-		db_set_hint(c, "P0002", hint_my_jobs);
+		db_set_hint(c, MM_SQLSTATE_NOT_FOUND, hint_my_jobs);
 		return db_fail(c);
 	}
 	text = PQgetvalue(r, 0, 0);

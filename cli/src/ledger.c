@@ -1,6 +1,6 @@
 /*
- * ledger.c — ledger, ledger verify, ledger digest: the hash-chained record of completed jobs.  None of
- * them needs a session: the ledger is public to every ModelMine role.
+ * ledger.c — ledger, ledger verify, ledger digest: the hash-chained record of completed jobs.  None
+ * of them needs a session: the ledger is public to every ModelMine role.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -9,12 +9,14 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modelmine/protocol.h"
 
 enum
 {
 	O_FROM = OPT_FIRST_COMMAND_OPTION, O_LIMIT, O_DIGEST, O_OUTPUT
 };
 
+/* A block hash cut to its first 16 hex digits, for the table. */
 static char *
 cell_hash(const json_t *row, const char *key)
 {
@@ -36,6 +38,7 @@ cell_decimal(const json_t *row, const char *key)
 	return fmt_number(v, 4);
 }
 
+/* ledger: blocks from height from, at most limit, as a table or JSON. */
 static int
 list(Ctx *c, const char *from, const char *limit)
 {
@@ -69,6 +72,7 @@ list(Ctx *c, const char *from, const char *limit)
 	return EXIT_OK;
 }
 
+/* ledger verify: recomputes the chain (and finds the digest's block); 1 when broken. */
 static int
 verify(Ctx *c, const char *digest_file)
 {
@@ -82,23 +86,26 @@ verify(Ctx *c, const char *digest_file)
 	{
 		json_error_t err;
 
-		digest = strcmp(digest_file, "-") == 0 ? json_loadf(stdin, 0, &err) : json_load_file(digest_file, 0, &err);
+		digest = strcmp(digest_file, "-") == 0 ? json_loadf(stdin, 0, &err)
+			: json_load_file(digest_file, 0, &err);
 		if (digest == NULL || !json_is_object(digest))
 		{
-			fprintf(stderr, "modelmine: %s is not a digest from `modelmine ledger digest` (%s)\n", digest_file,
-					digest ? "not a JSON object" : err.text);
+			fprintf(stderr, "modelmine: %s is not a digest from `modelmine ledger digest` (%s)\n",
+					digest_file, digest ? "not a JSON object" : err.text);
 			json_decref(digest);
 			return EXIT_ERROR;
 		}
 		text = json_dumps(digest, JSON_COMPACT);
 	}
 	args[0] = text;
-	v = db_json(c, "SELECT pg_catalog.to_json(v) FROM modelmine.verify_ledger($1::jsonb) v", 1, args);
+	v = db_json(c, "SELECT pg_catalog.to_json(v) FROM modelmine.verify_ledger($1::jsonb) v", 1,
+				args);
 	free(text);
 	if (v == NULL)
 	{
 		json_decref(digest);
-		db_set_hint(c, "22023", "pass a file written by: modelmine ledger digest -o FILE");
+		db_set_hint(c, MM_SQLSTATE_BAD_INPUT,
+					"pass a file written by: modelmine ledger digest -o FILE");
 		return db_fail(c);
 	}
 	ok = json_is_true(json_object_get(v, "ok"));
@@ -110,15 +117,20 @@ verify(Ctx *c, const char *digest_file)
 			   (long long) json_integer_value(json_object_get(v, "blocks_checked")),
 			   (long long) json_integer_value(json_object_get(v, "height")));
 		if (digest)
+		{
+			const char *hash = json_string_value(json_object_get(digest, "hash"));
+
 			printf("It still contains the digest's block %lld (%.16s...).\n",
 				   (long long) json_integer_value(json_object_get(digest, "height")),
-				   json_string_value(json_object_get(digest, "hash")) ? json_string_value(json_object_get(digest, "hash")) : "?");
+				   hash ? hash : "?");
+		}
 	}
 	else
 	{
 		char	   *why = fmt_value(json_object_get(v, "reason"));
 
-		printf("Ledger BROKEN at height %lld: %s\n", (long long) json_integer_value(json_object_get(v, "first_bad_height")), why);
+		printf("Ledger BROKEN at height %lld: %s\n",
+			   (long long) json_integer_value(json_object_get(v, "first_bad_height")), why);
 		free(why);
 	}
 	json_decref(v);
@@ -126,6 +138,7 @@ verify(Ctx *c, const char *digest_file)
 	return ok ? EXIT_OK : EXIT_ERROR;
 }
 
+/* Writes j, indented, to path; -1 if it could not. */
 static int
 write_json_file(const json_t *j, const char *path)
 {
@@ -137,6 +150,7 @@ write_json_file(const json_t *j, const char *path)
 	return rc;
 }
 
+/* ledger digest: the chain head as JSON, to stdout or to a file. */
 static int
 digest(Ctx *c, const char *out)
 {
@@ -153,7 +167,8 @@ digest(Ctx *c, const char *out)
 		rc = EXIT_ERROR;
 	}
 	else if (!c->json)
-		printf("Wrote the chain head (height %lld) to %s; check it later with: modelmine ledger verify --digest %s\n",
+		printf("Wrote the chain head (height %lld) to %s; check it later with: "
+			   "modelmine ledger verify --digest %s\n",
 			   (long long) json_integer_value(json_object_get(d, "height")), out, out);
 	else
 		print_json(d);
@@ -161,6 +176,7 @@ digest(Ctx *c, const char *out)
 	return rc;
 }
 
+/* ledger [verify | digest]: parses the options and runs the subcommand. */
 int
 cmd_ledger(Ctx *c, int argc, char **argv)
 {

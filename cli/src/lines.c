@@ -1,6 +1,6 @@
 /*
- * lines.c — a block of output lines.  Tables, charts and key/value lists render into one, so the same
- * block can go to stdout or be placed on top's screen.
+ * lines.c — a block of output lines.  Tables, charts and key/value lists render into one, so the
+ * same block can go to stdout or be placed on top's screen.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +30,7 @@ lines_append(Lines *dst, Lines *src)
 	src->n = src->cap = 0;
 }
 
+/* Prints every line, each with its newline. */
 void
 lines_print(const Lines *l, FILE *f)
 {
@@ -40,6 +41,7 @@ lines_print(const Lines *l, FILE *f)
 	}
 }
 
+/* Frees the lines and leaves l empty. */
 void
 lines_free(Lines *l)
 {
@@ -50,6 +52,7 @@ lines_free(Lines *l)
 	l->n = l->cap = 0;
 }
 
+/* The widest line, in terminal columns (colour escapes take none). */
 int
 lines_width(const Lines *l)
 {

@@ -166,6 +166,7 @@ static const Command commands[] = {
 
 #define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
 
+/* The command called name, or NULL. */
 static const Command *
 find_command(const char *name)
 {
@@ -175,6 +176,7 @@ find_command(const char *name)
 	return NULL;
 }
 
+/* The program's help: commands, options, environment, exit status, examples. */
 static void
 usage(FILE *f)
 {
@@ -216,6 +218,7 @@ usage(FILE *f)
 			"  modelmine top\n");
 }
 
+/* One command's help: its usage line, details and examples. */
 void
 print_command_help(const char *name, FILE *f)
 {
@@ -223,11 +226,12 @@ print_command_help(const char *name, FILE *f)
 
 	if (cmd == NULL)
 		return;
-	fprintf(f, "modelmine %s — %s\n\nUsage: modelmine %s %s\n\n%s", cmd->name, cmd->summary, cmd->name,
-			cmd->synopsis, cmd->help);
+	fprintf(f, "modelmine %s — %s\n\nUsage: modelmine %s %s\n\n%s", cmd->name, cmd->summary,
+			cmd->name, cmd->synopsis, cmd->help);
 	fprintf(f, "\nOptions for every command: --db URL, --json, --help (see `modelmine --help`).\n");
 }
 
+/* Global options, then the command; the exit status is the command's. */
 int
 main(int argc, char **argv)
 {
@@ -266,7 +270,8 @@ main(int argc, char **argv)
 			print_command_help(argv[optind + 1], stdout);
 		else if (optind + 1 < argc)
 		{
-			fprintf(stderr, "modelmine: no command \"%s\"; try 'modelmine --help'\n", argv[optind + 1]);
+			fprintf(stderr, "modelmine: no command \"%s\"; try 'modelmine --help'\n",
+					argv[optind + 1]);
 			return EXIT_USAGE;
 		}
 		else

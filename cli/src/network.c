@@ -19,16 +19,19 @@ enum
 const char *const network_sql =
 	"SELECT pg_catalog.json_build_object("
 	"  'stats', (SELECT pg_catalog.to_json(s) FROM modelmine.network_stats() s),"
-	"  'timeline', (SELECT COALESCE(pg_catalog.json_agg(t), '[]') FROM modelmine.job_timeline($1::int) t),"
-	"  'distribution', (SELECT COALESCE(pg_catalog.json_agg(d), '[]') FROM modelmine.token_distribution($2::int) d))";
+	"  'timeline', (SELECT COALESCE(pg_catalog.json_agg(t), '[]')"
+	"               FROM modelmine.job_timeline($1::int) t),"
+	"  'distribution', (SELECT COALESCE(pg_catalog.json_agg(d), '[]')"
+	"                   FROM modelmine.token_distribution($2::int) d))";
 
+/* One figure of network_stats, as a whole number. */
 static long long
 figure(const json_t *s, const char *key)
 {
 	return (long long) json_integer_value(json_object_get(s, key));
 }
 
-/* The figures as key/value lines. */
+/* The figures as key/value lines (top shows them too). */
 void
 stats_lines(const json_t *s, bool color, Lines *out)
 {
@@ -39,10 +42,12 @@ stats_lines(const json_t *s, bool color, Lines *out)
 
 	str_addf(&b, "%lld of %lld online", figure(s, "nodes_online"), figure(s, "nodes_total"));
 	vals[0] = str_take(&b);
-	str_addf(&b, "%lld tokens now, %lld all time", figure(s, "staked_now"), figure(s, "staked_all_time"));
+	str_addf(&b, "%lld tokens now, %lld all time", figure(s, "staked_now"),
+			 figure(s, "staked_all_time"));
 	vals[1] = str_take(&b);
-	str_addf(&b, "%lld pending, %lld running, %lld completed, %lld failed, %lld canceled", figure(s, "jobs_pending"),
-			 figure(s, "jobs_running"), figure(s, "jobs_completed"), figure(s, "jobs_failed"), figure(s, "jobs_canceled"));
+	str_addf(&b, "%lld pending, %lld running, %lld completed, %lld failed, %lld canceled",
+			 figure(s, "jobs_pending"), figure(s, "jobs_running"), figure(s, "jobs_completed"),
+			 figure(s, "jobs_failed"), figure(s, "jobs_canceled"));
 	vals[2] = str_take(&b);
 	if (json_is_number(acc))
 	{
@@ -54,13 +59,15 @@ stats_lines(const json_t *s, bool color, Lines *out)
 	else
 		str_add(&b, "- (no completed job reported one)");
 	vals[3] = str_take(&b);
-	str_addf(&b, "%lld tokens to nodes, %lld in network fees", figure(s, "paid_to_nodes"), figure(s, "network_fees"));
+	str_addf(&b, "%lld tokens to nodes, %lld in network fees", figure(s, "paid_to_nodes"),
+			 figure(s, "network_fees"));
 	vals[4] = str_take(&b);
 	kv_lines(keys, vals, 5, color, out);
 	for (int i = 0; i < 5; i++)
 		free(vals[i]);
 }
 
+/* network: the figures and both charts, as text, JSON or SVG. */
 int
 cmd_network(Ctx *c, int argc, char **argv)
 {
@@ -114,8 +121,10 @@ cmd_network(Ctx *c, int argc, char **argv)
 		bool		to_stdout = strcmp(svg, "-") == 0;
 		FILE	   *f = to_stdout ? stdout : fopen(svg, "w");
 
-		if (f == NULL || svg_write(f, json_object_get(data, "stats"), json_object_get(data, "timeline"),
-								   json_object_get(data, "distribution")) != 0 || (!to_stdout && fclose(f) != 0))
+		if (f == NULL || svg_write(f, json_object_get(data, "stats"),
+								   json_object_get(data, "timeline"),
+								   json_object_get(data, "distribution")) != 0 ||
+			(!to_stdout && fclose(f) != 0))
 		{
 			fprintf(stderr, "modelmine: cannot write %s\n", svg);
 			rc = EXIT_ERROR;
@@ -142,7 +151,8 @@ cmd_network(Ctx *c, int argc, char **argv)
 		lines_add(&l, strdup(""));
 		chart_timeline(json_object_get(data, "timeline"), 8, c->color, &l);
 		lines_add(&l, strdup(""));
-		chart_distribution(json_object_get(data, "distribution"), width > 100 ? 100 : width, c->color, &l);
+		chart_distribution(json_object_get(data, "distribution"), width > 100 ? 100 : width, c->color,
+						   &l);
 		lines_print(&l, stdout);
 		lines_free(&l);
 	}

@@ -8,12 +8,14 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modelmine/protocol.h"
 
 enum
 {
 	O_MINE = OPT_FIRST_COMMAND_OPTION, O_LIMIT, O_OFFSET, O_HOURS
 };
 
+/* Memory as "used/total MB", for the tables. */
 static char *
 cell_memory(const json_t *row, const char *key)
 {
@@ -24,12 +26,13 @@ cell_memory(const json_t *row, const char *key)
 	(void) key;
 	if (!json_is_integer(used) || !json_is_integer(total))
 		return strdup("-");
-	if (asprintf(&s, "%lld/%lld MB", (long long) json_integer_value(used), (long long) json_integer_value(total)) < 0)
+	if (asprintf(&s, "%lld/%lld MB", (long long) json_integer_value(used),
+				 (long long) json_integer_value(total)) < 0)
 		return strdup("?");
 	return s;
 }
 
-/* The trainers and runners a node offers: "logreg mlp runner:torch". */
+/* The trainers and runners a node offers, named as jobs require them: "logreg mlp runner:torch". */
 static char *
 cell_caps(const json_t *row, const char *key)
 {
@@ -41,7 +44,8 @@ cell_caps(const json_t *row, const char *key)
 	json_array_foreach(json_object_get(caps, "trainers"), i, v)
 		str_addf(&b, "%s%s", b.len ? " " : "", json_string_value(v) ? json_string_value(v) : "?");
 	json_array_foreach(json_object_get(caps, "runners"), i, v)
-		str_addf(&b, "%srunner:%s", b.len ? " " : "", json_string_value(v) ? json_string_value(v) : "?");
+		str_addf(&b, "%s" MM_REQUIRE_RUNNER "%s", b.len ? " " : "",
+				 json_string_value(v) ? json_string_value(v) : "?");
 	return b.len ? str_take(&b) : strdup("-");
 }
 
@@ -60,6 +64,7 @@ const Column node_columns[] = {
 };
 const int	node_ncolumns = sizeof(node_columns) / sizeof(node_columns[0]);
 
+/* nodes [--mine]: every node, or the ones you operate with their earnings. */
 int
 cmd_nodes(Ctx *c, int argc, char **argv)
 {
@@ -115,7 +120,8 @@ cmd_nodes(Ctx *c, int argc, char **argv)
 	{
 		if ((rc = db_open_user(c)) != EXIT_OK)
 			return rc;
-		rows = db_json(c, "SELECT COALESCE(pg_catalog.json_agg(n), '[]') FROM modelmine.my_nodes() n", 0, NULL);
+		rows = db_json(c, "SELECT COALESCE(pg_catalog.json_agg(n), '[]') FROM modelmine.my_nodes() n",
+					   0, NULL);
 	}
 	else
 	{
@@ -123,16 +129,16 @@ cmd_nodes(Ctx *c, int argc, char **argv)
 
 		if ((rc = db_open(c)) != EXIT_OK)
 			return rc;
-		rows = db_json(c, "SELECT COALESCE(pg_catalog.json_agg(n), '[]') FROM modelmine.nodes($1::int, $2::int) n",
-					   2, args);
+		rows = db_json(c, "SELECT COALESCE(pg_catalog.json_agg(n), '[]') "
+					   "FROM modelmine.nodes($1::int, $2::int) n", 2, args);
 	}
 	if (rows == NULL)
 		return db_fail(c);
 	if (c->json)
 		print_json(rows);
 	else if (json_array_size(rows) == 0)
-		printf(only_mine ? "You operate no nodes. Start one with: modelmine-worker --operator-email EMAIL ...\n"
-			   : "No nodes are registered.\n");
+		printf(only_mine ? "You operate no nodes. Start one with: "
+			   "modelmine-worker --operator-email EMAIL ...\n" : "No nodes are registered.\n");
 	else if (only_mine)
 		print_table(c, rows, mine, sizeof(mine) / sizeof(mine[0]));
 	else
@@ -141,11 +147,13 @@ cmd_nodes(Ctx *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* node ID: one node's figures and its uptime over the last hours. */
 int
 cmd_node(Ctx *c, int argc, char **argv)
 {
-	static const struct option opts[] = {{"hours", required_argument, NULL, O_HOURS}, COMMON_OPTIONS,
-	{NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+		{"hours", required_argument, NULL, O_HOURS}, COMMON_OPTIONS, {NULL, 0, NULL, 0}
+	};
 	const char *hours = "24";
 	long long	n;
 	json_t	   *j;
@@ -173,11 +181,12 @@ cmd_node(Ctx *c, int argc, char **argv)
 	{
 		const char *args[2] = {argv[optind], hours};
 
-		j = db_json(c, "SELECT pg_catalog.to_json(s) FROM modelmine.node_stats($1::bigint, $2::int) s", 2, args);
+		j = db_json(c, "SELECT pg_catalog.to_json(s) FROM modelmine.node_stats($1::bigint, $2::int) s",
+					2, args);
 	}
 	if (j == NULL)
 	{
-		db_set_hint(c, "P0002", "list nodes with: modelmine nodes");
+		db_set_hint(c, MM_SQLSTATE_NOT_FOUND, "list nodes with: modelmine nodes");
 		return db_fail(c);
 	}
 	if (c->json)
@@ -187,8 +196,10 @@ cmd_node(Ctx *c, int argc, char **argv)
 		const char *st = json_string_value(json_object_get(j, "status"));
 		Str			up = {0};
 		char	   *pct = cell_pct(j, "uptime_pct");
-		const char *keys[] = {"node", "name", "status", "cpu", "memory", "last seen", "registered", "uptime",
-		"jobs", "tokens earned", "reputation", "offers"};
+		const char *keys[] = {
+			"node", "name", "status", "cpu", "memory", "last seen", "registered", "uptime", "jobs",
+			"tokens earned", "reputation", "offers"
+		};
 		char	   *vals[12];
 		Lines		l = {0};
 
@@ -214,7 +225,8 @@ cmd_node(Ctx *c, int argc, char **argv)
 		{
 			Str			b = {0};
 
-			str_addf(&b, "%lld/100", (long long) json_integer_value(json_object_get(j, "reputation")));
+			str_addf(&b, "%lld/100",
+					 (long long) json_integer_value(json_object_get(j, "reputation")));
 			vals[10] = str_take(&b);
 		}
 		vals[11] = cell_caps(j, "capabilities");

@@ -2,8 +2,8 @@
  * out.c — how values look: colours (only when asked), numbers, times, aligned tables and key/value
  * lists for people, JSON for programs.
  *
- * Database text is cleaned (text_clean) before it reaches a table, so a node name or job title cannot
- * move the cursor or recolour the terminal.
+ * Database text is cleaned (text_clean) before it reaches a table, so a node name or job title
+ * cannot move the cursor or recolour the terminal.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,9 @@
 #include <time.h>
 
 #include "cli.h"
+#include "modelmine/protocol.h"
 
+/* The colour of a job or node status ("" for anything else). */
 const char *
 status_color(const char *status)
 {
@@ -20,9 +22,10 @@ status_color(const char *status)
 		const char *status,
 				   *color;
 	}			map[] = {
-		{"PENDING", C_YELLOW}, {"RUNNING", C_CYAN}, {"COMPLETED", C_GREEN}, {"FAILED", C_RED},
-		{"CANCELED", C_MAGENTA}, {"ONLINE", C_GREEN}, {"BUSY", C_YELLOW}, {"OFFLINE", C_RED},
-		{"MAINTENANCE", C_MAGENTA},
+		{MM_STATUS_PENDING, C_YELLOW}, {MM_STATUS_RUNNING, C_CYAN}, {MM_STATUS_COMPLETED, C_GREEN},
+		{MM_STATUS_FAILED, C_RED}, {MM_STATUS_CANCELED, C_MAGENTA},
+		{MM_NODE_ONLINE, C_GREEN}, {MM_NODE_BUSY, C_YELLOW}, {MM_NODE_OFFLINE, C_RED},
+		{MM_NODE_MAINTENANCE, C_MAGENTA},
 	};
 
 	for (size_t i = 0; status && i < sizeof(map) / sizeof(map[0]); i++)
@@ -66,6 +69,7 @@ fmt_number(double v, int decimals)
 	return strdup(buf);
 }
 
+/* Any JSON value as text for people: strings cleaned, reals to 4 decimals, null as "-". */
 char *
 fmt_value(const json_t *v)
 {
@@ -168,19 +172,21 @@ fmt_ago(const json_t *v)
 	return strdup(buf);
 }
 
-/* Cell functions for tables: a time, an age, a percentage (or "-"). */
+/* A table cell: a timestamp as "YYYY-MM-DD HH:MM:SS". */
 char *
 cell_time(const json_t *row, const char *key)
 {
 	return fmt_time(json_object_get(row, key));
 }
 
+/* A table cell: the age of a timestamp ("5 min ago"). */
 char *
 cell_ago(const json_t *row, const char *key)
 {
 	return fmt_ago(json_object_get(row, key));
 }
 
+/* A table cell: a percentage to one decimal ("47.5%"), or "-". */
 char *
 cell_pct(const json_t *row, const char *key)
 {
@@ -197,6 +203,7 @@ cell_pct(const json_t *row, const char *key)
 	return s ? s : strdup("?");
 }
 
+/* Rows as an aligned table (header in bold), cells fitted to their column's max. */
 void
 table_lines(const json_t *rows, const Column *cols, int ncols, bool color, Lines *out)
 {
@@ -215,9 +222,11 @@ table_lines(const json_t *rows, const Column *cols, int ncols, bool color, Lines
 
 		for (int k = 0; k < ncols; k++)
 		{
-			char	   *raw = cols[k].fn ? cols[k].fn(row, cols[k].key) : fmt_value(json_object_get(row, cols[k].key)),
-					   *clean = text_clean(raw);
-			char	   *fit = cols[k].max > 0 ? text_fit(clean, cols[k].max) : strdup(clean);
+			const Column *col = &cols[k];
+			char	   *raw = col->fn ? col->fn(row, col->key)
+				: fmt_value(json_object_get(row, col->key));
+			char	   *clean = text_clean(raw);
+			char	   *fit = col->max > 0 ? text_fit(clean, col->max) : strdup(clean);
 			int			w = text_width(fit);
 
 			free(raw);
@@ -256,6 +265,7 @@ table_lines(const json_t *rows, const Column *cols, int ncols, bool color, Lines
 	free(width);
 }
 
+/* Rows as an aligned table on stdout. */
 void
 print_table(Ctx *c, const json_t *rows, const Column *cols, int ncols)
 {
@@ -288,6 +298,7 @@ kv_lines(const char *const *keys, char *const *vals, int n, bool color, Lines *o
 	}
 }
 
+/* JSON for programs on stdout, indented, with a newline. */
 void
 print_json(const json_t *j)
 {

@@ -16,6 +16,7 @@
 static int	tty_fd = -1;
 static struct termios saved_tty;
 
+/* SIGINT or SIGTERM at the prompt: gives the echo back, then dies of the signal. */
 static void
 restore_echo(int sig)
 {
@@ -48,6 +49,7 @@ read_line(int fd)
 	return b.s ? str_take(&b) : strdup("");
 }
 
+/* Asks on the terminal without echo; the line typed, or NULL. */
 static char *
 prompt(const char *text)
 {
@@ -76,6 +78,7 @@ prompt(const char *text)
 	return pw;
 }
 
+/* The password from stdin, MODELMINE_PASSWORD or the terminal; NULL after a message. */
 char *
 read_password(Ctx *c, const char *email, bool from_stdin, bool confirm)
 {
@@ -98,7 +101,8 @@ read_password(Ctx *c, const char *email, bool from_stdin, bool confirm)
 		return strdup(env);
 	if (!isatty(STDIN_FILENO) || (tty_fd = open("/dev/tty", O_RDWR | O_CLOEXEC)) < 0)
 	{
-		usage_error(c, "no password: set MODELMINE_PASSWORD, pass --password-stdin, or run on a terminal");
+		usage_error(c, "no password: set MODELMINE_PASSWORD, pass --password-stdin, "
+					"or run on a terminal");
 		return NULL;
 	}
 	snprintf(text, sizeof(text), "Password for %s: ", email);

@@ -2,8 +2,8 @@
  * session.c — the session file: the JWT from modelmine.login, alone on one line, mode 0600.
  *
  * Path: $MODELMINE_SESSION_FILE, else $XDG_CONFIG_HOME/modelmine/session, else
- * ~/.config/modelmine/session.  The default directory is kept at mode 0700.  The file is written to a
- * temporary file in the same directory and renamed, so a crash never leaves half a token behind.
+ * ~/.config/modelmine/session.  The default directory is kept at mode 0700.  The file is written to
+ * a temporary file in the same directory and renamed, so a crash never leaves half a token behind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +17,7 @@
 
 static bool custom_path;
 
+/* The session file's path (worked out once). */
 const char *
 session_path(void)
 {
@@ -51,7 +52,8 @@ session_load(void)
 	if (f == NULL)
 	{
 		if (errno != ENOENT)
-			fprintf(stderr, "modelmine: cannot read the session file %s (%s)\n", path, strerror(errno));
+			fprintf(stderr, "modelmine: cannot read the session file %s (%s)\n", path,
+					strerror(errno));
 		return NULL;
 	}
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
@@ -96,6 +98,7 @@ make_parents(const char *path)
 	return rc;
 }
 
+/* Writes the token to the session file atomically, mode 0600; -1 after a message. */
 int
 session_save(const char *token)
 {

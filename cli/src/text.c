@@ -18,9 +18,11 @@ static bool utf8;
 void
 text_init(void)
 {
-	utf8 = setlocale(LC_CTYPE, "C.UTF-8") || setlocale(LC_CTYPE, "C.utf8") || setlocale(LC_CTYPE, "en_US.UTF-8");
+	utf8 = setlocale(LC_CTYPE, "C.UTF-8") || setlocale(LC_CTYPE, "C.utf8") ||
+		setlocale(LC_CTYPE, "en_US.UTF-8");
 }
 
+/* Appends n bytes of s. */
 void
 str_addn(Str *b, const char *s, size_t n)
 {
@@ -34,12 +36,14 @@ str_addn(Str *b, const char *s, size_t n)
 	b->s[b->len] = '\0';
 }
 
+/* Appends s. */
 void
 str_add(Str *b, const char *s)
 {
 	str_addn(b, s, strlen(s));
 }
 
+/* Appends a printf-formatted string. */
 void
 str_addf(Str *b, const char *fmt,...)
 {
@@ -57,6 +61,7 @@ str_addf(Str *b, const char *fmt,...)
 	}
 }
 
+/* Appends n spaces. */
 void
 str_pad(Str *b, int n)
 {
@@ -101,6 +106,7 @@ next_char(const char *s, int *width)
 	return n;
 }
 
+/* Display width of UTF-8 text, in terminal columns. */
 int
 text_width(const char *s)
 {
@@ -128,6 +134,7 @@ escape_len(const char *s)
 	return s[i] ? i + 1 : i;
 }
 
+/* Display width of text that may hold our colour escapes (they take no columns). */
 int
 ansi_width(const char *s)
 {

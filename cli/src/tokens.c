@@ -7,9 +7,10 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "modelmine/protocol.h"
 
-/* The balance after a movement, from a statement of its own (balance() is STABLE: in the movement's
- * own statement it would still see the old value). */
+/* The balance after a movement, from a statement of its own (balance() is STABLE: in the
+ * movement's own statement it would still see the old value). */
 static long long
 balance_now(Ctx *c)
 {
@@ -23,6 +24,7 @@ balance_now(Ctx *c)
 	return b;
 }
 
+/* balance: spendable tokens and the stakes in escrow. */
 int
 cmd_balance(Ctx *c, int argc, char **argv)
 {
@@ -33,8 +35,8 @@ cmd_balance(Ctx *c, int argc, char **argv)
 		return rc;
 	if ((rc = db_open_user(c)) != EXIT_OK)
 		return rc;
-	b = db_json(c, "SELECT pg_catalog.json_build_object('balance', d -> 'balance', 'in_escrow', d -> 'in_escrow') "
-				"FROM modelmine.dashboard() d", 0, NULL);
+	b = db_json(c, "SELECT pg_catalog.json_build_object('balance', d -> 'balance', "
+				"'in_escrow', d -> 'in_escrow') FROM modelmine.dashboard() d", 0, NULL);
 	if (b == NULL)
 		return db_fail(c);
 	if (c->json)
@@ -47,6 +49,7 @@ cmd_balance(Ctx *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* transfer EMAIL AMOUNT: sends tokens to another user. */
 int
 cmd_transfer(Ctx *c, int argc, char **argv)
 {
@@ -73,8 +76,9 @@ cmd_transfer(Ctx *c, int argc, char **argv)
 		return db_fail(c);
 	if (c->json)
 	{
-		json_t	   *j = json_pack("{s:I, s:s, s:I, s:I}", "journal_id", (json_int_t) journal, "to", args[0],
-								  "amount", (json_int_t) amount, "balance", (json_int_t) balance);
+		json_t	   *j = json_pack("{s:I, s:s, s:I, s:I}", "journal_id", (json_int_t) journal,
+								  "to", args[0], "amount", (json_int_t) amount,
+								  "balance", (json_int_t) balance);
 
 		print_json(j);
 		json_decref(j);
@@ -83,13 +87,14 @@ cmd_transfer(Ctx *c, int argc, char **argv)
 	{
 		char	   *to = text_clean(args[0]);
 
-		printf("Sent %lld tokens to %s (journal entry %lld); your balance is now %lld.\n", amount, to, journal,
-			   balance);
+		printf("Sent %lld tokens to %s (journal entry %lld); your balance is now %lld.\n", amount, to,
+			   journal, balance);
 		free(to);
 	}
 	return EXIT_OK;
 }
 
+/* withdraw NODE_ID [AMOUNT]: moves a node's earnings (all of them by default) to your balance. */
 int
 cmd_withdraw(Ctx *c, int argc, char **argv)
 {
@@ -103,17 +108,21 @@ cmd_withdraw(Ctx *c, int argc, char **argv)
 
 	if ((rc = parse_plain(c, argc, argv, 1, 2)) >= 0)
 		return rc;
-	if (parse_int64(c, "NODE_ID", argv[optind], 1, LLONG_MAX, &node) != 0 ||
-		(optind + 1 < argc && parse_int64(c, "AMOUNT", argv[optind + 1], 1, LLONG_MAX, &amount) != 0))
+	if (parse_int64(c, "NODE_ID", argv[optind], 1, LLONG_MAX, &node) != 0)
+		return EXIT_USAGE;
+	if (optind + 1 < argc && parse_int64(c, "AMOUNT", argv[optind + 1], 1, LLONG_MAX, &amount) != 0)
 		return EXIT_USAGE;
 	if ((rc = db_open_user(c)) != EXIT_OK)
 		return rc;
 	args[0] = argv[optind];
 	args[1] = optind + 1 < argc ? argv[optind + 1] : NULL;
-	if ((r = db_query(c, "SELECT modelmine.withdraw_node_earnings($1::bigint, $2::bigint)", 2, args)) == NULL)
+	r = db_query(c, "SELECT modelmine.withdraw_node_earnings($1::bigint, $2::bigint)", 2, args);
+	if (r == NULL)
 	{
-		db_set_hint(c, "P0002", "list the nodes you operate with: modelmine nodes --mine");
-		db_set_hint(c, "MM001", "withdraw at most the node's balance (modelmine nodes --mine), or leave AMOUNT out to take all of it");
+		db_set_hint(c, MM_SQLSTATE_NOT_FOUND,
+					"list the nodes you operate with: modelmine nodes --mine");
+		db_set_hint(c, MM_SQLSTATE_INSUFFICIENT_BALANCE, "withdraw at most the node's balance "
+					"(modelmine nodes --mine), or leave AMOUNT out to take all of it");
 		return db_fail(c);
 	}
 	moved = atoll(PQgetvalue(r, 0, 0));
@@ -122,13 +131,14 @@ cmd_withdraw(Ctx *c, int argc, char **argv)
 		return db_fail(c);
 	if (c->json)
 	{
-		json_t	   *j = json_pack("{s:I, s:I, s:I}", "node_id", (json_int_t) node, "amount", (json_int_t) moved,
-								  "balance", (json_int_t) balance);
+		json_t	   *j = json_pack("{s:I, s:I, s:I}", "node_id", (json_int_t) node,
+								  "amount", (json_int_t) moved, "balance", (json_int_t) balance);
 
 		print_json(j);
 		json_decref(j);
 	}
 	else
-		printf("Moved %lld tokens from node %lld to your balance (now %lld).\n", moved, node, balance);
+		printf("Moved %lld tokens from node %lld to your balance (now %lld).\n", moved, node,
+			   balance);
 	return EXIT_OK;
 }
