@@ -84,14 +84,17 @@ static const Command commands[] = {
 		"  modelmine submit --trainer logreg --csv https://example.com/iris.csv --label species\n"
 		"  modelmine submit --config job.json --title 'nightly run' --priority 10\n"
 		"  id=$(modelmine submit --trainer noop) && modelmine watch \"$id\"\n"},
-	{"jobs", cmd_jobs, "[--status S] [--sort created|stake|status] [--desc | --asc] [--limit N]",
+	{"jobs", cmd_jobs,
+		"[--status S] [--sort created|stake|status] [--desc | --asc] [--limit N] [--offset N]",
 		"list your jobs",
 		"Lists your jobs, newest (or largest, or by status) first; --asc reverses the order.\n"
 		"  --status S   PENDING, RUNNING, COMPLETED, FAILED or CANCELED (any case)\n"
 		"  --limit N    at most N jobs, 0..10000 (default 50)\n"
+		"  --offset N   skip the first N (default 0), for the next page\n"
 		"\nExamples:\n"
 		"  modelmine jobs\n"
 		"  modelmine jobs --status running --sort stake\n"
+		"  modelmine jobs --limit 50 --offset 50\n"
 		"  modelmine jobs --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'\n"},
 	{"job", cmd_job, "ID", "one job in full: config, progress, metrics, result, error",
 		"Shows one of your jobs (any job, for an admin). The model artifact is summarised here; write it\n"
@@ -110,10 +113,11 @@ static const Command commands[] = {
 		"  modelmine result 42 -o model-42.json\n"
 		"  modelmine result 42 -o - | python3 -m json.tool\n"},
 	{"watch", cmd_watch, "ID", "follow a job live until it ends",
-		"Shows a live progress bar with epoch, loss and accuracy until the job ends. Progress arrives by\n"
-		"LISTEN on the job's channel; the job's status is re-read after every notification and at least\n"
-		"every 5 s, since the end of a job is not notified. On a terminal the bar is redrawn in place;\n"
-		"otherwise one line per whole percent (with --json, one JSON object per line).\n"
+		"Shows a live progress bar with epoch, loss and accuracy until the job ends. Progress and the\n"
+		"job's end (COMPLETED, FAILED or CANCELED) arrive by LISTEN on the job's channel; the job's row is\n"
+		"re-read after every notification, and at least every 5 s in case one is lost. On a terminal the\n"
+		"bar is redrawn in place; otherwise one line per whole percent (with --json, one JSON object per\n"
+		"line).\n"
 		"Exit status: 0 COMPLETED, 1 FAILED, 3 CANCELED (see `modelmine --help`).\n"
 		"\nExamples:\n"
 		"  modelmine watch 42\n"
@@ -130,12 +134,13 @@ static const Command commands[] = {
 		"(1..8760, default 24).\n"
 		"\nExample:\n"
 		"  modelmine node 3 --hours 168\n"},
-	{"network", cmd_network, "[--months N] [--svg FILE]", "network statistics and charts",
-		"Shows the network's figures, a chart of jobs per month by status (the last N months, default 6)\n"
-		"and a bar chart of tokens earned per node. --svg FILE writes the two charts as one standalone\n"
-		"SVG image instead (\"-\" for stdout).\n"
+	{"network", cmd_network, "[--months N] [--nodes N] [--svg FILE]", "network statistics and charts",
+		"Shows the network's figures, a chart of jobs per month by status (the last N months, 1..120,\n"
+		"default 6) and a bar chart of tokens earned per node (the top N nodes, 1..1000, default 20).\n"
+		"--svg FILE writes the two charts as one standalone SVG image instead (\"-\" for stdout).\n"
 		"\nExamples:\n"
 		"  modelmine network\n"
+		"  modelmine network --months 12 --nodes 5\n"
 		"  modelmine network --svg network.svg\n"},
 	{"ledger", cmd_ledger,
 		"[--from H] [--limit N]\n"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # cli-basics: the modelmine client's conventions, without workers: help for the program and every
-# command, usage errors (exit 2), not signed in (exit 4), no database (exit 5), database errors in one
-# line with a hint (exit 1); signup, login, whoami, balance, transfer and logout, their --json, the
-# session file (mode 0600 in a 0700 directory), and expired or revoked sessions (exit 4, "modelmine
-# login").
+# command (each option docs/CLI.md names is in its command's help), usage errors (exit 2), not signed
+# in (exit 4), no database (exit 5), database errors in one line with a hint (exit 1); signup, login,
+# whoami, balance, transfer and logout, their --json, the session file (mode 0600 in a 0700
+# directory), and expired or revoked sessions (exit 4, "modelmine login").
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-basics
@@ -29,6 +29,20 @@ for c in "${commands[@]}"; do
     [[ $CLI_RC == 0 && $CLI_OUT == *"Usage: modelmine $c"* ]] || bad+=" help-$c"
 done
 check "every command has --help with usage and examples (and 'modelmine help CMD')" "${bad:-none}" none
+# docs/CLI.md heads each command's section with its options ("### jobs [--status S] ... [--offset N]").
+missing=""
+while read -r cmd rest; do
+    cli "$cmd" --help
+    for opt in $(grep -oE -- '(^|[ [])--?[a-z][a-z-]*' <<<"$rest" | tr -d ' ['); do
+        grep -qE -- "(^|[ [])$opt([] ,]|$)" <<<"$CLI_OUT" || missing+=" $cmd $opt"
+    done
+done < <(sed -n 's/^### \([a-z][a-z]*\)\(.*\)$/\1 \2/p' "$MM_REPO/docs/CLI.md")
+check "each option in docs/CLI.md's headings is in its command's --help (missing)" "${missing:-none}" none
+cli watch --help
+watch_help=$(tr '\n' ' ' <<<"$CLI_OUT")
+check_false "watch --help does not say a job's end goes unnotified" grep -q "not notified" <<<"$watch_help"
+check_true "watch --help says the end arrives by LISTEN, as progress does" \
+    grep -q "end (COMPLETED, FAILED or CANCELED) arrive by LISTEN" <<<"$watch_help"
 
 step "usage errors: exit 2, one line"
 while IFS='|' read -r desc args; do

@@ -2,8 +2,9 @@
 # cli-watch: `modelmine watch` on a real terminal (tmux) while a real worker trains: it waits while the
 # job is PENDING, draws a progress bar that advances with epoch, loss and accuracy, ends with the
 # job's final line and exit 0 soon after the job completes; a job canceled while watched ends it with
-# exit 3, a failed one with exit 1 and its error, Ctrl-C with 130. First, on the same terminal: signup
-# asks for the password twice without echo, and Ctrl-C at a password prompt gives the echo back.
+# exit 3 at once (the end is notified), a failed one with exit 1 and its error, Ctrl-C with 130.
+# First, on the same terminal: signup asks for the password twice without echo, and Ctrl-C at a
+# password prompt gives the echo back.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-watch
@@ -87,7 +88,8 @@ check_cli "cancel it from elsewhere" 0 cancel "$job2"
 started=$SECONDS
 wait_file 10 "$IT_TMP/rc2" || true
 check "watch exits 3" "$(cat "$IT_TMP/rc2" 2>/dev/null)" 3
-check_true "within 6 s of the cancel (its end is not notified: the 5 s safety net)" test $(( SECONDS - started )) -le 6
+check_true "within 6 s of the cancel" test $(( SECONDS - started )) -le 6
+check_true "... within 2 s: the end is notified, not found by the 5 s safety net" test $(( SECONDS - started )) -le 2
 tmux_wait 1 "it says so" "^job $job2 CANCELED \(its stake was refunded\)$"
 
 step "a job that fails"
