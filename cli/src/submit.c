@@ -3,8 +3,8 @@
  * (flags override the file's fields), then modelmine.submit_job.
  *
  * The flags are checked here against what the worker's trainers accept (worker/train/config.c), so
- * a typo is a usage error now rather than a FAILED job later; a --config file is passed on as it
- * is.
+ * a typo is a usage error now rather than a FAILED job later.  A --config file is passed on as it
+ * is: the database judges what flags cannot say (an unknown trainer, a runner with a trainer).
  */
 #include <getopt.h>
 #include <limits.h>
@@ -302,14 +302,20 @@ build_config(Ctx *c, Submit *s)
 	return config;
 }
 
-/* Whether the config lacks a dataset: none, no runner, and a trainer other than noop. */
+/*
+ * Whether the config lacks a dataset its trainer needs: a built-in trainer (the default one when
+ * none is named) other than noop, and no runner.  A trainer that is not built in is the database's
+ * to refuse, with an error that names it.
+ */
 static bool
 lacks_dataset(const json_t *config)
 {
-	const char *trainer = json_string_value(json_object_get(config, "trainer"));
+	const json_t *t = json_object_get(config, "trainer");
+	const char *trainer = t ? json_string_value(t) : MM_TRAINER_DEFAULT;
 
-	return !json_object_get(config, "dataset") && !json_object_get(config, "runner") &&
-		(trainer == NULL || strcmp(trainer, "noop") != 0);
+	if (json_object_get(config, "dataset") || json_object_get(config, "runner") || trainer == NULL)
+		return false;
+	return one_of(trainer, trainers, MM_NTRAINERS) && strcmp(trainer, "noop") != 0;
 }
 
 /* Submits the job and reads it back as the database stored it; NULL after a database error. */

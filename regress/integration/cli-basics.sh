@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # cli-basics: the modelmine client's conventions, without workers: help for the program and every
 # command (each option docs/CLI.md names is in its command's help), usage errors (exit 2), not signed
-# in (exit 4), no database (exit 5), database errors in one line with a hint (exit 1); signup, login,
-# whoami, balance, transfer and logout, their --json, the session file (mode 0600 in a 0700
-# directory), and expired or revoked sessions (exit 4, "modelmine login").
+# in (exit 4), no database (exit 5), database errors in one line with a hint (exit 1), a config naming
+# an unknown trainer refused by the database with its name; signup, login, whoami, balance, transfer
+# and logout, their --json, the session file (mode 0600 in a 0700 directory), and expired or revoked
+# sessions (exit 4, "modelmine login").
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-basics
@@ -73,6 +74,9 @@ months out of range|network --months 0
 CASES
 check_cli "a --config file that is not JSON" 2 submit --config /etc/hostname
 check_one_line "bad --config" "$CLI_ERR"
+echo '{"trainer": "mlp"}' >"$IT_TMP/mlp.json"
+check_cli "a --config file naming a built-in trainer but no dataset" 2 submit --config "$IT_TMP/mlp.json"
+check_one_line "no dataset in --config" "$CLI_ERR"
 check_cli "login without a password source, stdin not a terminal" 2 login nobody@example.com
 check_one_line "no password" "$CLI_ERR"
 check_cli "top off a terminal" 2 top
@@ -152,6 +156,15 @@ check "submit: the CLI's hint" "${CLI_ERR##* hint: }" \
 check_cli "job that does not exist" 1 job 424242
 check "... one line with the CLI hint" "$CLI_ERR" \
     "modelmine: job 424242 not found (There is no job with this id that you own.) hint: list your jobs with: modelmine jobs"
+
+step "a trainer the workers do not have: the database says which"
+echo '{"trainer": "xgboost"}' >"$IT_TMP/xgboost.json"
+check_cli "submit --config with an unknown trainer" 1 submit --config "$IT_TMP/xgboost.json"
+check "... the database's error, naming it" "$CLI_ERR" \
+    "$(printf '%s' 'modelmine: unknown config.trainer (Got "xgboost".) hint: Use a built-in trainer: "logreg", "mlp", "linreg" or "noop"; for other code, name a "runner".')"
+check_cli "... the same from stdin, with a dataset flag" 1 submit --config - --dataset moons <"$IT_TMP/xgboost.json"
+[[ $CLI_ERR == "modelmine: unknown config.trainer"* ]] && pass "... names the trainer too" || fail "stdin: '$CLI_ERR'"
+check "no job was made" "$(adm "SELECT count(*) FROM modelmine.jobs")" 0
 
 step "colour: none off a terminal (the terminal case is in cli-top)"
 NO_COLOR="" check_cli "jobs with NO_COLOR unset, stdout a pipe" 0 jobs
