@@ -169,9 +169,9 @@ strf(const char *fmt,...)
 	return n < 0 ? strdup("?") : s;
 }
 
-/* One job as key/value lines. */
+/* One job as key/value lines; result_bytes is what `result -o FILE` writes (0 without a result). */
 static void
-print_job(Ctx *c, const json_t *j)
+print_job(Ctx *c, const json_t *j, long long result_bytes)
 {
 	const char *keys[16];
 	char	   *vals[16];
@@ -205,15 +205,13 @@ print_job(Ctx *c, const json_t *j)
 	if (json_is_object(result))
 	{
 		char	   *m = describe_metrics(result);
-		const json_t *model = json_object_get(result, "model");
-		char	   *dump = model ? json_dumps(model, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 
-		if (model)
-			KV("result", strf("%s; model %zu bytes (modelmine result %lld -o FILE)", m,
-							  dump ? strlen(dump) : 0, J_INT("id")));
+		/* the size of the file `result -o` writes, so that the two commands say the same */
+		if (json_object_get(result, "model"))
+			KV("result", strf("%s; %lld bytes with the model (modelmine result %lld -o FILE)", m,
+							  result_bytes, J_INT("id")));
 		else
 			KV("result", strdup(m));
-		free(dump);
 		free(m);
 	}
 	if (!json_is_null(json_object_get(j, "error")))
@@ -245,16 +243,20 @@ cmd_job(Ctx *c, int argc, char **argv)
 	if ((rc = db_open_user(c)) != EXIT_OK)
 		return rc;
 	args[0] = argv[optind];
-	d = db_json(c, "SELECT pg_catalog.to_json(j) FROM modelmine.job($1::bigint) j", 1, args);
+	/* result_bytes: the result's text and a newline, as cmd_result writes it */
+	d = db_json(c, "SELECT pg_catalog.json_build_object('job', pg_catalog.to_json(j), "
+				"'result_bytes', pg_catalog.octet_length(j.result::text) + 1) "
+				"FROM modelmine.job($1::bigint) j", 1, args);
 	if (d == NULL)
 	{
 		db_set_hint(c, MM_SQLSTATE_NOT_FOUND, hint_my_jobs);
 		return db_fail(c);
 	}
 	if (c->json)
-		print_json(d);
+		print_json(json_object_get(d, "job"));
 	else
-		print_job(c, d);
+		print_job(c, json_object_get(d, "job"),
+				  json_integer_value(json_object_get(d, "result_bytes")));
 	json_decref(d);
 	return EXIT_OK;
 }

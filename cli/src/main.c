@@ -97,8 +97,9 @@ static const Command commands[] = {
 		"  modelmine jobs --limit 50 --offset 50\n"
 		"  modelmine jobs --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'\n"},
 	{"job", cmd_job, "ID", "one job in full: config, progress, metrics, result, error",
-		"Shows one of your jobs (any job, for an admin). The model artifact is summarised here; write it\n"
-		"out with `modelmine result ID -o FILE`. With --json, the complete row including the result.\n"
+		"Shows one of your jobs (any job, for an admin). The result is summarised here, with the size of\n"
+		"the file `modelmine result ID -o FILE` writes (the model included). With --json, the complete\n"
+		"row including the result.\n"
 		"\nExample:\n"
 		"  modelmine job 42\n"},
 	{"cancel", cmd_cancel, "ID", "cancel a pending or running job; its stake is refunded",

@@ -3,7 +3,7 @@
 # --config file and stdin, flags over the file), jobs (order, filters, aligned UTF-8 columns), job,
 # cancel, watch off a terminal (exit 0 completed, 1 failed, 3 canceled), result -o FILE / -o -, nodes,
 # nodes --mine, node, withdraw, ledger, ledger digest and ledger verify --digest; --json of each parsed
-# and compared with the database.
+# and compared with the database; job says the size of the file result -o writes.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-jobs
@@ -114,6 +114,8 @@ for want in "status       COMPLETED, 100%" "node         $node (attempt 1)" "des
             "model " "modelmine result $mlp -o FILE"; do
     grep -qF -- "$want" <<<"$CLI_OUT" && pass "job shows '$want'" || fail "job lacks '$want':"$'\n'"$CLI_OUT"
 done
+check "job says the byte count result -o wrote" "$(grep '^result' <<<"$CLI_OUT" | grep -oE '[0-9]+ bytes')" \
+    "$(stat -c %s "$IT_TMP/model.json") bytes"
 check_cli "job --json" 0 job "$mlp" --json
 check "job --json: the whole row" "$(pyjson 'd["id"], d["status"], d["owner_email"], "model" in d["result"], d["config"]["trainer"]' <<<"$CLI_OUT")" \
     "$mlp COMPLETED ada@example.com True mlp"
