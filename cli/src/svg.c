@@ -1,9 +1,9 @@
 /*
  * svg.c — the network's two charts as one standalone SVG 1.1 document: jobs per month by status (a
  * line chart, one <g class="series" data-status="..."> per status with a polyline and a point per
- * month) with a legend, and tokens earned per node (one <g class="bar" data-node-id="..."> per
- * node).  Every text from the database is XML-escaped, and characters XML 1.0 forbids are dropped,
- * so the file always parses.
+ * month, on a y axis of whole-number ticks, <g class="tick" data-value="N">) with a legend, and
+ * tokens earned per node (one <g class="bar" data-node-id="..."> per node).  Every text from the
+ * database is XML-escaped, and characters XML 1.0 forbids are dropped, so the file always parses.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +25,7 @@ static const char *const svg_colors[MM_NSTATUSES] = {
 #define BAR_H 22
 #define BAR_GAP 8
 #define MAX_MONTHS 120
+#define MAX_TICKS 5				/* intervals on the y axis, at most */
 
 /* Jobs per month and status, from the job_timeline rows. */
 typedef struct Timeline
@@ -67,20 +68,28 @@ xml_text(FILE *f, const char *s)
 	free(clean);
 }
 
-/* The top of the y axis: max rounded up to 1..5, or to a single digit and zeros. */
-static long long
-nice_ceiling(long long v)
+/*
+ * The y axis for counts up to max: a step of 1, 2 or 5 times a power of ten, the smallest that
+ * needs at most MAX_TICKS intervals, and a top at the first step at or above max (at least one
+ * step), so that every tick is a whole number and sits where that count is drawn.
+ */
+static void
+axis_ticks(long long max, long long *step, long long *top)
 {
-	long long	step = 1;
+	static const int mult[] = {1, 2, 5};
 
-	if (v <= 5)
-		return v < 1 ? 1 : v;
-	while (step * 10 <= v)
-		step *= 10;
-	for (long long k = 1; k <= 10; k++)
-		if (k * step >= v)
-			return k * step;
-	return 10 * step;
+	for (long long p = 1;; p *= 10)
+		for (int i = 0; i < 3; i++)
+		{
+			long long	s = mult[i] * p;
+
+			if (max <= MAX_TICKS * s)
+			{
+				*step = s;
+				*top = max > 0 ? (max + s - 1) / s * s : s;
+				return;
+			}
+		}
 }
 
 /* Sums the timeline rows into t, month by month in the order they come. */
@@ -134,26 +143,24 @@ write_header(FILE *f, const json_t *stats)
 	free(a);
 }
 
-/* Jobs per month by status: the axes and their labels, a series per status, the legend. */
+/* Jobs per month by status: the axes and their ticks, a series per status, the legend. */
 static void
 write_timeline(FILE *f, const Timeline *t)
 {
-	long long	top = nice_ceiling(t->max);
+	long long	step,
+				top;
 
+	axis_ticks(t->max, &step, &top);
 #define X_OF(m) (PAD_L + (t->nm > 1 ? (double) PLOT_W * (m) / (t->nm - 1) : PLOT_W / 2.0))
 #define Y_OF(v) (TL_TOP + TL_H - (double) TL_H * (v) / top)
 	fprintf(f, "<g class=\"chart timeline\">\n");
 	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\" font-weight=\"bold\">"
 			"Jobs per month by status</text>\n", PAD_L, TL_TOP - 15);
-	for (int k = 0; k <= 4; k++)
-	{
-		double		y = TL_TOP + TL_H - (double) TL_H * k / 4;
-
-		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n",
-				PAD_L, y, PAD_L + PLOT_W, y);
-		fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" fill=\"#444444\">%lld</text>\n",
-				PAD_L - 8, y + 4, (long long) ((double) top * k / 4 + 0.5));
-	}
+	for (long long v = 0; v <= top; v += step)
+		fprintf(f, "<g class=\"tick\" data-value=\"%lld\">"
+				"<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#dddddd\"/>"
+				"<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" fill=\"#444444\">%lld</text></g>\n",
+				v, PAD_L, Y_OF(v), PAD_L + PLOT_W, Y_OF(v), PAD_L - 8, Y_OF(v) + 4, v);
 	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333333\"/>\n",
 			PAD_L, TL_TOP, PAD_L, TL_TOP + TL_H);
 	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333333\"/>\n",

@@ -2,7 +2,8 @@
 # cli-network: `modelmine network` against a network with history: its figures and --json equal the
 # database's, the terminal charts show every status and every node, and --svg writes one well-formed
 # SVG (python3's xml.etree parses it) with a series per job status and a bar per node, node names
-# XML-escaped; names with control characters never reach the terminal raw.
+# XML-escaped, and y-axis ticks that are whole numbers where those counts are drawn; names with
+# control characters never reach the terminal raw.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-network
@@ -95,6 +96,19 @@ bars = root.findall(".//s:g[@class='bar']", ns)
 print("bars", len(bars), bars[0].get("data-node-id") == node_w)
 print("escaped name", any(b.find("s:title", ns).text.startswith(weird + " (node ") for b in bars))
 print("widest bar first", float(bars[0].find("s:rect", ns).get("width")) > 0)
+# The y axis: its labels (right-aligned texts left of the plot) and their heights; a label sits 4
+# units below the line it names.
+timeline = root.find(".//s:g[@class='chart timeline']", ns)
+ticks = [(t.text, float(t.get("y")) - 4) for t in timeline.iter("{http://www.w3.org/2000/svg}text")
+         if t.get("text-anchor") == "end"]
+print("tick labels", " ".join(label for label, _ in ticks))
+at = {int(label): y for label, y in ticks}
+steps = {b - a for a, b in zip(sorted(at), sorted(at)[1:])}
+print("ticks distinct and evenly spaced", len(at) == len(ticks) and len(steps) == 1 and min(at) == 0)
+off = [(g.get("data-status"), c.find("s:title", ns).text) for g in series for c in g.findall("s:circle", ns)
+       if int(c.find("s:title", ns).text.split(": ")[1].split()[0]) in at
+       and abs(float(c.get("cy")) - at[int(c.find("s:title", ns).text.split(": ")[1].split()[0])]) > 0.6]
+print("misplaced points", off[:3] if off else "none")
 PY
 cat "$IT_TMP/svg-facts" | sed 's/^/      /'
 check "an svg root" "$(sed -n 's/^root //p' "$IT_TMP/svg-facts")" "svg True"
@@ -105,6 +119,9 @@ check "a legend entry per status" "$(sed -n 's/^legend //p' "$IT_TMP/svg-facts")
 check "one bar per node, W first" "$(sed -n 's/^bars //p' "$IT_TMP/svg-facts")" "3 True"
 check "the node name with <, &, quotes and accents survives escaping" "$(sed -n 's/^escaped name //p' "$IT_TMP/svg-facts")" True
 check "the widest bar has width" "$(sed -n 's/^widest bar first //p' "$IT_TMP/svg-facts")" True
+check "y-axis ticks for counts up to 3" "$(sed -n 's/^tick labels //p' "$IT_TMP/svg-facts")" "0 1 2 3"
+check "... distinct and evenly spaced from 0" "$(sed -n 's/^ticks distinct and evenly spaced //p' "$IT_TMP/svg-facts")" True
+check "every point with a tick of its count sits on it" "$(sed -n 's/^misplaced points //p' "$IT_TMP/svg-facts")" none
 check_cli "network --svg - (stdout)" 0 network --svg -
 check "... the same document" "$(python3 -c 'import sys, xml.etree.ElementTree as ET; print(ET.fromstring(sys.stdin.read().encode()).tag)' <<<"$CLI_OUT")" \
     "{http://www.w3.org/2000/svg}svg"
