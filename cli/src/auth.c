@@ -33,10 +33,11 @@ show_session(Ctx *c, const char *token, const char *headline)
 	{
 		char	   *email = fmt_value(json_object_get(me, "email")),
 				   *until = fmt_time(json_object_get(me, "session_expires_at"));
+		long long	balance = json_integer_value(json_object_get(me, "balance"));
 
-		printf("%s as %s (user %lld, %lld tokens); the session lasts until %s.\n", headline, email,
-			   (long long) json_integer_value(json_object_get(me, "user_id")),
-			   (long long) json_integer_value(json_object_get(me, "balance")), until);
+		printf("%s as %s (user %lld, %lld token%s); the session lasts until %s.\n", headline, email,
+			   (long long) json_integer_value(json_object_get(me, "user_id")), balance,
+			   balance == 1 ? "" : "s", until);
 		free(email);
 		free(until);
 	}

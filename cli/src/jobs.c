@@ -189,7 +189,8 @@ print_job(Ctx *c, const json_t *j, long long result_bytes)
 	KV("title", fmt_value(json_object_get(j, "title")));
 	KV("status", strf("%s, %s%%", st, pct));
 	KV("owner", fmt_value(json_object_get(j, "owner_email")));
-	KV("stake", strf("%lld tokens, priority %lld", stake, J_INT("priority")));
+	KV("stake", strf("%lld token%s, priority %lld", stake, stake == 1 ? "" : "s",
+					 J_INT("priority")));
 	if (!json_is_null(json_object_get(j, "node_id")))
 		KV("node", strf("%lld (attempt %lld)", J_INT("node_id"), J_INT("attempts")));
 	KV("created", fmt_time(json_object_get(j, "created_at")));
@@ -288,7 +289,7 @@ cmd_cancel(Ctx *c, int argc, char **argv)
 	if (c->json)
 		printf("{\"job_id\": %lld, \"refund\": %lld}\n", id, refund);
 	else
-		printf("Canceled job %lld; %lld tokens refunded.\n", id, refund);
+		printf("Canceled job %lld; %lld token%s refunded.\n", id, refund, refund == 1 ? "" : "s");
 	return EXIT_OK;
 }
 

@@ -42,8 +42,8 @@ stats_lines(const json_t *s, bool color, Lines *out)
 
 	str_addf(&b, "%lld of %lld online", figure(s, "nodes_online"), figure(s, "nodes_total"));
 	vals[0] = str_take(&b);
-	str_addf(&b, "%lld tokens now, %lld all time", figure(s, "staked_now"),
-			 figure(s, "staked_all_time"));
+	str_addf(&b, "%lld token%s now, %lld all time", figure(s, "staked_now"),
+			 figure(s, "staked_now") == 1 ? "" : "s", figure(s, "staked_all_time"));
 	vals[1] = str_take(&b);
 	str_addf(&b, "%lld pending, %lld running, %lld completed, %lld failed, %lld canceled",
 			 figure(s, "jobs_pending"), figure(s, "jobs_running"), figure(s, "jobs_completed"),
@@ -59,8 +59,8 @@ stats_lines(const json_t *s, bool color, Lines *out)
 	else
 		str_add(&b, "- (no completed job reported one)");
 	vals[3] = str_take(&b);
-	str_addf(&b, "%lld tokens to nodes, %lld in network fees", figure(s, "paid_to_nodes"),
-			 figure(s, "network_fees"));
+	str_addf(&b, "%lld token%s to nodes, %lld in network fees", figure(s, "paid_to_nodes"),
+			 figure(s, "paid_to_nodes") == 1 ? "" : "s", figure(s, "network_fees"));
 	vals[4] = str_take(&b);
 	kv_lines(keys, vals, 5, color, out);
 	for (int i = 0; i < 5; i++)

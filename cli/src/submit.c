@@ -360,8 +360,8 @@ print_submitted(Ctx *c, const json_t *job)
 	}
 	printf("%lld\n", id);
 	if (isatty(STDERR_FILENO))
-		fprintf(stderr, "Submitted job %lld (%lld tokens staked); follow it with: "
-				"modelmine watch %lld\n", id, stake, id);
+		fprintf(stderr, "Submitted job %lld (%lld token%s staked); follow it with: "
+				"modelmine watch %lld\n", id, stake, stake == 1 ? "" : "s", id);
 }
 
 /* submit: parse, build the config, check it needs nothing more, submit, print. */

@@ -137,9 +137,10 @@ write_header(FILE *f, const json_t *stats)
 		return;
 	a = json_is_number(acc) ? fmt_number(json_number_value(acc), 4) : strdup("-");
 	fprintf(f, "<text class=\"summary\" x=\"%d\" y=\"50\" fill=\"#444444\">%lld of %lld nodes online, "
-			"%lld tokens staked now, %lld jobs completed, average accuracy %s</text>\n", PAD_L,
+			"%lld token%s staked now, %lld job%s completed, average accuracy %s</text>\n", PAD_L,
 			(long long) json_integer_value(json_object_get(stats, "nodes_online")),
-			(long long) json_integer_value(json_object_get(stats, "nodes_total")), staked, done, a);
+			(long long) json_integer_value(json_object_get(stats, "nodes_total")),
+			staked, staked == 1 ? "" : "s", done, done == 1 ? "" : "s", a);
 	free(a);
 }
 
@@ -190,7 +191,7 @@ write_timeline(FILE *f, const Timeline *t)
 			fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"><title>%s, ", X_OF(m), Y_OF(n),
 					job_statuses[s]);
 			xml_text(f, t->months[m]);
-			fprintf(f, ": %lld jobs</title></circle>\n", n);
+			fprintf(f, ": %lld job%s</title></circle>\n", n, n == 1 ? "" : "s");
 		}
 		fprintf(f, "</g>\n");
 	}
@@ -241,7 +242,7 @@ write_distribution(FILE *f, const json_t *distribution, int top_y)
 		fprintf(f, "<g class=\"bar\" data-node-id=\"%lld\">", node);
 		fprintf(f, "<title>");
 		xml_text(f, name);
-		fprintf(f, " (node %lld): %lld tokens</title>", node, v);
+		fprintf(f, " (node %lld): %lld token%s</title>", node, v, v == 1 ? "" : "s");
 		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", PAD_L + label_w - 8,
 				y + BAR_H / 2 + 4);
 		xml_text(f, shown);

@@ -42,9 +42,12 @@ cmd_balance(Ctx *c, int argc, char **argv)
 	if (c->json)
 		print_json(b);
 	else
-		printf("%lld tokens (and %lld staked in open jobs)\n",
-			   (long long) json_integer_value(json_object_get(b, "balance")),
+	{
+		long long	balance = json_integer_value(json_object_get(b, "balance"));
+
+		printf("%lld token%s (and %lld staked in open jobs)\n", balance, balance == 1 ? "" : "s",
 			   (long long) json_integer_value(json_object_get(b, "in_escrow")));
+	}
 	json_decref(b);
 	return EXIT_OK;
 }
@@ -87,8 +90,8 @@ cmd_transfer(Ctx *c, int argc, char **argv)
 	{
 		char	   *to = text_clean(args[0]);
 
-		printf("Sent %lld tokens to %s (journal entry %lld); your balance is now %lld.\n", amount, to,
-			   journal, balance);
+		printf("Sent %lld token%s to %s (journal entry %lld); your balance is now %lld.\n", amount,
+			   amount == 1 ? "" : "s", to, journal, balance);
 		free(to);
 	}
 	return EXIT_OK;
@@ -138,7 +141,7 @@ cmd_withdraw(Ctx *c, int argc, char **argv)
 		json_decref(j);
 	}
 	else
-		printf("Moved %lld tokens from node %lld to your balance (now %lld).\n", moved, node,
-			   balance);
+		printf("Moved %lld token%s from node %lld to your balance (now %lld).\n", moved,
+			   moved == 1 ? "" : "s", node, balance);
 	return EXIT_OK;
 }

@@ -3,8 +3,8 @@
 # command (each option docs/CLI.md names is in its command's help), usage errors (exit 2), not signed
 # in (exit 4), no database (exit 5), database errors in one line with a hint (exit 1), a config naming
 # an unknown trainer refused by the database with its name; signup, login, whoami, balance, transfer
-# and logout, their --json, the session file (mode 0600 in a 0700 directory), and expired or revoked
-# sessions (exit 4, "modelmine login").
+# and logout, their --json, "1 token" in the singular, the session file (mode 0600 in a 0700
+# directory), and expired or revoked sessions (exit 4, "modelmine login").
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-basics
@@ -165,6 +165,20 @@ check "... the database's error, naming it" "$CLI_ERR" \
 check_cli "... the same from stdin, with a dataset flag" 1 submit --config - --dataset moons <"$IT_TMP/xgboost.json"
 [[ $CLI_ERR == "modelmine: unknown config.trainer"* ]] && pass "... names the trainer too" || fail "stdin: '$CLI_ERR'"
 check "no job was made" "$(adm "SELECT count(*) FROM modelmine.jobs")" 0
+
+step "one token, not 1 tokens"
+check_cli "transfer 1" 0 transfer bob@example.com 1
+check "transfer 1 says token" "$CLI_OUT" \
+    "Sent 1 token to bob@example.com (journal entry $(adm "SELECT max(id) FROM modelmine.journal")); your balance is now 969."
+check_cli "submit with a stake of 1" 0 submit --trainer noop --stake 1 --title "one token"
+one=$CLI_OUT
+check_cli "job" 0 job "$one"
+check "job: stake 1 token" "$(grep '^stake' <<<"$CLI_OUT" | tr -s ' ')" "stake 1 token, priority 0"
+check_cli "cancel it" 0 cancel "$one"
+check "cancel: 1 token refunded" "$CLI_OUT" "Canceled job $one; 1 token refunded."
+check_cli "transfer all but 1" 0 transfer bob@example.com 968
+check_cli "balance of 1" 0 balance
+check "balance: 1 token" "$CLI_OUT" "1 token (and 0 staked in open jobs)"
 
 step "colour: none off a terminal (the terminal case is in cli-top)"
 NO_COLOR="" check_cli "jobs with NO_COLOR unset, stdout a pipe" 0 jobs

@@ -3,8 +3,8 @@
 # job is PENDING, draws a progress bar that advances with epoch, loss and accuracy, ends with the
 # job's final line and exit 0 soon after the job completes; a job canceled while watched ends it with
 # exit 3 at once (the end is notified), a failed one with exit 1 and its error, Ctrl-C with 130.
-# First, on the same terminal: signup asks for the password twice without echo, and Ctrl-C at a
-# password prompt gives the echo back.
+# First, on the same terminal: signup asks for the password twice without echo, Ctrl-C at a password
+# prompt gives the echo back, and submit notes its stake ("1 token staked").
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-watch
@@ -36,6 +36,15 @@ check "Ctrl-C at the prompt: exit 130" "$(cat "$IT_TMP/login.rc" 2>/dev/null)" 1
 check "... and the echo is back (stty -g as before)" "$(cat "$IT_TMP/stty.after" 2>/dev/null)" "$(cat "$IT_TMP/stty.before")"
 check_cli "the session from signup still works" 0 whoami --json
 check "... as ada" "$(pyjson 'd["email"]' <<<"$CLI_OUT")" ada@example.com
+tmux_run "clear"
+
+step "submit on a terminal"
+tmux_run "$MM_CLI submit --trainer noop --stake 1 --title 'one token'"
+tmux_wait 5 "a note on stderr says what it staked, in the singular" \
+    "^Submitted job [0-9]+ \(1 token staked\); follow it with: modelmine watch [0-9]+$"
+one=$(adm "SELECT id FROM modelmine.jobs WHERE title = 'one token'")
+tmux_wait 1 "above it, the job's id alone" "^$one$"
+check_cli "cancel it" 0 cancel "$one"
 tmux_run "clear"
 
 step "a job followed from PENDING to COMPLETED"
