@@ -14,7 +14,8 @@
  *     changes.
  * One poll() waits on the connection's socket and a self-pipe for signals (Ctrl-C, SIGTERM,
  * SIGWINCH).  A lost connection is retried for up to 60 s; the job's state is re-read after
- * reconnecting.
+ * reconnecting.  A server NOTICE or WARNING clears the bar's line before it is printed, so it
+ * stands on a line of its own, and the bar is drawn again below it.
  *
  * Exit: 0 COMPLETED, 1 FAILED, 3 CANCELED; 4 or 5 for session or connection trouble; 130 on Ctrl-C.
  */
@@ -54,6 +55,9 @@ static const char status_sql[] =
 	"       'attempts', j.attempts, 'node_id', j.node_id, "
 	"       'result', j.result OPERATOR(pg_catalog.-) 'model') "
 	"  FROM modelmine.job($1::bigint) j";
+
+/* libpq's default notice receiver: it hands the message to the connection's notice processor. */
+static PQnoticeReceiver next_receiver;
 
 /* The job's status as last read ("?" before the first read). */
 static const char *
@@ -319,6 +323,25 @@ take_notifications(Watch *w, PGconn *conn)
 	return got;
 }
 
+/*
+ * A NOTICE or WARNING from the server (libpq calls this while it reads a reply): the bar's line is
+ * cleared first, so the message, printed as every notice is, starts a line of its own; the loop
+ * draws the bar again below it.
+ */
+static void
+on_notice(void *arg, const PGresult *res)
+{
+	Watch	   *w = arg;
+
+	if (w->bar_shown)
+	{
+		fputs("\r\033[K", stdout);
+		fflush(stdout);
+		w->bar_shown = false;
+	}
+	next_receiver(arg, res);
+}
+
 /* Connects (again), listens and reads the job; EXIT_OK, or an exit code after its message. */
 static int
 attach(Ctx *c, Watch *w)
@@ -327,6 +350,7 @@ attach(Ctx *c, Watch *w)
 
 	if (rc != EXIT_OK)
 		return rc;
+	next_receiver = PQsetNoticeReceiver(c->conn, on_notice, w);
 	if (db_listen(c, w->channel, true) != 0 || read_job(c, w) != 0)
 	{
 		db_set_hint(c, MM_SQLSTATE_NOT_FOUND, "list your jobs with: modelmine jobs");

@@ -2,9 +2,10 @@
 # cli-watch: `modelmine watch` on a real terminal (tmux) while a real worker trains: it waits while the
 # job is PENDING, draws a progress bar that advances with epoch, loss and accuracy, ends with the
 # job's final line and exit 0 soon after the job completes; a job canceled while watched ends it with
-# exit 3 at once (the end is notified), a failed one with exit 1 and its error, Ctrl-C with 130.
-# First, on the same terminal: signup asks for the password twice without echo, Ctrl-C at a password
-# prompt gives the echo back, and submit notes its stake ("1 token staked").
+# exit 3 at once (the end is notified), a failed one with exit 1 and its error; a server WARNING is
+# printed on a line of its own with the bar drawn again below it; Ctrl-C ends it with 130. First, on
+# the same terminal: signup asks for the password twice without echo, Ctrl-C at a password prompt
+# gives the echo back, and submit notes its stake ("1 token staked").
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin cli-watch
@@ -116,6 +117,29 @@ cli submit "${slow[@]}" --title "interrupted"
 job4=$CLI_OUT
 tmux_run "$MM_CLI watch $job4; echo \$? > $IT_TMP/rc4"
 tmux_wait 30 "progress shows" "^job $job4 .* epoch [0-9]+/1500"
+# A server WARNING (a NOTICE alike) while the bar is up.  The extension's own (a fold skipped at
+# commit) cannot be provoked on watch's read-only connection, so the superuser wraps modelmine.job,
+# which watch reads the job with, to raise one when asked.
+adm "ALTER FUNCTION modelmine.job(bigint) RENAME TO job_unwrapped;
+CREATE TABLE public.warn_on_read (job bigint);
+GRANT SELECT, DELETE ON public.warn_on_read TO PUBLIC;
+CREATE FUNCTION modelmine.job(job_id bigint) RETURNS modelmine.job_detail LANGUAGE plpgsql AS \$\$
+BEGIN
+    DELETE FROM public.warn_on_read w WHERE w.job = job_id;
+    IF FOUND THEN
+        RAISE WARNING 'modelmine: folding credits into balances was skipped at commit: a test asked'
+            USING HINT = 'The transaction committed; the work waits for the next commit.';
+    END IF;
+    RETURN modelmine.job_unwrapped(job_id);
+END \$\$;
+INSERT INTO public.warn_on_read VALUES ($job4);"
+tmux_wait 10 "the WARNING starts a line of its own" \
+    "^modelmine: WARNING: +modelmine: folding credits into balances was skipped at commit: a test asked"
+check_sql "watch's read raised it" "SELECT count(*) = 0 FROM public.warn_on_read"
+tmux_wait 5 "the bar is drawn again, below it" "^job $job4 [█▏▎▍▌▋▊▉░]+ [0-9.]+%  epoch"
+check "... on a line after the WARNING's" "$(tmux_screen | awk -v job="$job4" '
+    /^modelmine: WARNING:/ { w = NR } w && NR > w && index($0, "job " job " ") == 1 { below = 1 } END { print below + 0 }')" 1
+check_false "no line holds both the bar and the WARNING" grep -qE "^job $job4 .*WARNING" <<<"$(tmux_screen)"
 tmux_keys C-c
 wait_file 5 "$IT_TMP/rc4" || true
 check "Ctrl-C ends watch with 130" "$(cat "$IT_TMP/rc4" 2>/dev/null)" 130
