@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
-# scripts/demo.sh: ModelMine as a running local network, on a throwaway cluster.
+# scripts/demo.sh: ModelMine as a running local network, on a throwaway cluster, driven mostly with its
+# command-line client (cli/modelmine; docs/CLI.md).  Each command is printed before it runs.
 #
 # Steps, one function each, run in order at the bottom of this file:
 #   step_deps      scripts/install-deps.sh
-#   step_build     make (extension + worker)
+#   step_build     make (extension, worker, CLI)
 #   step_cluster   private PostgreSQL tree + cluster on a free 127.0.0.1 port (scripts/lib/cluster.sh),
-#                  database `modelmine` with CREATE EXTENSION modelmine CASCADE, login role mm_worker
-#   step_accounts  an operator and a user sign up; the user logs in (a session token)
+#                  database `modelmine` with CREATE EXTENSION modelmine CASCADE, login roles mm_worker
+#                  (for workers) and mm_client (for the CLI)
+#   step_accounts  an operator and a user sign up with `modelmine signup` (each keeps a session file)
 #   step_workers   3 workers (worker/modelmine-worker, 2 slots each) register with the operator's
-#                  credentials; state files and logs in a temp dir
-#   step_submit    the user submits six jobs: logreg on blobs, mlp on moons, mlp on spirals, linreg,
-#                  noop, and one whose config is wrong (it fails on a worker and is refunded)
-#   step_watch     live progress, refreshed every second, until every job is finished (at most 45 s):
-#                  a table redrawn in place on a terminal, one line per change otherwise
-#   step_results   per job: status, accuracy / r2, loss, epochs or the error; balance and dashboard
-#   step_operator  the operator's nodes and earnings, then withdraw_node_earnings for each
+#                  credentials; state files and logs in a temp dir; `modelmine nodes` lists them
+#   step_submit    the user submits six jobs with `modelmine submit`: logreg on blobs, mlp on moons, mlp
+#                  on spirals, linreg, noop, and one whose config is wrong (it fails on a worker and is
+#                  refunded)
+#   step_watch     `modelmine watch` follows the longest job live (a bar on a terminal, a line per 20%
+#                  otherwise), then every job finishes (at most 45 s in all) and `modelmine jobs` lists
+#                  them; `modelmine watch` on the failed job exits 1 with its error
+#   step_results   `modelmine job` and `modelmine result -o` for one job; every job's figures through
+#                  SQL; `modelmine balance` and the user's transactions
+#   step_operator  `modelmine nodes --mine`, then `modelmine withdraw` for each node
+#   step_network   `modelmine network`: the figures and the terminal charts
+#   step_ledger    `modelmine ledger`, `ledger digest -o FILE`, `ledger verify --digest FILE`
 #   step_checks    check_invariants() must be empty
 #   step_stop      SIGTERM to the workers; each must exit 0
-# Everything is torn down on exit (also on error or Ctrl-C) unless --keep.
+# Everything is torn down on exit (also on error or Ctrl-C) unless --keep, which prints how to reach
+# the cluster with psql, a worker and the CLI (the exact environment variables).
 set -euo pipefail
 
 usage() {
@@ -25,11 +33,13 @@ usage() {
 Usage: scripts/demo.sh [--keep] [--help]
 
 Runs a local ModelMine network on a throwaway PostgreSQL 15 cluster (127.0.0.1, free port, nothing
-installed into the system; works as root or as a normal user): three workers register for an operator,
-a user submits six training jobs and watches them run, then sees results, balance and dashboard; the
-operator collects the nodes' earnings; the ledger invariants must hold. About 30 s once built.
+installed into the system; works as root or as a normal user), driven with the modelmine CLI: three
+workers register for an operator, a user signs up, submits six training jobs and watches them run,
+then sees results and balance; the operator collects the nodes' earnings; the network's figures and
+charts; the hash-chained ledger is verified; the ledger invariants must hold. About 30 s once built.
 
-  --keep   leave the cluster (and the workers' state files and logs) afterwards and say how to use them
+  --keep   leave the cluster (and the workers' state files, logs and the CLI's session files)
+           afterwards and say how to use them, the CLI included
   --help   this text
 
 Environment: PG_CONFIG (default pg_config), MM_PG_OPTS (extra server options).
@@ -66,8 +76,9 @@ operator_email=operator@modelmine.local
 operator_password="operator-password"
 user_email=demo@modelmine.local
 user_password="demo-password"
-token=""                # the demo user's session token
 worker=$repo/worker/modelmine-worker
+modelmine=$repo/cli/modelmine
+declare -A job=()       # the demo's jobs by short name (blobs, moons, spirals, linreg, noop, typo)
 
 heading() { printf '\n==== %s\n' "$*"; }
 
@@ -97,6 +108,13 @@ cleanup() {
   worker:   $worker --db postgresql://mm_worker@127.0.0.1:$PGPORT/$demo_db --state-file $work/w1.json
   logs:     $cluster/postgres.log, $work/w1.log ...
   stop:     bash -c '. scripts/lib/cluster.sh && mm_cluster_stop $cluster' && rm -rf $cluster $tree $work
+
+  the CLI, signed in as $user_email (the workers are stopped: start one as above to run new jobs):
+    export MODELMINE_DB=postgresql://mm_client@127.0.0.1:$PGPORT/$demo_db
+    export MODELMINE_SESSION_FILE=$work/user.session
+    export PATH=$repo/cli:\$PATH
+    modelmine whoami; modelmine jobs; modelmine network; modelmine top
+  as the operator ($operator_email): MODELMINE_SESSION_FILE=$work/operator.session modelmine nodes --mine
 KEEP
     else
         if [[ -n "$cluster" ]]; then
@@ -114,13 +132,39 @@ trap cleanup EXIT
 trap 'echo; echo "demo.sh: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
-# sql_as_user SQL: run SQL in a session bound to the demo user (authenticate binds one connection, so
-# each call authenticates first). -P footer=off: tables without "(N rows)".
+# sql_as_user SQL: run SQL in a session bound to the demo user, signed in with the CLI's session token
+# (authenticate binds one connection, so each call authenticates first). -P footer=off: tables without
+# "(N rows)".
 sql_as_user() {
-    mm_psql -d "$demo_db" -q -P pager=off -P footer=off -v token="$token" <<SQL
+    mm_psql -d "$demo_db" -q -P pager=off -P footer=off -v token="$(cat "$work/user.session")" <<SQL
 SELECT modelmine.authenticate(:'token') \g /dev/null
 $1
 SQL
+}
+
+# shown WHO ARGS...: print the command line as one would type it, after the account it runs as (user or
+# operator). Arguments with spaces or brackets are put in single quotes (the demo's hold none).
+shown() {
+    local who=$1 arg line
+    shift
+    line="[$who] \$ modelmine"
+    for arg in "$@"; do
+        if [[ $arg =~ ^[A-Za-z0-9_./:=,@+%-]+$ ]]; then line+=" $arg"; else line+=" '$arg'"; fi
+    done
+    printf '%s\n' "$line"
+}
+
+# as WHO ARGS...: run the CLI as WHO (user or operator: each has its session file).
+as() {
+    local who=$1
+    shift
+    MODELMINE_SESSION_FILE=$work/$who.session "$modelmine" "$@"
+}
+
+# mm WHO ARGS...: print the command, then run it.
+mm() {
+    shown "$@"
+    as "$@"
 }
 
 step_deps() {
@@ -131,7 +175,7 @@ step_deps() {
 step_build() {
     heading "build (make)"
     make --no-print-directory -s PG_CONFIG="$(mm_pg_config)"
-    echo "build finished (make: extension and worker)"
+    echo "build finished (make: extension, worker and the CLI, $modelmine)"
 }
 
 step_cluster() {
@@ -145,27 +189,31 @@ step_cluster() {
     echo "PostgreSQL 15 on 127.0.0.1:$PGPORT (data $cluster/data); worker files in $work"
     mm_psql -q -c "CREATE DATABASE $demo_db"
     mm_psql -q -d "$demo_db" -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION modelmine CASCADE'
-    # Roles are cluster-wide: create the workers' login role only when missing.
+    # Roles are cluster-wide: create the login roles only when missing.
     mm_psql -q -d "$demo_db" <<'SQL'
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_worker') THEN
         CREATE ROLE mm_worker LOGIN IN ROLE modelmine_node, modelmine_user;
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_client') THEN
+        CREATE ROLE mm_client LOGIN IN ROLE modelmine_user;
+    END IF;
 END $$;
 SQL
     echo "database $demo_db: $(mm_psql -d "$demo_db" -Atc \
         "SELECT string_agg(extname || ' ' || extversion, ', ' ORDER BY extname) FROM pg_extension WHERE extname <> 'plpgsql'")"
-    echo "login role for workers: mm_worker (member of modelmine_node, modelmine_user)"
+    echo "login roles: mm_worker for workers (modelmine_node, modelmine_user), mm_client for the CLI (modelmine_user)"
+    export MODELMINE_DB=postgresql://mm_client@127.0.0.1:$PGPORT/$demo_db
+    echo "the CLI connects with MODELMINE_DB=$MODELMINE_DB"
 }
 
 step_accounts() {
-    heading "accounts: an operator (runs the nodes) and a user (submits jobs)"
-    mm_psql -d "$demo_db" -q -At -c "SELECT modelmine.signup('$operator_email', '$operator_password')" >/dev/null
-    mm_psql -d "$demo_db" -q -At -c "SELECT modelmine.signup('$user_email', '$user_password')" >/dev/null
-    token=$(mm_psql -d "$demo_db" -q -At -v e="$user_email" -v p="$user_password" <<<"SELECT modelmine.login(:'e', :'p');")
-    echo "signed up $operator_email and $user_email (1000 tokens each)"
-    echo "$user_email logged in: session token ${token:0:24}... (${#token} characters)"
+    heading "accounts: an operator (runs the nodes) and a user (submits jobs), with modelmine signup"
+    echo "(the password comes from MODELMINE_PASSWORD here; on a terminal signup asks for it twice)"
+    MODELMINE_PASSWORD=$operator_password mm operator signup "$operator_email"
+    MODELMINE_PASSWORD=$user_password mm user signup "$user_email"
+    mm user whoami
 }
 
 step_workers() {
@@ -185,95 +233,81 @@ step_workers() {
         sleep 0.1
     done
     [[ $n -eq 3 ]] || { echo "demo.sh: only $n of 3 workers came up within 10 s; their logs:" >&2; tail -n 5 "$work"/w?.log >&2; return 1; }
-    mm_psql -d "$demo_db" -P pager=off -P footer=off -c \
-        "SELECT id AS node, name, status, requirements AS offers FROM modelmine.nodes ORDER BY id"
+    mm user nodes
+}
+
+# submit NAME CONFIG ARGS...: `modelmine submit ARGS` as the user, with CONFIG (JSON, or "" for none)
+# on stdin for --config -; the job's id (its output) into job[NAME].
+submit() {
+    local name=$1 config=$2 id
+    shift 2
+    if [[ -n $config ]]; then
+        printf "%s <<<'%s'\n" "$(shown user submit --config - "$@")" "$config"
+        id=$(as user submit --config - "$@" <<<"$config")
+    else
+        shown user submit "$@"
+        id=$(as user submit "$@")
+    fi
+    job[$name]=$id
+    echo "$id"
 }
 
 step_submit() {
-    heading "$user_email submits six jobs (stake 100 each)"
-    sql_as_user "$(cat <<'SQL'
-SELECT modelmine.submit_job(t.title, t.config::jsonb, t.description, 100) AS job, t.title, t.config
-  FROM (VALUES
-    (1, 'Blob classifier', '{"trainer":"logreg","dataset":{"synthetic":"blobs","classes":4,"n":3000},"epochs":100}',
-        'logistic regression, 4 classes'),
-    (2, 'Moons MLP', '{"trainer":"mlp","dataset":{"synthetic":"moons","n":2000},"hidden_layers":[32,32],"epochs":300}',
-        'two interleaved half circles'),
-    (3, 'Spirals MLP', '{"trainer":"mlp","dataset":{"synthetic":"spirals","classes":3,"n":1500},"hidden_layers":[64,64],"epochs":400,"learning_rate":0.05}',
-        'three spiral arms, the hard one'),
-    (4, 'House prices', '{"trainer":"linreg","dataset":{"synthetic":"linear","features":5,"n":3000},"epochs":100}',
-        'linear regression'),
-    (5, 'Smoke test', '{"trainer":"noop"}', 'does nothing, at once'),
-    (6, 'Typo in config', '{"trainer":"mlp","dataset":{"synthetic":"moons","classes":3}}',
-        'moons has no classes option: the worker rejects it')
-  ) AS t(n, title, config, description)
- ORDER BY t.n;
-SQL
-)"
-}
-
-# One row per job: id|title|status|progress|node|epoch|epochs|loss|accuracy.
-watch_rows() {
-    sql_as_user "$(cat <<'SQL'
-\pset format unaligned
-\pset tuples_only on
--- A running job's latest metrics; a completed job's result (its last progress report may be older).
-SELECT j.id, j.title, j.status, round(j.progress)::int, coalesce(j.node_id::text, '-'),
-       coalesce(d.result->>'epochs', d.metrics->>'epoch', ''), coalesce(d.result->>'epochs', d.metrics->>'epochs', ''),
-       coalesce(round(coalesce(d.result->>'loss', d.metrics->>'loss')::numeric, 3)::text, ''),
-       coalesce(round(coalesce(d.result->>'accuracy', d.metrics->>'accuracy')::numeric, 3)::text, '')
-  FROM modelmine.my_jobs(NULL, 'created', false) j CROSS JOIN LATERAL modelmine.job(j.id) d
- ORDER BY j.id;
-SQL
-)"
+    heading "$user_email submits six jobs with modelmine submit (stake 100 each); each prints its id"
+    # flags for what they can say; a --config file (here stdin) for the rest, flags over it
+    submit blobs '{"dataset": {"synthetic": "blobs", "classes": 4, "n": 3000}}' --trainer logreg --epochs 100 \
+        --title "Blob classifier" --description "logistic regression, 4 classes" --stake 100
+    submit moons "" --trainer mlp --dataset moons --samples 2000 --hidden 32,32 --epochs 300 \
+        --title "Moons MLP" --description "two interleaved half circles" --stake 100
+    submit spirals '{"dataset": {"synthetic": "spirals", "classes": 3, "n": 1500}}' --trainer mlp --hidden 64,64 \
+        --epochs 400 --lr 0.05 --title "Spirals MLP" --description "three spiral arms, the hard one" --stake 100
+    submit linreg '{"dataset": {"synthetic": "linear", "features": 5, "n": 3000}}' --trainer linreg --epochs 100 \
+        --title "House prices" --description "linear regression" --stake 100
+    submit noop "" --trainer noop --title "Smoke test" --description "does nothing, at once" --stake 100
+    # a config file is passed on as it is: the worker refuses this one, the job FAILS, the stake comes back
+    submit typo '{"trainer": "mlp", "dataset": {"synthetic": "moons", "classes": 3}}' \
+        --title "Typo in config" --description "moons has no classes option: the worker rejects it" --stake 100
 }
 
 step_watch() {
-    local start=$SECONDS tty=0 drawn=0 rows id title status pct node epoch epochs loss acc open line
-    local -A seen=()
-    heading "live progress (my_jobs + job metrics, every second)"
-    [[ -t 1 ]] && tty=1
+    local start=$SECONDS rc=0 open
+    heading "follow the longest job live, until it ends (modelmine watch)"
+    shown user watch "${job[spirals]}"
+    if [[ -t 1 ]]; then
+        # a bar redrawn in place (--foreground: Ctrl-C reaches watch)
+        MODELMINE_SESSION_FILE=$work/user.session timeout --foreground 45 "$modelmine" watch "${job[spirals]}" \
+            || rc=$?
+    else
+        # off a terminal watch logs a line per whole percent: one per 20% is shown, and the end
+        { MODELMINE_SESSION_FILE=$work/user.session timeout 45 "$modelmine" watch "${job[spirals]}" \
+            | awk '$4 ~ /%$/ { p = int($4); if (p < next_p) next; next_p = p - p % 20 + 20 } { print }'
+          rc=${PIPESTATUS[0]}; } || true
+    fi
+    [[ $rc -eq 0 ]] || { echo "demo.sh: modelmine watch ${job[spirals]} exited $rc (0 means COMPLETED)" >&2; return 1; }
     while :; do
-        rows=$(watch_rows)
-        open=0
-        if [[ $tty -eq 1 ]]; then
-            # Redraw the table in place: cursor up over the previous one, clear each line as we go.
-            [[ $drawn -gt 0 ]] && printf '\033[%dA' "$drawn"
-            drawn=0
-            printf '\033[K  %3s  %-16s %-9s %5s  %4s  %-11s %7s %7s   (%d s)\n' \
-                job title status "done" node epoch loss acc $((SECONDS - start))
-            drawn=1
-        fi
-        while IFS='|' read -r id title status pct node epoch epochs loss acc; do
-            [[ -n "$id" ]] || continue
-            [[ $status == PENDING || $status == RUNNING ]] && open=$((open + 1))
-            if [[ $tty -eq 1 ]]; then
-                printf '\033[K  %3s  %-16s %-9s %4s%%  %4s  %-11s %7s %7s\n' "$id" "$title" "$status" "$pct" \
-                    "$node" "${epoch:+$epoch/$epochs}" "$loss" "$acc"
-                drawn=$((drawn + 1))
-            else
-                # Not a terminal: one line when a job changes status or passes a quarter of its epochs.
-                line=$status
-                [[ $status == RUNNING ]] && line="RUNNING $((pct / 25))"
-                if [[ "${seen[$id]:-}" != "$line" ]]; then
-                    seen[$id]=$line
-                    printf '  [%2d s] job %s %-16s %-9s %3s%%  node %s%s\n' $((SECONDS - start)) "$id" "$title" \
-                        "$status" "$pct" "$node" "${epoch:+  epoch $epoch/$epochs  loss $loss${acc:+  accuracy $acc}}"
-                fi
-            fi
-        done <<<"$rows"
+        open=$(mm_psql -d "$demo_db" -At -c "SELECT count(*) FROM modelmine.jobs WHERE status IN ('PENDING', 'RUNNING')")
         [[ $open -eq 0 ]] && break
         if (( SECONDS - start >= 45 )); then
             echo "demo.sh: $open job(s) still open after 45 s; the workers' logs:" >&2
             tail -n 5 "$work"/w?.log >&2
             return 1
         fi
-        sleep 1
+        sleep 0.5
     done
-    echo "all jobs finished in $((SECONDS - start)) s"
+    heading "every job, as modelmine jobs lists them"
+    mm user jobs --asc
+    heading "the job with a typo in its config: watch ends with exit status 1 and the error"
+    rc=0
+    mm user watch "${job[typo]}" || rc=$?
+    echo "(exit status $rc: 0 COMPLETED, 1 FAILED, 3 CANCELED)"
+    [[ $rc -eq 1 ]] || { echo "demo.sh: the job with a typo should have FAILED" >&2; return 1; }
 }
 
 step_results() {
-    heading "results (modelmine.job(id) for each of my jobs)"
+    heading "one job in full, and its trained model written to a file"
+    mm user job "${job[moons]}"
+    mm user result "${job[moons]}" -o "$work/moons-model.json"
+    heading "every job's figures, through SQL (modelmine.job(id) for each of my jobs)"
     sql_as_user "$(cat <<'SQL'
 SELECT d.id AS job, d.title, d.status, d.node_id AS node, d.attempts,
        round((d.result->>'accuracy')::numeric, 3) AS accuracy, round((d.result->>'r2')::numeric, 3) AS r2,
@@ -284,10 +318,9 @@ SELECT d.id AS job, d.title, d.status, d.node_id AS node, d.attempts,
  ORDER BY d.id;
 SQL
 )"
-    heading "$user_email: balance, dashboard, transactions"
+    heading "$user_email: balance and transactions"
+    mm user balance
     sql_as_user "$(cat <<'SQL'
-SELECT modelmine.balance() AS balance;
-SELECT jsonb_pretty(modelmine.dashboard() - 'recent_jobs' - 'recent_transactions') AS dashboard;
 SELECT t.id, to_char(t.created_at, 'HH24:MI:SS') AS at, t.amount, t.reason, t.job_id AS job, t.counterparty
   FROM modelmine.my_transactions(20) t ORDER BY t.id;
 SQL
@@ -296,17 +329,27 @@ SQL
 }
 
 step_operator() {
-    local op_token
+    local node
     heading "$operator_email: nodes and earnings, then withdraw them"
-    op_token=$(mm_psql -d "$demo_db" -q -At -v e="$operator_email" -v p="$operator_password" \
-        <<<"SELECT modelmine.login(:'e', :'p');")
-    mm_psql -d "$demo_db" -q -P pager=off -P footer=off -v token="$op_token" <<'SQL'
-SELECT modelmine.authenticate(:'token') \g /dev/null
-SELECT id AS node, name, status, jobs_completed, jobs_failed, tokens_earned, balance FROM modelmine.my_nodes();
-SELECT name, modelmine.withdraw_node_earnings(id) AS withdrawn FROM modelmine.my_nodes() ORDER BY id;
-SELECT modelmine.balance() AS operator_balance;
-SQL
+    mm operator nodes --mine
+    for node in $(mm_psql -d "$demo_db" -At -c "SELECT id FROM modelmine.nodes WHERE tokens_earned > 0 ORDER BY id"); do
+        mm operator withdraw "$node"
+    done
+    mm operator balance
     echo "(a node earns floor(stake * 80 / 100) = 80 per completed job; the other 20 go to the network fee)"
+}
+
+step_network() {
+    heading "the network: figures and charts (no session needed)"
+    mm user network
+    echo "(modelmine network --svg FILE writes the two charts as an SVG image; modelmine top shows them live)"
+}
+
+step_ledger() {
+    heading "the hash-chained ledger: a block per completed job, checked from genesis"
+    mm user ledger
+    mm user ledger digest -o "$work/head.json"
+    mm user ledger verify --digest "$work/head.json"
 }
 
 step_checks() {
@@ -342,6 +385,8 @@ step_submit
 step_watch
 step_results
 step_operator
+step_network
+step_ledger
 step_checks
 step_stop
 heading "demo finished: every step succeeded and the invariants hold"
