@@ -63,7 +63,7 @@ w = lambda s: sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in
 print(max(w(l) for l in sys.stdin.read().splitlines()) <= 90)')" True
 tmux -S "$IT_TMUX" resize-window -t cli -x 130 -y 45
 check_cli "cancel the long job" 0 cancel "$job"
-tmux_wait 8 "the cancel shows within a refresh (not notified: the 5 s timer)" "^ *$job +CANCELED"
+tmux_wait 8 "the cancel shows (a running job's end is notified on the channel top follows)" "^ *$job +CANCELED"
 
 step "q quits"
 tmux_keys q
