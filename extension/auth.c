@@ -346,7 +346,7 @@ Login(text *email_in, text *password_in, MemoryContext result_cxt)
 	MmExec(&new_session, args, NULL, false, 1);
 	payload = psprintf("{\"iss\":\"modelmine\",\"sub\":\"" INT64_FORMAT "\",\"role\":\"%s\","
 					   "\"sid\":\"%s\",\"iat\":" INT64_FORMAT ",\"exp\":" INT64_FORMAT "}",
-					   user_id, strcmp(role, "admin") == 0 ? "modelmine_admin" : "modelmine_user",
+					   user_id, strcmp(role, "admin") == 0 ? MM_ROLE_ADMIN : MM_ROLE_USER,
 					   MmText(0, 1), MmInt64(0, 2, NULL), MmInt64(0, 3, NULL));
 
 	k = SigningKey();
@@ -522,12 +522,12 @@ RequestRole(text *headers)
 	pg_uuid_t	session;
 
 	if (headers == NULL)
-		return "modelmine_anon";
+		return MM_ROLE_ANON;
 	args[0] = PointerGetDatum(headers);
 	MmExec(&get, args, NULL, true, 1);
 	auth = MmText(0, 1);
 	if (auth == NULL)
-		return "modelmine_anon";
+		return MM_ROLE_ANON;
 	if (pg_strncasecmp(auth, "Bearer ", 7) != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 						errmsg("unsupported Authorization header"),
@@ -537,12 +537,12 @@ RequestRole(text *headers)
 	if (strncmp(bearer, MM_NODE_KEY_PREFIX, strlen(MM_NODE_KEY_PREFIX)) == 0)
 	{
 		(void) MmAuthenticateNode(bearer, true);
-		return "modelmine_node";
+		return MM_ROLE_NODE;
 	}
 	args[0] = Int64GetDatum(IdentityFromToken(bearer, true, &session));
 	if (MmExec(&role, args, NULL, true, 1) == 1 && strcmp(MmText(0, 1), "admin") == 0)
-		return "modelmine_admin";
-	return "modelmine_user";
+		return MM_ROLE_ADMIN;
+	return MM_ROLE_USER;
 }
 
 /*

@@ -703,7 +703,7 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 	PQclear(setup);
 	if (first_error)
 	{
-		take_error(first_error, res, strcmp(role, "modelmine_anon") == 0 || error_in_setup);
+		take_error(first_error, res, strcmp(role, MM_ROLE_ANON) == 0 || error_in_setup);
 		/* the bearer was refused by the set-up: 401, as PostgREST answers a bad JWT */
 		if (error_in_setup && strncmp(res->sqlstate, MM_SQLSTATE_CLASS_AUTH, 2) == 0)
 		{

@@ -43,10 +43,10 @@ static const char functions_sql[] =
 	"  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_type t ON t.oid = p.prorettype "
 	" WHERE p.pronamespace = 'modelmine'::pg_catalog.regnamespace AND p.prokind = 'f' "
 	"   AND p.proname NOT LIKE '\\_%' "
-	"   AND (pg_catalog.has_function_privilege('modelmine_anon', p.oid, 'EXECUTE') "
-	"     OR pg_catalog.has_function_privilege('modelmine_user', p.oid, 'EXECUTE') "
-	"     OR pg_catalog.has_function_privilege('modelmine_node', p.oid, 'EXECUTE') "
-	"     OR pg_catalog.has_function_privilege('modelmine_admin', p.oid, 'EXECUTE')) "
+	"   AND (pg_catalog.has_function_privilege('" MM_ROLE_ANON "', p.oid, 'EXECUTE') "
+	"     OR pg_catalog.has_function_privilege('" MM_ROLE_USER "', p.oid, 'EXECUTE') "
+	"     OR pg_catalog.has_function_privilege('" MM_ROLE_NODE "', p.oid, 'EXECUTE') "
+	"     OR pg_catalog.has_function_privilege('" MM_ROLE_ADMIN "', p.oid, 'EXECUTE')) "
 	" ORDER BY p.proname, p.pronargs, p.oid";
 
 /* The JSON array at column col of row i, parsed (caller decrefs), or an empty array. */

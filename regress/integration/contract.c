@@ -182,6 +182,10 @@ main(int argc, char **argv)
 		Tries("nodes.status " MM_NODE_OFFLINE " is derived, never stored", stmt, 0, "23514");
 	}
 
+	/* the client roles a login role is granted */
+	Check("the client roles exist", "SELECT count(*) FROM pg_roles WHERE rolname IN ('" MM_ROLE_ANON "', '"
+		  MM_ROLE_USER "', '" MM_ROLE_NODE "', '" MM_ROLE_ADMIN "') AND NOT rolcanlogin", "4");
+
 	/* settings whose ceiling is the largest amount */
 	CheckInt("max_supply's ceiling", "SELECT max_value FROM modelmine.settings WHERE name = 'max_supply'", MM_MAX_AMOUNT);
 	CheckInt("max_stake's ceiling", "SELECT max_value FROM modelmine.settings WHERE name = 'max_stake'", MM_MAX_AMOUNT);
