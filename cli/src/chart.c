@@ -83,6 +83,24 @@ add_cell(Str *b, long long v, long long max, int height, int r, int status, bool
 	str_add(b, C_RESET);
 }
 
+/*
+ * The row nearest the middle whose top stands for a whole number of jobs (r * max / height exact),
+ * so its label is true of the bars; 0 when no row between the bottom and the top does.
+ */
+static int
+middle_tick(long long max, int height)
+{
+	int			best = 0;
+
+	if (height < 4)
+		return 0;
+	for (int r = 1; r < height; r++)
+		if ((long long) r * max % height == 0 && (long long) r * max / height >= 1 &&
+			(best == 0 || abs(2 * r - height) < abs(2 * best - height)))
+			best = r;
+	return best;
+}
+
 /* Jobs per month by status as a column chart of height rows, with axis, months and legend. */
 void
 chart_timeline(const json_t *rows, int height, bool color, Lines *out)
@@ -91,7 +109,8 @@ chart_timeline(const json_t *rows, int height, bool color, Lines *out)
 	long long	count[MAX_MONTHS][MM_NSTATUSES] = {{0}};
 	long long	max = 0;
 	int			nm = 0,
-				axis;
+				axis,
+				mid;
 	char		lab[32],
 				first[32],
 				last[32];
@@ -131,12 +150,13 @@ chart_timeline(const json_t *rows, int height, bool color, Lines *out)
 
 	snprintf(lab, sizeof(lab), "%lld", max);
 	axis = (int) strlen(lab);
+	mid = middle_tick(max, height);
 	for (int r = height; r >= 1; r--)
 	{
 		if (r == height)
 			str_addf(&b, "%*lld ┤ ", axis, max);
-		else if (r == height / 2 && height >= 4 && max >= 4)
-			str_addf(&b, "%*lld ┤ ", axis, (long long) ((double) r * max / height + 0.5));
+		else if (r == mid)
+			str_addf(&b, "%*lld ┤ ", axis, (long long) r * max / height);
 		else
 			str_addf(&b, "%*s │ ", axis, "");
 		for (int m = 0; m < nm; m++)

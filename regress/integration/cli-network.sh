@@ -131,6 +131,16 @@ check_cli "nodes" 0 nodes
 check_false "no control character reaches the terminal" grep -q $'\e' <<<"$CLI_OUT"
 grep -qF "$weird" <<<"$CLI_OUT" && pass "the odd-but-printable name is shown as it is" || fail "nodes: $CLI_OUT"
 
+step "the terminal timeline's axis labels are true of the bars"
+# 5 completed jobs on 8 rows: a row's top stands for 5/8 of a job per row, so only the top (5) is a
+# whole number; a middle label rounded from 2.5 would read 3 on a row where 3-job bars do not end.
+cli submit --trainer noop --title four
+cli submit --trainer noop --title five
+wait_until 60 "five completed" "SELECT count(*) = 5 FROM modelmine.jobs WHERE status = 'COMPLETED'"
+check_cli "network" 0 network
+chart=$(sed -n '/^Jobs per month by status/,/^$/p' <<<"$CLI_OUT")
+check "labelled rows: only the top (5) and the axis (0)" "$(grep -oE '^ *[0-9]+ [┤└]' <<<"$chart" | tr -d ' ┤└' | tr '\n' ' ')" "5 0 "
+
 stop_worker W TERM
 check "W exits 0" "$IT_RC" 0
 it_end
