@@ -8,6 +8,7 @@
 #   step_cluster   private PostgreSQL tree + cluster on a free 127.0.0.1 port (scripts/lib/cluster.sh),
 #                  database `modelmine` with CREATE EXTENSION modelmine CASCADE, login roles mm_worker
 #                  (for workers) and mm_client (for the CLI)
+#   step_gateway   modelmine-api (api/) on a free 127.0.0.1 port, logged in as mm_gateway; its URL
 #   step_accounts  an operator and a user sign up with `modelmine signup` (each keeps a session file)
 #   step_workers   3 workers (worker/modelmine-worker, 2 slots each) register with the operator's
 #                  credentials; state files and logs in a temp dir; `modelmine nodes` lists them
@@ -22,10 +23,12 @@
 #   step_operator  `modelmine nodes --mine`, then `modelmine withdraw` for each node
 #   step_network   `modelmine network`: the figures and the terminal charts
 #   step_ledger    `modelmine ledger`, `ledger digest -o FILE`, `ledger verify --digest FILE`
+#   step_http      the same network over HTTP with curl: sign in, the user's jobs, the network's
+#                  figures, the ledger's verdict (docs/API.md)
 #   step_checks    check_invariants() must be empty
 #   step_stop      SIGTERM to the workers; each must exit 0
-# Everything is torn down on exit (also on error or Ctrl-C) unless --keep, which prints how to reach
-# the cluster with psql, a worker and the CLI (the exact environment variables).
+# Everything is torn down on exit (also on error or Ctrl-C) unless --keep, which leaves the cluster and
+# the gateway running and prints how to reach them with psql, a worker, the CLI and a browser.
 set -euo pipefail
 
 usage() {
@@ -38,8 +41,8 @@ workers register for an operator, a user signs up, submits six training jobs and
 then sees results and balance; the operator collects the nodes' earnings; the network's figures and
 charts; the hash-chained ledger is verified; the ledger invariants must hold. About 30 s once built.
 
-  --keep   leave the cluster (and the workers' state files, logs and the CLI's session files)
-           afterwards and say how to use them, the CLI included
+  --keep   leave the cluster and the HTTP gateway running (and the workers' state files, logs and
+           the CLI's session files) and say how to use them: CLI, psql, curl, browser
   --help   this text
 
 Environment: PG_CONFIG (default pg_config), MM_PG_OPTS (extra server options).
@@ -71,6 +74,8 @@ tree=""
 cluster=""
 work=""                 # worker state files and logs
 worker_pids=()
+gateway_pid=""
+gateway_url=""
 demo_db=modelmine
 operator_email=operator@modelmine.local
 operator_password="operator-password"
@@ -78,6 +83,7 @@ user_email=demo@modelmine.local
 user_password="demo-password"
 worker=$repo/worker/modelmine-worker
 modelmine=$repo/cli/modelmine
+api=$repo/api/modelmine-api
 declare -A job=()       # the demo's jobs by short name (blobs, moons, spirals, linreg, noop, typo)
 
 heading() { printf '\n==== %s\n' "$*"; }
@@ -100,14 +106,20 @@ cleanup() {
         alive "$pid" && { echo "demo.sh: worker $pid did not stop; killing it" >&2; kill -KILL "$pid"; }
         wait "$pid" 2>/dev/null  # 2>: no "Killed" notice from bash
     done
+    if [[ $keep -eq 0 && -n "$gateway_pid" ]] && alive "$gateway_pid"; then
+        kill -TERM "$gateway_pid"
+        wait "$gateway_pid" 2>/dev/null
+    fi
     if [[ $keep -eq 1 && -n "$cluster" && -f "$cluster/data/postmaster.pid" ]]; then
         cat <<KEEP
 
-==== cluster kept running (--keep)
+==== cluster and gateway kept running (--keep)
+  browser:  $gateway_url  (the HTTP API: docs/API.md; gateway pid $gateway_pid, log $work/gateway.log)
+  curl:     curl -s $gateway_url/network; curl -s $gateway_url/health
   connect:  psql "host=127.0.0.1 port=$PGPORT user=postgres dbname=$demo_db"
   worker:   $worker --db postgresql://mm_worker@127.0.0.1:$PGPORT/$demo_db --state-file $work/w1.json
   logs:     $cluster/postgres.log, $work/w1.log ...
-  stop:     bash -c '. scripts/lib/cluster.sh && mm_cluster_stop $cluster' && rm -rf $cluster $tree $work
+  stop:     kill $gateway_pid; bash -c '. scripts/lib/cluster.sh && mm_cluster_stop $cluster' && rm -rf $cluster $tree $work
 
   the CLI, signed in as $user_email (the workers are stopped: start one as above to run new jobs):
     export MODELMINE_DB=postgresql://mm_client@127.0.0.1:$PGPORT/$demo_db
@@ -206,6 +218,29 @@ SQL
     echo "login roles: mm_worker for workers (modelmine_node, modelmine_user), mm_client for the CLI (modelmine_user)"
     export MODELMINE_DB=postgresql://mm_client@127.0.0.1:$PGPORT/$demo_db
     echo "the CLI connects with MODELMINE_DB=$MODELMINE_DB"
+}
+
+step_gateway() {
+    local port
+    heading "the HTTP gateway (modelmine-api): REST routes, PostgREST-compatible /rpc, Socket.IO events"
+    mm_psql -q -d "$demo_db" <<'SQL'
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_gateway') THEN
+        CREATE ROLE mm_gateway LOGIN IN ROLE modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+    END IF;
+END $$;
+SQL
+    port=$(mm_free_port)
+    gateway_url=http://127.0.0.1:$port
+    "$api" --db "postgresql://mm_gateway@127.0.0.1:$PGPORT/$demo_db" --listen "127.0.0.1:$port" \
+        >"$work/gateway.log" 2>&1 &
+    gateway_pid=$!
+    for _ in $(seq 1 100); do curl -fsS -o /dev/null "$gateway_url/health" 2>/dev/null && break; sleep 0.1; done
+    echo "\$ curl -s $gateway_url/health"
+    curl -fsS "$gateway_url/health"; echo
+    echo "the gateway logs in as mm_gateway (a member of the four modelmine roles) and runs each request as"
+    echo "the role its bearer token gives; open $gateway_url/openapi.json for every route"
 }
 
 step_accounts() {
@@ -352,6 +387,28 @@ step_ledger() {
     mm user ledger verify --digest "$work/head.json"
 }
 
+# curl_shown SHOWN ARGS...: print SHOWN (the command as one would type it), then run curl with ARGS.
+curl_shown() {
+    printf '$ %s\n' "$1"
+    shift
+    curl -fsS "$@"
+    echo
+}
+
+step_http() {
+    local token
+    heading "the same network over HTTP (modelmine-api at $gateway_url)"
+    echo "\$ TOKEN=\$(curl -s -X POST $gateway_url/auth/login -H 'Content-Type: application/json' \\"
+    echo "      -d '{\"email\": \"$user_email\", \"password\": \"...\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])')"
+    token=$(curl -fsS -X POST "$gateway_url/auth/login" -H 'Content-Type: application/json' \
+        -d "{\"email\": \"$user_email\", \"password\": \"$user_password\"}" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+    curl_shown "curl -s '$gateway_url/jobs?status=COMPLETED&sort=stake&limit=2' -H \"Authorization: Bearer \$TOKEN\"" \
+        "$gateway_url/jobs?status=COMPLETED&sort=stake&limit=2" -H "Authorization: Bearer $token"
+    curl_shown "curl -s $gateway_url/network" "$gateway_url/network"
+    curl_shown "curl -s $gateway_url/ledger/verify" "$gateway_url/ledger/verify"
+}
+
 step_checks() {
     heading "invariants (no rows = the books balance)"
     mm_psql -d "$demo_db" -P pager=off -c "SELECT * FROM modelmine.check_invariants()"
@@ -379,6 +436,7 @@ step_stop() {
 step_deps
 step_build
 step_cluster
+step_gateway
 step_accounts
 step_workers
 step_submit
@@ -387,6 +445,7 @@ step_results
 step_operator
 step_network
 step_ledger
+step_http
 step_checks
 step_stop
 heading "demo finished: every step succeeded and the invariants hold"
