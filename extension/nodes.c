@@ -433,10 +433,9 @@ Heartbeat(const Beat *b)
 		"  FROM old WHERE n.id = old.id "
 		"RETURNING n.last_notified_at = pg_catalog.now() AND "
 		"old.last_notified_at IS DISTINCT FROM pg_catalog.now(), "
-		"          pg_catalog.jsonb_build_object('node_id', n.id, 'status', n.status, "
-		"'cpu_load', n.cpu_load, "
-		"              'memory_used_mb', n.memory_used_mb, "
-		"'memory_total_mb', n.memory_total_mb)::text",
+		"          pg_catalog.jsonb_build_object('node_id', n.id, 'name', n.name, 'status', n.status, "
+		"              'cpu_load', n.cpu_load, 'memory_used_mb', n.memory_used_mb, "
+		"              'memory_total_mb', n.memory_total_mb)::text",
 	7, {INT8OID, TEXTOID, FLOAT4OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID}};
 	static MmPlan held = {
 		"SELECT COALESCE(pg_catalog.array_agg(id ORDER BY id), '{}') FROM modelmine.jobs "
@@ -476,8 +475,8 @@ SetNodeMaintenance(int64 node_id, bool on)
 		"WHEN status = 'MAINTENANCE' THEN 'ONLINE' ELSE status END "
 		" WHERE id = $1 AND operator_id = $2 "
 		"RETURNING modelmine._node_status(status, last_seen), "
-		"          pg_catalog.jsonb_build_object('node_id', id, 'status', status, "
-		"'cpu_load', cpu_load, "
+		"          pg_catalog.jsonb_build_object('node_id', id, 'name', name, "
+		"              'status', modelmine._node_status(status, last_seen), 'cpu_load', cpu_load, "
 		"              'memory_used_mb', memory_used_mb, 'memory_total_mb', memory_total_mb)::text",
 	3, {INT8OID, INT8OID, BOOLOID}};
 	int64		me = MmRequireUser(false, NULL);

@@ -17,6 +17,8 @@ packages=(
     libwslay-dev              # modelmine-api's WebSocket framing (Socket.IO's websocket transport)
     make gcc pkg-config
     tmux                      # the demo's worker network, one pane per process
+    jq                        # integration tests read the gateway's JSON responses
+    wrk                       # scripts/bench-api.sh: HTTP load on the gateway
 )
 # python3 only when a test uses it (regress/ or worker/tests/ mention it).
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

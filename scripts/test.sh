@@ -219,6 +219,18 @@ fi
 if want integration; then
     say "integration: regress/integration/*.sh"
     export MM_WORKER=$repo/worker/modelmine-worker
+    # The real npm clients the gateway's tests drive (postgrest-js, socket.io-client), exactly as the
+    # committed lockfile pins them; reinstalled only when the lockfile changed since the last install.
+    if command -v npm >/dev/null 2>&1 && [[ -f tests/js/package-lock.json ]] &&
+        ! cmp -s tests/js/package-lock.json tests/js/node_modules/.package-lock.json.installed 2>/dev/null; then
+        echo "npm ci in tests/js (the test clients' pinned packages)"
+        if (cd tests/js && npm ci --no-audit --no-fund --loglevel=error) >"$logdir/npm.log" 2>&1; then
+            cp tests/js/package-lock.json tests/js/node_modules/.package-lock.json.installed
+        else
+            tail -n 20 "$logdir/npm.log"
+            fail "npm ci in tests/js"
+        fi
+    fi
     ran_any=0
     while IFS= read -r t; do
         [[ -n "$t" ]] || continue

@@ -56,6 +56,7 @@ typedef struct ApiConfig
 	const char *web_root;		/* static files served at / (the dashboard) */
 	const char *node_modules;	/* where socket.io-client's browser bundle is found */
 	bool		access_log;
+	bool		forwarded_for;	/* the client address is X-Forwarded-For's last hop (behind a proxy) */
 } ApiConfig;
 
 extern ApiConfig api_cfg;
@@ -69,6 +70,7 @@ typedef struct Request
 	char	   *body;			/* NUL-terminated; NULL when none */
 	size_t		body_len;
 	bool		body_too_large;
+	size_t		discarded;		/* bytes of a too large body thrown away */
 	double		started;		/* mm_now_s() */
 	char		ip[64];			/* the client address, for rate limits and the log */
 	const char *role;			/* the role the request ran as, for the access log */
@@ -100,6 +102,7 @@ enum MHD_Result reply_error_h(Request *r, int status, const char *code, const ch
 							  const char *details, const char *hint, const ReplyHeader *headers,
 							  int nheaders);
 void		reply_add_common(Request *r, struct MHD_Response *resp);
+enum MHD_Result reply_unavailable(Request *r);
 
 /* ---- pool.c ---- */
 typedef struct PoolConn PoolConn;
@@ -161,6 +164,7 @@ const CatFunc *catalog_find(const char *name);
 const CatFunc *catalog_match(const char *name, const char *const *keys, int nkeys);
 void		catalog_each(void (*fn) (const CatFunc *f, void *arg), void *arg);
 const char *catalog_version(void);
+bool		catalog_ensure(void);
 
 /* ---- call.c: one request's transaction ---- */
 #define CALL_MAX_PARAMS 32
@@ -170,7 +174,9 @@ typedef struct CallSpec
 	const CatFunc *func;
 	const char *arg_names[CAT_MAX_ARGS];	/* the arguments given, by name */
 	const char *arg_values[CAT_MAX_ARGS];	/* their text (NULL: SQL NULL) */
+	const char *arg_keys[CAT_MAX_ARGS];	/* or the key of the JSON body they come from */
 	int			nargs;
+	const char *body;			/* the request's JSON body, passed to PostgreSQL as sent */
 	/* PostgREST's query modifiers, applied to a set or composite result */
 	const char *select;			/* "a,b" or NULL for all */
 	const char *order;			/* "a.desc,b" */
@@ -223,6 +229,7 @@ void		listen_stop(void);
 uint64_t	listen_work_generation(void);
 bool		listen_wait_work(uint64_t gen, double deadline);	/* true when work was announced */
 bool		listen_connected(void);
+void		listen_drain(void);
 
 /* ---- health.c, openapi.c ---- */
 enum MHD_Result health_handle(Request *r);

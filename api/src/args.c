@@ -1,9 +1,9 @@
 /*
- * args.c — request values turned into the text of SQL arguments: JSON body values and query-string
- * values, checked against the argument's type first, so that "limit=abc" is refused as "invalid
- * limit" naming the argument and its type instead of PostgreSQL's anonymous "invalid input syntax
- * for type integer".  What the type allows is still decided by PostgreSQL; this only catches what
- * cannot be right.
+ * args.c — request values (JSON body values, query-string values) checked against the type of the
+ * SQL argument they become, so that "limit=abc" is refused as "invalid limit" naming the argument
+ * and its type instead of PostgreSQL's anonymous "invalid input syntax for type integer".  What the
+ * type allows is still decided by PostgreSQL; this only catches what cannot be right.  Values are
+ * never re-encoded here: body values reach PostgreSQL as the client wrote them (call.c).
  */
 #include <errno.h>
 #include <math.h>
@@ -116,87 +116,51 @@ args_check_named(const CatArg *a, const char *shown, const char *v, CallResult *
 	return true;
 }
 
-/* A JSON array of scalars as a PostgreSQL array literal: {"a b",2,NULL}. */
-static char *
-array_literal(json_t *arr)
-{
-	size_t		cap = 64,
-				len = 0;
-	char	   *out = malloc(cap);
-
-	out[len++] = '{';
-	for (size_t i = 0; i < json_array_size(arr); i++)
-	{
-		json_t	   *e = json_array_get(arr, i);
-		char	   *t = json_is_string(e) ? strdup(json_string_value(e))
-			: json_is_null(e) ? strdup("NULL") : json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
-		size_t		need = 2 * strlen(t) + 4;
-
-		if (len + need + 2 > cap)
-		{
-			cap = (len + need) * 2;
-			out = realloc(out, cap);
-		}
-		if (i)
-			out[len++] = ',';
-		if (json_is_null(e))
-			len += (size_t) sprintf(out + len, "NULL");
-		else
-		{
-			out[len++] = '"';
-			for (const char *p = t; *p; p++)
-			{
-				if (*p == '"' || *p == '\\')
-					out[len++] = '\\';
-				out[len++] = *p;
-			}
-			out[len++] = '"';
-		}
-		free(t);
-	}
-	out[len++] = '}';
-	out[len] = '\0';
-	return out;
-}
-
 /*
- * The SQL text of a JSON value for argument a (malloc'd; *out NULL for JSON null): a string as its
- * text, a number or boolean as written, an object or array as JSON for json arguments, an array as
- * an array literal for array arguments.  False with res set when the value cannot be of a's type.
+ * Checks a JSON body value for argument a (named shown in messages) without re-encoding it: the body
+ * goes to PostgreSQL as sent.  The body was parsed with integers beyond 64 bits as reals, so a whole
+ * real is a whole number here.  False with res set when the value cannot be of a's type.
  */
 bool
-args_from_json(const CatArg *a, json_t *v, char **out, CallResult *res)
+args_check_json(const CatArg *a, const char *shown, json_t *v, CallResult *res)
 {
-	*out = NULL;
-	if (v == NULL || json_is_null(v))
-		return true;
-	if (a->is_json)
-	{
-		*out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		return true;
-	}
-	if (a->is_array)
-	{
-		if (!json_is_array(v))
-			return refuse(res, a->name, "a non-array value", "an array", "Pass a JSON array, e.g. [1, 2].");
-		*out = array_literal(v);
-		return true;
-	}
-	if (json_is_object(v) || json_is_array(v))
-	{
-		char		what[64];
+	long long	lo,
+				hi;
+	char		what[64];
 
-		snprintf(what, sizeof(what), "%s %s", strchr("aeiou", a->type[0]) ? "an" : "a", a->type);
-		return refuse(res, a->name, json_is_object(v) ? "an object" : "an array", what,
+	if (v == NULL || json_is_null(v) || a->is_json)
+		return true;
+	if (a->is_array)
+		return json_is_array(v) ? true
+			: refuse(res, shown, "a non-array value", "an array", "Pass a JSON array, e.g. [1, 2].");
+	snprintf(what, sizeof(what), "%s %s", strchr("aeiou", a->type[0]) ? "an" : "a", a->type);
+	if (json_is_object(v) || json_is_array(v))
+		return refuse(res, shown, json_is_object(v) ? "an object" : "an array", what,
 					  "Pass a single value, not an object or array.");
-	}
-	*out = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY);
-	if (!args_check_text(a, *out, res))
+	if (json_is_string(v))
+		return args_check_named(a, shown, json_string_value(v), res);
+	if (integer_type(a->type, &lo, &hi))
 	{
-		free(*out);
-		*out = NULL;
-		return false;
+		double		d = json_is_integer(v) ? (double) json_integer_value(v) : json_number_value(v);
+		char		got[64],
+					range[96];
+
+		if (json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi)
+			return true;
+		if (json_is_real(v) && d == floor(d) && d >= (double) lo && d <= (double) hi && fabs(d) < 9e15)
+			return true;
+		if (json_is_boolean(v))
+			snprintf(got, sizeof(got), "%s", json_is_true(v) ? "true" : "false");
+		else
+			snprintf(got, sizeof(got), "%.17g", d);
+		snprintf(range, sizeof(range), "a whole number from %lld to %lld", lo, hi);
+		return refuse(res, shown, got, range, "Pass a whole number, e.g. 10.");
 	}
+	if ((strcmp(a->type, "real") == 0 || strcmp(a->type, "double precision") == 0 ||
+		 strcmp(a->type, "numeric") == 0) && !json_is_number(v))
+		return refuse(res, shown, json_is_true(v) ? "true" : "false", "a number", "Pass a number, e.g. 42.5.");
+	if (strcmp(a->type, "boolean") == 0 && !json_is_boolean(v))
+		return refuse(res, shown, "a number", "true or false", "Pass true or false.");
 	return true;
 }
 

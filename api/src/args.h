@@ -8,7 +8,7 @@
 
 bool		args_check_text(const CatArg *a, const char *v, CallResult *res);
 bool		args_check_named(const CatArg *a, const char *shown, const char *v, CallResult *res);
-bool		args_from_json(const CatArg *a, json_t *v, char **out, CallResult *res);
+bool		args_check_json(const CatArg *a, const char *shown, json_t *v, CallResult *res);
 const CatArg *args_find(const CatFunc *f, const char *name);
 
 /* routes.c: OpenAPI pieces */

@@ -121,10 +121,82 @@ bad_modifier(CallResult *res, const char *code, const char *msg, const char *wha
 	res->hint = strdup("See the function's result columns in /openapi.json.");
 }
 
-/* modelmine.fn(a => $1::type, ...) */
+/* Appends a string literal ('...', quotes doubled): body keys, which come from the route table or the
+ * catalog, never from the client unchecked. */
+static void
+sql_literal(Sql *q, const char *s)
+{
+	sql_add(q, "'");
+	for (const char *p = s; *p; p++)
+	{
+		char		c[3] = {*p, *p == '\'' ? '\'' : '\0', '\0'};
+
+		sql_add(q, c);
+	}
+	sql_add(q, "'");
+}
+
+/*
+ * An argument taken from the JSON body, extracted by PostgreSQL from the body as sent: re-encoding
+ * the value here would round 0.1 to 0.10000000000000001 and lose integers beyond 64 bits.  The body
+ * is one jsonb parameter, parsed once however many arguments use it.  JSON null is SQL NULL.
+ */
+static void
+sql_body_arg(Sql *q, const CallSpec *s, const CatArg *a, const char *key, int *body_param)
+{
+	char		ref[32];
+
+	if (*body_param == 0)
+	{
+		if (q->nparams == CALL_MAX_PARAMS)
+		{
+			q->overflow = true;
+			return;
+		}
+		q->params[q->nparams++] = s->body;
+		*body_param = q->nparams;
+	}
+	snprintf(ref, sizeof(ref), "$%d::pg_catalog.jsonb", *body_param);
+	if (a->is_json)
+	{
+		sql_add(q, "NULLIF(");
+		sql_add(q, ref);
+		sql_add(q, " -> ");
+		sql_literal(q, key);
+		sql_add(q, ", 'null'::pg_catalog.jsonb)::");
+		sql_add(q, a->type);
+	}
+	else if (a->is_array)
+	{
+		sql_add(q, "CASE WHEN pg_catalog.jsonb_typeof(");
+		sql_add(q, ref);
+		sql_add(q, " -> ");
+		sql_literal(q, key);
+		sql_add(q, ") = 'array' THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(");
+		sql_add(q, ref);
+		sql_add(q, " -> ");
+		sql_literal(q, key);
+		sql_add(q, "))::");
+		sql_add(q, a->type);
+		sql_add(q, " END");
+	}
+	else
+	{
+		sql_add(q, "(");
+		sql_add(q, ref);
+		sql_add(q, " ->> ");
+		sql_literal(q, key);
+		sql_add(q, ")::");
+		sql_add(q, a->type);
+	}
+}
+
+/* modelmine.fn(a => $1::type, b => ($2::jsonb ->> 'b')::type, ...) */
 static void
 sql_call(Sql *q, const CallSpec *s)
 {
+	int			body_param = 0;
+
 	sql_add(q, "modelmine.");
 	sql_ident(q, s->func->name);
 	sql_add(q, "(");
@@ -139,7 +211,10 @@ sql_call(Sql *q, const CallSpec *s)
 			sql_add(q, ", ");
 		sql_ident(q, s->arg_names[i]);
 		sql_add(q, " => ");
-		sql_param(q, s->arg_values[i], a ? a->type : NULL);
+		if (s->arg_keys[i] && a)
+			sql_body_arg(q, s, a, s->arg_keys[i], &body_param);
+		else
+			sql_param(q, s->arg_values[i], a ? a->type : NULL);
 	}
 	sql_add(q, ")");
 }
@@ -389,7 +464,7 @@ build(Sql *q, const CallSpec *s, CallResult *res, char **owned, int *nowned, cha
 	  char *offset_buf)
 {
 	const CatFunc *f = s->func;
-	bool		modifiers = s->select || s->order || s->nfilters || s->limit >= 0 || s->offset > 0;
+	bool		modifiers = s->select || s->order || s->nfilters;
 
 	switch (f->ret)
 	{
@@ -409,14 +484,14 @@ build(Sql *q, const CallSpec *s, CallResult *res, char **owned, int *nowned, cha
 			sql_add(q, " _r");
 			break;
 		case RET_COMPOSITE:
-			if (!modifiers || !s->select)
+			if (!modifiers)
 			{
 				sql_add(q, "SELECT pg_catalog.row_to_json(_r)::text FROM ");
 				sql_call(q, s);
 				sql_add(q, " _r");
 				break;
 			}
-			/* select on a one-row result: as a set */
+			/* select or filter a one-row result: as a set of one (null when filtered out) */
 			/* FALLTHROUGH */
 		case RET_SET:
 			sql_add(q, "WITH _src AS (SELECT _r.* FROM ");
@@ -625,7 +700,7 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 	if (!PQenterPipelineMode(pg) ||
 		!send_prepared(c, setup_sql, 5, setup_params, &setup_prepared, setup_name, sizeof(setup_name)) ||
 		!send_prepared(c, sql, nparams, params, &call_prepared, call_name, sizeof(call_name)) ||
-		!PQpipelineSync(pg))
+		!PQsendFlushRequest(pg) || PQflush(pg) != 0)
 		broken = true;
 	else
 	{
@@ -667,8 +742,13 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 			}
 			PQclear(pr);
 		}
-		/* the Sync: the commit, or the rollback of a failed transaction */
-		pr = PQgetResult(pg);
+		/*
+		 * The Sync only now, after the call's result is in: it commits (or ends the failed
+		 * transaction).  Had it gone with the call, a gateway dying mid-call would still commit.
+		 */
+		if (!PQpipelineSync(pg))
+			broken = true;
+		pr = broken ? NULL : PQgetResult(pg);
 		if (pr && PQresultStatus(pr) == PGRES_FATAL_ERROR && first_error == NULL)
 		{
 			/* the commit itself failed; the Sync follows */
@@ -709,6 +789,17 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 		{
 			res->status = 401;
 			snprintf(res->code, sizeof(res->code), "PGRST301");
+		}
+		/* the gateway's own login role cannot take the role: the operator's problem, not the client's */
+		else if (error_in_setup && strcmp(res->sqlstate, MM_SQLSTATE_FORBIDDEN) == 0)
+		{
+			res->status = 500;
+			snprintf(res->code, sizeof(res->code), "PGRST000");
+			free(res->hint);
+			res->hint = strdup("The gateway's database role must be a member (with INHERIT) of "
+							   MM_ROLE_ANON ", " MM_ROLE_USER ", " MM_ROLE_NODE " and " MM_ROLE_ADMIN ".");
+			fprintf(stderr, "modelmine-api: the set-up was refused: %s (check the --db role's grants)\n",
+					res->message);
 		}
 		PQclear(first_error);
 		PQclear(result);
@@ -836,7 +927,7 @@ call_reply(Request *r, const CallSpec *s, CallResult *res)
 	int			nh = 0;
 	enum MHD_Result out;
 
-	r->role = res->role;
+	r->role = res->role ? res->role : "-";
 	if (res->status >= 400)
 	{
 		if (res->status == 401 && res->hint == NULL)

@@ -43,6 +43,10 @@ static const char functions_sql[] =
 	"  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_type t ON t.oid = p.prorettype "
 	" WHERE p.pronamespace = 'modelmine'::pg_catalog.regnamespace AND p.prokind = 'f' "
 	"   AND p.proname NOT LIKE '\\_%' "
+	/* identity over HTTP comes from the bearer of each request: binding calls would only leave a
+	 * binding behind on a pooled connection for the next request */
+	"   AND p.proname NOT IN ('authenticate', 'authenticate_local', 'authenticate_node', "
+	"                         'authenticate_node_local', 'deauthenticate', 'request_role') "
 	"   AND (pg_catalog.has_function_privilege('" MM_ROLE_ANON "', p.oid, 'EXECUTE') "
 	"     OR pg_catalog.has_function_privilege('" MM_ROLE_USER "', p.oid, 'EXECUTE') "
 	"     OR pg_catalog.has_function_privilege('" MM_ROLE_NODE "', p.oid, 'EXECUTE') "
@@ -261,6 +265,22 @@ catalog_each(void (*fn) (const CatFunc *f, void *arg), void *arg)
 		for (int i = 0; i < current->nfuncs; i++)
 			fn(&current->funcs[i], arg);
 	pthread_rwlock_unlock(&lock);
+}
+
+/*
+ * Whether the catalog has been read; if not (the gateway started while the database was down), a
+ * connection is taken once to read it.  False when the database still cannot be reached.
+ */
+bool
+catalog_ensure(void)
+{
+	PoolConn   *c;
+
+	if (catalog_version()[0] != '\0')
+		return true;
+	if (pool_acquire(&c, api_cfg.acquire_timeout_ms) == POOL_OK)
+		pool_release(c, false);
+	return catalog_version()[0] != '\0';
 }
 
 /* The extension version the catalog was read from ("" before the first connection). */

@@ -4,9 +4,10 @@
  *
  * One thread per connection (MHD_USE_THREAD_PER_CONNECTION): a handler may block on the pool, on a
  * long-poll claim or on an Engine.IO poll without stalling other clients.  Connections idle or slow
- * for --timeout seconds are closed (slowloris), and at most --max-connections are open.  A body
- * larger than --max-body is refused with 413 as soon as its Content-Length says so, or as soon as it
- * grows past the limit when it is chunked.
+ * for --timeout seconds are closed, and so are those whose headers take longer (slowloris, below);
+ * at most --max-connections are open.  A body larger than --max-body is refused with 413 as soon as
+ * its Content-Length says so; a chunked one is read (and dropped) to its end to answer 413, or the
+ * connection is closed once it runs past twice the limit.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "modelmine/common.h"
@@ -28,6 +30,104 @@ static struct MHD_Daemon *daemon_ = NULL;
 static atomic_int active = 0;
 static char *tls_cert_pem = NULL;
 static char *tls_key_pem = NULL;
+
+/*
+ * The header deadline (slowloris): libmicrohttpd's --timeout closes only idle connections, so a client
+ * sending a header byte now and then would hold its connection (and its thread) for ever.  Each
+ * connection is watched while it waits for a request's headers (the first, and each next one on a
+ * keep-alive connection); a watchdog shuts down those that took longer than --timeout, and
+ * libmicrohttpd then closes them.  A connection upgraded to a WebSocket is never watched again.
+ */
+typedef struct Watch
+{
+	struct Watch *next,
+			   *prev;
+	MHD_socket	fd;
+	double		since;
+	bool		done;			/* headers complete, or shut down */
+} Watch;
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static Watch *watches = NULL;
+static pthread_t watchdog;
+static atomic_bool watchdog_stop = false;
+
+/* MHD's connection notifier: a new connection is watched until its headers are in; a closed one is not. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	Watch	   *w = *socket_context;
+
+	(void) cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		if (ci == NULL || (w = calloc(1, sizeof(Watch))) == NULL)
+			return;
+		w->fd = ci->connect_fd;
+		w->since = mm_now_s();
+		pthread_mutex_lock(&watch_mu);
+		w->next = watches;
+		if (watches)
+			watches->prev = w;
+		watches = w;
+		pthread_mutex_unlock(&watch_mu);
+		*socket_context = w;
+	}
+	else if (w)
+	{
+		pthread_mutex_lock(&watch_mu);
+		if (w->prev)
+			w->prev->next = w->next;
+		else
+			watches = w->next;
+		if (w->next)
+			w->next->prev = w->prev;
+		pthread_mutex_unlock(&watch_mu);
+		free(w);
+		*socket_context = NULL;
+	}
+}
+
+/* A request's headers are complete (done), or it ended and the next one's are awaited (!done). */
+static void
+headers_done(struct MHD_Connection *conn, bool done)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	Watch	   *w = ci ? ci->socket_context : NULL;
+
+	if (w)
+	{
+		pthread_mutex_lock(&watch_mu);
+		w->done = done;
+		w->since = mm_now_s();
+		pthread_mutex_unlock(&watch_mu);
+	}
+}
+
+/* The watchdog thread: every 250 ms, shuts down connections past the header deadline. */
+static void *
+watchdog_main(void *arg)
+{
+	(void) arg;
+	while (!atomic_load(&watchdog_stop))
+	{
+		double		now = mm_now_s();
+
+		pthread_mutex_lock(&watch_mu);
+		for (Watch *w = watches; w; w = w->next)
+			if (!w->done && now - w->since > api_cfg.connection_timeout_s)
+			{
+				shutdown(w->fd, SHUT_RDWR);
+				w->done = true;
+			}
+		pthread_mutex_unlock(&watch_mu);
+		usleep(250000);
+	}
+	return NULL;
+}
 
 /* A request header by name (case-insensitive), or NULL. */
 const char *
@@ -73,6 +173,30 @@ client_ip(struct MHD_Connection *conn, char *out, size_t len)
 				  (socklen_t) len);
 }
 
+/*
+ * Behind a proxy (--forwarded-for): the client is the last address the proxy appended to
+ * X-Forwarded-For (earlier ones are the client's own claims); without the header, the peer stays.
+ */
+static void
+forwarded_ip(struct MHD_Connection *conn, char *out, size_t len)
+{
+	const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+	const char *last;
+	size_t		n;
+
+	if (xff == NULL || *xff == '\0')
+		return;
+	last = strrchr(xff, ',');
+	last = last ? last + 1 : xff;
+	while (*last == ' ')
+		last++;
+	n = strcspn(last, " ");
+	if (n == 0 || n >= len)
+		return;
+	memcpy(out, last, n);
+	out[n] = '\0';
+}
+
 /* CORS preflight, as PostgREST answers it. */
 static enum MHD_Result
 preflight(Request *r)
@@ -96,16 +220,22 @@ dispatch(Request *r)
 	bool		handled = false;
 	enum MHD_Result res;
 
-	if (strcmp(r->method, "OPTIONS") == 0 && req_header(r, "Origin"))
-		return preflight(r);
+	if (strcmp(r->method, "OPTIONS") == 0)
+	{
+		ReplyHeader allow = {"Allow", "GET, HEAD, POST, OPTIONS"};
+
+		return req_header(r, "Origin") ? preflight(r) : reply(r, 204, NULL, NULL, 0, &allow, 1);
+	}
 	if (strncmp(r->path, "/socket.io/", 11) == 0 || strcmp(r->path, "/socket.io") == 0)
 		return eio_handle(r);
 	if (strcmp(r->path, "/health") == 0 && req_is_read(r))
 		return health_handle(r);
 	if (strcmp(r->path, "/openapi.json") == 0 && req_is_read(r))
 		return openapi_handle(r);
-	if (strncmp(r->path, "/auth/", 6) == 0 || strcmp(r->path, "/rpc/signup") == 0 ||
-		strcmp(r->path, "/rpc/login") == 0)
+	/* signing up, in and out (each login a bcrypt in the database): limited per address; reads are not */
+	if (strcmp(r->method, "POST") == 0 &&
+		(strncmp(r->path, "/auth/", 6) == 0 || strcmp(r->path, "/rpc/signup") == 0 ||
+		 strcmp(r->path, "/rpc/login") == 0))
 	{
 		int			retry_s = 0;
 
@@ -145,6 +275,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	{
 		const char *cl;
 
+		headers_done(conn, true);
 		r = calloc(1, sizeof(Request));
 		if (r == NULL)
 			return MHD_NO;
@@ -154,6 +285,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		r->started = mm_now_s();
 		r->role = "-";
 		client_ip(conn, r->ip, sizeof(r->ip));
+		if (api_cfg.forwarded_for)
+			forwarded_ip(conn, r->ip, sizeof(r->ip));
 		*con_cls = r;
 		atomic_fetch_add(&active, 1);
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -171,7 +304,14 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
 		*upload_data_size = 0;
 		if (r->body_too_large)
-			return MHD_YES;		/* discard the rest */
+		{
+			/*
+			 * discard the rest so the 413 can be sent at the end (libmicrohttpd 0.9.75 cannot answer
+			 * in the middle of a body), but not without bound: past twice the limit, close
+			 */
+			r->discarded += n;
+			return r->discarded > api_cfg.max_body ? MHD_NO : MHD_YES;
+		}
 		if (r->body_len + n > api_cfg.max_body)
 		{
 			r->body_too_large = true;
@@ -207,7 +347,6 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 	Request    *r = *con_cls;
 
 	(void) cls;
-	(void) conn;
 	if (r == NULL)
 		return;
 	if (api_cfg.access_log)
@@ -222,6 +361,13 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
 				r->status ? r->status : 0, (mm_now_s() - r->started) * 1000.0, r->role,
 				toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
 		fflush(stdout);
+	}
+	{
+		const char *up = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
+
+		/* a keep-alive connection waits for its next request's headers: watched again */
+		if (up == NULL || strcasecmp(up, "websocket") != 0)
+			headers_done(conn, false);
 	}
 	free(r->body);
 	free(r);
@@ -301,6 +447,7 @@ http_start(void)
 	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t) api_cfg.connection_timeout_s, NULL};
 	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_THREAD_STACK_SIZE, THREAD_STACK, NULL};
 	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t) on_completed, NULL};
+	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t) on_connection, NULL};
 	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
 	if (api_cfg.tls_cert)
 	{
@@ -325,6 +472,8 @@ http_start(void)
 				api_cfg.listen_host, api_cfg.listen_port);
 		return -1;
 	}
+	if (pthread_create(&watchdog, NULL, watchdog_main, NULL) != 0)
+		return -1;
 	return 0;
 }
 

@@ -11,12 +11,15 @@
  *                       look (modelmine.node_beats(since)): browsers see every heartbeat of every
  *                       node, while a node's heartbeat NOTIFYs only on a change (the NOTIFY commit
  *                       lock is global, so a NOTIFY per heartbeat would cap the whole database);
- *   network:stats       network_stats() after job events, at most once a second.
+ *   network:stats       network_stats() after job status changes (what its figures count), at
+ *                       most once a second.
  *
  * Each gateway process has its own LISTEN connection, so any number of gateways behind a load
  * balancer each deliver every event to their own sockets: no shared adapter (Redis) is needed.
- * The connection is re-opened with backoff when it drops; claims waiting meanwhile retry every
- * second, so a lost wake-up costs at most a second.
+ * The connection is re-opened with backoff when it drops; claims waiting meanwhile claim again every
+ * second, so a lost wake-up costs at most a second.  node:heartbeat may come twice for one heartbeat
+ * (the node's NOTIFY on a status change, then the view): an event is a node's latest state, so a
+ * repeat changes nothing for a client.
  */
 #include <errno.h>
 #include <math.h>
@@ -37,6 +40,7 @@
 static pthread_t thread;
 static atomic_bool stopping = false;
 static atomic_bool connected = false;
+static atomic_bool draining = false;	/* SIGTERM: long-polls answer now */
 static pthread_mutex_t work_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
 static uint64_t work_gen = 0;
@@ -73,7 +77,7 @@ listen_wait_work(uint64_t gen, double deadline)
 	bool		woke;
 
 	pthread_mutex_lock(&work_mu);
-	while (work_gen == gen && !atomic_load(&stopping))
+	while (work_gen == gen && !atomic_load(&stopping) && !atomic_load(&draining))
 	{
 		double		now = mm_now_s();
 		double		until = atomic_load(&connected) ? deadline : fmin(deadline, now + 1.0);
@@ -104,11 +108,14 @@ listen_connected(void)
 	return atomic_load(&connected);
 }
 
-/* Runs a query on the LISTEN connection that returns one text value; NULL on error or no row. */
+/*
+ * Runs a query on the LISTEN connection that returns one text value; NULL on error or no row.  The
+ * query has one parameter ($1) when nparams is 1; param NULL is SQL NULL.
+ */
 static char *
-query_text(PGconn *pg, const char *sql, const char *param)
+query_text(PGconn *pg, const char *sql, int nparams, const char *param)
 {
-	PGresult   *res = PQexecParams(pg, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);
+	PGresult   *res = PQexecParams(pg, sql, nparams, NULL, &param, NULL, NULL, 0);
 	char	   *out = NULL;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
@@ -154,7 +161,7 @@ heartbeat_view(PGconn *pg, char *since, size_t sincelen)
 	char	   *rows = query_text(pg,
 								  "SELECT pg_catalog.json_build_object('beats', COALESCE(pg_catalog.json_agg(b), '[]'), "
 								  "'until', pg_catalog.max(b.last_seen))::text FROM modelmine.node_beats($1) b",
-								  since[0] ? since : NULL);
+								  1, since[0] ? since : NULL);
 	json_t	   *j = rows ? json_loads(rows, 0, NULL) : NULL;
 	json_t	   *beat;
 	size_t		i;
@@ -254,7 +261,7 @@ listen_main(void *arg)
 			if (stats_dirty && now - last_stats >= STATS_DEBOUNCE_S && eio_session_count() > 0)
 			{
 				char	   *stats = query_text(pg, "SELECT pg_catalog.row_to_json(s)::text "
-											   "FROM modelmine.network_stats() s", NULL);
+											   "FROM modelmine.network_stats() s", 0, NULL);
 
 				if (stats)
 					sio_publish("network:stats", stats, 0);
@@ -283,6 +290,16 @@ listen_start(void)
 		return -1;
 	}
 	return 0;
+}
+
+/* The drain (SIGTERM): every waiting claim claims once more and answers, and none waits again. */
+void
+listen_drain(void)
+{
+	atomic_store(&draining, true);
+	pthread_mutex_lock(&work_mu);
+	pthread_cond_broadcast(&work_cv);
+	pthread_mutex_unlock(&work_mu);
 }
 
 /* Stops it (at exit), waking every waiting claim. */

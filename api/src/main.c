@@ -40,8 +40,10 @@ static const char usage[] =
 	"\n"
 	"The HTTP face of a ModelMine database: the REST routes, PostgREST-compatible /rpc, Socket.IO\n"
 	"events, node endpoints, /health and /openapi.json.  It logs in as an authenticator role that is a\n"
-	"member of modelmine_anon, modelmine_user, modelmine_node and modelmine_admin, and runs each request\n"
-	"as the role its token gives (see docs/API.md).\n"
+	"member (with INHERIT, the default) of modelmine_anon, modelmine_user, modelmine_node and\n"
+	"modelmine_admin, and runs each request as the role its token gives (see docs/API.md):\n"
+	"  CREATE ROLE authenticator LOGIN IN ROLE modelmine_anon, modelmine_user, modelmine_node,\n"
+	"      modelmine_admin;\n"
 	"\n"
 	"Options (environment variable in brackets):\n"
 	"  --db URL                 PostgreSQL connection string of the authenticator [MODELMINE_DB]\n"
@@ -70,6 +72,8 @@ static const char usage[] =
 	"  --web-root DIR           the dashboard's static files, served at / [MODELMINE_API_WEB_ROOT]\n"
 	"  --node-modules DIR       where socket.io-client's browser bundle is found\n"
 	"                           [MODELMINE_API_NODE_MODULES]\n"
+	"  --forwarded-for          behind a reverse proxy: the client address (rate limit, access log) is\n"
+	"                           the last hop of X-Forwarded-For [MODELMINE_API_FORWARDED_FOR=1]\n"
 	"  --quiet                  no access log [MODELMINE_API_QUIET=1]\n"
 	"  -h, --help               this text\n"
 	"\n"
@@ -147,7 +151,7 @@ enum
 {
 	OPT_DB = 256, OPT_LISTEN, OPT_POOL, OPT_ACQUIRE, OPT_STMT, OPT_BODY, OPT_RATE, OPT_SOCKETS,
 	OPT_CONNS, OPT_TIMEOUT, OPT_WAIT, OPT_BEAT, OPT_DRAIN, OPT_CERT, OPT_KEY, OPT_WEB, OPT_MODULES,
-	OPT_QUIET
+	OPT_QUIET, OPT_XFF
 };
 
 /* Applies one option (from the command line or its environment variable). */
@@ -210,6 +214,9 @@ apply(int opt, const char *v)
 		case OPT_QUIET:
 			api_cfg.access_log = !(v == NULL || strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 			break;
+		case OPT_XFF:
+			api_cfg.forwarded_for = v == NULL || strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
+			break;
 	}
 }
 
@@ -232,6 +239,7 @@ static const struct option options[] = {
 	{"web-root", required_argument, NULL, OPT_WEB},
 	{"node-modules", required_argument, NULL, OPT_MODULES},
 	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"forwarded-for", no_argument, NULL, OPT_XFF},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0}
 };
@@ -250,6 +258,7 @@ static const struct
 	{"MODELMINE_API_DRAIN", OPT_DRAIN}, {"MODELMINE_API_TLS_CERT", OPT_CERT},
 	{"MODELMINE_API_TLS_KEY", OPT_KEY}, {"MODELMINE_API_WEB_ROOT", OPT_WEB},
 	{"MODELMINE_API_NODE_MODULES", OPT_MODULES}, {"MODELMINE_API_QUIET", OPT_QUIET},
+	{"MODELMINE_API_FORWARDED_FOR", OPT_XFF},
 };
 
 /* Environment first, then the command line over it. */
@@ -317,6 +326,7 @@ drain(void)
 	fprintf(stderr, "modelmine-api: draining: no new connections, up to %d s for %d request(s)\n",
 			api_cfg.drain_s, http_active_requests());
 	http_quiesce();
+	listen_drain();				/* long-polling claims answer now instead of holding the drain */
 	eio_shutdown();
 	while (http_active_requests() > 0 && mm_now_s() < deadline)
 		usleep(20000);

@@ -75,8 +75,13 @@ forget_prepared(PoolConn *c)
 static PGconn *
 connect_db(void)
 {
-	const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-	const char *vals[] = {api_cfg.db_url, "modelmine-api", CONNECT_TIMEOUT, NULL};
+	/*
+	 * client_connection_check_interval: a backend whose gateway died mid-call notices within a
+	 * second and stops, instead of running the statement to its end for nobody
+	 */
+	const char *keys[] = {"dbname", "application_name", "connect_timeout", "options", NULL};
+	const char *vals[] = {api_cfg.db_url, "modelmine-api", CONNECT_TIMEOUT,
+	"-c client_connection_check_interval=1000", NULL};
 	PGconn	   *pg = PQconnectdbParams(keys, vals, 1);
 	char		err[512];
 

@@ -95,3 +95,16 @@ reply_error(Request *r, int status, const char *code, const char *message, const
 {
 	return reply_error_h(r, status, code, message, details, hint, NULL, 0);
 }
+
+/* 503 while the database cannot be reached, with Retry-After from the pool's backoff. */
+enum MHD_Result
+reply_unavailable(Request *r)
+{
+	char		retry[16];
+	ReplyHeader h = {"Retry-After", retry};
+	int			s = pool_retry_after_s();
+
+	snprintf(retry, sizeof(retry), "%d", s > 0 ? s : 1);
+	return reply_error_h(r, 503, "PGRST001", "Database client error. Retrying the connection.", NULL,
+						 "The database cannot be reached now; retry after the time in Retry-After.", &h, 1);
+}

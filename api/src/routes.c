@@ -7,9 +7,12 @@
  * extension's own message ("title is required") answers; an optional one left out takes the SQL
  * default.  A body field or query parameter the route does not know is refused with 400 naming it.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "api.h"
 #include "args.h"
@@ -133,13 +136,12 @@ static const Route routes[] = {
 	{"GET", "/admin/jobs", "all_jobs", {Q("status", NULL), Q("sort", NULL), {"descending", QUERY, "order",
 	ORDER_TO_DESCENDING}, Q("max_rows", "limit"), Q("skip", "offset")}, AS_IS, NULL, NULL, NULL, 0,
 	"Admin: every job"},
-	{"GET", "/admin/nodes", "admin_nodes", {Q("max_rows", "limit"), Q("skip", "offset")}, AS_IS, NULL, NULL,
+	{"GET", "/admin/nodes", "admin_node_page", {Q("max_rows", "limit"), Q("skip", "offset")}, AS_IS, NULL, NULL,
 	NULL, 0, "Admin: every node with its operator"},
-	{"GET", "/admin/network", "admin_network", {{0}}, AS_IS, NULL, NULL, NULL, 0,
+	{"GET", "/admin/network", "admin_network_report", {{0}}, AS_IS, NULL, NULL, NULL, 0,
 	"Admin: statistics, supply and the invariant checks"},
-	{"GET", "/admin/ledger", "admin_ledger", {Q("from_height", "from"), Q("max_rows", "limit")}, AS_IS, NULL,
+	{"GET", "/admin/ledger", "admin_ledger_page", {Q("from_height", "from"), Q("max_rows", "limit")}, AS_IS, NULL,
 	NULL, NULL, 0, "Admin: ledger blocks with their users and nodes"},
-	{"GET", "/admin/settings", "settings", {{0}}, AS_IS, NULL, NULL, NULL, 0, "Admin: every setting"},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -229,7 +231,7 @@ check_query_key(void *cls, enum MHD_ValueKind kind, const char *key, const char 
 	return MHD_NO;
 }
 
-/* The response for a route's successful call. */
+/* The response for a route's successful call: the result's JSON text as PostgreSQL wrote it. */
 static enum MHD_Result
 respond(Request *r, const Route *rt, const char *id, CallSpec *s, CallResult *res)
 {
@@ -237,67 +239,70 @@ respond(Request *r, const Route *rt, const char *id, CallSpec *s, CallResult *re
 				disp[128];
 	ReplyHeader h[2];
 	int			nh = 0;
-	json_t	   *v;
+	const char *body = res->body ? res->body : "null";
+	char	   *text;
 	enum MHD_Result out;
 
 	if (res->status >= 300 || rt->shape == AS_IS)
 		return call_reply(r, s, res);
-	r->role = res->role;
-	v = res->body ? json_loads(res->body, JSON_DECODE_ANY, NULL) : json_null();
-	if (v == NULL)
-		v = json_null();
+	r->role = res->role ? res->role : "-";
 	switch (rt->shape)
 	{
 		case EMPTY:
-			json_decref(v);
 			call_result_free(res);
 			return reply(r, 204, NULL, NULL, 0, NULL, 0);
 		case DOWNLOAD:
 			snprintf(disp, sizeof(disp), "attachment; filename=\"job-%s-result.json\"", id);
 			h[nh++] = (ReplyHeader) {"Content-Disposition", disp};
-			{
-				char	   *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-
-				out = reply(r, 200, "application/json; charset=utf-8", text, text ? strlen(text) : 0, h, nh);
-				free(text);
-			}
-			json_decref(v);
+			/* as stored: re-encoding would round 0.1 and drop integers beyond 64 bits */
+			out = reply(r, 200, "application/json; charset=utf-8", body, strlen(body), h, nh);
 			call_result_free(res);
 			return out;
 		case CREATED:
 			if (rt->location)
 			{
+				json_t	   *v = json_loads(body, JSON_DECODE_ANY, NULL);	/* ids fit 64 bits */
 				json_t	   *idv = rt->location_key ? json_object_get(v, rt->location_key) : v;
-				char	   *idt = json_dumps(idv, JSON_ENCODE_ANY);
+				char	   *idt = idv ? json_dumps(idv, JSON_ENCODE_ANY) : NULL;
 
 				snprintf(loc, sizeof(loc), rt->location, idt ? idt : "");
 				free(idt);
+				json_decref(v);
 				h[nh++] = (ReplyHeader) {"Location", loc};
 			}
 			/* FALLTHROUGH */
 		case WRAP:
+			/* {"<wrap>": <the value as PostgreSQL wrote it>}, or the object itself */
 			if (rt->wrap)
 			{
-				json_t	   *o = json_object();
-
-				json_object_set_new(o, rt->wrap, v);
-				v = o;
+				text = malloc(strlen(rt->wrap) + strlen(body) + 8);
+				sprintf(text, "{\"%s\":%s}", rt->wrap, body);
 			}
-			{
-				char	   *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-
-				out = reply(r, rt->shape == CREATED ? 201 : 200, "application/json; charset=utf-8", text,
-							text ? strlen(text) : 0, h, nh);
-				free(text);
-			}
-			json_decref(v);
+			else
+				text = strdup(body);
+			out = reply(r, rt->shape == CREATED ? 201 : 200, "application/json; charset=utf-8", text,
+						strlen(text), h, nh);
+			free(text);
 			call_result_free(res);
 			return out;
 		case AS_IS:
 			break;
 	}
-	json_decref(v);
 	return call_reply(r, s, res);
+}
+
+/* Whether the client of a request has closed its connection (a long-poll's client gave up). */
+static bool
+client_gone(Request *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char		c;
+	ssize_t		n;
+
+	if (ci == NULL)
+		return false;
+	n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 /* The wait of a long-poll, from ?wait= (0 when absent); false with res set when malformed. */
@@ -336,11 +341,12 @@ run_route(Request *r, const Route *rt, const char *id)
 	CallSpec	s = {0};
 	CallResult	res = {0};
 	json_t	   *body = NULL;
-	char	   *texts[7] = {0};
 	void	   *ctx[2] = {(void *) rt, &res};
 	double		wait = 0;
 	enum MHD_Result out;
 
+	if (!catalog_ensure())
+		return reply_unavailable(r);
 	rpc_preferences(r, &s);
 	s.func = catalog_find(rt->func);
 	if (s.func == NULL)
@@ -372,6 +378,7 @@ run_route(Request *r, const Route *rt, const char *id)
 			}
 		}
 	}
+	s.body = r->body;
 	for (int i = 0; i < 7 && rt->args[i].arg; i++)
 	{
 		const RouteArg *ra = &rt->args[i];
@@ -410,11 +417,11 @@ run_route(Request *r, const Route *rt, const char *id)
 			if (ok && given)
 				ok = args_check_named(a, key_of(ra), v, &res);
 		}
-		else if (body && json_object_get(body, ra->arg))
+		else if (body && json_object_get(body, key_of(ra)))
 		{
 			given = true;
-			ok = args_from_json(a, json_object_get(body, ra->arg), &texts[i], &res);
-			v = texts[i];
+			ok = args_check_json(a, key_of(ra), json_object_get(body, key_of(ra)), &res);
+			s.arg_keys[s.nargs] = key_of(ra);
 		}
 		if (!ok)
 		{
@@ -432,23 +439,34 @@ run_route(Request *r, const Route *rt, const char *id)
 		for (;;)
 		{
 			uint64_t	gen = listen_work_generation();
+			bool		woke = false;
 
 			call_run(r, &s, &res);
 			if (!(rt->flags & LONG_POLL) || res.status != 200 || res.rows > 0 || mm_now_s() >= deadline)
 				break;
-			/* nothing to claim: wait for a wake-up (not holding a connection), then claim again */
+
+			/*
+			 * Nothing to claim: wait for a wake-up without holding a connection, a second at a time,
+			 * then claim again: on a wake-up, every second while the LISTEN connection is down, and
+			 * once more at the deadline.  Before claiming, make sure the client is still there: work
+			 * leased to a client that hung up would sit RUNNING, unseen, until its lease expired.
+			 */
 			call_result_free(&res);
-			if (!listen_wait_work(gen, deadline))
+			while (!woke && mm_now_s() < deadline && !client_gone(r))
 			{
-				call_run(r, &s, &res);
-				break;
+				woke = listen_wait_work(gen, fmin(mm_now_s() + 1.0, deadline));
+				if (!listen_connected())
+					break;
+			}
+			if (client_gone(r))
+			{
+				out = MHD_NO;	/* close the connection; nothing was claimed */
+				goto done;
 			}
 		}
 	}
 	out = respond(r, rt, id, &s, &res);
 done:
-	for (int i = 0; i < 7; i++)
-		free(texts[i]);
 	json_decref(body);
 	return out;
 }

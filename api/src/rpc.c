@@ -15,6 +15,8 @@
 #include "args.h"
 
 #define MAX_QUERY 24
+#define CppStr2(x) #x
+#define CppStr(x) CppStr2(x)
 
 typedef struct QueryArg
 {
@@ -125,7 +127,8 @@ rpc_body(Request *r, json_t **out, CallResult *res)
 		res->hint = strdup("Send the body as JSON with Content-Type: application/json.");
 		return false;
 	}
-	*out = json_loadb(r->body, r->body_len, 0, &e);
+	/* for checks only (the body goes to PostgreSQL as sent): big integers must not make it invalid */
+	*out = json_loadb(r->body, r->body_len, JSON_DECODE_INT_AS_REAL, &e);
 	if (*out == NULL || !json_is_object(*out))
 	{
 		char		det[256];
@@ -211,7 +214,6 @@ rpc_handle(Request *r, const char *fname)
 	QueryArgs	q = {0};
 	json_t	   *body = NULL;
 	const char *keys[CAT_MAX_ARGS];
-	char	   *texts[CAT_MAX_ARGS] = {0};
 	int			nkeys = 0;
 	bool		get = req_is_read(r);
 	enum MHD_Result out;
@@ -224,10 +226,22 @@ rpc_handle(Request *r, const char *fname)
 		return reply_error_h(r, 405, "PGRST117", "Unsupported HTTP method", NULL,
 							 "Call a function with POST (or GET when it is not VOLATILE).", &allow, 1);
 	}
+	if (!catalog_ensure())
+		return reply_unavailable(r);
 	rpc_preferences(r, &s);
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect, &q);
 	if (q.overflow)
-		return reply_error(r, 400, "PGRST100", "too many query parameters", NULL, NULL);
+		return reply_error(r, 400, "PGRST100", "too many query parameters", NULL,
+						   "Pass at most " CppStr(MAX_QUERY) " query parameters.");
+	for (int i = 0; i < q.n; i++)
+		for (int k = 0; k < i; k++)
+			if (strcmp(q.a[i].key, q.a[k].key) == 0 && !reserved(q.a[i].key))
+			{
+				char		msg[128];
+
+				snprintf(msg, sizeof(msg), "query parameter \"%.60s\" given twice", q.a[i].key);
+				return reply_error(r, 400, "PGRST100", msg, NULL, "Give each argument once.");
+			}
 	if (!get && !rpc_body(r, &body, &res))
 		return refuse(r, &res);
 
@@ -288,8 +302,8 @@ rpc_handle(Request *r, const char *fname)
 		}
 		else
 		{
-			ok = args_from_json(a, json_object_get(body, keys[i]), &texts[i], &res);
-			s.arg_values[i] = texts[i];
+			ok = args_check_json(a, a->name, json_object_get(body, keys[i]), &res);
+			s.arg_keys[i] = a->name;
 		}
 		if (!ok)
 		{
@@ -298,6 +312,7 @@ rpc_handle(Request *r, const char *fname)
 		}
 	}
 	s.nargs = nkeys;
+	s.body = r->body;
 	for (int i = 0; i < q.n; i++)
 	{
 		bool		is_arg = false;
@@ -321,14 +336,18 @@ rpc_handle(Request *r, const char *fname)
 			sprintf(f, "%s=%s", q.a[i].key, q.a[i].value);
 			s.filters[s.nfilters++] = f;
 		}
+		else
+		{
+			out = reply_error(r, 400, "PGRST100", "too many filters", NULL,
+							  "Filter a call's result on at most 8 columns.");
+			goto done;
+		}
 	}
 	call_run(r, &s, &res);
 	out = call_reply(r, &s, &res);
 done:
 	for (int i = 0; i < s.nfilters; i++)
 		free((char *) s.filters[i]);
-	for (int i = 0; i < CAT_MAX_ARGS; i++)
-		free(texts[i]);
 	json_decref(body);
 	return out;
 }

@@ -47,7 +47,7 @@
 /* ---- NOTIFY channels ---- */
 #define MM_CHANNEL_WORK			"modelmine_work"	/* pending work appeared: a wake-up, no payload */
 #define MM_CHANNEL_NODE_REGISTERED "node:registered"	/* {"node_id", "name"} */
-#define MM_CHANNEL_NODE_HEARTBEAT "node:heartbeat"	/* {"node_id", "status", "cpu_load", ...} */
+#define MM_CHANNEL_NODE_HEARTBEAT "node:heartbeat"	/* {"node_id", "name", "status", "cpu_load", ...} */
 /* job events for gateways: {"event": "job:{id}:progress" | "job:{id}:status", "user_id", "data"} */
 #define MM_CHANNEL_EVENTS		"modelmine_events"
 #define MM_EVENT_JOB_STATUS_FMT "job:%lld:status"	/* data {"job_id", "status", "previous", ...} */
