@@ -1,13 +1,15 @@
 /*
- * call.c — one request's transaction, as PostgREST runs it, in one round trip.
+ * call.c — one request's transaction, as PostgREST runs it, in one round trip (two when it may write).
  *
  * Two statements and a Sync go down a pooled connection in libpq's pipeline mode, so they form one
- * implicit transaction, committed at the Sync, rolled back as a whole if either fails:
+ * implicit transaction, committed at the Sync, rolled back as a whole if either fails (a transaction
+ * that may write sends its Sync only once the call's result is in: see run_pipeline):
  *   1. the set-up: request.headers (the Authorization bearer among them), request.method and
- *      request.path, a statement_timeout and, for GET and HEAD, transaction_read_only, all local to
- *      the transaction; and the role, SET LOCAL to what modelmine.request_role() says after it has
- *      verified the bearer (a user token, a node key, or nothing: modelmine_anon).  The gateway
- *      never decides identity: a bad, expired or revoked token fails the set-up, which answers 401.
+ *      request.path, a statement_timeout and, for GET, HEAD and functions that are not VOLATILE,
+ *      transaction_read_only, all local to the transaction; and the role, SET LOCAL to what
+ *      modelmine.request_role() says after it has verified the bearer (a user token, a node key,
+ *      or nothing: modelmine_anon).  The gateway never decides identity: a bad, expired or
+ *      revoked token fails the set-up, which answers 401.
  *   2. the call, with its result shaped into JSON by PostgreSQL (json_agg, row_to_json, to_json).
  * Both statements are prepared once per connection.  A 2xx is sent only after the commit was
  * acknowledged, so a client never sees success for a write that did not happen.
@@ -697,10 +699,15 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 	setup_params[3] = timeout;
 	setup_params[4] = read_only ? "on" : "off";
 
+	/*
+	 * A read-only transaction goes with its Sync in one round trip; one that may write sends the
+	 * Sync only after the call's result is in (below), so that a gateway dying mid-call never
+	 * commits it.
+	 */
 	if (!PQenterPipelineMode(pg) ||
 		!send_prepared(c, setup_sql, 5, setup_params, &setup_prepared, setup_name, sizeof(setup_name)) ||
 		!send_prepared(c, sql, nparams, params, &call_prepared, call_name, sizeof(call_name)) ||
-		!PQsendFlushRequest(pg) || PQflush(pg) != 0)
+		!(read_only ? PQpipelineSync(pg) : PQsendFlushRequest(pg) && PQflush(pg) == 0))
 		broken = true;
 	else
 	{
@@ -742,11 +749,8 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 			}
 			PQclear(pr);
 		}
-		/*
-		 * The Sync only now, after the call's result is in: it commits (or ends the failed
-		 * transaction).  Had it gone with the call, a gateway dying mid-call would still commit.
-		 */
-		if (!PQpipelineSync(pg))
+		/* a writing transaction's Sync, now that the call's result is in: it commits */
+		if (!read_only && !PQpipelineSync(pg))
 			broken = true;
 		pr = broken ? NULL : PQgetResult(pg);
 		if (pr && PQresultStatus(pr) == PGRES_FATAL_ERROR && first_error == NULL)
@@ -834,7 +838,8 @@ call_run(Request *r, const CallSpec *s, CallResult *res)
 	res->role = "-";
 	if (!build(&q, s, res, owned, &nowned, limit_buf, offset_buf))
 		goto done;
-	if (!run_pipeline(r, NULL, q.text, q.params, q.nparams, req_is_read(r) && s->func->volatility != 'v',
+	/* a function that is not VOLATILE cannot write (PostgreSQL enforces it): read-only, whatever the method */
+	if (!run_pipeline(r, NULL, q.text, q.params, q.nparams, req_is_read(r) || s->func->volatility != 'v',
 					  &pr, res))
 		goto done;
 	set_like = PQnfields(pr) == 3;
