@@ -1,6 +1,6 @@
 /*
- * eio.h — private to eio.c, ws.c and sio.c: the Engine.IO session, its outgoing queue, and the calls
- * between the three files.
+ * eio.h — private to eio.c, ws.c and sio.c: the Engine.IO session, its outgoing queue, and the
+ * calls between the three files.
  *
  *   eio.c  the session table, packets in and out, heartbeats, the HTTP side (handshake, polling)
  *   ws.c   WebSocket: the 101 answer, the one event thread serving every upgraded socket
@@ -29,7 +29,7 @@
 #define EIO_PING_TIMEOUT_MS 20000
 #define EIO_MAX_PAYLOAD 1000000		/* bytes in one POST body or one WebSocket message */
 #define EIO_CONNECT_TIMEOUT_S 45.0	/* a session that has not CONNECTed by then is closed */
-#define EIO_UPGRADE_TIMEOUT_S 10.0	/* a probing WebSocket that has not sent "5" by then is closed */
+#define EIO_UPGRADE_TIMEOUT_S 10.0	/* a probe that has not sent "5" by then is closed */
 #define EIO_QUEUE_MAX_PACKETS 1000	/* a client that lets more pile up is disconnected */
 #define EIO_QUEUE_MAX_BYTES (1024 * 1024)
 #define EIO_ID_LEN 20				/* 15 random bytes in base64url */
@@ -66,7 +66,7 @@ typedef struct Session
 	/* Engine.IO, under mu */
 	EioTransport transport;
 	bool		closed;
-	bool		upgrading;		/* "3probe" sent: a waiting GET answers noop so the client pauses */
+	bool		upgrading;		/* "3probe" sent: a waiting GET answers noop, the client pauses */
 	bool		get_active;		/* a polling GET is in progress */
 	bool		post_active;
 	EioItem    *qhead,
@@ -76,8 +76,8 @@ typedef struct Session
 	double		next_ping;		/* mm_now_s() when the next ping is due */
 	double		pong_deadline;	/* 0, or when a ping sent is unanswered by then */
 	double		connect_deadline;	/* 0 once CONNECTed */
-	WsConn	   *ws;				/* the WebSocket carrying the session (set by the event thread) */
-	WsConn	   *probe;			/* a WebSocket probing for an upgrade (set by the event thread) */
+	WsConn	   *ws;				/* the WebSocket carrying it (set by the event thread) */
+	WsConn	   *probe;			/* a WebSocket probing for an upgrade (likewise) */
 
 	/* Socket.IO, under mu */
 	bool		sio_connected;
@@ -85,12 +85,19 @@ typedef struct Session
 	char		sio_id[EIO_ID_LEN + 1];
 	SioIdentity who;
 
-	bool		kicked;			/* under ev_mu: on the event thread's list of sessions to serve */
+	bool		kicked;			/* under ev_mu: on the event thread's list of work */
 	struct Session *kick_next;	/* under ev_mu */
 	struct Session *hnext,
 			   *prev,
 			   *next;			/* under tab_mu: hash chain, list of all sessions */
 } Session;
+
+typedef enum PushResult
+{
+	PUSH_OK,
+	PUSH_CLOSED,				/* the session is closed: nothing queued */
+	PUSH_FULL					/* the queue is full: the caller closes the session, unlocked */
+} PushResult;
 
 /* ---- eio.c ---- */
 EioMsg	   *eio_msg_new(const char *text, size_t len);
@@ -98,9 +105,11 @@ void		eio_msg_unref(EioMsg *m);
 void		eio_random_id(char out[EIO_ID_LEN + 1]);
 Session    *eio_session_new(EioTransport transport);
 Session    *eio_session_find(const char *sid);
+void		eio_open_packet(Session *s, char *out, size_t len);
 void		eio_ref(Session *s);
 void		eio_unref(Session *s);
 void		eio_close(Session *s, const char *why);
+PushResult	eio_push_locked(Session *s, EioMsg *m);
 bool		eio_send(Session *s, EioMsg *m);
 bool		eio_send_text(Session *s, const char *text);
 void		eio_on_packet(Session *s, const char *p, size_t len);

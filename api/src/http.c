@@ -448,7 +448,6 @@ http_start(void)
 	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_THREAD_STACK_SIZE, THREAD_STACK, NULL};
 	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t) on_completed, NULL};
 	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t) on_connection, NULL};
-	opts[n++] = (struct MHD_OptionItem) {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
 	if (api_cfg.tls_cert)
 	{
 		tls_cert_pem = slurp(api_cfg.tls_cert);

@@ -260,11 +260,13 @@ int
 pool_retry_after_s(void)
 {
 	double		left;
+	bool		is_down;
 
 	pthread_mutex_lock(&mu);
+	is_down = down;
 	left = down ? retry_at - mm_now_s() : 0;
 	pthread_mutex_unlock(&mu);
-	if (!down)
+	if (!is_down)
 		return 0;
 	return left < 1 ? 1 : (int) ceil(left);
 }
