@@ -201,6 +201,7 @@ typedef struct CallResult
 			   *hint;			/* the error's, malloc'd */
 	char		code[16];		/* PostgREST-style code ("PGRST116") or the SQLSTATE */
 	int			retry_after;	/* seconds, for 503 */
+	bool		rolled_back;	/* a writing call undone (vnd.pgrst.object+json with not one row) */
 } CallResult;
 
 void		call_run(Request *r, const CallSpec *spec, CallResult *out);
@@ -230,6 +231,7 @@ uint64_t	listen_work_generation(void);
 bool		listen_wait_work(uint64_t gen, double deadline);	/* true when work was announced */
 bool		listen_connected(void);
 void		listen_drain(void);
+bool		listen_draining(void);
 
 /* ---- health.c, openapi.c ---- */
 enum MHD_Result health_handle(Request *r);

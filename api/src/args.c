@@ -34,6 +34,16 @@ refuse(CallResult *res, const char *name, const char *given, const char *expecte
 	return false;
 }
 
+/* Set by rpc_body for this request: integers were parsed as reals (the body has one beyond 64 bits). */
+static __thread bool ints_as_reals = false;
+
+/* Says how the request's body was parsed (rpc_body). */
+void
+args_ints_as_reals(bool on)
+{
+	ints_as_reals = on;
+}
+
 /* Whether type is one of PostgreSQL's integer types; *lo and *hi get its range. */
 static bool
 integer_type(const char *type, long long *lo, long long *hi)
@@ -118,8 +128,8 @@ args_check_named(const CatArg *a, const char *shown, const char *v, CallResult *
 
 /*
  * Checks a JSON body value for argument a (named shown in messages) without re-encoding it: the body
- * goes to PostgreSQL as sent.  The body was parsed with integers beyond 64 bits as reals, so a whole
- * real is a whole number here.  False with res set when the value cannot be of a's type.
+ * goes to PostgreSQL as sent.  Integers beyond 64 bits were parsed as reals (rpc_body).  False with
+ * res set when the value cannot be of a's type.
  */
 bool
 args_check_json(const CatArg *a, const char *shown, json_t *v, CallResult *res)
@@ -141,20 +151,31 @@ args_check_json(const CatArg *a, const char *shown, json_t *v, CallResult *res)
 		return args_check_named(a, shown, json_string_value(v), res);
 	if (integer_type(a->type, &lo, &hi))
 	{
-		double		d = json_is_integer(v) ? (double) json_integer_value(v) : json_number_value(v);
 		char		got[64],
 					range[96];
 
+		/*
+		 * An integer JSON number within the type's range, written without a fraction or exponent:
+		 * PostgreSQL's cast of the text refuses "150.0".  A number beyond 64 bits was parsed as a
+		 * real, and is out of every integer type's range.
+		 */
 		if (json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi)
 			return true;
-		if (json_is_real(v) && d == floor(d) && d >= (double) lo && d <= (double) hi && fabs(d) < 9e15)
+		/* parsed as reals: a whole one that a double holds exactly was written as an integer */
+		if (ints_as_reals && json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+			fabs(json_real_value(v)) < 9007199254740992.0 && json_real_value(v) >= (double) lo &&
+			json_real_value(v) <= (double) hi)
 			return true;
 		if (json_is_boolean(v))
 			snprintf(got, sizeof(got), "%s", json_is_true(v) ? "true" : "false");
+		else if (json_is_integer(v))
+			snprintf(got, sizeof(got), "%lld", (long long) json_integer_value(v));
+		else if (fabs(json_real_value(v)) >= 9.2e18)
+			snprintf(got, sizeof(got), "a number beyond 64 bits");
 		else
-			snprintf(got, sizeof(got), "%.17g", d);
+			snprintf(got, sizeof(got), "%.17g (a number with a fraction or exponent)", json_real_value(v));
 		snprintf(range, sizeof(range), "a whole number from %lld to %lld", lo, hi);
-		return refuse(res, shown, got, range, "Pass a whole number, e.g. 10.");
+		return refuse(res, shown, got, range, "Pass a whole number without a decimal point, e.g. 10.");
 	}
 	if ((strcmp(a->type, "real") == 0 || strcmp(a->type, "double precision") == 0 ||
 		 strcmp(a->type, "numeric") == 0) && !json_is_number(v))

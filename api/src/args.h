@@ -8,6 +8,7 @@
 
 bool		args_check_text(const CatArg *a, const char *v, CallResult *res);
 bool		args_check_named(const CatArg *a, const char *shown, const char *v, CallResult *res);
+void		args_ints_as_reals(bool on);
 bool		args_check_json(const CatArg *a, const char *shown, json_t *v, CallResult *res);
 const CatArg *args_find(const CatFunc *f, const char *name);
 

@@ -503,7 +503,9 @@ build(Sql *q, const CallSpec *s, CallResult *res, char **owned, int *nowned, cha
 				return false;
 			sql_add(q, ") SELECT ");
 			sql_add(q, s->count_exact ? "(SELECT pg_catalog.count(*) FROM _src)" : "NULL::bigint");
+			/* one object for vnd.pgrst.object+json, taken out by PostgreSQL: never re-encoded here */
 			sql_add(q, f->ret == RET_COMPOSITE ? ", pg_catalog.row_to_json(_p)::text, 1::bigint FROM (SELECT "
+					: s->single_object ? ", (pg_catalog.json_agg(_p) -> 0)::text, pg_catalog.count(*) FROM (SELECT "
 					: ", COALESCE(pg_catalog.json_agg(_p), '[]')::text, pg_catalog.count(*) FROM (SELECT ");
 			if (!sql_select(q, s, res))
 				return false;
@@ -649,13 +651,41 @@ on_notice(void *arg, const PGresult *pr)
 	}
 }
 
+/* The error for a request whose connection broke mid-way: 503, the request may or may not have run. */
+static void
+lost_connection(CallResult *res)
+{
+	res->status = 503;
+	snprintf(res->code, sizeof(res->code), "PGRST001");
+	res->message = strdup("Database client error. Retrying the connection.");
+	res->hint = strdup("The connection to the database was lost; the request may not have been "
+					   "applied. Retry it.");
+	res->retry_after = 1;
+}
+
 /*
- * Runs set-up + sql (+ Sync) on a pooled connection.  On success *out holds the call's result (the
- * caller clears it) and res->role the role it ran as; otherwise res carries the error and status.
+ * Whether a set-like call result (total, json, rows) has exactly one row: what an
+ * application/vnd.pgrst.object+json request needs; a writing one that has not is rolled back.
+ */
+static bool
+one_row(PGresult *pr)
+{
+	return PQnfields(pr) == 3 && PQntuples(pr) == 1 && atol(PQgetvalue(pr, 0, 2)) == 1;
+}
+
+/*
+ * Runs set-up + sql on a pooled connection, as one transaction.  On success *out holds the call's
+ * result (the caller clears it) and res->role the role it ran as; otherwise res carries the error
+ * and status.
+ *
+ * Read-only: set-up, call and Sync in one round trip (an implicit transaction).  Writing: BEGIN,
+ * set-up and call, flushed; then, once the call's result is in, COMMIT (or ROLLBACK: on an error,
+ * or when need_one_row and the result has not exactly one row) with the Sync.  A gateway that
+ * dies mid-call never sends the COMMIT, so the backend rolls back when the connection drops.
  */
 static bool
 run_pipeline(Request *r, const char *bearer, const char *sql, const char *const *params, int nparams,
-			 bool read_only, PGresult **out, CallResult *res)
+			 bool read_only, bool need_one_row, PGresult **out, CallResult *res)
 {
 	PoolConn   *c;
 	PoolStatus	ps = pool_acquire(&c, api_cfg.acquire_timeout_ms);
@@ -669,13 +699,19 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 				call_prepared,
 				failed = false,
 				aborted = false,
-				broken = false;
+				broken = false,
+				rolled_back = false;
 	PGresult   *setup = NULL,
 			   *result = NULL,
 			   *first_error = NULL,
 			   *pr;
 	bool		error_in_setup = false;
 	static __thread char role[64];
+	enum
+	{
+		BEGIN_CMD, SETUP_PREP, SETUP, CALL_PREP, CALL
+	}			stages[5];
+	int			nstages = 0;
 
 	*out = NULL;
 	if (ps != POOL_OK)
@@ -699,25 +735,16 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 	setup_params[3] = timeout;
 	setup_params[4] = read_only ? "on" : "off";
 
-	/*
-	 * A read-only transaction goes with its Sync in one round trip; one that may write sends the
-	 * Sync only after the call's result is in (below), so that a gateway dying mid-call never
-	 * commits it.
-	 */
 	if (!PQenterPipelineMode(pg) ||
+		(!read_only && !PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) ||
 		!send_prepared(c, setup_sql, 5, setup_params, &setup_prepared, setup_name, sizeof(setup_name)) ||
 		!send_prepared(c, sql, nparams, params, &call_prepared, call_name, sizeof(call_name)) ||
 		!(read_only ? PQpipelineSync(pg) : PQsendFlushRequest(pg) && PQflush(pg) == 0))
 		broken = true;
 	else
 	{
-		/* results come in order: [prepare], set-up, [prepare], call, then the Sync */
-		enum
-		{
-			SETUP_PREP, SETUP, CALL_PREP, CALL
-		}			stages[4];
-		int			nstages = 0;
-
+		if (!read_only)
+			stages[nstages++] = BEGIN_CMD;
 		if (setup_prepared)
 			stages[nstages++] = SETUP_PREP;
 		stages[nstages++] = SETUP;
@@ -730,7 +757,7 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 			if (pr && PQresultStatus(pr) == PGRES_FATAL_ERROR && first_error == NULL)
 			{
 				first_error = pr;
-				error_in_setup = stages[i] == SETUP_PREP || stages[i] == SETUP;
+				error_in_setup = stages[i] != CALL_PREP && stages[i] != CALL;
 				continue;
 			}
 			if (pr && PQresultStatus(pr) == PGRES_COMMAND_OK && stages[i] == SETUP_PREP)
@@ -749,16 +776,33 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 			}
 			PQclear(pr);
 		}
-		/* a writing transaction's Sync, now that the call's result is in: it commits */
-		if (!read_only && !PQpipelineSync(pg))
-			broken = true;
-		pr = broken ? NULL : PQgetResult(pg);
-		if (pr && PQresultStatus(pr) == PGRES_FATAL_ERROR && first_error == NULL)
+		if (!read_only)
 		{
-			/* the commit itself failed; the Sync follows */
-			first_error = pr;
-			pr = PQgetResult(pg);
+			/*
+			 * The end of a writing transaction, now that the call's result is in.  After an error the
+			 * server skips everything up to a Sync, so the ROLLBACK follows one.
+			 */
+			rolled_back = first_error != NULL || (need_one_row && result && !one_row(result));
+			if ((first_error && !PQpipelineSync(pg)) ||
+				!PQsendQueryParams(pg, rolled_back ? "ROLLBACK" : "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+				!PQpipelineSync(pg))
+				broken = true;
+			if (!broken && first_error)
+			{
+				pr = PQgetResult(pg);	/* the first Sync */
+				broken = pr == NULL || PQresultStatus(pr) != PGRES_PIPELINE_SYNC;
+				PQclear(pr);
+			}
+			if (!broken)
+			{
+				pr = read_command(pg, &failed, &aborted);	/* COMMIT or ROLLBACK */
+				if (pr && PQresultStatus(pr) == PGRES_FATAL_ERROR && first_error == NULL)
+					first_error = pr;	/* the commit itself failed */
+				else
+					PQclear(pr);
+			}
 		}
+		pr = broken ? NULL : PQgetResult(pg);	/* the (last) Sync */
 		if (pr == NULL || PQresultStatus(pr) != PGRES_PIPELINE_SYNC)
 			broken = true;
 		PQclear(pr);
@@ -772,18 +816,14 @@ run_pipeline(Request *r, const char *bearer, const char *sql, const char *const 
 		PQclear(first_error);
 		free(headers);
 		pool_release(c, true);
-		res->status = 503;
-		snprintf(res->code, sizeof(res->code), "PGRST001");
-		res->message = strdup("Database client error. Retrying the connection.");
-		res->hint = strdup("The connection to the database was lost; the request may not have been "
-						   "applied. Retry it.");
-		res->retry_after = 1;
+		lost_connection(res);
 		return false;
 	}
 	free(headers);
 	pool_release(c, false);
 	snprintf(role, sizeof(role), "%s", setup && PQntuples(setup) == 1 ? PQgetvalue(setup, 0, 0) : "-");
 	res->role = role;
+	res->rolled_back = rolled_back;
 	PQclear(setup);
 	if (first_error)
 	{
@@ -840,7 +880,7 @@ call_run(Request *r, const CallSpec *s, CallResult *res)
 		goto done;
 	/* a function that is not VOLATILE cannot write (PostgreSQL enforces it): read-only, whatever the method */
 	if (!run_pipeline(r, NULL, q.text, q.params, q.nparams, req_is_read(r) || s->func->volatility != 'v',
-					  &pr, res))
+					  s->single_object && s->func->ret == RET_SET, &pr, res))
 		goto done;
 	set_like = PQnfields(pr) == 3;
 	if (s->func->ret == RET_VOID)
@@ -863,13 +903,12 @@ call_run(Request *r, const CallSpec *s, CallResult *res)
 	res->status = 200;
 	if (s->single_object && set_like && s->func->ret != RET_COMPOSITE)
 	{
-		json_t	   *arr;
-
 		if (res->rows != 1)
 		{
 			char		det[96];
 
-			snprintf(det, sizeof(det), "The result contains %ld rows", res->rows);
+			snprintf(det, sizeof(det), "The result contains %ld rows%s", res->rows,
+					 res->rolled_back ? "; nothing was changed" : "");
 			free(res->body);
 			res->body = NULL;
 			res->status = 406;
@@ -878,10 +917,7 @@ call_run(Request *r, const CallSpec *s, CallResult *res)
 			res->details = strdup(det);
 			goto done;
 		}
-		arr = json_loads(res->body, JSON_DECODE_ANY, NULL);
-		free(res->body);
-		res->body = json_dumps(json_array_get(arr, 0), JSON_COMPACT | JSON_ENCODE_ANY);
-		json_decref(arr);
+		/* the body is the one row already, as PostgreSQL wrote it (see build) */
 	}
 done:
 	PQclear(pr);
@@ -903,7 +939,7 @@ call_sql_simple(Request *r, const char *bearer, const char *sql, const char *con
 
 	memset(err, 0, sizeof(*err));
 	*json_out = NULL;
-	if (!run_pipeline(r, bearer, sql, params, nparams, read_only, &pr, err))
+	if (!run_pipeline(r, bearer, sql, params, nparams, read_only, false, &pr, err))
 		return -1;
 	if (PQntuples(pr) > 0 && PQnfields(pr) > 0 && !PQgetisnull(pr, 0, 0))
 		*json_out = strdup(PQgetvalue(pr, 0, 0));

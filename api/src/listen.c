@@ -101,6 +101,13 @@ listen_wait_work(uint64_t gen, double deadline)
 	return woke;
 }
 
+/* Whether the gateway is draining (SIGTERM): a long-poll claims once more and answers. */
+bool
+listen_draining(void)
+{
+	return atomic_load(&draining);
+}
+
 /* Whether the LISTEN connection is up (for /health). */
 bool
 listen_connected(void)

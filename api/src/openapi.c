@@ -57,8 +57,11 @@ enum MHD_Result
 openapi_handle(Request *r)
 {
 	json_t	   *doc,
-			   *paths = json_object();
+			   *paths;
 
+	if (!catalog_ensure())
+		return reply_unavailable(r);
+	paths = json_object();
 	routes_openapi(paths);
 	catalog_each(add_rpc, paths);
 	json_object_set_new(paths, "/health", json_pack("{s:{s:s, s:{s:{s:s}, s:{s:s}}}}", "get", "summary",

@@ -212,6 +212,30 @@ unknown_key(CallResult *res, const Route *rt, const char *what, const char *key,
 	res->hint = strdup(hint);
 }
 
+/* Counts one key's occurrences in the query string (MHD keeps every repetition). */
+static enum MHD_Result
+count_one(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	void	  **c = cls;
+
+	(void) kind;
+	(void) value;
+	if (strcmp(key, c[0]) == 0)
+		(*(int *) c[1])++;
+	return MHD_YES;
+}
+
+/* How many times key is in the request's query string. */
+static int
+count_key(struct MHD_Connection *conn, const char *key)
+{
+	int			n = 0;
+	void	   *c[2] = {(void *) key, &n};
+
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, count_one, c);
+	return n;
+}
+
 /* Checks the query string: only the route's parameters (and wait on long-polls). */
 static enum MHD_Result
 check_query_key(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -222,6 +246,17 @@ check_query_key(void *cls, enum MHD_ValueKind kind, const char *key, const char 
 
 	(void) kind;
 	(void) value;
+	if (count_key(ctx[2], key) > 1)
+	{
+		char		msg[128];
+
+		res->status = 400;
+		snprintf(res->code, sizeof(res->code), "PGRST100");
+		snprintf(msg, sizeof(msg), "query parameter \"%.60s\" given twice", key);
+		res->message = strdup(msg);
+		res->hint = strdup("Give each parameter once.");
+		return MHD_NO;
+	}
 	if ((rt->flags & LONG_POLL) && strcmp(key, "wait") == 0)
 		return MHD_YES;
 	for (int i = 0; i < 7 && rt->args[i].arg; i++)
@@ -341,7 +376,7 @@ run_route(Request *r, const Route *rt, const char *id)
 	CallSpec	s = {0};
 	CallResult	res = {0};
 	json_t	   *body = NULL;
-	void	   *ctx[2] = {(void *) rt, &res};
+	void	   *ctx[3] = {(void *) rt, &res, r->conn};
 	double		wait = 0;
 	enum MHD_Result out;
 
@@ -442,7 +477,8 @@ run_route(Request *r, const Route *rt, const char *id)
 			bool		woke = false;
 
 			call_run(r, &s, &res);
-			if (!(rt->flags & LONG_POLL) || res.status != 200 || res.rows > 0 || mm_now_s() >= deadline)
+			if (!(rt->flags & LONG_POLL) || res.status != 200 || res.rows > 0 || mm_now_s() >= deadline ||
+				listen_draining())
 				break;
 
 			/*
@@ -452,7 +488,7 @@ run_route(Request *r, const Route *rt, const char *id)
 			 * leased to a client that hung up would sit RUNNING, unseen, until its lease expired.
 			 */
 			call_result_free(&res);
-			while (!woke && mm_now_s() < deadline && !client_gone(r))
+			while (!woke && mm_now_s() < deadline && !client_gone(r) && !listen_draining())
 			{
 				woke = listen_wait_work(gen, fmin(mm_now_s() + 1.0, deadline));
 				if (!listen_connected())

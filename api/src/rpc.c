@@ -109,6 +109,7 @@ rpc_body(Request *r, json_t **out, CallResult *res)
 	json_error_t e;
 
 	*out = NULL;
+	args_ints_as_reals(false);
 	if (r->body_len == 0)
 	{
 		*out = json_object();
@@ -127,8 +128,17 @@ rpc_body(Request *r, json_t **out, CallResult *res)
 		res->hint = strdup("Send the body as JSON with Content-Type: application/json.");
 		return false;
 	}
-	/* for checks only (the body goes to PostgreSQL as sent): big integers must not make it invalid */
-	*out = json_loadb(r->body, r->body_len, JSON_DECODE_INT_AS_REAL, &e);
+	/*
+	 * For checks only (the body goes to PostgreSQL as sent): integers exactly as written, and only
+	 * when one is beyond 64 bits (which jsonb keeps) everything parsed again with integers as reals.
+	 */
+	*out = json_loadb(r->body, r->body_len, 0, &e);
+	args_ints_as_reals(false);
+	if (*out == NULL && strstr(e.text, "too big integer"))
+	{
+		*out = json_loadb(r->body, r->body_len, JSON_DECODE_INT_AS_REAL, &e);
+		args_ints_as_reals(true);
+	}
 	if (*out == NULL || !json_is_object(*out))
 	{
 		char		det[256];

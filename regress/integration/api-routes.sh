@@ -483,6 +483,20 @@ http POST /nodes/heartbeat "$key" '{"cpu_load": 0.1, "memory_used_mb": 512, "mem
 http POST /nodes/claim "$key" ""
 expect "... a live claim gets it" 200 "map(.job_id) == [$orphan]"
 http POST "/nodes/jobs/$orphan/complete" "$key" '{"result": {"accuracy": 1, "loss": 0, "epochs": 1}}'
+# One object asked for (Accept: application/vnd.pgrst.object+json), two rows come: 406, and a claim that
+# would have leased both is rolled back, as PostgREST does: nothing was leased.
+http POST /jobs "$alice" '{"title": "one of two", "config": {"trainer": "noop"}, "stake": 5}'
+two_a=$(jb .id)
+http POST /jobs "$alice" '{"title": "two of two", "config": {"trainer": "noop"}, "stake": 5}'
+two_b=$(jb .id)
+http POST /nodes/heartbeat "$key" '{"cpu_load": 0.1, "memory_used_mb": 512, "memory_total_mb": 4096}'
+refused "POST /rpc/claim_jobs for 2 with Accept: vnd.pgrst.object+json: 406, both jobs left PENDING" 406 \
+    "$(err PGRST116) and (.details | test(\"2 rows\"))" POST /rpc/claim_jobs "$key" '{"max_jobs": 2, "lease_seconds": 30}' \
+    -H 'Accept: application/vnd.pgrst.object+json'
+http POST "/jobs/$two_a/cancel" "$alice" ""
+http POST "/jobs/$two_b/cancel" "$alice" ""
+refused "GET /jobs?limit=1&limit=2 (a parameter twice): 400 naming it" 400 \
+    "$(err PGRST100) and (.message | test(\"limit\"))" GET "/jobs?limit=1&limit=2" "$alice" ""
 
 step "JSON the gateway passes through: numbers as sent, numbers beyond 64 bits"
 http POST /nodes/heartbeat "$key" '{"cpu_load": 0.1, "memory_used_mb": 512, "memory_total_mb": 4096}'
