@@ -14,12 +14,15 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-Usage: scripts/bench-socketio.sh [--clients N] [--rounds R] [--workers W] [--transport T] [--help]
+Usage: scripts/bench-socketio.sh [--clients N] [--rounds R] [--workers W] [--transport T] [--api BIN]
+                                 [--help]
 
   --clients N     Socket.IO clients (default 1000)
   --rounds R      broadcasts measured (default 20)
   --workers W     node worker threads the clients are spread over (default: one per CPU)
   --transport T   websocket (default), polling, or default (polling, then the upgrade)
+  --api BIN       the gateway binary to measure (default: api/modelmine-api, built first), to compare
+                  two builds on the same machine and database
 
 Environment: PGHOST/PGPORT/PGUSER to use a running cluster that has the modelmine extension (MM_BENCH_DB
 names the database made there, default bench_socketio); else
@@ -29,13 +32,14 @@ Example:
 USAGE
 }
 
-clients=1000 rounds=20 workers=$(nproc) transport=websocket
+clients=1000 rounds=20 workers=$(nproc) transport=websocket api_bin=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --clients) clients=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
         --transport) transport=$2; shift 2 ;;
+        --api) api_bin=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench-socketio.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -82,11 +86,14 @@ END $$;
 SQL
 
 echo "==== gateway and client"
-make -C "$repo/api" -s
+if [[ -z $api_bin ]]; then
+    make -C "$repo/api" -s
+    api_bin=$repo/api/modelmine-api
+fi
 [[ -d $repo/tests/js/node_modules/socket.io-client ]] || (cd "$repo/tests/js" && npm ci --no-audit --no-fund)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$repo/api/modelmine-api" --db "postgresql://mm_gateway@${PGHOST:-127.0.0.1}:$PGPORT/$db" --listen "127.0.0.1:$port" \
+"$api_bin" --db "postgresql://mm_gateway@${PGHOST:-127.0.0.1}:$PGPORT/$db" --listen "127.0.0.1:$port" \
     --quiet --max-sockets $(( clients + 100 )) --max-connections $(( 2 * clients + 100 )) >"$tmp/api.log" 2>&1 &
 api_pid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.1; done

@@ -6,8 +6,8 @@
 # on a free port on 127.0.0.1; then the suites, each test counted:
 #   regress      pg_regress (regress/sql + regress/expected), then isolation (regress/specs), both via
 #                `make installcheck`. Output in regress/out and regress/out-isolation.
-#   unit         `make -C worker check`, when worker/Makefile has a check target. Its output must end
-#                with a line "N passed, N failed".
+#   unit         `make -C worker check` and `make -C api check`, when the Makefile has a check target.
+#                Each output must end with a line "N passed, N failed".
 #   integration  every executable regress/integration/*.sh, sorted, each one test (exit 0 = pass),
 #                each under `timeout 300`, with cwd = repository root and stdin from /dev/null.
 # The cluster is always stopped and the temp dirs removed on exit (also on Ctrl-C), unless --keep.
@@ -33,7 +33,7 @@ Usage: scripts/test.sh [--only regress|unit|integration] [--keep] [--help]
 Builds ModelMine, starts a throwaway PostgreSQL 15 cluster on 127.0.0.1 (private install tree, nothing
 installed into the system, works as root or as a normal user) and runs the test suites.
 
-  --only SUITE   run one suite: regress (pg_regress + isolation), unit (worker), integration
+  --only SUITE   run one suite: regress (pg_regress + isolation), unit (worker, api), integration
   --keep         leave the cluster running afterwards and print how to connect to it
   --help         this text
 
@@ -198,22 +198,26 @@ if want regress; then
 fi
 
 if want unit; then
-    say "unit: make -C worker check"
-    if [[ -f worker/Makefile ]] && grep -qE '^check[[:space:]]*:' worker/Makefile; then
-        rc=0
-        make --no-print-directory -C worker check PG_CONFIG="$pg_config" 2>&1 | tee "$logdir/unit.log" || rc=$?
-        summary=$(grep -E '^[[:space:]]*[0-9]+ passed, [0-9]+ failed[[:space:]]*$' "$logdir/unit.log" | tail -n 1 || true)
-        if [[ -n "$summary" ]]; then
-            read -r n_ok _ n_bad _ <<<"$summary"
-            pass unit "$n_ok"
-            [[ $n_bad -gt 0 ]] && fail "unit: $n_bad worker test(s)" "$n_bad"
-            [[ $rc -ne 0 && $n_bad -eq 0 ]] && fail "unit: make -C worker check exited $rc"
+    # Each component's `make check` ends with a "N passed, N failed" line; worker (trainers, loop,
+    # HTTP client) and api (the Socket.IO packet parser).
+    for comp in worker api; do
+        say "unit: make -C $comp check"
+        if [[ -f $comp/Makefile ]] && grep -qE '^check[[:space:]]*:' "$comp/Makefile"; then
+            rc=0
+            make --no-print-directory -C "$comp" check PG_CONFIG="$pg_config" 2>&1 | tee "$logdir/unit.log" || rc=$?
+            summary=$(grep -E '^[[:space:]]*[0-9]+ passed, [0-9]+ failed[[:space:]]*$' "$logdir/unit.log" | tail -n 1 || true)
+            if [[ -n "$summary" ]]; then
+                read -r n_ok _ n_bad _ <<<"$summary"
+                pass "unit $comp" "$n_ok"
+                [[ $n_bad -gt 0 ]] && fail "unit: $n_bad $comp test(s)" "$n_bad"
+                [[ $rc -ne 0 && $n_bad -eq 0 ]] && fail "unit: make -C $comp check exited $rc"
+            else
+                fail "unit: make -C $comp check exited $rc without a 'N passed, N failed' line"
+            fi
         else
-            fail "unit: make -C worker check exited $rc without a 'N passed, N failed' line"
+            echo "$comp/Makefile has no check target; skipped"
         fi
-    else
-        echo "worker/Makefile has no check target; skipped"
-    fi
+    done
 fi
 
 if want integration; then

@@ -240,6 +240,7 @@ enum MHD_Result openapi_handle(Request *r);
 /* ---- static.c: the dashboard's files ---- */
 enum MHD_Result static_handle(Request *r, bool *handled);
 enum MHD_Result static_send_file(Request *r, const char *file);
+const char *static_web_root(void);
 
 /* ---- eio.c, sio.c: Engine.IO v4 and Socket.IO v5 ---- */
 typedef struct SioIdentity

@@ -1,16 +1,22 @@
 /*
- * eio.h — private to eio.c, ws.c and sio.c: the Engine.IO session, its outgoing queue, and the
- * calls between the three files.
+ * eio.h — private to the Socket.IO server's files: the Engine.IO session, its outgoing queue, and
+ * the calls between them.
  *
- *   eio.c  the session table, packets in and out, heartbeats, the HTTP side (handshake, polling)
- *   ws.c   WebSocket: the 101 answer, the one event thread serving every upgraded socket
- *   sio.c  Socket.IO on top: CONNECT (and its token check on worker threads), events, publish
+ *   eio.c        the session table, the outgoing queue, packets in, broadcasts, the heartbeat
+ *   eiohttp.c    the HTTP side at /socket.io/: handshake, long-polling GET and POST, the bundle
+ *   eiopacket.c  parsing: Engine.IO packets and payloads, Socket.IO packets (eiopacket.h)
+ *   ws.c         WebSocket: the 101 answer, the event threads serving every upgraded socket
+ *   sio.c        Socket.IO on top: CONNECT, events, publish, and what a token check decides
+ *   sioauth.c    the token-check threads: a CONNECT's token, and each token again every interval
  *
  * Locking.  Three kinds of lock, always taken in this order, never the other way round:
- *   tab_mu (eio.c)  the session table: the hash by sid, the list of all sessions, the count
- *   Session.mu      everything in a session marked "mu" below
- *   ev_mu (ws.c)    the event thread's inbox: new sockets, sessions with work (Session.kicked)
- * A WsConn is touched only by the event thread; other threads see Session.ws and Session.probe
+ *   tab_mu (eio.c)      the session table: the hash by sid, the list of all sessions, the count
+ *   Session.mu          everything in a session marked "mu" below
+ *   EvLoop.mu (ws.c)    one event thread's inbox: new sockets, sessions with work (Session.kicked);
+ *                       a session always goes to the same event thread, so only ever one of these
+ * and a fourth taken with none of those held:
+ *   auth_mu (sioauth.c) the token-check threads' queues
+ * A WsConn is touched only by its event thread; other threads see Session.ws and Session.probe
  * only to know whether a WebSocket is attached, and ask the event thread to act (ws_kick).
  *
  * Lifetime.  A session is reference counted: the table holds one reference while the session is
@@ -60,6 +66,7 @@ typedef struct Session
 {
 	atomic_int	refs;
 	char		sid[EIO_ID_LEN + 1];
+	unsigned	seq;			/* creation number: picks the session's event thread (ws.c) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;			/* a waiting polling GET sleeps here */
 
@@ -84,9 +91,12 @@ typedef struct Session
 	bool		sio_pending;	/* a CONNECT's token is being checked */
 	char		sio_id[EIO_ID_LEN + 1];
 	SioIdentity who;
+	char	   *sio_token;		/* the token it CONNECTed with (NULL: anonymous), checked again */
+	unsigned	sio_gen;		/* counts CONNECTs: a late check of an older one changes nothing */
+	double		recheck_at;		/* when its token is checked again; 0: never, or under way */
 
-	bool		kicked;			/* under ev_mu: on the event thread's list of work */
-	struct Session *kick_next;	/* under ev_mu */
+	bool		kicked;			/* under EvLoop.mu: on its event thread's list of work */
+	struct Session *kick_next;	/* under EvLoop.mu */
 	struct Session *hnext,
 			   *prev,
 			   *next;			/* under tab_mu: hash chain, list of all sessions */
@@ -99,9 +109,18 @@ typedef enum PushResult
 	PUSH_FULL					/* the queue is full: the caller closes the session, unlocked */
 } PushResult;
 
+/* What a token check says. */
+typedef enum SioVerdict
+{
+	SIO_VERIFIED,
+	SIO_REFUSED,				/* the token does not verify (revoked, expired, forged) */
+	SIO_UNAVAILABLE				/* the database could not say: keep what is known, ask later */
+} SioVerdict;
+
 /* ---- eio.c ---- */
 EioMsg	   *eio_msg_new(const char *text, size_t len);
 void		eio_msg_unref(EioMsg *m);
+void		eio_free_items(EioItem *it);
 void		eio_random_id(char out[EIO_ID_LEN + 1]);
 Session    *eio_session_new(EioTransport transport);
 Session    *eio_session_find(const char *sid);
@@ -126,8 +145,18 @@ bool		ws_is_upgrade(Request *r);
 enum MHD_Result ws_answer_upgrade(Request *r);
 
 /* ---- sio.c ---- */
+void		sio_on_message(Session *s, const char *p, size_t len);
+void		sio_accept(Session *s, const SioIdentity *who, char *token);
+void		sio_refuse(Session *s, const char *reason);
+void		sio_reverified(Session *s, unsigned gen, SioVerdict v, const SioIdentity *who,
+						   const char *reason);
+
+/* ---- sioauth.c ---- */
 int			sio_start(void);
 void		sio_stop(void);
-void		sio_on_message(Session *s, const char *p, size_t len);
+void		sio_check_connect(Session *s, const char *token);
+void		sio_recheck(Session *s);
+double		sio_recheck_at(double now, bool first);
+SioVerdict	sio_verify(const char *token, SioIdentity *out, char *reason, size_t reasonlen);
 
 #endif							/* MODELMINE_EIO_H */

@@ -2,131 +2,52 @@
  * sio.c — Socket.IO v5 over an Engine.IO session, namespace "/" only:
  *
  *   CONNECT     "40" or "40{"token":"..."}": no token makes an anonymous socket (broadcasts only);
- *               a token is checked by sio_authenticate (a database round trip) on one of the
- *               AUTH_THREADS token-check threads, so neither the event thread nor a polling request
- *               waits on the database; the answer is "40{"sid":...}" or "44{"message":...}".
- *               Another namespace gets "44/ns,{"message":"Invalid namespace"}".
+ *               a token is checked on the token-check threads (sioauth.c), so neither an event
+ *               thread nor a polling request waits on the database; the answer is "40{"sid":...}"
+ *               (sio_accept) or "44{"message":...}" (sio_refuse).  Another namespace gets
+ *               "44/ns,{"message":"Invalid namespace"}".
+ *   re-checks   the token of a connected socket is checked again every interval (sioauth.c); one
+ *               that no longer verifies (logged out, expired) gets DISCONNECT "41" and no more
+ *               events, and a changed role changes what it sees (sio_reverified).
  *   EVENT       from a browser: accepted and ignored; an ack id is answered "43<id>[]".
  *   DISCONNECT  "41" closes the session.
  *   sio_publish the LISTEN thread's events, built once as one shared packet "42["event",data]" and
  *               queued by reference to every socket that may see it.
  *
- * A packet is <type>[<attachments>-][<namespace>,][<ack id>][<JSON>] (socket.io-parser).
+ * Packets are parsed by eiopacket.c; one that socket.io-parser would refuse closes the session.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "eio.h"
-
-#define AUTH_THREADS 4
-#define MAX_NSP 128
-
-typedef struct SioPacket
-{
-	char		type;			/* '0' CONNECT ... '6' BINARY_ACK */
-	const char *nsp;			/* "/" when absent */
-	size_t		nsp_len;
-	long long	ack;			/* -1: none */
-	const char *data;			/* JSON text, maybe empty */
-	size_t		data_len;
-} SioPacket;
-
-typedef struct AuthJob
-{
-	Session    *s;				/* a reference */
-	char	   *token;
-	struct AuthJob *next;
-} AuthJob;
-
-static pthread_mutex_t auth_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t auth_cv = PTHREAD_COND_INITIALIZER;
-static AuthJob *auth_head,
-		   *auth_tail;			/* auth_mu */
-static bool auth_stop;			/* auth_mu */
-static pthread_t auth_threads[AUTH_THREADS];
-static int	nauth_threads;
-
-/* Splits a Socket.IO packet into its parts; false when it is not one. */
-static bool
-sio_parse(const char *p, size_t len, SioPacket *out)
-{
-	size_t		i = 1;
-
-	if (len < 1 || p[0] < '0' || p[0] > '6')
-		return false;
-	out->type = p[0];
-	out->nsp = "/";
-	out->nsp_len = 1;
-	out->ack = -1;
-	if (out->type == '5' || out->type == '6')	/* binary: the attachment count, then '-' */
-	{
-		while (i < len && isdigit((unsigned char) p[i]))
-			i++;
-		if (i == 1 || i >= len || p[i] != '-')
-			return false;
-		i++;
-	}
-	if (i < len && p[i] == '/')
-	{
-		size_t		start = i;
-
-		while (i < len && p[i] != ',')
-			i++;
-		out->nsp = p + start;
-		out->nsp_len = i - start;
-		if (i < len)
-			i++;				/* the ',' */
-	}
-	if (i < len && isdigit((unsigned char) p[i]))
-	{
-		size_t		start = i;
-
-		out->ack = 0;
-		while (i < len && isdigit((unsigned char) p[i]))
-			out->ack = out->ack * 10 + (p[i++] - '0');
-		if (i - start > 15)
-			return false;		/* beyond what a JavaScript number holds exactly */
-	}
-	out->data = p + i;
-	out->data_len = len - i;
-	return true;
-}
-
-/* Whether a namespace is safe to echo back in a packet (printable ASCII, short). */
-static bool
-nsp_printable(const SioPacket *pk)
-{
-	if (pk->nsp_len > MAX_NSP)
-		return false;
-	for (size_t i = 0; i < pk->nsp_len; i++)
-		if (pk->nsp[i] < 0x21 || pk->nsp[i] > 0x7e || pk->nsp[i] == ',')
-			return false;
-	return true;
-}
+#include "eiopacket.h"
+#include "modelmine/common.h"
 
 /* "44" (with the namespace unless it is "/") and {"message": message}. */
 static void
-send_connect_error(Session *s, const SioPacket *pk, const char *message)
+send_connect_error(Session *s, const char *nsp, size_t nsp_len, const char *message)
 {
 	json_t	   *j = json_pack("{s:s}", "message", message);
 	char	   *text = json_dumps(j, JSON_COMPACT);
-	char		buf[MAX_NSP + 512];
+	char		buf[SIO_MAX_NSP + 512];
 
 	json_decref(j);
-	if (pk->nsp_len == 1)
+	if (nsp_len == 1)
 		snprintf(buf, sizeof(buf), "44%s", text ? text : "{}");
 	else
-		snprintf(buf, sizeof(buf), "44%.*s,%s", (int) pk->nsp_len, pk->nsp, text ? text : "{}");
+		snprintf(buf, sizeof(buf), "44%.*s,%s", (int) nsp_len, nsp, text ? text : "{}");
 	free(text);
 	eio_send_text(s, buf);
 }
 
-/* Marks s connected as who and queues "40{"sid":...}", in one step so no event overtakes it. */
-static void
-accept_connect(Session *s, const SioIdentity *who)
+/*
+ * Marks s connected as who and queues "40{"sid":...}", in one step so no event overtakes it.
+ * token (taken; NULL: anonymous) is kept for the re-checks.
+ */
+void
+sio_accept(Session *s, const SioIdentity *who, char *token)
 {
 	char		reply[64];
 	EioMsg	   *m;
@@ -139,6 +60,11 @@ accept_connect(Session *s, const SioIdentity *who)
 		s->sio_connected = true;
 		s->who = *who;
 		s->connect_deadline = 0;
+		s->sio_gen++;
+		free(s->sio_token);
+		s->sio_token = token;
+		token = NULL;
+		s->recheck_at = s->sio_token ? sio_recheck_at(mm_now_s(), true) : 0;
 		eio_random_id(s->sio_id);
 		snprintf(reply, sizeof(reply), "40{\"sid\":\"%s\"}", s->sio_id);
 		if ((m = eio_msg_new(reply, strlen(reply))) != NULL)
@@ -148,114 +74,95 @@ accept_connect(Session *s, const SioIdentity *who)
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
+	free(token);
 	if (r == PUSH_FULL)
 		eio_close(s, "the client does not read: its outgoing queue is full");
 }
 
-/* A token-check thread: one CONNECT at a time, answered when the database has spoken. */
-static void *
-auth_main(void *arg)
+/* Answers a CONNECT whose token was refused: CONNECT_ERROR, and the session may CONNECT again. */
+void
+sio_refuse(Session *s, const char *reason)
 {
-	(void) arg;
-	for (;;)
-	{
-		AuthJob    *job;
-		SioIdentity who;
-		char		reason[256] = "";
-		bool		closed;
-
-		pthread_mutex_lock(&auth_mu);
-		while (auth_head == NULL && !auth_stop)
-			pthread_cond_wait(&auth_cv, &auth_mu);
-		job = auth_head;
-		if (job)
-		{
-			auth_head = job->next;
-			if (auth_head == NULL)
-				auth_tail = NULL;
-		}
-		pthread_mutex_unlock(&auth_mu);
-		if (job == NULL)
-			return NULL;		/* stopping, nothing left */
-		pthread_mutex_lock(&job->s->mu);
-		closed = job->s->closed;
-		pthread_mutex_unlock(&job->s->mu);
-		if (!closed)			/* a session gone meanwhile costs no round trip */
-		{
-			if (sio_authenticate(job->token, &who, reason, sizeof(reason)))
-				accept_connect(job->s, &who);
-			else
-			{
-				SioPacket	root = {.nsp = "/", .nsp_len = 1};
-
-				pthread_mutex_lock(&job->s->mu);
-				job->s->sio_pending = false;
-				pthread_mutex_unlock(&job->s->mu);
-				send_connect_error(job->s, &root, reason[0] ? reason : "refused");
-			}
-		}
-		eio_unref(job->s);
-		free(job->token);
-		free(job);
-	}
+	pthread_mutex_lock(&s->mu);
+	s->sio_pending = false;
+	pthread_mutex_unlock(&s->mu);
+	send_connect_error(s, "/", 1, reason);
 }
 
-/* Hands a CONNECT's token to the token-check threads. */
-static void
-queue_auth(Session *s, const char *token)
+/*
+ * What a re-check of the token s CONNECTed with (CONNECT number gen) found.  Verified: the role
+ * may have changed, so the admin flag is taken again.  Refused: DISCONNECT "41" (the client does
+ * not reconnect by itself: its user has to sign in again) and, from the same moment, no event;
+ * the Engine.IO session stays for a new CONNECT, and is closed if none comes within 45 s.  The
+ * database unavailable: what is known stands until the next check.
+ */
+void
+sio_reverified(Session *s, unsigned gen, SioVerdict v, const SioIdentity *who,
+			   const char *reason)
 {
-	AuthJob    *job = calloc(1, sizeof(AuthJob));
+	PushResult	r = PUSH_CLOSED;
+	bool		role_changed = false,
+				revoked = false;
+	EioMsg	   *m;
 
-	if (job == NULL || (job->token = strdup(token)) == NULL)
+	pthread_mutex_lock(&s->mu);
+	if (s->closed || !s->sio_connected || s->sio_gen != gen)
+		;						/* gone, or CONNECTed again since: that CONNECT's check decides */
+	else if (v == SIO_UNAVAILABLE ||
+			 (v == SIO_VERIFIED && who->user_id == s->who.user_id))
 	{
-		free(job);
-		eio_close(s, "out of memory for a CONNECT");
-		return;
+		if (v == SIO_VERIFIED)
+		{
+			role_changed = s->who.admin != who->admin;
+			s->who.admin = who->admin;
+		}
+		s->recheck_at = sio_recheck_at(mm_now_s(), false);
 	}
-	eio_ref(s);
-	job->s = s;
-	pthread_mutex_lock(&auth_mu);
-	if (auth_tail)
-		auth_tail->next = job;
 	else
-		auth_head = job;
-	auth_tail = job;
-	pthread_cond_signal(&auth_cv);
-	pthread_mutex_unlock(&auth_mu);
+	{
+		revoked = true;
+		s->sio_connected = false;
+		s->who = (SioIdentity) {0, false};
+		free(s->sio_token);
+		s->sio_token = NULL;
+		s->recheck_at = 0;
+		s->connect_deadline = mm_now_s() + EIO_CONNECT_TIMEOUT_S;
+		if ((m = eio_msg_new("41", 2)) != NULL)
+		{
+			r = eio_push_locked(s, m);
+			eio_msg_unref(m);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (revoked)
+		fprintf(stderr, "modelmine-api: socket.io: session %s: its token no longer verifies (%s); "
+				"sent DISCONNECT\n", s->sid, reason && reason[0] ? reason : "refused");
+	if (role_changed)
+		fprintf(stderr, "modelmine-api: socket.io: session %s: its user's role changed; it now "
+				"sees %s\n", s->sid, who->admin ? "every user's events (admin)" : "its own events");
+	if (r == PUSH_FULL)
+		eio_close(s, "the client does not read: its outgoing queue is full");
 }
 
 /* CONNECT to "/": anonymous at once, or with a token through the token-check threads. */
 static void
 on_connect(Session *s, const SioPacket *pk)
 {
-	json_t	   *auth = NULL;
-	const char *token = NULL;
+	const char *token = sio_connect_token(pk);
 	bool		busy;
 	SioIdentity anon = {0, false};
 
-	if (pk->data_len > 0)
-	{
-		auth = json_loadb(pk->data, pk->data_len, 0, NULL);
-		if (!json_is_object(auth))
-		{
-			json_decref(auth);
-			eio_close(s, "parse error: CONNECT payload is not a JSON object");
-			return;
-		}
-		token = json_string_value(json_object_get(auth, "token"));
-	}
 	pthread_mutex_lock(&s->mu);
 	busy = s->sio_connected || s->sio_pending;
-	if (!busy && token && token[0])
+	if (!busy && token)
 		s->sio_pending = true;
 	pthread_mutex_unlock(&s->mu);
 	if (busy)
 		;						/* a repeated CONNECT: the first one stands */
-	else if (token && token[0])
-		queue_auth(s, token);
+	else if (token)
+		sio_check_connect(s, token);
 	else
-		accept_connect(s, &anon);
-	json_decref(auth);
+		sio_accept(s, &anon, NULL);
 }
 
 /* One Socket.IO packet from the client (the payload of an Engine.IO message). */
@@ -263,53 +170,47 @@ void
 sio_on_message(Session *s, const char *p, size_t len)
 {
 	SioPacket	pk;
-	bool		root;
+	const char *why = sio_packet_parse(p, len, &pk);
+	bool		root,
+				connected;
 
-	if (!sio_parse(p, len, &pk) || !nsp_printable(&pk))
+	if (why)
 	{
-		eio_close(s, "parse error: not a Socket.IO packet");
+		eio_close(s, why);
 		return;
 	}
-	root = pk.nsp_len == 1 && pk.nsp[0] == '/';
+	root = sio_packet_root(&pk);
 	switch (pk.type)
 	{
-		case '0':
+		case SIO_CONNECT:
 			if (root)
 				on_connect(s, &pk);
 			else
-				send_connect_error(s, &pk, "Invalid namespace");
+				send_connect_error(s, pk.nsp, pk.nsp_len, "Invalid namespace");
 			break;
-		case '1':				/* the client leaves: nothing else runs on this session */
+		case SIO_DISCONNECT:	/* the client leaves: nothing else runs on this session */
 			if (root)
 				eio_close(s, NULL);
 			break;
-		case '2':
+		case SIO_EVENT:
+			pthread_mutex_lock(&s->mu);
+			connected = s->sio_connected;
+			pthread_mutex_unlock(&s->mu);
+			if (root && connected && pk.ack >= 0)
 			{
-				json_t	   *args = json_loadb(pk.data, pk.data_len, 0, NULL);
-				bool		connected;
+				char		ack[48];
 
-				if (!json_is_array(args) || !json_is_string(json_array_get(args, 0)))
-				{
-					json_decref(args);
-					eio_close(s, "parse error: EVENT payload is not [\"name\", ...]");
-					return;
-				}
-				json_decref(args);
-				pthread_mutex_lock(&s->mu);
-				connected = s->sio_connected;
-				pthread_mutex_unlock(&s->mu);
-				if (root && connected && pk.ack >= 0)
-				{
-					char		ack[48];
-
-					snprintf(ack, sizeof(ack), "43%lld[]", pk.ack);
-					eio_send_text(s, ack);
-				}
-				break;
+				snprintf(ack, sizeof(ack), "43%lld[]", pk.ack);
+				eio_send_text(s, ack);
 			}
-		default:				/* ACK, CONNECT_ERROR, binary packets: nothing to do */
+			break;
+		case SIO_ACK:			/* the server asks for no acks */
+		case SIO_CONNECT_ERROR:	/* the server's to send */
+		case SIO_BINARY_EVENT:	/* attachments are not used here */
+		case SIO_BINARY_ACK:
 			break;
 	}
+	sio_packet_free(&pk);
 }
 
 /* ---- publishing ---- */
@@ -373,45 +274,4 @@ sio_publish(const char *event, const char *json_data, int64_t owner)
 	free(packet);
 	free(name_text);
 	free(data_text);
-}
-
-/* ---- start and stop ---- */
-
-/* Starts the token-check threads. */
-int
-sio_start(void)
-{
-	for (nauth_threads = 0; nauth_threads < AUTH_THREADS; nauth_threads++)
-		if (pthread_create(&auth_threads[nauth_threads], NULL, auth_main, NULL) != 0)
-		{
-			perror("modelmine-api: socket.io: token-check thread");
-			return -1;
-		}
-	return 0;
-}
-
-/* Stops them once the checks under way are answered; drops CONNECTs not started. */
-void
-sio_stop(void)
-{
-	AuthJob    *left;
-
-	pthread_mutex_lock(&auth_mu);
-	auth_stop = true;
-	left = auth_head;
-	auth_head = auth_tail = NULL;
-	pthread_cond_broadcast(&auth_cv);
-	pthread_mutex_unlock(&auth_mu);
-	while (left)
-	{
-		AuthJob    *next = left->next;
-
-		eio_unref(left->s);
-		free(left->token);
-		free(left);
-		left = next;
-	}
-	for (int i = 0; i < nauth_threads; i++)
-		pthread_join(auth_threads[i], NULL);
-	nauth_threads = 0;
 }

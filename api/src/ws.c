@@ -1,7 +1,15 @@
 /*
- * ws.c — Engine.IO's WebSocket transport: the 101 answer, and ONE event thread that serves every
- * upgraded socket with wslay (framing, masking, ping/pong and close frames, fragments), one text
+ * ws.c — Engine.IO's WebSocket transport: the 101 answer, and the event threads that serve the
+ * upgraded sockets with wslay (framing, masking, ping/pong and close frames, fragments), one text
  * frame per Engine.IO packet.
+ *
+ * Event threads.  One per online CPU (MODELMINE_WS_THREADS, read at start-up, overrides: 1 to 64),
+ * each with its own epoll set, eventfd, inbox and kick list (an EvLoop).  A session belongs to one
+ * of them for its whole life, chosen round-robin by its creation number (Session.seq), so its probe
+ * and its WebSocket are served by the same thread and a kick needs no look-up.  Why several: a
+ * broadcast's cost is one send() per socket, and over loopback or a fast network most of a send is
+ * the kernel's TCP work, done on the sending thread; with one thread 1,000 sockets took 17-47 ms
+ * on 2 cores, with one per core the sends run side by side.
  *
  * How a socket gets here.  eio.c answers a valid upgrade request with ws_answer_upgrade; MHD sends
  * the 101 and calls on_upgrade on the connection's thread with the socket.  Over plain TCP we
@@ -9,20 +17,21 @@
  * MHD's end of a socketpair that the connection's thread keeps forwarding through until we close
  * it, and the same code serves it.  on_upgrade finds the session (an upgrade from polling,
  * ?sid=) or makes one (WebSocket only), wraps the socket in a WsConn and puts it in the inbox; the
- * event thread adopts it.  From then on only the event thread touches it.
+ * session's event thread adopts it.  From then on only that thread touches it.
  *
  * Other threads never write to a socket.  A thread that queued packets for a session (the LISTEN
  * thread publishing, a token check answering a CONNECT, the heartbeat) calls ws_kick: the session
- * goes on the kick list (once, however often it is kicked) and an eventfd wakes the event thread,
- * which moves the session's queue into wslay, at most WS_INFLIGHT packets at a time, so the
- * session's own bounded queue is where a slow reader's backlog is measured.
+ * goes on its event thread's kick list (once, however often it is kicked; served in the order
+ * kicked) and an eventfd wakes the thread, which moves the session's queue into wslay, at most
+ * WS_INFLIGHT packets at a time, so the session's own bounded queue is where a slow reader's
+ * backlog is measured.
  *
  * Upgrade from polling: the probing socket answers "2probe" with "3probe" and marks the session
  * upgrading (a waiting polling GET answers noop, so the client pauses polling); "5" makes it the
  * session's transport.  A probe that has not upgraded within EIO_UPGRADE_TIMEOUT_S is closed and
  * the session stays on polling.
  *
- * The event thread also runs the heartbeat (eio_tick) every TICK_MS.
+ * The first event thread also runs the heartbeat (eio_tick, for every session) every TICK_MS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,15 +52,20 @@
 
 #include "api.h"
 #include "eio.h"
+#include "eiopacket.h"
 #include "modelmine/common.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_INFLIGHT 64			/* packets handed to wslay per socket at a time */
 #define TICK_MS 250
 #define CLOSE_GRACE_S 2.0		/* how long a close frame may take to leave before we hang up */
+#define WS_MAX_THREADS 64
+
+typedef struct EvLoop EvLoop;
 
 struct WsConn
 {
+	EvLoop	   *loop;			/* the event thread serving it */
 	int			fd;				/* ours (plain TCP), or MHD's socketpair end (TLS) */
 	struct MHD_UpgradeResponseHandle *urh;	/* TLS only: MHD's until we close */
 	wslay_event_context_ptr ctx;
@@ -66,20 +80,31 @@ struct WsConn
 	size_t		pre_len,
 				pre_off;
 	struct WsConn *prev,
-			   *next;			/* the event thread's list of live sockets */
-	struct WsConn *inbox_next;	/* ev_mu */
+			   *next;			/* its event thread's list of live sockets */
+	struct WsConn *inbox_next;	/* loop->mu */
 };
 
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static WsConn *inbox;			/* ev_mu: sockets waiting to be adopted */
-static Session *kicks;			/* ev_mu: sessions with work, each holding a reference */
-static bool wake_pending;		/* ev_mu: the eventfd has been written since the last drain */
-static bool stop_asked;			/* ev_mu */
-static bool stopped;			/* ev_mu: the event thread takes nothing more */
-static int	evfd = -1;
-static int	ep = -1;
-static pthread_t ev_thread;
-static WsConn *live;			/* event thread only */
+/* One event thread and what other threads hand it; mu is "ev_mu" in eio.h's lock order. */
+struct EvLoop
+{
+	pthread_mutex_t mu;
+	WsConn	   *inbox;			/* mu: sockets waiting to be adopted */
+	Session    *kick_head,
+			   *kick_tail;		/* mu: sessions with work, each holding a reference */
+	bool		wake_pending;	/* mu: the eventfd has been written since the last drain */
+	bool		stop_asked;		/* mu */
+	bool		stopped;		/* mu: the thread takes nothing more */
+	int			evfd;
+	int			ep;
+	pthread_t	thread;
+	bool		started;
+	bool		heartbeat;		/* this one runs eio_tick */
+	WsConn	   *live;			/* the thread's own */
+};
+
+static EvLoop loops[WS_MAX_THREADS];
+static int	nloops;
+static atomic_uint next_loop;	/* round-robin for sockets without a session */
 
 static void conn_close(WsConn *c, uint16_t code);
 static void conn_teardown(WsConn *c);
@@ -176,44 +201,56 @@ hang_up(WsConn *c)
 
 /* ---- wake-ups from other threads ---- */
 
-/* Wakes the event thread (once until it drains the eventfd).  Caller holds ev_mu. */
-static bool
-need_wake_locked(void)
+/* The event thread that serves s's WebSockets. */
+static EvLoop *
+loop_of(const Session *s)
 {
-	bool		w = !wake_pending;
+	return &loops[s->seq % (unsigned) nloops];
+}
 
-	wake_pending = true;
+/* Wakes l's thread (once until it drains the eventfd).  Caller holds l->mu. */
+static bool
+need_wake_locked(EvLoop *l)
+{
+	bool		w = !l->wake_pending;
+
+	l->wake_pending = true;
 	return w;
 }
 
-/* Writes the eventfd. */
+/* Writes l's eventfd. */
 static void
-wake(void)
+wake(EvLoop *l)
 {
 	uint64_t	one = 1;
 
-	if (write(evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (write(l->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		perror("modelmine-api: socket.io: eventfd");
 }
 
-/* Asks the event thread to serve s: send what is queued, or close its sockets when s is closed. */
+/* Asks s's event thread to serve s: send what is queued, or close its sockets when s is closed. */
 void
 ws_kick(Session *s)
 {
+	EvLoop	   *l = loop_of(s);
 	bool		w = false;
 
-	pthread_mutex_lock(&ev_mu);
-	if (!s->kicked && !stopped)
+	pthread_mutex_lock(&l->mu);
+	if (!s->kicked && !l->stopped)
 	{
 		s->kicked = true;
 		eio_ref(s);
-		s->kick_next = kicks;
-		kicks = s;
-		w = need_wake_locked();
+		s->kick_next = NULL;
+		if (l->kick_tail)
+			l->kick_tail->kick_next = s;
+		else
+			l->kick_head = s;
+		l->kick_tail = s;
+		w = need_wake_locked(l);
 	}
-	pthread_mutex_unlock(&ev_mu);
+	pthread_mutex_unlock(&l->mu);
 	if (w)
-		wake();
+		wake(l);
 }
 
 /* MHD hands over an upgraded socket (on the connection's thread): to the event thread with it. */
@@ -226,6 +263,7 @@ on_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const ch
 	int			one = 1;
 	bool		w = false,
 				refused = false;
+	EvLoop	   *l;
 
 	(void) cls;
 	(void) con_cls;
@@ -277,18 +315,20 @@ on_upgrade(void *cls, struct MHD_Connection *connection, void *con_cls, const ch
 		eio_open_packet(c->s, open, sizeof(open));
 		eio_send_text(c->s, open);
 	}
-	pthread_mutex_lock(&ev_mu);
-	if (stopped)
+	l = c->s ? loop_of(c->s) : &loops[atomic_fetch_add(&next_loop, 1) % (unsigned) nloops];
+	c->loop = l;
+	pthread_mutex_lock(&l->mu);
+	if (l->stopped)
 		refused = true;
 	else
 	{
-		c->inbox_next = inbox;
-		inbox = c;
-		w = need_wake_locked();
+		c->inbox_next = l->inbox;
+		l->inbox = c;
+		w = need_wake_locked(l);
 	}
-	pthread_mutex_unlock(&ev_mu);
+	pthread_mutex_unlock(&l->mu);
 	if (w)
-		wake();
+		wake(l);
 	if (refused)				/* shutting down: no event thread to serve it */
 	{
 		if (c->s)
@@ -423,6 +463,11 @@ on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *ar
 	(void) ctx;
 	if (arg->opcode != WSLAY_TEXT_FRAME || c->s == NULL || c->closing)
 		return;					/* control frames are wslay's; binary attachments are unused */
+	if (!eio_utf8_valid((const char *) arg->msg, arg->msg_length))
+	{
+		conn_close(c, 1007);	/* RFC 6455 8.1: a text frame must be UTF-8 */
+		return;
+	}
 	if (c->probing)
 		on_probe_packet(c, (const char *) arg->msg, arg->msg_length);
 	else
@@ -447,7 +492,7 @@ update_events(WsConn *c)
 	uint32_t	want = (c->closing ? 0 : EPOLLIN) | (wslay_event_want_write(c->ctx) ? EPOLLOUT : 0);
 	struct epoll_event ev = {.events = want, .data.ptr = c};
 
-	if (want != c->events && epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+	if (want != c->events && epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
 		c->events = want;
 }
 
@@ -542,11 +587,11 @@ conn_teardown(WsConn *c)
 	Session    *s = c->s;
 	bool		was_transport = false;
 
-	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	epoll_ctl(c->loop->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	if (c->prev)
 		c->prev->next = c->next;
-	else if (live == c)
-		live = c->next;
+	else if (c->loop->live == c)
+		c->loop->live = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	if (s)
@@ -591,11 +636,11 @@ adopt(WsConn *c)
 	}
 	wslay_event_config_set_max_recv_msg_length(c->ctx, EIO_MAX_PAYLOAD);
 	c->events = EPOLLIN;
-	c->next = live;
-	if (live)
-		live->prev = c;
-	live = c;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+	c->next = c->loop->live;
+	if (c->loop->live)
+		c->loop->live->prev = c;
+	c->loop->live = c;
+	if (epoll_ctl(c->loop->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
 	{
 		perror("modelmine-api: socket.io: epoll_ctl");
 		conn_teardown(c);
@@ -666,25 +711,25 @@ serve(Session *s)
 		pump(ws);
 }
 
-/* Takes the inbox and the kick list, and serves them. */
+/* Takes l's inbox and kick list, and serves them. */
 static void
-drain_inbox(void)
+drain_inbox(EvLoop *l)
 {
 	WsConn	   *in;
 	Session    *k;
 	uint64_t	n;
 
-	if (read(evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	if (read(l->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		perror("modelmine-api: socket.io: eventfd");
-	pthread_mutex_lock(&ev_mu);
-	in = inbox;
-	inbox = NULL;
-	k = kicks;
-	kicks = NULL;
+	pthread_mutex_lock(&l->mu);
+	in = l->inbox;
+	l->inbox = NULL;
+	k = l->kick_head;
+	l->kick_head = l->kick_tail = NULL;
 	for (Session *s = k; s; s = s->kick_next)
 		s->kicked = false;
-	wake_pending = false;
-	pthread_mutex_unlock(&ev_mu);
+	l->wake_pending = false;
+	pthread_mutex_unlock(&l->mu);
 	while (in)
 	{
 		WsConn	   *next = in->inbox_next;
@@ -702,11 +747,11 @@ drain_inbox(void)
 	}
 }
 
-/* Upgrade timeouts of probes, and close frames that never left. */
+/* Upgrade timeouts of l's probes, and close frames that never left. */
 static void
-check_timers(double now)
+check_timers(EvLoop *l, double now)
 {
-	WsConn	   *c = live;
+	WsConn	   *c = l->live;
 
 	while (c)
 	{
@@ -723,18 +768,18 @@ check_timers(double now)
 	}
 }
 
-/* Closes everything for the drain and stops taking work. */
+/* Closes l's sockets for the drain and stops taking work. */
 static void
-stop_all(void)
+stop_all(EvLoop *l)
 {
-	drain_inbox();
-	pthread_mutex_lock(&ev_mu);
-	stopped = true;
-	pthread_mutex_unlock(&ev_mu);
-	drain_inbox();				/* whatever came in before stopped was set */
-	while (live)
+	drain_inbox(l);
+	pthread_mutex_lock(&l->mu);
+	l->stopped = true;
+	pthread_mutex_unlock(&l->mu);
+	drain_inbox(l);				/* whatever came in before stopped was set */
+	while (l->live)
 	{
-		WsConn	   *c = live;
+		WsConn	   *c = l->live;
 
 		conn_close(c, 1001);
 		if (wslay_event_want_write(c->ctx))
@@ -743,19 +788,19 @@ stop_all(void)
 	}
 }
 
-/* The event thread: epoll over the eventfd and every upgraded socket. */
+/* An event thread: epoll over its eventfd and its upgraded sockets. */
 static void *
 ev_main(void *arg)
 {
+	EvLoop	   *l = arg;
 	struct epoll_event evs[256];
 	double		next_tick = mm_now_s() + TICK_MS / 1000.0;
 
-	(void) arg;
 	for (;;)
 	{
 		double		now = mm_now_s();
 		int			timeout = next_tick > now ? (int) ((next_tick - now) * 1000) + 1 : 0;
-		int			n = epoll_wait(ep, evs, 256, timeout);
+		int			n = epoll_wait(l->ep, evs, 256, timeout);
 		bool		stop;
 
 		if (n < 0 && errno != EINTR)
@@ -774,48 +819,82 @@ ev_main(void *arg)
 			else if (evs[i].events & EPOLLOUT)
 				pump(c);
 		}
-		pthread_mutex_lock(&ev_mu);
-		stop = stop_asked;
-		pthread_mutex_unlock(&ev_mu);
+		pthread_mutex_lock(&l->mu);
+		stop = l->stop_asked;
+		pthread_mutex_unlock(&l->mu);
 		if (stop)
 			break;
-		drain_inbox();
+		drain_inbox(l);
 		now = mm_now_s();
 		if (now >= next_tick)
 		{
-			eio_tick(now);
-			check_timers(now);
+			if (l->heartbeat)
+				eio_tick(now);
+			check_timers(l, now);
 			next_tick = now + TICK_MS / 1000.0;
 		}
 	}
-	stop_all();
+	stop_all(l);
 	return NULL;
 }
 
-/* Creates the epoll set and the eventfd, and starts the event thread. */
+/* How many event threads: MODELMINE_WS_THREADS, else one per online CPU. */
+static int
+thread_count(void)
+{
+	const char *env = getenv("MODELMINE_WS_THREADS");
+	long		n = env && env[0] ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (env && env[0] && (n < 1 || n > WS_MAX_THREADS))
+		fprintf(stderr, "modelmine-api: socket.io: MODELMINE_WS_THREADS=%s is not 1 to %d; "
+				"using %d\n", env, WS_MAX_THREADS, n < 1 ? 1 : WS_MAX_THREADS);
+	return n < 1 ? 1 : n > WS_MAX_THREADS ? WS_MAX_THREADS : (int) n;
+}
+
+/* Creates the epoll sets and eventfds, and starts the event threads. */
 int
 ws_start(void)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (ep < 0 || evfd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, evfd, &ev) != 0 ||
-		pthread_create(&ev_thread, NULL, ev_main, NULL) != 0)
+	nloops = thread_count();
+	for (int i = 0; i < nloops; i++)
 	{
-		perror("modelmine-api: socket.io: cannot start the event thread");
-		return -1;
+		EvLoop	   *l = &loops[i];
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+
+		pthread_mutex_init(&l->mu, NULL);
+		l->heartbeat = i == 0;
+		l->ep = epoll_create1(EPOLL_CLOEXEC);
+		l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (l->ep < 0 || l->evfd < 0 || epoll_ctl(l->ep, EPOLL_CTL_ADD, l->evfd, &ev) != 0 ||
+			pthread_create(&l->thread, NULL, ev_main, l) != 0)
+		{
+			perror("modelmine-api: socket.io: cannot start an event thread");
+			return -1;
+		}
+		l->started = true;
 	}
 	return 0;
 }
 
-/* Closes every WebSocket (close frame 1001) and stops the event thread. */
+/* Closes every WebSocket (close frame 1001) and stops the event threads. */
 void
 ws_stop(void)
 {
-	pthread_mutex_lock(&ev_mu);
-	stop_asked = true;
-	pthread_mutex_unlock(&ev_mu);
-	wake();
-	pthread_join(ev_thread, NULL);
+	for (int i = 0; i < nloops; i++)
+	{
+		EvLoop	   *l = &loops[i];
+
+		if (!l->started)
+			continue;
+		pthread_mutex_lock(&l->mu);
+		l->stop_asked = true;
+		pthread_mutex_unlock(&l->mu);
+		wake(l);
+	}
+	for (int i = 0; i < nloops; i++)
+		if (loops[i].started)
+		{
+			pthread_join(loops[i].thread, NULL);
+			loops[i].started = false;
+		}
 }

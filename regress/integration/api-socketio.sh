@@ -4,7 +4,9 @@
 # concurrent GET, namespaces, acks), the default polling->websocket upgrade, websocket-only clients, a
 # NOTIFY reaching both, events for one user kept from anonymous sockets, a bad token's connect_error,
 # 200 polling-only clients, the heartbeat (a missed pong or a missing CONNECT closes a session at 45 s),
-# a SIGTERM drain the clients reconnect from, and SIGKILL + restart. About 70 s.
+# tokens checked again every 2 s (MODELMINE_SIO_RECHECK_S): a logged-out token's socket is disconnected,
+# a demoted admin's socket sees only its own events; a SIGTERM drain the clients reconnect from, and
+# SIGKILL + restart. About 75 s.
 #
 # The gateway runs under a small supervisor (its own process group) that restarts it whenever it exits,
 # on the same port, so that the node test can kill it (MODELMINE_TEST_RESTART, MODELMINE_TEST_TERM)
@@ -33,6 +35,7 @@ check "socket.io-client is the pinned version" \
 step "the gateway, under a supervisor that restarts it on the same port"
 api_role
 port=$(api_free_port)
+recheck_s=2  # socket tokens are checked again every 2 s here (60 by default)
 url=http://127.0.0.1:$port
 cat >"$IT_TMP/supervise.sh" <<EOF
 child=""
@@ -45,7 +48,7 @@ stop() {
 }
 trap stop TERM
 while :; do
-    "$API_BIN" --db "postgresql://mm_gateway@$PGHOST:$PGPORT/$IT_DB" --listen 127.0.0.1:$port --quiet \
+    MODELMINE_SIO_RECHECK_S=$recheck_s "$API_BIN" --db "postgresql://mm_gateway@$PGHOST:$PGPORT/$IT_DB" --listen 127.0.0.1:$port --quiet \
         --drain 5 </dev/null >>"$IT_TMP/api.log" 2>&1 &
     child=\$!
     echo "\$child" >"$IT_TMP/api.pid"
@@ -77,7 +80,10 @@ step "a user token, when this tree's extension verifies tokens for the gateway (
 if [[ $(adm "SELECT count(*) FROM pg_catalog.pg_proc WHERE proname = 'request_role' AND pronamespace = 'modelmine'::regnamespace") == 1 ]]; then
     MODELMINE_TEST_TOKEN=$(signup sio-user@example.com "sio user password")
     MODELMINE_TEST_USER_ID=$(adm "SELECT id FROM modelmine.users WHERE email = 'sio-user@example.com'")
-    export MODELMINE_TEST_TOKEN MODELMINE_TEST_USER_ID
+    MODELMINE_TEST_EMAIL=sio-user@example.com MODELMINE_TEST_PASSWORD="sio user password"
+    MODELMINE_TEST_RECHECK_S=$recheck_s
+    export MODELMINE_TEST_TOKEN MODELMINE_TEST_USER_ID MODELMINE_TEST_EMAIL MODELMINE_TEST_PASSWORD \
+        MODELMINE_TEST_RECHECK_S
 else
     echo "modelmine.request_role is not in this tree's extension: the authenticated CONNECT check is skipped"
 fi
@@ -91,6 +97,11 @@ check "sio.test.mjs: every check passed" "$rc" 0
 step "what the gateway logged, and what the supervisor saw"
 check_true "it closed a session for a missed pong" grep -q "closed session .*: ping timeout" "$IT_TMP/api.log"
 check_true "it closed a session for a missing CONNECT" grep -q "closed session .*: no Socket.IO CONNECT within 45 s" "$IT_TMP/api.log"
+if [[ -n ${MODELMINE_TEST_EMAIL:-} ]]; then
+    check_true "it logged why it disconnected the logged-out sockets" \
+        grep -q "its token no longer verifies (invalid token); sent DISCONNECT" "$IT_TMP/api.log"
+    check_true "it logged the demoted admin's socket" grep -q "its user's role changed" "$IT_TMP/api.log"
+fi
 kill -TERM "$supervisor"
 wait "$supervisor" 2>/dev/null || true
 check "exit statuses: the SIGTERM'd gateway 0, the SIGKILL'd one 137, the last one 0" \

@@ -13,6 +13,12 @@
 //                            the reconnect check is skipped when unset
 //   MODELMINE_TEST_TOKEN     a valid user token, and MODELMINE_TEST_USER_ID its user id: checks an
 //                            authenticated CONNECT and an event for that user only (skipped when unset)
+//   MODELMINE_TEST_EMAIL     that user's email and password (MODELMINE_TEST_PASSWORD), to sign in
+//                            again over HTTP, and MODELMINE_TEST_RECHECK_S, the interval the gateway
+//                            re-checks socket tokens at (its MODELMINE_SIO_RECHECK_S, a few seconds
+//                            here): checks that a socket whose token is logged out, or whose user
+//                            stops being an admin, loses that user's (every user's) events within
+//                            the interval (skipped when unset)
 //   MODELMINE_TEST_CLIENTS   how many polling-only clients check (f) uses (default 200)
 //   MODELMINE_TEST_QUICK     set: skip the heartbeat checks (they take 55 s)
 import { execFileSync, execSync } from 'node:child_process';
@@ -72,8 +78,13 @@ function connect(opts = {}) {
 
 // NOTIFY on the gateway's database (a superuser's psql), committed when psql returns.
 function notify(channel, payload) {
-  const sql = `SELECT pg_catalog.pg_notify('${channel}', '${JSON.stringify(payload).replace(/'/g, "''")}')`;
-  execFileSync('psql', ['-X', '-q', '-At', '-d', DB, '-c', sql], { stdio: ['ignore', 'ignore', 'inherit'] });
+  psql(`SELECT pg_catalog.pg_notify('${channel}', '${JSON.stringify(payload).replace(/'/g, "''")}')`);
+}
+
+// Runs SQL as the superuser on the gateway's database.
+function psql(sql) {
+  execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', DB, '-c', sql],
+    { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 async function sessions() {
@@ -199,6 +210,137 @@ async function heartbeatChecks() {
     good.closedAfter === null && good.pings === 2, JSON.stringify(good));
 }
 
+// POST /auth/login over HTTP: a new session token for the test user.
+async function login() {
+  const r = await fetch(`${BASE}/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: process.env.MODELMINE_TEST_EMAIL, password: process.env.MODELMINE_TEST_PASSWORD }),
+  });
+  const body = await r.json();
+  if (r.status !== 200 || typeof body.token !== 'string') throw new Error(`login: ${r.status} ${JSON.stringify(body)}`);
+  return body.token;
+}
+
+// Raises job:JOB:status for user uid every 150 ms until stop() is called; counts what was raised.
+function raiseJobEvents(uid, job) {
+  let raised = 0;
+  let on = true;
+  const done = (async () => {
+    while (on) {
+      notify('modelmine_events', { event: `job:${job}:status`, user_id: uid, data: { job_id: job, n: ++raised } });
+      await sleep(150);
+    }
+  })();
+  return { stop: async () => { on = false; await done; return raised; } };
+}
+
+// A socket keeps the identity it CONNECTed with only until the gateway checks its token again
+// (every MODELMINE_TEST_RECHECK_S seconds): after POST /auth/logout it gets DISCONNECT and no more of
+// its user's job events; after its user stops being an admin, no more of other users' events.
+// anon is a connected anonymous socket (a broadcast raised last must reach it: the events were sent).
+async function staleIdentityChecks(anon) {
+  const uid = Number(process.env.MODELMINE_TEST_USER_ID);
+  const interval = Number(process.env.MODELMINE_TEST_RECHECK_S) * 1000;
+  const slack = 1000; // the heartbeat's 250 ms tick, the check's round trip, a loaded machine
+
+  // (g) logout: the socket signed in with that token is told (DISCONNECT) and gets nothing more
+  try {
+    const token = await login();
+    const v = connect({ auth: { token }, transports: ['websocket'] });
+    const other = connect({ auth: { token: process.env.MODELMINE_TEST_TOKEN }, transports: ['websocket'] });
+    await Promise.all([waitFor(v, 'connect', 10000), waitFor(other, 'connect', 10000)]);
+    const first = waitForEvent(v, 'job:9:status', (x) => x && x.job_id === 9, 5000);
+    notify('modelmine_events', { event: 'job:9:status', user_id: uid, data: { job_id: 9, n: 0 } });
+    await first;
+    let lastSeen = 0;
+    let afterDisconnect = 0;
+    let otherGot = 0;
+    let disconnectedAt = 0;
+    v.on('job:9:status', () => { lastSeen = Date.now(); if (disconnectedAt) afterDisconnect++; });
+    other.on('job:9:status', (x) => { if (x && x.n > 0) otherGot++; });
+    const gone = new Promise((resolve) => v.once('disconnect', (reason) => {
+      disconnectedAt = Date.now();
+      resolve(reason);
+    }));
+    const out = await fetch(`${BASE}/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    const t0 = Date.now();
+    const events = raiseJobEvents(uid, 9);
+    const reason = await Promise.race([gone, sleep(interval + slack + 2000).then(() => null)]);
+    await sleep(1000); // events keep coming for a second after the DISCONNECT
+    const raised = await events.stop();
+    const name = `g-${tag()}`;
+    const tail = [anon, other].map((s) => waitForEvent(s, 'node:registered', (x) => x && x.name === name, 5000));
+    notify('node:registered', { node_id: 5, name }); // raised last: once it is in, every event is
+    await Promise.all(tail);
+    await sleep(200);
+    const took = disconnectedAt ? disconnectedAt - t0 : null;
+    check(`(g) after POST /auth/logout (${out.status}) the token's socket gets DISCONNECT within the ` +
+      `re-check interval (${took} ms, interval ${interval} ms) and none of the ${raised} job events ` +
+      `raised after; a socket with another valid token of the same user keeps getting them (${otherGot})`,
+    out.status === 204 && reason === 'io server disconnect' && took !== null && took <= interval + slack &&
+        lastSeen <= disconnectedAt && afterDisconnect === 0 && !v.active && otherGot === raised,
+    `logout ${out.status}, reason ${reason}, took ${took} ms, last event ` +
+        `${disconnectedAt ? `${lastSeen - disconnectedAt} ms after the DISCONNECT` : `${Date.now() - lastSeen} ms ago`}, ` +
+        `${afterDisconnect} after, other got ${otherGot} of ${raised}, active ${v.active}`);
+    v.close();
+    other.close();
+  } catch (e) { fail('(g) logout', e.message); }
+
+  // the same, seen on the wire: a raw polling session gets "41" and after it no event at all
+  try {
+    const token = await login();
+    const sid = await openSession();
+    const url = `${EIO}&transport=polling&sid=${sid}`;
+    await raw(url, { method: 'POST', body: `40${JSON.stringify({ token })}` });
+    const hello = await raw(url);
+    await raw(`${BASE}/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    const events = raiseJobEvents(uid, 10);
+    const packets = [];
+    const t0 = Date.now();
+    while (Date.now() - t0 < interval + slack + 2000 && !packets.includes('41')) {
+      const r = await raw(url);
+      if (r.status !== 200) break;
+      packets.push(...r.text.split(''));
+    }
+    const saw41 = packets.includes('41');
+    await sleep(800);
+    const rest = await raw(url); // what was queued after the DISCONNECT
+    await events.stop();
+    const after = rest.text.split('').filter((p) => p.startsWith('42'));
+    check('(g) on the wire: the logged-out session gets "41" (DISCONNECT) and no event after it',
+      /^40\{"sid"/.test(hello.text) && saw41 && packets.indexOf('41') === packets.length - 1 &&
+        rest.status === 200 && after.length === 0,
+      `CONNECT answer ${hello.text}; got ${JSON.stringify(packets.slice(-3))}; after: ${rest.status} ${rest.text}`);
+    await raw(url, { method: 'POST', body: '1' });
+  } catch (e) { fail('(g) logout on the wire', e.message); }
+
+  // (h) an admin demoted to user stops seeing other users' events (and keeps seeing its own)
+  try {
+    psql(`UPDATE modelmine.users SET role = 'admin' WHERE id = ${uid}`);
+    const token = await login();
+    const w = connect({ auth: { token }, transports: ['websocket'] });
+    await waitFor(w, 'connect', 10000);
+    const stranger = uid + 1000000;
+    const seenAsAdmin = waitForEvent(w, 'job:11:status', (x) => x && x.n === 0, 5000);
+    notify('modelmine_events', { event: 'job:11:status', user_id: stranger, data: { job_id: 11, n: 0 } });
+    await seenAsAdmin;
+    psql(`UPDATE modelmine.users SET role = 'user' WHERE id = ${uid}`);
+    await sleep(interval + slack);
+    let leaked = 0;
+    w.on('job:11:status', () => { leaked++; });
+    const own = waitForEvent(w, 'job:12:status', (x) => x && x.job_id === 12, 5000);
+    notify('modelmine_events', { event: 'job:11:status', user_id: stranger, data: { job_id: 11, n: 1 } });
+    notify('modelmine_events', { event: 'job:12:status', user_id: uid, data: { job_id: 12 } });
+    await own;
+    await sleep(300);
+    check('(h) an admin demoted to user: within the re-check interval its socket stops getting other ' +
+      'users\' job events, and still gets its own', leaked === 0 && w.connected, `leaked ${leaked}`);
+    w.close();
+  } catch (e) { fail('(h) demotion', e.message); }
+  try { psql(`UPDATE modelmine.users SET role = 'user' WHERE id = ${uid}`); } catch { /* reported above */ }
+}
+
 async function main() {
   const baseline = await sessions();
   const heartbeat = process.env.MODELMINE_TEST_QUICK ? null : heartbeatChecks();
@@ -294,6 +436,13 @@ async function main() {
     u.close();
   } else {
     skip('authenticated CONNECT', 'MODELMINE_TEST_TOKEN / MODELMINE_TEST_USER_ID not set');
+  }
+
+  if (process.env.MODELMINE_TEST_EMAIL && process.env.MODELMINE_TEST_RECHECK_S &&
+      process.env.MODELMINE_TEST_USER_ID) {
+    await staleIdentityChecks(b);
+  } else {
+    skip('identity re-checks', 'MODELMINE_TEST_EMAIL / _PASSWORD / _RECHECK_S / _USER_ID not set');
   }
 
   // a client that disconnects leaves no session behind
