@@ -21,6 +21,14 @@
 #   step_workers   (b) M real workers (worker/modelmine-worker --slots S --exit-when-idle) drain those N
 #                  jobs: each job runs the noop trainer in a forked child; jobs/s from the first claim to
 #                  the last completion
+#   step_api_workers   (b) the same with N more jobs, the M workers going through the HTTP gateway
+#                  (api/modelmine-api, started here) with --api: long-polling claims, no --exit-when-idle
+#                  (it would make every claim a wait=0 poll); stopped with SIGTERM once every job is done
+#   step_wake      wake-up latency, both ways: one idle worker (--db: LISTEN; --api: a long-polling claim)
+#                  and W jobs submitted one at a time 100 to 200 ms apart; per job, from the submitting
+#                  statement's clock_timestamp() read right before its commit (INSERT ... SELECT
+#                  submit_job(...), clock_timestamp() in autocommit, so the commit's own WAL flush counts
+#                  as latency) to the start of the claim transaction that leased it (jobs.started_at)
 #   step_checks    check_invariants() must be empty after all of it
 #   step_peers     (c) /work/shared/bench-peers/run.sh N K: Graphile Worker, pg-boss, BullMQ (on free ports)
 #   step_table     one table with every figure
@@ -31,7 +39,7 @@ set -euo pipefail
 usage() {
     cat <<'USAGE'
 Usage: scripts/bench-queue.sh [--jobs N] [--sessions K] [--batch B] [--workers M] [--slots S]
-                              [--no-peers] [--keep] [--help]
+                              [--wake W] [--no-api] [--no-peers] [--keep] [--help]
 
 Measures, on a throwaway PostgreSQL 15 cluster (127.0.0.1, free port, private install tree), how many noop
 jobs per second ModelMine enqueues and processes through its real work protocol, at the SQL level and with
@@ -45,6 +53,8 @@ About 4 minutes with the defaults on 2 cores (the first peer run also installs t
   --batch B      claim_jobs batch size for (a), 1..64 (each SQL node declares B slots; default 10)
   --workers M    worker processes for (b) (default 4)
   --slots S      slots per worker for (b), 1..64 (default 8)
+  --wake W       wake-up latency samples per mode, 0 to skip (default 300; about 45 s per mode)
+  --no-api       skip the workers through the gateway (--api) and its wake-up latency
   --no-peers     skip the peer benchmark (c)
   --keep         leave the cluster running afterwards and say how to connect to it
   --help         this text
@@ -60,7 +70,7 @@ Example:
 USAGE
 }
 
-jobs=20000 sessions=4 batch=10 workers=4 slots=8 peers=1 keep=0
+jobs=20000 sessions=4 batch=10 workers=4 slots=8 wake=300 api=1 peers=1 keep=0
 stake=10
 positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "bench-queue.sh: $1 needs a positive whole number, got '$2'" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
@@ -69,6 +79,10 @@ while [[ $# -gt 0 ]]; do
             [[ $# -ge 2 ]] || { echo "bench-queue.sh: $1 needs a value" >&2; exit 2; }
             positive "$1" "$2"
             printf -v "${1#--}" '%s' "$2"; shift 2 ;;
+        --wake)
+            [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || { echo "bench-queue.sh: --wake needs a whole number" >&2; exit 2; }
+            wake=$2; shift 2 ;;
+        --no-api) api=0; shift ;;
         --no-peers) peers=0; shift ;;
         --keep) keep=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -89,8 +103,9 @@ export MM_REPO=$repo
 MM_LOG_TAG="bench-queue.sh"
 peers_dir=${MM_BENCH_PEERS:-$repo/../shared/bench-peers}
 worker_bin=$repo/worker/modelmine-worker
+gateway_bin=$repo/api/modelmine-api
 
-tree="" own_tree=0 cluster="" work=""
+tree="" own_tree=0 cluster="" work="" gateway_pid="" gateway_url=""
 worker_pids=()
 db=bench_queue
 op_email=operator@bench.local
@@ -129,6 +144,7 @@ cleanup() {
     set +e
     for pid in "${worker_pids[@]}"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null; done
     for pid in "${worker_pids[@]}"; do wait "$pid" 2>/dev/null; done
+    [[ -n "$gateway_pid" ]] && alive "$gateway_pid" && { kill -TERM "$gateway_pid"; wait "$gateway_pid" 2>/dev/null; }
     if [[ $keep -eq 1 && -n "$cluster" && -f "$cluster/data/postmaster.pid" ]]; then
         cat <<KEEP
 
@@ -158,6 +174,7 @@ step_cluster() {
     heading "throwaway cluster"
     mm_bench_tree
     [[ -x "$worker_bin" ]] || { echo "bench-queue.sh: $worker_bin is not built (run make)" >&2; return 1; }
+    [[ $api -eq 0 || -x "$gateway_bin" ]] || { echo "bench-queue.sh: $gateway_bin is not built (run make)" >&2; return 1; }
     echo "checkout: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)," \
          "uncommitted changes in extension/ sql/ worker/: $(git status --short -- extension sql worker 2>/dev/null | wc -l) file(s)"
     cluster=$(mm_tmpdir bench-queue)
@@ -175,14 +192,22 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_bench') THEN
         CREATE ROLE mm_bench LOGIN IN ROLE modelmine_user, modelmine_node;
     END IF;
+    -- the gateway's authenticator (--api rows)
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_bench_gateway') THEN
+        CREATE ROLE mm_bench_gateway LOGIN IN ROLE modelmine_anon, modelmine_user, modelmine_node,
+            modelmine_admin;
+    END IF;
 END $$;
 -- Logins are not what is measured: the cheapest bcrypt cost keeps the set-up short.
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';
 -- Credentials pgbench's sessions pick up by client number (not part of ModelMine).
 CREATE SCHEMA bench;
 CREATE TABLE bench.creds (client int PRIMARY KEY, token text, node_key text);
+-- wake-up latency: the clock right before each submit_job's commit
+CREATE TABLE bench.wake (job_id bigint PRIMARY KEY, committed timestamptz NOT NULL);
 GRANT USAGE ON SCHEMA bench TO mm_bench;
 GRANT SELECT ON bench.creds TO mm_bench;
+GRANT INSERT ON bench.wake TO mm_bench;
 SQL
 }
 
@@ -192,7 +217,8 @@ step_accounts() {
     # each user stakes $stake per job: its share of (a) and, for user 1, all of the batched enqueue
     for (( i = 0; i < sessions; i++ )); do
         sql -c "SELECT modelmine.signup('bench$((i + 1))@bench.local', 'bench-password')" >/dev/null
-        sql -c "SELECT modelmine.mint('bench$((i + 1))@bench.local', $(( stake * (jobs / sessions + 1 + (i == 0 ? jobs : 0)) )))" >/dev/null
+        # user 1 also stakes the batched jobs, the --api row's and the wake-up samples
+        sql -c "SELECT modelmine.mint('bench$((i + 1))@bench.local', $(( stake * (jobs / sessions + 1 + (i == 0 ? 2 * jobs + 2 * wake : 0)) )))" >/dev/null
         tok=$(sql -c "SELECT modelmine.login('bench$((i + 1))@bench.local', 'bench-password')")
         sql -c "INSERT INTO bench.creds (client, token) VALUES ($i, '$tok')"
     done
@@ -329,6 +355,142 @@ step_workers() {
     [[ $bad -eq 0 ]] || return 1
 }
 
+# start_gateway: modelmine-api on a free port against the bench database, access log off (--quiet) and
+# no sign-in rate limit (every worker signs in once to register); waits for /health.
+start_gateway() {
+    local port i
+    port=$(free_port_from $((PGPORT + 200)))
+    "$gateway_bin" --db "postgresql://mm_bench_gateway@127.0.0.1:$PGPORT/$db" --listen "127.0.0.1:$port" \
+        --quiet --auth-rate 1000/60 </dev/null >"$work/gateway.log" 2>&1 &
+    gateway_pid=$!
+    gateway_url=http://127.0.0.1:$port
+    for (( i = 0; i < 100; i++ )); do
+        [[ $(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' "$gateway_url/health") == 200 ]] && {
+            echo "gateway (pid $gateway_pid) on $gateway_url: pool of 10 connections, access log off"; return 0; }
+        sleep 0.1
+    done
+    echo "bench-queue.sh: the gateway did not come up; its log:" >&2
+    tail -n 20 "$work/gateway.log" >&2
+    return 1
+}
+
+# start_workers PREFIX N SLOTS ARGS...: N workers PREFIX-1..N, registering with the operator's credentials.
+start_workers() {
+    local prefix=$1 n=$2 s=$3 i
+    shift 3
+    for (( i = 1; i <= n; i++ )); do
+        MODELMINE_OPERATOR_PASSWORD=$op_password timeout -k 5 600 "$worker_bin" "$@" --name "$prefix-$i" \
+            --slots "$s" --state-file "$work/$prefix-$i.json" --operator-email "$op_email" \
+            </dev/null >"$work/$prefix-$i.log" 2>&1 &
+        worker_pids+=($!)
+    done
+}
+
+# stop_workers: SIGTERM to every worker started, and wait for them; 1 if one of them did not exit 0.
+stop_workers() {
+    local pid rc bad=0
+    for pid in "${worker_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${worker_pids[@]}"; do
+        rc=0
+        wait "$pid" || rc=$?
+        [[ $rc -eq 0 ]] || { bad=1; echo "a worker (pid $pid) exited with status $rc"; }
+    done
+    worker_pids=()
+    return $bad
+}
+
+# wait_done TITLE SECS: until no job titled TITLE is left uncompleted (false after SECS).
+wait_done() {
+    local deadline=$((SECONDS + $2))
+    while (( SECONDS < deadline )); do
+        [[ $(sql -c "SELECT count(*) FROM modelmine.jobs WHERE title = '$1' AND status <> 'COMPLETED'") -eq 0 ]] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+step_api_workers() {
+    local s done_n span left bad=0 start
+    heading "(b) end to end through the gateway: $workers workers x $slots slots (--api) drain $jobs noop jobs"
+    if [[ $api -eq 0 ]]; then echo "skipped (--no-api)"; return 0; fi
+    {
+        echo "SELECT modelmine.authenticate(token) FROM bench.creds WHERE client = 0 \\g /dev/null"
+        for (( s = 0; s < jobs / 1000; s++ )); do
+            echo "SELECT count(modelmine.submit_job('api-noop', '{\"trainer\": \"noop\"}', NULL, $stake)) FROM generate_series(1, 1000) \\g /dev/null"
+        done
+    } >"$work/api-batch.sql"
+    mm_psql -q -U mm_bench -d "$db" -f "$work/api-batch.sql"
+    echo "submitted $(sql -c "SELECT count(*) FROM modelmine.jobs WHERE title = 'api-noop'") jobs (not timed)"
+    start_gateway
+    quiet
+    start=$SECONDS
+    start_workers api-worker "$workers" "$slots" --api "$gateway_url" --lease-seconds 60
+    wait_done api-noop 600 || { echo "bench-queue.sh: the --api workers did not finish in 600 s" >&2; bad=1; }
+    stop_workers || bad=1
+    read -r done_n span left <<<"$(sql -F ' ' -c "
+        SELECT count(*) FILTER (WHERE status = 'COMPLETED'),
+               extract(epoch FROM max(finished_at) - min(started_at)),
+               count(*) FILTER (WHERE status <> 'COMPLETED')
+          FROM modelmine.jobs WHERE title = 'api-noop'")"
+    fig[api_workers_process]=$(per_s "$done_n" "$span")
+    echo "completed $done_n jobs in ${span} s from the first claim to the last completion (${left} not completed);" \
+         "all done $((SECONDS - start)) s after the workers started"
+    echo "jobs per node: $(sql -c "SELECT string_agg(n.name || '=' || n.jobs_completed, ' ' ORDER BY n.name)
+                                    FROM modelmine.nodes n WHERE n.name LIKE 'api-worker-%'")"
+    echo "process/s: ${fig[api_workers_process]}"
+    [[ $bad -eq 0 ]] || { tail -n 20 "$work/api-worker-1.log"; return 1; }
+}
+
+# wake_mode MODE ARGS...: one idle worker (ARGS say how it reaches the network), $wake jobs submitted one
+# at a time; the latency figures go into fig[wake_MODE].
+wake_mode() {
+    local mode=$1 i n p50 p99 max min
+    shift
+    start_workers "wake-$mode" 1 2 "$@" --heartbeat-interval 5
+    for (( i = 0; i < 100; i++ )); do
+        [[ $(sql -c "SELECT count(*) FROM modelmine.nodes WHERE name = 'wake-$mode-1' AND last_seen IS NOT NULL") -eq 1 ]] && break
+        sleep 0.1
+    done
+    sleep 1  # its first claim (an empty queue) is done: it waits for a wake-up
+    {
+        echo "SELECT modelmine.authenticate(token) FROM bench.creds WHERE client = 0 \\g /dev/null"
+        for (( i = 0; i < wake; i++ )); do
+            # one statement (autocommit): the clock is read after submit_job, right before the commit
+            echo "INSERT INTO bench.wake (job_id, committed) SELECT modelmine.submit_job('wake-$mode'," \
+                 "'{\"trainer\": \"noop\"}', NULL, $stake), pg_catalog.clock_timestamp();"
+            echo "SELECT pg_catalog.pg_sleep(0.1 + 0.1 * random()) \\g /dev/null"
+        done
+    } >"$work/wake-$mode.sql"
+    mm_psql -q -U mm_bench -d "$db" -f "$work/wake-$mode.sql" >/dev/null
+    wait_done "wake-$mode" 60 || echo "note: not every wake-$mode job completed within 60 s"
+    stop_workers || return 1
+    read -r n p50 p99 max min d50 d99 <<<"$(sql -F ' ' -c "
+        SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+               round(max(ms)::numeric, 2), round(min(ms)::numeric, 2),
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY done_ms)::numeric, 2),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY done_ms)::numeric, 2)
+          FROM (SELECT extract(epoch FROM j.started_at - w.committed) * 1000 AS ms,
+                       extract(epoch FROM j.finished_at - w.committed) * 1000 AS done_ms
+                  FROM bench.wake w JOIN modelmine.jobs j ON j.id = w.job_id
+                 WHERE j.title = 'wake-$mode' AND j.finished_at IS NOT NULL) s")"
+    fig[wake_$mode]="$p50 $p99 $d50 $d99"
+    echo "$mode: $n samples: to the claim p50 $p50 ms, p99 $p99 ms, max $max ms, min $min ms;" \
+         "to the completion (fork, noop, complete_job) p50 $d50 ms, p99 $d99 ms"
+}
+
+step_wake() {
+    heading "wake-up latency: from a submit's commit to the claim, $wake jobs one at a time, one idle worker each way"
+    if [[ $wake -eq 0 ]]; then echo "skipped (--wake 0)"; return 0; fi
+    quiet
+    wake_mode db --db "postgresql://mm_bench@127.0.0.1:$PGPORT/$db"
+    if [[ $api -eq 1 ]]; then
+        [[ -n "$gateway_pid" ]] || start_gateway
+        quiet
+        wake_mode api --api "$gateway_url"
+    fi
+}
+
 step_checks() {
     heading "invariants after all of it (no rows = the books balance)"
     mm_psql -d "$db" -P pager=off -c "SELECT * FROM modelmine.check_invariants()"
@@ -390,6 +552,7 @@ step_table() {
     row "ModelMine SQL: submit_job, 1 session, 1000 per statement" "${fig[batch_enqueue]:-}" ""
     row "ModelMine SQL: claim_jobs($batch) + complete_job, $sessions sessions" "" "${fig[sql_process]:-}"
     row "ModelMine workers: $workers x $slots slots, fork per job" "" "${fig[workers_process]:-}"
+    row "ModelMine workers --api: the same through the gateway" "" "${fig[api_workers_process]:-}"
     for k in "${peer_names[@]}"; do
         read -r e p <<<"${fig[peer:$k]}"
         row "$k" "$e" "$p"
@@ -403,6 +566,13 @@ step_table() {
   Peer settings (run.sh): Graphile Worker 4 processes x 24, pg-boss $sessions workers fetching batches of 100,
   BullMQ one worker at concurrency 50. Machine after the run: load average $(loadavg).
 NOTE
+    if [[ $wake -gt 0 ]]; then
+        heading "wake-up latency in ms, from a submit's commit to the claim / to the completion ($wake samples each)"
+        printf '  %-50s %9s %9s %9s %9s\n' worker "claim p50" "claim p99" "done p50" "done p99"
+        printf '  %-50s %9s %9s %9s %9s\n' "--db: LISTEN modelmine_work, then claim_jobs" ${fig[wake_db]:-- - - -}
+        [[ $api -eq 0 ]] || printf '  %-50s %9s %9s %9s %9s\n' "--api: a long-polling claim (the gateway LISTENs)" \
+            ${fig[wake_api]:-- - - -}
+    fi
 }
 
 step_cluster
@@ -411,6 +581,8 @@ step_sql_enqueue
 step_sql_process
 step_batch_enqueue
 step_workers
+step_api_workers
+step_wake
 step_checks
 step_peers
 step_table

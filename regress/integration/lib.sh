@@ -20,7 +20,10 @@
 #   register_node TOKEN NAME CAPS register a node for that operator, with one heartbeat (so it may claim
 #                                 for offline_after_seconds); prints "id key"
 #   start_worker NAME ARGS...     start modelmine-worker (registering with IT_OP_EMAIL/IT_OP_PW on first
-#                                 start) in the background; log in $IT_TMP/NAME.log
+#                                 start) in the background; log in $IT_TMP/NAME.log. With --db, or with
+#                                 --api through the test's gateway in API mode (below)
+#   worker_peer                   the worker's --db or --api (and --cacert) arguments, one per line (API
+#                                 mode: once the gateway runs)
 #   worker_pid NAME               its pid
 #   node_of NAME                  its node id (from its state file)
 #   wait_worker NAME SECS         wait up to SECS for it to exit; its exit code in IT_RC ("timeout" if not)
@@ -36,6 +39,19 @@
 #   check_true DESC CMD...        one check: CMD must succeed
 #   check_false DESC CMD...       one check: CMD must fail
 #   it_end                        print the summary; exit 1 if any check failed
+#
+# API mode (IT_WORKER_API=1; the worker-api-*.sh tests set it and run a libpq test as it is): every
+# start_worker goes through a gateway (api/modelmine-api) that the first start_worker starts on a port
+# kept for the whole test, so the gateway can be restarted under running workers. IT_WORKER_API_TLS=1
+# serves it over HTTPS with a CA the test makes (the workers get --cacert). The test's database is
+# then it_NAME_api (unless NAME says api already), and lost-connection log lines may name the gateway
+# as well as the database.
+#   it_api_mode                   true in API mode
+#   gw_start [ARGS...]            (re)start the gateway on IT_GW_PORT (extra ARGS to modelmine-api);
+#                                 waits for /health; sets IT_GW_URL, IT_GW_PID; log $IT_TMP/gateway.log
+#   gw_stop [SIG] [SECS]          send SIG (default TERM) and wait up to SECS (default 15); IT_GW_RC
+#   it_make_ca DIR NAME           make a CA and a server certificate for 127.0.0.1/localhost signed by
+#                                 it with openssl: DIR/NAME-ca.pem, DIR/NAME-cert.pem, DIR/NAME-key.pem
 #
 # Environment (from scripts/test.sh): PGHOST, PGPORT, PGUSER (a superuser), MM_WORKER, MM_REPO,
 # MM_CLUSTER_DIR. Set IT_KEEP=1 to keep the database and the temp dir (logs) afterwards.
@@ -56,6 +72,7 @@ IT_RC=""
 declare -A IT_WORKERS=()  # name -> pid
 IT_OTHER_PIDS=()          # other background processes (listeners)
 IT_GROUPS=()              # process groups to kill at exit if anything is left (runner leftovers)
+IT_GW_PORT="" IT_GW_URL="" IT_GW_PID="" IT_GW_RC="" IT_GW_CACERT="" IT_GW_TLS_ARGS=()
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -105,10 +122,13 @@ it_cleanup() {
     exit "$rc"
 }
 
+it_api_mode() { [[ ${IT_WORKER_API:-0} == 1 ]]; }
+
 it_begin() {
     IT_NAME=$1
-    IT_DB=it_${1//-/_}
-    IT_TMP=$(mktemp -d "/tmp/mm-it-$1.XXXXXX")
+    it_api_mode && [[ $1 != *-api-* ]] && IT_NAME=$1-api
+    IT_DB=it_${IT_NAME//-/_}
+    IT_TMP=$(mktemp -d "/tmp/mm-it-$IT_NAME.XXXXXX")
     chmod 755 "$IT_TMP"
     trap it_cleanup EXIT
     trap 'echo "$IT_NAME: interrupted (SIGTERM)"; exit 143' TERM
@@ -184,16 +204,86 @@ register_node() {
 
 worker_url() { printf 'postgresql://mm_worker@%s:%s/%s\n' "$PGHOST" "$PGPORT" "$IT_DB"; }
 
+# How a worker reaches the network: --db, or in API mode --api through the test's gateway (started).
+worker_peer() {
+    if it_api_mode; then
+        printf '%s\n' --api "$IT_GW_URL"
+        [[ -z "$IT_GW_CACERT" ]] || printf '%s\n' --cacert "$IT_GW_CACERT"
+    else
+        printf '%s\n' --db "$(worker_url)"
+    fi
+}
+
 # Test defaults: short lease, heartbeat and poll so failures show in seconds; ARGS override them.
 start_worker() {
-    local name=$1
+    local name=$1 peer
     shift
-    MODELMINE_OPERATOR_PASSWORD=$IT_OP_PW "$MM_WORKER" --db "$(worker_url)" --name "$name" \
+    if it_api_mode && [[ -z "$IT_GW_URL" ]]; then gw_start || return 1; fi
+    mapfile -t peer < <(worker_peer)
+    MODELMINE_OPERATOR_PASSWORD=$IT_OP_PW "$MM_WORKER" "${peer[@]}" --name "$name" \
         --state-file "$IT_TMP/$name.json" --operator-email "$IT_OP_EMAIL" \
         --lease-seconds 5 --heartbeat-interval 1 --poll-interval 1 "$@" \
         </dev/null >>"$IT_TMP/$name.log" 2>&1 &
     IT_WORKERS[$name]=$!
-    echo "started worker $name (pid $!): $*"
+    echo "started worker $name (pid $!)${IT_GW_URL:+ through the gateway $IT_GW_URL}: $*"
+}
+
+# it_make_ca DIR NAME: a CA and a server certificate it signs, for 127.0.0.1 and localhost.
+it_make_ca() {
+    local dir=$1 name=$2
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$name test CA" \
+        -keyout "$dir/$name-ca-key.pem" -out "$dir/$name-ca.pem" >/dev/null 2>&1 &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$dir/$name-key.pem" -out "$dir/$name.csr" >/dev/null 2>&1 &&
+    printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\n' >"$dir/$name.ext" &&
+    openssl x509 -req -in "$dir/$name.csr" -CA "$dir/$name-ca.pem" -CAkey "$dir/$name-ca-key.pem" \
+        -CAcreateserial -days 2 -extfile "$dir/$name.ext" -out "$dir/$name-cert.pem" >/dev/null 2>&1 ||
+        { fail "openssl could not make the test CA $name in $dir"; return 1; }
+}
+
+# gw_start [ARGS...]: the test's gateway on IT_GW_PORT (picked at the first start, kept across restarts).
+gw_start() {
+    local i code scheme=http curl_ca=()
+    [[ -x "${API_BIN:-$MM_REPO/api/modelmine-api}" ]] || { fail "no gateway binary (run: make -C $MM_REPO/api)"; return 1; }
+    # shellcheck source=regress/integration/api-lib.sh
+    declare -F api_role >/dev/null || . "$MM_REPO/regress/integration/api-lib.sh"
+    api_role
+    [[ -n "$IT_GW_PORT" ]] || IT_GW_PORT=$(api_free_port)
+    if [[ ${IT_WORKER_API_TLS:-0} == 1 && ${#IT_GW_TLS_ARGS[@]} -eq 0 ]]; then
+        it_make_ca "$IT_TMP" gw || return 1
+        IT_GW_CACERT=$IT_TMP/gw-ca.pem
+        IT_GW_TLS_ARGS=(--tls-cert "$IT_TMP/gw-cert.pem" --tls-key "$IT_TMP/gw-key.pem")
+    fi
+    [[ ${#IT_GW_TLS_ARGS[@]} -eq 0 ]] || { scheme=https; curl_ca=(--cacert "$IT_GW_CACERT"); }
+    "$API_BIN" --db "postgresql://mm_gateway@$PGHOST:$PGPORT/$IT_DB" --listen "127.0.0.1:$IT_GW_PORT" \
+        "${IT_GW_TLS_ARGS[@]}" "$@" </dev/null >>"$IT_TMP/gateway.log" 2>&1 &
+    IT_GW_PID=$!
+    IT_OTHER_PIDS+=("$IT_GW_PID")
+    IT_GW_URL=$scheme://127.0.0.1:$IT_GW_PORT
+    for (( i = 0; i < 150; i++ )); do
+        proc_alive "$IT_GW_PID" || break
+        code=$(curl --noproxy '*' -s -o /dev/null -m 3 -w '%{http_code}' "${curl_ca[@]}" "$IT_GW_URL/health" 2>/dev/null || true)
+        [[ $code == 200 ]] && { echo "started gateway (pid $IT_GW_PID) on $IT_GW_URL${*:+ with $*}"; return 0; }
+        sleep 0.1
+    done
+    fail "gateway on $IT_GW_URL did not answer /health with 200 within 15 s (last: ${code:-none})"
+    tail -n 20 "$IT_TMP/gateway.log"
+    return 1
+}
+
+# gw_stop [SIG] [SECS]: stop the test's gateway; its exit status in IT_GW_RC ("timeout" if still running).
+gw_stop() {
+    local i
+    kill "-${1:-TERM}" "$IT_GW_PID" 2>/dev/null || true
+    {   # 2>/dev/null: no "Killed" job notice from bash
+        for (( i = 0; i < ${2:-15} * 10; i++ )); do
+            proc_alive "$IT_GW_PID" || break
+            sleep 0.1
+        done
+        if proc_alive "$IT_GW_PID"; then IT_GW_RC=timeout; return 0; fi
+        IT_GW_RC=0
+        wait "$IT_GW_PID" || IT_GW_RC=$?
+    } 2>/dev/null
 }
 
 worker_pid() { echo "${IT_WORKERS[$1]}"; }

@@ -47,6 +47,20 @@ backoff_ok(Backoff *b)
 	return failures;
 }
 
+/*
+ * The server asked for seconds of quiet (an HTTP Retry-After): the next attempt comes no sooner,
+ * even when the backoff alone would allow it.
+ */
+void
+backoff_not_before(Backoff *b, double now, double seconds)
+{
+	if (seconds <= 0 || now + seconds <= b->next)
+		return;
+	b->next = now + seconds;
+	if (seconds > b->delay)
+		b->delay = seconds;
+}
+
 /* "retrying in 1 s, then less often up to every 30 s", or "retrying every 5 s" at the cap. */
 void
 backoff_describe(const Backoff *b, char *out, size_t outlen)

@@ -3,17 +3,21 @@
  *
  * Each turn, one static function a step: take stop requests, (re)connect if due, reap children and
  * enforce time limits, forward progress, settle finished jobs, heartbeat, claim work for free
- * slots, then poll() on the database socket, the children's pipes and the self-pipe that signal
- * handlers write to (common/sigpipe.c).  A NOTIFY on modelmine_work is only a wake-up: after it,
- * after every timeout and after every reconnect we ask claim_jobs() again, which reads the queue
- * itself (FOR UPDATE SKIP LOCKED), so a lost notification costs at most one poll interval.
+ * slots, then poll() on the node protocol's sockets (proto.h: the database's, or the gateway's
+ * long-polling claim), the children's pipes and the self-pipe that signal handlers write to
+ * (common/sigpipe.c).  The loop does not know which protocol it speaks.  A wake-up (a NOTIFY on
+ * modelmine_work, or a long-poll's answer) is only a wake-up: after it, after every timeout and
+ * after every reconnect we ask claim_jobs() again, which reads the queue itself (FOR UPDATE SKIP
+ * LOCKED), so a lost notification costs at most one poll interval.  A claim may stay in flight
+ * (PROTO_PENDING): the loop then just carries on until its answer wakes it.
  *
  * Leases: only report_progress extends a job's lease, so every running job gets one at least every
  * lease_seconds / 3, re-sending the last progress when the trainer printed nothing new.  A call the
  * database answers with "busy" (lock timeout, serialization failure, deadlock) is retried a second
- * later, never taken as a refusal.  heartbeat and claim_jobs, which the loop repeats, back off
- * exponentially while they fail and log only a new reason (backoff.c); after every (re)connect the
- * node heartbeats before it claims, as a node that is not ONLINE gets no work.
+ * later (or after the server's Retry-After), never taken as a refusal.  heartbeat and claim_jobs,
+ * which the loop repeats, back off exponentially while they fail and log only a new reason
+ * (backoff.c); after every (re)connect the node heartbeats before it claims, as a node that is not
+ * ONLINE gets no work.
  */
 #include <errno.h>
 #include <poll.h>
@@ -22,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker.h"
+#include "proto.h"
 
 /* a stopping worker tries this long to give a job back (or report its end), then leaves it be */
 #define RELEASE_GRACE 5.0
@@ -33,7 +37,7 @@ typedef struct Loop
 	const Options *o;
 	const char *node_key;
 	json_t	   *caps;			/* declared on every (re)connect */
-	Db			db;
+	Proto		p;				/* the database or the gateway: the loop does not know which */
 	Task		tasks[MM_MAX_SLOTS];
 	int			ntasks;
 	Backoff		hb_backoff,
@@ -42,7 +46,7 @@ typedef struct Loop
 				next_hb,
 				next_poll,
 				drain_deadline;
-	bool		wake,			/* look for work at once (a NOTIFY, a freed slot, a full batch) */
+	bool		wake,			/* look for work at once (a wake-up, a freed slot, a full batch) */
 				draining,		/* a stop was requested: claim nothing more */
 				idle_seen;		/* the last claim found nothing while nothing ran */
 } Loop;
@@ -68,88 +72,93 @@ task_done(const Task *t)
 	return t->pid == 0 && t->fd < 0;
 }
 
-/* The database was busy for one of t's calls: retry in a second; logged once until a call works. */
+/*
+ * The database was busy for one of t's calls: retry in a second (or when the server's Retry-After
+ * says); logged once until a call works.
+ */
 static void
-busy(Task *t, const char *what, const Db *db, double now)
+busy(Task *t, const char *what, const Proto *p, double now)
 {
 	if (!t->busy_logged)
 		logmsg("job %lld: %s deferred, the database is busy: %s; retrying every second",
-			   t->job_id, what, db->error);
+			   t->job_id, what, p->error);
 	t->busy_logged = true;
-	t->retry_at = now + 1;
+	t->retry_at = now + (p->retry_after > 1 ? p->retry_after : 1);
 }
 
 /* A stopping worker gives an abandoned job back to the queue; returns true once done with it. */
 static bool
-give_back(Db *db, Task *t, double now)
+give_back(Proto *p, Task *t, double now)
 {
-	int			rc = DB_LOST;
+	int			rc = PROTO_LOST;
+	char		none[64];
 
-	if (db->up && now >= t->retry_at)
+	if (p->up && now >= t->retry_at)
 	{
-		rc = db_release(db, t->job_id);
-		if (rc == DB_OK || rc == DB_REFUSED)
+		rc = proto_release(p, t->job_id);
+		if (rc == PROTO_OK || rc == PROTO_REFUSED)
 			return true;		/* refused: it was no longer ours to give back */
-		if (rc == DB_BUSY)
-			busy(t, "release_job", db, now);
+		if (rc == PROTO_BUSY)
+			busy(t, "release_job", p, now);
 	}
 	if (now < t->release_until)
 		return false;
+	snprintf(none, sizeof(none), "no %s connection", proto_peer(p));
 	logmsg("job %lld: could not give it back to the queue (%s); "
 		   "its lease will run out and the queue will run it again",
-		   t->job_id, rc == DB_BUSY ? db->error : "no database connection");
+		   t->job_id, rc == PROTO_BUSY ? p->error : none);
 	return true;
 }
 
 /* Reports a finished task; returns true when it can be forgotten. */
 static bool
-settle(Db *db, Task *t, double now)
+settle(Proto *p, Task *t, double now)
 {
 	int			rc;
 
 	if (t->abandoned)
-		return !t->release || give_back(db, t, now);
-	if (!db->up || now < t->retry_at)
+		return !t->release || give_back(p, t, now);
+	if (!p->up || now < t->retry_at)
 		return false;
 	task_conclude(t);
 	if (t->progress)
 	{
 		/* the last epoch's figures first, so the job's metrics end where its result does */
-		rc = db_progress(db, t->job_id, t->progress);
-		if (rc == DB_LOST)
+		rc = proto_progress(p, t->job_id, t->progress);
+		if (rc == PROTO_LOST)
 			return false;
-		if (rc == DB_BUSY)
+		if (rc == PROTO_BUSY)
 		{
-			busy(t, "report_progress", db, now);
+			busy(t, "report_progress", p, now);
 			return false;
 		}
-		if (rc == DB_OK)
+		if (rc == PROTO_OK)
 			task_report_taken(t, t->progress, now);
 		json_decref(t->progress);	/* refused: complete or fail below gets the same answer */
 		t->progress = NULL;
 	}
 	if (t->result)
 	{
-		rc = db_complete(db, t->job_id, t->result);
-		if (rc == DB_REFUSED && strcmp(db->sqlstate, MM_SQLSTATE_BAD_INPUT) == 0)
+		rc = proto_complete(p, t->job_id, t->result);
+		if (rc == PROTO_REFUSED && strcmp(p->sqlstate, MM_SQLSTATE_BAD_INPUT) == 0)
 		{
 			/* the database rejected the result itself: that is the job's failure, not the node's */
 			free(t->error);
 			t->error = strdup("the trainer produced an invalid result (see the node's log)");
 			json_decref(t->result);
 			t->result = NULL;
-			return settle(db, t, now);
+			return settle(p, t, now);
 		}
 	}
 	else
-		rc = db_fail(db, t->job_id, t->error ? t->error : "unknown error");
-	if (rc == DB_BUSY)
+		rc = proto_fail(p, t->job_id, t->error ? t->error : "unknown error");
+	if (rc == PROTO_BUSY)
 	{
-		busy(t, t->result ? "complete_job" : "fail_job", db, now);
+		busy(t, t->result ? "complete_job" : "fail_job", p, now);
 		return false;
 	}
-	/* DB_OK: settled; DB_REFUSED: for good (settled before a lost reply, lease lost, canceled) */
-	return rc != DB_LOST;
+	/* OK: settled; REFUSED: for good (settled before a lost reply, lease lost, canceled) */
+	return rc != PROTO_LOST;
 }
 
 /* Gives up on t for good (logged once): kills its child; nothing more is reported for it. */
@@ -164,46 +173,49 @@ abandon(Task *t, const char *why)
 
 /* Sends t's due progress report, if any: the trainer's latest line, or the lease's keepalive. */
 static void
-report(Db *db, Task *t, double now, double keepalive)
+report(Proto *p, Task *t, double now, double keepalive)
 {
-	json_t	   *p = task_report_due(t, now, keepalive);
+	json_t	   *due = task_report_due(t, now, keepalive);
 	int			rc;
 
-	if (p == NULL)
+	if (due == NULL)
 		return;
-	rc = db_progress(db, t->job_id, p);
-	if (rc == DB_OK)
+	rc = proto_progress(p, t->job_id, due);
+	if (rc == PROTO_OK)
 	{
-		task_report_taken(t, p, now);
+		task_report_taken(t, due, now);
 		t->busy_logged = false;
 	}
-	else if (rc == DB_BUSY)
-		busy(t, "report_progress", db, now);
-	else if (rc == DB_REFUSED && db->job_gone)
+	else if (rc == PROTO_BUSY)
+		busy(t, "report_progress", p, now);
+	else if (rc == PROTO_REFUSED && p->job_gone)
 		abandon(t, "the job was canceled or its lease was lost");
-	else if (rc == DB_REFUSED)
+	else if (rc == PROTO_REFUSED)
 	{
 		/* a report the database will not take (bad figures, no grant): drop it, keep the job */
-		if (p == t->progress)
+		if (due == t->progress)
 		{
 			json_decref(t->progress);
 			t->progress = NULL;
 		}
 		t->retry_at = now + keepalive;
 	}
-	json_decref(p);
+	json_decref(due);
 }
 
-/* A call the loop repeats failed: pace it, and log only a new reason. */
+/* A call the loop repeats failed: pace it (no sooner than a Retry-After), log only a new reason. */
 static void
-repeated_failure(Backoff *b, const char *what, const Db *db, double now)
+repeated_failure(Backoff *b, const char *what, const Proto *p, double now)
 {
-	if (backoff_fail(b, now, db->error))
+	bool		news = backoff_fail(b, now, p->error);
+
+	backoff_not_before(b, now, p->retry_after);
+	if (news)
 	{
 		char		plan[96];
 
 		backoff_describe(b, plan, sizeof(plan));
-		logmsg("%s failed: %s; %s (logged again when the error changes)", what, db->error, plan);
+		logmsg("%s failed: %s; %s (logged again when the error changes)", what, p->error, plan);
 	}
 }
 
@@ -228,11 +240,39 @@ held_contains(const long long *held, int n, long long id)
 	return false;
 }
 
+/*
+ * Jobs a claim leased to the node just as it began to stop: they join the running ones as
+ * abandoned, to be given back to the queue (settle_finished) without running.
+ */
+static void
+give_back_unstarted(Loop *l, json_t *jobs, double now)
+{
+	size_t		k;
+	json_t	   *j;
+
+	json_array_foreach(jobs, k, j)
+	{
+		Task	   *t = &l->tasks[l->ntasks];
+
+		if (l->ntasks >= MM_MAX_SLOTS)
+			break;				/* cannot happen: a claim asks for free slots only */
+		memset(t, 0, sizeof(*t));
+		t->job_id = (long long) json_integer_value(json_object_get(j, "job_id"));
+		t->fd = -1;
+		t->release = true;
+		t->release_until = now + RELEASE_GRACE;
+		abandon(t, "worker stopping");
+		l->ntasks++;
+	}
+	json_decref(jobs);
+}
+
 /* Stop requests (SIGTERM, SIGINT since the last turn): the first drains, a second releases now. */
 static void
 stop_requests(Loop *l, double now)
 {
 	int			sig = mm_sig_pipe_drain(SIGCHLD);
+	json_t	   *leased;
 
 	if (sig != SIGTERM && sig != SIGINT)
 		return;
@@ -243,6 +283,8 @@ stop_requests(Loop *l, double now)
 		logmsg("stop requested: claiming no more jobs; "
 			   "finishing %d running job(s) for up to %.0f s, then releasing the rest",
 			   l->ntasks, l->o->drain_timeout);
+		if ((leased = proto_claim_cancel(&l->p)) != NULL)
+			give_back_unstarted(l, leased, now);
 	}
 	else
 	{
@@ -251,18 +293,18 @@ stop_requests(Loop *l, double now)
 	}
 }
 
-/* Connection: reconnect when the backoff allows; false when the database refused the node's key. */
+/* Connection: reconnect when the backoff allows; false when the peer refused the node's key. */
 static bool
 connection(Loop *l, double now)
 {
 	int			rc;
 
-	if (l->db.up || !backoff_ready(&l->db.connect, now))
+	if (l->p.up || !backoff_ready(&l->p.connect, now))
 		return true;
-	rc = db_connect(&l->db, l->o, l->node_key, l->caps);
-	if (rc == DB_REFUSED)
+	rc = proto_connect(&l->p, l->node_key, l->caps);
+	if (rc == PROTO_REFUSED)
 		return false;
-	if (rc == DB_OK)
+	if (rc == PROTO_OK)
 	{
 		l->next_hb = now;		/* heartbeat before claiming: learn which leases survived */
 		l->wake = true;
@@ -300,24 +342,27 @@ children(Loop *l, double now)
 static void
 progress(Loop *l, double now)
 {
-	for (int i = 0; i < l->ntasks && l->db.up; i++)
-		report(&l->db, &l->tasks[i], now, l->keepalive);
+	for (int i = 0; i < l->ntasks && l->p.up; i++)
+		report(&l->p, &l->tasks[i], now, l->keepalive);
 }
 
-/* Settle finished tasks, and forget them once the database has their end (or a stop gives up). */
+/* Settle finished tasks, and forget them once the peer has their end (or a stop gives up). */
 static void
 settle_finished(Loop *l, double now)
 {
 	for (int i = 0; i < l->ntasks;)
 	{
 		Task	   *t = &l->tasks[i];
-		bool		forget = task_done(t) && settle(&l->db, t, now);
+		bool		forget = task_done(t) && settle(&l->p, t, now);
 
 		if (!forget && l->draining && task_done(t) && !t->abandoned &&
 			now >= l->drain_deadline + RELEASE_GRACE)
 		{
+			char		none[64];
+
+			snprintf(none, sizeof(none), "no %s connection", proto_peer(&l->p));
 			logmsg("job %lld: stopping without reporting its end (%s); its lease will run out",
-				   t->job_id, l->db.up ? l->db.error : "no database connection");
+				   t->job_id, l->p.up ? l->p.error : none);
 			forget = true;
 		}
 		if (forget)
@@ -340,12 +385,12 @@ heartbeat(Loop *l, double now)
 	const char *status;
 	int			rc;
 
-	if (!l->db.up || now < l->next_hb)
+	if (!l->p.up || now < l->next_hb)
 		return;
 	status = l->draining ? MM_NODE_MAINTENANCE :
 		l->ntasks >= l->o->slots ? MM_NODE_BUSY : MM_NODE_ONLINE;
-	rc = db_heartbeat(&l->db, status, &held, &nheld);
-	if (rc == DB_OK)
+	rc = proto_heartbeat(&l->p, status, &held, &nheld);
+	if (rc == PROTO_OK)
 	{
 		for (int i = 0; i < l->ntasks; i++)
 			if (!task_done(&l->tasks[i]) && !held_contains(held, nheld, l->tasks[i].job_id))
@@ -353,15 +398,34 @@ heartbeat(Loop *l, double now)
 		l->next_hb = now + l->o->heartbeat_interval;
 		repeated_success(&l->hb_backoff, "heartbeat");
 	}
-	else if (rc != DB_LOST)
+	else if (rc != PROTO_LOST)
 	{
-		repeated_failure(&l->hb_backoff, "heartbeat", &l->db, now);
+		repeated_failure(&l->hb_backoff, "heartbeat", &l->p, now);
 		l->next_hb = l->hb_backoff.next;
 	}
 	free(held);
 }
 
-/* Claim work for free slots, once this connection has heartbeated (else the node gets none). */
+/* Starts the jobs a claim leased (an array of {job_id, config}) in free slots. */
+static void
+start_jobs(Loop *l, json_t *jobs)
+{
+	size_t		k;
+	json_t	   *j;
+
+	json_array_foreach(jobs, k, j)
+	{
+		task_start(&l->tasks[l->ntasks], l->o,
+				   (long long) json_integer_value(json_object_get(j, "job_id")),
+				   json_object_get(j, "config"));
+		l->ntasks++;
+	}
+}
+
+/*
+ * Claim work for free slots, once this connection has heartbeated (else the node gets none).  A
+ * claim still in flight answers later (its answer wakes the loop); meanwhile nothing is due.
+ */
 static void
 claim(Loop *l, double now)
 {
@@ -369,29 +433,25 @@ claim(Loop *l, double now)
 	int			want = l->o->slots - l->ntasks;
 	int			rc;
 
-	if (!l->db.up || !l->db.heartbeat_ok || l->draining || l->ntasks >= l->o->slots ||
+	if (!l->p.up || !l->p.heartbeat_ok || l->draining || l->ntasks >= l->o->slots ||
 		!(l->wake || now >= l->next_poll) || !backoff_ready(&l->claim_backoff, now))
 		return;
-	rc = db_claim(&l->db, want, l->o->lease_seconds, &jobs);
-	if (rc == DB_OK)
+	rc = proto_claim(&l->p, want, l->o->lease_seconds, &jobs);
+	if (rc == PROTO_OK)
 	{
-		size_t		k;
-		json_t	   *j;
-
 		repeated_success(&l->claim_backoff, "claim_jobs");
-		json_array_foreach(jobs, k, j)
-		{
-			task_start(&l->tasks[l->ntasks], l->o,
-					   (long long) json_integer_value(json_object_get(j, "job_id")),
-					   json_object_get(j, "config"));
-			l->ntasks++;
-		}
+		start_jobs(l, jobs);
 		l->wake = json_array_size(jobs) == (size_t) want;	/* a full batch: there may be more */
 		l->next_poll = now + l->o->poll_interval;
 		l->idle_seen = json_array_size(jobs) == 0 && l->ntasks == 0;
 	}
-	else if (rc != DB_LOST)
-		repeated_failure(&l->claim_backoff, "claim_jobs", &l->db, now);
+	else if (rc == PROTO_PENDING)
+	{
+		l->wake = false;
+		l->next_poll = now + l->o->poll_interval;
+	}
+	else if (rc != PROTO_LOST)
+		repeated_failure(&l->claim_backoff, "claim_jobs", &l->p, now);
 	json_decref(jobs);
 }
 
@@ -401,11 +461,11 @@ wait_until(const Loop *l, double now)
 {
 	double		until = now + 5;
 
-	if (l->db.up)
+	if (l->p.up)
 	{
 		if (l->next_hb < until)
 			until = l->next_hb;
-		if (l->db.heartbeat_ok && !l->draining && l->ntasks < l->o->slots)
+		if (l->p.heartbeat_ok && !l->draining && l->ntasks < l->o->slots)
 		{
 			double		claim_at = l->wake ? now : l->next_poll;
 
@@ -415,8 +475,8 @@ wait_until(const Loop *l, double now)
 				until = claim_at;
 		}
 	}
-	else if (l->db.connect.next < until)
-		until = l->db.connect.next;
+	else if (l->p.connect.next < until)
+		until = l->p.connect.next;
 	if (l->draining && l->drain_deadline < until)
 		until = l->drain_deadline;
 	for (int i = 0; i < l->ntasks; i++)
@@ -432,7 +492,7 @@ wait_until(const Loop *l, double now)
 			until = report_at;
 		if (task_done(t))
 		{
-			/* settlement is waiting for the database */
+			/* settlement is waiting for the peer */
 			double		settle_at = t->retry_at > now + 0.05 ? t->retry_at : now + 0.05;
 
 			if (settle_at < until)
@@ -442,24 +502,25 @@ wait_until(const Loop *l, double now)
 	return until;
 }
 
-/* Poll: sleep until then or a signal, a NOTIFY (wake) or a child's output; -1 if poll() failed. */
+/*
+ * Poll: sleep until then or a signal, a wake-up from the protocol (a NOTIFY, a claim's answer) or
+ * a child's output; -1 if poll() failed.
+ */
 static int
 poll_once(Loop *l, double until)
 {
-	struct pollfd pfd[MM_MAX_SLOTS + 2];
+	struct pollfd pfd[MM_MAX_SLOTS + PROTO_MAX_FDS + 1];
 	int			nfd = 0,
-				db_slot = -1,
-				task_slot[MM_MAX_SLOTS + 2];
+				proto_first,
+				nproto,
+				task_slot[MM_MAX_SLOTS + PROTO_MAX_FDS + 1];
 	double		ms;
 
 	pfd[nfd].fd = mm_sig_pipe_fd();	/* read at the top of the next turn (stop_requests) */
 	pfd[nfd++].events = POLLIN;
-	if (l->db.up)
-	{
-		db_slot = nfd;
-		pfd[nfd].fd = PQsocket(l->db.conn);
-		pfd[nfd++].events = POLLIN;
-	}
+	proto_first = nfd;
+	nproto = proto_pollfds(&l->p, &pfd[nfd], PROTO_MAX_FDS, &until);
+	nfd += nproto;
 	for (int i = 0; i < l->ntasks; i++)
 	{
 		if (l->tasks[i].fd < 0)
@@ -468,27 +529,38 @@ poll_once(Loop *l, double until)
 		pfd[nfd].fd = l->tasks[i].fd;
 		pfd[nfd++].events = POLLIN;
 	}
+	for (int s = 0; s < nfd; s++)
+		pfd[s].revents = 0;
 	ms = (until - mm_now_s()) * 1000;
 	if (poll(pfd, nfd, ms < 0 ? 0 : (int) ms + 1) < 0 && errno != EINTR)
 	{
 		logmsg("poll failed: %s", strerror(errno));
 		return -1;
 	}
-	if (db_slot >= 0 && l->db.up && (pfd[db_slot].revents & (POLLIN | POLLHUP | POLLERR)))
+	if (proto_after_poll(&l->p, &pfd[proto_first], nproto))
+		l->wake = true;
+	for (int s = proto_first + nproto; s < nfd; s++)
 	{
-		if (db_drain_notifies(&l->db) > 0)
-			l->wake = true;
-	}
-	for (int s = 0; s < nfd; s++)
-	{
-		if (s == 0 || s == db_slot || !(pfd[s].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (!(pfd[s].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		task_read(&l->tasks[task_slot[s]], l->o);
 	}
 	return 0;
 }
 
-/* Works for the database until stopped: 0 once stopped cleanly (or idle, if asked), 1 if fatal. */
+/* Ends the loop: kills what still runs (fatal only), closes the connection; returns rc. */
+static int
+finish(Loop *l, int rc)
+{
+	if (rc != 0)
+		for (int i = 0; i < l->ntasks; i++)
+			task_kill(&l->tasks[i]);
+	proto_close(&l->p);
+	json_decref(l->caps);
+	return rc;
+}
+
+/* Works for the network until stopped: 0 once stopped cleanly (or idle, if asked), 1 if fatal. */
 int
 run_loop(const Options *o, const char *node_key)
 {
@@ -503,11 +575,15 @@ run_loop(const Options *o, const char *node_key)
 	};
 
 	install_signals();
-	if (db_connect(&l.db, o, node_key, l.caps) == DB_REFUSED)
+	if (proto_open(&l.p, o) != 0)
 	{
-		logmsg("the database refused this node's key; not retrying (exit 1)");
 		json_decref(l.caps);
 		return 1;
+	}
+	if (proto_connect(&l.p, node_key, l.caps) == PROTO_REFUSED)
+	{
+		logmsg("the %s refused this node's key; not retrying (exit 1)", proto_peer(&l.p));
+		return finish(&l, 1);
 	}
 	for (;;)
 	{
@@ -516,11 +592,8 @@ run_loop(const Options *o, const char *node_key)
 		stop_requests(&l, now);
 		if (!connection(&l, now))
 		{
-			logmsg("the database refused this node's key; exiting (exit 1)");
-			for (int i = 0; i < l.ntasks; i++)
-				task_kill(&l.tasks[i]);
-			json_decref(l.caps);
-			return 1;
+			logmsg("the %s refused this node's key; exiting (exit 1)", proto_peer(&l.p));
+			return finish(&l, 1);
 		}
 		children(&l, now);
 		progress(&l, now);
@@ -531,12 +604,9 @@ run_loop(const Options *o, const char *node_key)
 		{
 			logmsg(l.draining ? "stopped: no running jobs left" :
 				   "queue empty: exiting as asked (--exit-when-idle)");
-			if (l.db.conn)
-				PQfinish(l.db.conn);
-			json_decref(l.caps);
-			return 0;
+			return finish(&l, 0);
 		}
 		if (poll_once(&l, wait_until(&l, now)) != 0)
-			return 1;
+			return finish(&l, 1);
 	}
 }

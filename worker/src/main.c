@@ -1,7 +1,8 @@
 /*
- * main.c — modelmine-worker: options, node identity (key or first-start registration), then the
- * loop.
+ * main.c — modelmine-worker: options (and which way to reach the network: --db or --api), node
+ * identity (key or first-start registration), then the loop.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,7 +12,8 @@
 
 #include <curl/curl.h>
 
-#include "worker.h"
+#include "http.h"
+#include "proto.h"
 
 /* Prints --help: every option with its variable, examples, exit statuses. */
 static void
@@ -24,8 +26,30 @@ usage(FILE *f)
 			"Usage: modelmine-worker [OPTION]...\n"
 			"\n"
 			"Options (each also settable from the environment variable in brackets):\n"
-			"  --db URL                 database to work for [MODELMINE_DB]; default: libpq's PG* "
-			"variables\n"
+			"  --db URL                 work for this database directly, over libpq "
+			"[MODELMINE_DB];\n"
+			"                           default: libpq's PG* variables. For machines the "
+			"database's\n"
+			"                           operator trusts with a PostgreSQL login (a role in "
+			"modelmine_node)\n"
+			"  --api URL                work through the HTTP gateway (modelmine-api) at URL "
+			"instead\n"
+			"                           [MODELMINE_API]: for machines that must not reach the "
+			"database,\n"
+			"                           such as strangers' nodes on a marketplace; only the node "
+			"key\n"
+			"                           travels, over HTTPS. Exclusive with --db\n"
+			"  --cacert FILE            with --api https://: check the gateway's certificate "
+			"against the CA\n"
+			"                           certificates in FILE (PEM), e.g. a private CA "
+			"[MODELMINE_CACERT];\n"
+			"                           default: the system's CAs. The certificate is always "
+			"checked\n"
+			"  --claim-wait S           with --api: how long one claim waits at the gateway for "
+			"work\n"
+			"                           (a long-poll) [MODELMINE_CLAIM_WAIT]; default 25, at most "
+			"the\n"
+			"                           gateway's --max-wait\n"
 			"  --name NAME              node name [MODELMINE_NODE_NAME]; default: the host name\n"
 			"  --slots N                jobs run at once, 1..%d [MODELMINE_SLOTS]; default 1\n"
 			"  --state-file FILE        where the node key is kept, mode 0600 "
@@ -58,19 +82,23 @@ usage(FILE *f)
 			"[MODELMINE_ALLOW_NET:\n"
 			"                           CIDRs separated by commas or spaces]\n"
 			"  --lease-seconds N        lease length asked for each job, %d..%d "
-			"[MODELMINE_LEASE_SECONDS]; default 30\n"
+			"[MODELMINE_LEASE_SECONDS];\n"
+			"                           default 30\n"
 			"  --job-timeout S          kill and fail a job running longer "
 			"[MODELMINE_JOB_TIMEOUT]; default 3600\n"
 			"  --poll-interval S        re-read the queue this often without a NOTIFY "
-			"[MODELMINE_POLL_INTERVAL]; default 5\n"
+			"[MODELMINE_POLL_INTERVAL];\n"
+			"                           default 5 (--api: between the claims of --exit-when-idle, "
+			"which do not\n"
+			"                           wait at the gateway)\n"
 			"  --heartbeat-interval S   [MODELMINE_HEARTBEAT_INTERVAL]; default 5\n"
 			"  --drain-timeout S        on SIGTERM, wait this long for running jobs before "
 			"releasing them\n"
 			"                           [MODELMINE_DRAIN_TIMEOUT]; default 30\n"
 			"  --max-output BYTES       a runner printing more is killed [MODELMINE_MAX_OUTPUT]; "
 			"default 67108864\n"
-			"  --exit-when-idle         exit 0 once the queue is empty and nothing runs "
-			"[MODELMINE_EXIT_WHEN_IDLE=1]\n"
+			"  --exit-when-idle         exit 0 once the queue is empty and nothing runs\n"
+			"                           [MODELMINE_EXIT_WHEN_IDLE=1]\n"
 			"  --help                   this text\n"
 			"\n"
 			"Examples:\n"
@@ -81,14 +109,24 @@ usage(FILE *f)
 			"  # with a key from SELECT * FROM modelmine.register_node('gpu-box-1', "
 			"'{\"trainers\":[\"logreg\"]}')\n"
 			"  modelmine-worker --db postgres://node@db/modelmine --node-key mmn_7_...\n"
+			"  # through the gateway: no database login on this machine, the gateway's CA trusted\n"
+			"  MODELMINE_OPERATOR_PASSWORD=secret modelmine-worker --api "
+			"https://gw.example:8080 \\\n"
+			"      --cacert /etc/modelmine/gateway-ca.pem --name gpu-box-2 --operator-email "
+			"ops@example.com\n"
 			"  # offer an external runner\n"
 			"  modelmine-worker --runner torch-cnn='python3 /opt/runners/cnn.py' --slots 1\n"
 			"  # datasets may also come from the office network's file server (and its IPv6 "
 			"prefix)\n"
 			"  modelmine-worker --allow-net 10.20.0.0/16 --allow-net fd12:3456:789a::/48\n"
 			"\n"
-			"The database role needs modelmine_node (and modelmine_user for first-start "
-			"registration).\n"
+			"With --db the database role needs modelmine_node (and modelmine_user for first-start "
+			"registration);\n"
+			"with --api the node needs no role: the gateway signs it in with its key (registration "
+			"with the\n"
+			"operator's email and password, through the gateway's /auth/login). Calls to the "
+			"gateway go\n"
+			"through https_proxy/http_proxy unless no_proxy names it.\n"
 			"Dataset downloads ignore http_proxy and friends: behind a proxy the worker could not "
 			"tell\n"
 			"which address it reaches. External runners fetch their data themselves, unchecked.\n"
@@ -191,7 +229,7 @@ enum
 {
 	OPT_DB = 1000, OPT_NAME, OPT_SLOTS, OPT_STATE, OPT_KEY, OPT_EMAIL, OPT_PASSWORD, OPT_RUNNER,
 	OPT_DATA, OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE,
-	OPT_ALLOW_NET, OPT_HELP
+	OPT_ALLOW_NET, OPT_API, OPT_CACERT, OPT_CLAIM_WAIT, OPT_HELP
 };
 
 /* Applies one option value (from the command line or the environment). */
@@ -205,6 +243,14 @@ apply(Options *o, int opt, const char *v)
 		case OPT_DB:
 			o->db = v;
 			return 0;
+		case OPT_API:
+			o->api = v;
+			return 0;
+		case OPT_CACERT:
+			o->cacert = v;
+			return 0;
+		case OPT_CLAIM_WAIT:
+			return parse_seconds("--claim-wait", v, &o->claim_wait);
 		case OPT_NAME:
 			o->name = v;
 			return 0;
@@ -267,7 +313,8 @@ from_environment(Options *o)
 		{"MODELMINE_JOB_TIMEOUT", OPT_TIMEOUT}, {"MODELMINE_POLL_INTERVAL", OPT_POLL},
 		{"MODELMINE_HEARTBEAT_INTERVAL", OPT_HB}, {"MODELMINE_DRAIN_TIMEOUT", OPT_DRAIN},
 		{"MODELMINE_MAX_OUTPUT", OPT_MAXOUT}, {"MODELMINE_EXIT_WHEN_IDLE", OPT_IDLE},
-		{"MODELMINE_ALLOW_NET", OPT_ALLOW_NET},
+		{"MODELMINE_ALLOW_NET", OPT_ALLOW_NET}, {"MODELMINE_API", OPT_API},
+		{"MODELMINE_CACERT", OPT_CACERT}, {"MODELMINE_CLAIM_WAIT", OPT_CLAIM_WAIT},
 	};
 	const char *runners = getenv("MODELMINE_RUNNERS");
 
@@ -310,6 +357,69 @@ log_allow_net(const Options *o)
 		snprintf(nets + used, sizeof(nets) - used, "%s%s", i ? ", " : "", one);
 	}
 	logmsg("dataset downloads may also reach %s (--allow-net)", nets);
+}
+
+/*
+ * --db or --api: exclusive.  Both on the command line, or both in the environment (env_db,
+ * env_api), is a usage error; one on the command line overrides the other's variable, and the log
+ * says so.  --cacert only makes sense for an https:// gateway, and must be readable; plain HTTP to
+ * another machine is allowed but logged at every start (the node key would travel in clear).
+ * 0, or 2 with the reason on stderr.
+ */
+static int
+choose_peer(Options *o, const char *env_db, const char *env_api, bool db_given, bool api_given)
+{
+	char		why[512];
+	bool		loopback;
+
+	if (db_given && api_given)
+	{
+		fprintf(stderr, "modelmine-worker: --db and --api are exclusive: give one (--db for a "
+				"database this machine may log in to, --api for the gateway)\n");
+		return 2;
+	}
+	if (!db_given && !api_given && env_db && env_api)
+	{
+		fprintf(stderr, "modelmine-worker: MODELMINE_DB and MODELMINE_API are both set: unset one, "
+				"or choose with --db or --api\n");
+		return 2;
+	}
+	if (db_given && env_api)
+		logmsg("--db given: MODELMINE_API is ignored");
+	if (api_given && env_db)
+		logmsg("--api given: MODELMINE_DB is ignored");
+	if (db_given)
+		o->api = NULL;
+	if (api_given)
+		o->db = NULL;
+	if (o->cacert && o->api == NULL)
+	{
+		fprintf(stderr, "modelmine-worker: --cacert is for --api https://...; with --db, put "
+				"sslrootcert=FILE in the connection string\n");
+		return 2;
+	}
+	if (o->api == NULL)
+		return 0;
+	if (http_check_url(o->api, &loopback, why, sizeof(why)) != 0)
+	{
+		fprintf(stderr, "modelmine-worker: --api: %s\n", why);
+		return 2;
+	}
+	if (o->cacert && strncmp(o->api, "https:", 6) != 0)
+	{
+		fprintf(stderr, "modelmine-worker: --cacert is for an https:// gateway, and --api is %s\n",
+				o->api);
+		return 2;
+	}
+	if (o->cacert && access(o->cacert, R_OK) != 0)
+	{
+		fprintf(stderr, "modelmine-worker: --cacert %s: %s\n", o->cacert, strerror(errno));
+		return 2;
+	}
+	if (!loopback && strncmp(o->api, "https:", 6) != 0)
+		logmsg("warning: --api %s is plain HTTP: the node key and every job cross the network "
+			   "unencrypted; use https://", o->api);
+	return 0;
 }
 
 /*
@@ -363,7 +473,7 @@ node_identity(Options *o, bool name_given, char **key)
 		return 2;
 	}
 	caps = capabilities(o);
-	rc = db_register(o, caps, key, &node_id);
+	rc = proto_register(o, caps, key, &node_id);
 	json_decref(caps);
 	if (rc != 0 || state_save(o->state_file, *key, node_id, o->name) != 0)
 		return 1;
@@ -393,20 +503,29 @@ main(int argc, char **argv)
 		{"max-output", required_argument, NULL, OPT_MAXOUT},
 		{"exit-when-idle", no_argument, NULL, OPT_IDLE},
 		{"allow-net", required_argument, NULL, OPT_ALLOW_NET},
+		{"api", required_argument, NULL, OPT_API},
+		{"cacert", required_argument, NULL, OPT_CACERT},
+		{"claim-wait", required_argument, NULL, OPT_CLAIM_WAIT},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0}
 	};
 	static char host[256];
 	Options		o = {.slots = 1, .lease_seconds = 30, .job_timeout = 3600, .poll_interval = 5,
 	.heartbeat_interval = 5, .drain_timeout = 30, .max_output = 64 << 20, .max_download = 100 << 20,
-	.download_timeout = 60};
+	.download_timeout = 60, .claim_wait = 25};
+	const char *env_db,
+			   *env_api;
 	char	   *key = NULL;
-	bool		name_given;
+	bool		name_given,
+				db_given = false,
+				api_given = false;
 	int			c,
 				rc;
 
 	if (from_environment(&o) != 0)
 		return 2;
+	env_db = o.db;
+	env_api = o.api;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
 	{
 		if (c == 'h' || c == OPT_HELP)
@@ -414,6 +533,8 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		}
+		db_given |= c == OPT_DB;
+		api_given |= c == OPT_API;
 		if (c == '?' || apply(&o, c, optarg) != 0)
 		{
 			fprintf(stderr, "Try 'modelmine-worker --help'.\n");
@@ -435,6 +556,8 @@ main(int argc, char **argv)
 	log_name = o.name;
 	if (o.state_file == NULL)
 		o.state_file = default_state_file(o.name);
+	if (choose_peer(&o, env_db, env_api, db_given, api_given) != 0)
+		return 2;
 	curl_global_init(CURL_GLOBAL_DEFAULT);	/* once, before any fork */
 	if ((rc = node_identity(&o, name_given, &key)) != 0)
 		return rc;

@@ -169,6 +169,18 @@ run_external(const Runner *r, json_t *config)
 	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
+/*
+ * The child keeps stdin, stdout, stderr and its pipe, and nothing else of the worker's: not the
+ * database's or the gateway's connections (a connection the worker closes must close, and a
+ * runner must not be able to write to it), nor the other jobs' pipes.
+ */
+static void
+close_inherited(int keep)
+{
+	close_range(3, (unsigned int) keep - 1, 0);
+	close_range((unsigned int) keep + 1, ~0U, 0);
+}
+
 /* The operator's runner called name, or NULL. */
 static const Runner *
 find_runner(const Options *o, const char *name)
@@ -238,8 +250,10 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);	/* the worker's handler writes to a pipe closed below */
 		close(p[0]);
 		child_fd = p[1];
+		close_inherited(child_fd);
 		if (runner)
 			run_external(runner, config);
 		run_builtin(o, config);

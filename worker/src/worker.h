@@ -4,7 +4,8 @@
  * The worker is one process with one poll() loop (loop.c).  Each claimed job runs in a child
  * process (task.c): the built-in trainers from train/, or an operator-configured external runner.
  * Children talk to the loop only through a pipe of JSON lines, so a crashing trainer cannot take
- * the worker down and the database connection (db.c) is used by the parent alone.
+ * the worker down; the node protocol (proto.h: the database over libpq, or the HTTP gateway) is
+ * spoken by the parent alone.
  */
 #ifndef WORKER_H
 #define WORKER_H
@@ -14,7 +15,6 @@
 #include <sys/types.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 
 #include "modelmine/common.h"
 #include "modelmine/protocol.h"
@@ -32,6 +32,9 @@ typedef struct Runner
 typedef struct Options
 {
 	const char *db;				/* libpq connection string or URL; NULL = PG* environment */
+	const char *api;			/* the gateway's base URL (--api): HTTP instead of libpq */
+	const char *cacert;			/* --cacert: PEM file of the CA that signed the gateway's cert */
+	double		claim_wait;		/* --api: how long one long-polling claim waits for work */
 	const char *name;
 	int			slots;
 	const char *state_file;
@@ -108,45 +111,13 @@ typedef struct Backoff
 bool		backoff_ready(const Backoff *b, double now);
 bool		backoff_fail(Backoff *b, double now, const char *reason);
 int			backoff_ok(Backoff *b);
+void		backoff_not_before(Backoff *b, double now, double seconds);
 void		backoff_describe(const Backoff *b, char *out, size_t outlen);
 
 /* pgerr.c */
 bool		pg_setup_hint(char *out, size_t outlen, const char *sqlstate, const char *message,
 						  const char *hint, const char *source_file, const char *role,
 						  const char *needs, const char *dbname);
-
-/* db.c: every call returns one of these */
-enum
-{
-	DB_OK = 0,
-	DB_REFUSED = -1,			/* refused for good; Db.sqlstate and Db.error say why */
-	DB_LOST = -2,				/* the connection broke: retry after the loop reconnects */
-	DB_BUSY = -3				/* busy (55P03, 40001, 40P01): nothing happened, retry later */
-};
-
-typedef struct Db
-{
-	PGconn	   *conn;
-	bool		up;
-	bool		heartbeat_ok;	/* a heartbeat went through on this connection: claims may start */
-	Backoff		connect;
-	long long	node_id;
-	const char *needs;			/* the group role a missing-grant hint names; NULL: MM_ROLE_NODE */
-	bool		job_gone;		/* the last refusal means the job is no longer ours */
-	char		sqlstate[6];	/* of the last error */
-	char		error[1536];	/* the last error on one line: message [SQLSTATE]; hint: ... */
-} Db;
-
-int			db_connect(Db *db, const Options *o, const char *node_key, json_t *caps);
-void		db_disconnect(Db *db, const char *why);
-int			db_register(const Options *o, json_t *caps, char **node_key, long long *node_id);
-int			db_heartbeat(Db *db, const char *status, long long **held, int *nheld);
-int			db_claim(Db *db, int max_jobs, int lease_seconds, json_t **jobs);
-int			db_progress(Db *db, long long job_id, json_t *progress);
-int			db_complete(Db *db, long long job_id, json_t *result);
-int			db_fail(Db *db, long long job_id, const char *error);
-int			db_release(Db *db, long long job_id);
-int			db_drain_notifies(Db *db);
 
 /* task.c */
 int			task_start(Task *t, const Options *o, long long job_id, json_t *config);

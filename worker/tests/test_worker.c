@@ -1,7 +1,8 @@
 /*
  * test_worker.c — the worker program's parts that need no database: how a repeated call backs off
- * and when its failure is logged again; the worker's hint for a setup problem; the progress reports
- * that keep a lease alive; and the slot count in the node's capabilities.  (What a SQLSTATE means
+ * (and heeds a server's Retry-After) and when its failure is logged again; the worker's hint for a
+ * setup problem; the progress reports that keep a lease alive; and the slot count in the node's
+ * capabilities.  (What a SQLSTATE means
  * is common/'s, tested in test_common.c.)
  */
 #include "testutil.h"
@@ -61,6 +62,23 @@ test_backoff_cap(void)
 	CHECK(strcmp(plan, "retrying every 5 s") == 0, "described as \"%s\"", plan);
 	backoff_ok(&b);
 	CHECK(b.cap == 5, "backoff_ok dropped the cap");
+}
+
+/* A server's Retry-After pushes the next attempt out, never in; and it counts as the delay. */
+static void
+test_backoff_not_before(void)
+{
+	Backoff		b = {0};
+
+	backoff_not_before(&b, 100, 0);
+	CHECK(backoff_ready(&b, 100), "no Retry-After delayed a fresh backoff");
+	backoff_fail(&b, 100, "503");
+	backoff_not_before(&b, 100, 5);
+	CHECK(b.next == 105 && b.delay == 5, "Retry-After 5: next %g delay %g", b.next, b.delay);
+	backoff_not_before(&b, 100, 2);
+	CHECK(b.next == 105, "a shorter Retry-After brought the attempt forward to %g", b.next);
+	backoff_fail(&b, 105, "503");
+	CHECK(b.delay == 10 && b.next == 115, "doubling goes on from the Retry-After: %g", b.delay);
 }
 
 /* The worker's hints for a missing grant or extension, and the hints it keeps. */
@@ -207,6 +225,7 @@ main(void)
 	printf("# test_worker\n");
 	test_backoff();
 	test_backoff_cap();
+	test_backoff_not_before();
 	test_setup_hints();
 	test_reports();
 	test_capabilities();
