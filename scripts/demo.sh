@@ -8,10 +8,12 @@
 #   step_cluster   private PostgreSQL tree + cluster on a free 127.0.0.1 port (scripts/lib/cluster.sh),
 #                  database `modelmine` with CREATE EXTENSION modelmine CASCADE, login roles mm_worker
 #                  (for workers) and mm_client (for the CLI)
-#   step_gateway   modelmine-api (api/) on a free 127.0.0.1 port, logged in as mm_gateway; its URL
+#   step_gateway   modelmine-api (api/) on a free 127.0.0.1 port, logged in as mm_gateway, serving the
+#                  web dashboard (web/: `npm ci` for its pinned browser libraries, then precompress.sh)
 #   step_accounts  an operator and a user sign up with `modelmine signup` (each keeps a session file)
 #   step_workers   3 workers (worker/modelmine-worker, 2 slots each) register with the operator's
-#                  credentials; state files and logs in a temp dir; `modelmine nodes` lists them
+#                  credentials, two with a database login (--db), one through the gateway (--api, as a
+#                  stranger's node would); state files and logs in a temp dir; `modelmine nodes` lists them
 #   step_submit    the user submits six jobs with `modelmine submit`: logreg on blobs, mlp on moons, mlp
 #                  on spirals, linreg, noop, and one whose config is wrong (it fails on a worker and is
 #                  refunded)
@@ -26,6 +28,8 @@
 #   step_http      the same network over HTTP with curl: sign in, the user's jobs, the network's
 #                  figures, the ledger's verdict (docs/API.md)
 #   step_checks    check_invariants() must be empty
+#   step_serve     on a terminal (stdin and stdout), the network keeps running for the browser: it prints
+#                  the dashboard's URL and the demo accounts and waits for Ctrl-C
 #   step_stop      SIGTERM to the workers; each must exit 0
 # Everything is torn down on exit (also on error or Ctrl-C) unless --keep, which leaves the cluster and
 # the gateway running and prints how to reach them with psql, a worker, the CLI and a browser.
@@ -40,6 +44,7 @@ installed into the system; works as root or as a normal user), driven with the m
 workers register for an operator, a user signs up, submits six training jobs and watches them run,
 then sees results and balance; the operator collects the nodes' earnings; the network's figures and
 charts; the hash-chained ledger is verified; the ledger invariants must hold. About 30 s once built.
+On a terminal it then keeps the network running and prints the web dashboard's URL; Ctrl-C stops it.
 
   --keep   leave the cluster and the HTTP gateway running (and the workers' state files, logs and
            the CLI's session files) and say how to use them: CLI, psql, curl, browser
@@ -114,7 +119,8 @@ cleanup() {
         cat <<KEEP
 
 ==== cluster and gateway kept running (--keep)
-  browser:  $gateway_url  (the HTTP API: docs/API.md; gateway pid $gateway_pid, log $work/gateway.log)
+  browser:  $gateway_url/  (the dashboard: sign in as $user_email / $user_password; docs/WEB.md)
+  API:      $gateway_url/openapi.json  (docs/API.md; gateway pid $gateway_pid, log $work/gateway.log)
   curl:     curl -s $gateway_url/network; curl -s $gateway_url/health
   connect:  psql "host=127.0.0.1 port=$PGPORT user=postgres dbname=$demo_db"
   worker:   $worker --db postgresql://mm_worker@127.0.0.1:$PGPORT/$demo_db --state-file $work/w1.json
@@ -231,6 +237,16 @@ BEGIN
     END IF;
 END $$;
 SQL
+    # the dashboard's browser libraries (Chart.js, socket.io-client), as web/package-lock.json pins them,
+    # and their gzip copies; installed again only when the lockfile changed
+    if [[ -f web/package-lock.json ]] &&
+        ! cmp -s web/package-lock.json web/node_modules/.package-lock.json.installed 2>/dev/null; then
+        echo "\$ (cd web && npm ci)"
+        (cd web && npm ci --no-audit --no-fund --loglevel=error) || {
+            echo "demo.sh: npm ci in web/ failed: the gateway serves the dashboard without its charts" >&2; }
+        cp web/package-lock.json web/node_modules/.package-lock.json.installed 2>/dev/null || true
+    fi
+    web/precompress.sh
     port=$(mm_free_port)
     gateway_url=http://127.0.0.1:$port
     "$api" --db "postgresql://mm_gateway@127.0.0.1:$PGPORT/$demo_db" --listen "127.0.0.1:$port" \
@@ -241,6 +257,7 @@ SQL
     curl -fsS "$gateway_url/health"; echo
     echo "the gateway logs in as mm_gateway (a member of the four modelmine roles) and runs each request as"
     echo "the role its bearer token gives; open $gateway_url/openapi.json for every route"
+    echo "the web dashboard: $gateway_url/"
 }
 
 step_accounts() {
@@ -253,14 +270,16 @@ step_accounts() {
 
 step_workers() {
     local i n
-    heading "3 workers register with the operator's credentials"
+    local peer
+    heading "3 workers register with the operator's credentials (2 with a database login, 1 over HTTP)"
     for i in 1 2 3; do
-        MODELMINE_OPERATOR_PASSWORD=$operator_password "$worker" \
-            --db "postgresql://mm_worker@127.0.0.1:$PGPORT/$demo_db" --name "demo-node-$i" --slots 2 \
-            --state-file "$work/w$i.json" --operator-email "$operator_email" \
+        peer=(--db "postgresql://mm_worker@127.0.0.1:$PGPORT/$demo_db")
+        [[ $i -eq 3 ]] && peer=(--api "$gateway_url")  # no database login: only the gateway's URL
+        MODELMINE_OPERATOR_PASSWORD=$operator_password "$worker" "${peer[@]}" --name "demo-node-$i" \
+            --slots 2 --state-file "$work/w$i.json" --operator-email "$operator_email" \
             --heartbeat-interval 1 --poll-interval 1 </dev/null >"$work/w$i.log" 2>&1 &
         worker_pids+=($!)
-        echo "worker demo-node-$i: pid $!, log $work/w$i.log"
+        echo "worker demo-node-$i (${peer[0]} ${peer[1]}): pid $!, log $work/w$i.log"
     done
     for (( i = 0; i < 100; i++ )); do
         n=$(mm_psql -d "$demo_db" -At -c "SELECT count(*) FROM modelmine.nodes WHERE last_seen IS NOT NULL")
@@ -417,10 +436,27 @@ step_checks() {
     echo "all invariants hold"
 }
 
+# On a terminal, leave the network running for the browser until Ctrl-C.
+step_serve() {
+    local serving=1
+    [[ -t 0 && -t 1 && $keep -eq 0 ]] || return 0
+    heading "the network is running: open the dashboard"
+    echo "  dashboard:  $gateway_url/"
+    echo "  sign in as: $user_email / $user_password (a user with jobs), or"
+    echo "              $operator_email / $operator_password (the nodes' operator)"
+    echo "  the CLI:    MODELMINE_DB=$MODELMINE_DB MODELMINE_SESSION_FILE=$work/user.session $modelmine top"
+    echo "Ctrl-C stops the workers, the gateway and the cluster."
+    trap 'serving=0' INT
+    while (( serving )); do sleep 1 || true; done
+    trap - INT
+    echo
+}
+
 step_stop() {
     local i pid rc bad=0
     heading "stopping the workers (SIGTERM)"
-    for pid in "${worker_pids[@]}"; do kill -TERM "$pid"; done
+    # (after Ctrl-C in step_serve the workers got SIGINT too, and may be gone already)
+    for pid in "${worker_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for i in "${!worker_pids[@]}"; do
         pid=${worker_pids[$i]}
         rc=0
@@ -447,5 +483,6 @@ step_network
 step_ledger
 step_http
 step_checks
+step_serve
 step_stop
 heading "demo finished: every step succeeded and the invariants hold"

@@ -19,6 +19,8 @@ packages=(
     tmux                      # the demo's worker network, one pane per process
     jq                        # integration tests read the gateway's JSON responses
     wrk                       # scripts/bench-api.sh: HTTP load on the gateway
+    chromium                  # the dashboard's browser tests (headless, driven by playwright-core)
+    fonts-dejavu-core         # a font for chromium's rendering and screenshots
 )
 # python3 only when a test uses it (regress/ or worker/tests/ mention it).
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -69,4 +69,24 @@ SQL
 for ch in "${channels[@]}"; do
     check_true "a client listening on \"$ch\" is notified" grep -qF "Asynchronous notification \"$ch\"" <<<"$out"
 done
+step "the web dashboard spells the header's job statuses and trainers (web/js is not C: compared here)"
+cat >"$IT_TMP/names.c" <<'C'
+#include <stdio.h>
+#include "modelmine/protocol.h"
+int main(void)
+{
+    const char *st[] = MM_JOB_STATUSES, *tr[] = MM_TRAINERS;
+    for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) printf("%s%s", i ? " " : "", st[i]);
+    printf("\n");
+    for (size_t i = 0; i < sizeof(tr) / sizeof(tr[0]); i++) printf("%s%s", i ? " " : "", tr[i]);
+    printf("\n");
+    return 0;
+}
+C
+cc -std=c11 -I"$MM_REPO/include" -o "$IT_TMP/names" "$IT_TMP/names.c"
+{ read -r want_statuses; read -r want_trainers; } < <("$IT_TMP/names")
+got_statuses=$(sed -n "s/^export const JOB_STATUSES = \[\(.*\)\];/\1/p" "$MM_REPO/web/js/ui.js" | tr -d "'" | tr ',' ' ' | xargs)
+got_trainers=$(sed -n "s/^ *name: '\([a-z0-9_]*\)', label:.*/\1/p" "$MM_REPO/web/js/trainers.js" | xargs)
+check "web/js/ui.js JOB_STATUSES is MM_JOB_STATUSES" "$got_statuses" "$want_statuses"
+check "web/js/trainers.js names MM_TRAINERS, in order" "$got_trainers" "$want_trainers"
 it_end
