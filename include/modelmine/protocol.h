@@ -100,6 +100,8 @@
 
 /* ---- the account layout (fixed ids of the system accounts; escrow and fee are striped by job id) ---- */
 #define MM_ISSUANCE_ACCOUNT		1
+#define MM_HELD_ACCOUNT			2		/* tokens of pending withdrawals */
+#define MM_WITHDRAWN_ACCOUNT	3		/* tokens paid out of the system */
 #define MM_SHARDS				16
 #define MM_ESCROW_FIRST_ACCOUNT	16		/* escrow shards 16..31 */
 #define MM_FEE_FIRST_ACCOUNT	32		/* fee shards 32..47 */

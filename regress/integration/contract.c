@@ -126,6 +126,10 @@ main(int argc, char **argv)
 	/* the account layout: fixed ids, shards, where owned accounts start */
 	CheckInt("the issuance account's id", "SELECT id FROM modelmine.accounts WHERE kind = 'issuance'",
 			 MM_ISSUANCE_ACCOUNT);
+	CheckInt("the held account's id", "SELECT id FROM modelmine.accounts WHERE kind = 'held'",
+			 MM_HELD_ACCOUNT);
+	CheckInt("the withdrawn account's id", "SELECT id FROM modelmine.accounts WHERE kind = 'withdrawn'",
+			 MM_WITHDRAWN_ACCOUNT);
 	snprintf(buf, sizeof(buf), "%d..%d", MM_ESCROW_FIRST_ACCOUNT, MM_ESCROW_FIRST_ACCOUNT + MM_SHARDS - 1);
 	Check("escrow shard accounts", "SELECT min(id) || '..' || max(id) FROM modelmine.accounts "
 		  "WHERE kind = 'escrow' AND id - shard = " XSTR(MM_ESCROW_FIRST_ACCOUNT) " HAVING count(*) = "
