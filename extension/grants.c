@@ -50,9 +50,9 @@ MmSpendTransferable(int64 user_id, int64 payee, int64 amount, const char *reason
 						errhint("%s at most your balance.", verb)));
 	ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE),
 					errmsg("insufficient transferable balance"),
-					errdetail("Your balance is " INT64_FORMAT " tokens, of which " INT64_FORMAT
-							  " are your locked signup grant; the %s needs " INT64_FORMAT ".",
-							  have, locked, what, amount),
+					errdetail("Your balance is " INT64_FORMAT " tokens, and " INT64_FORMAT
+							  " tokens of your signup grant are locked in it; the %s needs "
+							  INT64_FORMAT ".", have, locked, what, amount),
 					errhint("%s at most " INT64_FORMAT " tokens.  The signup grant can pay for "
 							"jobs; it unlocks when an admin verifies your account, or as your "
 							"nodes' earnings reach it (modelmine.withdraw_node_earnings).",
