@@ -97,7 +97,7 @@ Decide(int64 id, bool approve, text *note_in)
 				amount;
 
 	args[0] = Int64GetDatum(id);
-	args[1] = CStringGetTextDatum(approve ? "APPROVED" : "REJECTED");
+	args[1] = CStringGetTextDatum(approve ? MM_WITHDRAWAL_APPROVED : MM_WITHDRAWAL_REJECTED);
 	args[2] = CStringGetTextDatum(note);
 	args[3] = CStringGetTextDatum(MmActorName());
 	/* only another admin deciding the same withdrawal can hold its row */

@@ -142,7 +142,7 @@ cmd_withdrawal(Ctx *c, int argc, char **argv)
 	{
 		json_t	   *j = json_pack("{s:I, s:I, s:s, s:s, s:O}", "withdrawal_id", (json_int_t) id,
 								  "amount", (json_int_t) amount, "destination", args[1],
-								  "status", "PENDING", "balance", b);
+								  "status", MM_WITHDRAWAL_PENDING, "balance", b);
 
 		print_json(j);
 		json_decref(j);
@@ -231,7 +231,7 @@ admin_withdrawals(Ctx *c, int argc, char **argv, const char *limit, const char *
 	if (c->json)
 	{
 		json_t	   *j = json_pack("{s:I, s:s, s:I}", "withdrawal_id", (json_int_t) id,
-								  "status", approve ? "APPROVED" : "REJECTED",
+								  "status", approve ? MM_WITHDRAWAL_APPROVED : MM_WITHDRAWAL_REJECTED,
 								  "amount", (json_int_t) amount);
 
 		print_json(j);

@@ -24,6 +24,12 @@
 						  MM_STATUS_CANCELED }
 #define MM_NSTATUSES			5
 
+/* ---- withdrawal statuses (modelmine.withdrawals.status): PENDING until decided once ---- */
+#define MM_WITHDRAWAL_PENDING	"PENDING"
+#define MM_WITHDRAWAL_APPROVED	"APPROVED"
+#define MM_WITHDRAWAL_REJECTED	"REJECTED"
+#define MM_WITHDRAWAL_STATUSES	MM_WITHDRAWAL_PENDING "," MM_WITHDRAWAL_APPROVED "," MM_WITHDRAWAL_REJECTED
+
 /* ---- node statuses: what a heartbeat may report; OFFLINE is derived, never reported ---- */
 #define MM_NODE_ONLINE			"ONLINE"
 #define MM_NODE_BUSY			"BUSY"

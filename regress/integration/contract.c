@@ -108,6 +108,14 @@ main(int argc, char **argv)
 	Check("job_status labels", "SELECT array_agg(enumlabel ORDER BY enumsortorder) FROM pg_enum "
 		  "WHERE enumtypid = 'modelmine.job_status'::regtype", buf);
 
+	/* withdrawal statuses: the ones the CHECK constraint allows, in its order */
+	Check("withdrawal statuses",
+		  "SELECT string_agg(m[1], ',' ORDER BY o) FROM pg_constraint c, "
+		  "regexp_matches(pg_get_constraintdef(c.oid), '''([A-Z]+)''', 'g') WITH ORDINALITY x(m, o) "
+		  "WHERE c.conrelid = 'modelmine.withdrawals'::regclass "
+		  "AND c.conname = 'withdrawals_status_check'",
+		  MM_WITHDRAWAL_STATUSES);
+
 	/* the trainers: a config naming each is accepted, its requirement is trainer:NAME */
 	for (int i = 0; i < MM_NTRAINERS; i++)
 	{
