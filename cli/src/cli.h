@@ -196,6 +196,7 @@ int			cmd_balance(Ctx *c, int argc, char **argv);
 int			cmd_transfer(Ctx *c, int argc, char **argv);
 int			cmd_withdraw(Ctx *c, int argc, char **argv);
 int			cmd_withdrawal(Ctx *c, int argc, char **argv);
+int			cmd_transactions(Ctx *c, int argc, char **argv);
 int			cmd_withdrawals(Ctx *c, int argc, char **argv);
 int			cmd_admin(Ctx *c, int argc, char **argv);
 int			cmd_submit(Ctx *c, int argc, char **argv);

@@ -51,6 +51,13 @@ static const Command commands[] = {
 		"running jobs.\n"
 		"\nExample:\n"
 		"  modelmine balance\n"},
+	{"transactions", cmd_transactions, "[--limit N]", "your latest token movements",
+		"Lists your latest token movements, newest first (at most N, 0..1000, default 20): the signed\n"
+		"amount, the reason (signup_grant, transfer, stake, refund, withdrawal_hold, withdrawal_release,\n"
+		"...), the job and the other side (a user's email, or escrow, held, issuance...).\n"
+		"\nExamples:\n"
+		"  modelmine transactions\n"
+		"  modelmine transactions --limit 100 --json\n"},
 	{"transfer", cmd_transfer, "EMAIL AMOUNT", "send tokens to another user",
 		"Moves AMOUNT tokens from your balance to the user with that email.\n"
 		"\nExample:\n"
@@ -232,7 +239,7 @@ usage(FILE *f)
 			"\n"
 			"Commands:\n");
 	for (int i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 			"\n"
 			"Options (any command):\n"

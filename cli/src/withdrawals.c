@@ -222,17 +222,17 @@ admin_withdrawals(Ctx *c, int argc, char **argv, const char *limit, const char *
 				 "SELECT modelmine.reject_withdrawal($1::bigint, $2)", 2, args);
 	if (r == NULL)
 	{
-		db_set_hint(c, MM_SQLSTATE_NOT_FOUND, "list the pending ones with: modelmine admin withdrawals "
-					"--status pending");
+		db_set_hint(c, MM_SQLSTATE_NOT_FOUND,
+					"list the pending ones with: modelmine admin withdrawals --status pending");
 		return db_fail(c);
 	}
 	amount = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	if (c->json)
 	{
+		const char *decided = approve ? MM_WITHDRAWAL_APPROVED : MM_WITHDRAWAL_REJECTED;
 		json_t	   *j = json_pack("{s:I, s:s, s:I}", "withdrawal_id", (json_int_t) id,
-								  "status", approve ? MM_WITHDRAWAL_APPROVED : MM_WITHDRAWAL_REJECTED,
-								  "amount", (json_int_t) amount);
+								  "status", decided, "amount", (json_int_t) amount);
 
 		print_json(j);
 		json_decref(j);
@@ -266,7 +266,8 @@ admin_verify(Ctx *c, int argc, char **argv)
 	PQclear(r);
 	if (c->json)
 	{
-		json_t	   *j = json_pack("{s:s, s:I}", "email", args[0], "unlocked", (json_int_t) unlocked);
+		json_t	   *j = json_pack("{s:s, s:I}", "email", args[0],
+								  "unlocked", (json_int_t) unlocked);
 
 		print_json(j);
 		json_decref(j);
@@ -367,6 +368,6 @@ cmd_admin(Ctx *c, int argc, char **argv)
 						  fee_columns, sizeof(fee_columns) / sizeof(fee_columns[0]),
 						  "No month's network fee has been distributed yet.");
 	}
-	return usage_error(c, "no subcommand \"%s\" (want withdrawals, verify, distribute-fees or fees)",
-					   sub);
+	return usage_error(c, "no subcommand \"%s\" (want withdrawals, verify, distribute-fees or "
+					   "fees)", sub);
 }

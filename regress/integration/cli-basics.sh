@@ -11,7 +11,7 @@ it_begin cli-basics
 . "$(dirname "$0")/cli-lib.sh"
 cli_env
 
-commands=(signup login logout whoami balance transfer submit jobs job cancel result watch nodes node network
+commands=(signup login logout whoami balance transactions transfer submit jobs job cancel result watch nodes node network
           ledger top withdraw withdrawal withdrawals admin)
 
 step "help"
@@ -301,6 +301,12 @@ check_true "... again: already distributed, nothing paid again" grep -q "was alr
 admin_cli admin fees --json
 check "admin fees: that month" "$(pyjson '[(f["period"][:7], f["paid"], f["distributed_by"]) for f in d]' <<<"$CLI_OUT")" \
     "[('$last_month', 0, 'root@example.com')]"
+check_cli "transactions: the holds and the release" 0 transactions --limit 3 --json
+check "... newest first" "$(pyjson '[(t["amount"], t["reason"], t["counterparty"]) for t in d]' <<<"$CLI_OUT")" \
+    "[(1, 'withdrawal_release', 'held'), (-1, 'withdrawal_hold', 'held'), (-30, 'withdrawal_hold', 'held')]"
+check_cli "transactions as a table" 0 transactions --limit 3
+check "... a header and three rows" "$(head -1 <<<"$CLI_OUT" | tr -s ' ') / $(wc -l <<<"$CLI_OUT")" \
+    "ID WHEN AMOUNT REASON JOB WITH / 4"
 check "the books balance" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
 
 it_end
