@@ -221,19 +221,21 @@ static int64
 Signup(text *email_in, text *password_in)
 {
 	static MmPlan ins_user = {
-		"INSERT INTO modelmine.users (email, password_hash) VALUES ($1, $2) "
-		"ON CONFLICT (email) DO NOTHING RETURNING id", 2, {TEXTOID, TEXTOID}};
+		"INSERT INTO modelmine.users (email, password_hash, grant_locked) VALUES ($1, $2, $3) "
+		"ON CONFLICT (email) DO NOTHING RETURNING id", 3, {TEXTOID, TEXTOID, INT8OID}};
 	static MmPlan ins_account = {
 		"INSERT INTO modelmine.accounts (kind, user_id) VALUES ('user', $1) "
 		"RETURNING id", 1, {INT8OID}};
 	char	   *email = MmNormaliseEmail(email_in);
 	char	   *password = CheckPassword(password_in);
 	char	   *hash = Bcrypt(password, BcryptNewSalt());
-	Datum		uargs[2] = {CStringGetTextDatum(email), CStringGetTextDatum(hash)};
+	/* the grant stays locked in the account until it is unlocked (grants.c) */
+	int64		grant = MmSetting("signup_grant");
+	Datum		uargs[3] = {CStringGetTextDatum(email), CStringGetTextDatum(hash),
+	Int64GetDatum(grant)};
 	Datum		aargs[1];
 	int64		user_id,
-				account,
-				grant;
+				account;
 
 	/*
 	 * an open transaction signing up the same email holds its index entry: wait, but not for
@@ -248,7 +250,6 @@ Signup(text *email_in, text *password_in)
 	aargs[0] = Int64GetDatum(user_id);
 	MmExec(&ins_account, aargs, NULL, false, 1);
 	account = MmInt64(0, 1, NULL);
-	grant = MmSetting("signup_grant");
 	if (grant > 0)
 	{
 		MmCheckSupply(grant, "The signup grant");
@@ -572,6 +573,15 @@ CurrentUser(bool read_only, pg_uuid_t *session)
 	}
 	*session = bound_session;
 	return bound_user;
+}
+
+/* The signed-in user, or 0 when nobody is (raising only for a token or binding gone bad). */
+int64
+MmCurrentUser(bool read_only)
+{
+	pg_uuid_t	session;
+
+	return CurrentUser(read_only, &session);
 }
 
 /* The signed-in user, or 28000 "not signed in"; session_out receives the session id. */

@@ -67,6 +67,7 @@ extern void MmJobEvent(const char *event, int64 user_id, const char *data);
 /* ---- auth.c: identity ---- */
 #define MM_KEY_HASH_LEN MM_SHA256_LEN	/* a node key is stored as the SHA-256 of its secret */
 extern int64 MmRequireUser(bool read_only, pg_uuid_t *session_out);
+extern int64 MmCurrentUser(bool read_only);
 extern void MmBindNode(int64 node_id, const uint8 *key_hash, bool local);
 extern int64 MmBoundNode(uint8 *key_hash);
 extern void MmDropNodeBinding(void);
@@ -100,11 +101,22 @@ extern int64 MmFoldStats(void);
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
 					   int64 *journal_id, int64 *have);
+extern bool MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep,
+							  const char *reason, int64 job_id, int64 *journal_id, int64 *have);
 extern int64 MmPayOut(int64 from, int64 to, int64 amount, const char *reason, int64 job_id);
 extern int64 MmFoldCredits(void);
 extern int64 MmBalance(int64 account);
 extern void MmCheckSupply(int64 amount, const char *what);
 extern int64 MmUserAccount(int64 user_id);
 extern int64 MmCheckAmount(const char *field, Datum value, bool isnull);
+
+/* ---- grants.c: the locked part of the signup grant ---- */
+extern int64 MmSpendTransferable(int64 user_id, int64 payee, int64 amount, const char *reason,
+								 const char *what, const char *verb);
+extern void MmUnlockGrant(int64 user_id, int64 earned);
+
+/* ---- withdrawals.c ---- */
+extern char *MmActorName(void);
+extern char *MmCheckNote(const char *field, text *value, int max_chars);
 
 #endif

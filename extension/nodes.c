@@ -558,6 +558,8 @@ WithdrawNodeEarnings(int64 node_id, bool all, int64 amount)
 								  node_id, have, amount),
 						errhint("Withdraw at most the node's balance, or pass NULL to withdraw all "
 								"of it.")));
+	/* tokens earned by work unlock as much of the operator's signup grant (grants.c) */
+	MmUnlockGrant(me, amount);
 	return amount;
 }
 

@@ -80,12 +80,13 @@ Record(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id
 }
 
 /*
- * A user or node pays amount from its own account.  Returns false, changing nothing the caller
- * keeps (the caller raises), when the account holds less; *have then says what it holds.
+ * A user or node pays amount from its own account, leaving at least keep tokens in it (a locked
+ * signup grant, see grants.c).  Returns false, changing nothing the caller keeps (the caller
+ * raises), when the account holds less than amount + keep; *have then says what it holds.
  */
 bool
-MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
-		   int64 *journal_id, int64 *have)
+MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep, const char *reason,
+				  int64 job_id, int64 *journal_id, int64 *have)
 {
 	static MmPlan lock = {
 		"SELECT balance FROM modelmine.accounts WHERE id = $1 FOR NO KEY UPDATE", 1, {INT8OID}};
@@ -95,9 +96,9 @@ MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job
 		"s AS (SELECT COALESCE(pg_catalog.sum(amount), 0)::bigint AS unfolded FROM d) "
 		"UPDATE modelmine.accounts a "
 		"   SET balance = a.balance + s.unfolded - "
-		"CASE WHEN a.balance + s.unfolded >= $2 THEN $2 ELSE 0 END "
-		"  FROM s WHERE a.id = $1 RETURNING s.unfolded", 2, {INT8OID, INT8OID}};
-	Datum		args[2] = {Int64GetDatum(payer), Int64GetDatum(amount)};
+		"CASE WHEN a.balance + s.unfolded - $3 >= $2 THEN $2 ELSE 0 END "
+		"  FROM s WHERE a.id = $1 RETURNING s.unfolded", 3, {INT8OID, INT8OID, INT8OID}};
+	Datum		args[3] = {Int64GetDatum(payer), Int64GetDatum(amount), Int64GetDatum(keep)};
 	int64		folded,
 				total;
 
@@ -107,7 +108,7 @@ MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job
 	folded = MmInt64(0, 1, NULL);
 	MmExec(&spend, args, NULL, false, 1);
 	total = folded + MmInt64(0, 1, NULL);
-	if (total < amount)
+	if (total - keep < amount)
 	{
 		if (have)
 			*have = total;
@@ -119,6 +120,14 @@ MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job
 		(void) Record(payer, payee, amount, reason, job_id);
 	MmAtCommit(MM_AT_COMMIT_CREDITS);
 	return true;
+}
+
+/* A user or node pays amount from its own account; false when it holds less (see above). */
+bool
+MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
+		   int64 *journal_id, int64 *have)
+{
+	return MmTrySpendKeeping(payer, payee, amount, 0, reason, job_id, journal_id, have);
 }
 
 /* Pays out of a system account (issuance, escrow, fee); never refused, never locks. */
@@ -230,20 +239,13 @@ Transfer(text *to_email, int64 amount)
 {
 	int64		me = MmRequireUser(false, NULL);
 	int64		to = Recipient(to_email, "email");
-	int64		journal_id = 0,
-				have = 0;
 
 	if (to == me)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("cannot transfer to yourself"),
 						errhint("Pass another user's email.")));
-	if (!MmTrySpend(MmUserAccount(me), MmUserAccount(to), amount, "transfer", 0,
-					&journal_id, &have))
-		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),
-						errdetail("Your balance is " INT64_FORMAT " tokens; the transfer needs "
-								  INT64_FORMAT ".", have, amount),
-						errhint("Transfer at most your balance.")));
-	return journal_id;
+	/* the locked part of a signup grant stays (grants.c) */
+	return MmSpendTransferable(me, MmUserAccount(to), amount, "transfer", "transfer", "Transfer");
 }
 
 /* Admin: issues new tokens to a user, within max_supply; returns the journal id. */

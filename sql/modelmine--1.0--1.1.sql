@@ -12,6 +12,10 @@
 --     fold_interval_ms; every backend caches the settings, and a trigger tells them to reload;
 --   * paging parameters are max_rows/skip everywhere (my_jobs, all_jobs, ledger, token_distribution);
 --   * seal_ledger() is for admins only; COMMENTs on every table, view and type.
+--   * issue 14, closing the token loop: fee distribution to nodes (distribute_fees, fee_distributions),
+--     withdrawals out of the system (held and withdrawn accounts, request/approve/reject_withdrawal),
+--     locked signup grants (users.grant_locked, verify_user), node_transactions; check_invariants
+--     covers the new money states.
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
 -- Functions whose signature changed are dropped and created again (views on them too); functions
 -- whose body or comment changed are replaced in place.  Bodies are copied verbatim from
@@ -229,6 +233,255 @@ COMMENT ON FUNCTION modelmine.token_distribution(integer) IS
     'Tokens earned per node (rewards for completed jobs, withdrawn or not), the top max_rows (1..1000) first.';
 REVOKE ALL ON FUNCTION modelmine.token_distribution(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.token_distribution(integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Closing the token loop (issue 14): the network fee paid out to the nodes, withdrawals out of the
+-- system, and signup grants that cannot be farmed.
+--
+-- Supply: every token issued (minus the issuance account's balance) is in exactly one place: a user
+-- or node balance, escrow (open stakes), the fee shards (fees not yet distributed, and distribution
+-- remainders), held (withdrawals waiting for an admin) or withdrawn (paid out of the system, kept so
+-- the books still add up).  check_invariants() checks each of these.
+-------------------------------------------------------------------------------------------------------
+-- The new account kinds and journal reasons: the CHECKs are made again with the names and the text a
+-- fresh install gives them.
+ALTER TABLE modelmine.accounts DROP CONSTRAINT accounts_kind_check,
+    ADD CONSTRAINT accounts_kind_check
+        CHECK (kind IN ('issuance', 'user', 'node', 'escrow', 'fee', 'held', 'withdrawn'));
+ALTER TABLE modelmine.journal DROP CONSTRAINT journal_reason_check,
+    ADD CONSTRAINT journal_reason_check
+        CHECK (reason IN ('signup_grant', 'mint', 'transfer', 'stake', 'refund', 'reward', 'fee', 'withdrawal',
+                          'fee_distribution', 'withdrawal_hold', 'withdrawal_payout', 'withdrawal_release'));
+-- Two system accounts: held (2) keeps the tokens of pending withdrawals, withdrawn (3) those paid out.
+INSERT INTO modelmine.accounts (id, kind) VALUES (2, 'held'), (3, 'withdrawn');
+
+-- The signup grant can stake jobs but cannot leave the account until it is unlocked (verify_user, or
+-- node earnings withdrawn to it): grant_locked is the part of the balance transfer() and
+-- request_withdrawal() must leave in place.
+-- Users who signed up before 1.1 keep every token transferable: their grant is not locked after the fact.
+ALTER TABLE modelmine.users
+    ADD COLUMN grant_locked bigint NOT NULL DEFAULT 0 CHECK (grant_locked >= 0),
+    ADD COLUMN verified_at timestamptz;
+COMMENT ON COLUMN modelmine.users.grant_locked IS
+    'Tokens of the signup grant that cannot be transferred or withdrawn yet (they can stake jobs); 0 once an admin verified the user, lowered by node earnings the user withdraws.';
+COMMENT ON COLUMN modelmine.users.verified_at IS 'When an admin verified the user (verify_user); NULL if never.';
+
+CREATE TABLE modelmine.withdrawals (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id          bigint NOT NULL REFERENCES modelmine.users (id),
+    amount           bigint NOT NULL CHECK (amount > 0),
+    destination      text NOT NULL CHECK (pg_catalog.char_length(destination) BETWEEN 1 AND 200),
+    status           text NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'APPROVED', 'REJECTED')),
+    payout_reference text CHECK (pg_catalog.char_length(payout_reference) BETWEEN 1 AND 200),
+    reason           text CHECK (pg_catalog.char_length(reason) BETWEEN 1 AND 500),
+    requested_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    decided_at       timestamptz,
+    decided_by       text,           -- the deciding admin's email, or their database role
+    CHECK ((status = 'PENDING') = (decided_at IS NULL AND decided_by IS NULL)),
+    CHECK ((status = 'APPROVED') = (payout_reference IS NOT NULL)),
+    CHECK ((status = 'REJECTED') = (reason IS NOT NULL))
+);
+CREATE INDEX withdrawals_user_idx ON modelmine.withdrawals (user_id, id);
+CREATE INDEX withdrawals_pending_idx ON modelmine.withdrawals (id) WHERE status = 'PENDING';
+SELECT pg_catalog.pg_extension_config_dump('modelmine.withdrawals', '');
+COMMENT ON TABLE modelmine.withdrawals IS
+    'Requests to take tokens out of the system: held while PENDING, then APPROVED (burnt into the withdrawn account, with the payout reference) or REJECTED (released to the user), decided once.';
+
+CREATE TABLE modelmine.fee_distributions (
+    period         date PRIMARY KEY CHECK (period = pg_catalog.date_trunc('month', period)::date),
+    pool           bigint NOT NULL DEFAULT 0 CHECK (pool >= 0),
+    paid           bigint NOT NULL DEFAULT 0 CHECK (paid >= 0 AND paid <= pool),
+    nodes          integer NOT NULL DEFAULT 0 CHECK (nodes >= 0),
+    distributed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    distributed_by text NOT NULL     -- the admin's email, or their database role
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.fee_distributions', '');
+COMMENT ON TABLE modelmine.fee_distributions IS
+    'One row per UTC month whose network fee was paid to the nodes (distribute_fees): the pool, what was paid (the rounding remainder stays in the fee shards) and to how many nodes; the primary key makes each month pay once.';
+
+CREATE FUNCTION modelmine.request_withdrawal(amount bigint, destination text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_request_withdrawal';
+COMMENT ON FUNCTION modelmine.request_withdrawal(bigint, text) IS
+    'Asks to take tokens out of the system to destination (1-200 characters): the amount (at most your balance minus the locked signup grant) is held until an admin approves or rejects it. Returns the withdrawal id.';
+REVOKE ALL ON FUNCTION modelmine.request_withdrawal(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.request_withdrawal(bigint, text) TO modelmine_user;
+
+CREATE FUNCTION modelmine.approve_withdrawal(withdrawal_id bigint, payout_reference text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_approve_withdrawal';
+COMMENT ON FUNCTION modelmine.approve_withdrawal(bigint, text) IS
+    'Admin: approves a PENDING withdrawal once it was paid out (payout_reference, 1-200 characters, says how): its held tokens move to the withdrawn account. Returns the amount.';
+REVOKE ALL ON FUNCTION modelmine.approve_withdrawal(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.approve_withdrawal(bigint, text) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.reject_withdrawal(withdrawal_id bigint, reason text) RETURNS bigint
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_reject_withdrawal';
+COMMENT ON FUNCTION modelmine.reject_withdrawal(bigint, text) IS
+    'Admin: rejects a PENDING withdrawal with a reason (1-500 characters): its held tokens go back to the user. Returns the amount.';
+REVOKE ALL ON FUNCTION modelmine.reject_withdrawal(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.reject_withdrawal(bigint, text) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.my_withdrawals(max_rows integer DEFAULT 20)
+    RETURNS TABLE (id bigint, amount bigint, destination text, status text, payout_reference text,
+                   reason text, requested_at timestamptz, decided_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
+            HINT = 'Pass a number of rows from 0 to 1000.';
+    END IF;
+    RETURN QUERY
+        SELECT w.id, w.amount, w.destination, w.status, w.payout_reference, w.reason, w.requested_at,
+               w.decided_at
+          FROM modelmine.withdrawals w
+         WHERE w.user_id = modelmine.current_user_id()
+         ORDER BY w.id DESC
+         LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION modelmine.my_withdrawals(integer) IS
+    'The signed-in user''s withdrawals, newest first (at most 1000): amount, destination, status, and the payout reference or the reason of the decision.';
+REVOKE ALL ON FUNCTION modelmine.my_withdrawals(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_withdrawals(integer) TO modelmine_user;
+
+-- A row type, not RETURNS TABLE: its status column would clash with the status parameter.
+CREATE TYPE modelmine.withdrawal AS (id bigint, email text, amount bigint, destination text, status text,
+                                     payout_reference text, reason text, requested_at timestamptz,
+                                     decided_at timestamptz, decided_by text);
+COMMENT ON TYPE modelmine.withdrawal IS 'A withdrawal as admins list it (withdrawals()), with the user''s email.';
+
+CREATE FUNCTION modelmine.withdrawals(status text DEFAULT NULL, max_rows integer DEFAULT 100,
+                                      skip integer DEFAULT 0)
+    RETURNS SETOF modelmine.withdrawal
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF status IS NOT NULL AND status NOT IN ('PENDING', 'APPROVED', 'REJECTED') THEN
+        RAISE EXCEPTION 'invalid status' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', status),
+            HINT = 'Pass PENDING, APPROVED, REJECTED or NULL for all.';
+    END IF;
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 0 to 10000.';
+    END IF;
+    IF skip IS NULL OR skip < 0 THEN
+        RAISE EXCEPTION 'invalid skip' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')), HINT = 'Pass 0 or more.';
+    END IF;
+    -- pending ones oldest first (the queue to work through); decided ones newest first
+    RETURN QUERY
+        SELECT w.id, u.email, w.amount, w.destination, w.status, w.payout_reference, w.reason,
+               w.requested_at, w.decided_at, w.decided_by
+          FROM modelmine.withdrawals w JOIN modelmine.users u ON u.id = w.user_id
+         WHERE withdrawals.status IS NULL OR w.status = withdrawals.status
+         ORDER BY w.status <> 'PENDING', CASE WHEN w.status = 'PENDING' THEN w.id ELSE -w.id END
+         LIMIT max_rows OFFSET skip;
+END
+$$;
+COMMENT ON FUNCTION modelmine.withdrawals(text, integer, integer) IS
+    'Admin: withdrawals (all, or those with status PENDING, APPROVED or REJECTED), pending ones first and oldest first, then decided ones newest first; max_rows 0..10000 from skip.';
+REVOKE ALL ON FUNCTION modelmine.withdrawals(text, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.withdrawals(text, integer, integer) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.distribute_fees(period date) RETURNS jsonb
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_distribute_fees';
+COMMENT ON FUNCTION modelmine.distribute_fees(date) IS
+    'Admin: pays the network fee journaled in a UTC month that has ended (period: its first day) to the nodes, pro rata to the rewards they earned in it (rounded down; the remainder stays in the fee shards). Pays once per month: a second call returns the first one''s figures (paid_now false). Returns {period, pool, paid, nodes, distributed_at, distributed_by, paid_now}.';
+REVOKE ALL ON FUNCTION modelmine.distribute_fees(date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.distribute_fees(date) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.fee_distributions()
+    RETURNS TABLE (period date, pool bigint, paid bigint, nodes integer, distributed_at timestamptz,
+                   distributed_by text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT f.period, f.pool, f.paid, f.nodes, f.distributed_at, f.distributed_by
+          FROM modelmine.fee_distributions f ORDER BY f.period DESC
+    $$;
+COMMENT ON FUNCTION modelmine.fee_distributions() IS
+    'Admin: every month whose network fee was distributed, newest first: pool, paid, nodes paid, when and by whom.';
+REVOKE ALL ON FUNCTION modelmine.fee_distributions() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.fee_distributions() TO modelmine_admin;
+
+CREATE FUNCTION modelmine.verify_user(email text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s'
+    AS $$
+DECLARE
+    target record;
+BEGIN
+    SELECT u.id, u.grant_locked, u.verified_at INTO target FROM modelmine.users u
+     WHERE u.email = pg_catalog.lower(pg_catalog.btrim(verify_user.email));
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no user with email %', verify_user.email USING ERRCODE = 'no_data_found',
+            HINT = 'List users with modelmine.users().';
+    END IF;
+    IF target.verified_at IS NOT NULL AND target.grant_locked = 0 THEN
+        RETURN 0;
+    END IF;
+    -- the function's own SET lock_timeout is restored when it returns
+    PERFORM pg_catalog.set_config('lock_timeout', st.value || 'ms', true)
+       FROM modelmine.settings st WHERE st.name = 'lock_timeout_ms';
+    BEGIN
+        UPDATE modelmine.users u SET verified_at = COALESCE(u.verified_at, pg_catalog.now()), grant_locked = 0
+         WHERE u.id = target.id;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'user % is busy', target.id USING ERRCODE = 'lock_not_available',
+            DETAIL = 'Another transaction has held the user for longer than lock_timeout_ms.',
+            HINT = 'Try again in a moment.';
+    END;
+    RETURN target.grant_locked;
+END
+$$;
+COMMENT ON FUNCTION modelmine.verify_user(text) IS
+    'Admin: marks a user verified, which unlocks their signup grant (it may then be transferred or withdrawn); returns the tokens unlocked (0 when already verified).';
+REVOKE ALL ON FUNCTION modelmine.verify_user(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.verify_user(text) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.node_transactions(node_id bigint, max_rows integer DEFAULT 20)
+    RETURNS TABLE (id bigint, created_at timestamptz, amount bigint, direction text, reason text,
+                   job_id bigint, counterparty text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    acct bigint;
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
+            HINT = 'Pass a number of rows from 0 to 1000.';
+    END IF;
+    SELECT a.id INTO acct FROM modelmine.nodes n JOIN modelmine.accounts a ON a.node_id = n.id
+     WHERE n.id = node_transactions.node_id AND n.operator_id = modelmine.current_user_id();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'node % not found', node_transactions.node_id USING ERRCODE = 'no_data_found',
+            DETAIL = 'There is no node with this id that you operate.',
+            HINT = 'List your nodes with modelmine.my_nodes().';
+    END IF;
+    RETURN QUERY
+        SELECT j.id, j.created_at,
+               CASE WHEN j.credit_account = acct THEN j.amount ELSE -j.amount END,
+               CASE WHEN j.credit_account = acct THEN 'in' ELSE 'out' END,
+               j.reason, j.job_id, COALESCE(u.email, o.kind)
+          FROM ((SELECT * FROM modelmine.journal d WHERE d.debit_account = acct ORDER BY d.id DESC LIMIT max_rows)
+                UNION ALL
+                (SELECT * FROM modelmine.journal c WHERE c.credit_account = acct ORDER BY c.id DESC LIMIT max_rows)) j
+          JOIN modelmine.accounts o ON o.id = CASE WHEN j.credit_account = acct THEN j.debit_account
+                                                   ELSE j.credit_account END
+          LEFT JOIN modelmine.users u ON u.id = o.user_id
+         ORDER BY j.id DESC
+         LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION modelmine.node_transactions(bigint, integer) IS
+    'Operator: the latest journal entries of a node you operate (newest first, at most 1000): rewards, fee distributions and withdrawals to you, with signed amounts.';
+REVOKE ALL ON FUNCTION modelmine.node_transactions(bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.node_transactions(bigint, integer) TO modelmine_user;
 
 -------------------------------------------------------------------------------------------------------
 -- Functions with a new body or settings: replaced in place
@@ -557,9 +810,42 @@ CREATE OR REPLACE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant
                   LEFT JOIN modelmine.user_job_stats s ON s.user_id = d.user_id AND s.status = d.status) f
          WHERE f.jobs NOT BETWEEN -9223372036854775808 AND 9223372036854775807
             OR f.acc_n NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+        UNION ALL
+        -- The held account holds exactly the pending withdrawals, the withdrawn account the approved ones.
+        SELECT 'held_equals_pending_withdrawals',
+               pg_catalog.format('%s account holds %s, %s withdrawals add up to %s', h.kind, h.balance,
+                                 CASE h.kind WHEN 'held' THEN 'PENDING' ELSE 'APPROVED' END, COALESCE(w.s, 0))
+          FROM modelmine.account_balances h
+          LEFT JOIN (SELECT status, sum(amount) AS s FROM modelmine.withdrawals GROUP BY 1) w
+            ON w.status = CASE h.kind WHEN 'held' THEN 'PENDING' ELSE 'APPROVED' END
+         WHERE h.kind IN ('held', 'withdrawn') AND h.balance <> COALESCE(w.s, 0)
+        UNION ALL
+        -- Each user's withdrawals were held once each, and the rejected ones released once each.
+        SELECT 'withdrawals_match_journal',
+               pg_catalog.format('user %s: withdrawals %s, rejected %s; journal held %s, released %s',
+                                 COALESCE(w.user_id, m.user_id), COALESCE(w.requested, 0), COALESCE(w.rejected, 0),
+                                 COALESCE(m.held, 0), COALESCE(m.released, 0))
+          FROM (SELECT user_id, sum(amount) AS requested,
+                       COALESCE(sum(amount) FILTER (WHERE status = 'REJECTED'), 0) AS rejected
+                  FROM modelmine.withdrawals GROUP BY 1) w
+          FULL JOIN (SELECT a.user_id,
+                            COALESCE(sum(j.amount) FILTER (WHERE j.reason = 'withdrawal_hold'), 0) AS held,
+                            COALESCE(sum(j.amount) FILTER (WHERE j.reason = 'withdrawal_release'), 0) AS released
+                       FROM modelmine.journal j
+                       JOIN modelmine.accounts a
+                         ON a.id = CASE WHEN j.reason = 'withdrawal_hold' THEN j.debit_account ELSE j.credit_account END
+                      WHERE j.reason IN ('withdrawal_hold', 'withdrawal_release') GROUP BY 1) m ON m.user_id = w.user_id
+         WHERE COALESCE(w.requested, 0) <> COALESCE(m.held, 0) OR COALESCE(w.rejected, 0) <> COALESCE(m.released, 0)
+        UNION ALL
+        -- Fee distributions paid what their rows say, and nothing else left the fee shards for the nodes.
+        SELECT 'fees_distributed_as_recorded',
+               pg_catalog.format('fee_distributions say %s paid, the journal %s', f.s, j.s)
+          FROM (SELECT COALESCE(sum(paid), 0) AS s FROM modelmine.fee_distributions) f,
+               (SELECT COALESCE(sum(amount), 0) AS s FROM modelmine.journal WHERE reason = 'fee_distribution') j
+         WHERE f.s <> j.s
     $$;
 COMMENT ON FUNCTION modelmine.check_invariants() IS
-    'Returns every violated bookkeeping invariant (empty means healthy): balances (folded plus unfolded) match the journal, no negative balance but issuance, every unfolded delta belongs to an account or node, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount and can all be folded.';
+    'Returns every violated bookkeeping invariant (empty means healthy): balances (folded plus unfolded) match the journal, no negative balance but issuance, every unfolded delta belongs to an account or node, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount and can all be folded, the held and withdrawn accounts equal the pending and approved withdrawals, each withdrawal held and released as its status says, fee distributions paid what they record.';
 REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;
 
@@ -619,7 +905,7 @@ COMMENT ON TABLE modelmine.users IS
 COMMENT ON TABLE modelmine.sessions IS
     'Login sessions; a JWT names one, and revoking it kills the token in every connection.';
 COMMENT ON TABLE modelmine.accounts IS
-    'Token accounts: issuance (1), escrow (16..31) and fee (32..47) shards, one per user and per node; balance is the folded part of the balance (see account_balances).';
+    'Token accounts: issuance (1), held (2) and withdrawn (3), escrow (16..31) and fee (32..47) shards, one per user and per node; balance is the folded part of the balance (see account_balances).';
 COMMENT ON TABLE modelmine.journal IS
     'Every token movement, one immutable row each (double entry: debit account, credit account, amount, reason, job).';
 COMMENT ON TABLE modelmine.account_deltas IS

@@ -93,6 +93,10 @@ static const Route routes[] = {
 	"Send tokens to another user"},
 	{"GET", "/transactions", "my_transactions", {Q("max_rows", "limit")}, AS_IS, NULL, NULL, NULL, 0,
 	"Your recent token movements"},
+	{"POST", "/withdrawals", "request_withdrawal", {B("amount"), B("destination")}, CREATED,
+	"withdrawal_id", NULL, NULL, 0, "Ask to take tokens out of the system; they are held meanwhile"},
+	{"GET", "/withdrawals", "my_withdrawals", {Q("max_rows", "limit")}, AS_IS, NULL, NULL, NULL, 0,
+	"Your withdrawals and how each was decided"},
 
 	{"POST", "/nodes/register", "register_node", {B("name"), B("capabilities")}, CREATED, NULL, "/nodes/%s",
 	"node_id", 0, "Register a compute node you operate; its key is shown once"},
@@ -119,6 +123,8 @@ static const Route routes[] = {
 	"status", NULL, NULL, 0, "Operator: put a node in or out of maintenance"},
 	{"POST", "/nodes/:id/withdraw", "withdraw_node_earnings", {P("node_id"), B("amount")}, WRAP, "withdrawn",
 	NULL, NULL, 0, "Operator: move a node's earnings to your balance"},
+	{"GET", "/nodes/:id/transactions", "node_transactions", {P("node_id"), Q("max_rows", "limit")}, AS_IS,
+	NULL, NULL, NULL, 0, "Operator: a node's rewards, fee shares and withdrawals"},
 
 	{"GET", "/network", "network_stats", {{0}}, AS_IS, NULL, NULL, NULL, 0, "Network statistics"},
 	{"GET", "/network/timeline", "job_timeline", {Q("months", NULL)}, AS_IS, NULL, NULL, NULL, 0,
@@ -142,6 +148,18 @@ static const Route routes[] = {
 	"Admin: statistics, supply and the invariant checks"},
 	{"GET", "/admin/ledger", "admin_ledger_page", {Q("from_height", "from"), Q("max_rows", "limit")}, AS_IS, NULL,
 	NULL, NULL, 0, "Admin: ledger blocks with their users and nodes"},
+	{"POST", "/admin/users/verify", "verify_user", {B("email")}, WRAP, "unlocked", NULL, NULL, 0,
+	"Admin: verify a user, unlocking their signup grant"},
+	{"GET", "/admin/withdrawals", "withdrawals", {Q("status", NULL), Q("max_rows", "limit"), Q("skip", "offset")},
+	AS_IS, NULL, NULL, NULL, 0, "Admin: withdrawals, pending first"},
+	{"POST", "/admin/withdrawals/:id/approve", "approve_withdrawal", {P("withdrawal_id"), B("payout_reference")},
+	WRAP, "amount", NULL, NULL, 0, "Admin: approve a paid-out withdrawal (burns the held tokens)"},
+	{"POST", "/admin/withdrawals/:id/reject", "reject_withdrawal", {P("withdrawal_id"), B("reason")}, WRAP,
+	"amount", NULL, NULL, 0, "Admin: reject a withdrawal (releases the held tokens)"},
+	{"POST", "/admin/fees/distribute", "distribute_fees", {B("period")}, AS_IS, NULL, NULL, NULL, 0,
+	"Admin: pay a month's network fee to the nodes, once"},
+	{"GET", "/admin/fees", "fee_distributions", {{0}}, AS_IS, NULL, NULL, NULL, 0,
+	"Admin: the months whose fee was distributed"},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -51,6 +51,13 @@ static const Command commands[] = {
 		"running jobs.\n"
 		"\nExample:\n"
 		"  modelmine balance\n"},
+	{"transactions", cmd_transactions, "[--limit N]", "your latest token movements",
+		"Lists your latest token movements, newest first (at most N, 0..1000, default 20): the signed\n"
+		"amount, the reason (signup_grant, transfer, stake, refund, withdrawal_hold, withdrawal_release,\n"
+		"...), the job and the other side (a user's email, or escrow, held, issuance...).\n"
+		"\nExamples:\n"
+		"  modelmine transactions\n"
+		"  modelmine transactions --limit 100 --json\n"},
 	{"transfer", cmd_transfer, "EMAIL AMOUNT", "send tokens to another user",
 		"Moves AMOUNT tokens from your balance to the user with that email.\n"
 		"\nExample:\n"
@@ -168,6 +175,44 @@ static const Command commands[] = {
 		"\nExamples:\n"
 		"  modelmine withdraw 3\n"
 		"  modelmine withdraw 3 100\n"},
+	{"withdrawal", cmd_withdrawal, "request AMOUNT DESTINATION", "take tokens out of the system",
+		"Asks to withdraw AMOUNT tokens to DESTINATION (1 to 200 characters: an account number, an\n"
+		"address). The tokens leave your balance at once and are held until an admin pays them out and\n"
+		"approves the withdrawal, or rejects it and they come back. A signup grant that is still locked\n"
+		"cannot be withdrawn (the error says how much is locked, and how it unlocks). Follow it with\n"
+		"`modelmine withdrawals`. (`modelmine withdraw` is another thing: a node's earnings to your balance.)\n"
+		"\nExample:\n"
+		"  modelmine withdrawal request 250 'IBAN DE00 1234 5678'\n"},
+	{"withdrawals", cmd_withdrawals, "[--limit N]", "your withdrawals and how each was decided",
+		"Lists your withdrawals, newest first (at most N, 0..1000, default 20): amount, destination,\n"
+		"status (PENDING, APPROVED or REJECTED) and the admin's payout reference or reason.\n"
+		"\nExamples:\n"
+		"  modelmine withdrawals\n"
+		"  modelmine withdrawals --json\n"},
+	{"admin", cmd_admin,
+		"withdrawals [--status S] [--limit N]\n"
+		"       modelmine admin withdrawals approve ID PAYOUT_REFERENCE\n"
+		"       modelmine admin withdrawals reject ID REASON\n"
+		"       modelmine admin verify EMAIL\n"
+		"       modelmine admin distribute-fees YYYY-MM\n"
+		"       modelmine admin fees",
+		"admin: withdrawals, user verification, the network fee",
+		"For users whose role is admin (anyone else is refused by the database).\n"
+		"admin withdrawals        the withdrawals, pending ones first and oldest first (--status\n"
+		"                         pending|approved|rejected, --limit N up to 10000, default 100)\n"
+		"  ... approve ID REF     after paying it out: the held tokens leave the system, with REF\n"
+		"  ... reject ID REASON   the held tokens go back to the user\n"
+		"                         A withdrawal is decided once; a second decision is refused.\n"
+		"admin verify EMAIL       verifies a user, which unlocks their signup grant\n"
+		"admin distribute-fees M  pays month M's network fee (a UTC month that has ended) to the\n"
+		"                         nodes, pro rata to their rewards in it; a month pays once\n"
+		"admin fees               the months distributed so far\n"
+		"\nExamples:\n"
+		"  modelmine admin withdrawals --status pending\n"
+		"  modelmine admin withdrawals approve 7 'SEPA 2026-11-30/0042'\n"
+		"  modelmine admin withdrawals reject 8 'destination account is closed'\n"
+		"  modelmine admin verify grace@example.com\n"
+		"  modelmine admin distribute-fees 2026-10\n"},
 };
 
 #define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
@@ -194,7 +239,7 @@ usage(FILE *f)
 			"\n"
 			"Commands:\n");
 	for (int i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 			"\n"
 			"Options (any command):\n"

@@ -26,6 +26,7 @@ status_color(const char *status)
 		{MM_STATUS_FAILED, C_RED}, {MM_STATUS_CANCELED, C_MAGENTA},
 		{MM_NODE_ONLINE, C_GREEN}, {MM_NODE_BUSY, C_YELLOW}, {MM_NODE_OFFLINE, C_RED},
 		{MM_NODE_MAINTENANCE, C_MAGENTA},
+		{MM_WITHDRAWAL_APPROVED, C_GREEN}, {MM_WITHDRAWAL_REJECTED, C_RED},	/* PENDING as jobs */
 	};
 
 	for (size_t i = 0; status && i < sizeof(map) / sizeof(map[0]); i++)

@@ -1,5 +1,5 @@
 /*
- * tokens.c — balance, transfer, withdraw: the signed-in user's tokens.
+ * tokens.c — balance, transactions, transfer, withdraw: the signed-in user's tokens.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -49,6 +49,61 @@ cmd_balance(Ctx *c, int argc, char **argv)
 			   (long long) json_integer_value(json_object_get(b, "in_escrow")));
 	}
 	json_decref(b);
+	return EXIT_OK;
+}
+
+/* transactions [--limit N]: your latest token movements, newest first. */
+int
+cmd_transactions(Ctx *c, int argc, char **argv)
+{
+	enum
+	{
+		O_LIMIT = OPT_FIRST_COMMAND_OPTION
+	};
+	static const struct option opts[] = {
+		{"limit", required_argument, NULL, O_LIMIT}, COMMON_OPTIONS, {NULL, 0, NULL, 0}
+	};
+	static const Column cols[] = {
+		{.key = "id", .header = "ID", .right = true},
+		{.key = "created_at", .header = "WHEN", .fn = cell_ago},
+		{.key = "amount", .header = "AMOUNT", .right = true},
+		{.key = "reason", .header = "REASON"},
+		{.key = "job_id", .header = "JOB", .right = true},
+		{.key = "counterparty", .header = "WITH", .max = 32},
+	};
+	const char *limit = "20";
+	json_t	   *rows;
+	long long	n;
+	int			opt,
+				rc;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+	{
+		if (opt == O_LIMIT)
+		{
+			if (parse_int64(c, "--limit", optarg, 0, 1000, &n) != 0)
+				return EXIT_USAGE;
+			limit = optarg;
+		}
+		else if ((rc = common_option(c, opt, optarg, argc, argv)) >= 0)
+			return rc;
+	}
+	if ((rc = need_args(c, argc, argv, 0, 0)) >= 0)
+		return rc;
+	if ((rc = db_open_user(c)) != EXIT_OK)
+		return rc;
+	rows = db_json(c, "SELECT COALESCE(pg_catalog.json_agg(t), '[]') "
+				   "FROM modelmine.my_transactions($1::int) t", 1, &limit);
+	if (rows == NULL)
+		return db_fail(c);
+	if (c->json)
+		print_json(rows);
+	else if (json_array_size(rows) == 0)
+		printf("No token movements yet.\n");
+	else
+		print_table(c, rows, cols, sizeof(cols) / sizeof(cols[0]));
+	json_decref(rows);
 	return EXIT_OK;
 }
 

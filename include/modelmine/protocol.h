@@ -24,6 +24,12 @@
 						  MM_STATUS_CANCELED }
 #define MM_NSTATUSES			5
 
+/* ---- withdrawal statuses (modelmine.withdrawals.status): PENDING until decided once ---- */
+#define MM_WITHDRAWAL_PENDING	"PENDING"
+#define MM_WITHDRAWAL_APPROVED	"APPROVED"
+#define MM_WITHDRAWAL_REJECTED	"REJECTED"
+#define MM_WITHDRAWAL_STATUSES	MM_WITHDRAWAL_PENDING "," MM_WITHDRAWAL_APPROVED "," MM_WITHDRAWAL_REJECTED
+
 /* ---- node statuses: what a heartbeat may report; OFFLINE is derived, never reported ---- */
 #define MM_NODE_ONLINE			"ONLINE"
 #define MM_NODE_BUSY			"BUSY"
@@ -100,6 +106,8 @@
 
 /* ---- the account layout (fixed ids of the system accounts; escrow and fee are striped by job id) ---- */
 #define MM_ISSUANCE_ACCOUNT		1
+#define MM_HELD_ACCOUNT			2		/* tokens of pending withdrawals */
+#define MM_WITHDRAWN_ACCOUNT	3		/* tokens paid out of the system */
 #define MM_SHARDS				16
 #define MM_ESCROW_FIRST_ACCOUNT	16		/* escrow shards 16..31 */
 #define MM_FEE_FIRST_ACCOUNT	32		/* fee shards 32..47 */

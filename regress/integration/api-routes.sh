@@ -78,6 +78,9 @@ state() {
         (SELECT string_agg(id || ':' || status || ':' || maintenance, ',' ORDER BY id) FROM modelmine.nodes),
         (SELECT count(*) FROM modelmine.users),
         (SELECT count(*) || '/' || count(revoked_at) FROM modelmine.sessions),
+        (SELECT string_agg(id || ':' || status, ',' ORDER BY id) FROM modelmine.withdrawals),
+        (SELECT string_agg(period || ':' || paid, ',' ORDER BY period) FROM modelmine.fee_distributions),
+        (SELECT string_agg(id || ':' || grant_locked, ',' ORDER BY id) FROM modelmine.users),
         (SELECT 'invariant violations: ' || count(*) FROM modelmine.check_invariants()))"
 }
 
@@ -329,6 +332,16 @@ expect "GET /balance: 200 {balance: 960}" 200 '.balance == 960'
 http GET /dashboard "$alice" ""
 expect "GET /dashboard: 200, balance and job counts" 200 \
     '.balance == 960 and .jobs.total == 3 and .jobs.COMPLETED == 1 and .jobs.FAILED == 1 and .jobs.CANCELED == 1 and (.recent_jobs | length == 3)'
+# alice's signup grant is locked but for the 10 node earnings she withdrew: 990 of her 960 stay
+refused "POST /transfers from a locked signup grant: 402 MM001 naming it" 402 \
+    "$(err MM001) and .message == \"insufficient transferable balance\" and (.details | test(\"990\"))" \
+    POST /transfers "$alice" '{"to_email": "bob@example.com", "amount": 25}'
+refused "POST /admin/users/verify as a user: 403 42501" 403 "$(err 42501)" \
+    POST /admin/users/verify "$alice" '{"email": "alice@example.com"}'
+refused "POST /admin/users/verify of nobody: 404 P0002" 404 "$(err P0002)" \
+    POST /admin/users/verify "$carol" '{"email": "nobody@example.com"}'
+http POST /admin/users/verify "$carol" '{"email": "alice@example.com"}'
+expect "POST /admin/users/verify {email}: 200 {unlocked: 990}" 200 '.unlocked == 990'
 http POST /transfers "$alice" '{"to_email": "bob@example.com", "amount": 25}'
 expect "POST /transfers: 201 {transaction_id}" 201 '.transaction_id | type == "number"'
 tx=$(jb .transaction_id)
@@ -341,6 +354,76 @@ http GET "/transactions?limit=5" "$alice" ""
 expect "GET /transactions?limit=5: 200, newest first: the transfer to bob" 200 \
     "length == 5 and .[0].id == $tx and .[0].amount == -25 and .[0].reason == \"transfer\" and .[0].counterparty == \"bob@example.com\""
 expect_hdr "... Content-Range 0-4/*" Content-Range '^0-4/\*$'
+http GET "/nodes/$node/transactions?limit=5" "$alice" ""
+expect "GET /nodes/:id/transactions: 200, the reward in and the 10 withdrawn, newest first" 200 \
+    'map(.amount) == [-10, 40] and .[1].reason == "reward" and .[0].reason == "withdrawal"'
+refused "GET /nodes/:id/transactions of alice's node as bob: 404 P0002" 404 "$(err P0002)" \
+    GET "/nodes/$node/transactions" "$bob" ""
+
+step "withdrawals"
+# bob has 1000 locked (his grant) and the 25 alice sent him
+refused "POST /withdrawals of the locked grant: 402 MM001" 402 "$(err MM001)" \
+    POST /withdrawals "$bob" '{"amount": 26, "destination": "IBAN DE00 1234"}'
+refused "POST /withdrawals without a destination: 400 naming it" 400 "$(err 22023) and (.message | test(\"destination\"))" \
+    POST /withdrawals "$bob" '{"amount": 5}'
+refused "POST /withdrawals {amount: 0}: 400 22023" 400 "$(err 22023)" \
+    POST /withdrawals "$bob" '{"amount": 0, "destination": "IBAN DE00 1234"}'
+http POST /withdrawals "$bob" '{"amount": 20, "destination": "IBAN DE00 1234"}'
+expect "POST /withdrawals: 201 {withdrawal_id}" 201 '.withdrawal_id | type == "number"'
+w1=$(jb .withdrawal_id)
+http POST /withdrawals "$bob" '{"amount": 5, "destination": "IBAN DE00 1234"}'
+w2=$(jb .withdrawal_id)
+check "... bob 1025 - 25 held" "$(balance_of bob@example.com)" 1000
+http GET /withdrawals "$bob" ""
+expect "GET /withdrawals: 200, bob's two, newest first, PENDING" 200 \
+    "map(.id) == [$w2, $w1] and map(.status) == [\"PENDING\", \"PENDING\"] and .[1].amount == 20"
+http GET /withdrawals "$alice" ""
+expect "GET /withdrawals as alice: 200 []" 200 '. == []'
+refused "GET /admin/withdrawals as a user: 403 42501" 403 "$(err 42501)" GET /admin/withdrawals "$bob" ""
+refused "POST /admin/withdrawals/:id/approve as a user: 403 42501" 403 "$(err 42501)" \
+    POST "/admin/withdrawals/$w1/approve" "$bob" '{"payout_reference": "self-service"}'
+http GET "/admin/withdrawals?status=PENDING&limit=10" "$carol" ""
+expect "GET /admin/withdrawals?status=PENDING (admin): 200, oldest first, with the email" 200 \
+    "map(.id) == [$w1, $w2] and .[0].email == \"bob@example.com\""
+refused "GET /admin/withdrawals?status=DONE: 400 22023" 400 "$(err 22023)" GET "/admin/withdrawals?status=DONE" "$carol" ""
+refused "POST /admin/withdrawals/:id/approve without a payout_reference: 400 naming it" 400 \
+    "$(err 22023) and (.message | test(\"payout_reference\"))" POST "/admin/withdrawals/$w1/approve" "$carol" '{}'
+http POST "/admin/withdrawals/$w1/approve" "$carol" '{"payout_reference": "SEPA 0042"}'
+expect "POST /admin/withdrawals/:id/approve: 200 {amount: 20}" 200 '.amount == 20'
+http POST "/admin/withdrawals/$w2/reject" "$carol" '{"reason": "closed account"}'
+expect "POST /admin/withdrawals/:id/reject: 200 {amount: 5}" 200 '.amount == 5'
+refused "POST /admin/withdrawals/:id/reject of an approved one: 409 55000" 409 "$(err 55000)" \
+    POST "/admin/withdrawals/$w1/reject" "$carol" '{"reason": "too late"}'
+refused "POST /admin/withdrawals/:id/approve of no withdrawal: 404 P0002" 404 "$(err P0002)" \
+    POST /admin/withdrawals/99999/approve "$carol" '{"payout_reference": "x"}'
+check "... bob has the 5 back; held 0, withdrawn 20" \
+    "$(balance_of bob@example.com) $(adm "SELECT string_agg(balance::text, ' ' ORDER BY id) FROM modelmine.account_balances WHERE kind IN ('held', 'withdrawn')")" \
+    "1005 0 20"
+http GET /withdrawals "$bob" ""
+expect "GET /withdrawals: 200, one APPROVED with its reference, one REJECTED with its reason" 200 \
+    '.[1].status == "APPROVED" and .[1].payout_reference == "SEPA 0042" and .[0].status == "REJECTED" and .[0].reason == "closed account"'
+http GET "/transactions?limit=3" "$bob" ""
+expect "GET /transactions: 200, the holds and the release" 200 \
+    'map(.reason) == ["withdrawal_release", "withdrawal_hold", "withdrawal_hold"] and map(.amount) == [5, -5, -20]'
+
+step "network fee"
+last_month=$(adm "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month', 'YYYY-MM-DD')")
+this_month=$(adm "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC'), 'YYYY-MM-DD')")
+refused "POST /admin/fees/distribute as a user: 403 42501" 403 "$(err 42501)" \
+    POST /admin/fees/distribute "$alice" "{\"period\": \"$last_month\"}"
+refused "POST /admin/fees/distribute of this month: 409 55000" 409 "$(err 55000)" \
+    POST /admin/fees/distribute "$carol" "{\"period\": \"$this_month\"}"
+refused "POST /admin/fees/distribute of a mid-month day: 400 22023" 400 "$(err 22023)" \
+    POST /admin/fees/distribute "$carol" '{"period": "2026-10-15"}'
+# this test's jobs settled this month: last month's pool is empty, and is distributed once
+http POST /admin/fees/distribute "$carol" "{\"period\": \"$last_month\"}"
+expect "POST /admin/fees/distribute {period}: 200, the month's figures" 200 \
+    ".period == \"$last_month\" and .pool == 0 and .paid == 0 and .paid_now == true and .distributed_by == \"carol@example.com\""
+http POST /admin/fees/distribute "$carol" "{\"period\": \"$last_month\"}"
+expect "POST /admin/fees/distribute again: 200, the same figures, paid_now false" 200 \
+    ".period == \"$last_month\" and .paid == 0 and .paid_now == false"
+http GET /admin/fees "$carol" ""
+expect "GET /admin/fees: 200, that month" 200 "length == 1 and .[0].period == \"$last_month\""
 
 step "admin routes: admin 200, user 403, no token 401"
 http GET /admin/users "$carol" ""
@@ -650,7 +733,7 @@ while read -r method path; do
     lower=$(tr '[:upper:]' '[:lower:]' <<<"$method")
     check_true "/openapi.json has $lower $oapath" openapi_has "$oapath" "$lower"
 done < <(sed -nE 's/^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "([^"]+)".*/\1 \2/p' "$MM_REPO/api/src/routes.c")
-check "routes.c has the 37 routes this test knows" "$(grep -cE '^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "/' "$MM_REPO/api/src/routes.c")" 37
+check "routes.c has the 46 routes this test knows" "$(grep -cE '^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "/' "$MM_REPO/api/src/routes.c")" 46
 
 step "the books"
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0

@@ -11,8 +11,8 @@ it_begin cli-basics
 . "$(dirname "$0")/cli-lib.sh"
 cli_env
 
-commands=(signup login logout whoami balance transfer submit jobs job cancel result watch nodes node network
-          ledger top withdraw)
+commands=(signup login logout whoami balance transactions transfer submit jobs job cancel result watch nodes node network
+          ledger top withdraw withdrawal withdrawals admin)
 
 step "help"
 check_cli "modelmine --help" 0 --help
@@ -70,6 +70,15 @@ bad hidden sizes|submit --trainer mlp --dataset moons --hidden 16,x
 result without -o|result 1
 transfer amount not a number|transfer bob@example.com lots
 unknown ledger subcommand|ledger frob
+withdrawal without request|withdrawal 5 bank
+withdrawal amount not a number|withdrawal request lots bank
+withdrawal without a destination|withdrawal request 5
+unknown admin subcommand|admin frob
+admin approve without a reference|admin withdrawals approve 1
+admin approve id not a number|admin withdrawals approve x ref
+admin limit with approve|admin withdrawals approve 1 ref --limit 5
+month not YYYY-MM|admin distribute-fees 2026-10-01
+month out of range|admin distribute-fees 2026-13
 months out of range|network --months 0
 CASES
 check_cli "a --config file that is not JSON" 2 submit --config /etc/hostname
@@ -123,6 +132,10 @@ check "XDG session directory mode" "$(stat -c %a "$IT_TMP/xdg/modelmine" 2>&1)" 
 
 check_cli "whoami with the database down" 5 whoami --db "postgresql://mm_client@127.0.0.1:1/nowhere"
 check_one_line "connection failure, signed in" "$CLI_ERR"
+
+# Signup grants are locked until an admin verifies the user (cli-basics' "withdrawals" step shows the
+# lock); ada and bob are verified so that their transfers here move their grant.
+adm "SELECT modelmine.verify_user('ada@example.com'), modelmine.verify_user('bob@example.com')" >/dev/null
 
 step "whoami, balance, transfer"
 check_cli "whoami" 0 whoami
@@ -213,5 +226,87 @@ check_cli "logout" 0 logout
 check "the session is revoked in the database" "$(adm "SELECT revoked_at IS NOT NULL FROM modelmine.sessions WHERE id = '$sid'")" t
 check_false "and the file removed" test -e "$IT_TMP/session"
 check_cli "whoami after logout" 4 whoami
+
+step "withdrawals, and the admin side of the token loop"
+MODELMINE_PASSWORD="cleo password" check_cli "signup cleo" 0 signup cleo@example.com
+check_cli "cleo cannot transfer her locked signup grant" 1 transfer bob@example.com 1
+check_one_line "locked grant" "$CLI_ERR"
+[[ $CLI_ERR == "modelmine: insufficient transferable balance ("*"1000 tokens of your signup grant are locked"* ]] \
+    && pass "... the message names the locked part" || fail "locked grant: '$CLI_ERR'"
+check_cli "... nor withdraw it" 1 withdrawal request 10 'IBAN DE00 1234'
+[[ ${CLI_ERR##* hint: } == "Withdraw at most 0 tokens."*"unlocks when an admin verifies your account"* ]] \
+    && pass "... with the database's hint on how it unlocks" || fail "withdrawal hint: '$CLI_ERR'"
+check_cli "withdrawals: none yet" 0 withdrawals
+check "... says how to request one" "$CLI_OUT" \
+    "You have no withdrawals. Request one with: modelmine withdrawal request AMOUNT DESTINATION"
+check_cli "admin verify as a plain user: refused by the database" 1 admin verify cleo@example.com
+[[ $CLI_ERR == *"permission denied for function verify_user"* ]] && pass "... permission denied" \
+    || fail "verify as user: '$CLI_ERR'"
+# an admin: a user whose role is admin, through a database role that is a member of modelmine_admin
+adm "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_cli_admin') THEN
+         CREATE ROLE mm_cli_admin LOGIN IN ROLE modelmine_admin; END IF; END \$\$" >/dev/null
+adm "SELECT modelmine.signup('root@example.com', 'root password'), modelmine.set_user_role('root@example.com', 'admin')" >/dev/null
+admin_cli() {
+    MODELMINE_DB="postgresql://mm_cli_admin@$PGHOST:$PGPORT/$IT_DB" MODELMINE_SESSION_FILE=$IT_TMP/admin-session \
+        cli "$@"
+}
+MODELMINE_PASSWORD="root password" admin_cli login root@example.com
+check "root signs in as an admin" "$CLI_RC" 0
+admin_cli admin verify cleo@example.com
+check "admin verify: 1000 tokens unlocked" "$CLI_RC $CLI_OUT" \
+    "0 Verified cleo@example.com: 1000 tokens of the signup grant unlocked."
+check_cli "withdrawal request 30" 0 withdrawal request 30 'IBAN DE00 1234'
+w1=$(adm "SELECT max(id) FROM modelmine.withdrawals")
+check "... says what happened" "$CLI_OUT" \
+    "Withdrawal $w1: 30 tokens to IBAN DE00 1234, held until an admin approves it; your balance is now 970."
+check_cli "withdrawal request 1 --json" 0 withdrawal request 1 'IBAN DE00 1234' --json
+check "... keys and balance" "$(pyjson 'sorted(d), d["amount"], d["balance"], d["status"]' <<<"$CLI_OUT")" \
+    "['amount', 'balance', 'destination', 'status', 'withdrawal_id'] 1 969 PENDING"
+w2=$(pyjson 'd["withdrawal_id"]' <<<"$CLI_OUT")
+admin_cli admin withdrawals --status pending
+check "admin withdrawals --status pending: a table with the user" "$CLI_RC $(head -1 <<<"$CLI_OUT" | tr -s ' ')" \
+    "0 ID USER AMOUNT DESTINATION STATUS REFERENCE / REASON REQUESTED DECIDED BY"
+admin_cli admin withdrawals --status pending --json
+check "admin withdrawals --json: both, oldest first, with the user" \
+    "$(pyjson '[(w["id"], w["email"], w["amount"], w["status"]) for w in d]' <<<"$CLI_OUT")" \
+    "[($w1, 'cleo@example.com', 30, 'PENDING'), ($w2, 'cleo@example.com', 1, 'PENDING')]"
+admin_cli admin withdrawals approve "$w1" 'SEPA 0042'
+check "admin withdrawals approve" "$CLI_RC $CLI_OUT" "0 Approved withdrawal $w1: 30 tokens paid out of the system."
+admin_cli admin withdrawals reject "$w2" 'closed account'
+check "admin withdrawals reject: 1 token, singular" "$CLI_RC $CLI_OUT" \
+    "0 Rejected withdrawal $w2: 1 token back to the user's balance."
+admin_cli admin withdrawals approve "$w2" 'after all'
+check "a second decision is refused, in one line" "$CLI_RC $CLI_ERR" \
+    "1 modelmine: withdrawal $w2 is already REJECTED (A withdrawal is approved or rejected once.) hint: Nothing was changed or moved."
+check_cli "withdrawals: cleo's two, as decided" 0 withdrawals --json
+check "... status and reference or reason" \
+    "$(pyjson '[(w["status"], w["payout_reference"] or w["reason"]) for w in d]' <<<"$CLI_OUT")" \
+    "[('REJECTED', 'closed account'), ('APPROVED', 'SEPA 0042')]"
+check_cli "withdrawals as a table" 0 withdrawals
+check "... a header and two rows" "$(head -1 <<<"$CLI_OUT" | tr -s ' ')" \
+    "ID AMOUNT DESTINATION STATUS REFERENCE / REASON REQUESTED DECIDED"
+check_true "... the approved one with its reference" grep -q "APPROVED  *SEPA 0042" <<<"$CLI_OUT"
+check "cleo's balance: 1000 - 30 (paid out)" "$(adm "SELECT balance FROM modelmine.account_balances a
+    JOIN modelmine.users u ON u.id = a.user_id WHERE u.email = 'cleo@example.com'")" 970
+last_month=$(adm "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month', 'YYYY-MM')")
+this_month=$(adm "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC'), 'YYYY-MM')")
+admin_cli admin distribute-fees "$this_month"
+check "admin distribute-fees of this month: refused, one line" "$CLI_RC $CLI_ERR" \
+    "1 modelmine: period $this_month has not ended (Fees are distributed per UTC calendar month, once it is over.) hint: ${CLI_ERR##* hint: }"
+admin_cli admin distribute-fees "$last_month"
+check "admin distribute-fees of last month (no jobs then: nothing to pay)" "$CLI_RC $CLI_OUT" \
+    "0 Distributed the network fee of $last_month: 0 of 0 tokens to 0 nodes (0 left in the fee accounts)."
+admin_cli admin distribute-fees "$last_month"
+check_true "... again: already distributed, nothing paid again" grep -q "was already distributed.*Nothing was paid again" <<<"$CLI_OUT"
+admin_cli admin fees --json
+check "admin fees: that month" "$(pyjson '[(f["period"][:7], f["paid"], f["distributed_by"]) for f in d]' <<<"$CLI_OUT")" \
+    "[('$last_month', 0, 'root@example.com')]"
+check_cli "transactions: the holds and the release" 0 transactions --limit 3 --json
+check "... newest first" "$(pyjson '[(t["amount"], t["reason"], t["counterparty"]) for t in d]' <<<"$CLI_OUT")" \
+    "[(1, 'withdrawal_release', 'held'), (-1, 'withdrawal_hold', 'held'), (-30, 'withdrawal_hold', 'held')]"
+check_cli "transactions as a table" 0 transactions --limit 3
+check "... a header and three rows" "$(head -1 <<<"$CLI_OUT" | tr -s ' ') / $(wc -l <<<"$CLI_OUT")" \
+    "ID WHEN AMOUNT REASON JOB WITH / 4"
+check "the books balance" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
 
 it_end

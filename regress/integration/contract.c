@@ -108,6 +108,14 @@ main(int argc, char **argv)
 	Check("job_status labels", "SELECT array_agg(enumlabel ORDER BY enumsortorder) FROM pg_enum "
 		  "WHERE enumtypid = 'modelmine.job_status'::regtype", buf);
 
+	/* withdrawal statuses: the ones the CHECK constraint allows, in its order */
+	Check("withdrawal statuses",
+		  "SELECT string_agg(m[1], ',' ORDER BY o) FROM pg_constraint c, "
+		  "regexp_matches(pg_get_constraintdef(c.oid), '''([A-Z]+)''', 'g') WITH ORDINALITY x(m, o) "
+		  "WHERE c.conrelid = 'modelmine.withdrawals'::regclass "
+		  "AND c.conname = 'withdrawals_status_check'",
+		  MM_WITHDRAWAL_STATUSES);
+
 	/* the trainers: a config naming each is accepted, its requirement is trainer:NAME */
 	for (int i = 0; i < MM_NTRAINERS; i++)
 	{
@@ -126,6 +134,10 @@ main(int argc, char **argv)
 	/* the account layout: fixed ids, shards, where owned accounts start */
 	CheckInt("the issuance account's id", "SELECT id FROM modelmine.accounts WHERE kind = 'issuance'",
 			 MM_ISSUANCE_ACCOUNT);
+	CheckInt("the held account's id", "SELECT id FROM modelmine.accounts WHERE kind = 'held'",
+			 MM_HELD_ACCOUNT);
+	CheckInt("the withdrawn account's id", "SELECT id FROM modelmine.accounts WHERE kind = 'withdrawn'",
+			 MM_WITHDRAWN_ACCOUNT);
 	snprintf(buf, sizeof(buf), "%d..%d", MM_ESCROW_FIRST_ACCOUNT, MM_ESCROW_FIRST_ACCOUNT + MM_SHARDS - 1);
 	Check("escrow shard accounts", "SELECT min(id) || '..' || max(id) FROM modelmine.accounts "
 		  "WHERE kind = 'escrow' AND id - shard = " XSTR(MM_ESCROW_FIRST_ACCOUNT) " HAVING count(*) = "

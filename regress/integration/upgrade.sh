@@ -114,7 +114,13 @@ for entry in "${PREVIOUS[@]}"; do
     check "verify_ledger() passes against the digest taken before the update" \
         "$(q "$db" "SELECT ok || ' ' || height FROM modelmine.verify_ledger('$digest')")" "true 4"
     check "every balance is what it was" \
-        "$(q "$db" "SELECT string_agg(id || '=' || balance, ',' ORDER BY id) FROM modelmine.account_balances")" "$balances"
+        "$(q "$db" "SELECT string_agg(id || '=' || balance, ',' ORDER BY id) FROM modelmine.account_balances
+                     WHERE kind NOT IN ('held', 'withdrawn')")" "$balances"
+    check "the held and withdrawn accounts arrive empty" \
+        "$(q "$db" "SELECT string_agg(kind || '=' || balance, ',' ORDER BY id) FROM modelmine.account_balances
+                     WHERE kind IN ('held', 'withdrawn')")" "held=0,withdrawn=0"
+    check "users from $version keep every token transferable (no grant locked after the fact)" \
+        "$(q "$db" "SELECT count(*) FILTER (WHERE grant_locked > 0) || ' of ' || count(*) FROM modelmine.users")" "0 of 3"
 
     step "the updated catalog equals a fresh $current install"
     fresh=fresh_${current//./_}
@@ -143,6 +149,18 @@ for entry in "${PREVIOUS[@]}"; do
         "$(q "$db" "SELECT max(height) || ' ' || count(*) FILTER (WHERE job_id IS NOT NULL) FROM modelmine.ledger")" "6 6"
     check "verify_ledger() still passes against the old digest" \
         "$(q "$db" "SELECT ok FROM modelmine.verify_ledger('$digest')")" t
+    q "$db" "
+        SELECT modelmine.authenticate(modelmine.login('ben@example.com', 'ben password'));
+        SELECT modelmine.request_withdrawal(100, 'IBAN DE00 1234'), modelmine.request_withdrawal(20, 'IBAN DE00 1234');
+        SELECT modelmine.deauthenticate();
+        SELECT modelmine.approve_withdrawal(1, 'SEPA 0042'), modelmine.reject_withdrawal(2, 'closed account');
+        SELECT modelmine.signup('new@example.com', 'new password');" >/dev/null
+    check "withdrawals of a $version user's tokens: one approved, one rejected" \
+        "$(q "$db" "SELECT string_agg(status, ',' ORDER BY id) || ' ' || (SELECT string_agg(kind || '=' || balance, ',' ORDER BY id)
+                       FROM modelmine.account_balances WHERE kind IN ('held', 'withdrawn')) FROM modelmine.withdrawals")" \
+        "APPROVED,REJECTED held=0,withdrawn=100"
+    check "a user who signs up after the update has the grant locked" \
+        "$(q "$db" "SELECT grant_locked FROM modelmine.users WHERE email = 'new@example.com'")" 1000
     check "the books balance after using $current" "$(q "$db" "SELECT count(*) FROM modelmine.check_invariants()")" 0
     mm_cluster_stop "$cluster"
     cluster=""

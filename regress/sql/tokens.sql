@@ -43,6 +43,12 @@ SELECT modelmine.set_setting('signup_grant', 1000);
 SELECT email, balance FROM modelmine.users() ORDER BY id;
 RESET ROLE;
 
+-- A signup grant cannot leave the account until the user is verified (tokenloop.sql tests the lock):
+-- verified here, these users can move all their tokens.
+SET ROLE regress_mm_admin;
+SELECT email, modelmine.verify_user(email) AS unlocked FROM modelmine.users() ORDER BY id;
+RESET ROLE;
+
 -------------------------------------------------------------------------------------------------------
 -- Transfer
 -------------------------------------------------------------------------------------------------------

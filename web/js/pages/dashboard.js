@@ -9,6 +9,8 @@ import {
 const REASONS = {
   signup_grant: 'Signup grant', mint: 'Tokens issued', transfer: 'Transfer', stake: 'Stake',
   refund: 'Refund', reward: 'Node reward', fee: 'Network fee', withdrawal: 'Node earnings withdrawn',
+  fee_distribution: 'Network fee share', withdrawal_hold: 'Withdrawal requested',
+  withdrawal_release: 'Withdrawal rejected', withdrawal_payout: 'Withdrawal paid out',
 };
 
 export const jobColumns = [
