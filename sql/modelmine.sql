@@ -1048,6 +1048,11 @@ BEGIN
     SELECT pg_catalog.jsonb_build_object(
                'user_id', uid,
                'balance', (SELECT a.balance FROM modelmine.account_balances a WHERE a.user_id = uid),
+               -- the part of the signup grant that may be staked but not transferred or withdrawn
+               'grant_locked', (SELECT u.grant_locked FROM modelmine.users u WHERE u.id = uid),
+               'transferable', (SELECT GREATEST(a.balance - u.grant_locked, 0)
+                                  FROM modelmine.account_balances a JOIN modelmine.users u ON u.id = a.user_id
+                                 WHERE a.user_id = uid),
                'in_escrow', (SELECT sum(c.stake) FROM counts c WHERE c.status IN ('PENDING', 'RUNNING')),
                'jobs', (SELECT pg_catalog.jsonb_object_agg(c.status::text, c.n) || pg_catalog.jsonb_build_object('total', sum(c.n))
                           FROM counts c),
@@ -1060,7 +1065,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION modelmine.dashboard() IS
-    'The signed-in user''s dashboard: job counts per status and total, balance, tokens in escrow, latest jobs and transactions.';
+    'The signed-in user''s dashboard: job counts per status and total, balance, the locked part of the signup grant and what may be transferred or withdrawn, tokens in escrow, latest jobs and transactions.';
 REVOKE ALL ON FUNCTION modelmine.dashboard() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.dashboard() TO modelmine_user;
 

@@ -65,7 +65,11 @@ export default async function dashboard(ctx) {
       const j = d.jobs || {};
       const tokens = (n) => [fmtInt(n), h('span', { class: 'unit', text: Number(n) === 1 ? 'token' : 'tokens' })];
       replace(statsBox, stats([
-        { key: 'balance', label: 'Balance', className: 'stat-accent', value: tokens(d.balance) },
+        // the signup grant can be staked at once, transferred or withdrawn only once unlocked
+        { key: 'balance', label: 'Balance', className: 'stat-accent', value: d.grant_locked > 0
+          ? [...tokens(d.balance), h('span', { class: 'unit', text: ` · ${fmtInt(d.transferable)} transferable`,
+            title: `${fmtInt(d.grant_locked)} tokens of your signup grant can be staked on jobs but not transferred or withdrawn until an admin verifies your account or your nodes earn them back.` })]
+          : tokens(d.balance) },
         { key: 'in_escrow', label: 'Staked on open jobs', className: 'stat-accent', value: tokens(d.in_escrow ?? 0) },
         { key: 'total', label: 'Total jobs', className: 'stat-accent', value: fmtInt(j.total) },
       ], 'Your balance', 'stats-lead'), stats([
