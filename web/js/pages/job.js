@@ -188,6 +188,9 @@ export default async function job(ctx) {
       ['Priority', fmtInt(j.priority)],
       ['Node', j.node_id ? `#${j.node_id}` : '—'],
       ['Attempts', fmtInt(j.attempts)],
+      // replicated jobs (issue 14): how many results are wanted, the validator's verdict, each replica
+      j.replicas_wanted > 1 || j.validation ? ['Replicas', replicasText()] : null,
+      (j.replica_results || []).length > 1 ? ['Results', replicaList()] : null,
       ['Submitted', time(j.created_at)],
       ['Started', time(j.started_at)],
       ['Finished', time(j.finished_at)],
@@ -197,6 +200,23 @@ export default async function job(ctx) {
     configBox.textContent = JSON.stringify(j.config, null, 2);
     renderActions();
     drawCurve();
+  }
+
+  const VALIDATION = { PENDING: 'awaiting results', VALID: 'validated by a quorum', NO_QUORUM: 'no quorum' };
+  function replicasText() {
+    const wanted = j.replicas_wanted ?? j.replicas ?? 1;
+    const more = j.replicas && wanted > j.replicas ? ` (${fmtInt(j.replicas)} asked, raised by a spot-check or a failed quorum)` : '';
+    return `${fmtInt(wanted)} results wanted${more}${j.validation ? ` · ${VALIDATION[j.validation] || j.validation}` : ''}`;
+  }
+
+  // one line per replica, as text: node, its state, the validator's verdict, what it was paid
+  function replicaList() {
+    return h('ul', { class: 'plain-list' }, j.replica_results.map((r) => h('li', {
+      text: [`node #${r.node_id}`, String(r.status || '').toLowerCase(),
+        r.verdict ? (r.verdict === 'AGREE' ? 'agreed' : 'dissented') : null,
+        r.loss !== undefined && r.loss !== null ? `loss ${Number(r.loss).toPrecision(4)}` : null,
+        r.reward ? `paid ${fmtTokens(r.reward)}` : null].filter(Boolean).join(' · '),
+    })));
   }
 
   function statItem(label, value, key) {
