@@ -75,6 +75,90 @@ ALTER TABLE modelmine.user_job_stats ALTER COLUMN stake TYPE numeric;
 ALTER TYPE modelmine.node_summary ALTER ATTRIBUTE tokens_earned TYPE numeric;
 
 -------------------------------------------------------------------------------------------------------
+-- Replication and validation (issue 14).  Every lease is a replica: a row in job_replicas.  A job wants
+-- replicas_wanted results from nodes of different operators (its owner's replicas, raised by a
+-- spot-check or by results that found no quorum); open_replicas are still to hand out.  When the last
+-- wanted result is in, the validator (extension/validate.c) picks the agreeing quorum under the job
+-- row's lock, completes the job once with the canonical result and pays the quorum from the stake.
+-------------------------------------------------------------------------------------------------------
+INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
+    ('max_replicas',            3, 1, 5,         'Most replicas a job may request (config key "replicas"; each replica goes to a node of a different operator).'),
+    ('max_extra_replicas',      2, 0, 5,         'Replicas added, one at a time, to a job whose results found no quorum; then it fails and is refunded.'),
+    ('loss_tolerance_ppm',   1000, 0, 1000000,   'Two results agree only with the same epochs and losses differing by at most this many millionths (of the larger loss when it exceeds 1).'),
+    ('accuracy_tolerance_ppm', 1000, 0, 1000000, 'Two results agree only with accuracies differing by at most this many millionths (or both null).'),
+    ('spotcheck_pct',          10, 0, 100,       'Least chance, in percent, that a job claimed by a node without a long clean record is replicated to check it (more for a lower record score).'),
+    ('trusted_after_results',  20, 0, 1000000,   'Validated results, with none invalid, after which a node runs single-replica jobs alone.'),
+    ('scarce_delay_ms',         0, 0, 600000,    'A node sees a new job only (100 - record score)% of this long after it was submitted: better nodes are served first when work is scarce.');
+
+ALTER TABLE modelmine.jobs
+    ADD COLUMN replicas        smallint NOT NULL DEFAULT 1 CHECK (replicas BETWEEN 1 AND 5),
+    ADD COLUMN replicas_wanted smallint NOT NULL DEFAULT 1 CHECK (replicas_wanted BETWEEN 1 AND 11),
+    ADD COLUMN open_replicas   smallint NOT NULL DEFAULT 1 CHECK (open_replicas BETWEEN 0 AND 11),
+    ADD COLUMN validation      text CHECK (validation IN ('PENDING', 'VALID', 'NO_QUORUM'));
+COMMENT ON COLUMN modelmine.jobs.replicas IS
+    'Replicas the owner asked for (config key "replicas", 1..max_replicas).';
+COMMENT ON COLUMN modelmine.jobs.replicas_wanted IS
+    'Results the validator waits for: replicas, raised by a spot-check or by results without a quorum.';
+COMMENT ON COLUMN modelmine.jobs.open_replicas IS
+    'Replicas still to hand out; the job is claimable while this is above 0 and it is open.';
+COMMENT ON COLUMN modelmine.jobs.validation IS
+    'NULL: one unchecked result; PENDING: waiting for replicas; VALID: a quorum agreed; NO_QUORUM: failed for want of one.';
+CREATE INDEX jobs_claimable_idx ON modelmine.jobs (priority DESC, id)
+    WHERE open_replicas > 0 AND status IN ('PENDING', 'RUNNING');
+
+ALTER TABLE modelmine.nodes
+    ADD COLUMN results_valid   bigint NOT NULL DEFAULT 0,
+    ADD COLUMN results_invalid bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN modelmine.nodes.results_valid IS
+    'Results of this node a quorum of other operators'' nodes confirmed.';
+COMMENT ON COLUMN modelmine.nodes.results_invalid IS
+    'Results of this node the quorum rejected (never paid).';
+
+ALTER TABLE modelmine.node_deltas
+    ADD COLUMN jobs_completed  integer NOT NULL DEFAULT 0,
+    ADD COLUMN tokens_earned   bigint NOT NULL DEFAULT 0,
+    ADD COLUMN results_valid   integer NOT NULL DEFAULT 0,
+    ADD COLUMN results_invalid integer NOT NULL DEFAULT 0;
+
+CREATE TABLE modelmine.job_replicas (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id           bigint NOT NULL REFERENCES modelmine.jobs (id),
+    node_id          bigint NOT NULL REFERENCES modelmine.nodes (id),
+    operator_id      bigint NOT NULL REFERENCES modelmine.users (id),
+    status           text NOT NULL DEFAULT 'RUNNING'
+                     CHECK (status IN ('RUNNING', 'SUBMITTED', 'EXPIRED', 'RELEASED', 'FAILED')),
+    progress         real NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    result           jsonb,
+    lease_seconds    integer NOT NULL,
+    lease_expires_at timestamptz,
+    started_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at      timestamptz,
+    verdict          text CHECK (verdict IN ('AGREE', 'DISSENT')),
+    reward           bigint NOT NULL DEFAULT 0 CHECK (reward >= 0),
+    CHECK ((status = 'SUBMITTED') = (result IS NOT NULL)),
+    CHECK (verdict IS NULL OR status = 'SUBMITTED'),
+    CHECK (verdict IS DISTINCT FROM 'DISSENT' OR reward = 0)
+);
+-- One live or submitted replica per operator and job: a node (and its operator) never holds two.
+CREATE UNIQUE INDEX job_replicas_operator_idx ON modelmine.job_replicas (job_id, operator_id)
+    WHERE status IN ('RUNNING', 'SUBMITTED');
+CREATE INDEX job_replicas_job_idx ON modelmine.job_replicas (job_id);
+CREATE INDEX job_replicas_lease_idx ON modelmine.job_replicas (lease_expires_at) WHERE status = 'RUNNING';
+CREATE INDEX job_replicas_node_idx ON modelmine.job_replicas (node_id, started_at DESC);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.job_replicas', '');
+COMMENT ON TABLE modelmine.job_replicas IS
+    'Leases of jobs to nodes, one row per claim: status, progress, lease, the submitted result, the validator''s verdict and what the node was paid for it.';
+-- Leases held when the update runs become replicas; finished and running jobs have no open replicas.
+INSERT INTO modelmine.job_replicas (job_id, node_id, operator_id, progress, lease_seconds, lease_expires_at,
+                                    started_at)
+    SELECT j.id, j.node_id, n.operator_id, j.progress, COALESCE(j.lease_seconds, 30), j.lease_expires_at,
+           COALESCE(j.started_at, pg_catalog.now())
+      FROM modelmine.jobs j JOIN modelmine.nodes n ON n.id = j.node_id WHERE j.status = 'RUNNING';
+ALTER TABLE modelmine.jobs DISABLE TRIGGER jobs_transition_guard;
+UPDATE modelmine.jobs SET open_replicas = 0 WHERE status <> 'PENDING';
+ALTER TABLE modelmine.jobs ENABLE TRIGGER jobs_transition_guard;
+
+-------------------------------------------------------------------------------------------------------
 -- Functions with a new signature or result: dropped and created again
 -------------------------------------------------------------------------------------------------------
 DROP FUNCTION modelmine._fold_stats();
@@ -484,6 +568,29 @@ CREATE OR REPLACE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant
          WHERE COALESCE(m.staked, 0) <> j.stake
             OR COALESCE(m.refunded, 0) <> CASE WHEN j.status IN ('FAILED', 'CANCELED') THEN j.stake ELSE 0 END
             OR COALESCE(m.paid, 0) <> CASE WHEN j.status = 'COMPLETED' THEN j.stake ELSE 0 END
+        UNION ALL
+        -- What job_replicas says each node was paid for a job is what the journal paid it (so no rejected
+        -- result was paid: a DISSENT verdict carries no reward).
+        SELECT 'replicas_paid_as_journal',
+               pg_catalog.format('job %s, node %s: replicas record %s paid, the journal %s', r.job_id, r.node_id,
+                                 r.s, COALESCE(p.s, 0))
+          FROM (SELECT x.job_id, x.node_id, a.id AS account, sum(x.reward) AS s
+                  FROM modelmine.job_replicas x JOIN modelmine.accounts a ON a.node_id = x.node_id
+                 GROUP BY 1, 2, 3) r
+          LEFT JOIN (SELECT job_id, credit_account, sum(amount) AS s FROM modelmine.journal
+                      WHERE reason = 'reward' GROUP BY 1, 2) p ON p.job_id = r.job_id AND p.credit_account = r.account
+         WHERE r.s <> COALESCE(p.s, 0)
+        UNION ALL
+        -- A finished job holds no live replica, and an open one no more than it wants.
+        SELECT 'replicas_match_jobs',
+               pg_catalog.format('job %s (%s) has %s live replicas, %s submitted, %s open of %s wanted', j.id, j.status,
+                                 c.live, c.submitted, j.open_replicas, j.replicas_wanted)
+          FROM modelmine.jobs j
+          JOIN (SELECT job_id, count(*) FILTER (WHERE status = 'RUNNING') AS live,
+                       count(*) FILTER (WHERE status = 'SUBMITTED') AS submitted
+                  FROM modelmine.job_replicas GROUP BY 1) c ON c.job_id = j.id
+         WHERE (j.status NOT IN ('PENDING', 'RUNNING') AND c.live > 0)
+            OR (j.status IN ('PENDING', 'RUNNING') AND c.live + c.submitted + j.open_replicas <> j.replicas_wanted)
         UNION ALL
         -- Each completed job is recorded once in the ledger (sealed or still queued), and nothing else is.
         SELECT 'ledger_records_completed_jobs',
