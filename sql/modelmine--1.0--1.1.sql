@@ -12,6 +12,10 @@
 --     fold_interval_ms; every backend caches the settings, and a trigger tells them to reload;
 --   * paging parameters are max_rows/skip everywhere (my_jobs, all_jobs, ledger, token_distribution);
 --   * seal_ledger() is for admins only; COMMENTs on every table, view and type.
+--   * replication and validation (issue 14): leases become replicas (job_replicas; a lease held when the
+--     update runs becomes a running replica), jobs gain replicas/replicas_wanted/open_replicas/validation,
+--     nodes results_valid/results_invalid; new settings max_replicas, max_extra_replicas,
+--     loss/accuracy_tolerance_ppm, spotcheck_pct, trusted_after_results, scarce_delay_ms;
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
 -- Functions whose signature changed are dropped and created again (views on them too); functions
 -- whose body or comment changed are replaced in place.  Bodies are copied verbatim from
