@@ -194,6 +194,18 @@ find_runner(const Options *o, const char *name)
 /* ---- in the parent ---- */
 
 /*
+ * A config without a seed trains with the job id as its seed: replicas of one job on different
+ * nodes then train identically (the validator compares their results), while different jobs with
+ * the same config still start from different weights.
+ */
+void
+task_default_seed(json_t *config, long long job_id)
+{
+	if (json_is_object(config) && json_object_get(config, "seed") == NULL && job_id >= 0)
+		json_object_set_new(config, "seed", json_integer(job_id));
+}
+
+/*
  * Starts job_id: checks the config, forks the child; a refusal or a failed fork leaves t->error
  * set.
  */
@@ -211,6 +223,7 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 	t->fd = -1;
 	t->started = t->last_report = mm_now_s();	/* the claim itself gave a fresh lease */
 	t->deadline = t->started + o->job_timeout;
+	task_default_seed(config, job_id);
 
 	/* refuse before forking what the node cannot or must not run */
 	if (runner_name)
