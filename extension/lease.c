@@ -171,6 +171,7 @@ typedef struct Claimer
 	int64		operator_id;
 	int32		score;			/* record score, 0..100 */
 	int32		spot_pct;		/* chance a single-replica job it claims is spot-checked */
+	bool		caught;			/* checked even when no other operator is online (MmCaught) */
 } Claimer;
 
 /*
@@ -207,6 +208,7 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 	me->operator_id = MmInt64(0, 5, NULL);
 	me->score = MmRecordScore(MmInt64(0, 6, NULL), MmInt64(0, 7, NULL), MmInt64(0, 9, NULL));
 	me->spot_pct = MmSpotcheckPct(MmInt64(0, 8, NULL), MmInt64(0, 9, NULL), me->score);
+	me->caught = MmCaught(MmInt64(0, 8, NULL), MmInt64(0, 9, NULL));
 	if (MmInt64(0, 2, NULL))
 		return 0;
 	slots = (int32) MmInt64(0, 1, NULL);
@@ -219,8 +221,9 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
  * offered while it has open replicas and no live or submitted replica of the node's operator; it
  * becomes visible to a node (100 - record score)% of scarce_delay_ms after it was submitted, so
  * better nodes are served first when work is scarce.  A spot-check (chance spot_pct, only on a
- * job's first claim, only when another operator has an online node that can run it) makes a
- * single-replica job want a second result.
+ * job's first claim, and unless the node was caught only when another operator has an online node
+ * that can run it, so a lone honest operator's jobs never wait) makes a single-replica job want a
+ * second result.
  */
 static void
 ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
@@ -229,7 +232,7 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"WITH c AS ("
 		"  SELECT j.id, CASE WHEN j.replicas_wanted = 1 AND j.attempts = 0 "
 		"                     AND pg_catalog.random() * 100 < $5 "
-		"                    THEN EXISTS (SELECT 1 FROM modelmine.nodes o "
+		"                    THEN $8 OR EXISTS (SELECT 1 FROM modelmine.nodes o "
 		"                                  WHERE o.operator_id <> $4 AND NOT o.maintenance "
 		"                                    AND o.last_seen >= pg_catalog.now() - "
 		"pg_catalog.make_interval(secs => $7) "
@@ -263,9 +266,9 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3) "
 		"  FROM c JOIN ins ON ins.job_id = c.id WHERE j.id = c.id "
 		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts",
-	7, {INT8OID, INT4OID, INT4OID, INT8OID, INT4OID, FLOAT8OID, FLOAT8OID}};
+	8, {INT8OID, INT4OID, INT4OID, INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, BOOLOID}};
 	int64		node_id = MmRequireNode(false);
-	Datum		args[7];
+	Datum		args[8];
 	Claimer		me;
 	int32		want;
 	uint64		n;
@@ -287,6 +290,7 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 	args[4] = Int32GetDatum(me.spot_pct);
 	args[5] = Float8GetDatum((100 - me.score) * MmSetting("scarce_delay_ms") / 100 / 1000.0);
 	args[6] = Float8GetDatum((double) MmSetting("offline_after_seconds"));
+	args[7] = BoolGetDatum(me.caught);
 	n = MmExec(&claim, args, NULL, false, 0);
 	for (uint64 i = 0; i < n; i++)
 	{

@@ -15,6 +15,7 @@
 
 #include "catalog/pg_type.h"
 #include "commands/async.h"
+#include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -59,9 +60,20 @@ MmRecordScore(int64 completed, int64 failed, int64 invalid)
 }
 
 /*
+ * Whether a node was caught: it has invalid results not yet outweighed by trusted_after_results
+ * validated results for each.  A caught node's claims are always checked, even when no other
+ * operator's node is online to confirm them (the job then waits): it earns nothing alone.
+ */
+bool
+MmCaught(int64 valid, int64 invalid)
+{
+	return invalid > 0 && valid < invalid * MmSetting("trusted_after_results");
+}
+
+/*
  * The chance, in percent, that a single-replica job this node claims is checked by a second
- * replica: none for a long clean record (trusted_after_results validated, none invalid); else at
- * least spotcheck_pct, and 100 - 2 * score when that is more (a caught cheater: nearly always).
+ * replica: none for a long clean record (trusted_after_results validated, none invalid), always for
+ * a caught node, else at least spotcheck_pct, and 100 - 2 * score when that is more.
  */
 int32
 MmSpotcheckPct(int64 valid, int64 invalid, int32 score)
@@ -70,6 +82,8 @@ MmSpotcheckPct(int64 valid, int64 invalid, int32 score)
 
 	if (invalid == 0 && valid >= MmSetting("trusted_after_results"))
 		return 0;
+	if (MmCaught(valid, invalid))
+		return 100;
 	return (int32) Min(100, Max(floor_pct, 100 - 2 * (int64) score));
 }
 
@@ -141,4 +155,26 @@ MmReplicaLost(int64 job_id, int64 node_id, const char *status, const char *why)
 	MmReleaseReplicas(job_id);
 	MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
 	return true;
+}
+
+PG_FUNCTION_INFO_V1(mm_record_score);
+PG_FUNCTION_INFO_V1(mm_spotcheck_pct);
+
+/* _record_score(completed, failed, invalid) -> 0..100, as claims and reputation use it. */
+Datum
+mm_record_score(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(MmRecordScore(PG_GETARG_INT64(0), PG_GETARG_INT64(1), PG_GETARG_INT64(2)));
+}
+
+/* _spotcheck_pct(valid, invalid, score) -> the percent chance claims use. */
+Datum
+mm_spotcheck_pct(PG_FUNCTION_ARGS)
+{
+	int32		pct;
+
+	MmConnect();
+	pct = MmSpotcheckPct(PG_GETARG_INT64(0), PG_GETARG_INT64(1), PG_GETARG_INT32(2));
+	SPI_finish();
+	PG_RETURN_INT32(pct);
 }

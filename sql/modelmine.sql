@@ -286,7 +286,7 @@ INSERT INTO modelmine.settings (name, value, min_value, max_value, description) 
     ('loss_tolerance_ppm',   1000, 0, 1000000,   'Two results agree only with the same epochs and losses differing by at most this many millionths (of the larger loss when it exceeds 1).'),
     ('accuracy_tolerance_ppm', 1000, 0, 1000000, 'Two results agree only with accuracies differing by at most this many millionths (or both null).'),
     ('spotcheck_pct',          10, 0, 100,       'Least chance, in percent, that a job claimed by a node without a long clean record is replicated to check it (more for a lower record score).'),
-    ('trusted_after_results',  20, 0, 1000000,   'Validated results, with none invalid, after which a node runs single-replica jobs alone.'),
+    ('trusted_after_results',  20, 0, 1000000,   'Validated results, with none invalid, after which a node runs single-replica jobs alone; a node has its every claim checked until it has this many per invalid result.'),
     ('scarce_delay_ms',         0, 0, 600000,    'A node sees a new job only (100 - record score)% of this long after it was submitted: better nodes are served first when work is scarce.');
 
 ALTER TABLE modelmine.jobs
@@ -347,6 +347,20 @@ CREATE INDEX job_replicas_node_idx ON modelmine.job_replicas (node_id, started_a
 SELECT pg_catalog.pg_extension_config_dump('modelmine.job_replicas', '');
 COMMENT ON TABLE modelmine.job_replicas IS
     'Leases of jobs to nodes, one row per claim: status, progress, lease, the submitted result, the validator''s verdict and what the node was paid for it.';
+
+-- The record score and spot-check rate claims use (extension/replicas.c), for listings and tests.
+CREATE FUNCTION modelmine._record_score(completed bigint, failed bigint, invalid bigint) RETURNS integer
+    LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'mm_record_score';
+COMMENT ON FUNCTION modelmine._record_score(bigint, bigint, bigint) IS
+    'Record score 0..100 = round(100 * (completed + 1) / (completed + failed + 10 * invalid + 2)): an invalid result weighs ten failures.';
+REVOKE ALL ON FUNCTION modelmine._record_score(bigint, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._record_score(bigint, bigint, bigint) TO modelmine_admin;
+CREATE FUNCTION modelmine._spotcheck_pct(valid bigint, invalid bigint, score integer) RETURNS integer
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'mm_spotcheck_pct';
+COMMENT ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) IS
+    'Percent chance a single-replica job a node claims is spot-checked: 0 with trusted_after_results validated results and none invalid; 100 while invalid * trusted_after_results > valid (caught); else the greater of spotcheck_pct and 100 - 2 * record score.';
+REVOKE ALL ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) TO modelmine_admin;
 
 -------------------------------------------------------------------------------------------------------
 -- Triggers (C): the journal is append-only; job status moves only along the lifecycle; new pending work

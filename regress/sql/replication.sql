@@ -202,10 +202,18 @@ SELECT * FROM err($$SELECT modelmine.report_progress($$ || :j7 || $$, 50)$$);
 
 -------------------------------------------------------------------------------------------------------
 -- Spot-checks.  The chance is 0 for a long clean record (trusted_after_results validated, none
--- invalid), else at least spotcheck_pct, and 100 - 2 * record score when more: Carol's node, caught
--- once, is checked nearly always.  At 100% every unproven claim of a single-replica job wants a second
--- result from another operator; a trusted node still runs alone.
+-- invalid), 100 for a caught node (fewer than trusted_after_results validated results per invalid one),
+-- else at least spotcheck_pct, and 100 - 2 * record score when more.  At 100% every unproven claim of a
+-- single-replica job wants a second result from another operator; a trusted node still runs alone.
 -------------------------------------------------------------------------------------------------------
+UPDATE modelmine.settings SET value = 10 WHERE name = 'spotcheck_pct';  -- the default
+SELECT name, results_valid AS valid, results_invalid AS invalid, s.score,
+       modelmine._spotcheck_pct(results_valid, results_invalid, s.score) AS spot_pct
+  FROM modelmine.nodes, LATERAL modelmine._record_score(jobs_completed, jobs_failed, results_invalid) s(score)
+ ORDER BY id;
+SELECT modelmine._spotcheck_pct(0, 0, 50) AS new_node, modelmine._spotcheck_pct(19, 0, 95) AS short_record,
+       modelmine._spotcheck_pct(20, 0, 95) AS trusted, modelmine._spotcheck_pct(39, 2, 70) AS caught,
+       modelmine._spotcheck_pct(40, 2, 70) AS redeemed, modelmine._spotcheck_pct(40, 2, 30) AS poor;
 UPDATE modelmine.settings SET value = 100 WHERE name = 'spotcheck_pct';
 :as_vic
 SELECT modelmine.submit_job('spot 1', '{"trainer": "noop"}', NULL, 10) AS spot_1 \gset
