@@ -946,3 +946,105 @@ COMMENT ON FUNCTION modelmine.admin_ledger_page(bigint, integer) IS
     'Admin: ledger blocks from from_height in height order (max_rows 0..10000), hashes in hex, with the job''s title, the owner''s email and the node''s name.';
 REVOKE ALL ON FUNCTION modelmine.admin_ledger_page(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.admin_ledger_page(bigint, integer) TO modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Replication and validation: what listings, job details and node figures show (issue 14).  New
+-- attributes go at the end of the row types; the bodies are copied from sql/modelmine.sql.
+-------------------------------------------------------------------------------------------------------
+ALTER TYPE modelmine.job_summary ADD ATTRIBUTE replicas smallint, ADD ATTRIBUTE validation text;
+ALTER TYPE modelmine.job_detail ADD ATTRIBUTE replicas smallint, ADD ATTRIBUTE replicas_wanted smallint,
+    ADD ATTRIBUTE validation text, ADD ATTRIBUTE replica_results jsonb;
+ALTER TYPE modelmine.node_summary ADD ATTRIBUTE results_valid bigint, ADD ATTRIBUTE results_invalid bigint,
+    ADD ATTRIBUTE spotcheck_pct integer;
+CREATE OR REPLACE FUNCTION modelmine._list_jobs(owner bigint, status text, sort text, descending boolean,
+                                     max_rows integer, skip integer)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    want modelmine.job_status;
+BEGIN
+    -- Validate before touching rows, so bad input is refused even when there is nothing to list.
+    IF status IS NOT NULL THEN
+        IF pg_catalog.upper(status) NOT IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED') THEN
+            RAISE EXCEPTION 'invalid status filter' USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = pg_catalog.format('Got %L.', status),
+                HINT = 'Pass one of PENDING, RUNNING, COMPLETED, FAILED, CANCELED, or NULL for all jobs.';
+        END IF;
+        want := pg_catalog.upper(status)::modelmine.job_status;
+    END IF;
+    IF sort IS NULL OR pg_catalog.lower(sort) NOT IN ('created', 'stake', 'status') THEN
+        RAISE EXCEPTION 'invalid sort key' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', sort), HINT = 'Pass one of created, stake, status.';
+    END IF;
+    sort := pg_catalog.lower(sort);
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid limit' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
+            HINT = 'Pass a limit from 0 to 10000.';
+    END IF;
+    IF skip IS NULL OR skip < 0 THEN
+        RAISE EXCEPTION 'invalid offset' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')),
+            HINT = 'Pass an offset of 0 or more.';
+    END IF;
+    descending := COALESCE(descending, true);
+    RETURN QUERY
+        SELECT j.id, j.title, j.status, j.stake, j.priority, j.progress, j.attempts, j.node_id,
+               j.created_at, j.updated_at, j.finished_at, j.replicas, j.validation
+          FROM modelmine.jobs j
+         WHERE (owner IS NULL OR j.user_id = owner)
+           AND (want IS NULL OR j.status = want)
+         ORDER BY
+           CASE WHEN NOT descending AND sort = 'stake' THEN j.stake END ASC,
+           CASE WHEN descending AND sort = 'stake' THEN j.stake END DESC,
+           CASE WHEN NOT descending AND sort = 'status' THEN j.status END ASC,
+           CASE WHEN descending AND sort = 'status' THEN j.status END DESC,
+           CASE WHEN NOT descending THEN j.id END ASC,
+           CASE WHEN descending THEN j.id END DESC
+         LIMIT max_rows OFFSET skip;
+END
+$$;
+CREATE OR REPLACE FUNCTION modelmine._job_detail(job_id bigint, owner bigint) RETURNS SETOF modelmine.job_detail
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT j.id, u.email, j.title, j.description, j.config, j.status, j.stake, j.priority, j.progress,
+               j.metrics, j.result, j.error, j.node_id, j.attempts, j.lease_expires_at, j.created_at,
+               j.updated_at, j.started_at, j.finished_at, j.replicas, j.replicas_wanted, j.validation,
+               (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                           'node_id', r.node_id, 'status', r.status, 'verdict', r.verdict, 'reward', r.reward,
+                           'progress', r.progress, 'epochs', r.result -> 'epochs', 'loss', r.result -> 'loss',
+                           'accuracy', r.result -> 'accuracy', 'started_at', r.started_at,
+                           'finished_at', r.finished_at) ORDER BY r.id)
+                  FROM modelmine.job_replicas r WHERE r.job_id = j.id)
+          FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id
+         WHERE j.id = $1 AND ($2 IS NULL OR j.user_id = $2)
+    $$;
+CREATE OR REPLACE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer, uptime_pct numeric,
+                                        offline boolean) RETURNS modelmine.node_summary
+    LANGUAGE sql STABLE
+    AS $$
+        SELECT n.id, n.name, CASE WHEN offline THEN 'OFFLINE' ELSE n.status END, n.cpu_load, n.memory_used_mb,
+               n.memory_total_mb, n.last_seen, uptime_pct, n.jobs_completed + n.jobs_failed, n.jobs_completed,
+               n.jobs_failed, n.tokens_earned,
+               pg_catalog.round(100 * (n.jobs_completed + 1)::numeric
+                                / (n.jobs_completed + n.jobs_failed + 10 * n.results_invalid + 2)
+                                * COALESCE(uptime_pct, 0) / 100)::integer,
+               n.registered_at, n.capabilities, window_hours, n.results_valid, n.results_invalid,
+               modelmine._spotcheck_pct(n.results_valid, n.results_invalid,
+                                        modelmine._record_score(n.jobs_completed, n.jobs_failed, n.results_invalid))
+    $$;
+CREATE OR REPLACE VIEW modelmine.admin_jobs AS
+    SELECT j.id, u.email AS owner_email, j.title, j.status, j.stake, j.priority, j.progress, j.node_id, j.attempts,
+           j.error, j.created_at, j.finished_at, j.replicas, j.replicas_wanted, j.validation
+      FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
+CREATE OR REPLACE VIEW modelmine.admin_nodes AS
+    SELECT n.id, s.name, s.status, s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct,
+           s.jobs_handled, s.jobs_completed, s.jobs_failed, s.tokens_earned, s.reputation, s.registered_at,
+           s.capabilities, s.window_hours, u.email AS operator_email, s.results_valid, s.results_invalid,
+           s.spotcheck_pct
+      FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
+     CROSS JOIN LATERAL modelmine._node_liveness(ARRAY[n.id], 24) l
+     CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
+COMMENT ON FUNCTION modelmine.node_stats(bigint, integer) IS
+    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+10*invalid+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire; results_valid and results_invalid its results the validator confirmed and rejected; spotcheck_pct the chance its single-replica claims are checked.';

@@ -570,7 +570,8 @@ GRANT EXECUTE ON FUNCTION modelmine.cancel_job(bigint) TO modelmine_user;
 -- The row shape job listings return (no config, result or error: job() has those).
 CREATE TYPE modelmine.job_summary AS (
     id bigint, title text, status modelmine.job_status, stake bigint, priority integer, progress real,
-    attempts integer, node_id bigint, created_at timestamptz, updated_at timestamptz, finished_at timestamptz
+    attempts integer, node_id bigint, created_at timestamptz, updated_at timestamptz, finished_at timestamptz,
+    replicas smallint, validation text
 );
 COMMENT ON TYPE modelmine.job_summary IS
     'A row of a job listing (my_jobs, all_jobs): no config, result or error.';
@@ -610,7 +611,7 @@ BEGIN
     descending := COALESCE(descending, true);
     RETURN QUERY
         SELECT j.id, j.title, j.status, j.stake, j.priority, j.progress, j.attempts, j.node_id,
-               j.created_at, j.updated_at, j.finished_at
+               j.created_at, j.updated_at, j.finished_at, j.replicas, j.validation
           FROM modelmine.jobs j
          WHERE (owner IS NULL OR j.user_id = owner)
            AND (want IS NULL OR j.status = want)
@@ -655,7 +656,8 @@ CREATE TYPE modelmine.job_detail AS (
     id bigint, owner_email text, title text, description text, config jsonb, status modelmine.job_status,
     stake bigint, priority integer, progress real, metrics jsonb, result jsonb, error text, node_id bigint,
     attempts integer, lease_expires_at timestamptz, created_at timestamptz, updated_at timestamptz,
-    started_at timestamptz, finished_at timestamptz
+    started_at timestamptz, finished_at timestamptz, replicas smallint, replicas_wanted smallint,
+    validation text, replica_results jsonb
 );
 COMMENT ON TYPE modelmine.job_detail IS
     'One job in full (job, admin_job).';
@@ -665,7 +667,13 @@ CREATE FUNCTION modelmine._job_detail(job_id bigint, owner bigint) RETURNS SETOF
     AS $$
         SELECT j.id, u.email, j.title, j.description, j.config, j.status, j.stake, j.priority, j.progress,
                j.metrics, j.result, j.error, j.node_id, j.attempts, j.lease_expires_at, j.created_at,
-               j.updated_at, j.started_at, j.finished_at
+               j.updated_at, j.started_at, j.finished_at, j.replicas, j.replicas_wanted, j.validation,
+               (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                           'node_id', r.node_id, 'status', r.status, 'verdict', r.verdict, 'reward', r.reward,
+                           'progress', r.progress, 'epochs', r.result -> 'epochs', 'loss', r.result -> 'loss',
+                           'accuracy', r.result -> 'accuracy', 'started_at', r.started_at,
+                           'finished_at', r.finished_at) ORDER BY r.id)
+                  FROM modelmine.job_replicas r WHERE r.job_id = j.id)
           FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id
          WHERE j.id = $1 AND ($2 IS NULL OR j.user_id = $2)
     $$;
@@ -1235,23 +1243,29 @@ GRANT EXECUTE ON FUNCTION modelmine._node_liveness(bigint[], integer) TO modelmi
 CREATE TYPE modelmine.node_summary AS (
     id bigint, name text, status text, cpu_load real, memory_used_mb integer, memory_total_mb integer,
     last_seen timestamptz, uptime_pct numeric, jobs_handled bigint, jobs_completed bigint, jobs_failed bigint,
-    tokens_earned numeric, reputation integer, registered_at timestamptz, capabilities jsonb, window_hours integer
+    tokens_earned numeric, reputation integer, registered_at timestamptz, capabilities jsonb, window_hours integer,
+    results_valid bigint, results_invalid bigint, spotcheck_pct integer
 );
 COMMENT ON TYPE modelmine.node_summary IS
     'A node''s public figures (nodes, node_stats, admin_nodes): derived status, load, uptime, counters, reputation.';
 
--- Reputation 0..100 = 100 * success * uptime, where success = (completed + 1) / (completed + failed + 2)
--- (a node with no history starts at 1/2, not at 0 or 1) and uptime is the fraction over the window.
+-- Reputation 0..100 = 100 * success * uptime, where success = (completed + 1) / (completed + failed +
+-- 10 * invalid + 2) (a node with no history starts at 1/2, not at 0 or 1; a result the validator
+-- rejected weighs ten failures: MM_INVALID_WEIGHT, extension/replicas.c) and uptime is the fraction
+-- over the window.  Claims use the same success as the record score (_record_score), without uptime.
 CREATE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer, uptime_pct numeric,
                                         offline boolean) RETURNS modelmine.node_summary
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql STABLE
     AS $$
         SELECT n.id, n.name, CASE WHEN offline THEN 'OFFLINE' ELSE n.status END, n.cpu_load, n.memory_used_mb,
                n.memory_total_mb, n.last_seen, uptime_pct, n.jobs_completed + n.jobs_failed, n.jobs_completed,
                n.jobs_failed, n.tokens_earned,
-               pg_catalog.round(100 * (n.jobs_completed + 1)::numeric / (n.jobs_completed + n.jobs_failed + 2)
+               pg_catalog.round(100 * (n.jobs_completed + 1)::numeric
+                                / (n.jobs_completed + n.jobs_failed + 10 * n.results_invalid + 2)
                                 * COALESCE(uptime_pct, 0) / 100)::integer,
-               n.registered_at, n.capabilities, window_hours
+               n.registered_at, n.capabilities, window_hours, n.results_valid, n.results_invalid,
+               modelmine._spotcheck_pct(n.results_valid, n.results_invalid,
+                                        modelmine._record_score(n.jobs_completed, n.jobs_failed, n.results_invalid))
     $$;
 COMMENT ON FUNCTION modelmine._node_summary(modelmine.nodes, integer, numeric, boolean) IS
     'One node''s public figures from its row and its liveness: derived status, load, uptime over the window, counters and reputation.';
@@ -1311,7 +1325,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION modelmine.node_stats(bigint, integer) IS
-    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire.';
+    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+10*invalid+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire; results_valid and results_invalid its results the validator confirmed and rejected; spotcheck_pct the chance its single-replica claims are checked.';
 REVOKE ALL ON FUNCTION modelmine.node_stats(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.node_stats(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
@@ -1323,7 +1337,7 @@ COMMENT ON VIEW modelmine.admin_users IS
     'Admin: every user with role and balance (never a password hash).';
 CREATE VIEW modelmine.admin_jobs AS
     SELECT j.id, u.email AS owner_email, j.title, j.status, j.stake, j.priority, j.progress, j.node_id, j.attempts,
-           j.error, j.created_at, j.finished_at
+           j.error, j.created_at, j.finished_at, j.replicas, j.replicas_wanted, j.validation
       FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
 COMMENT ON VIEW modelmine.admin_jobs IS
     'Admin: every job with owner, status, stake and error; page with ORDER BY id LIMIT n.';
@@ -1332,7 +1346,8 @@ COMMENT ON VIEW modelmine.admin_jobs IS
 CREATE VIEW modelmine.admin_nodes AS
     SELECT n.id, s.name, s.status, s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct,
            s.jobs_handled, s.jobs_completed, s.jobs_failed, s.tokens_earned, s.reputation, s.registered_at,
-           s.capabilities, s.window_hours, u.email AS operator_email
+           s.capabilities, s.window_hours, u.email AS operator_email, s.results_valid, s.results_invalid,
+           s.spotcheck_pct
       FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
      CROSS JOIN LATERAL modelmine._node_liveness(ARRAY[n.id], 24) l
      CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;

@@ -256,5 +256,22 @@ SELECT job_id = :j8 AS a1_claimed FROM modelmine.claim_jobs(1, 60);
 UPDATE modelmine.settings SET value = 0 WHERE name = 'scarce_delay_ms';
 
 SELECT * FROM counters();
+
+-------------------------------------------------------------------------------------------------------
+-- What users see: listings show replicas and the validation state, a job's details every replica's
+-- figures and verdict, nodes() the validated and rejected results, reputation and spot-check rate.
+-------------------------------------------------------------------------------------------------------
+:as_vic
+SELECT id, title, status, replicas, validation FROM modelmine.my_jobs(sort => 'created', descending => false);
+SELECT replicas, replicas_wanted, validation, jsonb_array_length(replica_results) AS results
+  FROM modelmine.job(:j2);
+SELECT r ->> 'status' AS status, r ->> 'verdict' AS verdict, r ->> 'reward' AS reward, r ->> 'epochs' AS epochs,
+       r ->> 'loss' AS loss, r ->> 'accuracy' AS accuracy, (r ->> 'node_id')::bigint = :c1 AS carols
+  FROM modelmine.job(:j2) j, jsonb_array_elements(j.replica_results) r;
+-- (uptime varies with timing: reputation is shown as what its documented formula gives)
+SELECT name, jobs_completed, jobs_failed, results_valid, results_invalid, spotcheck_pct,
+       reputation = round(100.0 * (jobs_completed + 1) / (jobs_completed + jobs_failed + 10 * results_invalid + 2)
+                          * uptime_pct / 100) AS reputation_as_documented, reputation < 10 AS below_10
+  FROM modelmine.nodes();
 -- The books balance: every replica's recorded reward is what the journal paid, nothing paid twice.
 SELECT * FROM modelmine.check_invariants();
