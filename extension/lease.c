@@ -46,8 +46,8 @@ PG_FUNCTION_INFO_V1(mm_release_job);
 
 /*
  * Explains why a lease-holder-only call matched no row; always raises.  A node learns about a job
- * only what concerns its own replica: for any job it does not hold (someone else's, a pending one, a
- * missing id) the answer is the same, so no node can probe the queue.
+ * only what concerns its own replica: for any job it does not hold (someone else's, a pending one,
+ * a missing id) the answer is the same, so no node can probe the queue.
  */
 static void
 LeaseError(int64 job_id, int64 node_id)

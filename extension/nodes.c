@@ -493,8 +493,8 @@ SetNodeMaintenance(int64 node_id, bool on)
 
 /*
  * Folds appended node counters (lost leases; results validated in another node's call) into the
- * nodes no one has locked, unless another transaction is folding; returns the number of rows folded.
- * At commit only.
+ * nodes no one has locked, unless another transaction is folding; returns the number of rows
+ * folded.  At commit only.
  */
 int64
 MmFoldNodeDeltas(void)

@@ -10,9 +10,9 @@
  * majority of the results in.  A single result (replicas_wanted = 1) is its own quorum, unchecked.
  *
  * Who pays for replicas: the stake.  The reward pool (stake * reward_pct / 100) is split equally
- * over the quorum's nodes, the remainder of the division and the rest of the stake go to the network
- * fee; dissenting nodes get nothing and a mark (results_invalid).  The ledger records the canonical
- * result, the canonical result's node, the whole pool paid as the reward, and the fee.
+ * over the quorum's nodes, the remainder of the division and the rest of the stake go to the
+ * network fee; dissenting nodes get nothing and a mark (results_invalid).  The ledger records the
+ * canonical result, the canonical result's node, the whole pool paid as the reward, and the fee.
  *
  * The caller holds the job row's lock (lease.c), so racing completions validate exactly once.  The
  * caller's own node row is updated directly; other nodes' counters are appended to node_deltas and

@@ -148,7 +148,8 @@ CREATE UNIQUE INDEX job_replicas_operator_idx ON modelmine.job_replicas (job_id,
     WHERE status IN ('RUNNING', 'SUBMITTED');
 CREATE INDEX job_replicas_job_idx ON modelmine.job_replicas (job_id);
 CREATE INDEX job_replicas_lease_idx ON modelmine.job_replicas (lease_expires_at) WHERE status = 'RUNNING';
-CREATE INDEX job_replicas_node_idx ON modelmine.job_replicas (node_id, started_at DESC);
+-- a node's running replicas: its free slots at every claim, the jobs its heartbeat lists
+CREATE INDEX job_replicas_node_running_idx ON modelmine.job_replicas (node_id) WHERE status = 'RUNNING';
 SELECT pg_catalog.pg_extension_config_dump('modelmine.job_replicas', '');
 COMMENT ON TABLE modelmine.job_replicas IS
     'Leases of jobs to nodes, one row per claim: status, progress, lease, the submitted result, the validator''s verdict and what the node was paid for it.';

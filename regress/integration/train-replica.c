@@ -1,7 +1,7 @@
 /*
  * train-replica.c — runs one built-in training job as a node's worker would (regress/integration/
- * determinism.sh builds it at several optimisation levels): the job config on argv[1], the job id on
- * argv[2] (the seed when the config has none, as task_default_seed gives it); prints
+ * determinism.sh builds it at several optimisation levels): the job config on argv[1], the job id
+ * on argv[2] (the seed when the config has none, as task_default_seed gives it); prints
  * "epochs loss accuracy" with every digit a double holds, accuracy "null" for regression.
  */
 #include <math.h>
