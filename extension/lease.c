@@ -2,23 +2,29 @@
  * lease.c — the work protocol between nodes and the queue: claim, progress, complete, fail,
  * release.
  *
- * Claiming is FOR UPDATE SKIP LOCKED over pending jobs whose requirement ('trainer:NAME' or
- * 'runner:NAME') the node advertises, highest priority then oldest first.  A row another claimer
- * has locked is skipped; one it has already claimed fails the re-checked WHERE status = 'PENDING',
- * so a job never goes to two nodes.  Leases expire without any background process: every claim
- * first re-queues (or, after max_attempts, fails and refunds) jobs whose lease ran out, counting
- * the lost lease against its node with an appended node_deltas row.  Only report_progress extends a
- * lease, and a node holds at most its declared slots; one in MAINTENANCE gets nothing, an OFFLINE
- * one is refused.
+ * Every lease is a replica, a row of job_replicas (issue 14: replication and validation).  Claiming
+ * is FOR UPDATE SKIP LOCKED over open jobs that still want a replica (open_replicas > 0) and whose
+ * requirement ('trainer:NAME' or 'runner:NAME') the node advertises, highest priority then oldest
+ * first, skipping jobs on which the node's operator already holds a live or submitted replica: the
+ * replicas of a job go to different operators (a unique index is the backstop).  A row another
+ * claimer has locked is skipped, and the re-checked open_replicas keeps a job from getting more
+ * replicas than it wants.  Leases expire without any background process: every claim first ends
+ * expired replicas, re-opening them (or, after max_attempts + replicas_wanted - 1 claims, failing
+ * the job and refunding it), counting the lost lease against its node with an appended node_deltas
+ * row.  Only report_progress extends a lease, and a node holds at most its declared slots; one in
+ * MAINTENANCE gets nothing, an OFFLINE one is refused.
  *
- * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits for,
- * and only that node's other sessions hold it).  A lease holder's call on its job row can meet the
- * owner's cancel; both run under lock_timeout_ms (MmExecWaiting), so neither holds the other for
- * long.
+ * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits
+ * for, and only that node's other sessions hold it).  A lease holder's call locks the job row
+ * first, then replica rows (cancel_job does the same), so racing calls on one job queue on its row;
+ * it can meet the owner's cancel, and both run under lock_timeout_ms (MmExecWaiting), so neither
+ * holds the other for long.
  *
- * Every report is accepted only from the node that holds the lease, and the status-changing UPDATE
- * is what settles: complete and fail move money only when their UPDATE matched a RUNNING row leased
- * to the caller, so a repeated or racing call is an error, never a second payment.
+ * Every report is accepted only from a node that holds a running replica.  complete_job stores the
+ * replica's result; the call that brings in the last wanted result runs the validator
+ * (validate.c) under the job row's lock, which settles the job once.  fail_job and the validator
+ * move money only after the job row was locked and its status re-checked, so a repeated or racing
+ * call is an error, never a second payment.
  */
 #include "modelmine.h"
 
@@ -220,18 +226,17 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
  * Leases replicas of jobs to the calling node and puts them in the SRF's tuplestore.  A job is
  * offered while it has open replicas and no live or submitted replica of the node's operator; it
  * becomes visible to a node (100 - record score)% of scarce_delay_ms after it was submitted, so
- * better nodes are served first when work is scarce.  A spot-check (chance spot_pct, only on a
- * job's first claim, and unless the node was caught only when another operator has an online node
- * that can run it, so a lone honest operator's jobs never wait) makes a single-replica job want a
- * second result.
+ * better nodes are served first when work is scarce.  A spot-check (chance spot_pct, on any claim
+ * of a job that wants one result, re-issued ones too, so a caught node gains nothing by waiting for
+ * expired leases; unless the node was caught, only when another operator has an online node that
+ * can run it, so a lone honest operator's jobs never wait) makes the job want a second result.
  */
 static void
 ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 {
 	static MmPlan claim = {
 		"WITH c AS ("
-		"  SELECT j.id, CASE WHEN j.replicas_wanted = 1 AND j.attempts = 0 "
-		"                     AND pg_catalog.random() * 100 < $5 "
+		"  SELECT j.id, CASE WHEN j.replicas_wanted = 1 AND pg_catalog.random() * 100 < $5 "
 		"                    THEN $8 OR EXISTS (SELECT 1 FROM modelmine.nodes o "
 		"                                  WHERE o.operator_id <> $4 AND NOT o.maintenance "
 		"                                    AND o.last_seen >= pg_catalog.now() - "

@@ -5,9 +5,10 @@
  * A job's owner asks for 1..max_replicas replicas (config key "replicas").  A node whose validated
  * record is short or poor has its single-replica jobs spot-checked: at claim time, with the
  * probability MmSpotcheckPct gives, the job wants a second result, which only a node of another
- * operator can supply.  The record score (0..100) counts an invalid result MM_INVALID_WEIGHT times
- * as heavily as a failure; it sets the spot-check rate and, with scarce_delay_ms, how soon a node
- * sees new work (lease.c).  The reputation nodes() shows is the record score times uptime.
+ * operator can supply; a caught node (MmCaught) is checked every time.  The record score (0..100)
+ * counts an invalid result MM_INVALID_WEIGHT times as heavily as a failure; it sets the spot-check
+ * rate and, with scarce_delay_ms, how soon a node sees new work (lease.c).  The reputation nodes()
+ * shows is the record score times uptime (sql/modelmine.sql, _node_summary, uses the same weight).
  */
 #include "modelmine.h"
 

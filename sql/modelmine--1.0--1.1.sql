@@ -107,8 +107,11 @@ COMMENT ON COLUMN modelmine.jobs.open_replicas IS
     'Replicas still to hand out; the job is claimable while this is above 0 and it is open.';
 COMMENT ON COLUMN modelmine.jobs.validation IS
     'NULL: one unchecked result; PENDING: waiting for replicas; VALID: a quorum agreed; NO_QUORUM: failed for want of one.';
+-- Claims walk this (priority, then age) over jobs that still want a replica; leases, expiry and a node's
+-- running jobs are found through job_replicas' indexes, so the jobs indexes that served them go.
 CREATE INDEX jobs_claimable_idx ON modelmine.jobs (priority DESC, id)
     WHERE open_replicas > 0 AND status IN ('PENDING', 'RUNNING');
+DROP INDEX modelmine.jobs_pending_idx, modelmine.jobs_lease_idx, modelmine.jobs_node_running_idx;
 
 ALTER TABLE modelmine.nodes
     ADD COLUMN results_valid   bigint NOT NULL DEFAULT 0,

@@ -265,9 +265,6 @@ CREATE TABLE modelmine.jobs (
     progress_notified_at timestamptz  -- when job:{id}:progress was last raised (progress_notify_ms)
 );
 CREATE INDEX jobs_user_created_idx ON modelmine.jobs (user_id, created_at DESC);
-CREATE INDEX jobs_pending_idx ON modelmine.jobs (priority DESC, id) WHERE status = 'PENDING';
-CREATE INDEX jobs_lease_idx ON modelmine.jobs (lease_expires_at) WHERE status = 'RUNNING';
-CREATE INDEX jobs_node_running_idx ON modelmine.jobs (node_id) WHERE status = 'RUNNING';
 CREATE INDEX jobs_open_idx ON modelmine.jobs (status) WHERE status IN ('PENDING', 'RUNNING');
 SELECT pg_catalog.pg_extension_config_dump('modelmine.jobs', '');
 COMMENT ON TABLE modelmine.jobs IS
@@ -302,6 +299,8 @@ COMMENT ON COLUMN modelmine.jobs.open_replicas IS
     'Replicas still to hand out; the job is claimable while this is above 0 and it is open.';
 COMMENT ON COLUMN modelmine.jobs.validation IS
     'NULL: one unchecked result; PENDING: waiting for replicas; VALID: a quorum agreed; NO_QUORUM: failed for want of one.';
+-- Claims walk this (priority, then age) over jobs that still want a replica; leases, expiry and a node's
+-- running jobs are found through job_replicas' indexes.
 CREATE INDEX jobs_claimable_idx ON modelmine.jobs (priority DESC, id)
     WHERE open_replicas > 0 AND status IN ('PENDING', 'RUNNING');
 

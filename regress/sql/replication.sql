@@ -237,6 +237,26 @@ SELECT job_id = :spot_2 AS a1_claimed FROM modelmine.claim_jobs(1, 60);
 SELECT * FROM job_state(:spot_2);
 SELECT modelmine.complete_job(:spot_2, :honest) AS a1_paid;
 UPDATE modelmine.settings SET value = 0 WHERE name = 'spotcheck_pct';
+-- A caught node is checked even with spotcheck_pct 0, and on a re-issued job too: a1's lease on
+-- "spot 3" expires, Carol's c1 takes it over, and the job then wants a second result.
+:as_vic
+SELECT modelmine.submit_job('spot 3', '{"trainer": "noop"}', NULL, 10) AS spot_3 \gset
+:as_a1
+SELECT job_id = :spot_3 AS a1_claimed FROM modelmine.claim_jobs(1, 60);
+SELECT * FROM job_state(:spot_3);
+UPDATE modelmine.job_replicas SET lease_expires_at = now() - interval '1 second' WHERE job_id = :spot_3;
+:as_c1
+SELECT job_id = :spot_3 AS c1_claimed FROM modelmine.claim_jobs(1, 60);
+SELECT * FROM job_state(:spot_3);
+SELECT modelmine.complete_job(:spot_3, :fabricated) AS c1_paid_now;
+:as_b1
+SELECT job_id = :spot_3 AS b1_claimed FROM modelmine.claim_jobs(1, 60);
+SELECT modelmine.complete_job(:spot_3, :honest) AS b1_paid_now;
+:as_a1
+SELECT job_id = :spot_3 AS a1_claimed_again FROM modelmine.claim_jobs(1, 60);
+SELECT modelmine.complete_job(:spot_3, :honest) AS a1_paid;
+SELECT * FROM job_state(:spot_3);
+SELECT * FROM replicas(:spot_3);
 
 -------------------------------------------------------------------------------------------------------
 -- Scarce work: a node sees a job (100 - record score)% of scarce_delay_ms after it was submitted.  With

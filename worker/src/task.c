@@ -196,7 +196,8 @@ find_runner(const Options *o, const char *name)
 /*
  * A config without a seed trains with the job id as its seed: replicas of one job on different
  * nodes then train identically (the validator compares their results), while different jobs with
- * the same config still start from different weights.
+ * the same config still start from different weights.  (An external runner gets the config as its
+ * owner wrote it: its replicas agree when it is deterministic given that config.)
  */
 void
 task_default_seed(json_t *config, long long job_id)
@@ -223,7 +224,6 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 	t->fd = -1;
 	t->started = t->last_report = mm_now_s();	/* the claim itself gave a fresh lease */
 	t->deadline = t->started + o->job_timeout;
-	task_default_seed(config, job_id);
 
 	/* refuse before forking what the node cannot or must not run */
 	if (runner_name)
@@ -240,6 +240,9 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 		t->error = strdup(err);
 		return 0;
 	}
+	/* built-in trainers only: a runner reads the job config exactly as its owner wrote it */
+	if (runner == NULL)
+		task_default_seed(config, job_id);
 	if (pipe(p) != 0)
 	{
 		t->error = strdup("worker could not create a pipe");
