@@ -15,10 +15,12 @@
  * MAINTENANCE gets nothing, an OFFLINE one is refused.
  *
  * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits
- * for, and only that node's other sessions hold it).  A lease holder's call locks the job row
- * first, then replica rows (cancel_job does the same), so racing calls on one job queue on its row;
- * it can meet the owner's cancel, and both run under lock_timeout_ms (MmExecWaiting), so neither
- * holds the other for long.
+ * for, and only that node's other sessions hold it).  complete, fail and release lock the job row
+ * first, then replica rows (cancel_job does the same), so racing calls on one job queue on its row
+ * under lock_timeout_ms (MmExecWaiting): a node holding the row open delays the others' calls on
+ * that job by at most that long each (55P03, retried).  report_progress locks only the caller's
+ * replica row and skips the job row's aggregate when it is held, so no one can stall another
+ * node's lease.
  *
  * Every report is accepted only from a node that holds a running replica.  complete_job stores the
  * replica's result; the call that brings in the last wanted result runs the validator
@@ -321,33 +323,34 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 static Datum
 ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 {
+	/* the replica's own lease is what the node keeps: its own row, which no other node locks */
+	static MmPlan extend = {
+		"UPDATE modelmine.job_replicas SET progress = GREATEST(progress, $3), "
+		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds) "
+		" WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING lease_expires_at",
+	3, {INT8OID, INT8OID, FLOAT4OID}};
+	/*
+	 * The job's progress is for its owner: skipped, not waited for, while another replica's call
+	 * holds the job row, so no node can stall another's lease by holding that row open.
+	 */
 	static MmPlan report = {
+		"WITH l AS (SELECT id FROM modelmine.jobs WHERE id = $1 AND status = 'RUNNING' "
+		"            FOR NO KEY UPDATE SKIP LOCKED) "
 		"UPDATE modelmine.jobs j SET progress = GREATEST(j.progress, $3), "
 		"metrics = COALESCE($4, j.metrics), "
-		"       lease_expires_at = GREATEST(j.lease_expires_at, pg_catalog.now() + "
-		"pg_catalog.make_interval(secs => r.lease_seconds)), "
+		"       lease_expires_at = GREATEST(j.lease_expires_at, $7), "
 		"       progress_notified_at = CASE WHEN j.progress_notified_at IS NULL "
 		"                                     OR j.progress_notified_at <= $5 - "
 		"pg_catalog.make_interval(secs => $6) "
 		"                                   THEN $5 ELSE j.progress_notified_at END "
-		"  FROM modelmine.job_replicas r "
-		" WHERE j.id = $1 AND j.status = 'RUNNING' "
-		"   AND r.job_id = $1 AND r.node_id = $2 AND r.status = 'RUNNING' "
-		"RETURNING pg_catalog.now() + pg_catalog.make_interval(secs => r.lease_seconds), "
-		"pg_catalog.jsonb_build_object('job_id', j.id, 'progress', j.progress, "
-		"          'metrics', j.metrics, 'lease_expires_at', "
-		"pg_catalog.now() + pg_catalog.make_interval(secs => r.lease_seconds))::text, "
+		"  FROM l WHERE j.id = l.id "
+		"RETURNING pg_catalog.jsonb_build_object('job_id', j.id, 'progress', j.progress, "
+		"          'metrics', j.metrics, 'lease_expires_at', $7)::text, "
 		"j.progress_notified_at = $5, j.user_id",
-	6, {INT8OID, INT8OID, FLOAT4OID, JSONBOID, TIMESTAMPTZOID, FLOAT8OID}};
-	/* the replica's own lease is what the node keeps; the job row was locked first */
-	static MmPlan extend = {
-		"UPDATE modelmine.job_replicas SET progress = GREATEST(progress, $3), "
-		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds) "
-		" WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING'",
-	3, {INT8OID, INT8OID, FLOAT4OID}};
+	7, {INT8OID, INT8OID, FLOAT4OID, JSONBOID, TIMESTAMPTZOID, FLOAT8OID, TIMESTAMPTZOID}};
 	int64		node_id = MmRequireNode(false);
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', metrics ? ' ' : 'n', ' ', ' '};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', metrics ? ' ' : 'n', ' ', ' ', ' '};
 	bool		isnull;
 	Datum		lease;
 
@@ -378,18 +381,18 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 	args[3] = metrics ? JsonbPGetDatum(metrics) : (Datum) 0;
 	args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 	args[5] = Float8GetDatum(MmSetting("progress_notify_ms") / 1000.0);
-	if (MmExecWaiting(&report, args, nulls, 1, "job", job_id) != 1)
+	if (MmExecWaiting(&extend, args, NULL, 1, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
 	lease = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (MmInt64(0, 3, NULL))
+	args[6] = lease;
+	if (MmExec(&report, args, nulls, false, 0) == 1 && MmInt64(0, 2, NULL))
 	{
-		char	   *payload = MmText(0, 2);
-		int64		owner = MmInt64(0, 4, NULL);	/* read before MmJobEvent may reload settings */
+		char	   *payload = MmText(0, 1);
+		int64		owner = MmInt64(0, 3, NULL);	/* read before MmJobEvent may reload settings */
 
 		Async_Notify(MmJobChannel(job_id), payload);
 		MmJobEvent(MmJobChannel(job_id), owner, payload);
 	}
-	MmExecWaiting(&extend, args, NULL, 0, "job", job_id);
 	return lease;				/* timestamptz is pass-by-value */
 }
 
