@@ -250,9 +250,14 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"     AND j.requirement = ANY ((SELECT requirements FROM modelmine.nodes "
 		"WHERE id = $1)::text[]) "
 		"     AND j.created_at <= pg_catalog.now() - pg_catalog.make_interval(secs => $6) "
-		"     AND NOT EXISTS (SELECT 1 FROM modelmine.job_replicas r "
-		"                      WHERE r.job_id = j.id AND r.operator_id = $4 "
-		"                        AND r.status IN ('RUNNING', 'SUBMITTED')) "
+		/*
+		 * a correlated count probing (job_id, operator_id), not NOT EXISTS: the anti-join a kept
+		 * plan got from the statistics of a nearly empty queue scanned all of the operator's
+		 * replicas for every candidate job (claims went 10x slower at 2000 jobs)
+		 */
+		"     AND (SELECT pg_catalog.count(*) FROM modelmine.job_replicas r "
+		"           WHERE r.job_id = j.id AND r.operator_id = $4 "
+		"             AND r.status IN ('RUNNING', 'SUBMITTED')) = 0 "
 		"   ORDER BY j.priority DESC, j.id LIMIT $2 FOR NO KEY UPDATE OF j SKIP LOCKED), "
 		/* the unique index on live replicas per operator is the backstop: a conflict skips */
 		"ins AS ("
