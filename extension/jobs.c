@@ -147,17 +147,19 @@ static int64
 SubmitJob(SubmitArgs *a)
 {
 	static MmPlan ins = {
-		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority) "
-		"VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-	6, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID}};
+		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority, "
+		"                           replicas, replicas_wanted, open_replicas, validation) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END) "
+		"RETURNING id",
+	7, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID}};
 	int64		user_id = MmRequireUser(false, NULL);
 	char	   *title = ValidTitle(a->title);
 	int64		max_config = MmSetting("max_config_bytes");
 	int64		stake,
 				job_id,
 				have = 0;
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' '};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' '};
 
 	if (a->config == NULL)
 		BadParam("config is required", NULL, "Pass a JSON object such as '{\"trainer\": "
@@ -205,6 +207,7 @@ SubmitJob(SubmitArgs *a)
 	args[3] = JsonbPGetDatum(a->config);
 	args[4] = Int64GetDatum(stake);
 	args[5] = Int32GetDatum(a->priority_given ? a->priority : 0);
+	args[6] = Int16GetDatum((int16) MmConfigReplicas(a->config));
 	MmExec(&ins, args, nulls, false, 1);
 	job_id = MmInt64(0, 1, NULL);
 
@@ -228,7 +231,8 @@ CancelJob(int64 job_id)
 	 */
 	static MmPlan cancel = {
 		"UPDATE modelmine.jobs SET status = 'CANCELED', finished_at = pg_catalog.now(), "
-		"       lease_expires_at = NULL "
+		"       lease_expires_at = NULL, open_replicas = 0, "
+		"       validation = NULLIF(validation, 'PENDING') "
 		" WHERE id = $1 AND user_id + 0 = $2 AND status IN ('PENDING', 'RUNNING') RETURNING stake",
 	2, {INT8OID, INT8OID}};
 	static MmPlan status = {
@@ -255,6 +259,7 @@ CancelJob(int64 job_id)
 						errhint("Nothing was changed; its stake was settled when it finished.")));
 	}
 	stake = MmInt64(0, 1, NULL);
+	MmReleaseReplicas(job_id);
 	MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(user_id), stake, "refund", job_id);
 	return stake;
 }

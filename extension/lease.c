@@ -2,23 +2,31 @@
  * lease.c — the work protocol between nodes and the queue: claim, progress, complete, fail,
  * release.
  *
- * Claiming is FOR UPDATE SKIP LOCKED over pending jobs whose requirement ('trainer:NAME' or
- * 'runner:NAME') the node advertises, highest priority then oldest first.  A row another claimer
- * has locked is skipped; one it has already claimed fails the re-checked WHERE status = 'PENDING',
- * so a job never goes to two nodes.  Leases expire without any background process: every claim
- * first re-queues (or, after max_attempts, fails and refunds) jobs whose lease ran out, counting
- * the lost lease against its node with an appended node_deltas row.  Only report_progress extends a
- * lease, and a node holds at most its declared slots; one in MAINTENANCE gets nothing, an OFFLINE
- * one is refused.
+ * Every lease is a replica, a row of job_replicas (issue 14: replication and validation).  Claiming
+ * is FOR UPDATE SKIP LOCKED over open jobs that still want a replica (open_replicas > 0) and whose
+ * requirement ('trainer:NAME' or 'runner:NAME') the node advertises, highest priority then oldest
+ * first, skipping jobs on which the node's operator already holds a live or submitted replica: the
+ * replicas of a job go to different operators (a unique index is the backstop).  A row another
+ * claimer has locked is skipped, and the re-checked open_replicas keeps a job from getting more
+ * replicas than it wants.  Leases expire without any background process: every claim first ends
+ * expired replicas, re-opening them (or, after max_attempts + replicas_wanted - 1 claims, failing
+ * the job and refunding it), counting the lost lease against its node with an appended node_deltas
+ * row.  Only report_progress extends a lease, and a node holds at most its declared slots; one in
+ * MAINTENANCE gets nothing, an OFFLINE one is refused.
  *
- * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits for,
- * and only that node's other sessions hold it).  A lease holder's call on its job row can meet the
- * owner's cancel; both run under lock_timeout_ms (MmExecWaiting), so neither holds the other for
- * long.
+ * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits
+ * for, and only that node's other sessions hold it).  complete, fail and release lock the job row
+ * first, then replica rows (cancel_job does the same), so racing calls on one job queue on its row
+ * under lock_timeout_ms (MmExecWaiting): a node holding the row open delays the others' calls on
+ * that job by at most that long each (55P03, retried).  report_progress locks only the caller's
+ * replica row and skips the job row's aggregate when it is held, so no one can stall another
+ * node's lease.
  *
- * Every report is accepted only from the node that holds the lease, and the status-changing UPDATE
- * is what settles: complete and fail move money only when their UPDATE matched a RUNNING row leased
- * to the caller, so a repeated or racing call is an error, never a second payment.
+ * Every report is accepted only from a node that holds a running replica.  complete_job stores the
+ * replica's result; the call that brings in the last wanted result runs the validator
+ * (validate.c) under the job row's lock, which settles the job once.  fail_job and the validator
+ * move money only after the job row was locked and its status re-checked, so a repeated or racing
+ * call is an error, never a second payment.
  */
 #include "modelmine.h"
 
@@ -46,19 +54,23 @@ PG_FUNCTION_INFO_V1(mm_release_job);
 
 /*
  * Explains why a lease-holder-only call matched no row; always raises.  A node learns about a job
- * only what concerns its own lease: for any job it does not hold (someone else's, a pending one, a
- * missing id) the answer is the same, so no node can probe the queue.
+ * only what concerns its own replica: for any job it does not hold (someone else's, a pending one,
+ * a missing id) the answer is the same, so no node can probe the queue.
  */
 static void
 LeaseError(int64 job_id, int64 node_id)
 {
-	static MmPlan get = {"SELECT status::text FROM modelmine.jobs WHERE id = $1 AND node_id = $2",
-	2, {INT8OID, INT8OID}};
+	static MmPlan get = {
+		"SELECT j.status::text, r.status FROM modelmine.jobs j "
+		"  JOIN modelmine.job_replicas r ON r.job_id = j.id AND r.node_id = $2 "
+		" WHERE j.id = $1 ORDER BY r.id DESC LIMIT 1", 2, {INT8OID, INT8OID}};
 	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
 	char	   *status;
+	char	   *mine;
 
 	if (MmExec(&get, args, NULL, false, 1) != 1 ||
-		strcmp(status = MmText(0, 1), "RUNNING") == 0 || strcmp(status, "PENDING") == 0)
+		(((strcmp(status = MmText(0, 1), "RUNNING") == 0 || strcmp(status, "PENDING") == 0)) &&
+		 strcmp(mine = MmText(0, 2), "SUBMITTED") != 0))
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						errmsg("job " INT64_FORMAT " is not leased to this node", job_id),
 						errhint("A node may only report on jobs it holds; claim work with "
@@ -67,6 +79,11 @@ LeaseError(int64 job_id, int64 node_id)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						errmsg("job " INT64_FORMAT " was canceled", job_id),
 						errhint("Stop working on it; its owner was refunded.")));
+	if (strcmp(status, "RUNNING") == 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("job " INT64_FORMAT " already has this node's result", job_id),
+						errdetail("It waits for other nodes' replicas to validate it."),
+						errhint("Nothing was changed; the validator settles it once.")));
 	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					errmsg("job " INT64_FORMAT " is already %s", job_id, status),
 					errdetail("Its lease was held by this node."),
@@ -82,67 +99,72 @@ CheckJobId(FunctionCallInfo fcinfo)
 						errhint("Pass the job_id returned by modelmine.claim_jobs().")));
 }
 
+/*
+ * Locks the row of a job on which the caller's node holds a running replica; returns the job's
+ * replicas_wanted, or raises.  Every lease-holder call takes the job row first, then replica rows,
+ * the order cancel_job follows too; the lock is what makes racing completions validate once.
+ */
+static int32
+LockLeasedJob(int64 job_id, int64 node_id)
+{
+	static MmPlan lock = {
+		"SELECT j.replicas_wanted FROM modelmine.jobs j "
+		" WHERE j.id = $1 AND j.status = 'RUNNING' AND EXISTS ("
+		"       SELECT 1 FROM modelmine.job_replicas r "
+		"        WHERE r.job_id = j.id AND r.node_id = $2 AND r.status = 'RUNNING') "
+		"   FOR NO KEY UPDATE OF j", 2, {INT8OID, INT8OID}};
+	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
+
+	if (MmExecWaiting(&lock, args, NULL, 1, "job", job_id) != 1)
+		LeaseError(job_id, node_id);
+	return (int32) MmInt64(0, 1, NULL);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Reclaiming expired leases and claiming                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
 /*
- * Re-queues expired leases (or fails and refunds them after max_attempts).  Bounded per call.  It
- * never waits: a job row someone holds is skipped (SKIP LOCKED), and the lost lease is counted
- * against its node by an appended node_deltas row, not by locking that node's row, which its own
- * open transaction may hold.
+ * Ends expired replicas: each job re-opens the replica (or fails and refunds after its attempts).
+ * Bounded per call.  It never waits: job and replica rows someone holds are skipped (SKIP LOCKED),
+ * and the lost lease is counted against its node by an appended node_deltas row, not by locking
+ * that node's row, which its own open transaction may hold.
  */
 static void
 ReclaimExpired(void)
 {
-	static MmPlan reclaim = {
-		"WITH expired AS ("
-		"  SELECT id, node_id FROM modelmine.jobs "
+	static MmPlan due = {
+		"WITH e AS ("
+		"  SELECT job_id FROM modelmine.job_replicas "
 		"   WHERE status = 'RUNNING' AND lease_expires_at < pg_catalog.now() "
-		"   ORDER BY lease_expires_at LIMIT " CppAsString2(RECLAIM_BATCH)
-		" FOR UPDATE SKIP LOCKED), "
-		"lost AS ("
-		"  INSERT INTO modelmine.node_deltas (node_id, jobs_failed) "
-		"  SELECT node_id, pg_catalog.count(*) FROM expired GROUP BY node_id) "
-		"UPDATE modelmine.jobs j SET "
-		"       status = CASE WHEN j.attempts >= $1 THEN 'FAILED' ELSE 'PENDING' "
-		"END::modelmine.job_status, "
-		"       node_id = CASE WHEN j.attempts >= $1 THEN j.node_id END, "
-		"       error = CASE WHEN j.attempts >= $1 "
-		"                    THEN pg_catalog.format("
-		"'lease expired on attempt %s of %s (node %s stopped reporting)', "
-		"                                           j.attempts, $1, j.node_id) END, "
-		"       finished_at = CASE WHEN j.attempts >= $1 THEN pg_catalog.now() END, "
-		"       lease_expires_at = NULL, lease_seconds = NULL, progress = 0, metrics = NULL "
-		"  FROM expired WHERE j.id = expired.id "
-		"RETURNING j.id, j.status = 'FAILED', j.stake, j.user_id", 1, {INT4OID}};
-	Datum		args[1] = {Int32GetDatum((int32) MmSetting("max_attempts"))};
-	uint64		n = MmExec(&reclaim, args, NULL, false, 0);
-	/* job, stake, owner of each failed job */
-	int64	   *refund = palloc(sizeof(int64) * 3 * (n + 1));
-	uint64		nfail = 0;
-	bool		requeued = false;
+		"   GROUP BY job_id ORDER BY pg_catalog.min(lease_expires_at) "
+		"   LIMIT " CppAsString2(RECLAIM_BATCH) "), "
+		"j AS (SELECT j.id FROM modelmine.jobs j JOIN e ON e.job_id = j.id "
+		"       WHERE j.status IN ('PENDING', 'RUNNING') FOR NO KEY UPDATE OF j SKIP LOCKED) "
+		"SELECT r.job_id, r.node_id FROM modelmine.job_replicas r JOIN j ON j.id = r.job_id "
+		" WHERE r.status = 'RUNNING' AND r.lease_expires_at < pg_catalog.now() "
+		"   FOR UPDATE OF r SKIP LOCKED", 0, {0}};
+	static MmPlan lost = {
+		"INSERT INTO modelmine.node_deltas (node_id, jobs_failed) VALUES ($1, 1)", 1, {INT8OID}};
+	uint64		n = MmExec(&due, NULL, NULL, false, 0);
+	int64	   *rows = palloc(sizeof(int64) * 2 * (n + 1));
 
-	/* read all rows first: the refunds below run statements that replace SPI_tuptable */
+	/* read all rows first: what follows runs statements that replace SPI_tuptable */
 	for (uint64 i = 0; i < n; i++)
 	{
-		if (!MmInt64(i, 2, NULL))
-		{
-			requeued = true;
-			continue;
-		}
-		refund[3 * nfail] = MmInt64(i, 1, NULL);
-		refund[3 * nfail + 1] = MmInt64(i, 3, NULL);
-		refund[3 * nfail + 2] = MmInt64(i, 4, NULL);
-		nfail++;
+		rows[2 * i] = MmInt64(i, 1, NULL);
+		rows[2 * i + 1] = MmInt64(i, 2, NULL);
 	}
-	for (uint64 i = 0; i < nfail; i++)
-		MmPayOut(MM_ESCROW_ACCOUNT(refund[3 * i]), MmUserAccount(refund[3 * i + 2]),
-				 refund[3 * i + 1], "refund", refund[3 * i]);
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		args[1] = {Int64GetDatum(rows[2 * i + 1])};
+
+		(void) MmReplicaLost(rows[2 * i], rows[2 * i + 1], "EXPIRED",
+							 "lease expired on attempt %s of %s (node %s stopped reporting)");
+		MmExec(&lost, args, NULL, false, 0);
+	}
 	if (n > 0)
 		MmAtCommit(MM_AT_COMMIT_NODES);
-	if (requeued)
-		Async_Notify(MM_CHANNEL_WORK, "");
 }
 
 typedef struct ClaimArgs
@@ -151,27 +173,38 @@ typedef struct ClaimArgs
 	int32		lease_seconds;
 } ClaimArgs;
 
+/* What a claim needs to know about the claiming node besides its free slots. */
+typedef struct Claimer
+{
+	int64		operator_id;
+	int32		score;			/* record score, 0..100 */
+	int32		spot_pct;		/* chance a single-replica job it claims is spot-checked */
+	bool		caught;			/* checked even when no other operator is online (MmCaught) */
+} Claimer;
+
 /*
  * How many jobs the calling node may lease now: none while it is in MAINTENANCE, at most its
- * declared slots minus the jobs it is running.  Locks the node's own row, so two sessions of one
- * node cannot both fill the same free slots; an OFFLINE node (no recent heartbeat) is refused.
+ * declared slots minus the replicas it is running.  Locks the node's own row, so two sessions of
+ * one node cannot both fill the same free slots; an OFFLINE node (no recent heartbeat) is refused.
+ * Fills *me from the node's row.
  */
 static int32
-FreeSlots(int64 node_id, int32 wanted)
+FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 {
-	static MmPlan me = {
+	static MmPlan mine = {
 		"SELECT n.slots, n.status = 'MAINTENANCE' OR n.maintenance, "
 		"       n.last_seen IS NULL OR "
 		"n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $2), "
-		"       (SELECT pg_catalog.count(*) FROM modelmine.jobs j "
-		"         WHERE j.node_id = n.id AND j.status = 'RUNNING')::integer "
+		"       (SELECT pg_catalog.count(*) FROM modelmine.job_replicas r "
+		"         WHERE r.node_id = n.id AND r.status = 'RUNNING')::integer, "
+		"       n.operator_id, n.jobs_completed, n.jobs_failed, n.results_valid, n.results_invalid "
 		"  FROM modelmine.nodes n WHERE n.id = $1 FOR NO KEY UPDATE OF n", 2, {INT8OID, FLOAT8OID}};
 	int64		offline_after = MmSetting("offline_after_seconds");
 	Datum		args[2] = {Int64GetDatum(node_id), Float8GetDatum((double) offline_after)};
 	int32		slots,
 				running;
 
-	if (MmExecWaiting(&me, args, NULL, 1, "node", node_id) != 1)
+	if (MmExecWaiting(&mine, args, NULL, 1, "node", node_id) != 1)
 		elog(ERROR, "modelmine: node " INT64_FORMAT " vanished", node_id);
 	if (MmInt64(0, 3, NULL))
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -180,6 +213,10 @@ FreeSlots(int64 node_id, int32 wanted)
 								  " seconds (setting offline_after_seconds).", offline_after),
 						errhint("Call modelmine.heartbeat(...) before claiming work, and keep "
 								"calling it.")));
+	me->operator_id = MmInt64(0, 5, NULL);
+	me->score = MmRecordScore(MmInt64(0, 6, NULL), MmInt64(0, 7, NULL), MmInt64(0, 9, NULL));
+	me->spot_pct = MmSpotcheckPct(MmInt64(0, 8, NULL), MmInt64(0, 9, NULL), me->score);
+	me->caught = MmCaught(MmInt64(0, 8, NULL), MmInt64(0, 9, NULL));
 	if (MmInt64(0, 2, NULL))
 		return 0;
 	slots = (int32) MmInt64(0, 1, NULL);
@@ -187,25 +224,64 @@ FreeSlots(int64 node_id, int32 wanted)
 	return Min(wanted, slots - running);
 }
 
-/* Leases jobs to the calling node and puts them in the SRF's tuplestore. */
+/*
+ * Leases replicas of jobs to the calling node and puts them in the SRF's tuplestore.  A job is
+ * offered while it has open replicas and no live or submitted replica of the node's operator; it
+ * becomes visible to a node (100 - record score)% of scarce_delay_ms after it was submitted, so
+ * better nodes are served first when work is scarce.  A spot-check (chance spot_pct, on any claim
+ * of a job that wants one result, re-issued ones too, so a caught node gains nothing by waiting for
+ * expired leases; unless the node was caught, only when another operator has an online node that
+ * can run it, so a lone honest operator's jobs never wait) makes the job want a second result.
+ */
 static void
 ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 {
 	static MmPlan claim = {
 		"WITH c AS ("
-		"  SELECT id FROM modelmine.jobs "
-		"   WHERE status = 'PENDING' "
-		"     AND requirement = ANY ((SELECT requirements FROM modelmine.nodes "
+		"  SELECT j.id, CASE WHEN j.replicas_wanted = 1 AND pg_catalog.random() * 100 < $5 "
+		"                    THEN $8 OR EXISTS (SELECT 1 FROM modelmine.nodes o "
+		"                                  WHERE o.operator_id <> $4 AND NOT o.maintenance "
+		"                                    AND o.last_seen >= pg_catalog.now() - "
+		"pg_catalog.make_interval(secs => $7) "
+		"                                    AND j.requirement = ANY (o.requirements)) "
+		"                    ELSE false END AS spot "
+		"    FROM modelmine.jobs j "
+		"   WHERE j.open_replicas > 0 AND j.status IN ('PENDING', 'RUNNING') "
+		"     AND j.requirement = ANY ((SELECT requirements FROM modelmine.nodes "
 		"WHERE id = $1)::text[]) "
-		"   ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+		"     AND j.created_at <= pg_catalog.now() - pg_catalog.make_interval(secs => $6) "
+		/*
+		 * a correlated count probing (job_id, operator_id), not NOT EXISTS: the anti-join a kept
+		 * plan got from the statistics of a nearly empty queue scanned all of the operator's
+		 * replicas for every candidate job (claims went 10x slower at 2000 jobs)
+		 */
+		"     AND (SELECT pg_catalog.count(*) FROM modelmine.job_replicas r "
+		"           WHERE r.job_id = j.id AND r.operator_id = $4 "
+		"             AND r.status IN ('RUNNING', 'SUBMITTED')) = 0 "
+		"   ORDER BY j.priority DESC, j.id LIMIT $2 FOR NO KEY UPDATE OF j SKIP LOCKED), "
+		/* the unique index on live replicas per operator is the backstop: a conflict skips */
+		"ins AS ("
+		"  INSERT INTO modelmine.job_replicas (job_id, node_id, operator_id, lease_seconds, "
+		"                                      lease_expires_at) "
+		"  SELECT c.id, $1, $4, $3, pg_catalog.now() + pg_catalog.make_interval(secs => $3) "
+		"    FROM c ON CONFLICT DO NOTHING RETURNING job_id) "
 		"UPDATE modelmine.jobs j SET status = 'RUNNING', node_id = $1, attempts = j.attempts + 1, "
-		"       lease_seconds = $3, progress = 0, metrics = NULL, started_at = pg_catalog.now(), "
+		"       lease_seconds = $3, "
+		"       progress = CASE WHEN j.status = 'PENDING' THEN 0 ELSE j.progress END, "
+		"       metrics = CASE WHEN j.status = 'PENDING' THEN NULL ELSE j.metrics END, "
+		"       started_at = CASE WHEN j.status = 'PENDING' THEN pg_catalog.now() "
+		"ELSE j.started_at END, "
+		"       replicas_wanted = j.replicas_wanted + c.spot::integer, "
+		"       open_replicas = j.open_replicas - 1 + c.spot::integer, "
+		"       validation = CASE WHEN j.replicas_wanted + c.spot::integer > 1 THEN 'PENDING' "
+		"ELSE j.validation END, "
 		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3) "
-		"  FROM c WHERE j.id = c.id "
+		"  FROM c JOIN ins ON ins.job_id = c.id WHERE j.id = c.id "
 		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts",
-	3, {INT8OID, INT4OID, INT4OID}};
+	8, {INT8OID, INT4OID, INT4OID, INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, BOOLOID}};
 	int64		node_id = MmRequireNode(false);
-	Datum		args[3];
+	Datum		args[8];
+	Claimer		me;
 	int32		want;
 	uint64		n;
 
@@ -214,13 +290,19 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 	 * the housekeeping every claim carries to commit keeps sealing and folding going on a busy
 	 * network
 	 */
-	MmAtCommit(MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_SEAL);
-	want = FreeSlots(node_id, a->max_jobs);
+	MmAtCommit(MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_SEAL |
+			   MM_AT_COMMIT_NODES);
+	want = FreeSlots(node_id, a->max_jobs, &me);
 	if (want <= 0)
 		return;
 	args[0] = Int64GetDatum(node_id);
 	args[1] = Int32GetDatum(want);
 	args[2] = Int32GetDatum(a->lease_seconds);
+	args[3] = Int64GetDatum(me.operator_id);
+	args[4] = Int32GetDatum(me.spot_pct);
+	args[5] = Float8GetDatum((100 - me.score) * MmSetting("scarce_delay_ms") / 100 / 1000.0);
+	args[6] = Float8GetDatum((double) MmSetting("offline_after_seconds"));
+	args[7] = BoolGetDatum(me.caught);
 	n = MmExec(&claim, args, NULL, false, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -246,24 +328,34 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 static Datum
 ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 {
+	/* the replica's own lease is what the node keeps: its own row, which no other node locks */
+	static MmPlan extend = {
+		"UPDATE modelmine.job_replicas SET progress = GREATEST(progress, $3), "
+		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds) "
+		" WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING lease_expires_at",
+	3, {INT8OID, INT8OID, FLOAT4OID}};
+	/*
+	 * The job's progress is for its owner: skipped, not waited for, while another replica's call
+	 * holds the job row, so no node can stall another's lease by holding that row open.
+	 */
 	static MmPlan report = {
-		"UPDATE modelmine.jobs SET progress = GREATEST(progress, $3), "
-		"metrics = COALESCE($4, metrics), "
-		"       lease_expires_at = pg_catalog.now() + "
-		"pg_catalog.make_interval(secs => lease_seconds), "
-		"       progress_notified_at = CASE WHEN progress_notified_at IS NULL "
-		"                                     OR progress_notified_at <= $5 - "
+		"WITH l AS (SELECT id FROM modelmine.jobs WHERE id = $1 AND status = 'RUNNING' "
+		"            FOR NO KEY UPDATE SKIP LOCKED) "
+		"UPDATE modelmine.jobs j SET progress = GREATEST(j.progress, $3), "
+		"metrics = COALESCE($4, j.metrics), "
+		"       lease_expires_at = GREATEST(j.lease_expires_at, $7), "
+		"       progress_notified_at = CASE WHEN j.progress_notified_at IS NULL "
+		"                                     OR j.progress_notified_at <= $5 - "
 		"pg_catalog.make_interval(secs => $6) "
-		"                                   THEN $5 ELSE progress_notified_at END "
-		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' "
-		"RETURNING lease_expires_at, "
-		"pg_catalog.jsonb_build_object('job_id', id, 'progress', progress, "
-		"          'metrics', metrics, 'lease_expires_at', lease_expires_at)::text, "
-		"progress_notified_at = $5, user_id",
-	6, {INT8OID, INT8OID, FLOAT4OID, JSONBOID, TIMESTAMPTZOID, FLOAT8OID}};
+		"                                   THEN $5 ELSE j.progress_notified_at END "
+		"  FROM l WHERE j.id = l.id "
+		"RETURNING pg_catalog.jsonb_build_object('job_id', j.id, 'progress', j.progress, "
+		"          'metrics', j.metrics, 'lease_expires_at', $7)::text, "
+		"j.progress_notified_at = $5, j.user_id",
+	7, {INT8OID, INT8OID, FLOAT4OID, JSONBOID, TIMESTAMPTZOID, FLOAT8OID, TIMESTAMPTZOID}};
 	int64		node_id = MmRequireNode(false);
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', metrics ? ' ' : 'n', ' ', ' '};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', metrics ? ' ' : 'n', ' ', ' ', ' '};
 	bool		isnull;
 	Datum		lease;
 
@@ -294,13 +386,14 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 	args[3] = metrics ? JsonbPGetDatum(metrics) : (Datum) 0;
 	args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 	args[5] = Float8GetDatum(MmSetting("progress_notify_ms") / 1000.0);
-	if (MmExecWaiting(&report, args, nulls, 1, "job", job_id) != 1)
+	if (MmExecWaiting(&extend, args, NULL, 1, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
 	lease = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (MmInt64(0, 3, NULL))
+	args[6] = lease;
+	if (MmExec(&report, args, nulls, false, 0) == 1 && MmInt64(0, 2, NULL))
 	{
-		char	   *payload = MmText(0, 2);
-		int64		owner = MmInt64(0, 4, NULL);	/* read before MmJobEvent may reload settings */
+		char	   *payload = MmText(0, 1);
+		int64		owner = MmInt64(0, 3, NULL);	/* read before MmJobEvent may reload settings */
 
 		Async_Notify(MmJobChannel(job_id), payload);
 		MmJobEvent(MmJobChannel(job_id), owner, payload);
@@ -387,67 +480,58 @@ CheckResult(Jsonb *result)
 }
 
 /*
- * Settles the caller's leased job as done: pays reward and fee from escrow, queues it for the
- * ledger.
+ * Stores the result of the caller's replica.  The call that brings in the last wanted result runs
+ * the validator (validate.c) under the job row's lock, which settles the job once; returns what the
+ * caller's node was paid (0 while the job waits for other replicas, or when its result dissented).
  */
 static int64
 CompleteJob(int64 job_id, Jsonb *result)
 {
-	static MmPlan done = {
-		"UPDATE modelmine.jobs SET status = 'COMPLETED', result = $3, progress = 100, "
-		"       finished_at = pg_catalog.now(), lease_expires_at = NULL "
-		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING stake",
+	static MmPlan submit = {
+		"WITH r AS (UPDATE modelmine.job_replicas SET status = 'SUBMITTED', result = $3, "
+		"                  progress = 100, finished_at = pg_catalog.now(), lease_expires_at = NULL "
+		"            WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING job_id) "
+		"SELECT (SELECT pg_catalog.count(*) FROM modelmine.job_replicas x "
+		"         WHERE x.job_id = $1 AND x.status = 'SUBMITTED') + 1 FROM r",
 	3, {INT8OID, INT8OID, JSONBOID}};
-	static MmPlan count = {
-		"UPDATE modelmine.nodes SET jobs_completed = jobs_completed + 1, "
-		"tokens_earned = tokens_earned + $2 "
-		" WHERE id = $1", 2, {INT8OID, INT8OID}};
-	static MmPlan record = {
-		"INSERT INTO modelmine.ledger_queue "
-		"(job_id, user_id, node_id, stake, reward, fee, accuracy, loss, "
-		"                                    epochs, completed_at) "
-		"SELECT id, user_id, node_id, stake, $2, stake - $2, "
-		"result ->> 'accuracy', result ->> 'loss', "
-		"       (result ->> 'epochs')::numeric::bigint, finished_at "
-		"FROM modelmine.jobs WHERE id = $1",
-	2, {INT8OID, INT8OID}};
+	static MmPlan waiting = {
+		"UPDATE modelmine.jobs SET progress = 100 WHERE id = $1", 1, {INT8OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[3];
-	int64		stake,
-				reward;
+	int32		wanted;
 
 	CheckResult(result);
+	wanted = LockLeasedJob(job_id, node_id);
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int64GetDatum(node_id);
 	args[2] = JsonbPGetDatum(result);
-	if (MmExecWaiting(&done, args, NULL, 1, "job", job_id) != 1)
+	/* the CTE's own update is not visible to its sibling count: hence the + 1 */
+	if (MmExecWaiting(&submit, args, NULL, 0, "job", job_id) != 1)
 		LeaseError(job_id, node_id);
-	stake = MmInt64(0, 1, NULL);
-	reward = stake * MmSetting("reward_pct") / 100;	/* stake <= 10^15: no overflow */
-	if (reward > 0)
-		MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmNodeAccount(node_id), reward, "reward", job_id);
-	if (stake - reward > 0)
-		MmPayOut(MM_ESCROW_ACCOUNT(job_id), MM_FEE_ACCOUNT(job_id), stake - reward, "fee", job_id);
-	args[1] = Int64GetDatum(reward);
-	args[0] = Int64GetDatum(node_id);
-	MmExecWaiting(&count, args, NULL, 0, "node", node_id);
-	args[0] = Int64GetDatum(job_id);
-	MmExec(&record, args, NULL, false, 0);
-	MmAtCommit(MM_AT_COMMIT_SEAL);	/* sealed when this transaction commits (housekeeping.c) */
-	return reward;
+	if (MmInt64(0, 1, NULL) < wanted)
+	{
+		MmExec(&waiting, args, NULL, false, 0);
+		return 0;
+	}
+	return MmValidateJob(job_id, node_id, wanted);
 }
 
 /*
  * Settles the caller's leased job as failed: refunds the stake, counts the failure against the
- * node.
+ * node.  A trainer's error is deterministic given the config and seed, so one replica's failure
+ * ends the job: other replicas are released and no node is paid.
  */
 static int64
 FailJob(int64 job_id, text *error)
 {
 	static MmPlan fail = {
-		"UPDATE modelmine.jobs SET status = 'FAILED', error = pg_catalog.left($3, $4), "
+		"WITH r AS (UPDATE modelmine.job_replicas SET status = 'FAILED', "
+		"                  finished_at = pg_catalog.now(), lease_expires_at = NULL "
+		"            WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING job_id) "
+		"UPDATE modelmine.jobs j SET status = 'FAILED', error = pg_catalog.left($3, $4), "
+		"       node_id = $2, open_replicas = 0, validation = NULLIF(j.validation, 'PENDING'), "
 		"       finished_at = pg_catalog.now(), lease_expires_at = NULL "
-		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING stake, user_id",
+		"  FROM r WHERE j.id = r.job_id RETURNING j.stake, j.user_id",
 	4, {INT8OID, INT8OID, TEXTOID, INT4OID}};
 	static MmPlan count = {
 		"UPDATE modelmine.nodes SET jobs_failed = jobs_failed + 1 WHERE id = $1", 1, {INT8OID}};
@@ -460,6 +544,7 @@ FailJob(int64 job_id, text *error)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("error is required"),
 						errhint("Say why the job failed, "
 								"in one line the job's owner can act on.")));
+	(void) LockLeasedJob(job_id, node_id);
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int64GetDatum(node_id);
 	args[2] = PointerGetDatum(error);
@@ -468,6 +553,7 @@ FailJob(int64 job_id, text *error)
 		LeaseError(job_id, node_id);
 	stake = MmInt64(0, 1, NULL);
 	owner = MmInt64(0, 2, NULL);
+	MmReleaseReplicas(job_id);
 	MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
 	args[0] = Int64GetDatum(node_id);
 	MmExecWaiting(&count, args, NULL, 0, "node", node_id);
@@ -475,43 +561,21 @@ FailJob(int64 job_id, text *error)
 }
 
 /*
- * Gives a job back to the queue.  The attempt stays counted, and a job released on its last attempt
- * (max_attempts) fails and is refunded instead of going back: releasing and claiming again must not
- * let a node hold a job forever.  A release is not the node's failure: its counters do not change.
+ * Gives a replica back to the queue.  The attempt stays counted, and a job released on its last
+ * attempt fails and is refunded instead of going back (MmReplicaLost): releasing and claiming again
+ * must not let a node hold a job forever.  A release is not the node's failure: its counters do not
+ * change.
  */
 static void
 ReleaseJob(int64 job_id)
 {
-	static MmPlan release = {
-		"UPDATE modelmine.jobs SET "
-		"       status = CASE WHEN attempts >= $3 THEN 'FAILED' ELSE 'PENDING' "
-		"END::modelmine.job_status, "
-		"       node_id = CASE WHEN attempts >= $3 THEN node_id END, "
-		"       error = CASE WHEN attempts >= $3 "
-		"                    THEN pg_catalog.format("
-		"'released on attempt %s of %s (node %s gave it back)', "
-		"                                           attempts, $3, node_id) END, "
-		"       finished_at = CASE WHEN attempts >= $3 THEN pg_catalog.now() END, "
-		"       lease_expires_at = NULL, lease_seconds = NULL, progress = 0, metrics = NULL "
-		" WHERE id = $1 AND node_id = $2 AND status = 'RUNNING' "
-		"RETURNING status = 'FAILED', stake, user_id", 3, {INT8OID, INT8OID, INT4OID}};
 	int64		node_id = MmRequireNode(false);
-	Datum		args[3] = {Int64GetDatum(job_id), Int64GetDatum(node_id),
-	Int32GetDatum((int32) MmSetting("max_attempts"))};
 
-	if (MmExecWaiting(&release, args, NULL, 0, "job", job_id) != 1)
-		LeaseError(job_id, node_id);
-	if (MmInt64(0, 1, NULL))
-	{
-		int64		stake = MmInt64(0, 2, NULL);
-		/* read both before MmUserAccount replaces the result */
-		int64		owner = MmInt64(0, 3, NULL);
-
-		MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
-	}
-	else
-		Async_Notify(MM_CHANNEL_WORK, "");
+	(void) LockLeasedJob(job_id, node_id);
+	(void) MmReplicaLost(job_id, node_id, "RELEASED",
+						 "released on attempt %s of %s (node %s gave it back)");
 }
+
 
 /* ---------------------------------------------------------------------------------------------- */
 /* SQL-callable shims                                                                             */

@@ -92,6 +92,15 @@ extern char *MmPrintable(const char *s, int len, int max);
 /* ---- lease.c ---- */
 extern bool MmResultNumber(Jsonb *result, const char *key, double *out);
 
+/* replicas.c: replicas wanted, trust, lost replicas; validate.c: the validator */
+extern int32 MmConfigReplicas(Jsonb *config);
+extern int32 MmRecordScore(int64 completed, int64 failed, int64 invalid);
+extern bool MmCaught(int64 valid, int64 invalid);
+extern int32 MmSpotcheckPct(int64 valid, int64 invalid, int32 score);
+extern void MmReleaseReplicas(int64 job_id);
+extern bool MmReplicaLost(int64 job_id, int64 node_id, const char *status, const char *why);
+extern int64 MmValidateJob(int64 job_id, int64 caller, int32 wanted);
+
 /* ---- ledger.c ---- */
 extern int64 MmLedgerSeal(int64 max);
 

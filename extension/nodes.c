@@ -438,8 +438,8 @@ Heartbeat(const Beat *b)
 		"              'memory_total_mb', n.memory_total_mb)::text",
 	7, {INT8OID, TEXTOID, FLOAT4OID, INT4OID, INT4OID, FLOAT8OID, FLOAT8OID}};
 	static MmPlan held = {
-		"SELECT COALESCE(pg_catalog.array_agg(id ORDER BY id), '{}') FROM modelmine.jobs "
-		" WHERE node_id = $1 AND status = 'RUNNING'", 1, {INT8OID}};
+		"SELECT COALESCE(pg_catalog.array_agg(job_id ORDER BY job_id), '{}') "
+		"  FROM modelmine.job_replicas WHERE node_id = $1 AND status = 'RUNNING'", 1, {INT8OID}};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[7];
 	bool		isnull;
@@ -492,9 +492,9 @@ SetNodeMaintenance(int64 node_id, bool on)
 }
 
 /*
- * Folds appended node counters (leases lost, counted by other nodes' claims) into the nodes no one
- * has locked, unless another transaction is folding; returns the number of rows folded.  At commit
- * only.
+ * Folds appended node counters (lost leases; results validated in another node's call) into the
+ * nodes no one has locked, unless another transaction is folding; returns the number of rows
+ * folded.  At commit only.
  */
 int64
 MmFoldNodeDeltas(void)
@@ -505,10 +505,18 @@ MmFoldNodeDeltas(void)
 		"             WHERE n.id IN (SELECT node_id FROM modelmine.node_deltas) "
 		"             ORDER BY n.id FOR NO KEY UPDATE OF n SKIP LOCKED), "
 		"d AS (DELETE FROM modelmine.node_deltas x USING nd WHERE x.node_id = nd.id "
-		"      RETURNING x.node_id, x.jobs_failed), "
-		"s AS (SELECT node_id, pg_catalog.sum(jobs_failed) AS failed, pg_catalog.count(*) AS n "
+		"      RETURNING x.*), "
+		"s AS (SELECT node_id, pg_catalog.sum(jobs_failed) AS failed, "
+		"             pg_catalog.sum(jobs_completed) AS completed, "
+		"             pg_catalog.sum(tokens_earned) AS earned, "
+		"             pg_catalog.sum(results_valid) AS valid, "
+		"             pg_catalog.sum(results_invalid) AS invalid, pg_catalog.count(*) AS n "
 		"FROM d GROUP BY node_id), "
-		"u AS (UPDATE modelmine.nodes n SET jobs_failed = n.jobs_failed + s.failed "
+		"u AS (UPDATE modelmine.nodes n SET jobs_failed = n.jobs_failed + s.failed, "
+		"             jobs_completed = n.jobs_completed + s.completed, "
+		"             tokens_earned = n.tokens_earned + s.earned, "
+		"             results_valid = n.results_valid + s.valid, "
+		"             results_invalid = n.results_invalid + s.invalid "
 		"FROM s WHERE n.id = s.node_id) "
 		"SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM s", 0, {0}};
 

@@ -16,6 +16,10 @@
 --     withdrawals out of the system (held and withdrawn accounts, request/approve/reject_withdrawal),
 --     locked signup grants (users.grant_locked, verify_user), node_transactions; check_invariants
 --     covers the new money states.
+--   * replication and validation (issue 14): leases become replicas (job_replicas; a lease held when the
+--     update runs becomes a running replica), jobs gain replicas/replicas_wanted/open_replicas/validation,
+--     nodes results_valid/results_invalid; new settings max_replicas, max_extra_replicas,
+--     loss/accuracy_tolerance_ppm, spotcheck_pct, trusted_after_results, scarce_delay_ms;
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
 -- Functions whose signature changed are dropped and created again (views on them too); functions
 -- whose body or comment changed are replaced in place.  Bodies are copied verbatim from
@@ -77,6 +81,108 @@ ALTER TABLE modelmine.jobs ADD COLUMN progress_notified_at timestamptz;
 ALTER TABLE modelmine.job_stats ALTER COLUMN stake TYPE numeric;
 ALTER TABLE modelmine.user_job_stats ALTER COLUMN stake TYPE numeric;
 ALTER TYPE modelmine.node_summary ALTER ATTRIBUTE tokens_earned TYPE numeric;
+
+-------------------------------------------------------------------------------------------------------
+-- Replication and validation (issue 14).  Every lease is a replica: a row in job_replicas.  A job wants
+-- replicas_wanted results from nodes of different operators (its owner's replicas, raised by a
+-- spot-check or by results that found no quorum); open_replicas are still to hand out.  When the last
+-- wanted result is in, the validator (extension/validate.c) picks the agreeing quorum under the job
+-- row's lock, completes the job once with the canonical result and pays the quorum from the stake.
+-------------------------------------------------------------------------------------------------------
+INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
+    ('max_replicas',            3, 1, 5,         'Most replicas a job may request (config key "replicas"; each replica goes to a node of a different operator).'),
+    ('max_extra_replicas',      2, 0, 5,         'Replicas added, one at a time, to a job whose results found no quorum; then it fails and is refunded.'),
+    ('loss_tolerance_ppm',   1000, 0, 1000000,   'Two results agree only with the same epochs and losses differing by at most this many millionths (of the larger loss when it exceeds 1).'),
+    ('accuracy_tolerance_ppm', 1000, 0, 1000000, 'Two results agree only with accuracies differing by at most this many millionths (or both null).'),
+    ('spotcheck_pct',          10, 0, 100,       'Least chance, in percent, that a job claimed by a node without a long clean record is replicated to check it (more for a lower record score).'),
+    ('trusted_after_results',  20, 0, 1000000,   'Validated results, with none invalid, after which a node runs single-replica jobs alone; a node has its every claim checked until it has this many per invalid result.'),
+    ('scarce_delay_ms',         0, 0, 600000,    'A node sees a new job only (100 - record score)% of this long after it was submitted: better nodes are served first when work is scarce.');
+
+ALTER TABLE modelmine.jobs
+    ADD COLUMN replicas        smallint NOT NULL DEFAULT 1 CHECK (replicas BETWEEN 1 AND 5),
+    ADD COLUMN replicas_wanted smallint NOT NULL DEFAULT 1 CHECK (replicas_wanted BETWEEN 1 AND 11),
+    ADD COLUMN open_replicas   smallint NOT NULL DEFAULT 1 CHECK (open_replicas BETWEEN 0 AND 11),
+    ADD COLUMN validation      text CHECK (validation IN ('PENDING', 'VALID', 'NO_QUORUM'));
+COMMENT ON COLUMN modelmine.jobs.replicas IS
+    'Replicas the owner asked for (config key "replicas", 1..max_replicas).';
+COMMENT ON COLUMN modelmine.jobs.replicas_wanted IS
+    'Results the validator waits for: replicas, raised by a spot-check or by results without a quorum.';
+COMMENT ON COLUMN modelmine.jobs.open_replicas IS
+    'Replicas still to hand out; the job is claimable while this is above 0 and it is open.';
+COMMENT ON COLUMN modelmine.jobs.validation IS
+    'NULL: one unchecked result; PENDING: waiting for replicas; VALID: a quorum agreed; NO_QUORUM: failed for want of one.';
+-- Claims walk this (priority, then age) over jobs that still want a replica; leases, expiry and a node's
+-- running jobs are found through job_replicas' indexes, so the jobs indexes that served them go.
+CREATE INDEX jobs_claimable_idx ON modelmine.jobs (priority DESC, id)
+    WHERE open_replicas > 0 AND status IN ('PENDING', 'RUNNING');
+DROP INDEX modelmine.jobs_pending_idx, modelmine.jobs_lease_idx, modelmine.jobs_node_running_idx;
+
+ALTER TABLE modelmine.nodes
+    ADD COLUMN results_valid   bigint NOT NULL DEFAULT 0,
+    ADD COLUMN results_invalid bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN modelmine.nodes.results_valid IS
+    'Results of this node a quorum of other operators'' nodes confirmed.';
+COMMENT ON COLUMN modelmine.nodes.results_invalid IS
+    'Results of this node the quorum rejected (never paid).';
+
+ALTER TABLE modelmine.node_deltas
+    ADD COLUMN jobs_completed  integer NOT NULL DEFAULT 0,
+    ADD COLUMN tokens_earned   bigint NOT NULL DEFAULT 0,
+    ADD COLUMN results_valid   integer NOT NULL DEFAULT 0,
+    ADD COLUMN results_invalid integer NOT NULL DEFAULT 0;
+
+CREATE TABLE modelmine.job_replicas (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id           bigint NOT NULL REFERENCES modelmine.jobs (id),
+    node_id          bigint NOT NULL REFERENCES modelmine.nodes (id),
+    operator_id      bigint NOT NULL REFERENCES modelmine.users (id),
+    status           text NOT NULL DEFAULT 'RUNNING'
+                     CHECK (status IN ('RUNNING', 'SUBMITTED', 'EXPIRED', 'RELEASED', 'FAILED')),
+    progress         real NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    result           jsonb,
+    lease_seconds    integer NOT NULL,
+    lease_expires_at timestamptz,
+    started_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at      timestamptz,
+    verdict          text CHECK (verdict IN ('AGREE', 'DISSENT')),
+    reward           bigint NOT NULL DEFAULT 0 CHECK (reward >= 0),
+    CHECK ((status = 'SUBMITTED') = (result IS NOT NULL)),
+    CHECK (verdict IS NULL OR status = 'SUBMITTED'),
+    CHECK (verdict IS DISTINCT FROM 'DISSENT' OR reward = 0)
+);
+-- One live or submitted replica per operator and job: a node (and its operator) never holds two.
+CREATE UNIQUE INDEX job_replicas_operator_idx ON modelmine.job_replicas (job_id, operator_id)
+    WHERE status IN ('RUNNING', 'SUBMITTED');
+CREATE INDEX job_replicas_job_idx ON modelmine.job_replicas (job_id);
+CREATE INDEX job_replicas_lease_idx ON modelmine.job_replicas (lease_expires_at) WHERE status = 'RUNNING';
+-- a node's running replicas: its free slots at every claim, the jobs its heartbeat lists
+CREATE INDEX job_replicas_node_running_idx ON modelmine.job_replicas (node_id) WHERE status = 'RUNNING';
+SELECT pg_catalog.pg_extension_config_dump('modelmine.job_replicas', '');
+COMMENT ON TABLE modelmine.job_replicas IS
+    'Leases of jobs to nodes, one row per claim: status, progress, lease, the submitted result, the validator''s verdict and what the node was paid for it.';
+
+-- The record score and spot-check rate claims use (extension/replicas.c), for listings and tests.
+CREATE FUNCTION modelmine._record_score(completed bigint, failed bigint, invalid bigint) RETURNS integer
+    LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'mm_record_score';
+COMMENT ON FUNCTION modelmine._record_score(bigint, bigint, bigint) IS
+    'Record score 0..100 = round(100 * (completed + 1) / (completed + failed + 10 * invalid + 2)): an invalid result weighs ten failures.';
+REVOKE ALL ON FUNCTION modelmine._record_score(bigint, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._record_score(bigint, bigint, bigint) TO modelmine_admin;
+CREATE FUNCTION modelmine._spotcheck_pct(valid bigint, invalid bigint, score integer) RETURNS integer
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'mm_spotcheck_pct';
+COMMENT ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) IS
+    'Percent chance a single-replica job a node claims is spot-checked: 0 with trusted_after_results validated results and none invalid; 100 while invalid * trusted_after_results > valid (caught); else the greater of spotcheck_pct and 100 - 2 * record score.';
+REVOKE ALL ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) TO modelmine_admin;
+-- Leases held when the update runs become replicas; finished and running jobs have no open replicas.
+INSERT INTO modelmine.job_replicas (job_id, node_id, operator_id, progress, lease_seconds, lease_expires_at,
+                                    started_at)
+    SELECT j.id, j.node_id, n.operator_id, j.progress, COALESCE(j.lease_seconds, 30), j.lease_expires_at,
+           COALESCE(j.started_at, pg_catalog.now())
+      FROM modelmine.jobs j JOIN modelmine.nodes n ON n.id = j.node_id WHERE j.status = 'RUNNING';
+ALTER TABLE modelmine.jobs DISABLE TRIGGER jobs_transition_guard;
+UPDATE modelmine.jobs SET open_replicas = 0 WHERE status <> 'PENDING';
+ALTER TABLE modelmine.jobs ENABLE TRIGGER jobs_transition_guard;
 
 -------------------------------------------------------------------------------------------------------
 -- Functions with a new signature or result: dropped and created again
@@ -743,6 +849,29 @@ CREATE OR REPLACE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant
             OR COALESCE(m.refunded, 0) <> CASE WHEN j.status IN ('FAILED', 'CANCELED') THEN j.stake ELSE 0 END
             OR COALESCE(m.paid, 0) <> CASE WHEN j.status = 'COMPLETED' THEN j.stake ELSE 0 END
         UNION ALL
+        -- What job_replicas says each node was paid for a job is what the journal paid it (so no rejected
+        -- result was paid: a DISSENT verdict carries no reward).
+        SELECT 'replicas_paid_as_journal',
+               pg_catalog.format('job %s, node %s: replicas record %s paid, the journal %s', r.job_id, r.node_id,
+                                 r.s, COALESCE(p.s, 0))
+          FROM (SELECT x.job_id, x.node_id, a.id AS account, sum(x.reward) AS s
+                  FROM modelmine.job_replicas x JOIN modelmine.accounts a ON a.node_id = x.node_id
+                 GROUP BY 1, 2, 3) r
+          LEFT JOIN (SELECT job_id, credit_account, sum(amount) AS s FROM modelmine.journal
+                      WHERE reason = 'reward' GROUP BY 1, 2) p ON p.job_id = r.job_id AND p.credit_account = r.account
+         WHERE r.s <> COALESCE(p.s, 0)
+        UNION ALL
+        -- A finished job holds no live replica, and an open one no more than it wants.
+        SELECT 'replicas_match_jobs',
+               pg_catalog.format('job %s (%s) has %s live replicas, %s submitted, %s open of %s wanted', j.id, j.status,
+                                 c.live, c.submitted, j.open_replicas, j.replicas_wanted)
+          FROM modelmine.jobs j
+          JOIN (SELECT job_id, count(*) FILTER (WHERE status = 'RUNNING') AS live,
+                       count(*) FILTER (WHERE status = 'SUBMITTED') AS submitted
+                  FROM modelmine.job_replicas GROUP BY 1) c ON c.job_id = j.id
+         WHERE (j.status NOT IN ('PENDING', 'RUNNING') AND c.live > 0)
+            OR (j.status IN ('PENDING', 'RUNNING') AND c.live + c.submitted + j.open_replicas <> j.replicas_wanted)
+        UNION ALL
         -- Each completed job is recorded once in the ledger (sealed or still queued), and nothing else is.
         SELECT 'ledger_records_completed_jobs',
                pg_catalog.format('job %s (%s) has %s ledger records', COALESCE(j.id, r.job_id),
@@ -1112,3 +1241,105 @@ COMMENT ON FUNCTION modelmine.admin_ledger_page(bigint, integer) IS
     'Admin: ledger blocks from from_height in height order (max_rows 0..10000), hashes in hex, with the job''s title, the owner''s email and the node''s name.';
 REVOKE ALL ON FUNCTION modelmine.admin_ledger_page(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.admin_ledger_page(bigint, integer) TO modelmine_admin;
+
+-------------------------------------------------------------------------------------------------------
+-- Replication and validation: what listings, job details and node figures show (issue 14).  New
+-- attributes go at the end of the row types; the bodies are copied from sql/modelmine.sql.
+-------------------------------------------------------------------------------------------------------
+ALTER TYPE modelmine.job_summary ADD ATTRIBUTE replicas smallint, ADD ATTRIBUTE validation text;
+ALTER TYPE modelmine.job_detail ADD ATTRIBUTE replicas smallint, ADD ATTRIBUTE replicas_wanted smallint,
+    ADD ATTRIBUTE validation text, ADD ATTRIBUTE replica_results jsonb;
+ALTER TYPE modelmine.node_summary ADD ATTRIBUTE results_valid bigint, ADD ATTRIBUTE results_invalid bigint,
+    ADD ATTRIBUTE spotcheck_pct integer;
+CREATE OR REPLACE FUNCTION modelmine._list_jobs(owner bigint, status text, sort text, descending boolean,
+                                     max_rows integer, skip integer)
+    RETURNS SETOF modelmine.job_summary
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    want modelmine.job_status;
+BEGIN
+    -- Validate before touching rows, so bad input is refused even when there is nothing to list.
+    IF status IS NOT NULL THEN
+        IF pg_catalog.upper(status) NOT IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED') THEN
+            RAISE EXCEPTION 'invalid status filter' USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = pg_catalog.format('Got %L.', status),
+                HINT = 'Pass one of PENDING, RUNNING, COMPLETED, FAILED, CANCELED, or NULL for all jobs.';
+        END IF;
+        want := pg_catalog.upper(status)::modelmine.job_status;
+    END IF;
+    IF sort IS NULL OR pg_catalog.lower(sort) NOT IN ('created', 'stake', 'status') THEN
+        RAISE EXCEPTION 'invalid sort key' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', sort), HINT = 'Pass one of created, stake, status.';
+    END IF;
+    sort := pg_catalog.lower(sort);
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 10000 THEN
+        RAISE EXCEPTION 'invalid limit' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')),
+            HINT = 'Pass a limit from 0 to 10000.';
+    END IF;
+    IF skip IS NULL OR skip < 0 THEN
+        RAISE EXCEPTION 'invalid offset' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')),
+            HINT = 'Pass an offset of 0 or more.';
+    END IF;
+    descending := COALESCE(descending, true);
+    RETURN QUERY
+        SELECT j.id, j.title, j.status, j.stake, j.priority, j.progress, j.attempts, j.node_id,
+               j.created_at, j.updated_at, j.finished_at, j.replicas, j.validation
+          FROM modelmine.jobs j
+         WHERE (owner IS NULL OR j.user_id = owner)
+           AND (want IS NULL OR j.status = want)
+         ORDER BY
+           CASE WHEN NOT descending AND sort = 'stake' THEN j.stake END ASC,
+           CASE WHEN descending AND sort = 'stake' THEN j.stake END DESC,
+           CASE WHEN NOT descending AND sort = 'status' THEN j.status END ASC,
+           CASE WHEN descending AND sort = 'status' THEN j.status END DESC,
+           CASE WHEN NOT descending THEN j.id END ASC,
+           CASE WHEN descending THEN j.id END DESC
+         LIMIT max_rows OFFSET skip;
+END
+$$;
+CREATE OR REPLACE FUNCTION modelmine._job_detail(job_id bigint, owner bigint) RETURNS SETOF modelmine.job_detail
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT j.id, u.email, j.title, j.description, j.config, j.status, j.stake, j.priority, j.progress,
+               j.metrics, j.result, j.error, j.node_id, j.attempts, j.lease_expires_at, j.created_at,
+               j.updated_at, j.started_at, j.finished_at, j.replicas, j.replicas_wanted, j.validation,
+               (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                           'node_id', r.node_id, 'status', r.status, 'verdict', r.verdict, 'reward', r.reward,
+                           'progress', r.progress, 'epochs', r.result -> 'epochs', 'loss', r.result -> 'loss',
+                           'accuracy', r.result -> 'accuracy', 'started_at', r.started_at,
+                           'finished_at', r.finished_at) ORDER BY r.id)
+                  FROM modelmine.job_replicas r WHERE r.job_id = j.id)
+          FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id
+         WHERE j.id = $1 AND ($2 IS NULL OR j.user_id = $2)
+    $$;
+CREATE OR REPLACE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer, uptime_pct numeric,
+                                        offline boolean) RETURNS modelmine.node_summary
+    LANGUAGE sql STABLE
+    AS $$
+        SELECT n.id, n.name, CASE WHEN offline THEN 'OFFLINE' ELSE n.status END, n.cpu_load, n.memory_used_mb,
+               n.memory_total_mb, n.last_seen, uptime_pct, n.jobs_completed + n.jobs_failed, n.jobs_completed,
+               n.jobs_failed, n.tokens_earned,
+               pg_catalog.round(100 * (n.jobs_completed + 1)::numeric
+                                / (n.jobs_completed + n.jobs_failed + 10 * n.results_invalid + 2)
+                                * COALESCE(uptime_pct, 0) / 100)::integer,
+               n.registered_at, n.capabilities, window_hours, n.results_valid, n.results_invalid,
+               modelmine._spotcheck_pct(n.results_valid, n.results_invalid,
+                                        modelmine._record_score(n.jobs_completed, n.jobs_failed, n.results_invalid))
+    $$;
+CREATE OR REPLACE VIEW modelmine.admin_jobs AS
+    SELECT j.id, u.email AS owner_email, j.title, j.status, j.stake, j.priority, j.progress, j.node_id, j.attempts,
+           j.error, j.created_at, j.finished_at, j.replicas, j.replicas_wanted, j.validation
+      FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
+CREATE OR REPLACE VIEW modelmine.admin_nodes AS
+    SELECT n.id, s.name, s.status, s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct,
+           s.jobs_handled, s.jobs_completed, s.jobs_failed, s.tokens_earned, s.reputation, s.registered_at,
+           s.capabilities, s.window_hours, u.email AS operator_email, s.results_valid, s.results_invalid,
+           s.spotcheck_pct
+      FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
+     CROSS JOIN LATERAL modelmine._node_liveness(ARRAY[n.id], 24) l
+     CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
+COMMENT ON FUNCTION modelmine.node_stats(bigint, integer) IS
+    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+10*invalid+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire; results_valid and results_invalid its results the validator confirmed and rejected; spotcheck_pct the chance its single-replica claims are checked.';

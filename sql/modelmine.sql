@@ -268,13 +268,102 @@ CREATE TABLE modelmine.jobs (
     progress_notified_at timestamptz  -- when job:{id}:progress was last raised (progress_notify_ms)
 );
 CREATE INDEX jobs_user_created_idx ON modelmine.jobs (user_id, created_at DESC);
-CREATE INDEX jobs_pending_idx ON modelmine.jobs (priority DESC, id) WHERE status = 'PENDING';
-CREATE INDEX jobs_lease_idx ON modelmine.jobs (lease_expires_at) WHERE status = 'RUNNING';
-CREATE INDEX jobs_node_running_idx ON modelmine.jobs (node_id) WHERE status = 'RUNNING';
 CREATE INDEX jobs_open_idx ON modelmine.jobs (status) WHERE status IN ('PENDING', 'RUNNING');
 SELECT pg_catalog.pg_extension_config_dump('modelmine.jobs', '');
 COMMENT ON TABLE modelmine.jobs IS
     'Training jobs: owner, config, stake (in escrow while open), lease, progress, result; status moves only along the lifecycle.';
+
+-------------------------------------------------------------------------------------------------------
+-- Replication and validation (issue 14).  Every lease is a replica: a row in job_replicas.  A job wants
+-- replicas_wanted results from nodes of different operators (its owner's replicas, raised by a
+-- spot-check or by results that found no quorum); open_replicas are still to hand out.  When the last
+-- wanted result is in, the validator (extension/validate.c) picks the agreeing quorum under the job
+-- row's lock, completes the job once with the canonical result and pays the quorum from the stake.
+-------------------------------------------------------------------------------------------------------
+INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
+    ('max_replicas',            3, 1, 5,         'Most replicas a job may request (config key "replicas"; each replica goes to a node of a different operator).'),
+    ('max_extra_replicas',      2, 0, 5,         'Replicas added, one at a time, to a job whose results found no quorum; then it fails and is refunded.'),
+    ('loss_tolerance_ppm',   1000, 0, 1000000,   'Two results agree only with the same epochs and losses differing by at most this many millionths (of the larger loss when it exceeds 1).'),
+    ('accuracy_tolerance_ppm', 1000, 0, 1000000, 'Two results agree only with accuracies differing by at most this many millionths (or both null).'),
+    ('spotcheck_pct',          10, 0, 100,       'Least chance, in percent, that a job claimed by a node without a long clean record is replicated to check it (more for a lower record score).'),
+    ('trusted_after_results',  20, 0, 1000000,   'Validated results, with none invalid, after which a node runs single-replica jobs alone; a node has its every claim checked until it has this many per invalid result.'),
+    ('scarce_delay_ms',         0, 0, 600000,    'A node sees a new job only (100 - record score)% of this long after it was submitted: better nodes are served first when work is scarce.');
+
+ALTER TABLE modelmine.jobs
+    ADD COLUMN replicas        smallint NOT NULL DEFAULT 1 CHECK (replicas BETWEEN 1 AND 5),
+    ADD COLUMN replicas_wanted smallint NOT NULL DEFAULT 1 CHECK (replicas_wanted BETWEEN 1 AND 11),
+    ADD COLUMN open_replicas   smallint NOT NULL DEFAULT 1 CHECK (open_replicas BETWEEN 0 AND 11),
+    ADD COLUMN validation      text CHECK (validation IN ('PENDING', 'VALID', 'NO_QUORUM'));
+COMMENT ON COLUMN modelmine.jobs.replicas IS
+    'Replicas the owner asked for (config key "replicas", 1..max_replicas).';
+COMMENT ON COLUMN modelmine.jobs.replicas_wanted IS
+    'Results the validator waits for: replicas, raised by a spot-check or by results without a quorum.';
+COMMENT ON COLUMN modelmine.jobs.open_replicas IS
+    'Replicas still to hand out; the job is claimable while this is above 0 and it is open.';
+COMMENT ON COLUMN modelmine.jobs.validation IS
+    'NULL: one unchecked result; PENDING: waiting for replicas; VALID: a quorum agreed; NO_QUORUM: failed for want of one.';
+-- Claims walk this (priority, then age) over jobs that still want a replica; leases, expiry and a node's
+-- running jobs are found through job_replicas' indexes.
+CREATE INDEX jobs_claimable_idx ON modelmine.jobs (priority DESC, id)
+    WHERE open_replicas > 0 AND status IN ('PENDING', 'RUNNING');
+
+ALTER TABLE modelmine.nodes
+    ADD COLUMN results_valid   bigint NOT NULL DEFAULT 0,
+    ADD COLUMN results_invalid bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN modelmine.nodes.results_valid IS
+    'Results of this node a quorum of other operators'' nodes confirmed.';
+COMMENT ON COLUMN modelmine.nodes.results_invalid IS
+    'Results of this node the quorum rejected (never paid).';
+
+ALTER TABLE modelmine.node_deltas
+    ADD COLUMN jobs_completed  integer NOT NULL DEFAULT 0,
+    ADD COLUMN tokens_earned   bigint NOT NULL DEFAULT 0,
+    ADD COLUMN results_valid   integer NOT NULL DEFAULT 0,
+    ADD COLUMN results_invalid integer NOT NULL DEFAULT 0;
+
+CREATE TABLE modelmine.job_replicas (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id           bigint NOT NULL REFERENCES modelmine.jobs (id),
+    node_id          bigint NOT NULL REFERENCES modelmine.nodes (id),
+    operator_id      bigint NOT NULL REFERENCES modelmine.users (id),
+    status           text NOT NULL DEFAULT 'RUNNING'
+                     CHECK (status IN ('RUNNING', 'SUBMITTED', 'EXPIRED', 'RELEASED', 'FAILED')),
+    progress         real NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    result           jsonb,
+    lease_seconds    integer NOT NULL,
+    lease_expires_at timestamptz,
+    started_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at      timestamptz,
+    verdict          text CHECK (verdict IN ('AGREE', 'DISSENT')),
+    reward           bigint NOT NULL DEFAULT 0 CHECK (reward >= 0),
+    CHECK ((status = 'SUBMITTED') = (result IS NOT NULL)),
+    CHECK (verdict IS NULL OR status = 'SUBMITTED'),
+    CHECK (verdict IS DISTINCT FROM 'DISSENT' OR reward = 0)
+);
+-- One live or submitted replica per operator and job: a node (and its operator) never holds two.
+CREATE UNIQUE INDEX job_replicas_operator_idx ON modelmine.job_replicas (job_id, operator_id)
+    WHERE status IN ('RUNNING', 'SUBMITTED');
+CREATE INDEX job_replicas_job_idx ON modelmine.job_replicas (job_id);
+CREATE INDEX job_replicas_lease_idx ON modelmine.job_replicas (lease_expires_at) WHERE status = 'RUNNING';
+-- a node's running replicas: its free slots at every claim, the jobs its heartbeat lists
+CREATE INDEX job_replicas_node_running_idx ON modelmine.job_replicas (node_id) WHERE status = 'RUNNING';
+SELECT pg_catalog.pg_extension_config_dump('modelmine.job_replicas', '');
+COMMENT ON TABLE modelmine.job_replicas IS
+    'Leases of jobs to nodes, one row per claim: status, progress, lease, the submitted result, the validator''s verdict and what the node was paid for it.';
+
+-- The record score and spot-check rate claims use (extension/replicas.c), for listings and tests.
+CREATE FUNCTION modelmine._record_score(completed bigint, failed bigint, invalid bigint) RETURNS integer
+    LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'mm_record_score';
+COMMENT ON FUNCTION modelmine._record_score(bigint, bigint, bigint) IS
+    'Record score 0..100 = round(100 * (completed + 1) / (completed + failed + 10 * invalid + 2)): an invalid result weighs ten failures.';
+REVOKE ALL ON FUNCTION modelmine._record_score(bigint, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._record_score(bigint, bigint, bigint) TO modelmine_admin;
+CREATE FUNCTION modelmine._spotcheck_pct(valid bigint, invalid bigint, score integer) RETURNS integer
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'mm_spotcheck_pct';
+COMMENT ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) IS
+    'Percent chance a single-replica job a node claims is spot-checked: 0 with trusted_after_results validated results and none invalid; 100 while invalid * trusted_after_results > valid (caught); else the greater of spotcheck_pct and 100 - 2 * record score.';
+REVOKE ALL ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) TO modelmine_admin;
 
 -------------------------------------------------------------------------------------------------------
 -- Triggers (C): the journal is append-only; job status moves only along the lifecycle; new pending work
@@ -484,7 +573,8 @@ GRANT EXECUTE ON FUNCTION modelmine.cancel_job(bigint) TO modelmine_user;
 -- The row shape job listings return (no config, result or error: job() has those).
 CREATE TYPE modelmine.job_summary AS (
     id bigint, title text, status modelmine.job_status, stake bigint, priority integer, progress real,
-    attempts integer, node_id bigint, created_at timestamptz, updated_at timestamptz, finished_at timestamptz
+    attempts integer, node_id bigint, created_at timestamptz, updated_at timestamptz, finished_at timestamptz,
+    replicas smallint, validation text
 );
 COMMENT ON TYPE modelmine.job_summary IS
     'A row of a job listing (my_jobs, all_jobs): no config, result or error.';
@@ -524,7 +614,7 @@ BEGIN
     descending := COALESCE(descending, true);
     RETURN QUERY
         SELECT j.id, j.title, j.status, j.stake, j.priority, j.progress, j.attempts, j.node_id,
-               j.created_at, j.updated_at, j.finished_at
+               j.created_at, j.updated_at, j.finished_at, j.replicas, j.validation
           FROM modelmine.jobs j
          WHERE (owner IS NULL OR j.user_id = owner)
            AND (want IS NULL OR j.status = want)
@@ -569,7 +659,8 @@ CREATE TYPE modelmine.job_detail AS (
     id bigint, owner_email text, title text, description text, config jsonb, status modelmine.job_status,
     stake bigint, priority integer, progress real, metrics jsonb, result jsonb, error text, node_id bigint,
     attempts integer, lease_expires_at timestamptz, created_at timestamptz, updated_at timestamptz,
-    started_at timestamptz, finished_at timestamptz
+    started_at timestamptz, finished_at timestamptz, replicas smallint, replicas_wanted smallint,
+    validation text, replica_results jsonb
 );
 COMMENT ON TYPE modelmine.job_detail IS
     'One job in full (job, admin_job).';
@@ -579,7 +670,13 @@ CREATE FUNCTION modelmine._job_detail(job_id bigint, owner bigint) RETURNS SETOF
     AS $$
         SELECT j.id, u.email, j.title, j.description, j.config, j.status, j.stake, j.priority, j.progress,
                j.metrics, j.result, j.error, j.node_id, j.attempts, j.lease_expires_at, j.created_at,
-               j.updated_at, j.started_at, j.finished_at
+               j.updated_at, j.started_at, j.finished_at, j.replicas, j.replicas_wanted, j.validation,
+               (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                           'node_id', r.node_id, 'status', r.status, 'verdict', r.verdict, 'reward', r.reward,
+                           'progress', r.progress, 'epochs', r.result -> 'epochs', 'loss', r.result -> 'loss',
+                           'accuracy', r.result -> 'accuracy', 'started_at', r.started_at,
+                           'finished_at', r.finished_at) ORDER BY r.id)
+                  FROM modelmine.job_replicas r WHERE r.job_id = j.id)
           FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id
          WHERE j.id = $1 AND ($2 IS NULL OR j.user_id = $2)
     $$;
@@ -1154,23 +1251,29 @@ GRANT EXECUTE ON FUNCTION modelmine._node_liveness(bigint[], integer) TO modelmi
 CREATE TYPE modelmine.node_summary AS (
     id bigint, name text, status text, cpu_load real, memory_used_mb integer, memory_total_mb integer,
     last_seen timestamptz, uptime_pct numeric, jobs_handled bigint, jobs_completed bigint, jobs_failed bigint,
-    tokens_earned numeric, reputation integer, registered_at timestamptz, capabilities jsonb, window_hours integer
+    tokens_earned numeric, reputation integer, registered_at timestamptz, capabilities jsonb, window_hours integer,
+    results_valid bigint, results_invalid bigint, spotcheck_pct integer
 );
 COMMENT ON TYPE modelmine.node_summary IS
     'A node''s public figures (nodes, node_stats, admin_nodes): derived status, load, uptime, counters, reputation.';
 
--- Reputation 0..100 = 100 * success * uptime, where success = (completed + 1) / (completed + failed + 2)
--- (a node with no history starts at 1/2, not at 0 or 1) and uptime is the fraction over the window.
+-- Reputation 0..100 = 100 * success * uptime, where success = (completed + 1) / (completed + failed +
+-- 10 * invalid + 2) (a node with no history starts at 1/2, not at 0 or 1; a result the validator
+-- rejected weighs ten failures: MM_INVALID_WEIGHT, extension/replicas.c) and uptime is the fraction
+-- over the window.  Claims use the same success as the record score (_record_score), without uptime.
 CREATE FUNCTION modelmine._node_summary(n modelmine.nodes, window_hours integer, uptime_pct numeric,
                                         offline boolean) RETURNS modelmine.node_summary
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql STABLE
     AS $$
         SELECT n.id, n.name, CASE WHEN offline THEN 'OFFLINE' ELSE n.status END, n.cpu_load, n.memory_used_mb,
                n.memory_total_mb, n.last_seen, uptime_pct, n.jobs_completed + n.jobs_failed, n.jobs_completed,
                n.jobs_failed, n.tokens_earned,
-               pg_catalog.round(100 * (n.jobs_completed + 1)::numeric / (n.jobs_completed + n.jobs_failed + 2)
+               pg_catalog.round(100 * (n.jobs_completed + 1)::numeric
+                                / (n.jobs_completed + n.jobs_failed + 10 * n.results_invalid + 2)
                                 * COALESCE(uptime_pct, 0) / 100)::integer,
-               n.registered_at, n.capabilities, window_hours
+               n.registered_at, n.capabilities, window_hours, n.results_valid, n.results_invalid,
+               modelmine._spotcheck_pct(n.results_valid, n.results_invalid,
+                                        modelmine._record_score(n.jobs_completed, n.jobs_failed, n.results_invalid))
     $$;
 COMMENT ON FUNCTION modelmine._node_summary(modelmine.nodes, integer, numeric, boolean) IS
     'One node''s public figures from its row and its liveness: derived status, load, uptime over the window, counters and reputation.';
@@ -1230,7 +1333,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION modelmine.node_stats(bigint, integer) IS
-    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire.';
+    'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+10*invalid+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire; results_valid and results_invalid its results the validator confirmed and rejected; spotcheck_pct the chance its single-replica claims are checked.';
 REVOKE ALL ON FUNCTION modelmine.node_stats(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.node_stats(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
@@ -1242,7 +1345,7 @@ COMMENT ON VIEW modelmine.admin_users IS
     'Admin: every user with role and balance (never a password hash).';
 CREATE VIEW modelmine.admin_jobs AS
     SELECT j.id, u.email AS owner_email, j.title, j.status, j.stake, j.priority, j.progress, j.node_id, j.attempts,
-           j.error, j.created_at, j.finished_at
+           j.error, j.created_at, j.finished_at, j.replicas, j.replicas_wanted, j.validation
       FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id;
 COMMENT ON VIEW modelmine.admin_jobs IS
     'Admin: every job with owner, status, stake and error; page with ORDER BY id LIMIT n.';
@@ -1251,7 +1354,8 @@ COMMENT ON VIEW modelmine.admin_jobs IS
 CREATE VIEW modelmine.admin_nodes AS
     SELECT n.id, s.name, s.status, s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct,
            s.jobs_handled, s.jobs_completed, s.jobs_failed, s.tokens_earned, s.reputation, s.registered_at,
-           s.capabilities, s.window_hours, u.email AS operator_email
+           s.capabilities, s.window_hours, u.email AS operator_email, s.results_valid, s.results_invalid,
+           s.spotcheck_pct
       FROM modelmine.nodes n JOIN modelmine.users u ON u.id = n.operator_id
      CROSS JOIN LATERAL modelmine._node_liveness(ARRAY[n.id], 24) l
      CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
@@ -1660,6 +1764,29 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
          WHERE COALESCE(m.staked, 0) <> j.stake
             OR COALESCE(m.refunded, 0) <> CASE WHEN j.status IN ('FAILED', 'CANCELED') THEN j.stake ELSE 0 END
             OR COALESCE(m.paid, 0) <> CASE WHEN j.status = 'COMPLETED' THEN j.stake ELSE 0 END
+        UNION ALL
+        -- What job_replicas says each node was paid for a job is what the journal paid it (so no rejected
+        -- result was paid: a DISSENT verdict carries no reward).
+        SELECT 'replicas_paid_as_journal',
+               pg_catalog.format('job %s, node %s: replicas record %s paid, the journal %s', r.job_id, r.node_id,
+                                 r.s, COALESCE(p.s, 0))
+          FROM (SELECT x.job_id, x.node_id, a.id AS account, sum(x.reward) AS s
+                  FROM modelmine.job_replicas x JOIN modelmine.accounts a ON a.node_id = x.node_id
+                 GROUP BY 1, 2, 3) r
+          LEFT JOIN (SELECT job_id, credit_account, sum(amount) AS s FROM modelmine.journal
+                      WHERE reason = 'reward' GROUP BY 1, 2) p ON p.job_id = r.job_id AND p.credit_account = r.account
+         WHERE r.s <> COALESCE(p.s, 0)
+        UNION ALL
+        -- A finished job holds no live replica, and an open one no more than it wants.
+        SELECT 'replicas_match_jobs',
+               pg_catalog.format('job %s (%s) has %s live replicas, %s submitted, %s open of %s wanted', j.id, j.status,
+                                 c.live, c.submitted, j.open_replicas, j.replicas_wanted)
+          FROM modelmine.jobs j
+          JOIN (SELECT job_id, count(*) FILTER (WHERE status = 'RUNNING') AS live,
+                       count(*) FILTER (WHERE status = 'SUBMITTED') AS submitted
+                  FROM modelmine.job_replicas GROUP BY 1) c ON c.job_id = j.id
+         WHERE (j.status NOT IN ('PENDING', 'RUNNING') AND c.live > 0)
+            OR (j.status IN ('PENDING', 'RUNNING') AND c.live + c.submitted + j.open_replicas <> j.replicas_wanted)
         UNION ALL
         -- Each completed job is recorded once in the ledger (sealed or still queued), and nothing else is.
         SELECT 'ledger_records_completed_jobs',

@@ -39,6 +39,8 @@ cmd_jobs(Ctx *c, int argc, char **argv)
 		{.key = "priority", .header = "PRIO", .right = true},
 		{.key = "node_id", .header = "NODE", .right = true},
 		{.key = "attempts", .header = "TRIES", .right = true},
+		{.key = "replicas", .header = "REPL", .right = true},
+		{.key = "validation", .header = "CHECK"},
 		{.key = "created_at", .header = "CREATED", .fn = cell_time},
 	};
 	char		status[16] = "";
@@ -169,12 +171,59 @@ strf(const char *fmt,...)
 	return n < 0 ? strdup("?") : s;
 }
 
+/* replica lines shown at most; a job's replica_results can hold more (expired leases) */
+#define MAX_REPLICA_LINES 12
+
+/* "2 wanted of 2 asked, validation VALID" or "1, unchecked": the replicas line of `job ID`. */
+static char *
+describe_replicas(const json_t *j)
+{
+	long long	asked = (long long) json_integer_value(json_object_get(j, "replicas"));
+	long long	wanted = (long long) json_integer_value(json_object_get(j, "replicas_wanted"));
+	const char *v = json_string_value(json_object_get(j, "validation"));
+
+	if (wanted <= 1 && v == NULL)
+		return strdup("1, unchecked (one result, not replicated)");
+	return strf("%lld asked, %lld wanted; validation %s", asked, wanted, v ? v : "none");
+}
+
+/* One replica: "node 3: SUBMITTED, AGREE, paid 40; loss 0.25, accuracy 0.9, 5 epochs". */
+static char *
+describe_replica(const json_t *r)
+{
+	const char *verdict = json_string_value(json_object_get(r, "verdict"));
+	const json_t *loss = json_object_get(r, "loss");
+	Str			b = {0};
+	char	   *num;
+
+	str_addf(&b, "node %lld: %s", (long long) json_integer_value(json_object_get(r, "node_id")),
+			 json_string_value(json_object_get(r, "status")));
+	if (verdict)
+		str_addf(&b, ", %s, paid %lld", verdict,
+				 (long long) json_integer_value(json_object_get(r, "reward")));
+	if (json_is_number(loss))
+	{
+		num = fmt_number(json_number_value(loss), 4);
+		str_addf(&b, "; loss %s", num);
+		free(num);
+		if (json_is_number(json_object_get(r, "accuracy")))
+		{
+			num = fmt_number(json_number_value(json_object_get(r, "accuracy")), 4);
+			str_addf(&b, ", accuracy %s", num);
+			free(num);
+		}
+		str_addf(&b, ", %lld epochs", (long long) json_integer_value(json_object_get(r, "epochs")));
+	}
+	return str_take(&b);
+}
+
 /* One job as key/value lines; result_bytes is what `result -o FILE` writes (0 without a result). */
 static void
 print_job(Ctx *c, const json_t *j, long long result_bytes)
 {
-	const char *keys[16];
-	char	   *vals[16];
+	const char *keys[16 + MAX_REPLICA_LINES + 1];
+	char	   *vals[16 + MAX_REPLICA_LINES + 1];
+	const json_t *replicas = json_object_get(j, "replica_results");
 	int			n = 0;
 	const json_t *result = json_object_get(j, "result");
 	const char *status = json_string_value(json_object_get(j, "status"));
@@ -193,6 +242,24 @@ print_job(Ctx *c, const json_t *j, long long result_bytes)
 					 J_INT("priority")));
 	if (!json_is_null(json_object_get(j, "node_id")))
 		KV("node", strf("%lld (attempt %lld)", J_INT("node_id"), J_INT("attempts")));
+	KV("replicas", describe_replicas(j));
+	if (json_is_array(replicas) && (json_array_size(replicas) > 1 ||
+									!json_is_null(json_object_get(j, "validation"))))
+	{
+		size_t		k;
+		const json_t *r;
+
+		json_array_foreach(replicas, k, r)
+		{
+			if (k == MAX_REPLICA_LINES)
+			{
+				KV("replica", strf("... %zu more (modelmine job %lld --json)",
+								   json_array_size(replicas) - k, J_INT("id")));
+				break;
+			}
+			KV("replica", describe_replica(r));
+		}
+	}
 	KV("created", fmt_time(json_object_get(j, "created_at")));
 	if (!json_is_null(json_object_get(j, "started_at")))
 		KV("started", fmt_time(json_object_get(j, "started_at")));

@@ -65,7 +65,7 @@ static const Command commands[] = {
 	{"submit", cmd_submit,
 		"[--config FILE] [--trainer T] [--dataset D | --csv URL --label COL] [--epochs N] [--lr X]\n"
 		"                 [--batch-size N] [--hidden 16,16] [--seed N] [--samples N] [--title T]\n"
-		"                 [--description D] [--stake N] [--priority N]",
+		"                 [--description D] [--stake N] [--priority N] [--replicas N]",
 		"submit a training job; prints its id",
 		"Submits a job and prints its id (on stdout, alone, so that id=$(modelmine submit ...) works).\n"
 		"The stake is moved from your balance to escrow at once; a failed or canceled job refunds it.\n"
@@ -86,6 +86,8 @@ static const Command commands[] = {
 		"  --description D   free text\n"
 		"  --stake N         tokens to stake (default: the network's default_stake setting)\n"
 		"  --priority N      -1000..1000, higher runs first (default 0)\n"
+		"  --replicas N      run it on N nodes of different operators and pay the agreeing ones\n"
+		"                    (1..the network's max_replicas, default 1; see modelmine job ID)\n"
 		"\nExamples:\n"
 		"  modelmine submit --trainer mlp --dataset moons --epochs 200 --hidden 32,32 --stake 150\n"
 		"  modelmine submit --trainer logreg --csv https://example.com/iris.csv --label species\n"
@@ -138,7 +140,8 @@ static const Command commands[] = {
 		"  modelmine nodes\n"
 		"  modelmine nodes --mine --json\n"},
 	{"node", cmd_node, "ID [--hours H]", "one node's figures, uptime over the last H hours",
-		"Shows one node's status, load, counters, reputation and uptime over the last H hours\n"
+		"Shows one node's status, load, counters, reputation (with its validated and rejected results\n"
+		"and how often its claims are spot-checked) and uptime over the last H hours\n"
 		"(1..8760, default 24).\n"
 		"\nExample:\n"
 		"  modelmine node 3 --hours 168\n"},

@@ -225,8 +225,12 @@ cmd_node(Ctx *c, int argc, char **argv)
 		{
 			Str			b = {0};
 
-			str_addf(&b, "%lld/100",
-					 (long long) json_integer_value(json_object_get(j, "reputation")));
+			/* what the validator made of its results, and how often its claims are checked */
+			str_addf(&b, "%lld/100; results %lld validated, %lld rejected; spot-checked %lld%%",
+					 (long long) json_integer_value(json_object_get(j, "reputation")),
+					 (long long) json_integer_value(json_object_get(j, "results_valid")),
+					 (long long) json_integer_value(json_object_get(j, "results_invalid")),
+					 (long long) json_integer_value(json_object_get(j, "spotcheck_pct")));
 			vals[10] = str_take(&b);
 		}
 		vals[11] = cell_caps(j, "capabilities");

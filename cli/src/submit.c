@@ -22,7 +22,7 @@
 enum
 {
 	O_CONFIG = OPT_FIRST_COMMAND_OPTION, O_TRAINER, O_DATASET, O_CSV, O_LABEL, O_SAMPLES, O_EPOCHS,
-	O_LR, O_BATCH, O_HIDDEN, O_SEED, O_TITLE, O_DESC, O_STAKE, O_PRIORITY
+	O_LR, O_BATCH, O_HIDDEN, O_SEED, O_TITLE, O_DESC, O_STAKE, O_PRIORITY, O_REPLICAS
 };
 
 static const char *const trainers[MM_NTRAINERS] = MM_TRAINERS;
@@ -191,6 +191,12 @@ take_option(Ctx *c, Submit *s, int opt, int argc, char **argv)
 				return EXIT_USAGE;
 			json_object_set_new(s->set, "epochs", json_integer(n));
 			return -1;
+		case O_REPLICAS:
+			/* the network's max_replicas (at most 5) is checked by submit_job */
+			if (parse_int64(c, "--replicas", optarg, 1, 5, &n) != 0)
+				return EXIT_USAGE;
+			json_object_set_new(s->set, "replicas", json_integer(n));
+			return -1;
 		case O_LR:
 			if (parse_double(c, "--lr", optarg, 0, 10, &x) != 0)
 				return EXIT_USAGE;
@@ -251,6 +257,7 @@ parse_submit(Ctx *c, int argc, char **argv, Submit *s)
 		{"description", required_argument, NULL, O_DESC},
 		{"stake", required_argument, NULL, O_STAKE},
 		{"priority", required_argument, NULL, O_PRIORITY},
+		{"replicas", required_argument, NULL, O_REPLICAS},
 		COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
 	int			opt,

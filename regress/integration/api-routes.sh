@@ -561,7 +561,7 @@ check "... the abandoned claim has ended (the access log has its line)" "$(( $(c
 check "... the job that came after the client left is still PENDING, leased to nobody" \
     "$(adm "SELECT status || ' ' || coalesce(node_id::text, '-') FROM modelmine.jobs WHERE id = $orphan")" "PENDING -"
 # if the abandoned claim did lease it, end that lease now so the rest of the test can go on
-adm "UPDATE modelmine.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $orphan AND status = 'RUNNING'" >/dev/null
+adm "UPDATE modelmine.job_replicas SET lease_expires_at = now() - interval '1 second' WHERE job_id = $orphan AND status = 'RUNNING'" >/dev/null
 http POST /nodes/heartbeat "$key" '{"cpu_load": 0.1, "memory_used_mb": 512, "memory_total_mb": 4096}'
 http POST /nodes/claim "$key" ""
 expect "... a live claim gets it" 200 "map(.job_id) == [$orphan]"

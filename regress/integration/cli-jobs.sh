@@ -49,7 +49,7 @@ check_cli "jobs --json" 0 jobs --json
 check "newest first, as in the database" "$(pyjson '[j["id"] for j in d]' <<<"$CLI_OUT")" \
     "[$(adm "SELECT string_agg(id::text, ', ' ORDER BY id DESC) FROM modelmine.jobs")]"
 check "stable keys (the SQL API's job_summary)" "$(pyjson 'sorted(d[0])' <<<"$CLI_OUT")" \
-    "['attempts', 'created_at', 'finished_at', 'id', 'node_id', 'priority', 'progress', 'stake', 'status', 'title', 'updated_at']"
+    "['attempts', 'created_at', 'finished_at', 'id', 'node_id', 'priority', 'progress', 'replicas', 'stake', 'status', 'title', 'updated_at', 'validation']"
 check_cli "jobs --asc --json" 0 jobs --asc --json
 check "--asc: oldest first" "$(pyjson '[j["id"] for j in d] == sorted(j["id"] for j in d)' <<<"$CLI_OUT")" True
 check_cli "jobs --sort stake --json" 0 jobs --sort stake --json
@@ -58,7 +58,7 @@ check_cli "jobs --status pending --limit 2 --json" 0 jobs --status pending --lim
 check "two pending jobs" "$(pyjson 'len(d), {j["status"] for j in d}' <<<"$CLI_OUT")" "2 {'PENDING'}"
 check_cli "jobs (table)" 0 jobs
 check "a header and one row per job" "$(wc -l <<<"$CLI_OUT")" 7
-check "header" "$(head -n 1 <<<"$CLI_OUT" | tr -s ' ')" "ID STATUS PROGRESS TITLE STAKE PRIO NODE TRIES CREATED"
+check "header" "$(head -n 1 <<<"$CLI_OUT" | tr -s ' ')" "ID STATUS PROGRESS TITLE STAKE PRIO NODE TRIES REPL CHECK CREATED"
 # Every row ends with a fixed-width time, so aligned rows have one display width, wide characters and all.
 check "rows line up on the terminal (UTF-8 widths)" "$(python3 -c '
 import sys, unicodedata
@@ -111,7 +111,7 @@ check_cli "result of a failed job" 1 result "$csvjob" -o "$IT_TMP/none.json"
 check "... one line" "$CLI_ERR" "modelmine: job $csvjob has no result (It is FAILED.) hint: Results exist once a job is COMPLETED."
 check_cli "job (details)" 0 job "$mlp"
 for want in "status       COMPLETED, 100%" "node         $node (attempt 1)" "description  flags" "result       40 epochs, loss" \
-            "model " "modelmine result $mlp -o FILE"; do
+            "model " "modelmine result $mlp -o FILE" "replicas     1, unchecked (one result, not replicated)"; do
     grep -qF -- "$want" <<<"$CLI_OUT" && pass "job shows '$want'" || fail "job lacks '$want':"$'\n'"$CLI_OUT"
 done
 check "job says the byte count result -o wrote" "$(grep '^result' <<<"$CLI_OUT" | grep -oE '[0-9]+ bytes')" \
@@ -125,7 +125,7 @@ check_cli "nodes --json" 0 nodes --json
 check "one node, W, with the database's counters" "$(pyjson '[(n["id"], n["name"], n["jobs_completed"], n["jobs_failed"]) for n in d]' <<<"$CLI_OUT")" \
     "[($node, 'W', 4, 1)]"
 check "stable keys (node_summary)" "$(pyjson 'sorted(d[0])' <<<"$CLI_OUT")" \
-    "['capabilities', 'cpu_load', 'id', 'jobs_completed', 'jobs_failed', 'jobs_handled', 'last_seen', 'memory_total_mb', 'memory_used_mb', 'name', 'registered_at', 'reputation', 'status', 'tokens_earned', 'uptime_pct', 'window_hours']"
+    "['capabilities', 'cpu_load', 'id', 'jobs_completed', 'jobs_failed', 'jobs_handled', 'last_seen', 'memory_total_mb', 'memory_used_mb', 'name', 'registered_at', 'reputation', 'results_invalid', 'results_valid', 'spotcheck_pct', 'status', 'tokens_earned', 'uptime_pct', 'window_hours']"
 check_cli "nodes (table)" 0 nodes
 grep -qE "^ *$node +W +(ONLINE|BUSY) " <<<"$CLI_OUT" && pass "the table lists W" || fail "nodes: $CLI_OUT"
 check_cli "node ID --hours 1 --json" 0 node "$node" --hours 1 --json

@@ -111,6 +111,10 @@ for entry in "${PREVIOUS[@]}"; do
     q "$db" "ALTER EXTENSION modelmine UPDATE" >/dev/null
     check "ALTER EXTENSION UPDATE reaches $current" "$(q "$db" "SELECT extversion FROM pg_extension WHERE extname = 'modelmine'")" "$current"
     check "no invariant is violated after the update" "$(q "$db" "SELECT count(*) FROM modelmine.check_invariants()")" 0
+    check "the lease held over the update (job 6) is a running replica; nothing else is open" \
+        "$(q "$db" "SELECT string_agg(job_id || ' ' || status, ',') FROM modelmine.job_replicas")|$(q "$db" \
+           "SELECT string_agg(id || ':' || open_replicas, ',' ORDER BY id) FROM modelmine.jobs WHERE open_replicas > 0")" \
+        "6 RUNNING|7:1"
     check "verify_ledger() passes against the digest taken before the update" \
         "$(q "$db" "SELECT ok || ' ' || height FROM modelmine.verify_ledger('$digest')")" "true 4"
     check "every balance is what it was" \

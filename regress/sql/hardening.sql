@@ -34,7 +34,7 @@ SELECT count(*) AS running FROM modelmine.jobs WHERE status = 'RUNNING';
 -- Heartbeats keep listing the jobs but extend no lease: once the leases run out, anyone's next claim
 -- takes them back (moved back by hand here).
 SELECT cardinality(modelmine.heartbeat(1, 1, 2)) AS still_listed;
-UPDATE modelmine.jobs SET lease_expires_at = now() - interval '1 second' WHERE status = 'RUNNING';
+UPDATE modelmine.job_replicas SET lease_expires_at = now() - interval '1 second' WHERE status = 'RUNNING';
 SELECT cardinality(modelmine.heartbeat(1, 1, 2)) AS listed_after_expiry;
 -- Release and claim again, over and over: each claim is an attempt, and a release on the last one
 -- (max_attempts, 3) fails the job and refunds its owner instead of handing it back.

@@ -648,7 +648,7 @@ UPDATE modelmine.settings SET value = 4 WHERE name = 'max_attempts';
 :as_node1
 SELECT modelmine.report_progress(1, 40, '{"epoch": 4}') IS NOT NULL AS reported;
 RESET ROLE;
-UPDATE modelmine.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = 1;
+UPDATE modelmine.job_replicas SET lease_expires_at = now() - interval '1 second' WHERE job_id = 1 AND status = 'RUNNING';
 -- Node 2 cannot run job 1, but its claim re-queues it: PENDING, no node, progress and metrics reset, the
 -- attempt counted; the lost lease counts as a failure of node 1 (appended by node 2's claim, folded
 -- into node 1's row when that claim commits: node 2 never waits on node 1's row).
@@ -667,14 +667,14 @@ SELECT modelmine.report_progress(1, 10) IS NOT NULL AS reported;
 SELECT id, progress FROM jobs WHERE id = 1;
 -- Expired again: one claim both re-queues it and hands it out again, as attempt 4.
 RESET ROLE;
-UPDATE modelmine.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = 1;
+UPDATE modelmine.job_replicas SET lease_expires_at = now() - interval '1 second' WHERE job_id = 1 AND status = 'RUNNING';
 :as_node1
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 60);
 -- The fourth attempt's expiry is the last: FAILED with the reason, the stake refunded to Ben, nothing paid.
 :as_ben
 SELECT modelmine.balance() AS ben_before \gset
 RESET ROLE;
-UPDATE modelmine.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = 1;
+UPDATE modelmine.job_replicas SET lease_expires_at = now() - interval '1 second' WHERE job_id = 1 AND status = 'RUNNING';
 :as_node2
 SELECT job_id FROM modelmine.claim_jobs(10, 60);
 SELECT id, status, node_id, attempts, error, leased FROM jobs WHERE id = 1;
@@ -693,7 +693,7 @@ SELECT modelmine.submit_job('logreg, one attempt', '{}', NULL, 10) AS j10;
 :as_node1
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 60);
 RESET ROLE;
-UPDATE modelmine.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = 10;
+UPDATE modelmine.job_replicas SET lease_expires_at = now() - interval '1 second' WHERE job_id = 10 AND status = 'RUNNING';
 :as_node2
 SELECT job_id FROM modelmine.claim_jobs(10, 60);
 SELECT id, status, attempts, error FROM jobs WHERE id = 10;

@@ -502,7 +502,12 @@ http_complete(Proto *p, long long job_id, json_t *result)
 	if (rc == PROTO_OK)
 	{
 		answer_value(answer, "reward", earned, sizeof(earned));
-		logmsg("job %lld completed: node earned %s tokens", job_id, earned);
+		/* 0: a replicated job whose other results are awaited, or a result the quorum rejected */
+		if (strcmp(earned, "0") == 0)
+			logmsg("job %lld completed: result submitted, nothing paid now (replicated jobs "
+				   "pay the agreeing nodes once validated)", job_id);
+		else
+			logmsg("job %lld completed: node earned %s tokens", job_id, earned);
 	}
 	json_decref(answer);
 	return rc;

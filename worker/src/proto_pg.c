@@ -433,7 +433,14 @@ pg_complete(Proto *p, long long job_id, json_t *result)
 	rc = job_call(p, "complete_job", "SELECT modelmine.complete_job($1::bigint, $2::jsonb)",
 				  job_id, 1, args, earned, sizeof(earned));
 	if (rc == PROTO_OK)
-		logmsg("job %lld completed: node earned %s tokens", job_id, earned);
+	{
+		/* 0: a replicated job whose other results are awaited, or a result the quorum rejected */
+		if (strcmp(earned, "0") == 0)
+			logmsg("job %lld completed: result submitted, nothing paid now (replicated jobs "
+				   "pay the agreeing nodes once validated)", job_id);
+		else
+			logmsg("job %lld completed: node earned %s tokens", job_id, earned);
+	}
 	free(text);
 	return rc;
 }

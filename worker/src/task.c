@@ -194,6 +194,19 @@ find_runner(const Options *o, const char *name)
 /* ---- in the parent ---- */
 
 /*
+ * A config without a seed trains with the job id as its seed: replicas of one job on different
+ * nodes then train identically (the validator compares their results), while different jobs with
+ * the same config still start from different weights.  (An external runner gets the config as its
+ * owner wrote it: its replicas agree when it is deterministic given that config.)
+ */
+void
+task_default_seed(json_t *config, long long job_id)
+{
+	if (json_is_object(config) && json_object_get(config, "seed") == NULL && job_id >= 0)
+		json_object_set_new(config, "seed", json_integer(job_id));
+}
+
+/*
  * Starts job_id: checks the config, forks the child; a refusal or a failed fork leaves t->error
  * set.
  */
@@ -227,6 +240,9 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 		t->error = strdup(err);
 		return 0;
 	}
+	/* built-in trainers only: a runner reads the job config exactly as its owner wrote it */
+	if (runner == NULL)
+		task_default_seed(config, job_id);
 	if (pipe(p) != 0)
 	{
 		t->error = strdup("worker could not create a pipe");

@@ -121,6 +121,7 @@ bool		pg_setup_hint(char *out, size_t outlen, const char *sqlstate, const char *
 
 /* task.c */
 int			task_start(Task *t, const Options *o, long long job_id, json_t *config);
+void		task_default_seed(json_t *config, long long job_id);
 int			task_read(Task *t, const Options *o);
 void		task_kill(Task *t);
 bool		task_reap(Task *t);

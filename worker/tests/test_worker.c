@@ -218,6 +218,22 @@ test_capabilities(void)
 	json_decref(c);
 }
 
+/* A config without a seed gets the job id as its seed; a given seed is kept. */
+static void
+test_default_seed(void)
+{
+	json_t	   *c = json_pack("{s:s}", "trainer", "logreg");
+	json_t	   *given = json_pack("{s:s, s:i}", "trainer", "logreg", "seed", 7);
+
+	task_default_seed(c, 1234);
+	CHECK(json_integer_value(json_object_get(c, "seed")) == 1234, "no seed: got %lld",
+		  (long long) json_integer_value(json_object_get(c, "seed")));
+	task_default_seed(given, 1234);
+	CHECK(json_integer_value(json_object_get(given, "seed")) == 7, "a given seed was replaced");
+	json_decref(c);
+	json_decref(given);
+}
+
 /* Runs the worker program's tests. */
 int
 main(void)
@@ -229,5 +245,6 @@ main(void)
 	test_setup_hints();
 	test_reports();
 	test_capabilities();
+	test_default_seed();
 	return t_summary();
 }
