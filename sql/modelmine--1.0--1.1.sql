@@ -996,6 +996,8 @@ COMMENT ON FUNCTION modelmine.set_capabilities(jsonb) IS
     'Node: replaces the trainers, runners and slots this node advertises (the worker calls it at start).';
 COMMENT ON FUNCTION modelmine.heartbeat(real, integer, integer, text) IS
     'Node: reports load and memory (status ONLINE, BUSY or MAINTENANCE; an operator''s maintenance wins) and returns the ids of the jobs it holds; a job missing from the list was canceled or lost. It does not extend leases: only report_progress does.';
+-- claims walk jobs_claimable_idx in order (see modelmine.sql), never a bitmap scan and a sort
+ALTER FUNCTION modelmine.claim_jobs(integer, integer) SET enable_bitmapscan = off;
 COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
     'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
 COMMENT ON FUNCTION modelmine.report_progress(bigint, real, jsonb) IS

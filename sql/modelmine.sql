@@ -768,9 +768,12 @@ COMMENT ON FUNCTION modelmine.heartbeat(real, integer, integer, text) IS
 REVOKE ALL ON FUNCTION modelmine.heartbeat(real, integer, integer, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.heartbeat(real, integer, integer, text) TO modelmine_node;
 
+-- enable_bitmapscan off, for this call only: with the statistics of a small queue, the planner trades
+-- the ordered walk of jobs_claimable_idx (stopping at LIMIT) for a bitmap scan that sorts every
+-- claimable job at every claim (13 ms a claim at 4,000 queued jobs instead of under 1 ms).
 CREATE FUNCTION modelmine.claim_jobs(max_jobs integer DEFAULT 1, lease_seconds integer DEFAULT 30)
     RETURNS TABLE (job_id bigint, title text, config jsonb, lease_expires_at timestamptz, attempt integer)
-    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_bitmapscan = off
     AS 'MODULE_PATHNAME', 'mm_claim_jobs';
 COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
     'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
