@@ -1545,8 +1545,10 @@ BEGIN
         VALUES (me, COALESCE(ARRAY(SELECT DISTINCT e FROM pg_catalog.unnest(events) e ORDER BY e), '{}'),
                 COALESCE(email, true), NULLIF(balance_threshold, 0))
     ON CONFLICT (user_id) DO UPDATE
-        SET events = COALESCE(ARRAY(SELECT DISTINCT e FROM pg_catalog.unnest(set_notification_prefs.events) e
-                                     ORDER BY e), p.events),
+        -- ARRAY(subquery) over a NULL array is '{}', not NULL: test the argument itself
+        SET events = CASE WHEN set_notification_prefs.events IS NULL THEN p.events
+                          ELSE ARRAY(SELECT DISTINCT e FROM pg_catalog.unnest(set_notification_prefs.events) e
+                                      ORDER BY e) END,
             email = COALESCE(set_notification_prefs.email, p.email),
             balance_threshold = CASE WHEN set_notification_prefs.balance_threshold IS NULL THEN p.balance_threshold
                                      ELSE NULLIF(set_notification_prefs.balance_threshold, 0) END,

@@ -38,7 +38,7 @@ SELECT * FROM err($$SELECT modelmine.set_notification_prefs(ARRAY['email_verific
 SELECT * FROM err($$SELECT modelmine.set_notification_prefs(ARRAY[NULL]::text[])$$);
 SELECT * FROM err($$SELECT modelmine.set_notification_prefs(balance_threshold => -1)$$);
 SELECT modelmine.set_notification_prefs(ARRAY['job_completed', 'job_failed', 'job_canceled', 'job_completed'], true, 500);
--- NULL keeps a value, 0 clears the threshold.
+-- NULL keeps a value (events too: an empty ARRAY() over NULL once cleared them), 0 clears the threshold.
 SELECT modelmine.set_notification_prefs(email => false);
 SELECT modelmine.set_notification_prefs(balance_threshold => 0);
 SELECT modelmine.set_notification_prefs(ARRAY['job_completed', 'job_failed', 'job_canceled', 'balance_low',
