@@ -2,7 +2,8 @@
  * smtp.c — email over SMTP with libcurl: smtp:// with STARTTLS (required by default, --smtp-tls),
  * smtps:// with TLS from the start, AUTH when a user is set.  A message is plain text with From, To,
  * Subject, Date and Message-ID; libcurl dot-stuffs the body.  A 5xx answer (an unknown mailbox) is
- * permanent: the delivery is dead-lettered with the server's words; anything else is retried.
+ * permanent: the delivery is dead-lettered with the server's words; anything else, and a refused
+ * STARTTLS or AUTH (the sender's set-up, fixed by its operator), is retried.
  */
 #include "notify.h"
 
@@ -230,8 +231,10 @@ nt_send_email(const nt_config *c, const nt_delivery *d, const nt_message *m, nt_
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	mm_sanitize(reason, sizeof(reason), ebuf[0] ? ebuf : curl_easy_strerror(rc), 200);
-	r->permanent = code >= 500 && code <= 599 && rc != CURLE_LOGIN_DENIED;
-	if (code > 0)
+	/* 530, 534, 535, 538: TLS or AUTH refused: the operator's set-up, not the recipient; retry */
+	r->permanent = code >= 500 && code <= 599 && code != 530 && code != 534 && code != 535 &&
+		code != 538 && rc != CURLE_LOGIN_DENIED;
+	if (code >= 400)			/* a refusal; a lower code is only the last step that went well */
 		snprintf(r->error, sizeof(r->error), "SMTP %ld from %s: %s", code, c->smtp_url, reason);
 	else
 		snprintf(r->error, sizeof(r->error), "SMTP to %s failed: %s", c->smtp_url, reason);
