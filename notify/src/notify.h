@@ -8,6 +8,7 @@
  * detect_offline_nodes() and read no table.
  *
  *   main.c     options, the poll loop, signals
+ *   log.c      one line per event on stderr
  *   config.c   settings from a file, the environment and the command line
  *   db.c       the database: connect, LISTEN, claim, report, detect offline nodes
  *   message.c  what each event says: subject, text, the dashboard link
