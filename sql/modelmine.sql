@@ -2141,7 +2141,7 @@ CREATE FUNCTION modelmine._outbox_signup() RETURNS trigger
 DECLARE
     token text;
 BEGIN
-    IF (SELECT st.value FROM modelmine.settings st WHERE st.name = 'email_verification') <> 1 THEN
+    IF (SELECT st.value FROM modelmine.settings st WHERE st.name = 'email_verification') IS DISTINCT FROM 1 THEN
         RETURN NULL;
     END IF;
     -- 244 random bits (two version-4 UUIDs); only its hash is kept to check it
@@ -2283,7 +2283,9 @@ BEGIN
         RETURN o.status;        -- another sender finished it after our lease ran out
     END IF;
     IF delivered THEN
-        UPDATE modelmine.outbox ob SET status = 'SENT', sent_at = pg_catalog.now(), last_error = NULL
+        -- a verification token is needed no longer: it stays only in the email
+        UPDATE modelmine.outbox ob SET status = 'SENT', sent_at = pg_catalog.now(), last_error = NULL,
+               payload = ob.payload - 'token'
          WHERE ob.id = o.id;
         RETURN 'SENT';
     END IF;
@@ -2292,7 +2294,8 @@ BEGIN
              * (0.5 + pg_catalog.random() / 2) / 1000.0;
     IF permanent OR pg_catalog.now() + pg_catalog.make_interval(secs => delay)
                     > o.created_at + pg_catalog.make_interval(secs => max_age) THEN
-        UPDATE modelmine.outbox ob SET status = 'DEAD', last_error = pg_catalog.left(error, 1000)
+        UPDATE modelmine.outbox ob SET status = 'DEAD', last_error = pg_catalog.left(error, 1000),
+               payload = ob.payload - 'token'
          WHERE ob.id = o.id;
         RETURN 'DEAD';
     END IF;
@@ -2303,7 +2306,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION modelmine.outbox_done(bigint, boolean, text, boolean) IS
-    'Notifier: records a delivery attempt: delivered (SENT), or failed with error, retried with exponential backoff and jitter (setting outbox_retry_base_ms) unless permanent or older than outbox_max_age_seconds (DEAD, with the reason). Returns the new status.';
+    'Notifier: records a delivery attempt: delivered (SENT), or failed with error, retried with exponential backoff and jitter (setting outbox_retry_base_ms) unless permanent or older than outbox_max_age_seconds (DEAD, with the reason); a finished row keeps no verification token. Returns the new status.';
 REVOKE ALL ON FUNCTION modelmine.outbox_done(bigint, boolean, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.outbox_done(bigint, boolean, text, boolean) TO modelmine_notifier;
 

@@ -90,6 +90,12 @@ nt_db_ensure(nt_db *db)
 	return true;
 }
 
+bool
+nt_db_connected(nt_db *db)
+{
+	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
+}
+
 int
 nt_db_socket(nt_db *db)
 {

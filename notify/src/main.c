@@ -98,13 +98,36 @@ deliver(const nt_config *c, nt_db *db, const nt_delivery *d)
 	json_decref(payload);
 }
 
-/* Claims and sends until a claim comes back short; the number sent, or -1 on a database error. */
+/* Whether SIGTERM, SIGINT or SIGHUP came (without waiting); sets *stop. */
+static bool
+stop_requested(volatile bool *stop)
+{
+	struct pollfd p = {.fd = mm_sig_pipe_fd(), .events = POLLIN};
+
+	if (!*stop && poll(&p, 1, 0) > 0)
+	{
+		int			sig = mm_sig_pipe_drain(0);
+
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+		{
+			nt_log("stopping on signal %d", sig);
+			*stop = true;
+		}
+	}
+	return *stop;
+}
+
+/*
+ * Claims and sends until a claim comes back short; the number sent, or -1 on a database error.  A
+ * signal, or a lost connection (nothing could be reported), ends the batch early: its unsent rows
+ * come due again when their lease ends.
+ */
 static int
 drain_outbox(const nt_config *c, nt_db *db, volatile bool *stop)
 {
 	int			total = 0;
 
-	while (!*stop)
+	while (!stop_requested(stop))
 	{
 		nt_delivery *rows;
 		int			n = nt_db_claim(db, c->batch, c->lease_seconds, &rows);
@@ -112,7 +135,15 @@ drain_outbox(const nt_config *c, nt_db *db, volatile bool *stop)
 		if (n < 0)
 			return -1;
 		for (int i = 0; i < n; i++)
+		{
+			if (stop_requested(stop) || !nt_db_connected(db))
+			{
+				nt_log("%d claimed notification(s) left unsent; they are due again in %d s",
+					   n - i, c->lease_seconds);
+				return -1;
+			}
 			deliver(c, db, &rows[i]);
+		}
 		total += n;
 		if (n < c->batch)
 			break;
@@ -252,15 +283,7 @@ main(int argc, char **argv)
 			break;
 		}
 		if (fds[0].revents & POLLIN)
-		{
-			int			sig = mm_sig_pipe_drain(0);
-
-			if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
-			{
-				nt_log("stopping on signal %d", sig);
-				stop = true;
-			}
-		}
+			stop_requested(&stop);
 		if (nfds == 2 && fds[1].revents)
 			nt_db_drain(db);
 	}

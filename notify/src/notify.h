@@ -85,6 +85,7 @@ const char *nt_config_env_name(const char *name);
 typedef struct nt_db nt_db;
 nt_db	   *nt_db_new(const char *conninfo);
 bool		nt_db_ensure(nt_db *db);	/* connected and listening; logs why not */
+bool		nt_db_connected(nt_db *db);
 int			nt_db_socket(nt_db *db);
 void		nt_db_drain(nt_db *db);
 int			nt_db_claim(nt_db *db, int batch, int lease_seconds, nt_delivery **out);

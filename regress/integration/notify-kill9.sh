@@ -6,6 +6,7 @@
 # some deliveries are SENT: the rows of its open batch are claimed but not reported (PENDING with an
 # attempt and a lease).  A new notifier must deliver every one of them once the lease ends: each event
 # id reaches the receiver and the mailbox at least once, and the repeats are at most the killed batch.
+# SIGTERM mid-batch stops it at once (exit 0); the batch's unsent rows wait for their lease.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin notify-kill9
@@ -46,4 +47,18 @@ echo "webhook repeats (at least once: the killed batch may be sent again): $repe
 check_true "repeats are at most the killed batch (50): $repeats" test "$repeats" -le 50
 check_sql "the outbox ids the receiver saw are the outbox's event ids" \
     "SELECT count(DISTINCT event_id) = 150 FROM modelmine.outbox"
+
+step "SIGTERM mid-batch: the notifier stops at once (exit 0), and a restart sends the rest"
+as_user "$ann" "SELECT count(modelmine.cancel_job(modelmine.submit_job('more ' || i, '{}', NULL, 1)))
+                  FROM generate_series(1, 150) i" >/dev/null
+wait_until 20 "the running notifier has sent some of them" \
+    "SELECT count(*) >= 310 FROM modelmine.outbox WHERE status = 'SENT'"
+kill -TERM "$NT_PID"
+t0=$SECONDS rc=0
+wait "$NT_PID" || rc=$?
+check "it exits 0" "$rc" 0
+check_true "within 3 s (took $((SECONDS - t0)) s)" test $((SECONDS - t0)) -le 3
+check_true "it logged the stop" grep -q "stopping on signal 15" "$IT_TMP/notify.log"
+nt_start_notifier --batch 50 --lease-seconds 3
+check_within 60 "all 600 deliveries SENT after a restart" "SELECT count(*) = 600 FROM modelmine.outbox WHERE status = 'SENT'"
 it_end

@@ -200,6 +200,12 @@ SELECT modelmine.verify_email(:'token') = :new_user AS verified;
 SELECT * FROM err(format('SELECT modelmine.verify_email(%L)', :'token'));
 RESET ROLE;
 SELECT grant_locked, verified_at IS NOT NULL AS verified FROM modelmine.users WHERE id = :new_user;
+-- Once sent, the outbox keeps no token: the link lives only in the email.
+SELECT id AS vrow FROM modelmine.outbox WHERE user_id = :new_user \gset
+SET ROLE regress_mm_notifier;
+SELECT modelmine.outbox_done(:vrow, true) AS sent;
+RESET ROLE;
+SELECT payload ? 'token' AS token_kept, payload ->> 'email' AS email FROM modelmine.outbox WHERE id = :vrow;
 -- An expired link is refused.
 SELECT modelmine.signup('late@example.com', 'late password') AS late_user \gset
 SELECT payload ->> 'token' AS late_token FROM modelmine.outbox WHERE user_id = :late_user \gset
