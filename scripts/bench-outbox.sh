@@ -11,9 +11,9 @@
 #   step_drain     for each channel (webhook, email, both): N canceled jobs queue N events (2N for
 #                  both) while no notifier runs; then one modelmine-notify (--batch B) starts and the
 #                  clock runs until every delivery is SENT: deliveries/s = N / that time
-#   step_latency   one idle notifier; L events, one at a time 100 to 200 ms apart; per event, from the
-#                  cancel's commit (clock_timestamp() before it) to sent_at: the LISTEN wake-up, the
-#                  claim, the POST and the report
+#   step_latency   one idle notifier (--poll-ms 250); L job cancels and L withdrawal decisions, one at a
+#                  time 100 to 200 ms apart; per event, from its commit (clock_timestamp() right before it)
+#                  to sent_at: a job's end is found by the poll, a decision wakes the notifier (NOTIFY)
 #   step_settle    what the outbox costs settlement, A/B interleaved so that the load of a shared machine
 #                  falls on both alike: R rounds; in each, J jobs of a user notified of every job's end (an
 #                  email and a webhook: two outbox rows per settling transaction) and J of a user with no
@@ -64,7 +64,7 @@ notify_bin=$repo/notify/modelmine-notify
 python=$([[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || echo python3)
 db=bench_outbox
 tree="" own_tree=0 cluster="" work="" pids=() notifier=""
-declare -A rate ab
+declare -A rate ab lat
 
 heading() { printf '\n==== %s\n' "$*"; }
 sql() { mm_psql -d "$db" -q -At "$@"; }
@@ -173,14 +173,17 @@ step_drain() {
 }
 
 step_latency() {
-    local tok i
+    local tok i w
     (( latency > 0 )) || return 0
-    heading "latency: $latency events one at a time, an idle notifier (LISTEN; --poll-ms 1000)"
+    heading "latency: $latency events of each kind one at a time, 100 to 200 ms apart, an idle notifier (--poll-ms 250)"
     tok=$(user "latency@bench.local" webhook)
-    start_notifier --poll-ms 1000
+    as "$tok" "SELECT modelmine.set_notification_prefs(ARRAY['job_canceled', 'withdrawal_decided'])" >/dev/null
+    start_notifier --poll-ms 250
     sleep 1
+    # the clock is read in the event's own statement, right before its commit; first the jobs' ends
+    # (found by the notifier's poll), then the withdrawals' decisions (each wakes it with a NOTIFY),
+    # so that no NOTIFY wakes the notifier for a job's row
     for (( i = 0; i < latency; i++ )); do
-        # the clock is read in the cancel's own statement, right before its commit
         sql -v tok="$tok" <<'SQL' >/dev/null
 SELECT modelmine.authenticate(:'tok') \g /dev/null
 SELECT modelmine.submit_job('l', '{}', NULL, 1) AS j \gset
@@ -188,14 +191,27 @@ INSERT INTO public.committed SELECT :j, clock_timestamp() FROM (SELECT modelmine
 SQL
         sleep "0.$(( 100 + RANDOM % 100 ))"
     done
+    for (( i = 0; i < latency; i++ )); do
+        sql -v tok="$tok" <<'SQL' >/dev/null
+SELECT modelmine.authenticate(:'tok') \g /dev/null
+SELECT modelmine.request_withdrawal(1, 'bench') AS w \gset
+INSERT INTO public.committed SELECT -:w, clock_timestamp() FROM (SELECT modelmine.reject_withdrawal(:w, 'bench')) x;
+SQL
+        sleep "0.$(( 100 + RANDOM % 100 ))"
+    done
     until [[ $(sql -c "SELECT count(*) FROM modelmine.outbox WHERE status <> 'SENT'") == 0 ]]; do sleep 0.1; done
     stop_notifier
-    lat=$(sql -c "SELECT format('median %s ms, p95 %s ms, max %s ms',
+    for w in job_canceled withdrawal_decided; do
+        lat[$w]=$(sql -c "SELECT format('median %s ms, p95 %s ms, max %s ms',
                     round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
                     round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 1), round(max(ms)::numeric, 1))
                   FROM (SELECT extract(epoch FROM o.sent_at - c.at) * 1000 AS ms
-                          FROM modelmine.outbox o JOIN public.committed c ON c.job_id = (o.payload ->> 'job_id')::bigint) x")
-    echo "event to delivery: $lat"
+                          FROM modelmine.outbox o JOIN public.committed c
+                            ON c.job_id = CASE WHEN o.event = 'job_canceled' THEN (o.payload ->> 'job_id')::bigint
+                                               ELSE -(o.payload ->> 'withdrawal_id')::bigint END
+                         WHERE o.event = '$w') x")
+        echo "$w, commit to delivery: ${lat[$w]}"
+    done
 }
 
 step_settle() {
@@ -268,7 +284,8 @@ step_table() {
     printf '| %-40s | %10s |\n' "webhooks (signed POST, verified)" "${rate[webhook]}"
     printf '| %-40s | %10s |\n' "emails (SMTP, one connection reused)" "${rate[email]}"
     printf '| %-40s | %10s |\n' "both (an email and a webhook per event)" "${rate[both]}"
-    [[ -n "${lat:-}" ]] && echo "latency, commit to delivery: $lat"
+    [[ -n "${lat[job_canceled]:-}" ]] && echo "latency, commit to delivery: job_canceled (poll) ${lat[job_canceled]};" \
+        "withdrawal_decided (NOTIFY) ${lat[withdrawal_decided]}"
     [[ -n "${settle_a:-}" ]] && echo "settlement (claim_jobs + complete_job, 4 sessions), median jobs/s: every job notified $settle_a, none $settle_b"
     echo "receiver: $(grep -c '"verified": true' "$work/hooks.jsonl") verified requests, $(grep -c '"verified": false' "$work/hooks.jsonl" || true) unverified"
     echo "check_invariants: $(sql -c "SELECT count(*) FROM modelmine.check_invariants()") violations"

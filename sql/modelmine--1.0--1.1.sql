@@ -1122,8 +1122,9 @@ GRANT EXECUTE ON FUNCTION modelmine.admin_ledger_page(bigint, integer) TO modelm
 -- at least once).  A delivery is claimed by pushing next_attempt_at past a lease, so a sender killed
 -- mid-batch leaves its rows to be claimed again when the lease ends; a failure is retried with
 -- exponential backoff and jitter until outbox_max_age_seconds, then dead-lettered with its reason.
--- New outbox rows raise one NOTIFY modelmine_outbox per statement (never per row; identical
--- notifications in a transaction are sent once), and the sender also polls.
+-- The sender polls (--poll-ms); rows of events other than a job's end also wake it at once with
+-- NOTIFY modelmine_outbox (one per transaction).  Job events come with settlement, where a NOTIFY
+-- per job would queue every settling commit on the notification lock: the poll finds them.
 -------------------------------------------------------------------------------------------------------
 DO $notifier$
 BEGIN
@@ -1235,28 +1236,18 @@ BEGIN
                 SELECT 'webhook', w.url, w.id FROM modelmine.notification_webhooks w
                  WHERE w.user_id = _outbox_emit.user_id AND event <> 'email_verification') x;
     GET DIAGNOSTICS n = ROW_COUNT;
+    -- Wake the sender, except for job events: those come with settlement, where a NOTIFY per job
+    -- would queue every settling commit on the notification lock; the sender's poll finds them.
+    -- Identical notifications in a transaction are sent once.
+    IF n > 0 AND event NOT IN ('job_completed', 'job_failed', 'job_canceled') THEN
+        PERFORM pg_catalog.pg_notify('modelmine_outbox', '');
+    END IF;
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION modelmine._outbox_emit(bigint, text, jsonb) IS
-    'Writes the outbox rows of one event for a user, as their preferences say (email and every webhook, one event id), in the caller''s transaction; returns how many.';
+    'Writes the outbox rows of one event for a user, as their preferences say (email and every webhook, one event id), in the caller''s transaction, and but for job events wakes the sender (NOTIFY modelmine_outbox); returns how many.';
 REVOKE ALL ON FUNCTION modelmine._outbox_emit(bigint, text, jsonb) FROM PUBLIC;
-
--- A NOTIFY is only a wake-up (the sender also polls): one per statement, and one per transaction
--- since identical notifications are sent once.
-CREATE FUNCTION modelmine._outbox_wake() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    PERFORM pg_catalog.pg_notify('modelmine_outbox', '');
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION modelmine._outbox_wake() IS
-    'Statement trigger: NOTIFY modelmine_outbox once per statement that adds outbox rows (modelmine-notify listens).';
-REVOKE ALL ON FUNCTION modelmine._outbox_wake() FROM PUBLIC;
-CREATE TRIGGER outbox_wake AFTER INSERT ON modelmine.outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._outbox_wake();
 
 CREATE FUNCTION modelmine._outbox_job() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp

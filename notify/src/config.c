@@ -31,7 +31,7 @@ nt_config_defaults(nt_config *c)
 	c->smtp_from = strdup("ModelMine <noreply@localhost>");
 	c->batch = 50;
 	c->lease_seconds = 60;
-	c->poll_ms = 1000;
+	c->poll_ms = 250;
 	c->offline_check_s = 5;
 	c->timeout_s = 10;
 }
