@@ -73,6 +73,14 @@ as() { sql -v tok="$1" <<<"SELECT modelmine.authenticate(:'tok') \g /dev/null
 $2"; }
 now_s() { date +%s.%N; }
 alive() { kill -0 "$1" 2>/dev/null; }
+# all_sent: wait (at most 300 s) until the outbox holds nothing but SENT rows
+all_sent() {
+    local deadline=$((SECONDS + 300))
+    until [[ $(sql -c "SELECT count(*) FROM modelmine.outbox WHERE status <> 'SENT'") == 0 ]]; do
+        (( SECONDS < deadline )) || { echo "bench-outbox.sh: deliveries left after 300 s (see $work/notify.log)" >&2; return 1; }
+        sleep 0.1
+    done
+}
 
 cleanup() {
     local rc=$? pid
@@ -113,18 +121,35 @@ SQL
     echo "load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 }
 
+# serve NAME CMD...: start a sink whose last argument-to-be is its port, on a free port; retries when
+# another process takes the port first. Sets port.
+serve() {
+    local name=$1 try i pid
+    shift
+    for (( try = 0; try < 5; try++ )); do
+        port=$(mm_free_port)
+        "$@" "$port" >"$work/$name.log" 2>&1 &
+        pid=$!
+        for (( i = 0; i < 50; i++ )); do
+            grep -q listening "$work/$name.log" 2>/dev/null && { pids+=("$pid"); return 0; }
+            alive "$pid" || break
+            sleep 0.1
+        done
+        kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+    done
+    echo "bench-outbox.sh: the $name would not start (see $work/$name.log)" >&2
+    return 1
+}
+smtp_sink() { exec "$python" regress/integration/smtp-sink.py "$1" "$work"; }
+receiver() { exec "$python" regress/integration/webhook-receiver.py "$1" "$work/secrets" "$work/hooks.jsonl"; }
+
 step_sinks() {
     heading "local sinks"
-    smtp_port=$(mm_free_port)
-    "$python" regress/integration/smtp-sink.py "$smtp_port" "$work" >"$work/smtp.log" 2>&1 &
-    pids+=($!)
-    hook_port=$((smtp_port + 1))
-    while (exec 3<>"/dev/tcp/127.0.0.1/$hook_port") 2>/dev/null; do hook_port=$((hook_port + 1)); done
     touch "$work/secrets"
-    "$python" regress/integration/webhook-receiver.py "$hook_port" "$work/secrets" "$work/hooks.jsonl" \
-        >"$work/receiver.log" 2>&1 &
-    pids+=($!)
-    sleep 1
+    serve smtp-sink smtp_sink
+    smtp_port=$port
+    serve receiver receiver
+    hook_port=$port
     echo "SMTP sink on 127.0.0.1:$smtp_port, webhook receiver on 127.0.0.1:$hook_port"
 }
 
@@ -162,7 +187,7 @@ step_drain() {
         echo "$n deliveries queued; load average $(cut -d' ' -f1-3 /proc/loadavg)"
         t0=$(now_s)
         start_notifier --poll-ms 50
-        until [[ $(sql -c "SELECT count(*) FROM modelmine.outbox WHERE status <> 'SENT'") == 0 ]]; do sleep 0.1; done
+        all_sent
         t1=$(now_s)
         stop_notifier
         s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
@@ -199,7 +224,7 @@ INSERT INTO public.committed SELECT -:w, clock_timestamp() FROM (SELECT modelmin
 SQL
         sleep "0.$(( 100 + RANDOM % 100 ))"
     done
-    until [[ $(sql -c "SELECT count(*) FROM modelmine.outbox WHERE status <> 'SENT'") == 0 ]]; do sleep 0.1; done
+    all_sent
     stop_notifier
     for w in job_canceled withdrawal_decided; do
         lat[$w]=$(sql -c "SELECT format('median %s ms, p95 %s ms, max %s ms',
