@@ -1169,13 +1169,15 @@ COMMENT ON TABLE modelmine.notification_webhooks IS
 CREATE TABLE modelmine.outbox (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id        uuid NOT NULL,
-    user_id         bigint NOT NULL REFERENCES modelmine.users (id),
+    -- no foreign keys: their checks would KEY SHARE-lock the user's (and the webhook's) row from every
+    -- settling transaction at once, and concurrent lockers of one row cost a new multixact each
+    user_id         bigint NOT NULL,
     event           text NOT NULL CHECK (event IN ('job_completed', 'job_failed', 'job_canceled', 'node_offline',
                                                    'balance_low', 'withdrawal_decided', 'email_verification')),
     payload         jsonb NOT NULL,
     channel         text NOT NULL CHECK (channel IN ('email', 'webhook')),
     destination     text NOT NULL,  -- the address, or the webhook URL, when the event happened
-    webhook_id      bigint REFERENCES modelmine.notification_webhooks (id) ON DELETE SET NULL,
+    webhook_id      bigint,         -- identity ids are never reused: a removed webhook's id points nowhere
     status          text NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'SENT', 'DEAD')),
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),  -- also the claim's lease

@@ -38,7 +38,7 @@
 /* the events, in the order of outbox.event's CHECK; all but the last may be chosen in preferences */
 #define MM_NOTIFY_EVENTS		"job_completed,job_failed,job_canceled,node_offline,balance_low," \
 								"withdrawal_decided,email_verification"
-#define MM_CHANNEL_OUTBOX		"modelmine_outbox"	/* new outbox rows: a wake-up, no payload */
+#define MM_CHANNEL_OUTBOX		"modelmine_outbox"	/* new outbox rows but a job's end: a wake-up, no payload */
 /* webhook signature header: "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">" */
 #define MM_SIGNATURE_HEADER		"ModelMine-Signature"
 #define MM_EVENT_ID_HEADER		"ModelMine-Event-Id"
