@@ -223,12 +223,14 @@ webhook(Ctx *c, int argc, char **argv)
 		if ((r = db_json(c, "SELECT pg_catalog.to_json(modelmine.remove_webhook($1::bigint))", 1,
 						 args)) == NULL)
 		{
-			db_set_hint(c, MM_SQLSTATE_NOT_FOUND, "list yours with: modelmine notifications settings");
+			db_set_hint(c, MM_SQLSTATE_NOT_FOUND,
+						"list yours with: modelmine notifications settings");
 			return db_fail(c);
 		}
 		if (c->json)
 		{
-			json_t	   *j = json_pack("{s:I, s:O}", "webhook_id", (json_int_t) id, "dead_lettered", r);
+			json_t	   *j = json_pack("{s:I, s:O}", "webhook_id", (json_int_t) id,
+									  "dead_lettered", r);
 
 			print_json(j);
 			json_decref(j);

@@ -71,7 +71,7 @@ set_str(char **dst, const char *value)
 	*dst = *value ? strdup(value) : NULL;
 }
 
-/* Sets one setting by its name (dashes or underscores); -1 with a message for a bad name or value. */
+/* Sets one setting by name (dashes or underscores); -1 with a message for a bad name or value. */
 int
 nt_config_set(nt_config *c, const char *name_in, const char *value, char *err, size_t errlen)
 {
@@ -87,8 +87,8 @@ nt_config_set(nt_config *c, const char *name_in, const char *value, char *err, s
 	else if (strcmp(name, "smtp-url") == 0)
 	{
 		if (*value && strncmp(value, "smtp://", 7) != 0 && strncmp(value, "smtps://", 8) != 0)
-			return mm_err(err, errlen, "smtp-url must start with smtp:// (STARTTLS per smtp-tls) or "
-								  "smtps:// (TLS from the start), got \"%s\"", value);
+			return mm_err(err, errlen, "smtp-url must start with smtp:// (STARTTLS per "
+						  "smtp-tls) or smtps:// (TLS from the start), got \"%s\"", value);
 		set_str(&c->smtp_url, value);
 	}
 	else if (strcmp(name, "smtp-user") == 0)
@@ -104,7 +104,8 @@ nt_config_set(nt_config *c, const char *name_in, const char *value, char *err, s
 	}
 	else if (strcmp(name, "smtp-tls") == 0)
 	{
-		if (strcmp(value, "require") != 0 && strcmp(value, "try") != 0 && strcmp(value, "none") != 0)
+		if (strcmp(value, "require") != 0 && strcmp(value, "try") != 0 &&
+			strcmp(value, "none") != 0)
 			return mm_err(err, errlen, "smtp-tls must be require, try or none, got \"%s\"", value);
 		set_str(&c->smtp_tls, value);
 	}
@@ -113,8 +114,8 @@ nt_config_set(nt_config *c, const char *name_in, const char *value, char *err, s
 	else if (strcmp(name, "dashboard-url") == 0)
 	{
 		if (*value && strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
-			return mm_err(err, errlen, "dashboard-url must be an http:// or https:// URL, got \"%s\"",
-						  value);
+			return mm_err(err, errlen, "dashboard-url must be an http:// or https:// URL, "
+						  "got \"%s\"", value);
 		set_str(&c->dashboard_url, value);
 		if (c->dashboard_url)	/* links append "/#/..." */
 		{
@@ -130,7 +131,8 @@ nt_config_set(nt_config *c, const char *name_in, const char *value, char *err, s
 		char	   *copy = strdup(value),
 				   *save = NULL;
 
-		for (char *tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save))
+		for (char *tok = strtok_r(copy, ", \t\n", &save); tok;
+			 tok = strtok_r(NULL, ", \t\n", &save))
 		{
 			if (c->n_allow_net >= NT_MAX_ALLOW_NET)
 			{

@@ -154,9 +154,10 @@ nt_db_claim(nt_db *db, int batch, int lease_seconds, nt_delivery **out)
 	snprintf(b, sizeof(b), "%d", batch);
 	snprintf(l, sizeof(l), "%d", lease_seconds);
 	db->claimed = PQexecParams(db->conn,
-							   "SELECT id, event_id, event, channel, destination, secret, payload, "
-							   "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-							   "attempts FROM modelmine.outbox_claim($1, $2)",
+							   "SELECT id, event_id, event, channel, destination, secret, "
+							   "payload, to_char(created_at AT TIME ZONE 'UTC', "
+							   "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), attempts "
+							   "FROM modelmine.outbox_claim($1, $2)",
 							   2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(db->claimed) != PGRES_TUPLES_OK)
 	{

@@ -26,44 +26,51 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-			"modelmine-notify — sends ModelMine's notifications (email and webhooks) from the outbox.\n"
-			"\n"
-			"Usage: modelmine-notify [OPTION]...\n"
-			"\n"
-			"Every setting is also read from --config FILE (lines \"name = value\") and from the\n"
-			"environment variable in brackets; the command line wins over the environment, which wins\n"
-			"over the file.  Log in as a role granted modelmine_notifier (it may call the outbox\n"
-			"functions and nothing else).\n"
-			"\n"
-			"  --config FILE          settings file [MODELMINE_NOTIFY_CONFIG]\n"
-			"  --db CONNINFO          the database [MODELMINE_DB]; default: libpq's PG* variables\n"
-			"  --smtp-url URL         smtp://host:587 (STARTTLS) or smtps://host:465 [MODELMINE_SMTP_URL];\n"
-			"                         without it emails wait (and retry) until one is configured\n"
-			"  --smtp-user NAME       AUTH user [MODELMINE_SMTP_USER]\n"
-			"  --smtp-password PW     AUTH password [MODELMINE_SMTP_PASSWORD]; prefer the environment\n"
-			"  --smtp-from ADDRESS    From: header [MODELMINE_SMTP_FROM]; default ModelMine <noreply@localhost>\n"
-			"  --smtp-tls MODE        for smtp://: require (STARTTLS, the default), try, none [MODELMINE_SMTP_TLS]\n"
-			"  --cacert FILE          CA bundle for TLS [MODELMINE_CACERT]\n"
-			"  --dashboard-url URL    the dashboard, for links in messages [MODELMINE_DASHBOARD_URL]\n"
-			"  --allow-net CIDR       let webhooks reach this network, e.g. 10.0.0.0/8 (repeatable)\n"
-			"                         [MODELMINE_ALLOW_NET]; loopback and private targets are refused otherwise\n"
-			"  --batch N              deliveries per claim, 1..1000 [MODELMINE_BATCH]; default 50\n"
-			"  --lease-seconds S      a claimed delivery is due again after S if not reported\n"
-			"                         [MODELMINE_LEASE_SECONDS]; default 60\n"
-			"  --poll-ms MS           look for due deliveries at least this often [MODELMINE_POLL_MS]; default 250\n"
-			"                         (job events are found this way; other events also wake it by NOTIFY)\n"
-			"  --offline-check S      announce silent nodes every S seconds, 0: never\n"
-			"                         [MODELMINE_OFFLINE_CHECK]; default 5\n"
-			"  --timeout S            per delivery [MODELMINE_TIMEOUT]; default 10\n"
-			"  --once                 send what is due now, then exit\n"
-			"  --help                 this text\n"
-			"\n"
-			"Examples:\n"
-			"  MODELMINE_SMTP_PASSWORD=... modelmine-notify --db 'dbname=modelmine user=notifier' \\\n"
-			"      --smtp-url smtp://mail.example.com:587 --smtp-user modelmine \\\n"
-			"      --smtp-from 'ModelMine <noreply@example.com>' --dashboard-url https://modelmine.example.com\n"
-			"  modelmine-notify --config /etc/modelmine/notify.conf\n");
+	fputs("modelmine-notify — sends ModelMine's notifications (email, webhooks).\n"
+		  "\n"
+		  "Usage: modelmine-notify [OPTION]...\n"
+		  "\n"
+		  "Every setting is also read from --config FILE (lines \"name = value\") and from the\n"
+		  "environment variable in brackets; the command line wins over the environment, which\n"
+		  "wins over the file.  Log in as a role granted modelmine_notifier (it may call the\n"
+		  "outbox functions and nothing else).\n"
+		  "\n"
+		  "  --config FILE        settings file [MODELMINE_NOTIFY_CONFIG]\n"
+		  "  --db CONNINFO        the database [MODELMINE_DB]; default: libpq's PG* variables\n"
+		  "  --smtp-url URL       smtp://host:587 (STARTTLS) or smtps://host:465\n"
+		  "                       [MODELMINE_SMTP_URL]; without it emails wait (and retry)\n"
+		  "  --smtp-user NAME     AUTH user [MODELMINE_SMTP_USER]\n"
+		  "  --smtp-password PW   AUTH password [MODELMINE_SMTP_PASSWORD]; prefer the environment\n"
+		  "  --smtp-from ADDRESS  From: header [MODELMINE_SMTP_FROM];\n"
+		  "                       default ModelMine <noreply@localhost>\n"
+		  "  --smtp-tls MODE      for smtp://: require (STARTTLS, the default), try or none\n"
+		  "                       [MODELMINE_SMTP_TLS]\n"
+		  "  --cacert FILE        CA bundle for TLS [MODELMINE_CACERT]\n"
+		  "  --dashboard-url URL  the dashboard, for links in messages [MODELMINE_DASHBOARD_URL]\n"
+		  "  --allow-net CIDR     let webhooks reach this network, e.g. 10.0.0.0/8 (repeatable)\n"
+		  "                       [MODELMINE_ALLOW_NET]; loopback and private targets are\n"
+		  "                       refused otherwise\n"
+		  "  --batch N            deliveries per claim, 1..1000 [MODELMINE_BATCH]; default 50\n"
+		  "  --lease-seconds S    a claimed delivery is due again after S if not reported\n"
+		  "                       [MODELMINE_LEASE_SECONDS]; default 60\n"
+		  "  --poll-ms MS         look for due deliveries at least this often\n"
+		  "                       [MODELMINE_POLL_MS]; default 250 (job events are found this\n"
+		  "                       way; other events also wake it by NOTIFY)\n"
+		  "  --offline-check S    announce silent nodes every S seconds, 0: never\n"
+		  "                       [MODELMINE_OFFLINE_CHECK]; default 5\n"
+		  "  --timeout S          per delivery [MODELMINE_TIMEOUT]; default 10\n"
+		  "  --once               send what is due now, then exit\n"
+		  "  --help               this text\n"
+		  "\n"
+		  "Exit status: 0 after SIGTERM, SIGINT or SIGHUP (or --once), 2 for bad usage.\n"
+		  "\n"
+		  "Examples:\n"
+		  "  MODELMINE_SMTP_PASSWORD=... modelmine-notify \\\n"
+		  "      --db 'dbname=modelmine user=notifier' \\\n"
+		  "      --smtp-url smtp://mail.example.com:587 --smtp-user modelmine \\\n"
+		  "      --smtp-from 'ModelMine <noreply@example.com>' \\\n"
+		  "      --dashboard-url https://modelmine.example.com\n"
+		  "  modelmine-notify --config /etc/modelmine/notify.conf\n", f);
 }
 
 /* Sends one claimed delivery and reports it. */
@@ -242,7 +249,8 @@ main(int argc, char **argv)
 		nt_log("smtp-tls %s: mail may travel unencrypted to %s", c.smtp_tls, c.smtp_url);
 	db = nt_db_new(c.database);
 	nt_log("started: batch %d, lease %d s, poll %d ms, offline check every %d s%s", c.batch,
-		   c.lease_seconds, c.poll_ms, c.offline_check_s, c.n_allow_net ? ", with allowed networks" : "");
+		   c.lease_seconds, c.poll_ms, c.offline_check_s,
+		   c.n_allow_net ? ", with allowed networks" : "");
 
 	while (!stop)
 	{

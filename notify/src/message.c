@@ -1,8 +1,8 @@
 /*
  * message.c — what each event says, for people: a subject, a few lines of plain text and a link to
- * the page of the dashboard it is about (--dashboard-url).  Webhooks carry the same link next to the
- * event's data.  Text from users (a job's title, an error) is only ever data here, never a header:
- * smtp.c encodes the subject and checks addresses.
+ * the page of the dashboard it is about (--dashboard-url).  Webhooks carry the same link next to
+ * the event's data.  Text from users (a job's title, an error) is only ever data here, never a
+ * header: smtp.c encodes the subject and checks addresses.
  */
 #include "notify.h"
 
@@ -66,7 +66,8 @@ nt_message_build(const nt_config *c, const nt_delivery *d, json_t *p, nt_message
 		m->link = link_to(c, path);
 		m->subject = fmt("Job %lld %s: %s", num(p, "job_id"),
 						 strcmp(status, "COMPLETED") == 0 ? "completed" :
-						 strcmp(status, "FAILED") == 0 ? "failed" : "was canceled", str(p, "title", ""));
+						 strcmp(status, "FAILED") == 0 ? "failed" : "was canceled",
+						 str(p, "title", ""));
 		m->text = fmt("Your job %lld, \"%s\", is %s (stake %lld tokens).\n%s%s%s",
 					  num(p, "job_id"), str(p, "title", ""), status, num(p, "stake"),
 					  error ? "Error: " : "", error ? error : "", error ? "\n" : "");
@@ -82,16 +83,17 @@ nt_message_build(const nt_config *c, const nt_delivery *d, json_t *p, nt_message
 	{
 		m->link = link_to(c, "dashboard");
 		m->subject = fmt("Your balance is %lld tokens", num(p, "balance"));
-		m->text = fmt("Your balance fell to %lld tokens, below your threshold of %lld (a %s of %lld "
-					  "tokens).\n", num(p, "balance"), num(p, "threshold"), str(p, "reason", "debit"),
-					  num(p, "amount"));
+		m->text = fmt("Your balance fell to %lld tokens, below your threshold of %lld (a %s of "
+					  "%lld tokens).\n", num(p, "balance"), num(p, "threshold"),
+					  str(p, "reason", "debit"), num(p, "amount"));
 	}
 	else if (strcmp(d->event, "withdrawal_decided") == 0)
 	{
 		bool		ok = strcmp(str(p, "status", ""), "APPROVED") == 0;
 
 		m->link = link_to(c, "dashboard");
-		m->subject = fmt("Withdrawal %lld %s", num(p, "withdrawal_id"), ok ? "approved" : "rejected");
+		m->subject = fmt("Withdrawal %lld %s", num(p, "withdrawal_id"),
+						 ok ? "approved" : "rejected");
 		m->text = ok ?
 			fmt("Your withdrawal %lld of %lld tokens to %s was approved and paid out (%s).\n",
 				num(p, "withdrawal_id"), num(p, "amount"), str(p, "destination", "?"),

@@ -1,11 +1,11 @@
 /*
  * notify.h — modelmine-notify, the sender of ModelMine's notifications.
  *
- * The extension writes one outbox row per delivery (an email or a webhook) in the transaction of its
- * event; this program claims due rows (modelmine.outbox_claim: SKIP LOCKED, with a lease), sends them
- * with libcurl and reports each back (modelmine.outbox_done: SENT, a retry with backoff, or DEAD with
- * the reason).  It logs in as a member of modelmine_notifier, which may call those functions and
- * detect_offline_nodes() and read no table.
+ * The extension writes one outbox row per delivery (an email or a webhook) in the transaction of
+ * its event; this program claims due rows (modelmine.outbox_claim: SKIP LOCKED, with a lease),
+ * sends them with libcurl and reports each back (modelmine.outbox_done: SENT, a retry with backoff,
+ * or DEAD with the reason).  It logs in as a member of modelmine_notifier, which may call those
+ * functions and detect_offline_nodes() and read no table.
  *
  *   main.c     options, the poll loop, signals
  *   log.c      one line per event on stderr
@@ -76,7 +76,8 @@ void		nt_log(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 
 /* ---- config.c ---- */
 void		nt_config_defaults(nt_config *c);
-int			nt_config_set(nt_config *c, const char *name, const char *value, char *err, size_t errlen);
+int			nt_config_set(nt_config *c, const char *name, const char *value, char *err,
+						  size_t errlen);
 int			nt_config_file(nt_config *c, const char *path, char *err, size_t errlen);
 int			nt_config_env(nt_config *c, char *err, size_t errlen);
 const char *nt_config_env_name(const char *name);
@@ -90,7 +91,8 @@ int			nt_db_socket(nt_db *db);
 void		nt_db_drain(nt_db *db);
 int			nt_db_claim(nt_db *db, int batch, int lease_seconds, nt_delivery **out);
 void		nt_db_claimed_free(nt_db *db);
-bool		nt_db_done(nt_db *db, const nt_delivery *d, const nt_result *r, char *status, size_t len);
+bool		nt_db_done(nt_db *db, const nt_delivery *d, const nt_result *r, char *status,
+					   size_t len);
 int			nt_db_detect_offline(nt_db *db);
 void		nt_db_free(nt_db *db);
 
@@ -106,8 +108,10 @@ int			nt_message_build(const nt_config *c, const nt_delivery *d, json_t *payload
 void		nt_message_free(nt_message *m);
 
 /* ---- smtp.c ---- */
-void		nt_send_email(const nt_config *c, const nt_delivery *d, const nt_message *m, nt_result *r);
-char	   *nt_email_compose(const nt_config *c, const nt_delivery *d, const nt_message *m, long now);
+void		nt_send_email(const nt_config *c, const nt_delivery *d, const nt_message *m,
+						  nt_result *r);
+char	   *nt_email_compose(const nt_config *c, const nt_delivery *d, const nt_message *m,
+							 long now);
 bool		nt_email_address_ok(const char *addr);
 
 /* ---- webhook.c ---- */
@@ -116,6 +120,7 @@ void		nt_send_webhook(const nt_config *c, const nt_delivery *d, json_t *payload,
 char	   *nt_webhook_body(const nt_delivery *d, json_t *payload, const nt_message *m);
 
 /* ---- sign.c ---- */
-int			nt_sign(const char *secret_hex, long long t, const char *body, char *out, size_t outlen);
+int			nt_sign(const char *secret_hex, long long t, const char *body, char *out,
+					size_t outlen);
 
 #endif							/* MM_NOTIFY_H */

@@ -1,8 +1,8 @@
 /*
  * smtp.c — email over SMTP with libcurl: smtp:// with STARTTLS (required by default, --smtp-tls),
- * smtps:// with TLS from the start, AUTH when a user is set.  A message is plain text with From, To,
- * Subject, Date and Message-ID; libcurl dot-stuffs the body.  A 5xx answer (an unknown mailbox) is
- * permanent: the delivery is dead-lettered with the server's words; anything else, and a refused
+ * smtps:// with TLS from the start, AUTH when a user is set.  A message is plain text with From,
+ * To, Subject, Date and Message-ID; libcurl dot-stuffs the body.  A 5xx answer (an unknown mailbox)
+ * is permanent: the delivery is dead-lettered with the server's words; anything else, and a refused
  * STARTTLS or AUTH (the sender's set-up, fixed by its operator), is retried.
  */
 #include "notify.h"
@@ -45,7 +45,7 @@ bare_address(const char *from, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", from);
 }
 
-/* The subject as a header value: ASCII as is, else RFC 2047 base64; control characters as spaces. */
+/* The subject as a header value: ASCII as is, else RFC 2047 base64; controls become spaces. */
 static char *
 encode_subject(const char *s)
 {
@@ -212,8 +212,10 @@ nt_send_email(const nt_config *c, const nt_delivery *d, const nt_message *m, nt_
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long) c->timeout_s);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
 	if (strncmp(c->smtp_url, "smtp://", 7) == 0)
-		curl_easy_setopt(h, CURLOPT_USE_SSL, strcmp(c->smtp_tls, "require") == 0 ? (long) CURLUSESSL_ALL :
-						 strcmp(c->smtp_tls, "try") == 0 ? (long) CURLUSESSL_TRY : (long) CURLUSESSL_NONE);
+		curl_easy_setopt(h, CURLOPT_USE_SSL,
+						 strcmp(c->smtp_tls, "require") == 0 ? (long) CURLUSESSL_ALL :
+						 strcmp(c->smtp_tls, "try") == 0 ? (long) CURLUSESSL_TRY :
+						 (long) CURLUSESSL_NONE);
 	if (c->smtp_user)
 	{
 		curl_easy_setopt(h, CURLOPT_USERNAME, c->smtp_user);

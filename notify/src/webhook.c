@@ -2,9 +2,9 @@
  * webhook.c — a notification as a signed HTTP POST.  The body is JSON:
  *   {"id": "<event id>", "type": "<event>", "created": "<time of the event>", "attempt": N,
  *    "data": {...the event's fields..., "url": "<dashboard page>"}}
- * with headers ModelMine-Event-Id (the same for every delivery and retry of an event: receivers drop
- * repeats by it) and ModelMine-Signature (sign.c).  Only a 2xx answer delivers; redirects are not
- * followed.  Every address libcurl connects to passes the worker's URL policy (netguard.c): no
+ * with headers ModelMine-Event-Id (the same for every delivery and retry of an event: receivers
+ * drop repeats by it) and ModelMine-Signature (sign.c).  Only a 2xx answer delivers; redirects are
+ * not followed.  Every address libcurl connects to passes the worker's URL policy (netguard.c): no
  * loopback, private, link-local or metadata targets unless the operator allows them (--allow-net).
  */
 #include "notify.h"
@@ -171,7 +171,8 @@ nt_send_webhook(const nt_config *c, const nt_delivery *d, json_t *payload, const
 		return;
 	}
 	/* a 4xx says the receiver refuses this request, except "later" (408, 425, 429) */
-	r->permanent = status >= 300 && status <= 499 && status != 408 && status != 425 && status != 429;
+	r->permanent = status >= 300 && status <= 499 && status != 408 && status != 425 &&
+		status != 429;
 	snprintf(r->error, sizeof(r->error), "HTTP status %ld from %s%s", status, shown,
 			 status >= 300 && status <= 399 ? " (redirects are not followed)" : "");
 }
