@@ -1,5 +1,6 @@
 # ModelMine: PGXS build of the `modelmine` extension, plus the client library the other programs share
-# (common/Makefile), the worker (worker/Makefile) and the CLI (cli/Makefile).
+# (common/Makefile), the worker (worker/Makefile), the CLI (cli/Makefile), the gateway (api/Makefile) and
+# the notifier (notify/Makefile).
 EXTENSION   = modelmine
 # The current version: sql/modelmine.sql is its install script.  Released versions keep their frozen
 # install scripts (sql/modelmine--1.0.sql) and every release ships sql/modelmine--A--B.sql (see README).
@@ -30,8 +31,9 @@ $(OBJS): extension/modelmine.h include/modelmine/protocol.h
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
-all: worker cli api
-.PHONY: common worker worker-check cli api clean-common clean-worker clean-cli clean-api
+all: worker cli api notify
+.PHONY: common worker worker-check cli api notify clean-common clean-worker clean-cli clean-api \
+	clean-notify
 common:
 	$(MAKE) -C common
 worker: common
@@ -42,7 +44,9 @@ cli: common
 	$(MAKE) -C cli
 api: common
 	$(MAKE) -C api
-clean: clean-common clean-worker clean-cli clean-api
+notify: common
+	$(MAKE) -C notify
+clean: clean-common clean-worker clean-cli clean-api clean-notify
 clean-common:
 	$(MAKE) -C common clean
 clean-worker:
@@ -51,3 +55,5 @@ clean-cli:
 	$(MAKE) -C cli clean
 clean-api:
 	$(MAKE) -C api clean
+clean-notify:
+	$(MAKE) -C notify clean

@@ -8,7 +8,9 @@
 #                  on, shared_buffers 128MB), like the cluster the peers run on; database `bench_queue`,
 #                  CREATE EXTENSION modelmine, login role mm_bench (modelmine_user + modelmine_node)
 #   step_accounts  K users (bench1..K@bench.local) signed up and minted tokens, one operator with K nodes;
-#                  their session tokens and node keys go into a table pgbench reads (bench.creds)
+#                  their session tokens and node keys go into a table pgbench reads (bench.creds); with
+#                  --notify each user is notified of every job's end by email and one webhook (two outbox
+#                  rows per settled job, written by the settling transaction; nothing sends them)
 #   step_sql_enqueue   (a) K pgbench sessions, each signed in as its own user, call
 #                  submit_job('noop', {"trainer": "noop"}, stake 10) N/K times: one job per call and
 #                  transaction. enqueue/s = pgbench's transactions per second
@@ -39,7 +41,7 @@ set -euo pipefail
 usage() {
     cat <<'USAGE'
 Usage: scripts/bench-queue.sh [--jobs N] [--sessions K] [--batch B] [--workers M] [--slots S]
-                              [--wake W] [--no-api] [--no-peers] [--keep] [--help]
+                              [--wake W] [--notify] [--no-api] [--no-peers] [--keep] [--help]
 
 Measures, on a throwaway PostgreSQL 15 cluster (127.0.0.1, free port, private install tree), how many noop
 jobs per second ModelMine enqueues and processes through its real work protocol, at the SQL level and with
@@ -54,6 +56,8 @@ About 4 minutes with the defaults on 2 cores (the first peer run also installs t
   --workers M    worker processes for (b) (default 4)
   --slots S      slots per worker for (b), 1..64 (default 8)
   --wake W       wake-up latency samples per mode, 0 to skip (default 300; about 45 s per mode)
+  --notify       every user chooses job_completed, job_failed and job_canceled notifications, by email
+                 and one webhook: each settled job writes two outbox rows in its transaction
   --no-api       skip the workers through the gateway (--api) and its wake-up latency
   --no-peers     skip the peer benchmark (c)
   --keep         leave the cluster running afterwards and say how to connect to it
@@ -70,7 +74,7 @@ Example:
 USAGE
 }
 
-jobs=20000 sessions=4 batch=10 workers=4 slots=8 wake=300 api=1 peers=1 keep=0
+jobs=20000 sessions=4 batch=10 workers=4 slots=8 wake=300 api=1 peers=1 keep=0 notify=0
 stake=10
 positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "bench-queue.sh: $1 needs a positive whole number, got '$2'" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
@@ -83,6 +87,7 @@ while [[ $# -gt 0 ]]; do
             [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || { echo "bench-queue.sh: --wake needs a whole number" >&2; exit 2; }
             wake=$2; shift 2 ;;
         --no-api) api=0; shift ;;
+        --notify) notify=1; shift ;;
         --no-peers) peers=0; shift ;;
         --keep) keep=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -221,7 +226,15 @@ step_accounts() {
         sql -c "SELECT modelmine.mint('bench$((i + 1))@bench.local', $(( stake * (jobs / sessions + 1 + (i == 0 ? 2 * jobs + 2 * wake : 0)) )))" >/dev/null
         tok=$(sql -c "SELECT modelmine.login('bench$((i + 1))@bench.local', 'bench-password')")
         sql -c "INSERT INTO bench.creds (client, token) VALUES ($i, '$tok')"
+        if (( notify )); then
+            sql -v tok="$tok" <<SQL >/dev/null
+SELECT modelmine.authenticate(:'tok');
+SELECT modelmine.set_notification_prefs(ARRAY['job_completed', 'job_failed', 'job_canceled'], true);
+SELECT modelmine.add_webhook('https://hooks.bench.local/user$((i + 1))');
+SQL
+        fi
     done
+    (( notify )) && echo "--notify: every user is notified of every job's end by email and one webhook"
     sql -c "SELECT modelmine.signup('$op_email', '$op_password')" >/dev/null
     op_tok=$(sql -c "SELECT modelmine.login('$op_email', '$op_password')")
     for (( i = 0; i < sessions; i++ )); do
@@ -499,6 +512,7 @@ step_checks() {
     echo "all invariants hold; per job: 1 stake, 1 reward, 1 fee journal row and 1 ledger block:" \
          "$(sql -c "SELECT count(*) FROM modelmine.journal WHERE job_id IS NOT NULL") journal rows," \
          "$(sql -c "SELECT count(*) - 1 FROM modelmine.ledger") blocks"
+    echo "outbox rows written by settling transactions: $(sql -c "SELECT count(*) FROM modelmine.outbox")"
 }
 
 # free_port_from P: the first port from P on (at most 100 tried) with nothing listening on 127.0.0.1.

@@ -27,6 +27,10 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if grep -rqswI --exclude-dir=out --exclude-dir=out-isolation --exclude-dir=results python3 "$repo/regress" "$repo/worker/tests" 2>/dev/null; then
     packages+=(python3)
 fi
+# a local SMTP sink, when a test receives mail with it (the notifier's regress/integration/notify-*.sh)
+if grep -rqsI --exclude-dir=out --exclude-dir=results aiosmtpd "$repo/regress" 2>/dev/null; then
+    packages+=(python3-aiosmtpd)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

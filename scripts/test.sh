@@ -6,7 +6,8 @@
 # on a free port on 127.0.0.1; then the suites, each test counted:
 #   regress      pg_regress (regress/sql + regress/expected), then isolation (regress/specs), both via
 #                `make installcheck`. Output in regress/out and regress/out-isolation.
-#   unit         `make -C worker check` and `make -C api check`, when the Makefile has a check target.
+#   unit         `make -C worker check`, `make -C api check` and `make -C notify check`, when the Makefile
+#                has a check target.
 #                Each output must end with a line "N passed, N failed".
 #   integration  every executable regress/integration/*.sh, sorted, each one test (exit 0 = pass),
 #                each under `timeout 300`, with cwd = repository root and stdin from /dev/null.
@@ -199,8 +200,8 @@ fi
 
 if want unit; then
     # Each component's `make check` ends with a "N passed, N failed" line; worker (trainers, loop,
-    # HTTP client) and api (the Socket.IO packet parser).
-    for comp in worker api; do
+    # HTTP client), api (the Socket.IO packet parser) and notify (signatures, email headers, settings).
+    for comp in worker api notify; do
         say "unit: make -C $comp check"
         if [[ -f $comp/Makefile ]] && grep -qE '^check[[:space:]]*:' "$comp/Makefile"; then
             rc=0

@@ -1345,3 +1345,532 @@ CREATE OR REPLACE VIEW modelmine.admin_nodes AS
      CROSS JOIN LATERAL modelmine._node_summary(n, 24, l.uptime_pct, l.offline) s;
 COMMENT ON FUNCTION modelmine.node_stats(bigint, integer) IS
     'One node''s figures with uptime % over window_hours (1..8760) and reputation = round(100 * (completed+1)/(completed+failed+10*invalid+2) * uptime/100). jobs_failed counts jobs the node failed and leases it let expire; results_valid and results_invalid its results the validator confirmed and rejected; spotcheck_pct the chance its single-replica claims are checked.';
+-- Notifications (outbox) (issue 16): email and webhook notifications, written by triggers in the
+-- same transaction as their event (a rollback announces nothing, a commit is never missed) and sent
+-- by modelmine-notify (notify/), which logs in as a member of modelmine_notifier and only calls the
+-- outbox_* functions below.  One outbox row is one delivery (an email, or one webhook) of one event;
+-- the deliveries of an event share its event_id, which receivers use to drop repeats (delivery is
+-- at least once).  A delivery is claimed by pushing next_attempt_at past a lease, so a sender killed
+-- mid-batch leaves its rows to be claimed again when the lease ends; a failure is retried with
+-- exponential backoff and jitter until outbox_max_age_seconds, then dead-lettered with its reason.
+-- The sender polls (--poll-ms); rows of events other than a job's end also wake it at once with
+-- NOTIFY modelmine_outbox (one per transaction).  Job events come with settlement, where a NOTIFY
+-- per job would queue every settling commit on the notification lock: the poll finds them.
+-------------------------------------------------------------------------------------------------------
+DO $notifier$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'modelmine_notifier') THEN
+        CREATE ROLE modelmine_notifier NOLOGIN;
+    END IF;
+END
+$notifier$;
+GRANT USAGE ON SCHEMA modelmine TO modelmine_notifier;
+
+INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
+    ('email_verification',         0, 0, 1,         'When 1 (modelmine-notify runs with SMTP), signup mails a verification link, and verify_email() unlocks the signup grant.'),
+    ('verification_ttl_seconds', 86400, 300, 2592000, 'How long an email verification link stays valid.'),
+    ('outbox_retry_base_ms',    1000, 100, 3600000, 'Delay before the first retry of a failed notification; it doubles with each attempt (at most an hour), with jitter.'),
+    ('outbox_max_age_seconds', 86400, 10, 604800,   'A notification still undelivered this long after its event is dead-lettered.');
+
+CREATE TABLE modelmine.notification_prefs (
+    user_id           bigint PRIMARY KEY REFERENCES modelmine.users (id),
+    events            text[] NOT NULL DEFAULT '{}'
+                      CHECK (events <@ ARRAY['job_completed', 'job_failed', 'job_canceled', 'node_offline',
+                                             'balance_low', 'withdrawal_decided']::text[]),
+    email             boolean NOT NULL DEFAULT true,
+    balance_threshold bigint CHECK (balance_threshold > 0),
+    updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.notification_prefs', '');
+COMMENT ON TABLE modelmine.notification_prefs IS
+    'Per user: the events to be notified of, whether by email, and the balance below which balance_low fires; no row means no notifications.';
+
+CREATE TABLE modelmine.notification_webhooks (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id    bigint NOT NULL REFERENCES modelmine.users (id),
+    url        text NOT NULL CHECK (pg_catalog.char_length(url) BETWEEN 10 AND 2000),
+    secret     bytea NOT NULL,      -- the HMAC key, shown once by add_webhook; read only by outbox_claim
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX notification_webhooks_user_idx ON modelmine.notification_webhooks (user_id);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.notification_webhooks', '');
+COMMENT ON TABLE modelmine.notification_webhooks IS
+    'Webhook URLs users receive their notifications at, each with the secret its deliveries are signed with (HMAC-SHA256).';
+
+CREATE TABLE modelmine.outbox (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id        uuid NOT NULL,
+    -- no foreign keys: their checks would KEY SHARE-lock the user's (and the webhook's) row from every
+    -- settling transaction at once, and concurrent lockers of one row cost a new multixact each
+    user_id         bigint NOT NULL,
+    event           text NOT NULL CHECK (event IN ('job_completed', 'job_failed', 'job_canceled', 'node_offline',
+                                                   'balance_low', 'withdrawal_decided', 'email_verification')),
+    payload         jsonb NOT NULL,
+    channel         text NOT NULL CHECK (channel IN ('email', 'webhook')),
+    destination     text NOT NULL,  -- the address, or the webhook URL, when the event happened
+    webhook_id      bigint,         -- identity ids are never reused: a removed webhook's id points nowhere
+    status          text NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'SENT', 'DEAD')),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),  -- also the claim's lease
+    last_error      text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    sent_at         timestamptz,
+    CHECK (channel = 'email' OR webhook_id IS NOT NULL OR status <> 'PENDING'),
+    CHECK ((status = 'SENT') = (sent_at IS NOT NULL)),
+    CHECK (status <> 'DEAD' OR last_error IS NOT NULL)
+);
+CREATE INDEX outbox_due_idx ON modelmine.outbox (next_attempt_at) WHERE status = 'PENDING';
+CREATE INDEX outbox_user_idx ON modelmine.outbox (user_id, id);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.outbox', '');
+COMMENT ON TABLE modelmine.outbox IS
+    'Notifications to send, one row per delivery (email or webhook) of an event, written in the event''s transaction: PENDING until modelmine-notify delivers it (SENT) or gives up (DEAD, with the reason).';
+
+CREATE TABLE modelmine.email_verifications (
+    token_hash bytea PRIMARY KEY,   -- SHA-256 of the token in the link; the token itself is not kept here
+    user_id    bigint NOT NULL REFERENCES modelmine.users (id),
+    expires_at timestamptz NOT NULL,
+    used_at    timestamptz
+);
+CREATE INDEX email_verifications_user_idx ON modelmine.email_verifications (user_id);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.email_verifications', '');
+COMMENT ON TABLE modelmine.email_verifications IS
+    'Email verification links sent at signup: the SHA-256 of each token, its user, expiry and when it was used.';
+
+CREATE TABLE modelmine.node_offline_events (
+    node_id   bigint PRIMARY KEY REFERENCES modelmine.nodes (id),
+    last_seen timestamptz NOT NULL  -- the last heartbeat before the OFFLINE that was announced
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.node_offline_events', '');
+COMMENT ON TABLE modelmine.node_offline_events IS
+    'The last OFFLINE announced per node (by the heartbeat it followed), so each silence is announced once.';
+
+CREATE FUNCTION modelmine._outbox_emit(user_id bigint, event text, payload jsonb) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    p modelmine.notification_prefs;
+    ev uuid := pg_catalog.gen_random_uuid();   -- one event id for all its deliveries
+    n integer;
+BEGIN
+    IF event = 'email_verification' THEN
+        p := ROW(user_id, '{}', true, NULL, NULL);    -- always mailed, whatever the preferences
+    ELSE
+        SELECT * INTO p FROM modelmine.notification_prefs np WHERE np.user_id = _outbox_emit.user_id;
+        IF NOT FOUND OR NOT (event = ANY (p.events)) THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    INSERT INTO modelmine.outbox (event_id, user_id, event, payload, channel, destination, webhook_id)
+        SELECT ev, _outbox_emit.user_id, event, payload, x.channel, x.destination,
+               x.webhook_id
+          FROM (SELECT 'email' AS channel, u.email AS destination, NULL::bigint AS webhook_id
+                  FROM modelmine.users u WHERE u.id = _outbox_emit.user_id AND p.email
+                UNION ALL
+                SELECT 'webhook', w.url, w.id FROM modelmine.notification_webhooks w
+                 WHERE w.user_id = _outbox_emit.user_id AND event <> 'email_verification') x;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- Wake the sender, except for job events: those come with settlement, where a NOTIFY per job
+    -- would queue every settling commit on the notification lock; the sender's poll finds them.
+    -- Identical notifications in a transaction are sent once.
+    IF n > 0 AND event NOT IN ('job_completed', 'job_failed', 'job_canceled') THEN
+        PERFORM pg_catalog.pg_notify('modelmine_outbox', '');
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION modelmine._outbox_emit(bigint, text, jsonb) IS
+    'Writes the outbox rows of one event for a user, as their preferences say (email and every webhook, one event id), in the caller''s transaction, and but for job events wakes the sender (NOTIFY modelmine_outbox); returns how many.';
+REVOKE ALL ON FUNCTION modelmine._outbox_emit(bigint, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION modelmine._outbox_job() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM modelmine._outbox_emit(NEW.user_id, 'job_' || pg_catalog.lower(NEW.status::text),
+        pg_catalog.jsonb_build_object('job_id', NEW.id, 'title', NEW.title, 'status', NEW.status,
+                                      'stake', NEW.stake, 'node_id', NEW.node_id,
+                                      'error', pg_catalog.left(NEW.error, 500),
+                                      'finished_at', COALESCE(NEW.finished_at, pg_catalog.now())));
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION modelmine._outbox_job() IS
+    'Row trigger: a job reached COMPLETED, FAILED or CANCELED; notifies its owner (job_completed, job_failed, job_canceled).';
+REVOKE ALL ON FUNCTION modelmine._outbox_job() FROM PUBLIC;
+CREATE TRIGGER jobs_outbox AFTER UPDATE OF status ON modelmine.jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                       AND NEW.status IN ('COMPLETED', 'FAILED', 'CANCELED'))
+    EXECUTE FUNCTION modelmine._outbox_job();
+
+CREATE FUNCTION modelmine._outbox_withdrawal() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM modelmine._outbox_emit(NEW.user_id, 'withdrawal_decided',
+        pg_catalog.jsonb_build_object('withdrawal_id', NEW.id, 'amount', NEW.amount, 'status', NEW.status,
+                                      'destination', NEW.destination, 'payout_reference', NEW.payout_reference,
+                                      'reason', NEW.reason, 'decided_at', NEW.decided_at));
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION modelmine._outbox_withdrawal() IS
+    'Row trigger: a withdrawal was approved or rejected; notifies its user (withdrawal_decided).';
+REVOKE ALL ON FUNCTION modelmine._outbox_withdrawal() FROM PUBLIC;
+CREATE TRIGGER withdrawals_outbox AFTER UPDATE OF status ON modelmine.withdrawals
+    FOR EACH ROW WHEN (OLD.status = 'PENDING' AND NEW.status <> 'PENDING')
+    EXECUTE FUNCTION modelmine._outbox_withdrawal();
+
+-- Every debit of a user is one journal row written after the debit, so the balance after it is the
+-- account's balance now, and before it that plus the amount: a threshold is crossed exactly once.
+CREATE FUNCTION modelmine._outbox_balance() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    uid bigint;
+    threshold bigint;
+    after bigint;
+BEGIN
+    SELECT a.user_id, p.balance_threshold INTO uid, threshold
+      FROM modelmine.accounts a JOIN modelmine.notification_prefs p ON p.user_id = a.user_id
+     WHERE a.id = NEW.debit_account AND 'balance_low' = ANY (p.events);
+    IF threshold IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT b.balance INTO after FROM modelmine.account_balances b WHERE b.id = NEW.debit_account;
+    IF after < threshold AND after + NEW.amount >= threshold THEN
+        PERFORM modelmine._outbox_emit(uid, 'balance_low',
+            pg_catalog.jsonb_build_object('balance', after, 'threshold', threshold, 'amount', NEW.amount,
+                                          'reason', NEW.reason, 'job_id', NEW.job_id));
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION modelmine._outbox_balance() IS
+    'Row trigger on the journal: a debit took a user''s balance below their balance_threshold; notifies them (balance_low).';
+REVOKE ALL ON FUNCTION modelmine._outbox_balance() FROM PUBLIC;
+CREATE TRIGGER journal_outbox AFTER INSERT ON modelmine.journal
+    FOR EACH ROW WHEN (NEW.debit_account >= 1000)    -- user and node accounts only
+    EXECUTE FUNCTION modelmine._outbox_balance();
+
+CREATE FUNCTION modelmine._outbox_signup() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    token text;
+BEGIN
+    IF (SELECT st.value FROM modelmine.settings st WHERE st.name = 'email_verification') IS DISTINCT FROM 1 THEN
+        RETURN NULL;
+    END IF;
+    -- 244 random bits (two version-4 UUIDs); only its hash is kept to check it
+    token := pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', '');
+    INSERT INTO modelmine.email_verifications (token_hash, user_id, expires_at)
+        SELECT pg_catalog.sha256(pg_catalog.convert_to(token, 'UTF8')), NEW.id,
+               pg_catalog.now() + pg_catalog.make_interval(secs => st.value)
+          FROM modelmine.settings st WHERE st.name = 'verification_ttl_seconds';
+    PERFORM modelmine._outbox_emit(NEW.id, 'email_verification',
+                                   pg_catalog.jsonb_build_object('token', token, 'email', NEW.email));
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION modelmine._outbox_signup() IS
+    'Row trigger: when setting email_verification is 1, a new user is mailed a verification link (its token''s hash kept in email_verifications).';
+REVOKE ALL ON FUNCTION modelmine._outbox_signup() FROM PUBLIC;
+CREATE TRIGGER users_outbox AFTER INSERT ON modelmine.users
+    FOR EACH ROW EXECUTE FUNCTION modelmine._outbox_signup();
+
+CREATE FUNCTION modelmine.verify_email(token text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v modelmine.email_verifications;
+BEGIN
+    UPDATE modelmine.email_verifications e SET used_at = pg_catalog.now()
+     WHERE e.token_hash = pg_catalog.sha256(pg_catalog.convert_to(COALESCE(verify_email.token, ''), 'UTF8'))
+       AND e.used_at IS NULL AND e.expires_at > pg_catalog.now()
+    RETURNING * INTO v;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'invalid or expired verification token' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'The token is unknown, was already used, or has expired.',
+            HINT = 'Use the link of the latest verification email, or ask an admin to verify you.';
+    END IF;
+    -- what an admin's verify_user does (it runs as this function's owner here)
+    PERFORM modelmine.verify_user(u.email) FROM modelmine.users u WHERE u.id = v.user_id;
+    RETURN v.user_id;
+END
+$$;
+COMMENT ON FUNCTION modelmine.verify_email(text) IS
+    'Follows an email verification link: a valid, unused, unexpired token marks its user verified and unlocks their signup grant, as verify_user does; returns the user id.';
+REVOKE ALL ON FUNCTION modelmine.verify_email(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.verify_email(text) TO modelmine_anon, modelmine_user;
+
+CREATE FUNCTION modelmine.detect_offline_nodes() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    n integer := 0;
+    r record;
+BEGIN
+    -- the upsert's WHERE makes a second caller (or a second call) find the silence announced already
+    FOR r IN
+        WITH silent AS (
+            SELECT nd.id, nd.name, nd.operator_id, nd.last_seen
+              FROM modelmine.nodes nd, modelmine.settings st
+             WHERE st.name = 'offline_after_seconds'
+               AND nd.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => st.value)
+               AND nd.last_seen > pg_catalog.now() - interval '1 day'),   -- not nodes long gone
+        announced AS (
+            INSERT INTO modelmine.node_offline_events AS o (node_id, last_seen)
+                SELECT s.id, s.last_seen FROM silent s
+            ON CONFLICT (node_id) DO UPDATE SET last_seen = EXCLUDED.last_seen
+                WHERE o.last_seen < EXCLUDED.last_seen
+            RETURNING o.node_id)
+        SELECT s.* FROM silent s JOIN announced a ON a.node_id = s.id
+    LOOP
+        PERFORM modelmine._outbox_emit(r.operator_id, 'node_offline',
+            pg_catalog.jsonb_build_object('node_id', r.id, 'name', r.name, 'last_seen', r.last_seen));
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION modelmine.detect_offline_nodes() IS
+    'Notifier: announces (node_offline, to the operator) each node whose last heartbeat is older than offline_after_seconds, once per silence; returns how many.  modelmine-notify calls it periodically.';
+REVOKE ALL ON FUNCTION modelmine.detect_offline_nodes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.detect_offline_nodes() TO modelmine_notifier, modelmine_admin;
+
+CREATE FUNCTION modelmine.outbox_claim(max_rows integer DEFAULT 50, lease_seconds integer DEFAULT 60)
+    RETURNS TABLE (id bigint, event_id uuid, event text, channel text, destination text, secret text,
+                   payload jsonb, created_at timestamptz, attempts integer)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 1 to 1000.';
+    END IF;
+    IF lease_seconds IS NULL OR lease_seconds NOT BETWEEN 1 AND 3600 THEN
+        RAISE EXCEPTION 'invalid lease_seconds' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(lease_seconds::text, 'NULL')), HINT = 'Pass 1 to 3600.';
+    END IF;
+    -- the lease is next_attempt_at itself: a sender that dies leaves the rows due again when it ends
+    RETURN QUERY
+        WITH due AS (
+            SELECT o.id FROM modelmine.outbox o
+             WHERE o.status = 'PENDING' AND o.next_attempt_at <= pg_catalog.now()
+             ORDER BY o.next_attempt_at, o.id
+             LIMIT max_rows
+               FOR UPDATE SKIP LOCKED),
+        claimed AS (
+            UPDATE modelmine.outbox o
+               SET next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds),
+                   attempts = o.attempts + 1
+              FROM due WHERE o.id = due.id
+            RETURNING o.*)
+        SELECT c.id, c.event_id, c.event, c.channel, c.destination, pg_catalog.encode(w.secret, 'hex'),
+               c.payload, c.created_at, c.attempts
+          FROM claimed c LEFT JOIN modelmine.notification_webhooks w ON w.id = c.webhook_id
+         ORDER BY c.id;
+END
+$$;
+COMMENT ON FUNCTION modelmine.outbox_claim(integer, integer) IS
+    'Notifier: claims up to max_rows (1..1000) due deliveries (SKIP LOCKED) for lease_seconds (1..3600), counting an attempt each; returns them with the webhook''s secret (hex) to sign with.';
+REVOKE ALL ON FUNCTION modelmine.outbox_claim(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.outbox_claim(integer, integer) TO modelmine_notifier;
+
+CREATE FUNCTION modelmine.outbox_done(id bigint, delivered boolean, error text DEFAULT NULL,
+                                      permanent boolean DEFAULT false) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    o modelmine.outbox;
+    base_ms bigint := (SELECT st.value FROM modelmine.settings st WHERE st.name = 'outbox_retry_base_ms');
+    max_age bigint := (SELECT st.value FROM modelmine.settings st WHERE st.name = 'outbox_max_age_seconds');
+    delay double precision;
+BEGIN
+    IF delivered IS NULL OR (NOT delivered AND pg_catalog.btrim(COALESCE(error, '')) = '') THEN
+        RAISE EXCEPTION 'a failed delivery needs its error' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass delivered true, or false with the reason in error.';
+    END IF;
+    SELECT * INTO o FROM modelmine.outbox ob WHERE ob.id = outbox_done.id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no outbox row %', outbox_done.id USING ERRCODE = 'no_data_found',
+            HINT = 'Pass an id outbox_claim returned.';
+    END IF;
+    IF o.status <> 'PENDING' THEN
+        RETURN o.status;        -- another sender finished it after our lease ran out
+    END IF;
+    IF delivered THEN
+        -- a verification token is needed no longer: it stays only in the email
+        UPDATE modelmine.outbox ob SET status = 'SENT', sent_at = pg_catalog.now(), last_error = NULL,
+               payload = ob.payload - 'token'
+         WHERE ob.id = o.id;
+        RETURN 'SENT';
+    END IF;
+    -- exponential backoff, at most an hour, with full jitter on its second half
+    delay := LEAST(base_ms * pg_catalog.power(2, LEAST(GREATEST(o.attempts - 1, 0), 30)), 3600000)
+             * (0.5 + pg_catalog.random() / 2) / 1000.0;
+    IF permanent OR pg_catalog.now() + pg_catalog.make_interval(secs => delay)
+                    > o.created_at + pg_catalog.make_interval(secs => max_age) THEN
+        UPDATE modelmine.outbox ob SET status = 'DEAD', last_error = pg_catalog.left(error, 1000),
+               payload = ob.payload - 'token'
+         WHERE ob.id = o.id;
+        RETURN 'DEAD';
+    END IF;
+    UPDATE modelmine.outbox ob SET next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => delay),
+           last_error = pg_catalog.left(error, 1000)
+     WHERE ob.id = o.id;
+    RETURN 'PENDING';
+END
+$$;
+COMMENT ON FUNCTION modelmine.outbox_done(bigint, boolean, text, boolean) IS
+    'Notifier: records a delivery attempt: delivered (SENT), or failed with error, retried with exponential backoff and jitter (setting outbox_retry_base_ms) unless permanent or older than outbox_max_age_seconds (DEAD, with the reason); a finished row keeps no verification token. Returns the new status.';
+REVOKE ALL ON FUNCTION modelmine.outbox_done(bigint, boolean, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.outbox_done(bigint, boolean, text, boolean) TO modelmine_notifier;
+
+CREATE FUNCTION modelmine.notification_prefs() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    me bigint := modelmine.current_user_id();   -- raises 28000 when no one is signed in
+BEGIN
+    RETURN (SELECT pg_catalog.jsonb_build_object(
+                'events', pg_catalog.to_jsonb(COALESCE(p.events, '{}')), 'email', COALESCE(p.email, true),
+                'balance_threshold', p.balance_threshold,
+                'webhooks', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                                 'id', w.id, 'url', w.url, 'created_at', w.created_at) ORDER BY w.id)
+                                        FROM modelmine.notification_webhooks w WHERE w.user_id = me), '[]'))
+              FROM (SELECT 1) one LEFT JOIN modelmine.notification_prefs p ON p.user_id = me);
+END
+$$;
+COMMENT ON FUNCTION modelmine.notification_prefs() IS
+    'The signed-in user''s notification preferences: events, email on or off, balance_threshold, and webhooks (id, url, created_at; never a secret).';
+REVOKE ALL ON FUNCTION modelmine.notification_prefs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.notification_prefs() TO modelmine_user;
+
+CREATE FUNCTION modelmine.set_notification_prefs(events text[] DEFAULT NULL, email boolean DEFAULT NULL,
+                                                 balance_threshold bigint DEFAULT NULL) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    me bigint := modelmine.current_user_id();   -- raises 28000 when no one is signed in
+    known constant text[] := ARRAY['job_completed', 'job_failed', 'job_canceled', 'node_offline', 'balance_low',
+                                   'withdrawal_decided'];
+    bad text;
+BEGIN
+    SELECT e INTO bad FROM pg_catalog.unnest(events) e WHERE e IS NULL OR NOT (e = ANY (known)) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'unknown event %', COALESCE(pg_catalog.quote_literal(bad), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'events names events to be notified of.',
+                  HINT = 'Pass any of ' || pg_catalog.array_to_string(known, ', ') || ' (or an empty array for none).';
+    END IF;
+    IF balance_threshold IS NOT NULL AND balance_threshold < 0 THEN
+        RAISE EXCEPTION 'invalid balance_threshold' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', balance_threshold),
+            HINT = 'Pass a number of tokens above 0, or 0 for no threshold.';
+    END IF;
+    INSERT INTO modelmine.notification_prefs AS p (user_id, events, email, balance_threshold)
+        VALUES (me, COALESCE(ARRAY(SELECT DISTINCT e FROM pg_catalog.unnest(events) e ORDER BY e), '{}'),
+                COALESCE(email, true), NULLIF(balance_threshold, 0))
+    ON CONFLICT (user_id) DO UPDATE
+        -- ARRAY(subquery) over a NULL array is '{}', not NULL: test the argument itself
+        SET events = CASE WHEN set_notification_prefs.events IS NULL THEN p.events
+                          ELSE ARRAY(SELECT DISTINCT e FROM pg_catalog.unnest(set_notification_prefs.events) e
+                                      ORDER BY e) END,
+            email = COALESCE(set_notification_prefs.email, p.email),
+            balance_threshold = CASE WHEN set_notification_prefs.balance_threshold IS NULL THEN p.balance_threshold
+                                     ELSE NULLIF(set_notification_prefs.balance_threshold, 0) END,
+            updated_at = pg_catalog.now();
+    RETURN modelmine.notification_prefs();
+END
+$$;
+COMMENT ON FUNCTION modelmine.set_notification_prefs(text[], boolean, bigint) IS
+    'Sets the signed-in user''s notification preferences (a NULL argument keeps the current value): events from job_completed, job_failed, job_canceled, node_offline, balance_low, withdrawal_decided; email on or off; balance_threshold in tokens (0: none). Returns them as notification_prefs() does.';
+REVOKE ALL ON FUNCTION modelmine.set_notification_prefs(text[], boolean, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_notification_prefs(text[], boolean, bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.add_webhook(url text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    me bigint := modelmine.current_user_id();   -- raises 28000 when no one is signed in
+    key bytea;
+    wid bigint;
+BEGIN
+    url := pg_catalog.btrim(url);
+    IF url IS NULL OR url !~ '^https?://[^\s/?#@]+([/?#]\S*)?$' OR pg_catalog.char_length(url) NOT BETWEEN 10 AND 2000 THEN
+        RAISE EXCEPTION 'invalid webhook url' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', pg_catalog.left(url, 100)),
+            HINT = 'Pass an http:// or https:// URL of 10 to 2000 characters, without spaces or user:password@.';
+    END IF;
+    -- the user's own prefs row serialises their additions, so the cap holds under concurrency
+    INSERT INTO modelmine.notification_prefs (user_id) VALUES (me) ON CONFLICT (user_id) DO NOTHING;
+    PERFORM 1 FROM modelmine.notification_prefs p WHERE p.user_id = me FOR UPDATE;
+    IF (SELECT pg_catalog.count(*) FROM modelmine.notification_webhooks w WHERE w.user_id = me) >= 10 THEN
+        RAISE EXCEPTION 'too many webhooks' USING ERRCODE = 'program_limit_exceeded',
+            DETAIL = 'A user may have at most 10 webhooks.', HINT = 'Remove one with modelmine.remove_webhook(id).';
+    END IF;
+    key := pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::text
+                                                || pg_catalog.gen_random_uuid()::text, '-', ''), 'hex');
+    INSERT INTO modelmine.notification_webhooks (user_id, url, secret) VALUES (me, url, key) RETURNING id INTO wid;
+    RETURN pg_catalog.jsonb_build_object('id', wid, 'url', url, 'secret', 'whsec_' || pg_catalog.encode(key, 'hex'));
+END
+$$;
+COMMENT ON FUNCTION modelmine.add_webhook(text) IS
+    'Adds a webhook (http or https URL; at most 10 per user) that receives the signed-in user''s notifications; returns {id, url, secret}: the signing secret is shown this once.';
+REVOKE ALL ON FUNCTION modelmine.add_webhook(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.add_webhook(text) TO modelmine_user;
+
+CREATE FUNCTION modelmine.remove_webhook(webhook_id bigint) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM 1 FROM modelmine.notification_webhooks w
+      WHERE w.id = remove_webhook.webhook_id AND w.user_id = modelmine.current_user_id() FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'webhook % not found', remove_webhook.webhook_id USING ERRCODE = 'no_data_found',
+            DETAIL = 'You have no webhook with this id.', HINT = 'List yours with modelmine.notification_prefs().';
+    END IF;
+    UPDATE modelmine.outbox o SET status = 'DEAD', last_error = 'webhook removed'
+     WHERE o.webhook_id = remove_webhook.webhook_id AND o.status = 'PENDING';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM modelmine.notification_webhooks w WHERE w.id = remove_webhook.webhook_id;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION modelmine.remove_webhook(bigint) IS
+    'Removes one of the signed-in user''s webhooks; its undelivered notifications are dead-lettered (''webhook removed''). Returns how many.';
+REVOKE ALL ON FUNCTION modelmine.remove_webhook(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.remove_webhook(bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.my_notifications(status text DEFAULT NULL, max_rows integer DEFAULT 50)
+    RETURNS TABLE (id bigint, event_id uuid, event text, channel text, destination text, state text,
+                   attempts integer, last_error text, created_at timestamptz, next_attempt_at timestamptz,
+                   sent_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF my_notifications.status IS NOT NULL AND my_notifications.status NOT IN ('PENDING', 'SENT', 'DEAD') THEN
+        RAISE EXCEPTION 'invalid status' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %L.', my_notifications.status),
+            HINT = 'Pass PENDING, SENT, DEAD or NULL for all.';
+    END IF;
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 0 to 1000.';
+    END IF;
+    RETURN QUERY
+        SELECT o.id, o.event_id, o.event, o.channel, o.destination, o.status, o.attempts, o.last_error,
+               o.created_at, CASE WHEN o.status = 'PENDING' THEN o.next_attempt_at END, o.sent_at
+          FROM modelmine.outbox o
+         WHERE o.user_id = modelmine.current_user_id()
+           AND (my_notifications.status IS NULL OR o.status = my_notifications.status)
+         ORDER BY o.id DESC
+         LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION modelmine.my_notifications(text, integer) IS
+    'The signed-in user''s notifications, newest first (at most 1000; all, or PENDING, SENT or DEAD): event, channel, destination, attempts, and for dead letters the reason.';
+REVOKE ALL ON FUNCTION modelmine.my_notifications(text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.my_notifications(text, integer) TO modelmine_user;

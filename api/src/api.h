@@ -186,6 +186,7 @@ typedef struct CallSpec
 	long		offset;
 	bool		count_exact;
 	bool		single_object;	/* Accept: application/vnd.pgrst.object+json */
+	bool		writes_on_get;	/* a route whose GET writes (an email's link): not read-only */
 } CallSpec;
 
 typedef struct CallResult

@@ -879,7 +879,8 @@ call_run(Request *r, const CallSpec *s, CallResult *res)
 	if (!build(&q, s, res, owned, &nowned, limit_buf, offset_buf))
 		goto done;
 	/* a function that is not VOLATILE cannot write (PostgreSQL enforces it): read-only, whatever the method */
-	if (!run_pipeline(r, NULL, q.text, q.params, q.nparams, req_is_read(r) || s->func->volatility != 'v',
+	if (!run_pipeline(r, NULL, q.text, q.params, q.nparams,
+					  (req_is_read(r) && !s->writes_on_get) || s->func->volatility != 'v',
 					  s->single_object && s->func->ret == RET_SET, &pr, res))
 		goto done;
 	set_like = PQnfields(pr) == 3;

@@ -49,6 +49,7 @@ typedef enum Shape
 } Shape;
 
 #define LONG_POLL 1				/* ?wait=N: hold the request until work is announced (claims) */
+#define GET_WRITES 2			/* a GET that writes (a link in an email): run read-write */
 
 typedef struct Route
 {
@@ -75,6 +76,8 @@ static const Route routes[] = {
 	"Sign in: a bearer token for a new session"},
 	{"POST", "/auth/logout", "logout", {{0}}, EMPTY, NULL, NULL, NULL, 0, "Revoke the current session"},
 	{"GET", "/auth/me", "whoami", {{0}}, AS_IS, NULL, NULL, NULL, 0, "Who the token belongs to"},
+	{"GET", "/auth/verify", "verify_email", {Q("token", NULL)}, WRAP, "user_id", NULL, NULL, GET_WRITES,
+	"Follow an email verification link: verifies the address, unlocks the signup grant"},
 
 	{"POST", "/jobs", "submit_job", {B("title"), B("config"), B("description"), B("stake"), B("priority")},
 	CREATED, "id", "/jobs/%s", NULL, 0, "Submit a training job; its stake moves to escrow"},
@@ -97,6 +100,17 @@ static const Route routes[] = {
 	"withdrawal_id", NULL, NULL, 0, "Ask to take tokens out of the system; they are held meanwhile"},
 	{"GET", "/withdrawals", "my_withdrawals", {Q("max_rows", "limit")}, AS_IS, NULL, NULL, NULL, 0,
 	"Your withdrawals and how each was decided"},
+
+	{"GET", "/notifications", "my_notifications", {Q("status", NULL), Q("max_rows", "limit")}, AS_IS, NULL,
+	NULL, NULL, 0, "Your notifications, newest first, with the reasons of dead letters"},
+	{"GET", "/notifications/preferences", "notification_prefs", {{0}}, AS_IS, NULL, NULL, NULL, 0,
+	"Your notification preferences and webhooks"},
+	{"POST", "/notifications/preferences", "set_notification_prefs", {B("events"), B("email"),
+	B("balance_threshold")}, AS_IS, NULL, NULL, NULL, 0, "Choose events, email on or off, a balance threshold"},
+	{"POST", "/notifications/webhooks", "add_webhook", {B("url")}, CREATED, NULL, NULL, NULL, 0,
+	"Add a webhook; its signing secret is shown once"},
+	{"POST", "/notifications/webhooks/:id/remove", "remove_webhook", {P("webhook_id")}, WRAP, "dead_lettered",
+	NULL, NULL, 0, "Remove a webhook; what it has not received is dead-lettered"},
 
 	{"POST", "/nodes/register", "register_node", {B("name"), B("capabilities")}, CREATED, NULL, "/nodes/%s",
 	"node_id", 0, "Register a compute node you operate; its key is shown once"},
@@ -402,6 +416,7 @@ run_route(Request *r, const Route *rt, const char *id)
 		return reply_unavailable(r);
 	rpc_preferences(r, &s);
 	s.func = catalog_find(rt->func);
+	s.writes_on_get = (rt->flags & GET_WRITES) != 0;
 	if (s.func == NULL)
 		return reply_error(r, 404, "PGRST202", "this route's function is missing from the database",
 						   rt->func, "Update the extension: ALTER EXTENSION modelmine UPDATE.");

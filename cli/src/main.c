@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "modelmine/protocol.h"
 
 typedef struct Command
 {
@@ -192,6 +193,27 @@ static const Command commands[] = {
 		"\nExamples:\n"
 		"  modelmine withdrawals\n"
 		"  modelmine withdrawals --json\n"},
+	{"notifications", cmd_notifications,
+		"[--status S] [--limit N]\n"
+		"       modelmine notifications settings [--events LIST] [--email on|off] [--balance-below N]\n"
+		"       modelmine notifications webhook add URL\n"
+		"       modelmine notifications webhook remove ID",
+		"what modelmine-notify sends you: email and webhooks",
+		"notifications            your notifications, newest first (--status pending|sent|dead,\n"
+		"                         --limit N up to 1000, default 20); a dead one says why it failed\n"
+		"notifications settings   shows your settings, or changes those given: --events a comma list\n"
+		"                         of job_completed, job_failed, job_canceled, node_offline,\n"
+		"                         balance_low, withdrawal_decided (\"\" for none); --email on|off;\n"
+		"                         --balance-below N: balance_low fires when a debit takes your\n"
+		"                         balance below N tokens (0: no threshold)\n"
+		"notifications webhook add URL   every chosen event is also POSTed to URL (http or https),\n"
+		"                         signed: the secret is printed once (header " MM_SIGNATURE_HEADER ":\n"
+		"                         t=<unix time>,v1=<hex HMAC-SHA256 of \"t.body\">)\n"
+		"notifications webhook remove ID   what it has not received is dead-lettered\n"
+		"\nExamples:\n"
+		"  modelmine notifications settings --events job_completed,job_failed --email on\n"
+		"  modelmine notifications webhook add https://example.com/modelmine-hook\n"
+		"  modelmine notifications --status dead\n"},
 	{"admin", cmd_admin,
 		"withdrawals [--status S] [--limit N]\n"
 		"       modelmine admin withdrawals approve ID PAYOUT_REFERENCE\n"

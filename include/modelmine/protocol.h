@@ -30,6 +30,19 @@
 #define MM_WITHDRAWAL_REJECTED	"REJECTED"
 #define MM_WITHDRAWAL_STATUSES	MM_WITHDRAWAL_PENDING "," MM_WITHDRAWAL_APPROVED "," MM_WITHDRAWAL_REJECTED
 
+/* ---- notifications (modelmine.outbox, sent by modelmine-notify) ---- */
+#define MM_OUTBOX_PENDING		"PENDING"
+#define MM_OUTBOX_SENT			"SENT"
+#define MM_OUTBOX_DEAD			"DEAD"		/* dead-lettered: last_error says why */
+#define MM_OUTBOX_STATUSES		MM_OUTBOX_PENDING "," MM_OUTBOX_SENT "," MM_OUTBOX_DEAD
+/* the events, in the order of outbox.event's CHECK; all but the last may be chosen in preferences */
+#define MM_NOTIFY_EVENTS		"job_completed,job_failed,job_canceled,node_offline,balance_low," \
+								"withdrawal_decided,email_verification"
+#define MM_CHANNEL_OUTBOX		"modelmine_outbox"	/* new outbox rows but a job's end: a wake-up, no payload */
+/* webhook signature header: "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">" */
+#define MM_SIGNATURE_HEADER		"ModelMine-Signature"
+#define MM_EVENT_ID_HEADER		"ModelMine-Event-Id"
+
 /* ---- node statuses: what a heartbeat may report; OFFLINE is derived, never reported ---- */
 #define MM_NODE_ONLINE			"ONLINE"
 #define MM_NODE_BUSY			"BUSY"
@@ -49,6 +62,7 @@
 #define MM_ROLE_USER			"modelmine_user"	/* a signed-in user; a worker registering its node */
 #define MM_ROLE_NODE			"modelmine_node"	/* a worker */
 #define MM_ROLE_ADMIN			"modelmine_admin"
+#define MM_ROLE_NOTIFIER		"modelmine_notifier"	/* modelmine-notify: the outbox_* functions only */
 
 /* ---- NOTIFY channels ---- */
 #define MM_CHANNEL_WORK			"modelmine_work"	/* pending work appeared: a wake-up, no payload */

@@ -721,6 +721,50 @@ check "a chunked body that never ends is cut off (413 or closed) before 16 MB, 1
     "${sm_state:-}" closed
 API=$MAIN
 
+step "notifications: preferences, webhooks, the list with dead letters, the verification link"
+http GET /notifications/preferences "$alice" ""
+expect "GET /notifications/preferences: 200, nothing chosen yet" 200 '.events == [] and .email == true and .webhooks == []'
+http POST /notifications/preferences "$alice" '{"events": ["job_canceled", "job_failed"], "balance_threshold": 100}'
+expect "POST /notifications/preferences: 200 with what is now set" 200 \
+    '.events == ["job_canceled", "job_failed"] and .email == true and .balance_threshold == 100'
+refused "POST /notifications/preferences with an unknown event: 400 22023 naming it" 400 \
+    "$(err 22023) and (.message | test(\"job_exploded\"))" POST /notifications/preferences "$alice" '{"events": ["job_exploded"]}'
+http POST /notifications/webhooks "$alice" '{"url": "https://hooks.example.com/modelmine"}'
+expect "POST /notifications/webhooks: 201 {id, url, secret}, the secret shown once" 201 \
+    '(.id | type == "number") and .url == "https://hooks.example.com/modelmine" and (.secret | test("^whsec_[0-9a-f]{64}$"))'
+hook=$(jb .id)
+http GET /notifications/preferences "$alice" ""
+expect "... listed without its secret" 200 ".webhooks[0].id == $hook and (tostring | test(\"secret\") | not)"
+refused "POST /notifications/webhooks with an ftp URL: 400 22023" 400 "$(err 22023)" \
+    POST /notifications/webhooks "$alice" '{"url": "ftp://hooks.example.com/x"}'
+http POST /jobs "$alice" '{"title": "to cancel", "config": {"trainer": "noop"}, "stake": 5}'
+http POST "/jobs/$(jb .id)/cancel" "$alice" ""
+expect "a canceled job (refunded in full)..." 200
+http GET /notifications "$alice" ""
+expect "GET /notifications: ... is announced by email and to the webhook, one event id" 200 \
+    'length == 2 and ([.[].channel] | sort) == ["email", "webhook"] and (map(.event_id) | unique | length) == 1
+     and all(.[]; .event == "job_canceled" and .state == "PENDING")'
+adm "UPDATE modelmine.outbox SET status = 'DEAD', last_error = 'HTTP status 410 from test'
+      WHERE user_id = $alice_id AND channel = 'webhook'" >/dev/null
+http GET "/notifications?status=DEAD&limit=5" "$alice" ""
+expect "GET /notifications?status=DEAD: the dead letter with its reason" 200 \
+    'length == 1 and .[0].state == "DEAD" and .[0].last_error == "HTTP status 410 from test"'
+http POST "/notifications/webhooks/$hook/remove" "$alice" ""
+expect "POST /notifications/webhooks/:id/remove: 200 {dead_lettered}" 200 '.dead_lettered | type == "number"'
+refused "... again: 404 P0002" 404 "$(err P0002)" POST "/notifications/webhooks/$hook/remove" "$alice" ""
+adm "UPDATE modelmine.settings SET value = 1 WHERE name = 'email_verification'" >/dev/null
+http POST /auth/signup "" '{"email": "dave@example.com", "password": "dave password"}'
+dave_id=$(jb .user_id)
+adm "UPDATE modelmine.settings SET value = 0 WHERE name = 'email_verification'" >/dev/null
+vtoken=$(adm "SELECT payload ->> 'token' FROM modelmine.outbox WHERE user_id = $dave_id AND event = 'email_verification'")
+refused "GET /auth/verify with a wrong token: 400 22023" 400 "$(err 22023)" GET "/auth/verify?token=0123abcd" "" ""
+http GET "/auth/verify?token=$vtoken" "" ""
+expect "GET /auth/verify?token= (no login: the link in the email): 200 {user_id}, though a GET, it writes" 200 \
+    ".user_id == $dave_id"
+check_sql "... dave is verified and his grant unlocked" \
+    "SELECT verified_at IS NOT NULL AND grant_locked = 0 FROM modelmine.users WHERE id = $dave_id"
+refused "... the same link again: 400 22023" 400 "$(err 22023)" GET "/auth/verify?token=$vtoken" "" ""
+
 step "every route answered 2xx, and /openapi.json describes it"
 openapi_has() { jq -e --arg p "$1" --arg m "$2" '.paths[$p][$m] | type == "object"' "$IT_TMP/openapi.json" >/dev/null; }
 while read -r method path; do
@@ -733,7 +777,7 @@ while read -r method path; do
     lower=$(tr '[:upper:]' '[:lower:]' <<<"$method")
     check_true "/openapi.json has $lower $oapath" openapi_has "$oapath" "$lower"
 done < <(sed -nE 's/^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "([^"]+)".*/\1 \2/p' "$MM_REPO/api/src/routes.c")
-check "routes.c has the 46 routes this test knows" "$(grep -cE '^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "/' "$MM_REPO/api/src/routes.c")" 46
+check "routes.c has the 52 routes this test knows" "$(grep -cE '^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "/' "$MM_REPO/api/src/routes.c")" 52
 
 step "the books"
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0

@@ -23,6 +23,7 @@ step "three honest operators with a worker each, and Mallory's cheating node"
 declare -A op
 for o in 1 2 3; do op[$o]=$(signup "op$o@example.com" "$IT_OP_PW"); done
 mallory=$(signup mallory@example.com "mallory password")
+adm "UPDATE modelmine.settings SET value = 10 WHERE name = 'spotcheck_pct'"  # the default (lib.sh sets 0)
 adm "UPDATE modelmine.settings SET value = 20000 WHERE name = 'signup_grant'"
 owner=$(signup owner@example.com "owner password")
 adm "UPDATE modelmine.settings SET value = 1000 WHERE name = 'signup_grant'"

@@ -12,7 +12,7 @@ it_begin cli-basics
 cli_env
 
 commands=(signup login logout whoami balance transactions transfer submit jobs job cancel result watch nodes node network
-          ledger top withdraw withdrawal withdrawals admin)
+          ledger top withdraw withdrawal withdrawals admin notifications)
 
 step "help"
 check_cli "modelmine --help" 0 --help
@@ -80,6 +80,12 @@ admin limit with approve|admin withdrawals approve 1 ref --limit 5
 month not YYYY-MM|admin distribute-fees 2026-10-01
 month out of range|admin distribute-fees 2026-13
 months out of range|network --months 0
+unknown notifications subcommand|notifications frob
+bad event list|notifications settings --events Job-Done
+email neither on nor off|notifications settings --email yes
+settings options on the listing|notifications --email on
+webhook without a URL|notifications webhook add
+webhook id not a number|notifications webhook remove x
 CASES
 check_cli "a --config file that is not JSON" 2 submit --config /etc/hostname
 check_one_line "bad --config" "$CLI_ERR"

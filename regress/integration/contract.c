@@ -116,6 +116,20 @@ main(int argc, char **argv)
 		  "AND c.conname = 'withdrawals_status_check'",
 		  MM_WITHDRAWAL_STATUSES);
 
+	/* notification statuses and events: the outbox's CHECK constraints, in their order */
+	Check("outbox statuses",
+		  "SELECT string_agg(m[1], ',' ORDER BY o) FROM pg_constraint c, "
+		  "regexp_matches(pg_get_constraintdef(c.oid), '''([A-Z]+)''', 'g') WITH ORDINALITY x(m, o) "
+		  "WHERE c.conrelid = 'modelmine.outbox'::regclass AND c.conname = 'outbox_status_check'",
+		  MM_OUTBOX_STATUSES);
+	Check("notification events",
+		  "SELECT string_agg(m[1], ',' ORDER BY o) FROM pg_constraint c, "
+		  "regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g') WITH ORDINALITY x(m, o) "
+		  "WHERE c.conrelid = 'modelmine.outbox'::regclass AND c.conname = 'outbox_event_check'",
+		  MM_NOTIFY_EVENTS);
+	Check("the notifier role exists",
+		  "SELECT rolname FROM pg_roles WHERE rolname = '" MM_ROLE_NOTIFIER "'", MM_ROLE_NOTIFIER);
+
 	/* the trainers: a config naming each is accepted, its requirement is trainer:NAME */
 	for (int i = 0; i < MM_NTRAINERS; i++)
 	{

@@ -142,6 +142,8 @@ it_begin() {
 SET client_min_messages = warning;
 CREATE EXTENSION modelmine CASCADE;
 UPDATE modelmine.settings SET value = 4 WHERE name = 'bcrypt_cost';  -- fast logins; tests only
+-- no random spot-checks: tests with several operators stay deterministic (cheater.sh turns them on)
+UPDATE modelmine.settings SET value = 0 WHERE name = 'spotcheck_pct';
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mm_worker') THEN

@@ -9,7 +9,7 @@ SELECT e.extname, e.extversion, n.nspname AS schema, e.extrelocatable
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE e.extname IN ('modelmine', 'pgcrypto') ORDER BY 1;
 
--- Roles: four NOLOGIN roles; an admin is a member of modelmine_user.
+-- Roles: five NOLOGIN roles (modelmine_notifier: the sender of notifications); an admin is a member of modelmine_user.
 SELECT rolname, rolcanlogin, rolsuper, rolinherit FROM pg_roles WHERE rolname LIKE 'modelmine\_%' ORDER BY 1;
 SELECT pg_has_role('modelmine_admin', 'modelmine_user', 'MEMBER') AS admin_is_user,
        pg_has_role('modelmine_user', 'modelmine_admin', 'MEMBER') AS user_is_admin,
