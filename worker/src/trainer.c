@@ -117,20 +117,27 @@ run_job(const Options *o, int out_fd, long long job_id, json_t *config)
 	char		err[512];
 
 	if (mm_train_run(config, &lim, on_epoch, &out, &result, err, sizeof(err)) == 0)
-		child_write_line(out_fd, json_pack("{s:I, s:o}", "job", (json_int_t) job_id,
-										   "result", result));
-	else if (o->child_memory_limit > 0 && strstr(err, "out of memory") != NULL)
+	{
+		if (child_write_line(out_fd, json_pack("{s:I, s:o}", "job", (json_int_t) job_id,
+											   "result", result)) == 0)
+			return;
+		/* no memory to encode the result (or the worker is gone: then this fails too) */
+		snprintf(err, sizeof(err), "out of memory encoding the result");
+	}
+	if (o->child_memory_limit > 0 && strstr(err, "out of memory") != NULL)
 	{
 		char		e[600];
 
 		snprintf(e, sizeof(e), "trainer process exceeded the memory limit of %d MB (%s)",
 				 o->child_memory_limit, err);
-		child_write_line(out_fd, json_pack("{s:I, s:s, s:b}", "job", (json_int_t) job_id,
-										   "error", e, "retire", 1));
+		if (child_write_line(out_fd, json_pack("{s:I, s:s, s:b}", "job", (json_int_t) job_id,
+											   "error", e, "retire", 1)) == 0)
+			return;
 	}
-	else
-		child_write_line(out_fd, json_pack("{s:I, s:s}", "job", (json_int_t) job_id,
-										   "error", err));
+	else if (child_write_line(out_fd, json_pack("{s:I, s:s}", "job", (json_int_t) job_id,
+												"error", err)) == 0)
+		return;
+	_exit(1);					/* not even the error went out: the worker reports the exit */
 }
 
 /* Closes every descriptor above stderr except a and b (a < b): not the worker's connections. */
