@@ -21,8 +21,14 @@
 #   step_batch_enqueue one session submits N more jobs, 1000 submit_job calls per statement and
 #                  transaction (the peers enqueue in batches of 1,000 or 10,000 too)
 #   step_workers   (b) M real workers (worker/modelmine-worker --slots S --exit-when-idle) drain those N
-#                  jobs: each job runs the noop trainer in a forked child; jobs/s from the first claim to
-#                  the last completion
+#                  jobs: each job runs the noop trainer in the slot's persistent trainer process; jobs/s
+#                  from the first claim to the last completion, and the CPU time the workers and their
+#                  children used per job
+#   step_idle_rss  one more worker (--slots S) left idle for 3 s: its resident size (VmRSS; also PSS and
+#                  private memory, which leave out library pages it shares) and each trainer process's
+#   step_mlp       the demo's MLP job (mlp on moons, 2000 rows, hidden 32,32, 300 epochs) run 3 times in a row
+#                  by one worker with one slot: each job's time from its claim to its completion, and
+#                  the CPU time per job of the worker and its children
 #   step_api_workers   (b) the same with N more jobs, the M workers going through the HTTP gateway
 #                  (api/modelmine-api, started here) with --api: long-polling claims, no --exit-when-idle
 #                  (it would make every claim a wait=0 poll); stopped with SIGTERM once every job is done
@@ -63,7 +69,8 @@ About 4 minutes with the defaults on 2 cores (the first peer run also installs t
   --keep         leave the cluster running afterwards and say how to connect to it
   --help         this text
 
-Environment: PG_CONFIG; MM_PGTREE (a private tree from mm_pg_tree to reuse, as scripts/bench.sh does);
+Environment: PG_CONFIG; MM_BENCH_WORKER (the worker binary to measure, e.g. an older build to compare;
+default worker/modelmine-worker); MM_PGTREE (a private tree from mm_pg_tree to reuse, as scripts/bench.sh does);
 MM_PG_OPTS (extra server options, e.g. "-c synchronous_commit=off"; the default is none, like the peers'
 cluster); MM_BENCH_PEERS (directory of the peer benchmark, default ../shared/bench-peers from the
 repository root).
@@ -107,7 +114,7 @@ export MM_REPO=$repo
 . "$repo/scripts/lib/cluster.sh"
 MM_LOG_TAG="bench-queue.sh"
 peers_dir=${MM_BENCH_PEERS:-$repo/../shared/bench-peers}
-worker_bin=$repo/worker/modelmine-worker
+worker_bin=${MM_BENCH_WORKER:-$repo/worker/modelmine-worker}
 gateway_bin=$repo/api/modelmine-api
 
 tree="" own_tree=0 cluster="" work="" gateway_pid="" gateway_url=""
@@ -174,6 +181,20 @@ sql() { mm_psql -d "$db" -q -At "$@"; }
 # seconds since the epoch with microseconds, for wall-clock spans
 now_s() { date +%s.%N; }
 per_s() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0) ? n / s : 0 }'; }
+# cpu_of FILE CMD...: runs CMD; FILE then holds the CPU seconds (user + system) that CMD and every
+# descendant it waited for used (bash's `times`). CPU time suffers much less than wall-clock time from
+# other people's work on the machine.
+cpu_of() {
+    local out=$1
+    shift
+    # `times` in the shell itself (in a pipeline it would run in a subshell, which has no children)
+    bash -c '"$@"; rc=$?; times >"$0.times"; exit $rc' "$out" "$@"
+    local rc=$?
+    awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%.3f\n", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' \
+        "$out.times" >"$out"
+    return $rc
+}
+sum_files() { cat "$@" | awk '{ t += $1 } END { printf "%.3f", t }'; }
 
 step_cluster() {
     heading "throwaway cluster"
@@ -337,7 +358,7 @@ step_workers() {
     # Registration (first start with operator credentials) happens before any claim, so it is not timed.
     quiet
     for (( i = 1; i <= workers; i++ )); do
-        MODELMINE_OPERATOR_PASSWORD=$op_password timeout -k 5 600 "$worker_bin" \
+        MODELMINE_OPERATOR_PASSWORD=$op_password cpu_of "$work/w$i.cpu" timeout -k 5 600 "$worker_bin" \
             --db "postgresql://mm_bench@127.0.0.1:$PGPORT/$db" --name "worker-$i" --slots "$slots" \
             --state-file "$work/w$i.json" --operator-email "$op_email" --lease-seconds 60 \
             --exit-when-idle </dev/null >"$work/w$i.log" 2>&1 &
@@ -365,7 +386,75 @@ step_workers() {
     echo "jobs per node: $(sql -c "SELECT string_agg(n.name || '=' || n.jobs_completed, ' ' ORDER BY n.name)
                                     FROM modelmine.nodes n WHERE n.name LIKE 'worker-%'")"
     echo "process/s: ${fig[workers_process]}"
+    fig[workers_cpu]=$(awk -v t="$(sum_files "$work"/w*.cpu)" -v n="$done_n" 'BEGIN { printf "%.3f", n ? 1000 * t / n : 0 }')
+    echo "CPU time of the workers and their children: $(sum_files "$work"/w*.cpu) s, ${fig[workers_cpu]} ms per job"
     [[ $bad -eq 0 ]] || return 1
+}
+
+# mem_of PID: "RSS PSS private" in kB (private: Private_Clean + Private_Dirty of smaps_rollup)
+mem_of() {
+    awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } /^Private_(Clean|Dirty):/ { v += $2 }
+         END { print r + 0, p + 0, v + 0 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo "- - -"
+}
+
+step_idle_rss() {
+    local pid i child r p v rows=()
+    heading "idle memory: one worker with $slots slots, connected, nothing to run"
+    MODELMINE_OPERATOR_PASSWORD=$op_password "$worker_bin" \
+        --db "postgresql://mm_bench@127.0.0.1:$PGPORT/$db" --name worker-idle --slots "$slots" \
+        --state-file "$work/idle.json" --operator-email "$op_email" </dev/null >"$work/idle.log" 2>&1 &
+    pid=$!
+    worker_pids+=("$pid")
+    for (( i = 0; i < 100; i++ )); do
+        grep -q "connected as node" "$work/idle.log" && break
+        sleep 0.1
+    done
+    sleep 3     # a few heartbeats and empty claims: what it holds while it waits for work
+    read -r r p v <<<"$(mem_of "$pid")"
+    fig[rss_worker]=$r fig[pss_worker]=$p fig[priv_worker]=$v
+    echo "worker (pid $pid): RSS $r kB, PSS $p kB, private $v kB"
+    for child in $(pgrep -P "$pid" || true); do
+        read -r r p v <<<"$(mem_of "$child")"
+        rows+=("$r $p $v")
+        echo "  trainer process $child: RSS $r kB, PSS $p kB, private $v kB"
+    done
+    if [[ ${#rows[@]} -gt 0 ]]; then
+        read -r r p v <<<"$(printf '%s\n' "${rows[@]}" | sort -n | tail -n 1)"
+        fig[rss_trainer]=$r fig[pss_trainer]=$p fig[priv_trainer]=$v
+        echo "largest trainer process: RSS $r kB"
+    else
+        echo "no trainer process while idle (this worker forks a child per job)"
+    fi
+    kill -TERM "$pid"
+    wait "$pid" || true
+    worker_pids=()
+}
+
+step_mlp() {
+    local pid times
+    heading "the demo's MLP job: mlp on moons (2000 rows), hidden 32,32, 300 epochs, 3 times, one slot"
+    quiet
+    sql -c "SELECT modelmine.mint('bench1@bench.local', 3 * $stake)" >/dev/null
+    sql -v tok="$(sql -c "SELECT token FROM bench.creds WHERE client = 0")" >/dev/null <<SQL
+SELECT modelmine.authenticate(:'tok') \\g /dev/null
+SELECT modelmine.submit_job('demo-mlp', '{"trainer": "mlp", "dataset": {"synthetic": "moons", "n": 2000}, "hidden_layers": [32, 32], "epochs": 300}', NULL, $stake)
+  FROM generate_series(1, 3);
+SQL
+    MODELMINE_OPERATOR_PASSWORD=$op_password cpu_of "$work/mlp.cpu" "$worker_bin" \
+        --db "postgresql://mm_bench@127.0.0.1:$PGPORT/$db" --name worker-mlp --slots 1 \
+        --state-file "$work/mlp.json" --operator-email "$op_email" --exit-when-idle </dev/null >"$work/mlp.log" 2>&1 &
+    pid=$!
+    worker_pids+=("$pid")
+    wait "$pid" || { echo "the worker failed; its log:"; tail -n 20 "$work/mlp.log" | sed 's/^/    /'; worker_pids=(); return 1; }
+    worker_pids=()
+    times=$(sql -c "SELECT string_agg(round(extract(epoch FROM finished_at - started_at)::numeric, 2)::text, ' ' ORDER BY id)
+                      FROM modelmine.jobs WHERE title = 'demo-mlp' AND status = 'COMPLETED'")
+    fig[mlp_all]=$times
+    fig[mlp]=$(tr ' ' '\n' <<<"$times" | sort -n | sed -n 2p)
+    fig[mlp_cpu]=$(awk -v t="$(cat "$work/mlp.cpu")" 'BEGIN { printf "%.2f", t / 3 }')
+    echo "CPU time of the worker and its children: $(cat "$work/mlp.cpu") s, ${fig[mlp_cpu]} s per job"
+    echo "job times (claim to completion): $times s; median ${fig[mlp]} s;" \
+         "accuracy $(sql -c "SELECT min(result->>'accuracy') FROM modelmine.jobs WHERE title = 'demo-mlp'")"
 }
 
 # start_gateway: modelmine-api on a free port against the bench database, access log off (--quiet) and
@@ -565,7 +654,7 @@ step_table() {
     row "ModelMine SQL: submit_job, $sessions sessions, 1 per call" "${fig[sql_enqueue]:-}" ""
     row "ModelMine SQL: submit_job, 1 session, 1000 per statement" "${fig[batch_enqueue]:-}" ""
     row "ModelMine SQL: claim_jobs($batch) + complete_job, $sessions sessions" "" "${fig[sql_process]:-}"
-    row "ModelMine workers: $workers x $slots slots, fork per job" "" "${fig[workers_process]:-}"
+    row "ModelMine workers: $workers x $slots slots (${fig[workers_cpu]:--} ms CPU per job)" "" "${fig[workers_process]:-}"
     row "ModelMine workers --api: the same through the gateway" "" "${fig[api_workers_process]:-}"
     for k in "${peer_names[@]}"; do
         read -r e p <<<"${fig[peer:$k]}"
@@ -580,6 +669,11 @@ step_table() {
   Peer settings (run.sh): Graphile Worker 4 processes x 24, pg-boss $sessions workers fetching batches of 100,
   BullMQ one worker at concurrency 50. Machine after the run: load average $(loadavg).
 NOTE
+    heading "worker memory (idle, kB) and the demo's MLP job (s)"
+    echo "  worker, $slots slots: RSS ${fig[rss_worker]:--} (PSS ${fig[pss_worker]:--}, private ${fig[priv_worker]:--});" \
+         "each trainer process: RSS ${fig[rss_trainer]:--} (PSS ${fig[pss_trainer]:--}, private ${fig[priv_trainer]:--})"
+    echo "  mlp on moons, 2000 rows, 32,32, 300 epochs: ${fig[mlp]:--} s per job (median of 3: ${fig[mlp_all]:--});" \
+         "${fig[mlp_cpu]:--} s CPU per job"
     if [[ $wake -gt 0 ]]; then
         heading "wake-up latency in ms, from a submit's commit to the claim / to the completion ($wake samples each)"
         printf '  %-50s %9s %9s %9s %9s\n' worker "claim p50" "claim p99" "done p50" "done p99"
@@ -595,6 +689,8 @@ step_sql_enqueue
 step_sql_process
 step_batch_enqueue
 step_workers
+step_idle_rss
+step_mlp
 step_api_workers
 step_wake
 step_checks

@@ -40,6 +40,7 @@ typedef struct Loop
 	Proto		p;				/* the database or the gateway: the loop does not know which */
 	Task		tasks[MM_MAX_SLOTS];
 	int			ntasks;
+	Trainer		trainers[MM_MAX_SLOTS];	/* one persistent trainer process per slot */
 	Backoff		hb_backoff,
 				claim_backoff;
 	double		keepalive,		/* report_progress extends a lease: 3 tries per lease */
@@ -320,6 +321,15 @@ children(Loop *l, double now)
 	{
 		Task	   *t = &l->tasks[i];
 
+		if (t->trainer && t->ack_deadline > 0 && now > t->ack_deadline && !t->abandoned)
+		{
+			/* it never started the job: give it back to the queue, not fail it */
+			logmsg("job %lld: trainer process %d did not take it within %g s (hung); "
+				   "killing it", t->job_id, (int) t->pid, trainer_ack_seconds(l->o));
+			abandon(t, "trainer process hung");
+			t->release = true;
+			t->release_until = now + RELEASE_GRACE;
+		}
 		if (t->pid > 0 && now > t->deadline && !t->result && !t->error)
 		{
 			char		e[96];
@@ -417,7 +427,7 @@ start_jobs(Loop *l, json_t *jobs)
 	{
 		task_start(&l->tasks[l->ntasks], l->o,
 				   (long long) json_integer_value(json_object_get(j, "job_id")),
-				   json_object_get(j, "config"));
+				   json_object_get(j, "config"), trainer_free_one(l->trainers, l->o->slots));
 		l->ntasks++;
 	}
 }
@@ -486,6 +496,8 @@ wait_until(const Loop *l, double now)
 
 		if (t->pid > 0 && t->deadline < until)
 			until = t->deadline;
+		if (t->pid > 0 && t->ack_deadline > 0 && t->ack_deadline < until)
+			until = t->ack_deadline;
 		if (report_at < t->retry_at)
 			report_at = t->retry_at;
 		if (!t->abandoned && report_at < until)
@@ -548,13 +560,17 @@ poll_once(Loop *l, double until)
 	return 0;
 }
 
-/* Ends the loop: kills what still runs (fatal only), closes the connection; returns rc. */
+/*
+ * Ends the loop: kills what still runs (fatal only) and the idle trainer processes, closes the
+ * connection; returns rc.
+ */
 static int
 finish(Loop *l, int rc)
 {
 	if (rc != 0)
 		for (int i = 0; i < l->ntasks; i++)
 			task_kill(&l->tasks[i]);
+	trainers_stop(l->trainers, l->o->slots);
 	proto_close(&l->p);
 	json_decref(l->caps);
 	return rc;
@@ -575,8 +591,10 @@ run_loop(const Options *o, const char *node_key)
 	};
 
 	install_signals();
+	trainers_start(l.trainers, o->slots, o);	/* before the connections: small forks */
 	if (proto_open(&l.p, o) != 0)
 	{
+		trainers_stop(l.trainers, o->slots);
 		json_decref(l.caps);
 		return 1;
 	}

@@ -97,6 +97,15 @@ usage(FILE *f)
 			"                           [MODELMINE_DRAIN_TIMEOUT]; default 30\n"
 			"  --max-output BYTES       a runner printing more is killed [MODELMINE_MAX_OUTPUT]; "
 			"default 67108864\n"
+			"  --child-memory-limit MB  address space of each trainer process (built-in trainers run "
+			"in one\n"
+			"                           long-lived process per slot): a job needing more fails and "
+			"the process\n"
+			"                           is replaced [MODELMINE_CHILD_MEMORY_LIMIT]; default 1024, "
+			"0 no limit\n"
+			"  --child-max-jobs N       replace a trainer process after N jobs "
+			"[MODELMINE_CHILD_MAX_JOBS];\n"
+			"                           default 1000, 0 never\n"
 			"  --exit-when-idle         exit 0 once the queue is empty and nothing runs\n"
 			"                           [MODELMINE_EXIT_WHEN_IDLE=1]\n"
 			"  --help                   this text\n"
@@ -229,7 +238,7 @@ enum
 {
 	OPT_DB = 1000, OPT_NAME, OPT_SLOTS, OPT_STATE, OPT_KEY, OPT_EMAIL, OPT_PASSWORD, OPT_RUNNER,
 	OPT_DATA, OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE,
-	OPT_ALLOW_NET, OPT_API, OPT_CACERT, OPT_CLAIM_WAIT, OPT_HELP
+	OPT_ALLOW_NET, OPT_API, OPT_CACERT, OPT_CLAIM_WAIT, OPT_CHILD_MEM, OPT_CHILD_JOBS, OPT_HELP
 };
 
 /* Applies one option value (from the command line or the environment). */
@@ -290,6 +299,12 @@ apply(Options *o, int opt, const char *v)
 		case OPT_MAXOUT:
 			return parse_int("--max-output", v, 1024, LONG_MAX, &n) ? -1 :
 				(o->max_output = (size_t) n, 0);
+		case OPT_CHILD_MEM:
+			return parse_int("--child-memory-limit", v, 0, 1 << 20, &n) ? -1 :
+				(o->child_memory_limit = (int) n, 0);
+		case OPT_CHILD_JOBS:
+			return parse_int("--child-max-jobs", v, 0, INT_MAX, &n) ? -1 :
+				(o->child_max_jobs = (int) n, 0);
 		case OPT_IDLE:
 			o->exit_when_idle = v == NULL || strcmp(v, "0") != 0;
 			return 0;
@@ -315,6 +330,8 @@ from_environment(Options *o)
 		{"MODELMINE_MAX_OUTPUT", OPT_MAXOUT}, {"MODELMINE_EXIT_WHEN_IDLE", OPT_IDLE},
 		{"MODELMINE_ALLOW_NET", OPT_ALLOW_NET}, {"MODELMINE_API", OPT_API},
 		{"MODELMINE_CACERT", OPT_CACERT}, {"MODELMINE_CLAIM_WAIT", OPT_CLAIM_WAIT},
+		{"MODELMINE_CHILD_MEMORY_LIMIT", OPT_CHILD_MEM},
+		{"MODELMINE_CHILD_MAX_JOBS", OPT_CHILD_JOBS},
 	};
 	const char *runners = getenv("MODELMINE_RUNNERS");
 
@@ -506,13 +523,15 @@ main(int argc, char **argv)
 		{"api", required_argument, NULL, OPT_API},
 		{"cacert", required_argument, NULL, OPT_CACERT},
 		{"claim-wait", required_argument, NULL, OPT_CLAIM_WAIT},
+		{"child-memory-limit", required_argument, NULL, OPT_CHILD_MEM},
+		{"child-max-jobs", required_argument, NULL, OPT_CHILD_JOBS},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0}
 	};
 	static char host[256];
 	Options		o = {.slots = 1, .lease_seconds = 30, .job_timeout = 3600, .poll_interval = 5,
 	.heartbeat_interval = 5, .drain_timeout = 30, .max_output = 64 << 20, .max_download = 100 << 20,
-	.download_timeout = 60, .claim_wait = 25};
+	.download_timeout = 60, .claim_wait = 25, .child_memory_limit = 1024, .child_max_jobs = 1000};
 	const char *env_db,
 			   *env_api;
 	char	   *key = NULL;
@@ -558,7 +577,8 @@ main(int argc, char **argv)
 		o.state_file = default_state_file(o.name);
 	if (choose_peer(&o, env_db, env_api, db_given, api_given) != 0)
 		return 2;
-	curl_global_init(CURL_GLOBAL_DEFAULT);	/* once, before any fork */
+	if (o.api)
+		curl_global_init(CURL_GLOBAL_DEFAULT);
 	if ((rc = node_identity(&o, name_given, &key)) != 0)
 		return rc;
 	log_allow_net(&o);

@@ -2,15 +2,17 @@
  * task.c — one claimed job running in a child process.
  *
  * The child writes JSON lines to a pipe: {"progress": P, "metrics": {...}} any number of times,
- * then {"result": {...}} or {"error": "..."}.  Built-in trainers run in a forked child that calls
- * the training library; an external runner is exec'd with /bin/sh -c exactly as the operator
- * configured it, with the job config on stdin.  A job can only pick a runner by name from the
- * operator's list, never a command. Each child gets its own process group so a timeout or a cancel
- * kills everything it started.
+ * then {"result": {...}} or {"error": "..."}.  Built-in trainers run in the slot's persistent
+ * trainer process (trainer.c), which tags each line with the job; an external runner is exec'd per
+ * job with /bin/sh -c exactly as the operator configured it, with the job config on stdin.  A job
+ * can only pick a runner by name from the operator's list, never a command. Each child gets its
+ * own process group so a timeout or a cancel kills everything it started.  While a job runs, the
+ * Task holds its process (pid) and output (fd) alike for both kinds; a trainer's job ends with its
+ * last line (the Task lets go of the process, which stays for the next job) or with the process's
+ * death, which the Task reaps and reports as today's per-job child.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,7 @@ capabilities(const Options *o)
 					 "slots", o->slots);
 }
 
-/* ---- in the child ---- */
+/* ---- in the child (external runners) ---- */
 
 static int	child_fd = -1;
 
@@ -48,68 +50,7 @@ static int	child_fd = -1;
 static int
 write_line(json_t *line)
 {
-	char	   *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17));
-	size_t		n,
-				off = 0;
-	int			rc = 0;
-
-	json_decref(line);
-	if (s == NULL)
-		return -1;
-	n = strlen(s);
-	s[n] = '\n';				/* replaces the terminator; we write n + 1 bytes */
-	while (off < n + 1)
-	{
-		ssize_t		w = write(child_fd, s + off, n + 1 - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-		{
-			rc = -1;			/* parent gone: stop training */
-			break;
-		}
-		off += (size_t) w;
-	}
-	free(s);
-	return rc;
-}
-
-/* A metric as JSON: null for NaN or infinity, which JSON cannot hold. */
-static json_t *
-num_or_null(double v)
-{
-	return isfinite(v) ? json_real(v) : json_null();
-}
-
-/* The training library's progress callback: one progress line per epoch; nonzero stops training. */
-static int
-on_epoch(void *ctx, int epoch, int epochs, double train_loss, double val_loss, double val_accuracy)
-{
-	(void) ctx;
-	return write_line(json_pack("{s:f, s:{s:i, s:i, s:o, s:o, s:o}}",
-								"progress", 100.0 * epoch / epochs,
-								"metrics", "epoch", epoch, "epochs", epochs,
-								"train_loss", num_or_null(train_loss),
-								"loss", num_or_null(val_loss),
-								"accuracy", num_or_null(val_accuracy))) != 0;
-}
-
-/* The child's work for a built-in trainer: train, print the result or the error, exit. */
-static void
-run_builtin(const Options *o, json_t *config)
-{
-	mm_limits	lim = {.max_download_bytes = o->max_download,
-		.download_timeout_s = o->download_timeout, .file_root = o->data_dir,
-	.allow_net = o->allow_net, .n_allow_net = (size_t) o->nallow_net};
-	json_t	   *result = NULL;
-	char		err[512];
-
-	if (mm_train_run(config, &lim, on_epoch, NULL, &result, err, sizeof(err)) == 0)
-		write_line(json_pack("{s:o}", "result", result));
-	else
-		write_line(json_pack("{s:s}", "error", err));
-	_exit(0);
+	return child_write_line(child_fd, line);
 }
 
 /* SIGUSR1 (the worker died): kill the runner's whole process group, this process included. */
@@ -193,6 +134,28 @@ find_runner(const Options *o, const char *name)
 
 /* ---- in the parent ---- */
 
+/* Hands a built-in trainer's job to the slot's trainer process tr (trainer.c). */
+static int
+start_on_trainer(Task *t, const Options *o, json_t *config, Trainer *tr)
+{
+	const char *trainer = json_string_value(json_object_get(config, "trainer"));
+	char		err[512];
+
+	if (tr == NULL || trainer_send(tr, o, t->job_id, config, err, sizeof(err)) != 0)
+	{
+		t->error = strdup(tr ? err : "worker has no free trainer process");
+		return 0;
+	}
+	tr->busy = true;
+	t->trainer = tr;
+	t->pid = tr->pid;
+	t->fd = tr->out_fd;
+	t->ack_deadline = t->started + trainer_ack_seconds(o);
+	logmsg("job %lld started (trainer %s, pid %d)", t->job_id,
+		   trainer ? trainer : MM_TRAINER_DEFAULT, (int) t->pid);
+	return 0;
+}
+
 /*
  * A config without a seed trains with the job id as its seed: replicas of one job on different
  * nodes then train identically (the validator compares their results), while different jobs with
@@ -207,16 +170,15 @@ task_default_seed(json_t *config, long long job_id)
 }
 
 /*
- * Starts job_id: checks the config, forks the child; a refusal or a failed fork leaves t->error
- * set.
+ * Starts job_id: checks the config, hands a built-in trainer's job to tr or forks an external
+ * runner; a refusal or a failure leaves t->error set.
  */
 int
-task_start(Task *t, const Options *o, long long job_id, json_t *config)
+task_start(Task *t, const Options *o, long long job_id, json_t *config, Trainer *tr)
 {
 	int			p[2];
 	const char *runner_name = json_string_value(json_object_get(config, "runner"));
 	const Runner *runner = NULL;
-	const char *trainer;
 	char		err[512];
 
 	memset(t, 0, sizeof(*t));
@@ -240,9 +202,12 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 		t->error = strdup(err);
 		return 0;
 	}
-	/* built-in trainers only: a runner reads the job config exactly as its owner wrote it */
-	if (runner == NULL)
+	else
+	{
+		/* built-in trainers only: a runner reads the job config exactly as its owner wrote it */
 		task_default_seed(config, job_id);
+		return start_on_trainer(t, o, config, tr);
+	}
 	if (pipe(p) != 0)
 	{
 		t->error = strdup("worker could not create a pipe");
@@ -260,7 +225,7 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 	if (t->pid == 0)
 	{
 		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* a worker killed with -9 takes its trainers along */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* a worker killed with -9 takes its runners along */
 		if (getppid() == 1)
 			_exit(1);
 		signal(SIGTERM, SIG_DFL);
@@ -270,18 +235,39 @@ task_start(Task *t, const Options *o, long long job_id, json_t *config)
 		close(p[0]);
 		child_fd = p[1];
 		close_inherited(child_fd);
-		if (runner)
-			run_external(runner, config);
-		run_builtin(o, config);
+		run_external(runner, config);
 	}
 	setpgid(t->pid, t->pid);	/* also here, so kill(-pid) works even before the child ran */
 	close(p[1]);
 	t->fd = p[0];
 	fcntl(t->fd, F_SETFL, fcntl(t->fd, F_GETFL) | O_NONBLOCK);
-	trainer = json_string_value(json_object_get(config, "trainer"));
-	logmsg("job %lld started (%s %s, pid %d)", job_id, runner ? "runner" : "trainer",
-		   runner ? runner->name : trainer ? trainer : MM_TRAINER_DEFAULT, (int) t->pid);
+	logmsg("job %lld started (runner %s, pid %d)", job_id, runner->name, (int) t->pid);
 	return 0;
+}
+
+/*
+ * A trainer's line must carry this job's tag (trainer.c); returns false, with t->error set, for one
+ * that does not.  The tag goes: what the database takes is today's line.
+ */
+static bool
+trainer_line_ok(Task *t, json_t *msg)
+{
+	json_t	   *tag = json_object_get(msg, "job");
+	char		e[160];
+
+	if (json_is_integer(tag) && (long long) json_integer_value(tag) == t->job_id)
+	{
+		json_object_del(msg, "job");
+		if (json_is_true(json_object_get(msg, "started")))
+			t->ack_deadline = 0;
+		t->retire = json_is_true(json_object_get(msg, "retire"));
+		return true;
+	}
+	snprintf(e, sizeof(e), "the trainer process wrote a line that is not job %lld's (line %d)",
+			 t->job_id, t->lines);
+	if (t->error == NULL && t->result == NULL)
+		t->error = strdup(e);
+	return false;
 }
 
 /* Takes one line of the child's output: progress (the latest kept), the result, or the error. */
@@ -304,18 +290,60 @@ handle_line(Task *t, char *line)
 		json_decref(msg);
 		return;
 	}
+	if (t->trainer && !trainer_line_ok(t, msg))
+	{
+		json_decref(msg);
+		task_kill(t);
+		return;
+	}
 	if ((v = json_object_get(msg, "result")) != NULL && json_is_object(v) && !t->result &&
 		!t->error)
-		t->result = json_incref(v);
+		t->result = json_incref(v), t->last_line = true;
 	else if ((v = json_object_get(msg, "error")) != NULL && !t->result && !t->error)
 		t->error = strdup(json_is_string(v) ? json_string_value(v) :
-						  "the runner reported an error");
+						  "the runner reported an error"), t->last_line = true;
 	else if (json_is_number(json_object_get(msg, "progress")))
 	{
 		json_decref(t->progress);
 		t->progress = json_incref(msg);
 	}
 	json_decref(msg);
+}
+
+/*
+ * The end of t's output: a pipe the Task owns is closed; a trainer's stays with the trainer, whose
+ * process is killed if it closed its output without exiting (it is reaped as a crash).
+ */
+static int
+end_of_output(Task *t)
+{
+	if (t->trainer)
+		task_kill(t);
+	else
+		close(t->fd);
+	t->fd = -1;
+	return 1;
+}
+
+/*
+ * A trainer's job ended with its last line: the Task lets go of the process, which takes the next
+ * job (or is replaced: trainer_job_done).  Anything after the last line breaks the protocol.
+ */
+static int
+release_trainer(Task *t, const Options *o)
+{
+	Trainer    *tr = t->trainer;
+
+	if (t->len > 0)
+	{
+		task_kill(t);			/* reaped as a crash, but the job keeps its result or error */
+		return 0;
+	}
+	t->trainer = NULL;
+	t->pid = 0;
+	t->fd = -1;
+	trainer_job_done(tr, o, t->retire);
+	return 1;
 }
 
 /* Reads what the child wrote; returns 1 at end of output, 0 otherwise. */
@@ -333,11 +361,7 @@ task_read(Task *t, const Options *o)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		if (n <= 0)
-		{
-			close(t->fd);
-			t->fd = -1;
-			return 1;
-		}
+			return end_of_output(t);
 		t->total_out += (size_t) n;
 		if (t->total_out > o->max_output)
 		{
@@ -350,9 +374,7 @@ task_read(Task *t, const Options *o)
 				t->error = strdup(e);
 			}
 			task_kill(t);
-			close(t->fd);
-			t->fd = -1;
-			return 1;
+			return end_of_output(t);
 		}
 		if (t->len + (size_t) n + 1 > t->cap)
 		{
@@ -373,6 +395,8 @@ task_read(Task *t, const Options *o)
 			used = (size_t) (nl - t->buf) + 1;
 			memmove(t->buf, nl + 1, t->len - used);
 			t->len -= used;
+			if (t->trainer && t->last_line && !t->killed && release_trainer(t, o))
+				return 1;
 		}
 	}
 }
@@ -382,10 +406,17 @@ void
 task_kill(Task *t)
 {
 	if (t->pid > 0)
+	{
 		kill(-t->pid, SIGKILL);
+		t->killed = true;		/* a trainer killed with its job is not taken back (task_read) */
+	}
 }
 
-/* Reaps the child if it exited; returns true once it has. */
+/*
+ * Reaps the child if it exited; returns true once it has.  A trainer process that died with its
+ * job is forgotten (trainer_gone: the next job forks a fresh one); the Task keeps its output pipe
+ * until it has read it to the end.
+ */
 bool
 task_reap(Task *t)
 {
@@ -397,6 +428,16 @@ task_reap(Task *t)
 	r = waitpid(t->pid, &status, WNOHANG);
 	if (r != t->pid)
 		return false;
+	if (t->trainer)
+	{
+		logmsg("job %lld: trainer process %d ended with the job; a new one starts at the next job",
+			   t->job_id, (int) t->pid);
+		t->trainer->pid = 0;
+		if (t->fd >= 0)
+			t->trainer->out_fd = -1;	/* now the Task's, closed at its end */
+		trainer_gone(t->trainer);
+		t->trainer = NULL;
+	}
 	t->pid = 0;
 	t->exit_status = status;
 	return true;
@@ -453,11 +494,11 @@ task_report_taken(Task *t, json_t *sent, double now)
 	}
 }
 
-/* Closes the pipe and frees what t holds; t is then empty. */
+/* Closes the pipe (unless a trainer's) and frees what t holds; t is then empty. */
 void
 task_free(Task *t)
 {
-	if (t->fd >= 0)
+	if (t->fd >= 0 && t->trainer == NULL)
 		close(t->fd);
 	free(t->buf);
 	free(t->error);

@@ -2,7 +2,8 @@
  * worker.h — modelmine-worker: shared types.
  *
  * The worker is one process with one poll() loop (loop.c).  Each claimed job runs in a child
- * process (task.c): the built-in trainers from train/, or an operator-configured external runner.
+ * process (task.c): a built-in trainer's in the slot's persistent trainer process (trainer.c), an
+ * operator-configured external runner's in a process forked for the job.
  * Children talk to the loop only through a pipe of JSON lines, so a crashing trainer cannot take
  * the worker down; the node protocol (proto.h: the database over libpq, or the HTTP gateway) is
  * spoken by the parent alone.
@@ -55,12 +56,25 @@ typedef struct Options
 	size_t		max_download;
 	long		download_timeout;
 	bool		exit_when_idle; /* for tests and benchmarks: stop once the queue is empty */
+	int			child_memory_limit; /* MB of address space per trainer process; 0: no limit */
+	int			child_max_jobs; /* jobs per trainer process before it is replaced; 0: no limit */
 } Options;
+
+/* One slot's persistent trainer process (trainer.c). */
+typedef struct Trainer
+{
+	pid_t		pid;			/* 0: none (forked at the next job) */
+	int			req_fd;			/* write end of its request pipe; -1 when none */
+	int			out_fd;			/* read end of its output pipe; -1 when none */
+	int			jobs;			/* jobs this process has run */
+	bool		busy;			/* a Task holds it */
+} Trainer;
 
 typedef struct Task
 {
 	long long	job_id;
-	pid_t		pid;			/* 0 once reaped */
+	Trainer    *trainer;		/* the trainer process running the job; NULL: a runner, or done */
+	pid_t		pid;			/* 0 once reaped (or, a trainer's, once the job's last line came) */
 	int			fd;				/* read end of the child's stdout; -1 once closed */
 	int			exit_status;
 	char	   *buf;			/* partial line */
@@ -81,6 +95,10 @@ typedef struct Task
 	char	   *error;			/* final error (child's, or ours: crash, timeout, bad output) */
 	bool		abandoned;		/* lease lost or job canceled: kill, report nothing */
 	bool		settled;		/* complete/fail accepted (or refused for good) */
+	double		ack_deadline;	/* a trainer must take the job before this; 0 once it has */
+	bool		last_line;		/* the child printed its result or error */
+	bool		retire;			/* the trainer asks to be replaced (it ran out of memory) */
+	bool		killed;			/* task_kill sent SIGKILL */
 } Task;
 
 /* log.c */
@@ -119,8 +137,23 @@ bool		pg_setup_hint(char *out, size_t outlen, const char *sqlstate, const char *
 						  const char *hint, const char *source_file, const char *role,
 						  const char *needs, const char *dbname);
 
+/* trainer.c */
+int			child_write_line(int fd, json_t *line);
+int			trainer_spawn(Trainer *tr, const Options *o);
+void		trainer_gone(Trainer *tr);
+void		trainer_stop(Trainer *tr, const char *why);
+void		trainers_start(Trainer *pool, int n, const Options *o);
+void		trainers_stop(Trainer *pool, int n);
+Trainer    *trainer_free_one(Trainer *pool, int n);
+int			trainer_send(Trainer *tr, const Options *o, long long job_id, json_t *config,
+						 char *err, size_t errlen);
+void		trainer_job_done(Trainer *tr, const Options *o, bool retire);
+double		trainer_ack_seconds(const Options *o);
+long		proc_rss_kb(pid_t pid);
+
 /* task.c */
-int			task_start(Task *t, const Options *o, long long job_id, json_t *config);
+int			task_start(Task *t, const Options *o, long long job_id, json_t *config,
+					   Trainer *tr);
 void		task_default_seed(json_t *config, long long job_id);
 int			task_read(Task *t, const Options *o);
 void		task_kill(Task *t);
