@@ -117,7 +117,11 @@ try {
   {
     const d = (await A.get('/dashboard', token)).data;
     const shown = await text(page, '[data-stat="balance"] dd');
-    check('the dashboard shows the balance GET /dashboard gives', shown.replace(/\D/g, '') === String(d.balance), `${shown} vs ${d.balance}`);
+    const [balance, transferable] = (shown.match(/[\d,]+/g) || []).map((x) => x.replace(/,/g, ''));
+    check('the dashboard shows the balance GET /dashboard gives', balance === String(d.balance), `${shown} vs ${d.balance}`);
+    check('... and, while the signup grant is locked, what is transferable',
+      d.grant_locked > 0 ? transferable === String(d.transferable) && /transferable/.test(shown) : transferable === undefined,
+      `${shown} vs ${JSON.stringify({ grant_locked: d.grant_locked, transferable: d.transferable })}`);
     checkEqual('the dashboard shows 0 jobs', await text(page, '[data-stat="total"] dd'), '0');
   }
   await step('the connection indicator says live', () => page.waitForSelector('#conn[data-state="live"]', { timeout: 15000 }));
@@ -407,6 +411,35 @@ try {
     if (after - before !== 77) throw new Error(`balance ${before} -> ${after}`);
     if (!/77 tokens refunded/.test(await page.textContent('main .banner-ok'))) throw new Error('no refund message');
   });
+  await step('Notifications: the settings save, and the server keeps what the page shows', async () => {
+    await page.click('a[href="#/notifications"]');
+    await page.waitForSelector('body[data-rendered="notifications"]');
+    await page.uncheck('#ev-job_canceled');
+    await page.check('#ev-balance_low');
+    await page.fill('input[name="balance_threshold"]', '250');
+    await page.click('form[aria-label="Notification settings"] button[type=submit]');
+    await page.waitForSelector('#notify-banner .banner-ok');
+    const p = (await A.get('/notifications/preferences', token)).data;
+    if (p.events.includes('job_canceled') || !p.events.includes('balance_low') || p.balance_threshold !== 250) {
+      throw new Error(JSON.stringify(p));
+    }
+  });
+  await step('... a webhook is added, its secret shown once, and removed again', async () => {
+    await page.fill('input[name="url"]', 'https://hooks.example.com/modelmine');
+    await page.click('form[aria-label="Add a webhook"] button[type=submit]');
+    const secret = await (await page.waitForSelector('#webhook-secret')).textContent();
+    if (!/^whsec_[0-9a-f]{64}$/.test(secret)) throw new Error(`secret ${secret}`);
+    const hooks = (await A.get('/notifications/preferences', token)).data.webhooks;
+    if (hooks.length !== 1 || JSON.stringify(hooks).includes(secret)) throw new Error(JSON.stringify(hooks));
+    await page.click('[data-action="remove"]');
+    await page.waitForFunction(() => /Removed the webhook/.test(document.querySelector('#notify-banner')?.textContent || ''));
+    if ((await A.get('/notifications/preferences', token)).data.webhooks.length !== 0) throw new Error('still there');
+  });
+  await step('... a bad URL is refused next to the field', async () => {
+    await page.fill('input[name="url"]', 'ftp://nope');
+    await page.click('form[aria-label="Add a webhook"] button[type=submit]');
+    await page.waitForSelector('form[aria-label="Add a webhook"] .field-error:not(:empty), form[aria-label="Add a webhook"] [aria-invalid="true"]');
+  });
   await step('Ledger: the digest is the chain head, and Verify says the chain is intact', async () => {
     await page.click('a[href="#/ledger"]');
     await page.waitForSelector('body[data-rendered="ledger"]');
@@ -516,7 +549,7 @@ try {
     ['#/signin', 'signin', null], ['#/signup', 'signup', null],
     ['#/dashboard', 'dashboard', userSession], ['#/jobs', 'jobs', userSession], ['#/jobs/new', 'submit', userSession],
     [`#/jobs/${jobId}`, 'job', userSession], ['#/network', 'network', userSession], ['#/nodes', 'nodes', userSession],
-    ['#/my-nodes', 'mynodes', userSession], ['#/ledger', 'ledger', userSession],
+    ['#/my-nodes', 'mynodes', userSession], ['#/notifications', 'notifications', userSession], ['#/ledger', 'ledger', userSession],
     ['#/admin/users', 'admin', adminSession], ['#/admin/network', 'admin', adminSession],
   ];
   let nshots = 0;

@@ -21,6 +21,7 @@ const ROUTES = [
   [/^\/network$/, 'network', 'any'],
   [/^\/nodes$/, 'nodes', 'any'],
   [/^\/my-nodes$/, 'mynodes', 'user'],
+  [/^\/notifications$/, 'notifications', 'user'],
   [/^\/ledger$/, 'ledger', 'any'],
   [/^\/admin(?:\/(users|jobs|nodes|network|ledger))?$/, 'admin', 'user'],
 ];
@@ -57,6 +58,7 @@ function renderNav(path) {
   const items = s
     ? [
         ['#/dashboard', 'Dashboard'], ['#/jobs', 'Jobs'], ['#/jobs/new', 'Submit a job'],
+        ['#/notifications', 'Notifications'],
         ['section', 'Network'], ['#/network', 'Statistics'], ['#/nodes', 'Nodes'], ['#/my-nodes', 'My nodes'],
         ['#/ledger', 'Ledger'],
       ]

@@ -124,6 +124,7 @@ export function time(iso, { ago = false } = {}) {
 const STATUS_WORDS = {
   PENDING: 'Pending', RUNNING: 'Running', COMPLETED: 'Completed', FAILED: 'Failed', CANCELED: 'Canceled',
   ONLINE: 'Online', BUSY: 'Busy', MAINTENANCE: 'Maintenance', OFFLINE: 'Offline',
+  SENT: 'Sent', DEAD: 'Given up',
 };
 export const JOB_STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELED'];
 export const statusWord = (s) => STATUS_WORDS[s] || String(s ?? '—');
