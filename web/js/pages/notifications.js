@@ -97,7 +97,7 @@ export default async function notifications(ctx) {
     const copied = h('span', { class: 'hint', 'aria-live': 'polite' });
     replace(secretBox, h('section', { class: 'card', id: 'webhook-secret-card', 'aria-labelledby': 'secret-title' },
       h('h2', { id: 'secret-title', tabindex: '-1', text: `Webhook #${r.id}: its signing secret, shown only this once` }),
-      h('p', { text: `Requests to ${r.url} carry a ModelMine-Signature header: t=<time>,v1=<HMAC-SHA256 of "<time>.<body>" with this secret>. Check it, and refuse old times, to know a request came from ModelMine.` }),
+      h('p', { class: 'url', text: `Requests to ${r.url} carry a ModelMine-Signature header: t=<time>,v1=<HMAC-SHA256 of "<time>.<body>" with this secret>. Check it, and refuse old times, to know a request came from ModelMine.` }),
       h('div', { class: 'secret' }, h('code', { id: 'webhook-secret', text: r.secret }),
         h('button', {
           class: 'button button-secondary button-small', type: 'button',
