@@ -129,19 +129,27 @@ mm__mirror() {
     done
 }
 
-# mm_free_port: first port from a per-process start point in 55432..56431 with nothing listening on
-# 127.0.0.1. The start point spreads concurrent runs on one machine apart; a remaining race shows up as
-# a clear "could not bind" in the server log.
+# mm_free_port: first port from a per-process start point in a 1000-port window just below the kernel's
+# ephemeral range (ip_local_port_range; 31768..32767 by default) with no socket on it. Below that range
+# because an outgoing connection's local port comes from it: a client socket holding 55618 makes a
+# later bind(55618) fail although nothing listens there (seen in CI). The start point spreads
+# concurrent runs on one machine apart; a remaining race shows up as a clear "could not bind".
 mm_free_port() {
-    local i port start=$(( 55432 + ($$ % 500) ))
+    local i port low=32768 base start
+    read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    (( low > 2024 )) || low=32768
+    base=$(( low - 1000 ))
+    start=$(( $$ % 1000 ))
     for (( i = 0; i < 1000; i++ )); do
-        port=$(( 55432 + (start - 55432 + i) % 1000 ))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            printf '%s\n' "$port"
-            return 0
+        port=$(( base + (start + i) % 1000 ))
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+        if command -v ss >/dev/null 2>&1 && [[ -n "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ]]; then
+            continue
         fi
+        printf '%s\n' "$port"
+        return 0
     done
-    mm_die "no free TCP port on 127.0.0.1 in 55432..56431"
+    mm_die "no free TCP port on 127.0.0.1 in $base..$(( base + 999 ))"
 }
 
 # Binaries of the cluster in DIR (recorded at start, so restart/stop work from any later shell).
