@@ -483,9 +483,10 @@ CheckResult(Jsonb *result)
  * Stores the result of the caller's replica.  The call that brings in the last wanted result runs
  * the validator (validate.c) under the job row's lock, which settles the job once; returns what the
  * caller's node was paid (0 while the job waits for other replicas, or when its result dissented).
+ * complete_jobs (batch.c) runs it once per job of a batch.
  */
-static int64
-CompleteJob(int64 job_id, Jsonb *result)
+int64
+MmCompleteJob(int64 job_id, Jsonb *result)
 {
 	static MmPlan submit = {
 		"WITH r AS (UPDATE modelmine.job_replicas SET status = 'SUBMITTED', result = $3, "
@@ -631,7 +632,7 @@ mm_complete_job(PG_FUNCTION_ARGS)
 
 	CheckJobId(fcinfo);
 	MmConnect();
-	reward = CompleteJob(PG_GETARG_INT64(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1));
+	reward = MmCompleteJob(PG_GETARG_INT64(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1));
 	SPI_finish();
 	PG_RETURN_INT64(reward);
 }

@@ -91,6 +91,7 @@ extern char *MmPrintable(const char *s, int len, int max);
 
 /* ---- lease.c ---- */
 extern bool MmResultNumber(Jsonb *result, const char *key, double *out);
+extern int64 MmCompleteJob(int64 job_id, Jsonb *result);
 
 /* replicas.c: replicas wanted, trust, lost replicas; validate.c: the validator */
 extern int32 MmConfigReplicas(Jsonb *config);

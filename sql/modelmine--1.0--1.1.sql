@@ -20,6 +20,7 @@
 --     update runs becomes a running replica), jobs gain replicas/replicas_wanted/open_replicas/validation,
 --     nodes results_valid/results_invalid; new settings max_replicas, max_extra_replicas,
 --     loss/accuracy_tolerance_ppm, spotcheck_pct, trusted_after_results, scarce_delay_ms;
+--   * issue 15: complete_jobs settles up to 32 of a node's jobs in one transaction;
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
 -- Functions whose signature changed are dropped and created again (views on them too); functions
 -- whose body or comment changed are replaced in place.  Bodies are copied verbatim from
@@ -1874,3 +1875,13 @@ COMMENT ON FUNCTION modelmine.my_notifications(text, integer) IS
     'The signed-in user''s notifications, newest first (at most 1000; all, or PENDING, SENT or DEAD): event, channel, destination, attempts, and for dead letters the reason.';
 REVOKE ALL ON FUNCTION modelmine.my_notifications(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.my_notifications(text, integer) TO modelmine_user;
+
+-- Issue 15: settling several jobs in one call (extension/batch.c).
+CREATE FUNCTION modelmine.complete_jobs(completions jsonb)
+    RETURNS TABLE (job_id bigint, reward bigint, sqlstate text, error text, hint text)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_complete_jobs';
+COMMENT ON FUNCTION modelmine.complete_jobs(jsonb) IS
+    'Node holding the leases: complete_job for each of 1..32 jobs ([{"job_id": 42, "result": {...}}, ...]) in one transaction, each in its own subtransaction. One row per job, in order: the reward, or the SQLSTATE, message and hint complete_job would have raised for it (that job alone is left as it was).';
+REVOKE ALL ON FUNCTION modelmine.complete_jobs(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node;

@@ -797,6 +797,15 @@ COMMENT ON FUNCTION modelmine.complete_job(bigint, jsonb) IS
 REVOKE ALL ON FUNCTION modelmine.complete_job(bigint, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.complete_job(bigint, jsonb) TO modelmine_node;
 
+CREATE FUNCTION modelmine.complete_jobs(completions jsonb)
+    RETURNS TABLE (job_id bigint, reward bigint, sqlstate text, error text, hint text)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_complete_jobs';
+COMMENT ON FUNCTION modelmine.complete_jobs(jsonb) IS
+    'Node holding the leases: complete_job for each of 1..32 jobs ([{"job_id": 42, "result": {...}}, ...]) in one transaction, each in its own subtransaction. One row per job, in order: the reward, or the SQLSTATE, message and hint complete_job would have raised for it (that job alone is left as it was).';
+REVOKE ALL ON FUNCTION modelmine.complete_jobs(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node;
+
 CREATE FUNCTION modelmine.fail_job(job_id bigint, error text) RETURNS bigint
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_fail_job';

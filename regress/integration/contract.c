@@ -221,6 +221,9 @@ main(int argc, char **argv)
 		  "SELECT obj_description('modelmine.claim_jobs(integer, integer)'::regprocedure) LIKE "
 		  "'%max_jobs (1.." XSTR(MM_CLAIM_MAX) ")%lease_seconds (" XSTR(MM_LEASE_MIN_SECONDS) ".."
 		  XSTR(MM_LEASE_MAX_SECONDS) ")%'", "true");
+	Check("complete_jobs' comment states its batch size",
+		  "SELECT obj_description('modelmine.complete_jobs(jsonb)'::regprocedure) LIKE "
+		  "'%each of 1.." XSTR(MM_COMPLETE_MAX) " jobs%'", "true");
 	Check("register_node's comment states the slot range",
 		  "SELECT obj_description('modelmine.register_node(text, jsonb)'::regprocedure) LIKE '%\"slots\": 1.."
 		  XSTR(MM_MAX_SLOTS) "%'", "true");
