@@ -122,6 +122,8 @@ static const Route routes[] = {
 	LONG_POLL, "Node: lease pending jobs; ?wait=N holds the request until work comes"},
 	{"POST", "/nodes/jobs/:id/progress", "report_progress", {P("job_id"), B("progress"), B("metrics")}, WRAP,
 	"lease_expires_at", NULL, NULL, 0, "Node: report progress; extends the lease"},
+	{"POST", "/nodes/complete", "complete_jobs", {B("completions")}, AS_IS, NULL, NULL, NULL, 0,
+	"Node: complete up to 32 leased jobs in one transaction; one answer per job"},
 	{"POST", "/nodes/jobs/:id/complete", "complete_job", {P("job_id"), B("result")}, WRAP, "reward", NULL, NULL,
 	0, "Node: complete a leased job; returns the reward"},
 	{"POST", "/nodes/jobs/:id/fail", "fail_job", {P("job_id"), B("error")}, WRAP, "refunded", NULL, NULL, 0,

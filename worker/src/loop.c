@@ -11,6 +11,11 @@
  * LOCKED), so a lost notification costs at most one poll interval.  A claim may stay in flight
  * (PROTO_PENDING): the loop then just carries on until its answer wakes it.
  *
+ * Settlement: jobs that end within --group-ms of each other (or in the same turn) are reported in
+ * one complete_jobs call, one transaction and one synchronous commit for all (group commit done by
+ * the client); each job still gets its own answer.  A failure, a lone job, and everything when the
+ * peer is older than 1.1 go one call per job.
+ *
  * Leases: only report_progress extends a job's lease, so every running job gets one at least every
  * lease_seconds / 3, re-sending the last progress when the trainer printed nothing new.  A call the
  * database answers with "busy" (lock timeout, serialization failure, deadlock) is retried a second
@@ -78,13 +83,20 @@ task_done(const Task *t)
  * says); logged once until a call works.
  */
 static void
-busy(Task *t, const char *what, const Proto *p, double now)
+busy_for(Task *t, const char *what, const char *error, double retry_after, double now)
 {
 	if (!t->busy_logged)
 		logmsg("job %lld: %s deferred, the database is busy: %s; retrying every second",
-			   t->job_id, what, p->error);
+			   t->job_id, what, error);
 	t->busy_logged = true;
-	t->retry_at = now + (p->retry_after > 1 ? p->retry_after : 1);
+	t->retry_at = now + (retry_after > 1 ? retry_after : 1);
+}
+
+/* busy_for with the last call's error. */
+static void
+busy(Task *t, const char *what, const Proto *p, double now)
+{
+	busy_for(t, what, p->error, p->retry_after, now);
 }
 
 /* A stopping worker gives an abandoned job back to the queue; returns true once done with it. */
@@ -119,6 +131,8 @@ settle(Proto *p, Task *t, double now)
 
 	if (t->abandoned)
 		return !t->release || give_back(p, t, now);
+	if (t->settled)
+		return true;			/* reported in a batch (settle_batch) */
 	if (!p->up || now < t->retry_at)
 		return false;
 	task_conclude(t);
@@ -356,14 +370,112 @@ progress(Loop *l, double now)
 		report(&l->p, &l->tasks[i], now, l->keepalive);
 }
 
+/* t is done with a result that may go in a batch now: its last progress is sent, no wait is due. */
+static bool
+batchable(const Task *t, double now)
+{
+	return task_done(t) && !t->abandoned && !t->settled && t->result && !t->progress &&
+		now >= t->retry_at;
+}
+
+/*
+ * When finished jobs should be reported: at once when every running job is done or the batch is
+ * full, else group_ms after the first of them finished, so that jobs ending within a few
+ * milliseconds of each other share one call and one commit.  0 when none waits.
+ */
+static double
+batch_due(const Loop *l, double now)
+{
+	double		first = 0;
+	int			ready = 0,
+				running = 0;
+
+	for (int i = 0; i < l->ntasks; i++)
+	{
+		const Task *t = &l->tasks[i];
+
+		if (batchable(t, now))
+		{
+			ready++;
+			if (first == 0 || t->done_at < first)
+				first = t->done_at;
+		}
+		else if (!task_done(t) && !t->abandoned)
+			running++;
+	}
+	if (ready == 0)
+		return 0;
+	if (running == 0 || ready >= MM_COMPLETE_MAX)
+		return now;
+	return first + l->o->group_ms / 1000.0;
+}
+
+/*
+ * Reports the finished jobs that wait for it in one complete_jobs call (group commit done by the
+ * client).  A job the call settled, or refused for good, is marked settled; one the database found
+ * busy waits a second; an invalid result and anything the call could not do go through settle()
+ * one at a time, as before batches.
+ */
+static void
+settle_batch(Loop *l, double now)
+{
+	ProtoDone	d[MM_COMPLETE_MAX];
+	Task	   *of[MM_COMPLETE_MAX];
+	double		due;
+	int			n = 0;
+
+	for (int i = 0; i < l->ntasks; i++)
+	{
+		task_conclude(&l->tasks[i]);
+		if (task_done(&l->tasks[i]) && l->tasks[i].done_at == 0)
+			l->tasks[i].done_at = now;
+	}
+	due = batch_due(l, now);
+	if (!l->p.up || l->p.no_batch || due == 0 || now < due)
+		return;
+	for (int i = 0; i < l->ntasks && n < MM_COMPLETE_MAX; i++)
+		if (batchable(&l->tasks[i], now))
+		{
+			memset(&d[n], 0, sizeof(d[n]));
+			d[n].job_id = l->tasks[i].job_id;
+			d[n].result = l->tasks[i].result;
+			of[n++] = &l->tasks[i];
+		}
+	if (n < 2 || proto_complete_many(&l->p, d, n) != PROTO_OK)
+		return;					/* one job, or the call failed: settle() reports them singly */
+	for (int k = 0; k < n; k++)
+	{
+		Task	   *t = of[k];
+
+		if (d[k].rc == PROTO_BUSY)
+			busy_for(t, "complete_job", d[k].error, d[k].retry_after, now);
+		else if (d[k].rc == PROTO_REFUSED && strcmp(d[k].sqlstate, MM_SQLSTATE_BAD_INPUT) == 0)
+		{
+			/* the database rejected the result itself: settle() fails the job, as it would */
+			free(t->error);
+			t->error = strdup("the trainer produced an invalid result (see the node's log)");
+			json_decref(t->result);
+			t->result = NULL;
+		}
+		else
+			t->settled = true;	/* OK, or refused for good (settled before, canceled, lease lost) */
+	}
+}
+
 /* Settle finished tasks, and forget them once the peer has their end (or a stop gives up). */
 static void
 settle_finished(Loop *l, double now)
 {
+	double		due;
+
+	settle_batch(l, now);
+	due = l->p.no_batch ? 0 : batch_due(l, now);
 	for (int i = 0; i < l->ntasks;)
 	{
 		Task	   *t = &l->tasks[i];
-		bool		forget = task_done(t) && settle(&l->p, t, now);
+		/* a job that waits for others to share its batch is not reported alone meanwhile */
+		bool		grouping = due > now && batchable(t, now);
+		bool		forget = task_done(t) && !grouping && settle(&l->p, t, now);
 
 		if (!forget && l->draining && task_done(t) && !t->abandoned &&
 			now >= l->drain_deadline + RELEASE_GRACE)
@@ -511,6 +623,8 @@ wait_until(const Loop *l, double now)
 				until = settle_at;
 		}
 	}
+	if (!l->p.no_batch && batch_due(l, now) > 0 && batch_due(l, now) < until)
+		until = batch_due(l, now);
 	return until;
 }
 

@@ -106,6 +106,11 @@ usage(FILE *f)
 			"  --child-max-jobs N       replace a trainer process after N jobs "
 			"[MODELMINE_CHILD_MAX_JOBS];\n"
 			"                           default 1000, 0 never\n"
+			"  --group-ms MS            report jobs that end within MS milliseconds of each other "
+			"in one\n"
+			"                           call and transaction (complete_jobs) [MODELMINE_GROUP_MS]; "
+			"default 2,\n"
+			"                           0 only those that end in the same turn\n"
 			"  --exit-when-idle         exit 0 once the queue is empty and nothing runs\n"
 			"                           [MODELMINE_EXIT_WHEN_IDLE=1]\n"
 			"  --help                   this text\n"
@@ -238,7 +243,8 @@ enum
 {
 	OPT_DB = 1000, OPT_NAME, OPT_SLOTS, OPT_STATE, OPT_KEY, OPT_EMAIL, OPT_PASSWORD, OPT_RUNNER,
 	OPT_DATA, OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE,
-	OPT_ALLOW_NET, OPT_API, OPT_CACERT, OPT_CLAIM_WAIT, OPT_CHILD_MEM, OPT_CHILD_JOBS, OPT_HELP
+	OPT_ALLOW_NET, OPT_API, OPT_CACERT, OPT_CLAIM_WAIT, OPT_CHILD_MEM, OPT_CHILD_JOBS, OPT_GROUP_MS,
+	OPT_HELP
 };
 
 /* Applies one option value (from the command line or the environment). */
@@ -305,6 +311,8 @@ apply(Options *o, int opt, const char *v)
 		case OPT_CHILD_JOBS:
 			return parse_int("--child-max-jobs", v, 0, INT_MAX, &n) ? -1 :
 				(o->child_max_jobs = (int) n, 0);
+		case OPT_GROUP_MS:
+			return parse_int("--group-ms", v, 0, 1000, &n) ? -1 : (o->group_ms = (int) n, 0);
 		case OPT_IDLE:
 			o->exit_when_idle = v == NULL || strcmp(v, "0") != 0;
 			return 0;
@@ -331,7 +339,7 @@ from_environment(Options *o)
 		{"MODELMINE_ALLOW_NET", OPT_ALLOW_NET}, {"MODELMINE_API", OPT_API},
 		{"MODELMINE_CACERT", OPT_CACERT}, {"MODELMINE_CLAIM_WAIT", OPT_CLAIM_WAIT},
 		{"MODELMINE_CHILD_MEMORY_LIMIT", OPT_CHILD_MEM},
-		{"MODELMINE_CHILD_MAX_JOBS", OPT_CHILD_JOBS},
+		{"MODELMINE_CHILD_MAX_JOBS", OPT_CHILD_JOBS}, {"MODELMINE_GROUP_MS", OPT_GROUP_MS},
 	};
 	const char *runners = getenv("MODELMINE_RUNNERS");
 
@@ -525,13 +533,15 @@ main(int argc, char **argv)
 		{"claim-wait", required_argument, NULL, OPT_CLAIM_WAIT},
 		{"child-memory-limit", required_argument, NULL, OPT_CHILD_MEM},
 		{"child-max-jobs", required_argument, NULL, OPT_CHILD_JOBS},
+		{"group-ms", required_argument, NULL, OPT_GROUP_MS},
 		{"help", no_argument, NULL, OPT_HELP},
 		{NULL, 0, NULL, 0}
 	};
 	static char host[256];
 	Options		o = {.slots = 1, .lease_seconds = 30, .job_timeout = 3600, .poll_interval = 5,
 	.heartbeat_interval = 5, .drain_timeout = 30, .max_output = 64 << 20, .max_download = 100 << 20,
-	.download_timeout = 60, .claim_wait = 25, .child_memory_limit = 1024, .child_max_jobs = 1000};
+	.download_timeout = 60, .claim_wait = 25, .child_memory_limit = 1024, .child_max_jobs = 1000,
+	.group_ms = 2};
 	const char *env_db,
 			   *env_api;
 	char	   *key = NULL;

@@ -93,6 +93,63 @@ proto_complete(Proto *p, long long job_id, json_t *result)
 	return p->ops->complete(p, job_id, result);
 }
 
+/*
+ * Settles up to MM_COMPLETE_MAX jobs with their results in one call and transaction (each job's
+ * answer in its ProtoDone, logged).  Anything but PROTO_OK means nothing was settled: the caller
+ * reports the jobs one at a time.  A refusal of the call itself (a peer older than 1.1, without
+ * complete_jobs) turns batches off for good.
+ */
+int
+proto_complete_many(Proto *p, ProtoDone *d, int n)
+{
+	int			rc;
+
+	if (p->no_batch || n > MM_COMPLETE_MAX)
+		return PROTO_REFUSED;
+	rc = p->ops->complete_many(p, d, n);
+	if (rc == PROTO_REFUSED)
+	{
+		/* an older peer (42883, or a gateway without the route): the batch is an optimisation */
+		logmsg("complete_jobs refused: %s; reporting each job's end in a call of its own from "
+			   "now on", p->error);
+		p->no_batch = true;
+	}
+	return rc;
+}
+
+/*
+ * One row of complete_jobs' answer into d: paid (sqlstate NULL) or refused or busy, logged as
+ * complete_job's answer would be.
+ */
+void
+proto_done_answer(ProtoDone *d, const char *what, const char *reward, const char *sqlstate,
+				  const char *message, const char *hint)
+{
+	if (sqlstate == NULL || *sqlstate == '\0')
+	{
+		d->rc = PROTO_OK;
+		/* 0: a replicated job whose other results are awaited, or a result the quorum rejected */
+		if (reward == NULL || strcmp(reward, "0") == 0)
+			logmsg("job %lld completed: result submitted, nothing paid now (replicated jobs "
+				   "pay the agreeing nodes once validated)", d->job_id);
+		else
+			logmsg("job %lld completed: node earned %s tokens", d->job_id, reward);
+		return;
+	}
+	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", sqlstate);
+	snprintf(d->error, sizeof(d->error), "%s [%s]%s%s", message ? message : "?", sqlstate,
+			 hint ? "; hint: " : "", hint ? hint : "");
+	mm_one_line(d->error);
+	if (mm_sqlstate_busy(d->sqlstate))
+	{
+		d->rc = PROTO_BUSY;
+		return;
+	}
+	d->rc = PROTO_REFUSED;
+	d->job_gone = mm_job_gone(d->sqlstate, hint, NULL);
+	logmsg("%s refused: %s", what, d->error);
+}
+
 /* Settles a job as failed, with why: its owner is refunded (logged). */
 int
 proto_fail(Proto *p, long long job_id, const char *error)

@@ -40,6 +40,21 @@ enum
 
 typedef struct Proto Proto;
 
+/*
+ * One job of a batched completion (proto_complete_many).  The loop fills job_id and result; a call
+ * that went through fills rc (PROTO_OK, PROTO_REFUSED or PROTO_BUSY) and, unless OK, the rest.
+ */
+typedef struct ProtoDone
+{
+	long long	job_id;
+	json_t	   *result;
+	int			rc;
+	bool		job_gone;		/* refused because the job is no longer this node's */
+	char		sqlstate[6];
+	char		error[512];		/* message [code]; hint: ... */
+	double		retry_after;	/* busy: the server's Retry-After, 0 when none */
+} ProtoDone;
+
 /* One implementation: what each call does (the shims below document the contract). */
 typedef struct ProtoOps
 {
@@ -52,6 +67,7 @@ typedef struct ProtoOps
 	json_t	   *(*claim_cancel) (Proto *p);
 	int			(*progress) (Proto *p, long long job_id, json_t *progress);
 	int			(*complete) (Proto *p, long long job_id, json_t *result);
+	int			(*complete_many) (Proto *p, ProtoDone *d, int n);
 	int			(*fail) (Proto *p, long long job_id, const char *error);
 	int			(*release) (Proto *p, long long job_id);
 	int			(*pollfds) (Proto *p, struct pollfd *pfd, int max, double *until);
@@ -73,6 +89,7 @@ struct Proto
 	char		sqlstate[6];	/* of the last error ("28000" for a refused key, however it came) */
 	char		error[1536];	/* the last error on one line: message [code]; hint: ... */
 	double		retry_after;	/* seconds the server asked us to wait (Retry-After); 0: none */
+	bool		no_batch;		/* the peer has no complete_jobs (an older version) */
 };
 
 extern const ProtoOps proto_pg_ops;
@@ -89,6 +106,9 @@ int			proto_claim(Proto *p, int max_jobs, int lease_seconds, json_t **jobs);
 json_t	   *proto_claim_cancel(Proto *p);
 int			proto_progress(Proto *p, long long job_id, json_t *progress);
 int			proto_complete(Proto *p, long long job_id, json_t *result);
+int			proto_complete_many(Proto *p, ProtoDone *d, int n);
+void		proto_done_answer(ProtoDone *d, const char *what, const char *reward,
+							  const char *sqlstate, const char *message, const char *hint);
 int			proto_fail(Proto *p, long long job_id, const char *error);
 int			proto_release(Proto *p, long long job_id);
 int			proto_pollfds(Proto *p, struct pollfd *pfd, int max, double *until);

@@ -513,6 +513,48 @@ http_complete(Proto *p, long long job_id, json_t *result)
 	return rc;
 }
 
+/* A field of a complete_jobs row as text for proto_done_answer: NULL when absent or null. */
+static const char *
+row_text(json_t *row, const char *key, char *buf, size_t len)
+{
+	json_t	   *v = json_object_get(row, key);
+
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (json_is_string(v))
+		return json_string_value(v);
+	snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	return buf;
+}
+
+/* Settles n jobs with their results in one transaction (POST /nodes/complete); see proto.h. */
+static int
+http_complete_many(Proto *p, ProtoDone *d, int n)
+{
+	json_t	   *batch = json_array(),
+			   *answer = NULL;
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(batch, json_pack("{s:I, s:O}", "job_id", (json_int_t) d[i].job_id,
+											   "result", d[i].result));
+	rc = call(p, "complete_jobs", "/nodes/complete", json_pack("{s:o}", "completions", batch), true,
+			  &answer);
+	if (rc == PROTO_OK && (!json_is_array(answer) || json_array_size(answer) != (size_t) n))
+		rc = bad_answer(p, "complete_jobs", answer);
+	for (int i = 0; rc == PROTO_OK && i < n; i++)
+	{
+		json_t	   *row = json_array_get(answer, i);	/* in the order given */
+		char		reward[32];
+
+		proto_done_answer(&d[i], "complete_job", row_text(row, "reward", reward, sizeof(reward)),
+						  row_text(row, "sqlstate", NULL, 0), row_text(row, "error", NULL, 0),
+						  row_text(row, "hint", NULL, 0));
+	}
+	json_decref(answer);
+	return rc;
+}
+
 /* Settles a job as failed, with why: its owner is refunded. */
 static int
 http_fail(Proto *p, long long job_id, const char *error)
@@ -652,6 +694,7 @@ const ProtoOps proto_http_ops = {
 	.claim_cancel = http_claim_cancel,
 	.progress = http_progress,
 	.complete = http_complete,
+	.complete_many = http_complete_many,
 	.fail = http_fail,
 	.release = http_release,
 	.pollfds = http_pollfds,

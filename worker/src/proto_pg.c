@@ -445,6 +445,49 @@ pg_complete(Proto *p, long long job_id, json_t *result)
 	return rc;
 }
 
+/* The batch of d as complete_jobs takes it: [{"job_id": .., "result": {..}}, ...]. */
+static char *
+batch_text(const ProtoDone *d, int n)
+{
+	json_t	   *batch = json_array();
+	char	   *text;
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(batch, json_pack("{s:I, s:O}", "job_id", (json_int_t) d[i].job_id,
+											   "result", d[i].result));
+	text = json_dumps(batch, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	json_decref(batch);
+	return text;
+}
+
+/* Settles n jobs with their results in one transaction (complete_jobs); see proto.h. */
+static int
+pg_complete_many(Proto *p, ProtoDone *d, int n)
+{
+	char	   *text = batch_text(d, n);
+	const char *args[1] = {text};
+	PGresult   *r = exec(p, "SELECT job_id, reward, sqlstate, error, hint "
+						 "FROM modelmine.complete_jobs($1::jsonb)", 1, args);
+	int			rc = outcome(p, r, "complete_jobs", true);
+
+	if (rc == PROTO_OK && PQntuples(r) != n)
+	{
+		logmsg("complete_jobs answered %d rows for %d jobs; reporting them one at a time",
+			   PQntuples(r), n);
+		rc = PROTO_REFUSED;
+	}
+	for (int i = 0; rc == PROTO_OK && i < n; i++)
+	{
+		/* complete_jobs answers in the order it was given */
+		proto_done_answer(&d[i], "complete_job", PQgetvalue(r, i, 1),
+						  PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2),
+						  PQgetvalue(r, i, 3), PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4));
+	}
+	PQclear(r);
+	free(text);
+	return rc;
+}
+
 /* Settles a job as failed, with why: its owner is refunded. */
 static int
 pg_fail(Proto *p, long long job_id, const char *error)
@@ -527,6 +570,7 @@ const ProtoOps proto_pg_ops = {
 	.claim_cancel = pg_claim_cancel,
 	.progress = pg_progress,
 	.complete = pg_complete,
+	.complete_many = pg_complete_many,
 	.fail = pg_fail,
 	.release = pg_release,
 	.pollfds = pg_pollfds,

@@ -58,6 +58,7 @@ typedef struct Options
 	bool		exit_when_idle; /* for tests and benchmarks: stop once the queue is empty */
 	int			child_memory_limit; /* MB of address space per trainer process; 0: no limit */
 	int			child_max_jobs; /* jobs per trainer process before it is replaced; 0: no limit */
+	int			group_ms;		/* a finished job waits this long for others to report with it */
 } Options;
 
 /* One slot's persistent trainer process (trainer.c). */
@@ -94,7 +95,8 @@ typedef struct Task
 	json_t	   *result;			/* final result object, once the child printed it */
 	char	   *error;			/* final error (child's, or ours: crash, timeout, bad output) */
 	bool		abandoned;		/* lease lost or job canceled: kill, report nothing */
-	bool		settled;		/* complete/fail accepted (or refused for good) */
+	bool		settled;		/* reported in a batch (complete_jobs), accepted or refused for good */
+	double		done_at;		/* when the loop first saw the job done (0: not yet) */
 	double		ack_deadline;	/* a trainer must take the job before this; 0 once it has */
 	bool		last_line;		/* the child printed its result or error */
 	bool		retire;			/* the trainer asks to be replaced (it ran out of memory) */
