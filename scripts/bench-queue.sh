@@ -18,6 +18,9 @@
 #                  claim_jobs(B) then complete_job(id, <the noop trainer's result>) per claimed job, each
 #                  call its own transaction, as the worker does. process/s = jobs completed / (last
 #                  completion - first claim), from the jobs' own timestamps
+#   step_sql_process_batched  (a) the same with complete_jobs: N more jobs (submitted untimed, 1000 per
+#                  statement), each session's claimed jobs reported in one complete_jobs call and
+#                  transaction, as a worker's group commit does
 #   step_batch_enqueue one session submits N more jobs, 1000 submit_job calls per statement and
 #                  transaction (the peers enqueue in batches of 1,000 or 10,000 too)
 #   step_workers   (b) M real workers (worker/modelmine-worker --slots S --exit-when-idle) drain those N
@@ -330,6 +333,39 @@ step_sql_process() {
     echo "completed $done_n jobs in ${span} s from the first claim to the last completion" \
          "(${left} not completed); pgbench: $(grep -E '^latency average' "$work/pgbench.out")"
     echo "process/s: ${fig[sql_process]}"
+    [[ $left -eq 0 ]] || echo "note: $left jobs were left: the sessions ran out of iterations ($iters each)"
+}
+
+step_sql_process_batched() {
+    local per_client iters b s span done_n left
+    per_client=$(( (jobs / sessions + batch - 1) / batch ))
+    iters=$(( per_client + per_client / 4 + 5 ))
+    heading "(a) SQL: process in batches, $sessions sessions each looping claim_jobs($batch) -> complete_jobs"
+    {
+        echo "SELECT modelmine.authenticate(token) FROM bench.creds WHERE client = 0 \\g /dev/null"
+        for (( s = 0; s < (jobs + 999) / 1000; s++ )); do
+            echo "SELECT count(modelmine.submit_job('sql-batch', '{\"trainer\": \"noop\"}', NULL, $stake)) FROM generate_series(1, 1000) \\g /dev/null"
+        done
+    } >"$work/batch-submit.sql"
+    mm_psql -q -U mm_bench -d "$db" -f "$work/batch-submit.sql"
+    quiet
+    {
+        printf '%s\n' '\if :authed = 0' 'SELECT node_key FROM bench.creds WHERE client = :client_id \gset' \
+            'SELECT modelmine.authenticate_node(:node_key);' '\set authed 1' '\endif'
+        printf 'SELECT count(*) AS n, COALESCE(jsonb_agg(jsonb_build_object('"'"'job_id'"'"', job_id, '"'"'result'"'"', :result::jsonb)), '"'"'[]'"'"') AS done'
+        printf ' FROM modelmine.claim_jobs(%d, 60) \\gset\n' "$batch"
+        printf '\\if :n >= 1\nSELECT count(*) FROM modelmine.complete_jobs(:done::jsonb);\n\\endif\n'
+    } >"$work/process-batched.sql"
+    run_pgbench -t "$iters" -D result="$noop_result" -f "$work/process-batched.sql"
+    read -r done_n span left <<<"$(sql -F ' ' -c "
+        SELECT count(*) FILTER (WHERE status = 'COMPLETED'),
+               extract(epoch FROM max(finished_at) - min(started_at)),
+               count(*) FILTER (WHERE status <> 'COMPLETED')
+          FROM modelmine.jobs WHERE title = 'sql-batch'")"
+    fig[sql_process_batched]=$(per_s "$done_n" "$span")
+    echo "completed $done_n jobs in ${span} s from the first claim to the last completion" \
+         "(${left} not completed); pgbench: $(grep -E '^latency average' "$work/pgbench.out")"
+    echo "process/s: ${fig[sql_process_batched]}"
     [[ $left -eq 0 ]] || echo "note: $left jobs were left: the sessions ran out of iterations ($iters each)"
 }
 
@@ -654,6 +690,7 @@ step_table() {
     row "ModelMine SQL: submit_job, $sessions sessions, 1 per call" "${fig[sql_enqueue]:-}" ""
     row "ModelMine SQL: submit_job, 1 session, 1000 per statement" "${fig[batch_enqueue]:-}" ""
     row "ModelMine SQL: claim_jobs($batch) + complete_job, $sessions sessions" "" "${fig[sql_process]:-}"
+    row "ModelMine SQL: claim_jobs($batch) + complete_jobs, $sessions sessions" "" "${fig[sql_process_batched]:-}"
     row "ModelMine workers: $workers x $slots slots (${fig[workers_cpu]:--} ms CPU per job)" "" "${fig[workers_process]:-}"
     row "ModelMine workers --api: the same through the gateway" "" "${fig[api_workers_process]:-}"
     for k in "${peer_names[@]}"; do
@@ -687,6 +724,7 @@ step_cluster
 step_accounts
 step_sql_enqueue
 step_sql_process
+step_sql_process_batched
 step_batch_enqueue
 step_workers
 step_idle_rss
