@@ -247,7 +247,7 @@ step_accounts() {
     for (( i = 0; i < sessions; i++ )); do
         sql -c "SELECT modelmine.signup('bench$((i + 1))@bench.local', 'bench-password')" >/dev/null
         # user 1 also stakes the batched jobs, the --api row's and the wake-up samples
-        sql -c "SELECT modelmine.mint('bench$((i + 1))@bench.local', $(( stake * (jobs / sessions + 1 + (i == 0 ? 2 * jobs + 2 * wake : 0)) )))" >/dev/null
+        sql -c "SELECT modelmine.mint('bench$((i + 1))@bench.local', $(( stake * (jobs / sessions + 1 + (i == 0 ? 3 * jobs + 1000 + 2 * wake : 0)) )))" >/dev/null
         tok=$(sql -c "SELECT modelmine.login('bench$((i + 1))@bench.local', 'bench-password')")
         sql -c "INSERT INTO bench.creds (client, token) VALUES ($i, '$tok')"
         if (( notify )); then
