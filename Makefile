@@ -16,8 +16,10 @@ REGRESS_OPTS = --inputdir=regress --outputdir=regress/out --load-extension=pgcry
 ISOLATION    = $(sort $(patsubst regress/specs/%.spec,%,$(wildcard regress/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=regress --outputdir=regress/out-isolation --load-extension=pgcrypto
 
-SHLIB_LINK  = -lcrypto   # SHA-256 for the ledger (OpenSSL comes with libpq-dev's libssl-dev)
-PG_CPPFLAGS = -Iinclude -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+# SHA-256 for the ledger (OpenSSL comes with libpq-dev's libssl-dev); Jansson for the workers' config
+# validator, compiled in from worker/train (extension/trainconfig.c, configcheck.c).
+SHLIB_LINK  = -lcrypto $(shell pkg-config --libs jansson)
+PG_CPPFLAGS = -Iinclude $(shell pkg-config --cflags jansson) -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -25,6 +27,8 @@ include $(PGXS)
 
 # PGXS does not track headers: every object depends on the shared ones.
 $(OBJS): extension/modelmine.h include/modelmine/protocol.h
+extension/trainconfig.o: $(wildcard worker/train/*.c worker/train/*.h)
+extension/configcheck.o: worker/train/mmtrain.h
 
 # The unversioned install script is the source of truth for the current version; the versioned file is
 # built from it.

@@ -200,6 +200,8 @@ SubmitJob(SubmitArgs *a)
 	if (a->priority_given && (a->priority < MM_PRIORITY_MIN || a->priority > MM_PRIORITY_MAX))
 		BadParam("invalid priority", psprintf("Got %d.", a->priority),
 				 "Pass a priority from -1000 to 1000 (higher runs first).");
+	/* last of the checks, as the costliest: the workers' own validator; nothing staked if refused */
+	MmCheckTrainerConfig(a->config);
 
 	args[0] = Int64GetDatum(user_id);
 	args[1] = CStringGetTextDatum(title);

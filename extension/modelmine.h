@@ -89,6 +89,9 @@ extern int64 MmFoldNodeDeltas(void);
 extern void MmCheckDisplayText(const char *field, const char *s);
 extern char *MmPrintable(const char *s, int len, int max);
 
+/* ---- configcheck.c: a built-in trainer's config, checked by the workers' validator ---- */
+extern void MmCheckTrainerConfig(Jsonb *config);
+
 /* ---- lease.c ---- */
 extern bool MmResultNumber(Jsonb *result, const char *key, double *out);
 extern int64 MmCompleteJob(int64 job_id, Jsonb *result);

@@ -21,6 +21,7 @@
 --     nodes results_valid/results_invalid; new settings max_replicas, max_extra_replicas,
 --     loss/accuracy_tolerance_ppm, spotcheck_pct, trusted_after_results, scarce_delay_ms;
 --   * issue 15: complete_jobs settles up to 32 of a node's jobs in one transaction;
+--   * issue 21: submit_job refuses a built-in trainer's config no worker would run; config_schema();
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
 -- Functions whose signature changed are dropped and created again (views on them too); functions
 -- whose body or comment changed are replaced in place.  Bodies are copied verbatim from
@@ -1885,3 +1886,13 @@ COMMENT ON FUNCTION modelmine.complete_jobs(jsonb) IS
     'Node holding the leases: complete_job for each of 1..32 jobs ([{"job_id": 42, "result": {...}}, ...]) in one transaction, each in its own subtransaction. One row per job, in order: the reward, or the SQLSTATE, message and hint complete_job would have raised for it (that job alone is left as it was).';
 REVOKE ALL ON FUNCTION modelmine.complete_jobs(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node;
+
+-- Issue 21: built-in trainers' configs are checked at submit by the workers' validator (C, no SQL
+-- change to submit_job); its schema is published.
+CREATE FUNCTION modelmine.config_schema() RETURNS jsonb
+    LANGUAGE c IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_config_schema_sql';
+COMMENT ON FUNCTION modelmine.config_schema() IS
+    'The job config schema submit_job checks built-in trainers'' configs against (the workers'' own validator): {"version", "keys": {key: {"accepts", "trainers"}}, "dataset_keys": {key: {"accepts"}}}. A key that is unknown or does not apply to the trainer is refused at submit.';
+REVOKE ALL ON FUNCTION modelmine.config_schema() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.config_schema() TO modelmine_anon, modelmine_user, modelmine_node;

@@ -562,6 +562,14 @@ COMMENT ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) IS
 REVOKE ALL ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) TO modelmine_user;
 
+CREATE FUNCTION modelmine.config_schema() RETURNS jsonb
+    LANGUAGE c IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_config_schema_sql';
+COMMENT ON FUNCTION modelmine.config_schema() IS
+    'The job config schema submit_job checks built-in trainers'' configs against (the workers'' own validator): {"version", "keys": {key: {"accepts", "trainers"}}, "dataset_keys": {key: {"accepts"}}}. A key that is unknown or does not apply to the trainer is refused at submit.';
+REVOKE ALL ON FUNCTION modelmine.config_schema() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.config_schema() TO modelmine_anon, modelmine_user, modelmine_node;
+
 CREATE FUNCTION modelmine.cancel_job(job_id bigint) RETURNS bigint
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_cancel_job';

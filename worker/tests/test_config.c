@@ -2,7 +2,9 @@
  * test_config.c — mm_config_validate: every known field is checked for
  * type and range, the message names the field (and what is allowed);
  * unknown keys and nulls are accepted; mm_train_run rejects the same
- * configs with the same message.
+ * configs with the same message.  mm_config_check, the strict check the
+ * extension runs at submit, refuses unknown keys and keys that do not apply
+ * to the trainer, and agrees with mm_config_validate on everything else.
  */
 #include "config.h"
 #include "mmtrain.h"
@@ -198,6 +200,47 @@ main(void)
 	expect_bad("{\"trainer\": \"linreg\", " SYN "}", "linreg", "\"linear\"");
 	expect_bad("{\"trainer\": \"mlp\", \"dataset\": {\"synthetic\": \"linear\"}}", "regression",
 			   "linreg");
+
+	/* the strict check: everything above, plus unknown and inapplicable keys */
+	{
+		static const char *const strict_bad[][2] = {
+			{"{" SYN ", \"lerning_rate\": 0.1}", "did you mean \"learning_rate\""},
+			{"{" SYN ", \"future_knob\": 1}", "future_knob is not a config key"},
+			{"{\"dataset\": {\"synthetic\": \"blobs\", \"clases\": 3}}",
+			"did you mean \"dataset.classes\""},
+			{"{" SYN ", \"hidden_layers\": [8]}", "does not apply to trainer \"logreg\""},
+			{"{\"trainer\": \"noop\", \"epochs\": 3}", "does not apply to trainer \"noop\""},
+			{"{" SYN ", \"epochs\": 0}", "from 1 to 10000"},
+		};
+		static const char *const strict_ok[] = {
+			"{" SYN ", \"trainer\": \"logreg\", \"hidden_layers\": null, \"replicas\": 2}",
+			"{\"trainer\": \"mlp\", \"hidden_layers\": [4], \"activation\": \"tanh\", " SYN "}",
+			"{\"trainer\": \"noop\", \"replicas\": 3}",
+		};
+
+		for (size_t i = 0; i < sizeof(strict_bad) / sizeof(strict_bad[0]); i++)
+		{
+			j = parse(strict_bad[i][0]);
+			err[0] = '\0';
+			CHECK(mm_config_check(j, err, sizeof(err)) == -1, "strict check accepted %s",
+				  strict_bad[i][0]);
+			CHECK_MSG(err, strict_bad[i][1]);
+			json_decref(j);
+		}
+		for (size_t i = 0; i < sizeof(strict_ok) / sizeof(strict_ok[0]); i++)
+		{
+			j = parse(strict_ok[i]);
+			err[0] = '\0';
+			CHECK(mm_config_check(j, err, sizeof(err)) == 0, "strict check refused %s: %s",
+				  strict_ok[i], err);
+			json_decref(j);
+		}
+		j = mm_config_schema();
+		CHECK(json_integer_value(json_object_get(j, "version")) == MM_CONFIG_SCHEMA_VERSION &&
+			  json_object_get(json_object_get(j, "keys"), "hidden_layers") != NULL,
+			  "config schema without its version or keys");
+		json_decref(j);
+	}
 
 	return t_summary();
 }

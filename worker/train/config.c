@@ -2,8 +2,17 @@
  * config.c — parse and validate a job config (schema in mmtrain.h).
  *
  * Each message names the field as the user wrote it ("dataset.n",
- * "hidden_layers[2]") and the allowed values. Unknown keys are ignored for
- * forward compatibility; a JSON null means "use the default".
+ * "hidden_layers[2]") and the allowed values; a JSON null means "use the
+ * default".
+ *
+ * Two strictnesses, one set of rules. mm_config_check (what the extension
+ * runs at submit_job, compiled from this file: extension/trainconfig.c) also
+ * refuses a key it does not know and a key that does not apply to the chosen
+ * trainer, since either means the user will not get what they wrote.
+ * mm_config_parse (what a worker runs before training) ignores both, so a
+ * node running an older build still runs a config written for a newer one.
+ * The keys and what each trainer accepts are one table (config_keys), which
+ * mm_config_schema publishes (SQL: modelmine.config_schema(); docs/CONFIG.md).
  */
 #include "config.h"
 #include "dataset.h"
@@ -16,6 +25,50 @@
 
 #define MAX_URL_LEN 4096
 #define MAX_LABEL_LEN 1024
+
+/* which trainers a key applies to */
+#define FOR_LOGREG	0x1
+#define FOR_MLP		0x2
+#define FOR_LINREG	0x4
+#define FOR_NOOP	0x8
+#define FOR_TRAINING (FOR_LOGREG | FOR_MLP | FOR_LINREG)
+#define FOR_ALL		(FOR_TRAINING | FOR_NOOP)
+
+/* One key of a config (or of its dataset): who takes it, and what it accepts, for the docs. */
+typedef struct config_key
+{
+	const char *name;
+	unsigned	trainers;
+	const char *accepts;
+} config_key;
+
+static const config_key config_keys[] = {
+	{"trainer", FOR_ALL, "\"logreg\" (default), \"mlp\", \"linreg\" or \"noop\""},
+	{"replicas", FOR_ALL, "1 to the max_replicas setting, default 1: results that must agree"},
+	{"dataset", FOR_TRAINING, "required: {\"url\", \"label\"} or {\"synthetic\", ...}"},
+	{"epochs", FOR_TRAINING, "1 to 10000, default 50"},
+	{"learning_rate", FOR_TRAINING, "> 0 and <= 10, default 0.1"},
+	{"batch_size", FOR_TRAINING, "1 to 65536, default 32"},
+	{"seed", FOR_TRAINING, "an integer, default 42 (split, initial weights, shuffling)"},
+	{"validation_split", FOR_TRAINING, "> 0 and < 1, default 0.2"},
+	{"l2", FOR_TRAINING, ">= 0, default 0"},
+	{"hidden_layers", FOR_MLP, "1 to 8 layer sizes, each 1 to 4096, default [16]"},
+	{"activation", FOR_MLP, "\"relu\" (default) or \"tanh\""},
+};
+
+/* The keys of "dataset": which kind of dataset takes each (see parse_dataset for the rules). */
+static const config_key dataset_keys[] = {
+	{"url", 0, "CSV: file://, http:// or https://, at most 4096 characters"},
+	{"label", 0, "CSV: the label column's name, required with url"},
+	{"synthetic", 0, "\"blobs\", \"moons\", \"spirals\" or \"linear\""},
+	{"n", 0, "synthetic: rows, 2 to 1000000, default 600"},
+	{"classes", 0, "blobs, spirals: 2 to 100, default 3"},
+	{"features", 0, "blobs, linear: 1 to 1000, default 2"},
+	{"noise", 0, "synthetic: >= 0 and <= 100, default 1.0 for blobs, else 0.1"},
+	{"seed", 0, "synthetic: an integer, default 1"},
+};
+
+#define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The trainer's name as a job config spells it. */
 const char *
@@ -382,4 +435,178 @@ mm_config_validate(const json_t *config, char *err, size_t errlen)
 	mm_config	cfg;
 
 	return mm_config_parse(config, &cfg, err, errlen);
+}
+
+/* Edit distance of a and b, or a number above 2 once it exceeds 2 (all a suggestion needs). */
+static int
+distance(const char *a, const char *b)
+{
+	size_t		la = strlen(a),
+				lb = strlen(b);
+	int			row[65];
+
+	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > 2)
+		return 3;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (int) j;
+	for (size_t i = 1; i <= la; i++)
+	{
+		int			diag = row[0];
+
+		row[0] = (int) i;
+		for (size_t j = 1; j <= lb; j++)
+		{
+			int			up = row[j];
+			int			best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* The entry for key in keys, or NULL. */
+static const config_key *
+find_key(const config_key *keys, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(keys[i].name, key) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Refuses a key of obj that keys does not list, suggesting the closest known one. */
+static int
+known_keys(const json_t *obj, const config_key *keys, size_t n, const char *prefix, char *err,
+		   size_t errlen)
+{
+	const char *key;
+	const json_t *v;
+
+	json_object_foreach((json_t *) obj, key, v)
+	{
+		char		shown[80];
+		const char *near = NULL;
+
+		if (find_key(keys, n, key) != NULL)
+			continue;
+		/* a suggestion only for a near miss: one edit in a short key, two in a longer one */
+		for (size_t i = 0; i < n && near == NULL; i++)
+			if (distance(key, keys[i].name) <= (strlen(key) >= 5 ? 2 : strlen(key) >= 3 ? 1 : 0))
+				near = keys[i].name;
+		mm_sanitize(shown, sizeof(shown), key, 64);
+		if (near)
+			return mm_err(err, errlen, "%s%s is not a config key; did you mean \"%s%s\"?",
+						  prefix, shown, prefix, near);
+		return mm_err(err, errlen, "%s%s is not a config key (see modelmine.config_schema() for "
+					  "the keys each trainer takes)", prefix, shown);
+	}
+	return 0;
+}
+
+/* The FOR_* bit of a parsed trainer. */
+static unsigned
+trainer_bit(mm_trainer t)
+{
+	switch (t)
+	{
+		case MM_TRAINER_LOGREG:
+			return FOR_LOGREG;
+		case MM_TRAINER_MLP:
+			return FOR_MLP;
+		case MM_TRAINER_LINREG:
+			return FOR_LINREG;
+		case MM_TRAINER_NOOP:
+			return FOR_NOOP;
+	}
+	return 0;
+}
+
+/*
+ * The strict check run at submit time: mm_config_parse's rules, and no key that is unknown or does
+ * not apply to the trainer (see the file header).  0, or -1 with a message naming the field.
+ */
+int
+mm_config_check(const json_t *config, char *err, size_t errlen)
+{
+	mm_config	cfg;
+	const json_t *ds;
+	const char *key;
+	const json_t *v;
+
+	if (json_is_object(config) &&
+		known_keys(config, config_keys, NKEYS(config_keys), "", err, errlen) != 0)
+		return -1;
+	if ((ds = member(config, "dataset")) != NULL && json_is_object(ds) &&
+		known_keys(ds, dataset_keys, NKEYS(dataset_keys), "dataset.", err, errlen) != 0)
+		return -1;
+	if (mm_config_parse(config, &cfg, err, errlen) != 0)
+		return -1;
+	json_object_foreach((json_t *) config, key, v)
+	{
+		const config_key *k = find_key(config_keys, NKEYS(config_keys), key);
+
+		if (!json_is_null(v) && !(k->trainers & trainer_bit(cfg.trainer)))
+			return mm_err(err, errlen, "%s does not apply to trainer \"%s\"%s", key,
+						  mm_trainer_name(cfg.trainer),
+						  k->trainers == FOR_MLP ? " (only mlp has hidden layers)" :
+						  cfg.trainer == MM_TRAINER_NOOP ? " (noop trains nothing)" : "");
+	}
+	return 0;
+}
+
+/*
+ * An empty object.  Not json_object(): this file is also compiled into the extension, where the
+ * postgres executable's own json_object() (an SQL function) would take the call.
+ */
+static json_t *
+new_object(void)
+{
+	return json_pack("{}");
+}
+
+/* Adds keys to obj as {name: {"accepts": ..., "trainers": [...]}}; trainers only when given. */
+static void
+schema_keys(json_t *obj, const config_key *keys, size_t n, int with_trainers)
+{
+	static const mm_trainer all[] = {MM_TRAINER_LOGREG, MM_TRAINER_MLP, MM_TRAINER_LINREG,
+	MM_TRAINER_NOOP};
+
+	for (size_t i = 0; i < n; i++)
+	{
+		json_t	   *k = new_object();
+
+		json_object_set_new(k, "accepts", json_string(keys[i].accepts));
+		if (with_trainers)
+		{
+			json_t	   *t = json_array();
+
+			for (size_t j = 0; j < NKEYS(all); j++)
+				if (keys[i].trainers & trainer_bit(all[j]))
+					json_array_append_new(t, json_string(mm_trainer_name(all[j])));
+			json_object_set_new(k, "trainers", t);
+		}
+		json_object_set_new(obj, keys[i].name, k);
+	}
+}
+
+/* The config schema: its version, each key with the trainers that take it, the dataset's keys. */
+json_t *
+mm_config_schema(void)
+{
+	json_t	   *schema = new_object(),
+			   *keys = new_object(),
+			   *dkeys = new_object();
+
+	schema_keys(keys, config_keys, NKEYS(config_keys), 1);
+	schema_keys(dkeys, dataset_keys, NKEYS(dataset_keys), 0);
+	json_object_set_new(schema, "version", json_integer(MM_CONFIG_SCHEMA_VERSION));
+	json_object_set_new(schema, "keys", keys);
+	json_object_set_new(schema, "dataset_keys", dkeys);
+	return schema;
 }

@@ -6,9 +6,11 @@
  * so it is safe to call from a freshly forked child. Nothing here prints,
  * exits or aborts: every failure comes back as -1 plus a one-line message.
  *
- * Job config (a JSON object). Keys not listed here are ignored, so older
- * workers accept configs written for newer ones; every listed key is checked
- * for type and range. A JSON null counts as "absent" (the default applies).
+ * Job config (a JSON object). Every listed key is checked for type and
+ * range; a JSON null counts as "absent" (the default applies). At submit the
+ * extension also refuses keys not listed here and keys that do not apply to
+ * the trainer (mm_config_check); a worker ignores them (mm_config_validate),
+ * so older workers accept configs written for newer ones.
  *
  *   "trainer"          "logreg" (default): logistic regression; binary
  *                      (one sigmoid output) when the label has 2 classes,
@@ -54,8 +56,9 @@
  *   "hidden_layers"    mlp: array of 1..8 integers, each 1..4096, default [16]
  *   "activation"       mlp: "relu" (default) or "tanh"
  *   "l2"               weight decay on weights (not biases), >= 0, default 0
- *   (hidden_layers and activation are validated for every trainer but only
- *   used by mlp, so switching trainer does not force editing the config.)
+ *   "replicas"         read by the extension (results that must agree)
+ *   (hidden_layers and activation apply to mlp only: submit_job refuses them
+ *   for another trainer; a worker validates and ignores them.)
  *
  * Limits beyond the per-field ranges: rows * features <= 50,000,000; a CSV
  * has at most 1001 columns and 1000000 data rows; at most 1000 distinct
@@ -115,6 +118,21 @@ typedef struct mm_limits
 
 /* Validate a job config without running it: 0 ok, -1 with a one-line message naming the field. */
 int			mm_config_validate(const json_t *config, char *err, size_t errlen);
+
+/*
+ * The config schema's version: 1 ignored unknown keys everywhere; 2 refuses, at submit, a key that is
+ * unknown or does not apply to the trainer.
+ */
+#define MM_CONFIG_SCHEMA_VERSION 2
+
+/*
+ * The check submit_job runs (strict): mm_config_validate's rules, and no key that is unknown or does
+ * not apply to the chosen trainer. 0 ok, -1 with a one-line message naming the field.
+ */
+int			mm_config_check(const json_t *config, char *err, size_t errlen);
+
+/* The schema as JSON (caller owns it): {"version", "keys": {name: {accepts, trainers}}, "dataset_keys"}. */
+json_t	   *mm_config_schema(void);
 
 /*
  * Run a training job. On success 0 and *result = new JSON object (caller
