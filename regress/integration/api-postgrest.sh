@@ -53,7 +53,7 @@ if [[ -n ${j3:-} ]]; then
         "$j1 pgjs one 11 CANCELED; $j2 pgjs two 12 PENDING; $j3 pgjs three 13 PENDING"
     check "the configs are stored as sent (0.1 stays 0.1)" \
         "$(adm "SELECT string_agg(config::text, '; ' ORDER BY id) FROM modelmine.jobs WHERE user_id = $user")" \
-        '{"lr": 0.1, "note": "first", "trainer": "noop"}; {"layers": [32, 16], "trainer": "noop"}; {"nested": {"a": {"b": true}}, "trainer": "noop"}'
+        '{"lr": 0.1, "note": "first", "runner": "pgjs"}; {"layers": [32, 16], "runner": "pgjs"}; {"nested": {"a": {"b": true}}, "runner": "pgjs"}'
 fi
 check "no job for the refused submission" "$(adm "SELECT count(*) FROM modelmine.jobs WHERE title = 'too dear'")" 0
 check "balance: 1000 - 12 - 13 (the canceled job refunded)" \

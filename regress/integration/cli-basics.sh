@@ -183,6 +183,17 @@ check "... the database's error, naming it" "$CLI_ERR" \
     "$(printf '%s' 'modelmine: unknown config.trainer (Got "xgboost".) hint: Use a built-in trainer: "logreg", "mlp", "linreg" or "noop"; for other code, name a "runner".')"
 check_cli "... the same from stdin, with a dataset flag" 1 submit --config - --dataset moons <"$IT_TMP/xgboost.json"
 [[ $CLI_ERR == "modelmine: unknown config.trainer"* ]] && pass "... names the trainer too" || fail "stdin: '$CLI_ERR'"
+
+step "a config no worker would run: the database refuses it at submit, naming the field"
+echo '{"lerning_rate": 0.1, "dataset": {"synthetic": "blobs"}}' >"$IT_TMP/typo.json"
+check_cli "submit --config with a misspelled key" 1 submit --config "$IT_TMP/typo.json"
+[[ $CLI_ERR == 'modelmine: invalid config: lerning_rate is not a config key; did you mean "learning_rate"?'* ]] &&
+    pass "... names the key and suggests the right one" || fail "typo: '$CLI_ERR'"
+echo '{"trainer": "logreg", "hidden_layers": [8], "dataset": {"synthetic": "blobs"}}' >"$IT_TMP/hidden.json"
+check_cli "submit --config with hidden_layers for logreg" 1 submit --config "$IT_TMP/hidden.json"
+[[ $CLI_ERR == 'modelmine: invalid config: hidden_layers does not apply to trainer "logreg"'* ]] &&
+    pass "... says the key does not apply to the trainer" || fail "hidden: '$CLI_ERR'"
+check_cli "... epochs -3 through a flag over a file" 2 submit --config "$IT_TMP/hidden.json" --epochs -3
 check "no job was made" "$(adm "SELECT count(*) FROM modelmine.jobs")" 0
 
 step "one token, not 1 tokens"

@@ -130,17 +130,25 @@ main(int argc, char **argv)
 	Check("the notifier role exists",
 		  "SELECT rolname FROM pg_roles WHERE rolname = '" MM_ROLE_NOTIFIER "'", MM_ROLE_NOTIFIER);
 
-	/* the trainers: a config naming each is accepted, its requirement is trainer:NAME */
+	/*
+	 * the trainers: a config naming each is accepted (with a dataset of the kind it trains on, which
+	 * the workers' validator asks for; noop takes none), its requirement is trainer:NAME
+	 */
 	for (int i = 0; i < MM_NTRAINERS; i++)
 	{
-		snprintf(sql, sizeof(sql), "SELECT contract_requirement('{\"trainer\":\"%s\"}')", trainers[i]);
+		const char *data = strcmp(trainers[i], "noop") == 0 ? "" :
+			strcmp(trainers[i], "linreg") == 0 ? ",\"dataset\":{\"synthetic\":\"linear\"}" :
+			",\"dataset\":{\"synthetic\":\"blobs\"}";
+
+		snprintf(sql, sizeof(sql), "SELECT contract_requirement('{\"trainer\":\"%s\"%s}')",
+				 trainers[i], data);
 		snprintf(buf, sizeof(buf), "%s%s", MM_REQUIRE_TRAINER, trainers[i]);
 		Check(buf, sql, buf);
 	}
 	/* the SQL default of jobs.requirement names the default trainer */
 	snprintf(buf, sizeof(buf), "%s%s", MM_REQUIRE_TRAINER, MM_TRAINER_DEFAULT);
 	Check("a config without trainer or runner requires the default trainer",
-		  "SELECT contract_requirement('{}')", buf);
+		  "SELECT contract_requirement('{\"dataset\":{\"synthetic\":\"blobs\"}}')", buf);
 	snprintf(buf, sizeof(buf), "%sacme-1", MM_REQUIRE_RUNNER);
 	Check("a config with a runner requires it",
 		  "SELECT contract_requirement('{\"runner\":\"acme-1\"}')", buf);
@@ -166,7 +174,8 @@ main(int argc, char **argv)
 			 "WHERE seqrelid = pg_get_serial_sequence('modelmine.accounts', 'id')::regclass", MM_FIRST_OWNED_ACCOUNT);
 	/* the SQL that groups by shard (id % 16, BETWEEN 16 AND 47) agrees with MM_ESCROW_ACCOUNT: stakes of
 	 * jobs on every shard sit where the invariants and network_stats look for them */
-	printf("SELECT contract_submit('{}') FROM generate_series(1, %d) \\g /dev/null\n", MM_SHARDS);
+	printf("SELECT contract_submit('{\"trainer\":\"noop\"}') FROM generate_series(1, %d) \\g /dev/null\n",
+		   MM_SHARDS);
 	CheckInt("open jobs on every shard", "SELECT count(DISTINCT id % " XSTR(MM_SHARDS) ") FROM modelmine.jobs "
 			 "WHERE status = 'PENDING'", MM_SHARDS);
 	Check("stakes on every shard: check_invariants() is empty",

@@ -53,14 +53,14 @@ done <"$IT_TMP/results.txt"
 check "every check printed a result" "$(wc -l <"$IT_TMP/results.txt")" "$(grep -vc '\\g /dev/null$' "$IT_TMP/checks.sql")"
 
 step "the channels, LISTENed to by the header's names"
-job=$(as_user "$tok" "SELECT contract_submit('{}')")
+job=$(as_user "$tok" "SELECT contract_submit('{\"trainer\": \"noop\"}')")
 mapfile -t channels < <("$IT_TMP/contract" channels "$job")
 out=$(psql -X -At -d "$IT_DB" -v tok="$tok" 2>&1 <<SQL
 SELECT modelmine.authenticate(:'tok') \g /dev/null
 LISTEN "${channels[0]}";
 LISTEN "${channels[1]}";
 LISTEN "${channels[2]}";
-SELECT contract_submit('{}') \g /dev/null
+SELECT contract_submit('{"trainer": "noop"}') \g /dev/null
 SELECT 1 FROM modelmine.register_node('contract-node', '{}') \g /dev/null
 SELECT modelmine.cancel_job($job) \g /dev/null
 SELECT 1 \g /dev/null
@@ -89,4 +89,31 @@ got_statuses=$(sed -n "s/^export const JOB_STATUSES = \[\(.*\)\];/\1/p" "$MM_REP
 got_trainers=$(sed -n "s/^ *name: '\([a-z0-9_]*\)', label:.*/\1/p" "$MM_REPO/web/js/trainers.js" | xargs)
 check "web/js/ui.js JOB_STATUSES is MM_JOB_STATUSES" "$got_statuses" "$want_statuses"
 check "web/js/trainers.js names MM_TRAINERS, in order" "$got_trainers" "$want_trainers"
+
+step "docs/CONFIG.md lists the config schema the validator enforces (modelmine.config_schema())"
+# the rows between the markers, as the docs have them and as the schema says they should be
+doc_rows() { sed -n "/<!-- config-schema:$1 -->/,/<!-- \/config-schema:$1 -->/p" "$MM_REPO/docs/CONFIG.md" | grep '^| `'; }
+check "the keys table is the schema's" "$(doc_rows keys)" "$(adm "
+    SELECT string_agg(format('| \`%s\` | %s | %s |', key,
+                             (SELECT string_agg(t, ', ') FROM jsonb_array_elements_text(value -> 'trainers') t),
+                             value ->> 'accepts'), E'\n' ORDER BY key)
+      FROM jsonb_each(modelmine.config_schema() -> 'keys')")"
+check "the dataset keys table is the schema's" "$(doc_rows dataset)" "$(adm "
+    SELECT string_agg(format('| \`dataset.%s\` | %s |', key, value ->> 'accepts'), E'\n' ORDER BY key)
+      FROM jsonb_each(modelmine.config_schema() -> 'dataset_keys')")"
+check "the docs name the schema's version" \
+    "$(grep -c "^## Schema version $(adm "SELECT modelmine.config_schema() ->> 'version'")\$" "$MM_REPO/docs/CONFIG.md")" 1
+
+step "the validator compiled into the extension calls nothing the postgres executable exports"
+# postgres exports json_object() and json_typeof() (SQL functions): a call from extension/trainconfig.o
+# to a symbol of that name would land in the server, not in Jansson (see worker/train/config.c new_object)
+obj=$MM_REPO/extension/trainconfig.o
+postgres_bin=$("$PG_CONFIG" --bindir)/postgres
+if [[ -f $obj && -f $postgres_bin ]]; then
+    clash=$(comm -12 <(nm -u "$obj" | awk '{print $2}' | sort -u) \
+                     <(nm -D --defined-only "$postgres_bin" | awk '{print $3}' | sort -u) | xargs)
+    check "no symbol trainconfig.o needs is defined by postgres" "$clash" ""
+else
+    fail "no $obj or $postgres_bin to compare (build the extension first)"
+fi
 it_end

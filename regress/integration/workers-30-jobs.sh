@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# workers-30-jobs: three real workers (2 slots each) drain 30 jobs from two users, and the books add up.
+# workers-30-jobs: three real workers (2 slots each) drain 28 jobs from two users, and the books add up.
 #
-# 27 good jobs (logreg on blobs, mlp on moons, linreg on linear data, noop) and 3 bad ones (epochs 0,
-# no dataset, a trainer nobody offers). Each job's description says what must become of it, so every
-# check below compares the database with what the test intended, not with itself:
+# 27 good jobs (logreg on blobs, mlp on moons, linreg on linear data, noop) and one no node can run (a
+# runner nobody offers); two more with bad configs (epochs 0, no dataset) are refused at submit by the
+# workers' own validator (issue 21) and never exist. Each job's description says what must become of
+# it, so every check below compares the database with what the test intended, not with itself:
 #   accuracy / r2 / noop   COMPLETED, accuracy >= 0.95 (classification) or r2 >= 0.95 (regression)
-#   fail:epochs            FAILED, the error names "epochs"
-#   fail:dataset           FAILED, the error names "dataset"
 #   pending:trainer        never claimed (a runner no node advertises; an unknown built-in trainer
 #                          is refused at submit); the owner cancels it
 # Money: each user ends with grant - sum of completed stakes; the nodes' accounts plus what the operator
@@ -28,7 +27,7 @@ for w in w1 w2 w3; do start_worker "$w" --slots 2; done
 wait_until 20 "all three workers registered and heartbeating" \
     "SELECT count(*) = 3 FROM modelmine.nodes WHERE last_seen IS NOT NULL"
 
-step "30 jobs: alice 16 (2 bad), bob 14 (1 bad)"
+step "28 jobs: alice 15 (1 nobody can run), bob 13; two bad configs refused at submit"
 # Job k (0-based over the good ones) cycles through four kinds; seeds vary the data.
 good_job() {
     local k=$1
@@ -54,14 +53,30 @@ submit_sql() {
 alice_jobs=() bob_jobs=()
 for k in $(seq 0 13); do alice_jobs+=("$(good_job "$k")"); done
 for k in $(seq 14 26); do bob_jobs+=("$(good_job "$k")"); done
-alice_jobs+=("bad epochs|fail:epochs|{\"trainer\":\"logreg\",\"dataset\":{\"synthetic\":\"blobs\"},\"epochs\":0}"
-             "unknown runner|pending:trainer|{\"runner\":\"gpt5\",\"dataset\":{\"synthetic\":\"blobs\"}}")
-bob_jobs+=("no dataset|fail:dataset|{\"trainer\":\"mlp\",\"epochs\":10}")
+alice_jobs+=("unknown runner|pending:trainer|{\"runner\":\"gpt5\",\"dataset\":{\"synthetic\":\"blobs\"}}")
 # Stakes 13, 16, ..., 58 (alice) and 9, 11, ..., 35 (bob): most are not multiples of 5, so the
 # floor in the 80/20 split matters.
 as_user "$alice" "$(submit_sql 13 3 "${alice_jobs[@]}")" >/dev/null
 as_user "$bob" "$(submit_sql 9 2 "${bob_jobs[@]}")" >/dev/null
-check "30 jobs submitted" "$(adm "SELECT count(*) FROM modelmine.jobs")" 30
+check "28 jobs submitted" "$(adm "SELECT count(*) FROM modelmine.jobs")" 28
+balances_before=$(adm "SELECT sum(balance) FROM modelmine.account_balances WHERE kind = 'user'")
+# refused_as USER_TOKEN SQL: the first error's "SQLSTATE: message" of SQL in the user's session
+refused_as() {
+    psql -X -At -q -v ON_ERROR_STOP=1 -U mm_client -d "$IT_DB" -v tok="$1" 2>&1 <<SQL |
+\\set VERBOSITY verbose
+SELECT modelmine.authenticate(:'tok') \\g /dev/null
+$2
+SQL
+        sed -n 's/^.*ERROR: *//p' | head -n 1
+}
+check "epochs 0: refused at submit, naming the field" "$(refused_as "$alice" "SELECT modelmine.submit_job(
+    'bad epochs', '{\"trainer\": \"logreg\", \"epochs\": 0, \"dataset\": {\"synthetic\": \"blobs\"}}', NULL, 10)")" \
+    "22023: invalid config: epochs must be an integer from 1 to 10000 (got 0)"
+check "no dataset: refused at submit, naming the field" "$(refused_as "$bob" "SELECT modelmine.submit_job(
+    'no dataset', '{\"trainer\": \"mlp\", \"epochs\": 10}', NULL, 10)")" \
+    '22023: invalid config: dataset is required: {"url": ..., "label": ...} or {"synthetic": ...}'
+check "... nothing staked, no job made" "$(adm "SELECT count(*) || ' ' || (SELECT sum(balance)
+    FROM modelmine.account_balances WHERE kind = 'user') FROM modelmine.jobs")" "28 $balances_before"
 
 step "waiting for the queue to drain"
 wait_until 60 "no job RUNNING and only the unclaimable one PENDING" \
@@ -84,12 +99,6 @@ check "every linreg job COMPLETED with r2 >= 0.95 (list of violations)" "$(adm "
 check "every noop job COMPLETED" \
     "$(adm "SELECT count(*) FROM modelmine.jobs WHERE description = 'noop' AND status = 'COMPLETED'")" 6
 check "classification jobs counted" "$(adm "SELECT count(*) FROM modelmine.jobs WHERE description = 'accuracy'")" 14
-check_sql "epochs 0: FAILED, the error names the field and the allowed range" \
-    "SELECT status = 'FAILED' AND error ~ '^epochs .*1 to 10000' FROM modelmine.jobs WHERE description = 'fail:epochs'"
-check_sql "no dataset: FAILED, the error names the field" \
-    "SELECT status = 'FAILED' AND error ~ '^dataset is required' FROM modelmine.jobs WHERE description = 'fail:dataset'"
-echo "      epochs 0 -> $(adm "SELECT error FROM modelmine.jobs WHERE description = 'fail:epochs'")"
-echo "      no dataset -> $(adm "SELECT error FROM modelmine.jobs WHERE description = 'fail:dataset'")"
 check "unknown runner: never claimed (PENDING, 0 attempts, no node)" "$(adm "
     SELECT status || ' ' || attempts || ' ' || coalesce(node_id::text, 'none')
       FROM modelmine.jobs WHERE description = 'pending:trainer'")" "PENDING 0 none"

@@ -19,7 +19,7 @@ SELECT modelmine.signup('alice@example.com', 'alice password'), modelmine.signup
 SELECT modelmine.login('alice@example.com', 'alice password') AS tok_a \gset
 SELECT modelmine.login('bob@example.com', 'bobs password') AS tok_b \gset
 SELECT modelmine.authenticate(:'tok_a');
-SELECT modelmine.submit_job('alice''s job', '{"trainer": "logreg"}') AS job_a;
+SELECT modelmine.submit_job('alice''s job', '{"trainer": "logreg", "dataset": {"synthetic": "blobs"}}') AS job_a;
 SELECT modelmine.deauthenticate();
 -- Alice's exact claims (user id, session id): the forger is assumed to know them all.
 SELECT convert_from(b64url_decode(split_part(:'tok_a', '.', 2)), 'UTF8') AS claims_a \gset

@@ -21,7 +21,7 @@ SELECT modelmine.login('ann@example.com', 'ann password') AS tok_ann \gset
 SELECT modelmine.login('root@example.com', 'root password') AS tok_root \gset
 SELECT modelmine.authenticate(:'tok_ann');
 SELECT node_key AS key1 FROM modelmine.register_node('node 1', '{"trainers": ["logreg"]}') \gset
-SELECT modelmine.submit_job('ann job', '{}', NULL, 10) AS job1, modelmine.submit_job('ann job 2', '{}', NULL, 20) AS job2;
+SELECT modelmine.submit_job('ann job', '{"trainer": "noop"}', NULL, 10) AS job1, modelmine.submit_job('ann job 2', '{"trainer": "noop"}', NULL, 20) AS job2;
 SELECT modelmine.deauthenticate();
 SET ROLE regress_mm_gateway;
 

@@ -40,7 +40,7 @@ SELECT modelmine.authenticate(:'tok_ann');
 
 -- The happy path: stake defaults to the default_stake setting (100), moved from the user's account to
 -- escrow shard 16 + id % 16 in the same transaction; the job is PENDING.
-SELECT modelmine.submit_job('Iris classifier', '{"trainer": "logreg", "epochs": 10}') AS job;
+SELECT modelmine.submit_job('Iris classifier', '{"trainer": "logreg", "epochs": 10, "dataset": {"synthetic": "blobs"}}') AS job;
 SELECT modelmine.balance();
 SELECT * FROM jobs;
 SELECT * FROM journal WHERE job_id IS NOT NULL;
@@ -51,20 +51,20 @@ SELECT id, owner_email, title, description, config, status, stake, priority, pro
   FROM modelmine.job(1);
 
 -- Everything given: description, stake, priority; the title is trimmed of surrounding spaces.
-SELECT modelmine.submit_job(E'  MNIST \t', '{"trainer": "mlp"}', 'Handwritten digits.', 250, 7) AS job;
+SELECT modelmine.submit_job(E'  MNIST \t', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', 'Handwritten digits.', 250, 7) AS job;
 SELECT * FROM jobs WHERE id = 2;
 SELECT * FROM escrow;
 -- Priority and description bounds are accepted; a title of 200 characters counts characters, not bytes.
-SELECT modelmine.submit_job(repeat('é', 200), '{}', repeat('d', 10000), 1, 1000) AS job,
-       modelmine.submit_job('low', '{}', NULL, 1, -1000) AS job2;
+SELECT modelmine.submit_job(repeat('é', 200), '{"trainer": "noop"}', repeat('d', 10000), 1, 1000) AS job,
+       modelmine.submit_job('low', '{"trainer": "noop"}', NULL, 1, -1000) AS job2;
 SELECT id, char_length(title) AS title_chars, octet_length(title) AS title_bytes, char_length(description) AS description_chars,
        priority FROM jobs WHERE id IN (3, 4);
 -- Explicit NULLs for stake and priority mean the defaults.
-SELECT modelmine.submit_job('defaults', '{}', NULL, NULL, NULL) AS job;
+SELECT modelmine.submit_job('defaults', '{"trainer": "noop"}', NULL, NULL, NULL) AS job;
 SELECT id, stake, priority FROM jobs WHERE id = 5;
 
 -- Every escrow shard is used, always shard id % 16: 16 more jobs of stake 1.
-SELECT count(modelmine.submit_job('bulk ' || i, '{}', NULL, 1)) AS submitted FROM generate_series(1, 16) i;
+SELECT count(modelmine.submit_job('bulk ' || i, '{"trainer": "noop"}', NULL, 1)) AS submitted FROM generate_series(1, 16) i;
 SELECT count(*) AS stakes, count(DISTINCT credit) AS shards, bool_and(credit = 16 + job_id % 16) AS shard_is_id_mod_16
   FROM journal WHERE reason = 'stake';
 SELECT modelmine.balance();
@@ -108,8 +108,8 @@ SELECT v.label, e.code, e.message, e.detail, e.hint
                ('unknown trainer and runner', '{"trainer": "torch", "runner": "torch-cnn"}')) v(label, config)
  CROSS JOIN LATERAL err(format('SELECT modelmine.submit_job(%L, %L)', 't', v.config)) e;
 -- A stake over the balance: MM001, and no job row, journal row or balance change is left behind.
-SELECT * FROM err(format('SELECT modelmine.submit_job(%L, %L, NULL, %s)', 't', '{}', :balance_before + 1));
-SELECT * FROM err(format('SELECT modelmine.submit_job(%L, %L, NULL, %s)', 't', '{}', 1000000000000000));
+SELECT * FROM err(format('SELECT modelmine.submit_job(%L, %L, NULL, %s)', 't', '{"trainer": "noop"}', :balance_before + 1));
+SELECT * FROM err(format('SELECT modelmine.submit_job(%L, %L, NULL, %s)', 't', '{"trainer": "noop"}', 1000000000000000));
 SELECT (SELECT count(*) FROM jobs) = :jobs_before AS no_job_added,
        (SELECT count(*) FROM journal) = :journal_before AS no_journal_row_added,
        modelmine.balance() = :balance_before AS balance_unchanged;
@@ -122,7 +122,7 @@ SELECT modelmine.set_setting('max_config_bytes', 64);
 SET ROLE regress_mm_client;
 SELECT octet_length(jsonb_build_object('data', repeat('x', 100))::text) AS text_bytes;
 SELECT * FROM err(format('SELECT modelmine.submit_job(%L, %L)', 't', jsonb_build_object('data', repeat('x', 100))));
-SELECT modelmine.submit_job('small config', '{"a": 1}') AS job;
+SELECT modelmine.submit_job('small config', '{"trainer": "noop"}') AS job;
 RESET ROLE;
 SET ROLE regress_mm_admin;
 SELECT modelmine.set_setting('max_config_bytes', 65536);
@@ -214,9 +214,9 @@ ROLLBACK;
 -- the core), so the superuser sets them inside a transaction that is rolled back afterwards.
 SET ROLE regress_mm_client;
 SELECT modelmine.authenticate(:'tok_cal');
-SELECT modelmine.submit_job('c1', '{}', NULL, 50) AS c1, modelmine.submit_job('c2', '{}', NULL, 10) AS c2,
-       modelmine.submit_job('c3', '{}', NULL, 40) AS c3, modelmine.submit_job('c4', '{}', NULL, 20) AS c4,
-       modelmine.submit_job('c5', '{}', NULL, 30) AS c5;
+SELECT modelmine.submit_job('c1', '{"trainer": "noop"}', NULL, 50) AS c1, modelmine.submit_job('c2', '{"trainer": "noop"}', NULL, 10) AS c2,
+       modelmine.submit_job('c3', '{"trainer": "noop"}', NULL, 40) AS c3, modelmine.submit_job('c4', '{"trainer": "noop"}', NULL, 20) AS c4,
+       modelmine.submit_job('c5', '{"trainer": "noop"}', NULL, 30) AS c5;
 SELECT modelmine.cancel_job(29);
 BEGIN;
 RESET ROLE;
@@ -295,29 +295,31 @@ RESET ROLE;
 -------------------------------------------------------------------------------------------------------
 SET ROLE regress_mm_client;
 SELECT modelmine.authenticate(:'tok_dan');
--- '{}' fits the smallest allowed limit (2); a config of exactly the limit is accepted, one byte more is
--- not; and bytes are counted, not characters: '{"a": "ééé"}' is 12 characters but 15 bytes, over 14.
+-- The size is checked before the config's contents: at the smallest allowed limit (2) '{}' fits and is
+-- then refused by the workers' validator (a logreg job needs a dataset), '{"a": 1}' is refused for its
+-- size.  A config of exactly the limit is accepted, one byte more is not; spacing in the input does not
+-- count (the text is jsonb's own rendering); and bytes are counted, not characters: '{"a": "ééé"}' is
+-- 12 characters but 15 bytes, over 14.
 RESET ROLE;
 SET ROLE regress_mm_admin;
 SELECT modelmine.set_setting('max_config_bytes', 2);
 SET ROLE regress_mm_client;
-SELECT modelmine.submit_job('empty config', '{}') AS job;
+SELECT code, message FROM err($$SELECT modelmine.submit_job('empty config', '{}')$$);
 SELECT * FROM err($$SELECT modelmine.submit_job('over 2', '{"a": 1}')$$);
 RESET ROLE;
 SET ROLE regress_mm_admin;
-SELECT modelmine.set_setting('max_config_bytes', octet_length('{"trainer": "logreg"}'));
+SELECT modelmine.set_setting('max_config_bytes', octet_length('{"trainer": "noop"}'));
 SET ROLE regress_mm_client;
-SELECT octet_length('{"trainer": "logreg"}') AS at_limit, octet_length('{"epochs": 1000000000}') AS one_over;
-SELECT modelmine.submit_job('at the limit', '{"trainer": "logreg"}') AS job;
-SELECT * FROM err($$SELECT modelmine.submit_job('one over', '{"epochs": 1000000000}')$$);
+SELECT octet_length('{"trainer": "noop"}') AS at_limit, octet_length('{"runner": "abcdef"}') AS one_over;
+SELECT modelmine.submit_job('at the limit', '{"trainer": "noop"}') AS job;
+SELECT modelmine.submit_job('spaced', '{   "trainer"   :   "noop"   }') AS job;
+SELECT * FROM err($$SELECT modelmine.submit_job('one over', '{"runner": "abcdef"}')$$);
 RESET ROLE;
 SET ROLE regress_mm_admin;
 SELECT modelmine.set_setting('max_config_bytes', 14);
 SET ROLE regress_mm_client;
 SELECT char_length('{"a": "ééé"}') AS chars, octet_length('{"a": "ééé"}') AS bytes;
 SELECT * FROM err($$SELECT modelmine.submit_job('multibyte', '{"a": "ééé"}')$$);
--- The text is jsonb's own rendering: spacing in the input does not count.
-SELECT * FROM err($$SELECT modelmine.submit_job('spaced', '{   "a"   :   1   }')$$);
 RESET ROLE;
 SET ROLE regress_mm_admin;
 SELECT modelmine.set_setting('max_config_bytes', 65536);

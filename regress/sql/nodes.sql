@@ -384,13 +384,13 @@ SELECT online_since < last_seen AS same_stretch FROM modelmine.nodes WHERE id = 
 -- Ben's jobs.  Node 1 offers trainers logreg and mlp, node 2 noop, node 3 the runner torch-cnn; nobody
 -- offers linreg or the runner jax.
 :as_ben
-SELECT modelmine.submit_job('logreg by default', '{}', NULL, 10) AS j1,
+SELECT modelmine.submit_job('logreg by default', '{"dataset": {"synthetic": "blobs"}}', NULL, 10) AS j1,
        modelmine.submit_job('noop', '{"trainer": "noop"}', NULL, 10) AS j2,
        modelmine.submit_job('torch runner', '{"runner": "torch-cnn"}', NULL, 10) AS j3,
        modelmine.submit_job('jax runner', '{"runner": "jax"}', NULL, 10) AS j4,
-       modelmine.submit_job('mlp, priority 5', '{"trainer": "mlp"}', NULL, 7, 5) AS j5,
-       modelmine.submit_job('logreg, priority 5', '{"trainer": "logreg"}', NULL, 10, 5) AS j6,
-       modelmine.submit_job('linreg', '{"trainer": "linreg"}', NULL, 10) AS j7;
+       modelmine.submit_job('mlp, priority 5', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', NULL, 7, 5) AS j5,
+       modelmine.submit_job('logreg, priority 5', '{"trainer": "logreg", "dataset": {"synthetic": "blobs"}}', NULL, 10, 5) AS j6,
+       modelmine.submit_job('linreg', '{"trainer": "linreg", "dataset": {"synthetic": "linear"}}', NULL, 10) AS j7;
 SELECT id, status, requirement, stake, priority FROM jobs;
 
 :as_node1
@@ -580,14 +580,14 @@ SELECT modelmine.complete_job(3, '{"loss": 0.5, "epochs": 3}') AS reward_at_0_pc
 RESET ROLE;
 UPDATE modelmine.settings SET value = 100 WHERE name = 'reward_pct';
 :as_ben
-SELECT modelmine.submit_job('mlp, stake 9', '{"trainer": "mlp"}', NULL, 9) AS j8;
+SELECT modelmine.submit_job('mlp, stake 9', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', NULL, 9) AS j8;
 :as_node1
 SELECT job_id FROM modelmine.claim_jobs(1, 60);
 SELECT modelmine.complete_job(8, '{"accuracy": 0.5, "loss": 1, "epochs": 2}') AS reward_at_100_pct;
 RESET ROLE;
 UPDATE modelmine.settings SET value = 80 WHERE name = 'reward_pct';
 :as_ben
-SELECT modelmine.submit_job('mlp, stake 1', '{"trainer": "mlp"}', NULL, 1) AS j9;
+SELECT modelmine.submit_job('mlp, stake 1', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', NULL, 1) AS j9;
 :as_node1
 SELECT job_id FROM modelmine.claim_jobs(1, 60);
 SELECT modelmine.complete_job(9, '{"loss": 1, "epochs": 1}') AS reward_of_stake_1;
@@ -689,7 +689,7 @@ SELECT * FROM err($$SELECT modelmine.complete_job(1, '{"loss": 0.1, "epochs": 1}
 RESET ROLE;
 UPDATE modelmine.settings SET value = 1 WHERE name = 'max_attempts';
 :as_ben
-SELECT modelmine.submit_job('logreg, one attempt', '{}', NULL, 10) AS j10;
+SELECT modelmine.submit_job('logreg, one attempt', '{"dataset": {"synthetic": "blobs"}}', NULL, 10) AS j10;
 :as_node1
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 60);
 RESET ROLE;

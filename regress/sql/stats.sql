@@ -147,8 +147,8 @@ RESET ROLE;
 --  10 ben mlp      2  priority 5: alpha claims it, ben cancels it while RUNNING   refund 2
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ann');
-SELECT modelmine.submit_job('one', '{"trainer": "logreg"}', NULL, 100) AS j1,
-       modelmine.submit_job('two', '{"trainer": "logreg"}', NULL, 55) AS j2,
+SELECT modelmine.submit_job('one', '{"trainer": "logreg", "dataset": {"synthetic": "blobs"}}', NULL, 100) AS j1,
+       modelmine.submit_job('two', '{"trainer": "logreg", "dataset": {"synthetic": "blobs"}}', NULL, 55) AS j2,
        modelmine.submit_job('three', '{"trainer": "noop"}', NULL, 33) AS j3;
 SET ROLE regress_mm_stats_node;
 SELECT modelmine.authenticate_node(:'key_gamma');
@@ -159,7 +159,7 @@ SELECT modelmine.complete_job(1, '{"accuracy": 1, "loss": 0.01, "epochs": 10}') 
        modelmine.complete_job(3, '{"accuracy": null, "loss": 0, "epochs": 0}') AS reward_3;
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ann');
-SELECT modelmine.submit_job('four', '{"trainer": "mlp"}', NULL, 1) AS j4;
+SELECT modelmine.submit_job('four', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', NULL, 1) AS j4;
 SET ROLE regress_mm_stats_node;
 SELECT modelmine.authenticate_node(:'key_alpha');
 SELECT modelmine.heartbeat(20, 2048, 8192);
@@ -167,7 +167,7 @@ SELECT job_id, attempt FROM modelmine.claim_jobs(1, 3600);
 SELECT modelmine.complete_job(4, '{"accuracy": 0.5, "loss": 0.7, "epochs": 3}') AS reward_4;
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ann');
-SELECT modelmine.submit_job('five', '{"trainer": "logreg"}', NULL, 50) AS j5;
+SELECT modelmine.submit_job('five', '{"trainer": "logreg", "dataset": {"synthetic": "blobs"}}', NULL, 50) AS j5;
 SET ROLE regress_mm_stats_node;
 SELECT modelmine.authenticate_node(:'key_beta');
 SELECT modelmine.heartbeat(30, 512, 1024, 'BUSY');
@@ -175,18 +175,18 @@ SELECT job_id, attempt FROM modelmine.claim_jobs(1, 3600);
 SELECT modelmine.fail_job(5, 'out of memory') AS refund_5;
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ann');
-SELECT modelmine.submit_job('six', '{"trainer": "logreg"}', NULL, 20) AS j6;
+SELECT modelmine.submit_job('six', '{"trainer": "logreg", "dataset": {"synthetic": "blobs"}}', NULL, 20) AS j6;
 SET ROLE regress_mm_stats_node;
 SELECT modelmine.authenticate_node(:'key_beta');
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 3600);
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ann');
-SELECT modelmine.submit_job('seven', '{"trainer": "mlp"}', NULL, 10) AS j7,
-       modelmine.submit_job('eight', '{"trainer": "logreg"}', NULL, 40) AS j8;
+SELECT modelmine.submit_job('seven', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', NULL, 10) AS j7,
+       modelmine.submit_job('eight', '{"trainer": "logreg", "dataset": {"synthetic": "blobs"}}', NULL, 40) AS j8;
 SELECT modelmine.cancel_job(8) AS refund_8;
 SELECT modelmine.authenticate(:'tok_ben');
-SELECT modelmine.submit_job('nine', '{"trainer": "mlp"}', NULL, 15) AS j9,
-       modelmine.submit_job('ten', '{"trainer": "mlp"}', NULL, 2, 5) AS j10;
+SELECT modelmine.submit_job('nine', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', NULL, 15) AS j9,
+       modelmine.submit_job('ten', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', NULL, 2, 5) AS j10;
 SET ROLE regress_mm_stats_node;
 SELECT modelmine.authenticate_node(:'key_alpha');
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 3600);
@@ -256,7 +256,7 @@ SELECT u.email, j.status, count(*) AS jobs, sum(j.stake) AS stake
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ann');
 BEGIN ISOLATION LEVEL REPEATABLE READ;
-SELECT modelmine.submit_job('eleven', '{"trainer": "mlp"}', NULL, 3) AS j11;
+SELECT modelmine.submit_job('eleven', '{"trainer": "mlp", "dataset": {"synthetic": "moons"}}', NULL, 3) AS j11;
 SELECT modelmine.cancel_job(11) AS refund_11;
 COMMIT;
 RESET ROLE;

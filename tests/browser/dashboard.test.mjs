@@ -238,6 +238,15 @@ try {
     const err = await page.textContent(`#${await page.getAttribute('textarea[name=config]', 'id')}-error`);
     if (!/unknown config\.trainer/.test(err) || !/Got "tensorflow"/.test(err) || !/built-in trainer/.test(err)) throw new Error(`shown: ${err}`);
   });
+  await step('... and the workers\' validator\'s refusal at submit (a misspelled key), naming the key', async () => {
+    await page.fill('textarea[name=config]', '{"trainer": "logreg", "lerning_rate": 0.1, "dataset": {"synthetic": "blobs"}}');
+    await page.click('form button[type=submit]');
+    await page.waitForFunction(() => /lerning_rate/.test(document.getElementById(
+      document.querySelector('textarea[name=config]').id + '-error')?.textContent || ''));
+    const err = await page.textContent(`#${await page.getAttribute('textarea[name=config]', 'id')}-error`);
+    if (!/invalid config: lerning_rate is not a config key; did you mean "learning_rate"\?/.test(err) || !/nothing was staked/.test(err))
+      throw new Error(`shown: ${err}`);
+  });
   await step('... and a JSON syntax error, before anything is sent', async () => {
     await page.fill('textarea[name=config]', '{"trainer": "mlp",}');
     await page.click('form button[type=submit]');

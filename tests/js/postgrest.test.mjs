@@ -97,9 +97,10 @@ await check("rpc('network_stats') before submitting: jobs_pending is a number", 
 });
 
 const submissions = [
-  { title: 'pgjs one', config: { trainer: 'noop', note: 'first', lr: 0.1 }, stake: 11 },
-  { title: 'pgjs two', config: { trainer: 'noop', layers: [32, 16] }, stake: 12 },
-  { title: 'pgjs three', config: { trainer: 'noop', nested: { a: { b: true } } }, stake: 13 },
+  // a runner's config is the runner's to read: any keys, kept as submitted (nobody offers 'pgjs')
+  { title: 'pgjs one', config: { runner: 'pgjs', note: 'first', lr: 0.1 }, stake: 11 },
+  { title: 'pgjs two', config: { runner: 'pgjs', layers: [32, 16] }, stake: 12 },
+  { title: 'pgjs three', config: { runner: 'pgjs', nested: { a: { b: true } } }, stake: 13 },
 ];
 for (const s of submissions) {
   await check(`rpc('submit_job', {title: '${s.title}', config, stake: ${s.stake}}): 200, the job id`, async () => {
@@ -193,7 +194,16 @@ await check("rpc('submit_job') with a stake above the balance: 402, code MM001 (
   assert.match(res.error.message, /balance/i);
 });
 
-await check("rpc('balance'): the grant minus the three stakes (the refused one took nothing)", async () => {
+await check("rpc('submit_job') with a config no worker would run: 400, code 22023, the field named, a hint", async () => {
+  const res = await client.rpc('submit_job', { title: 'typo', config: { trainer: 'logreg', lerning_rate: 0.1,
+    dataset: { synthetic: 'blobs' } }, stake: 1 });
+  assertPgError(res, 400, '22023');
+  assert.match(res.error.message, /^invalid config: lerning_rate is not a config key; did you mean "learning_rate"\?$/);
+  assert.match(res.error.details, /nothing was staked/);
+  assert.match(res.error.hint, /config_schema\(\)/);
+});
+
+await check("rpc('balance'): the grant minus the three stakes (the refused ones took nothing)", async () => {
   const res = await client.rpc('balance');
   assert.equal(res.error, null, JSON.stringify(res.error));
   assert.equal(res.data, balance0 - 11 - 12 - 13);

@@ -178,6 +178,11 @@ export default async function submit(ctx) {
     if (err.code === 'MM001' || /stake/.test(err.message)) return at(stake);
     if (/priority/.test(err.message)) return at(priority);
     if (/config|trainer|runner/.test(m)) {
+      // the workers' validator names the key first ("invalid config: epochs must be ..."): a form
+      // field for that key gets the message when the user filled the form, not the JSON
+      const key = /^invalid config: ([a-z_]+(?:\.[a-z_]+)?)/.exec(err.message)?.[1];
+      const named = key && !edited && [...fieldInputs.values()].find((v) => v.name === key);
+      if (named) return at(named.f);
       advanced.open = true;
       if (/trainer/.test(m) && !edited) replace(trainerError, err.message, err.hint ? ` ${err.hint}` : '');
       return at(json);
