@@ -84,6 +84,8 @@ static const Route routes[] = {
 	{"GET", "/jobs", "list_jobs", {Q("status", NULL), Q("sort", NULL), {"descending", QUERY, "order",
 	ORDER_TO_DESCENDING}, Q("max_rows", "limit"), Q("skip", "offset"), Q("user_id", NULL)}, AS_IS, NULL,
 	NULL, NULL, 0, "Your jobs (admins: everyone's, or one user's with user_id)"},
+	{"GET", "/jobs/config-schema", "config_schema", {{0}}, AS_IS, NULL, NULL, NULL, 0,
+	"The keys a built-in trainer's config may have, checked at submit"},
 	{"GET", "/jobs/:id", "job", {P("job_id")}, AS_IS, NULL, NULL, NULL, 0, "One of your jobs, in full"},
 	{"POST", "/jobs/:id/cancel", "cancel_job", {P("job_id")}, WRAP, "refunded", NULL, NULL, 0,
 	"Cancel a pending or running job; the whole stake is refunded"},
