@@ -268,6 +268,66 @@ parse_hidden(const json_t *v, mm_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Reads the keys of issue 18 (optimizer, early_stopping, patience, split) and resolves the
+ * defaults that depend on the trainer: lbfgs for the linear models, adam for mlp; early
+ * stopping when epochs is not given; the optimizer's learning rate.
+ */
+static int
+parse_training(const json_t *config, mm_config *cfg, char *err, size_t errlen)
+{
+	const json_t *v;
+	long long	x;
+	int			rc;
+
+	cfg->optimizer = cfg->trainer == MM_TRAINER_MLP ? MM_OPT_ADAM : MM_OPT_LBFGS;
+	if ((v = member(config, "optimizer")) != NULL)
+	{
+		const char *o = json_string_value(v);
+
+		if (o != NULL && strcmp(o, "lbfgs") == 0)
+			cfg->optimizer = MM_OPT_LBFGS;
+		else if (o != NULL && strcmp(o, "adam") == 0)
+			cfg->optimizer = MM_OPT_ADAM;
+		else if (o != NULL && strcmp(o, "sgd") == 0)
+			cfg->optimizer = MM_OPT_SGD;
+		else if (o == NULL || strcmp(o, "auto") != 0)
+			return mm_err(err, errlen, "optimizer must be \"auto\", \"lbfgs\", \"adam\" or "
+									   "\"sgd\"");
+	}
+	if (cfg->learning_rate == 0)
+		cfg->learning_rate = cfg->optimizer == MM_OPT_SGD ? 0.1 : 0.001;
+	if ((v = member(config, "early_stopping")) != NULL)
+	{
+		if (!json_is_boolean(v))
+			return mm_err(err, errlen, "early_stopping must be true or false");
+		cfg->early_stopping = json_is_true(v);
+	}
+	if (cfg->early_stopping < 0)
+		cfg->early_stopping = cfg->epochs == 0;
+	if ((rc = get_int(config, "patience", "patience", 1, 1000, &x, err, errlen)) < 0)
+		return -1;
+	if (rc)
+		cfg->patience = (int) x;
+	if ((v = member(config, "split")) != NULL)
+	{
+		const char *m = json_string_value(v);
+
+		if (m != NULL && strcmp(m, "auto") == 0)
+			cfg->split = MM_SPLIT_AUTO;
+		else if (m != NULL && strcmp(m, "stratified") == 0)
+			cfg->split = MM_SPLIT_STRATIFIED;
+		else if (m != NULL && strcmp(m, "random") == 0)
+			cfg->split = MM_SPLIT_RANDOM;
+		else
+			return mm_err(err, errlen, "split must be \"auto\", \"stratified\" or \"random\"");
+		if (cfg->split == MM_SPLIT_STRATIFIED && cfg->trainer == MM_TRAINER_LINREG)
+			return mm_err(err, errlen, "split \"stratified\" needs classes: linreg has a numeric "
+									   "target (use \"random\")");
+	}
+	return 0;
+}
+
 /* Reads and range-checks a whole job config into cfg, defaults filled in; 0 or -1 (err). */
 int
 mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
@@ -278,15 +338,17 @@ mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->trainer = MM_TRAINER_LOGREG;
-	cfg->epochs = 50;
-	cfg->learning_rate = 0.1;
+	cfg->epochs = 0;
+	cfg->learning_rate = 0;
 	cfg->batch_size = 32;
 	cfg->seed = 42;
 	cfg->validation_split = 0.2;
 	cfg->nhidden = 1;
 	cfg->hidden[0] = 16;
 	cfg->activation = MM_ACT_RELU;
-	cfg->l2 = 0;
+	cfg->l2 = -1;
+	cfg->early_stopping = -1;
+	cfg->patience = 10;
 
 	if (!json_is_object(config))
 		return mm_err(err, errlen, "config must be a JSON object");
@@ -348,6 +410,8 @@ mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
 	}
 	if (get_number(config, "l2", "l2", 0, 0, INFINITY, 0, ">= 0",
 				   &cfg->l2, err, errlen) < 0)
+		return -1;
+	if (parse_training(config, cfg, err, errlen) != 0)
 		return -1;
 
 	if ((v = member(config, "dataset")) != NULL)

@@ -272,6 +272,51 @@ mm_net_step(mm_net *net, double lr, double l2, size_t batch)
 	}
 }
 
+/* Mean-loss gradient plus weight decay, in place (see net.h); returns the l2 penalty. */
+double
+mm_net_finish_grad(mm_net *net, double l2, size_t batch)
+{
+	double		scale = 1.0 / (double) batch;
+	double		sq = 0;
+
+	for (int l = 0; l < net->nlayers; l++)
+	{
+		size_t		nw = (size_t) net->sizes[l] * (size_t) net->sizes[l + 1];
+		size_t		nb = (size_t) net->sizes[l + 1];
+		const double *w = net->params + net->woff[l];
+		double	   *gw = net->grads + net->woff[l];
+		double	   *gb = net->grads + net->boff[l];
+
+		for (size_t i = 0; i < nw; i++)
+		{
+			gw[i] = gw[i] * scale + l2 * w[i];
+			sq += w[i] * w[i];
+		}
+		for (size_t i = 0; i < nb; i++)
+			gb[i] *= scale;
+	}
+	return 0.5 * l2 * sq;
+}
+
+/* One Adam step over every parameter (see net.h). */
+void
+mm_net_adam(mm_net *net, double *m, double *v, long t, double lr)
+{
+	const double b1 = 0.9;
+	const double b2 = 0.999;
+	/* bias correction folded into the step size, as in Kingma & Ba's algorithm 1 */
+	double		a = lr * sqrt(1.0 - pow(b2, (double) t)) / (1.0 - pow(b1, (double) t));
+	double	   *p = net->params;
+	const double *g = net->grads;
+
+	for (size_t i = 0; i < net->nparams; i++)
+	{
+		m[i] = b1 * m[i] + (1 - b1) * g[i];
+		v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+		p[i] -= a * m[i] / (sqrt(v[i]) + 1e-8);
+	}
+}
+
 /* No parameter is NaN or infinite (training did not diverge). */
 int
 mm_net_finite(const mm_net *net)
