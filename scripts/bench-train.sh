@@ -64,7 +64,8 @@ cc -std=c11 -D_XOPEN_SOURCE=700 -O2 -I"$repo/worker/train" -o "$tmp/train-bench"
     "$repo/scripts/lib/train-bench.c" "$repo/worker/train/libmmtrain.a" \
     $(pkg-config --cflags --libs jansson libcurl) -lm
 
-echo "bench-train: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo "?"), $(getconf _NPROCESSORS_ONLN) cores," \
-     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# getconf, not nproc: nproc obeys OMP_NUM_THREADS
+echo "bench-train: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo "?")," \
+     "$(getconf _NPROCESSORS_ONLN) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 BENCH_SETS="$sets" \
     "$py" "$repo/scripts/lib/bench-train.py" "$tmp/train-bench" "$tmp" "$seeds"

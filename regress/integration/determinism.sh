@@ -4,10 +4,11 @@
 # task.c task_default_seed).  This builds the training library and a one-job driver
 # (train-replica.c) at -O0, -O2, -O3 -march=native, and -O3 -march=native -std=gnu11
 # -ffp-contract=fast (fused multiply-adds where the CPU has them: what a node's own build might do;
-# the worker's Makefile builds ISO C11, which contracts nothing), runs every built-in trainer on the same job at each build (with epochs given, and with the
-# defaults: L-BFGS to convergence, Adam with early stopping), and checks
-# that the results agree as the validator requires: the same epochs, loss within loss_tolerance_ppm
-# and accuracy within accuracy_tolerance_ppm (defaults, 1000 millionths).  It prints the largest
+# the worker's Makefile builds ISO C11, which contracts nothing), runs every built-in trainer on the
+# same job at each build (with epochs given, and with the defaults: L-BFGS to convergence, Adam with
+# early stopping), and checks that the results agree as the validator requires: the same epochs,
+# loss within loss_tolerance_ppm and accuracy within accuracy_tolerance_ppm (defaults, 1000
+# millionths).  It prints the largest
 # differences seen.  A different job id gives a different seed, so different weights: the check that
 # the seed really comes from the job id.  No database is needed.
 set -euo pipefail

@@ -99,8 +99,8 @@ main(int argc, char **argv)
 	if (write_split(config, &lim, argv[3]) != 0)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &l1);
-	printf("{\"seconds\": %.6f, \"load_seconds\": %.6f, \"accuracy\": %s, \"r2\": %s, \"epochs\": %lld, "
-		   "\"stop_reason\": \"%s\", \"optimizer\": \"%s\"}\n",
+	printf("{\"seconds\": %.6f, \"load_seconds\": %.6f, \"accuracy\": %s, \"r2\": %s, "
+		   "\"epochs\": %lld, \"stop_reason\": \"%s\", \"optimizer\": \"%s\"}\n",
 		   (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9,
 		   (double) (l1.tv_sec - l0.tv_sec) + (double) (l1.tv_nsec - l0.tv_nsec) / 1e9,
 		   json_dumps(json_object_get(result, "accuracy"), JSON_ENCODE_ANY),
