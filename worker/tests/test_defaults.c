@@ -1,7 +1,8 @@
 /*
  * test_defaults.c — issue 18: training with the defaults (no epochs, learning rate or l2 given)
  * reaches scikit-learn-grade accuracy, stops for a reported reason, keeps the best weights,
- * splits every class in proportion, and gives the same result bit for bit on a rerun.
+ * splits every class in proportion, reaches the optimum with L-BFGS (linreg against the normal
+ * equations), and gives the same result bit for bit on a rerun.
  *
  * Accuracy floors, validation split, default config and seed:
  *   logreg, iris (150 rows, 3 classes)                    >= 0.93
@@ -14,6 +15,7 @@
  */
 #include "dataset.h"
 #include "mmtrain.h"
+#include "synth.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -396,6 +398,98 @@ test_stratified(void)
 	json_decref(res);
 }
 
+/* ---------- L-BFGS reaches the optimum ---------- */
+
+/*
+ * linreg's default is ridge regression in the standardised space, whose optimum has a closed form:
+ * b = mean(y) (the training columns have mean 0) and (X'X/n + l2 I) w = X'y/n. The weights
+ * L-BFGS returns must match the solution of those normal equations.
+ */
+static void
+test_lbfgs_optimum(void)
+{
+	enum
+	{
+		D = 4
+	};
+	mm_synth_spec spec = {.kind = MM_SYNTH_LINEAR, .n = 500, .classes = 0, .features = D,
+						  .noise = 2.0, .seed = 3};
+	mm_dataset	ds;
+	mm_split	sp;
+	double		A[D][D + 1] = {{0}};
+	double		ymean = 0;
+	double		l2;
+	json_t	   *res;
+	const json_t *w;
+
+	res = run("{\"trainer\": \"linreg\", \"seed\": 9, \"dataset\": {\"synthetic\": "
+			  "\"linear\", \"n\": 500, \"features\": 4, \"noise\": 2.0, \"seed\": 3}}",
+			  NULL, NULL);
+	CHECK(res != NULL, "%s", err);
+	if (res == NULL)
+		return;
+	if (mm_synth_generate(&spec, &ds, err, sizeof(err)) != 0 ||
+		mm_dataset_split(&ds, 0.2, 9, MM_STRATIFY_AUTO, &sp, err, sizeof(err)) != 0)
+	{
+		CHECK(0, "generate and split: %s", err);
+		json_decref(res);
+		return;
+	}
+	l2 = 1.0 / (double) sp.n_train;
+	CHECK(num(res, "l2") == l2 && strcmp(str(res, "stop_reason"), "converged") == 0,
+		  "linreg: l2 %g (want %g), %s", num(res, "l2"), l2, str(res, "stop_reason"));
+	for (size_t r = 0; r < sp.n_train; r++)
+	{
+		const double *x = ds.x + sp.train[r] * ds.d;
+		double		y = ds.y[sp.train[r]];
+
+		ymean += y;
+		for (int i = 0; i < D; i++)
+		{
+			for (int j = 0; j < D; j++)
+				A[i][j] += x[i] * x[j] / (double) sp.n_train;
+			A[i][D] += x[i] * y / (double) sp.n_train;
+		}
+	}
+	ymean /= (double) sp.n_train;
+	for (int i = 0; i < D; i++)
+		A[i][i] += l2;
+	/* Gaussian elimination; X'X/n + l2 I is symmetric positive definite, so no pivoting */
+	for (int k = 0; k < D; k++)
+		for (int i = k + 1; i < D; i++)
+		{
+			double		f = A[i][k] / A[k][k];
+
+			for (int j = k; j <= D; j++)
+				A[i][j] -= f * A[k][j];
+		}
+	for (int i = D - 1; i >= 0; i--)
+	{
+		for (int j = i + 1; j < D; j++)
+			A[i][D] -= A[i][j] * A[j][D];
+		A[i][D] /= A[i][i];
+	}
+	w = json_array_get(json_array_get(json_object_get(json_object_get(res, "model"), "weights"),
+									  0), 0);
+	for (int i = 0; i < D; i++)
+	{
+		double		got = json_number_value(json_array_get(w, (size_t) i));
+
+		CHECK(fabs(got - A[i][D]) <= 1e-4 * fmax(1.0, fabs(A[i][D])),
+			  "weight %d: lbfgs %.9g, normal equations %.9g", i, got, A[i][D]);
+	}
+	{
+		double		b = json_number_value(json_array_get(json_array_get(
+			json_object_get(json_object_get(res, "model"), "biases"), 0), 0));
+
+		CHECK(fabs(b - ymean) <= 1e-4 * fmax(1.0, fabs(ymean)), "bias %.9g, mean(y) %.9g", b,
+			  ymean);
+	}
+	mm_split_free(&sp);
+	mm_dataset_free(&ds);
+	json_decref(res);
+}
+
 /* ---------- determinism ---------- */
 
 /* The whole result as canonical text, every double in full. */
@@ -446,6 +540,7 @@ main(void)
 		test_floors();
 	test_stopping();
 	test_stratified();
+	test_lbfgs_optimum();
 	test_determinism();
 	t_cleanup();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
