@@ -27,6 +27,11 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if grep -rqswI --exclude-dir=out --exclude-dir=out-isolation --exclude-dir=results python3 "$repo/regress" "$repo/worker/tests" 2>/dev/null; then
     packages+=(python3)
 fi
+# scikit-learn's bundled iris, digits and breast_cancer, when the unit tests read them (worker/tests/
+# test_defaults.c); scripts/bench-train.sh installs it for itself as well
+if grep -rqsI --exclude-dir=results python3-sklearn "$repo/worker/tests" 2>/dev/null; then
+    packages+=(python3-sklearn)
+fi
 # a local SMTP sink, when a test receives mail with it (the notifier's regress/integration/notify-*.sh)
 if grep -rqsI --exclude-dir=out --exclude-dir=results aiosmtpd "$repo/regress" 2>/dev/null; then
     packages+=(python3-aiosmtpd)

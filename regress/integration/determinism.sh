@@ -4,9 +4,11 @@
 # task.c task_default_seed).  This builds the training library and a one-job driver
 # (train-replica.c) at -O0, -O2, -O3 -march=native, and -O3 -march=native -std=gnu11
 # -ffp-contract=fast (fused multiply-adds where the CPU has them: what a node's own build might do;
-# the worker's Makefile builds ISO C11, which contracts nothing), runs every built-in trainer on the same job at each build, and checks
-# that the results agree as the validator requires: the same epochs, loss within loss_tolerance_ppm
-# and accuracy within accuracy_tolerance_ppm (defaults, 1000 millionths).  It prints the largest
+# the worker's Makefile builds ISO C11, which contracts nothing), runs every built-in trainer on the
+# same job at each build (with epochs given, and with the defaults: L-BFGS to convergence, Adam with
+# early stopping), and checks that the results agree as the validator requires: the same epochs,
+# loss within loss_tolerance_ppm and accuracy within accuracy_tolerance_ppm (defaults, 1000
+# millionths).  It prints the largest
 # differences seen.  A different job id gives a different seed, so different weights: the check that
 # the seed really comes from the job id.  No database is needed.
 set -euo pipefail
@@ -36,10 +38,15 @@ configs=(
     '{"trainer": "mlp", "epochs": 20, "activation": "tanh", "dataset": {"synthetic": "spirals", "n": 600}}'
     '{"trainer": "linreg", "epochs": 30, "dataset": {"synthetic": "linear", "n": 600, "features": 4}}'
     '{"trainer": "noop"}'
+    # the defaults (issue 18): lbfgs to convergence, adam with early stopping, no epochs given
+    '{"trainer": "logreg", "dataset": {"synthetic": "blobs", "n": 600, "classes": 4, "noise": 3}}'
+    '{"trainer": "mlp", "dataset": {"synthetic": "moons", "n": 600, "noise": 0.25}}'
+    '{"trainer": "linreg", "dataset": {"synthetic": "linear", "n": 600, "features": 4}}'
 )
 tol=0.001  # loss_tolerance_ppm and accuracy_tolerance_ppm, 1000 millionths
 for c in "${configs[@]}"; do
-    name=$(jq -r '.trainer + (if .activation then "/" + .activation else "" end)' <<<"$c")
+    name=$(jq -r '.trainer + (if .activation then "/" + .activation else "" end)
+                  + (if .epochs or .trainer == "noop" then "" else " (defaults)" end)' <<<"$c")
     ref=$("$tmp/train-0" "$c" 4242)
     for ((i = 1; i < ${#builds[@]}; i++)); do
         got=$("$tmp/train-$i" "$c" 4242)

@@ -71,13 +71,22 @@ SELECT label, (err(format('SELECT modelmine.submit_job(%L, %L)', 't', config))).
     ('a number no worker can read',    '{"epochs": 1e400, "dataset": {"synthetic": "blobs"}}'),
     -- strict at submit: unknown keys, near misses suggested, and keys another trainer takes
     ('misspelled key',                 '{"lerning_rate": 0.1, "dataset": {"synthetic": "blobs"}}'),
-    ('unknown key',                    '{"optimizer": "adam", "dataset": {"synthetic": "blobs"}}'),
+    ('unknown key',                    '{"momentum": 0.9, "dataset": {"synthetic": "blobs"}}'),
     ('short unknown key',              '{"lr": 0.1, "dataset": {"synthetic": "blobs"}}'),
     ('misspelled dataset key',         '{"dataset": {"synthetic": "blobs", "clases": 3}}'),
     ('hidden_layers for logreg',       '{"trainer": "logreg", "hidden_layers": [8], "dataset": {"synthetic": "blobs"}}'),
     ('activation for linreg',          '{"trainer": "linreg", "activation": "tanh", "dataset": {"synthetic": "linear"}}'),
     ('epochs for noop',                '{"trainer": "noop", "epochs": 3}'),
-    ('dataset for noop',               '{"trainer": "noop", "dataset": {"synthetic": "blobs"}}')
+    ('dataset for noop',               '{"trainer": "noop", "dataset": {"synthetic": "blobs"}}'),
+    -- the optimizers (issue 18): L-BFGS, logreg's and linreg's default, takes no step settings
+    ('optimizer unknown',              '{"optimizer": "rmsprop", "dataset": {"synthetic": "blobs"}}'),
+    ('learning_rate with lbfgs',       '{"learning_rate": 0.1, "dataset": {"synthetic": "blobs"}}'),
+    ('batch_size with lbfgs (linreg)', '{"trainer": "linreg", "batch_size": 16, "dataset": {"synthetic": "linear"}}'),
+    ('patience with lbfgs, explicit',  '{"optimizer": "lbfgs", "patience": 5, "trainer": "mlp", "dataset": {"synthetic": "moons"}}'),
+    ('early_stopping not a boolean',   '{"trainer": "mlp", "early_stopping": "yes", "dataset": {"synthetic": "moons"}}'),
+    ('patience 0',                     '{"trainer": "mlp", "patience": 0, "dataset": {"synthetic": "moons"}}'),
+    ('split unknown',                  '{"split": "kfold", "dataset": {"synthetic": "blobs"}}'),
+    ('split stratified for linreg',    '{"trainer": "linreg", "split": "stratified", "dataset": {"synthetic": "linear"}}')
   ) v(label, config);
 
 -- Nothing was staked or queued by any of them.
@@ -88,8 +97,9 @@ SELECT modelmine.balance() = :balance_before AS balance_unchanged,
 -- for a key the trainer does not take), replicas for every trainer, and a runner's config as it is.
 SELECT modelmine.submit_job('logreg, defaults', '{"dataset": {"synthetic": "blobs"}}', NULL, 1) > 0 AS ok
 UNION ALL
-SELECT modelmine.submit_job('logreg, everything', '{"trainer": "logreg", "epochs": 200, "learning_rate": 0.05,
-    "batch_size": 16, "seed": 7, "validation_split": 0.25, "l2": 0.001, "replicas": 1,
+SELECT modelmine.submit_job('logreg, everything', '{"trainer": "logreg", "optimizer": "sgd", "epochs": 200,
+    "learning_rate": 0.05, "batch_size": 16, "early_stopping": true, "patience": 5, "split": "stratified",
+    "seed": 7, "validation_split": 0.25, "l2": 0.001, "replicas": 1,
     "dataset": {"synthetic": "blobs", "n": 900, "classes": 4, "features": 3, "noise": 2, "seed": 3}}', NULL, 1) > 0
 UNION ALL
 SELECT modelmine.submit_job('mlp', '{"trainer": "mlp", "hidden_layers": [32, 32], "activation": "tanh",

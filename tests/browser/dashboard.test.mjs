@@ -145,7 +145,7 @@ try {
   {
     const j = (await A.get(`/jobs/${jobId}`, token)).data;
     checkEqual('the job was stored with the form\'s config', j.config,
-      { trainer: 'mlp', dataset: { n: 4000, seed: 1, noise: 0.1, classes: 3, synthetic: 'spirals' }, hidden_layers: [64, 64], activation: 'relu', epochs: 300, learning_rate: 0.1, batch_size: 32, validation_split: 0.2, l2: 0, seed: 42 });
+      { trainer: 'mlp', dataset: { n: 4000, seed: 1, noise: 0.1, classes: 3, synthetic: 'spirals' }, hidden_layers: [64, 64], activation: 'relu', epochs: 300, validation_split: 0.2, seed: 42 });
     checkEqual('... with the default stake of 100', j.stake, 100);
   }
 

@@ -29,11 +29,13 @@ export const TRAINERS = [
 
 // type int|number|layers|choice; min/max inclusive unless minOpen/maxOpen
 export const FIELDS = {
-  epochs: { label: 'Epochs', type: 'int', min: 1, max: 10000, def: 50, hint: '1 to 10,000 passes over the data.' },
-  learning_rate: { label: 'Learning rate', type: 'number', min: 0, minOpen: true, max: 10, def: 0.1, step: 'any', hint: 'Above 0, at most 10.' },
-  batch_size: { label: 'Batch size', type: 'int', min: 1, max: 65536, def: 32, hint: '1 to 65,536 rows per step.' },
+  // optional: left blank, the key is not sent and the worker's default applies (issue 18: L-BFGS to
+  // convergence for logreg and linreg, Adam with early stopping for mlp, l2 scaled to the data)
+  epochs: { label: 'Epochs', type: 'int', min: 1, max: 10000, optional: true, hint: 'Blank: until training stops improving. Or 1 to 10,000 passes.' },
+  learning_rate: { label: 'Learning rate', type: 'number', min: 0, minOpen: true, max: 10, optional: true, step: 'any', hint: 'Blank: 0.001 (Adam; L-BFGS needs none). Or above 0, at most 10.' },
+  batch_size: { label: 'Batch size', type: 'int', min: 1, max: 65536, optional: true, hint: 'Blank: 32 (Adam; L-BFGS uses all rows). Or 1 to 65,536 rows per step.' },
   validation_split: { label: 'Validation split', type: 'number', min: 0, minOpen: true, max: 1, maxOpen: true, def: 0.2, step: 'any', hint: 'Share of rows held out, between 0 and 1.' },
-  l2: { label: 'L2 weight decay', type: 'number', min: 0, def: 0, step: 'any', hint: '0 or more.' },
+  l2: { label: 'L2 weight decay', type: 'number', min: 0, optional: true, step: 'any', hint: 'Blank: 1 / training rows (1e-4 per batch row for mlp). Or 0 or more.' },
   seed: { label: 'Training seed', type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, def: 42, hint: 'Same seed, same result.' },
   hidden_layers: { label: 'Hidden layers', type: 'layers', def: [16], hint: '1 to 8 layer sizes of 1 to 4,096, comma-separated, e.g. 16, 16.' },
   activation: { label: 'Activation', type: 'choice', choices: ['relu', 'tanh'], def: 'relu', hint: 'For the hidden layers.' },
@@ -65,7 +67,7 @@ export function checkValue(name, spec, raw) {
     return null;
   }
   if (spec.type === 'choice') return spec.choices.includes(s) ? null : `${name} must be one of ${spec.choices.join(', ')}`;
-  if (s === '') return `${name} is required`;
+  if (s === '') return spec.optional ? null : `${name} is required`;
   const v = Number(s);
   if (!Number.isFinite(v)) return `${name} must be a number`;
   if (spec.type === 'int' && !Number.isInteger(v)) return `${name} must be a whole number`;

@@ -76,10 +76,13 @@ main(void)
 	/* defaults */
 	j = parse("{" SYN "}");
 	CHECK(mm_config_parse(j, &cfg, err, sizeof(err)) == 0, "%s", err);
-	CHECK(cfg.trainer == MM_TRAINER_LOGREG && cfg.epochs == 50 && cfg.learning_rate == 0.1 &&
+	CHECK(cfg.trainer == MM_TRAINER_LOGREG && cfg.epochs == 0 && cfg.learning_rate == 0.001 &&
 		  cfg.batch_size == 32 && cfg.seed == 42 && cfg.validation_split == 0.2 &&
-		  cfg.nhidden == 1 && cfg.hidden[0] == 16 && cfg.activation == MM_ACT_RELU && cfg.l2 == 0,
+		  cfg.nhidden == 1 && cfg.hidden[0] == 16 && cfg.activation == MM_ACT_RELU && cfg.l2 < 0,
 		  "top-level defaults");
+	/* issue 18: lbfgs for the linear models, adam with early stopping for mlp, split auto */
+	CHECK(cfg.optimizer == MM_OPT_LBFGS && cfg.early_stopping == 1 && cfg.patience == 10 &&
+		  cfg.split == MM_SPLIT_AUTO, "training defaults");
 	CHECK(cfg.synth.kind == MM_SYNTH_BLOBS && cfg.synth.n == 600 && cfg.synth.classes == 3 &&
 		  cfg.synth.features == 2 && cfg.synth.noise == 1.0 && cfg.synth.seed == 1,
 		  "synthetic defaults");
@@ -98,6 +101,28 @@ main(void)
 		  cfg.activation == MM_ACT_TANH && cfg.l2 == 0.01, "explicit values");
 	CHECK(cfg.synth.n == 90 && cfg.synth.classes == 4 && cfg.synth.noise == 0 &&
 		  cfg.synth.seed == (uint64_t) -5, "explicit synthetic values");
+	json_decref(j);
+
+	j = parse("{\"trainer\": \"mlp\", " SYN "}");
+	CHECK(mm_config_parse(j, &cfg, err, sizeof(err)) == 0 && cfg.optimizer == MM_OPT_ADAM &&
+		  cfg.learning_rate == 0.001 && cfg.early_stopping == 1, "mlp defaults: adam: %s", err);
+	json_decref(j);
+	/* epochs given: trains them all, unless early stopping is asked for */
+	j = parse("{\"trainer\": \"mlp\", \"epochs\": 30, " SYN "}");
+	CHECK(mm_config_parse(j, &cfg, err, sizeof(err)) == 0 && cfg.epochs == 30 &&
+		  cfg.early_stopping == 0, "epochs given: no early stopping: %s", err);
+	json_decref(j);
+	j = parse("{\"trainer\": \"mlp\", \"epochs\": 30, \"early_stopping\": true,"
+			  " \"patience\": 1000, \"optimizer\": \"sgd\", \"split\": \"random\", " SYN "}");
+	CHECK(mm_config_parse(j, &cfg, err, sizeof(err)) == 0 && cfg.epochs == 30 &&
+		  cfg.early_stopping == 1 && cfg.patience == 1000 && cfg.optimizer == MM_OPT_SGD &&
+		  cfg.learning_rate == 0.1 && cfg.split == MM_SPLIT_RANDOM, "explicit training keys: %s",
+		  err);
+	json_decref(j);
+	j = parse("{\"optimizer\": \"auto\", \"split\": \"stratified\", \"early_stopping\": false, "
+			  SYN "}");
+	CHECK(mm_config_parse(j, &cfg, err, sizeof(err)) == 0 && cfg.optimizer == MM_OPT_LBFGS &&
+		  cfg.split == MM_SPLIT_STRATIFIED && cfg.early_stopping == 0, "auto, stratified: %s", err);
 	json_decref(j);
 
 	/* URL dataset */
@@ -150,6 +175,14 @@ main(void)
 	expect_bad("{" SYN ", \"hidden_layers\": [\"16\"]}", "hidden_layers[0]", "integer");
 	expect_bad("{" SYN ", \"activation\": \"sigmoid\"}", "activation", "relu");
 	expect_bad("{" SYN ", \"l2\": -0.001}", "l2", ">= 0");
+	expect_bad("{" SYN ", \"optimizer\": \"rmsprop\"}", "optimizer", "\"lbfgs\"");
+	expect_bad("{" SYN ", \"optimizer\": 1}", "optimizer", "\"adam\"");
+	expect_bad("{" SYN ", \"early_stopping\": 1}", "early_stopping", "true or false");
+	expect_bad("{" SYN ", \"patience\": 0}", "patience", "1 to 1000");
+	expect_bad("{" SYN ", \"patience\": 1001}", "patience", "1 to 1000");
+	expect_bad("{" SYN ", \"split\": \"kfold\"}", "split", "\"stratified\"");
+	expect_bad("{\"trainer\": \"linreg\", \"split\": \"stratified\", \"dataset\": "
+			   "{\"synthetic\": \"linear\"}}", "split \"stratified\"", "linreg");
 
 	expect_bad("{}", "dataset is required", NULL);
 	expect_bad("{\"trainer\": \"mlp\", \"dataset\": null}", "dataset is required", NULL);

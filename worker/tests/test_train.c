@@ -443,8 +443,8 @@ test_misc(void)
 	char	   *d;
 
 	/* divergence is an error, never a NaN in the result */
-	res = run("{\"trainer\": \"linreg\", \"learning_rate\": 10, \"dataset\": {\"synthetic\": "
-			  "\"linear\"}}", NULL, NULL, NULL);
+	res = run("{\"trainer\": \"linreg\", \"optimizer\": \"sgd\", \"learning_rate\": 10, "
+			  "\"epochs\": 50, \"dataset\": {\"synthetic\": \"linear\"}}", NULL, NULL, NULL);
 	CHECK(res == NULL, "diverging run succeeded");
 	CHECK_MSG(err, "training diverged");
 	CHECK_MSG(err, "lower learning_rate");

@@ -46,12 +46,18 @@ static const config_key config_keys[] = {
 	{"trainer", FOR_ALL, "\"logreg\" (default), \"mlp\", \"linreg\" or \"noop\""},
 	{"replicas", FOR_ALL, "1 to the max_replicas setting, default 1: results that must agree"},
 	{"dataset", FOR_TRAINING, "required: {\"url\", \"label\"} or {\"synthetic\", ...}"},
-	{"epochs", FOR_TRAINING, "1 to 10000, default 50"},
-	{"learning_rate", FOR_TRAINING, "> 0 and <= 10, default 0.1"},
-	{"batch_size", FOR_TRAINING, "1 to 65536, default 32"},
+	{"epochs", FOR_TRAINING, "1 to 10000; absent: a budget of 1000 that the stopping rules end first"},
+	{"optimizer", FOR_TRAINING, "\"auto\" (default: \"lbfgs\" for logreg and linreg, \"adam\" for mlp), "
+	"\"lbfgs\", \"adam\" or \"sgd\""},
+	{"learning_rate", FOR_TRAINING, "adam, sgd: > 0 and <= 10, default 0.001 (adam) or 0.1 (sgd)"},
+	{"batch_size", FOR_TRAINING, "adam, sgd: 1 to 65536, default 32"},
+	{"early_stopping", FOR_TRAINING, "adam, sgd: true or false, default true when epochs is absent"},
+	{"patience", FOR_TRAINING, "adam, sgd: 1 to 1000 epochs without improvement, default 10"},
 	{"seed", FOR_TRAINING, "an integer, default 42 (split, initial weights, shuffling)"},
 	{"validation_split", FOR_TRAINING, "> 0 and < 1, default 0.2"},
-	{"l2", FOR_TRAINING, ">= 0, default 0"},
+	{"split", FOR_TRAINING, "\"auto\" (default: stratified when every class has 2 rows), "
+	"\"stratified\" (not for linreg) or \"random\""},
+	{"l2", FOR_TRAINING, ">= 0; default 1/n_train (logreg, linreg), 1e-4/batch (mlp)"},
 	{"hidden_layers", FOR_MLP, "1 to 8 layer sizes, each 1 to 4096, default [16]"},
 	{"activation", FOR_MLP, "\"relu\" (default) or \"tanh\""},
 };
@@ -321,6 +327,66 @@ parse_hidden(const json_t *v, mm_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Reads the keys of issue 18 (optimizer, early_stopping, patience, split) and resolves the
+ * defaults that depend on the trainer: lbfgs for the linear models, adam for mlp; early
+ * stopping when epochs is not given; the optimizer's learning rate.
+ */
+static int
+parse_training(const json_t *config, mm_config *cfg, char *err, size_t errlen)
+{
+	const json_t *v;
+	long long	x;
+	int			rc;
+
+	cfg->optimizer = cfg->trainer == MM_TRAINER_MLP ? MM_OPT_ADAM : MM_OPT_LBFGS;
+	if ((v = member(config, "optimizer")) != NULL)
+	{
+		const char *o = json_string_value(v);
+
+		if (o != NULL && strcmp(o, "lbfgs") == 0)
+			cfg->optimizer = MM_OPT_LBFGS;
+		else if (o != NULL && strcmp(o, "adam") == 0)
+			cfg->optimizer = MM_OPT_ADAM;
+		else if (o != NULL && strcmp(o, "sgd") == 0)
+			cfg->optimizer = MM_OPT_SGD;
+		else if (o == NULL || strcmp(o, "auto") != 0)
+			return mm_err(err, errlen, "optimizer must be \"auto\", \"lbfgs\", \"adam\" or "
+									   "\"sgd\"");
+	}
+	if (cfg->learning_rate == 0)
+		cfg->learning_rate = cfg->optimizer == MM_OPT_SGD ? 0.1 : 0.001;
+	if ((v = member(config, "early_stopping")) != NULL)
+	{
+		if (!json_is_boolean(v))
+			return mm_err(err, errlen, "early_stopping must be true or false");
+		cfg->early_stopping = json_is_true(v);
+	}
+	if (cfg->early_stopping < 0)
+		cfg->early_stopping = cfg->epochs == 0;
+	if ((rc = get_int(config, "patience", "patience", 1, 1000, &x, err, errlen)) < 0)
+		return -1;
+	if (rc)
+		cfg->patience = (int) x;
+	if ((v = member(config, "split")) != NULL)
+	{
+		const char *m = json_string_value(v);
+
+		if (m != NULL && strcmp(m, "auto") == 0)
+			cfg->split = MM_SPLIT_AUTO;
+		else if (m != NULL && strcmp(m, "stratified") == 0)
+			cfg->split = MM_SPLIT_STRATIFIED;
+		else if (m != NULL && strcmp(m, "random") == 0)
+			cfg->split = MM_SPLIT_RANDOM;
+		else
+			return mm_err(err, errlen, "split must be \"auto\", \"stratified\" or \"random\"");
+		if (cfg->split == MM_SPLIT_STRATIFIED && cfg->trainer == MM_TRAINER_LINREG)
+			return mm_err(err, errlen, "split \"stratified\" needs classes: linreg has a numeric "
+									   "target (use \"random\")");
+	}
+	return 0;
+}
+
 /* Reads and range-checks a whole job config into cfg, defaults filled in; 0 or -1 (err). */
 int
 mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
@@ -331,15 +397,17 @@ mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->trainer = MM_TRAINER_LOGREG;
-	cfg->epochs = 50;
-	cfg->learning_rate = 0.1;
+	cfg->epochs = 0;
+	cfg->learning_rate = 0;
 	cfg->batch_size = 32;
 	cfg->seed = 42;
 	cfg->validation_split = 0.2;
 	cfg->nhidden = 1;
 	cfg->hidden[0] = 16;
 	cfg->activation = MM_ACT_RELU;
-	cfg->l2 = 0;
+	cfg->l2 = -1;
+	cfg->early_stopping = -1;
+	cfg->patience = 10;
 
 	if (!json_is_object(config))
 		return mm_err(err, errlen, "config must be a JSON object");
@@ -401,6 +469,8 @@ mm_config_parse(const json_t *config, mm_config *cfg, char *err, size_t errlen)
 	}
 	if (get_number(config, "l2", "l2", 0, 0, INFINITY, 0, ">= 0",
 				   &cfg->l2, err, errlen) < 0)
+		return -1;
+	if (parse_training(config, cfg, err, errlen) != 0)
 		return -1;
 
 	if ((v = member(config, "dataset")) != NULL)
@@ -527,6 +597,18 @@ trainer_bit(mm_trainer t)
 	return 0;
 }
 
+/* A key only the step-taking optimizers (adam, sgd) read: L-BFGS ignores it. */
+static int
+step_key(const char *key)
+{
+	static const char *const keys[] = {"learning_rate", "batch_size", "early_stopping", "patience"};
+
+	for (size_t i = 0; i < NKEYS(keys); i++)
+		if (strcmp(key, keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * The strict check run at submit time: mm_config_parse's rules, and no key that is unknown or does
  * not apply to the trainer (see the file header).  0, or -1 with a message naming the field.
@@ -551,11 +633,18 @@ mm_config_check(const json_t *config, char *err, size_t errlen)
 	{
 		const config_key *k = find_key(config_keys, NKEYS(config_keys), key);
 
-		if (!json_is_null(v) && !(k->trainers & trainer_bit(cfg.trainer)))
+		if (json_is_null(v))
+			continue;
+		if (!(k->trainers & trainer_bit(cfg.trainer)))
 			return mm_err(err, errlen, "%s does not apply to trainer \"%s\"%s", key,
 						  mm_trainer_name(cfg.trainer),
 						  k->trainers == FOR_MLP ? " (only mlp has hidden layers)" :
 						  cfg.trainer == MM_TRAINER_NOOP ? " (noop trains nothing)" : "");
+		if (cfg.optimizer == MM_OPT_LBFGS && step_key(key))
+			return mm_err(err, errlen, "%s does not apply to optimizer \"lbfgs\"%s%s (full batch, "
+						  "no step size); pass \"optimizer\": \"adam\" or \"sgd\" to use it", key,
+						  member(config, "optimizer") ? "" : ", the default for ",
+						  member(config, "optimizer") ? "" : mm_trainer_name(cfg.trainer));
 	}
 	return 0;
 }

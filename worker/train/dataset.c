@@ -468,11 +468,115 @@ mm_split_free(mm_split *sp)
 	memset(sp, 0, sizeof(*sp));
 }
 
+/*
+ * Per-class validation quotas summing to nval where the clamps allow: floor shares, then the
+ * largest remainders (lower class index first on ties), each within [1, n_c - 1].
+ */
+static void
+class_quotas(const size_t *count, int k, size_t nval, size_t n, size_t *quota)
+{
+	size_t		total = 0;
+
+	for (int c = 0; c < k; c++)
+	{
+		quota[c] = (size_t) ((double) count[c] * (double) nval / (double) n);
+		if (quota[c] < 1)
+			quota[c] = 1;
+		if (quota[c] > count[c] - 1)
+			quota[c] = count[c] - 1;
+		total += quota[c];
+	}
+	while (total < nval)
+	{
+		int			best = -1;
+		double		best_rem = -1;
+
+		for (int c = 0; c < k; c++)
+		{
+			double		rem = (double) count[c] * (double) nval / (double) n - (double) quota[c];
+
+			if (quota[c] < count[c] - 1 && rem > best_rem)
+			{
+				best = c;
+				best_rem = rem;
+			}
+		}
+		if (best < 0)
+			break;
+		quota[best]++;
+		total++;
+	}
+}
+
+/*
+ * Splits the shuffled rows perm[0..n) into validation and training sets: the first quota[c]
+ * rows of each class in shuffled order go to validation, so both sides keep the shuffle's order.
+ */
+static int
+stratify(const mm_dataset *ds, const size_t *perm, size_t nval, mm_split *sp)
+{
+	int			k = ds->nclasses;
+	size_t	   *count = calloc((size_t) k, sizeof(size_t));
+	size_t	   *quota = calloc((size_t) k, sizeof(size_t));
+	size_t		nv = 0;
+	size_t		nt = 0;
+
+	if (count == NULL || quota == NULL)
+	{
+		free(count);
+		free(quota);
+		return -1;
+	}
+	for (size_t i = 0; i < ds->n; i++)
+		count[(int) ds->y[i]]++;
+	class_quotas(count, k, nval, ds->n, quota);
+	for (size_t i = 0; i < ds->n; i++)
+	{
+		int			c = (int) ds->y[perm[i]];
+
+		if (quota[c] > 0)
+		{
+			quota[c]--;
+			sp->val[nv++] = perm[i];
+		}
+		else
+			sp->train[nt++] = perm[i];
+	}
+	sp->n_val = nv;
+	sp->n_train = nt;
+	free(count);
+	free(quota);
+	return 0;
+}
+
+/* The smallest class's row count (0 for regression). */
+static size_t
+smallest_class(const mm_dataset *ds)
+{
+	size_t	   *count;
+	size_t		least;
+
+	if (ds->nclasses <= 0)
+		return 0;
+	count = calloc((size_t) ds->nclasses, sizeof(size_t));
+	if (count == NULL)
+		return 0;
+	for (size_t i = 0; i < ds->n; i++)
+		count[(int) ds->y[i]]++;
+	least = count[0];
+	for (int c = 1; c < ds->nclasses; c++)
+		if (count[c] < least)
+			least = count[c];
+	free(count);
+	return least;
+}
+
 /* Shuffles rows into training and validation sets and standardises features (see dataset.h). */
 int
-mm_dataset_split(mm_dataset *ds, double val_fraction, uint64_t seed,
+mm_dataset_split(mm_dataset *ds, double val_fraction, uint64_t seed, int stratify_how,
 				 mm_split *sp, char *err, size_t errlen)
 {
+	int			strat = 0;
 	size_t		n = ds->n;
 	size_t		d = ds->d;
 	size_t	   *perm;
@@ -491,8 +595,8 @@ mm_dataset_split(mm_dataset *ds, double val_fraction, uint64_t seed,
 		nval = n - 1;
 
 	perm = malloc(n * sizeof(size_t));
-	sp->val = malloc(nval * sizeof(size_t));
-	sp->train = malloc((n - nval) * sizeof(size_t));
+	sp->val = malloc(n * sizeof(size_t));	/* stratified quotas can exceed nval */
+	sp->train = malloc(n * sizeof(size_t));
 	sp->mean = calloc(d, sizeof(double));
 	sp->std = calloc(d, sizeof(double));
 	if (perm == NULL || sp->val == NULL || sp->train == NULL || sp->mean == NULL || sp->std == NULL)
@@ -501,14 +605,47 @@ mm_dataset_split(mm_dataset *ds, double val_fraction, uint64_t seed,
 		mm_split_free(sp);
 		return mm_err(err, errlen, "out of memory splitting the dataset");
 	}
+	if (stratify_how != MM_STRATIFY_NO && ds->nclasses > 0)
+	{
+		size_t		least = smallest_class(ds);
+
+		if (least >= 2)
+			strat = 1;
+		else if (stratify_how == MM_STRATIFY_YES)
+		{
+			free(perm);
+			mm_split_free(sp);
+			return mm_err(err, errlen, "split \"stratified\" needs at least 2 rows of every class "
+									   "(the smallest has %zu); use split \"random\"", least);
+		}
+	}
+	else if (stratify_how == MM_STRATIFY_YES)
+	{
+		free(perm);
+		mm_split_free(sp);
+		return mm_err(err, errlen, "split \"stratified\" needs a classification label");
+	}
 	for (size_t i = 0; i < n; i++)
 		perm[i] = i;
 	mm_rng_seed(&rng, seed, MM_STREAM_SPLIT);
 	mm_rng_shuffle(&rng, perm, n);
-	memcpy(sp->val, perm, nval * sizeof(size_t));
-	memcpy(sp->train, perm + nval, (n - nval) * sizeof(size_t));
-	sp->n_val = nval;
-	sp->n_train = n - nval;
+	if (strat)
+	{
+		if (stratify(ds, perm, nval, sp) != 0)
+		{
+			free(perm);
+			mm_split_free(sp);
+			return mm_err(err, errlen, "out of memory splitting the dataset");
+		}
+	}
+	else
+	{
+		memcpy(sp->val, perm, nval * sizeof(size_t));
+		memcpy(sp->train, perm + nval, (n - nval) * sizeof(size_t));
+		sp->n_val = nval;
+		sp->n_train = n - nval;
+	}
+	sp->stratified = strat;
 	free(perm);
 
 	/* two passes over the training rows: mean, then variance */

@@ -34,7 +34,13 @@ typedef struct mm_split
 	size_t		n_val;
 	double	   *mean;			/* d: training-split statistics */
 	double	   *std;			/* d: 1 where a feature is constant */
+	int			stratified;		/* 1 when every class kept its share on both sides */
 } mm_split;
+
+/* How to split: stratify when possible (classification, every class >= 2 rows), always, never. */
+#define MM_STRATIFY_AUTO 0
+#define MM_STRATIFY_YES 1
+#define MM_STRATIFY_NO 2
 
 /*
  * Build a dataset from CSV text with a header row. regression: the label
@@ -51,10 +57,13 @@ void		mm_dataset_free(mm_dataset *ds);
 /*
  * Shuffle rows into training and validation sets (round(n * val_fraction)
  * validation rows, at least one of each), then standardise every row of
- * ds->x in place with the training rows' mean and std.
+ * ds->x in place with the training rows' mean and std. Stratified, each
+ * class c of n_c rows puts its share of the validation rows (largest
+ * remainders, at least one and at most n_c - 1) on the validation side;
+ * MM_STRATIFY_YES fails when a class has fewer than 2 rows.
  */
 int			mm_dataset_split(mm_dataset *ds, double val_fraction, uint64_t seed,
-							 mm_split *sp, char *err, size_t errlen);
+							 int stratify, mm_split *sp, char *err, size_t errlen);
 void		mm_split_free(mm_split *sp);
 
 #endif							/* MM_DATASET_H */

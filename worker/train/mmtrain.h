@@ -48,28 +48,72 @@
  *                      would silently produce different data than asked.
  *                      blobs, moons, spirals are classification data (for
  *                      logreg, mlp); linear is regression data (for linreg).
- *   "epochs"           1..10000, default 50
- *   "learning_rate"    0 < x <= 10, default 0.1
- *   "batch_size"       1..65536, default 32
+ *   "epochs"           1..10000. Absent (the default): a budget of 1000
+ *                      epochs that the stopping rules below end first.
+ *                      Given: trains exactly that many epochs with adam
+ *                      and sgd (no early stopping unless asked for), and
+ *                      at most that many iterations with lbfgs.
+ *   "optimizer"        "auto" (default): "lbfgs" for logreg and linreg,
+ *                      "adam" for mlp. "sgd" is plain mini-batch SGD
+ *                      (what every trainer did before issue 18).
+ *                      lbfgs: full batch, one iteration per epoch, stops
+ *                      when the largest gradient component of the mean
+ *                      objective is <= 1e-4 or an iteration lowers it by
+ *                      less than 2.2e-9 relative ("converged"). The
+ *                      objective is convex, so no step size and no
+ *                      validation data are needed to stop.
+ *   "learning_rate"    0 < x <= 10; adam and sgd only. Default 0.001
+ *                      for adam (Kingma & Ba's, and scikit-learn's),
+ *                      0.1 for sgd.
+ *   "batch_size"       1..65536, default 32 (adam, sgd)
+ *   "early_stopping"   true or false; adam and sgd only. Default: true
+ *                      when "epochs" is absent, else false. Stops when
+ *                      the validation loss has not improved by 1e-4
+ *                      (relative past 1) for "patience" epochs, and
+ *                      keeps the weights of the best validation epoch.
+ *   "patience"         1..1000, default 10
  *   "seed"             integer, default 42 (split, init and shuffling)
  *   "validation_split" 0 < x < 1, default 0.2 (at least one row each side)
+ *   "split"            "auto" (default): "stratified" for classification
+ *                      when every class has at least 2 rows, else
+ *                      "random". "stratified": each class keeps its share
+ *                      of the validation rows (largest remainders, at
+ *                      least one row each side), an error when a class
+ *                      has fewer than 2 rows or for linreg. "random": a
+ *                      plain seeded shuffle.
  *   "hidden_layers"    mlp: array of 1..8 integers, each 1..4096, default [16]
  *   "activation"       mlp: "relu" (default) or "tanh"
- *   "l2"               weight decay on weights (not biases), >= 0, default 0
+ *   "l2"               weight decay on weights (not biases), >= 0: the
+ *                      objective is mean loss + l2/2 |W|^2. Default
+ *                      1/n_train for logreg and linreg (scikit-learn's
+ *                      LogisticRegression C = 1, Ridge alpha = 1), and
+ *                      1e-4/min(batch_size, n_train) for mlp
+ *                      (MLPClassifier's alpha = 1e-4 per batch).
  *   "replicas"         read by the extension (results that must agree)
  *   (hidden_layers and activation apply to mlp only: submit_job refuses them
  *   for another trainer; a worker validates and ignores them.)
+ *
+ * Why these defaults (issue 18): logreg and linreg are convex, so the
+ * optimum is defined and L-BFGS reaches it in tens of full passes with no
+ * step size to tune (what scikit-learn does); a step budget would stop
+ * short on small sets and waste passes on large ones. An mlp has no such
+ * optimum: Adam's per-parameter step sizes need no tuning per data set, and
+ * early stopping on the validation loss with patience, keeping the best
+ * weights, both ends training when it stops helping and guards against
+ * overfitting, where a fixed budget would have to be guessed per set.
  *
  * Limits beyond the per-field ranges: rows * features <= 50,000,000; a CSV
  * has at most 1001 columns and 1000000 data rows; at most 1000 distinct
  * classes; a model has at most 32,000,000 parameters.
  *
  * Training: features are standardised with the training split's mean and
- * std (std 0 is stored as 1); mini-batch SGD with the batches reshuffled
- * every epoch by a seeded xoshiro256** generator. Loss is cross-entropy for
- * classification and mean squared error for regression (the gradient step
- * uses half the MSE). Same config on the same build gives a bit-identical
- * result.
+ * std (std 0 is stored as 1); mini-batches are reshuffled every epoch by a
+ * seeded xoshiro256** generator. Loss is cross-entropy for classification
+ * and mean squared error for regression (the gradient step uses half the
+ * MSE). Same config on the same build gives a bit-identical result. With
+ * early stopping, builds that round differently (another compiler flag,
+ * fused multiply-adds) can stop an epoch apart; a config with "epochs"
+ * and no early stopping runs the same epochs on every build.
  *
  * Result (a new JSON object):
  *   "accuracy"   validation accuracy, null for regression
@@ -77,7 +121,15 @@
  *                (both without the l2 term)
  *   "r2"         validation R^2 (regression only)
  *   "classes"    label names in class-index order (classification only)
- *   "epochs", "n_train", "n_val"
+ *   "epochs"     epochs (lbfgs iterations) run; "stopped_epoch" the same
+ *   "best_epoch" the epoch whose weights the model holds
+ *   "stop_reason" "epochs" (the budget ran out), "early_stopping" or
+ *                "converged" (lbfgs)
+ *   "optimizer"  "lbfgs", "adam" or "sgd"; "l2" the weight decay used
+ *   "split"      {"method": "stratified"|"random", "seed",
+ *                 "validation_split"}: with the dataset, all it takes to
+ *                 rebuild the split
+ *   "n_train", "n_val"
  *   "model"      {"type", "output": "sigmoid"|"softmax"|"identity",
  *                 "activation" (mlp), "label", "feature_names", "mean",
  *                 "std", "weights", "biases"}
@@ -95,8 +147,9 @@
 #include "netguard.h"
 
 /*
- * Called once per epoch, with epoch counting 1..epochs, after the epoch's
- * validation pass. Return non-zero to abort training (job canceled, lease
+ * Called once per epoch, with epoch counting 1..epochs (the budget: the
+ * config's epochs or the default 1000; training may stop earlier), after
+ * the epoch's validation pass. Return non-zero to abort training (job canceled, lease
  * lost); mm_train_run then fails with "aborted by caller ...".
  * val_accuracy is NAN for regression.
  */

@@ -101,6 +101,27 @@ mm_net_free(mm_net *net)
 	memset(net, 0, sizeof(*net));
 }
 
+/*
+ * w . x with eight independent partial sums, added in a fixed order: one running sum is a chain
+ * of dependent additions that runs at the adder's latency, eight keep the pipeline (and SIMD
+ * lanes) full. The order is fixed, so the result is still the same bit for bit on every run.
+ */
+static inline double
+dot(const double *w, const double *x, int n)
+{
+	double		p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	double		s;
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		for (int k = 0; k < 8; k++)
+			p[k] += w[i + k] * x[i + k];
+	s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+	for (; i < n; i++)
+		s += w[i] * x[i];
+	return s;
+}
+
 /* log(1 + e^z) without overflow */
 static inline double
 softplus(double z)
@@ -130,11 +151,8 @@ mm_net_sample(mm_net *net, const double *x, double y, int backward, double *pred
 
 		for (int j = 0; j < nout; j++)
 		{
-			const double *w = W + (size_t) j * nin;
-			double		s = b[j];
+			double		s = b[j] + dot(W + (size_t) j * nin, in, nin);
 
-			for (int i = 0; i < nin; i++)
-				s += w[i] * in[i];
 			if (hidden)
 				s = net->act == MM_ACT_RELU ? (s > 0 ? s : 0) : tanh(s);
 			out[j] = s;
@@ -269,6 +287,51 @@ mm_net_step(mm_net *net, double lr, double l2, size_t batch)
 			w[i] -= lr * (gw[i] * scale + l2 * w[i]);
 		for (size_t i = 0; i < nb; i++)
 			b[i] -= lr * gb[i] * scale;
+	}
+}
+
+/* Mean-loss gradient plus weight decay, in place (see net.h); returns the l2 penalty. */
+double
+mm_net_finish_grad(mm_net *net, double l2, size_t batch)
+{
+	double		scale = 1.0 / (double) batch;
+	double		sq = 0;
+
+	for (int l = 0; l < net->nlayers; l++)
+	{
+		size_t		nw = (size_t) net->sizes[l] * (size_t) net->sizes[l + 1];
+		size_t		nb = (size_t) net->sizes[l + 1];
+		const double *w = net->params + net->woff[l];
+		double	   *gw = net->grads + net->woff[l];
+		double	   *gb = net->grads + net->boff[l];
+
+		for (size_t i = 0; i < nw; i++)
+		{
+			gw[i] = gw[i] * scale + l2 * w[i];
+			sq += w[i] * w[i];
+		}
+		for (size_t i = 0; i < nb; i++)
+			gb[i] *= scale;
+	}
+	return 0.5 * l2 * sq;
+}
+
+/* One Adam step over every parameter (see net.h). */
+void
+mm_net_adam(mm_net *net, double *m, double *v, long t, double lr)
+{
+	const double b1 = 0.9;
+	const double b2 = 0.999;
+	/* bias correction folded into the step size, as in Kingma & Ba's algorithm 1 */
+	double		a = lr * sqrt(1.0 - pow(b2, (double) t)) / (1.0 - pow(b1, (double) t));
+	double	   *p = net->params;
+	const double *g = net->grads;
+
+	for (size_t i = 0; i < net->nparams; i++)
+	{
+		m[i] = b1 * m[i] + (1 - b1) * g[i];
+		v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+		p[i] -= a * m[i] / (sqrt(v[i]) + 1e-8);
 	}
 }
 

@@ -71,6 +71,16 @@ double		mm_net_sample(mm_net *net, const double *x, double y, int backward,
 void		mm_net_zero_grad(mm_net *net);
 /* params -= lr * (grads / batch + l2 * weights) */
 void		mm_net_step(mm_net *net, double lr, double l2, size_t batch);
+/*
+ * grads = grads / batch + l2 * weights (biases are not decayed): the gradient of the mean loss
+ * plus l2/2 |W|^2. Returns l2/2 |W|^2.
+ */
+double		mm_net_finish_grad(mm_net *net, double l2, size_t batch);
+/*
+ * One Adam step (beta1 0.9, beta2 0.999, eps 1e-8) with the finished grads; m and v are the
+ * moment estimates (nparams each, zero at the start), t counts steps from 1.
+ */
+void		mm_net_adam(mm_net *net, double *m, double *v, long t, double lr);
 int			mm_net_finite(const mm_net *net);
 
 /* {"weights": [[[...]]], "biases": [[...]]} members added to obj; -1 on failure */

@@ -1,13 +1,14 @@
 /*
- * train.c — mm_train_run: config -> dataset -> split -> network -> SGD
- * epochs -> result JSON. The pieces live in config.c, fetch.c, csv.c,
- * dataset.c, synth.c and net.c; this file only sequences them and owns the
- * training loop and the result format (documented in mmtrain.h).
+ * train.c — mm_train_run: config -> dataset -> split -> network -> fit
+ * (fit.c) -> result JSON. The pieces live in config.c, fetch.c, csv.c,
+ * dataset.c, synth.c, net.c and fit.c; this file only sequences them and
+ * owns the result format (documented in mmtrain.h).
  */
 #include "mmtrain.h"
 #include "config.h"
 #include "dataset.h"
 #include "fetch.h"
+#include "fit.h"
 #include "net.h"
 #include "rng.h"
 #include "synth.h"
@@ -16,13 +17,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct eval
-{
-	double		loss;
-	double		accuracy;		/* NAN for regression */
-	double		r2;				/* NAN for classification */
-} eval;
 
 /* The job's dataset: generated, or fetched and read as CSV; 0 or -1 (err). */
 static int
@@ -43,102 +37,21 @@ load_dataset(const mm_config *cfg, const mm_limits *lim, mm_dataset *ds,
 	return rc;
 }
 
-/* Mean loss and accuracy (or R^2) over the rows idx[0..n). */
-static eval
-evaluate(mm_net *net, const mm_dataset *ds, const size_t *idx, size_t n)
+/*
+ * The weight decay: as given, else l2 = 1/n_train for logreg and linreg (the objective of
+ * scikit-learn's LogisticRegression with C = 1, and of Ridge with alpha = 1), and for mlp
+ * 1e-4 per batch row, the decay of MLPClassifier's alpha = 1e-4.
+ */
+static double
+default_l2(const mm_config *cfg, size_t n_train)
 {
-	eval		e = {0, NAN, NAN};
-	size_t		correct = 0;
-	double		ymean = 0;
-	double		ss_res = 0;
-	double		ss_tot = 0;
+	size_t		b = (size_t) cfg->batch_size < n_train ? (size_t) cfg->batch_size : n_train;
 
-	for (size_t r = 0; r < n; r++)
-	{
-		double		y = ds->y[idx[r]];
-		double		pred;
-
-		e.loss += mm_net_sample(net, ds->x + idx[r] * ds->d, y, 0, &pred);
-		if (ds->nclasses > 0)
-			correct += pred == y;
-		else
-		{
-			ss_res += (pred - y) * (pred - y);
-			ymean += y;
-		}
-	}
-	e.loss /= (double) n;
-	if (ds->nclasses > 0)
-	{
-		e.accuracy = (double) correct / (double) n;
-		return e;
-	}
-	ymean /= (double) n;
-	for (size_t r = 0; r < n; r++)
-	{
-		double		dy = ds->y[idx[r]] - ymean;
-
-		ss_tot += dy * dy;
-	}
-	/* a constant target: perfect if matched exactly, else no better than the mean */
-	e.r2 = ss_tot > 0 ? 1.0 - ss_res / ss_tot : (ss_res == 0 ? 1.0 : 0.0);
-	return e;
-}
-
-/* Trains for the configured epochs (minibatch SGD), calling cb after each; 0 or -1 (err). */
-static int
-run_epochs(const mm_config *cfg, mm_net *net, const mm_dataset *ds, const mm_split *sp,
-		   mm_progress_fn cb, void *ctx, char *err, size_t errlen)
-{
-	size_t		n = sp->n_train;
-	size_t		bs = (size_t) cfg->batch_size;
-	size_t	   *order = malloc(n * sizeof(size_t));
-	mm_rng		rng;
-
-	if (order == NULL)
-		return mm_err(err, errlen, "out of memory");
-	memcpy(order, sp->train, n * sizeof(size_t));
-	mm_rng_seed(&rng, cfg->seed, MM_STREAM_SHUFFLE);
-
-	for (int epoch = 1; epoch <= cfg->epochs; epoch++)
-	{
-		double		train_loss = 0;
-		eval		v;
-
-		mm_rng_shuffle(&rng, order, n);
-		for (size_t start = 0; start < n; start += bs)
-		{
-			size_t		end = start + bs < n ? start + bs : n;
-			double		pred;
-
-			mm_net_zero_grad(net);
-			for (size_t i = start; i < end; i++)
-				train_loss += mm_net_sample(net, ds->x + order[i] * ds->d, ds->y[order[i]], 1,
-											&pred);
-			mm_net_step(net, cfg->learning_rate, cfg->l2, end - start);
-		}
-		train_loss /= (double) n;
-		v = evaluate(net, ds, sp->val, sp->n_val);
-		if (!isfinite(train_loss) || !isfinite(v.loss))
-		{
-			free(order);
-			return mm_err(err, errlen,
-						  "training diverged: lower learning_rate%s (loss became non-finite in "
-						  "epoch %d with learning_rate %g, l2 %g)",
-						  cfg->l2 > 0 ? " or l2" : "", epoch, cfg->learning_rate, cfg->l2);
-		}
-		if (cb != NULL && cb(ctx, epoch, cfg->epochs, train_loss, v.loss, v.accuracy) != 0)
-		{
-			free(order);
-			return mm_err(err, errlen, "aborted by caller after epoch %d of %d", epoch,
-						  cfg->epochs);
-		}
-	}
-	free(order);
-	if (!mm_net_finite(net))
-		return mm_err(err, errlen, "training diverged: lower learning_rate (weights became "
-								   "non-finite)");
-	return 0;
+	if (cfg->l2 >= 0)
+		return cfg->l2;
+	if (cfg->trainer == MM_TRAINER_MLP)
+		return 1e-4 / (double) b;
+	return 1.0 / (double) n_train;
 }
 
 /* ---------- result JSON ---------- */
@@ -249,7 +162,7 @@ put(json_t *obj, const char *key, json_t *v, int *bad)
 /* The job's result: the model (weights, standardisation, names) and its metrics. */
 static json_t *
 build_result(const mm_config *cfg, const mm_net *net, const mm_dataset *ds,
-			 const mm_split *sp, eval tr, eval v)
+			 const mm_split *sp, mm_eval tr, mm_eval v, double l2, const mm_fit_stats *st)
 {
 	json_t	   *res = json_object();
 	json_t	   *model = json_object();
@@ -265,7 +178,17 @@ build_result(const mm_config *cfg, const mm_net *net, const mm_dataset *ds,
 	put(res, "accuracy", ds->nclasses > 0 ? json_real(v.accuracy) : json_null(), &bad);
 	put(res, "loss", json_real(v.loss), &bad);
 	put(res, "train_loss", json_real(tr.loss), &bad);
-	put(res, "epochs", json_integer(cfg->epochs), &bad);
+	put(res, "epochs", json_integer(st->epochs), &bad);
+	put(res, "stopped_epoch", json_integer(st->epochs), &bad);
+	put(res, "best_epoch", json_integer(st->best_epoch), &bad);
+	put(res, "stop_reason", json_string(st->stop_reason), &bad);
+	put(res, "optimizer", json_string(cfg->optimizer == MM_OPT_LBFGS ? "lbfgs" :
+									  cfg->optimizer == MM_OPT_ADAM ? "adam" : "sgd"), &bad);
+	put(res, "l2", json_real(l2), &bad);
+	put(res, "split", json_pack("{s:s, s:I, s:f}",
+								"method", sp->stratified ? "stratified" : "random",
+								"seed", (json_int_t) cfg->seed,
+								"validation_split", cfg->validation_split), &bad);
 	if (ds->nclasses > 0)
 		put(res, "classes", string_array(ds->class_names, (size_t) ds->nclasses), &bad);
 	else
@@ -335,6 +258,8 @@ mm_train_run(const json_t *config, const mm_limits *lim, mm_progress_fn cb, void
 	mm_split	sp;
 	mm_net		net;
 	mm_head		head;
+	mm_fit_stats st;
+	double		l2;
 	int			outputs;
 	int			rc = -1;
 
@@ -352,7 +277,10 @@ mm_train_run(const json_t *config, const mm_limits *lim, mm_progress_fn cb, void
 
 	if (load_dataset(&cfg, lim, &ds, err, errlen) != 0)
 		goto done;
-	if (mm_dataset_split(&ds, cfg.validation_split, cfg.seed, &sp, err, errlen) != 0)
+	if (mm_dataset_split(&ds, cfg.validation_split, cfg.seed,
+						 cfg.split == MM_SPLIT_STRATIFIED ? MM_STRATIFY_YES :
+						 cfg.split == MM_SPLIT_RANDOM ? MM_STRATIFY_NO : MM_STRATIFY_AUTO,
+						 &sp, err, errlen) != 0)
 		goto done;
 
 	if (ds.nclasses == 0)
@@ -375,12 +303,13 @@ mm_train_run(const json_t *config, const mm_limits *lim, mm_progress_fn cb, void
 					outputs, cfg.activation, head, cfg.seed, err, errlen) != 0)
 		goto done;
 
-	if (run_epochs(&cfg, &net, &ds, &sp, cb, ctx, err, errlen) != 0)
+	l2 = default_l2(&cfg, sp.n_train);
+	if (mm_fit(&cfg, l2, &net, &ds, &sp, cb, ctx, &st, err, errlen) != 0)
 		goto done;
 
 	*result = build_result(&cfg, &net, &ds, &sp,
-						   evaluate(&net, &ds, sp.train, sp.n_train),
-						   evaluate(&net, &ds, sp.val, sp.n_val));
+						   mm_fit_evaluate(&net, &ds, sp.train, sp.n_train),
+						   mm_fit_evaluate(&net, &ds, sp.val, sp.n_val), l2, &st);
 	if (*result == NULL)
 	{
 		mm_err(err, errlen, "cannot build the result: out of memory or a non-finite value (lower "

@@ -124,6 +124,7 @@ export default async function submit(ctx) {
         firstError ??= { f, msg };
         continue;
       }
+      if (spec.optional && String(f.control.value).trim() === '') continue; // the worker's default
       const v = parseValue(spec, f.control.value);
       if (key.startsWith('t.')) config[name] = v;
     }
