@@ -181,7 +181,7 @@ step_drain() {
     for channel in webhook email both; do
         heading "drain: $events events, $channel"
         tok=$(user "$channel@bench.local" "$channel")
-        as "$tok" "SELECT count(modelmine.cancel_job(modelmine.submit_job('j' || i, '{"trainer": "noop"}', NULL, 1)))
+        as "$tok" "SELECT count(modelmine.cancel_job(modelmine.submit_job('j' || i, '{\"trainer\": \"noop\"}', NULL, 1)))
                       FROM generate_series(1, $events) i" >/dev/null
         n=$(sql -c "SELECT count(*) FROM modelmine.outbox WHERE status = 'PENDING'")
         echo "$n deliveries queued; load average $(cut -d' ' -f1-3 /proc/loadavg)"

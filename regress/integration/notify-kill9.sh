@@ -19,7 +19,7 @@ step "150 canceled jobs wait in the outbox: 300 deliveries"
 ann=$(signup ann@example.com "ann password")
 as_user "$ann" "SELECT modelmine.set_notification_prefs(ARRAY['job_canceled'], true)" >/dev/null
 as_user "$ann" "SELECT modelmine.add_webhook('http://127.0.0.1:$NT_HOOK_PORT/slow') ->> 'secret'" >>"$NT_SECRETS"
-as_user "$ann" "SELECT count(modelmine.cancel_job(modelmine.submit_job('job ' || i, '{"trainer": "noop"}', NULL, 1)))
+as_user "$ann" "SELECT count(modelmine.cancel_job(modelmine.submit_job('job ' || i, '{\"trainer\": \"noop\"}', NULL, 1)))
                   FROM generate_series(1, 150) i" >/dev/null
 check "300 PENDING deliveries" "$(adm "SELECT count(*) FROM modelmine.outbox WHERE status = 'PENDING'")" 300
 
@@ -49,7 +49,7 @@ check_sql "the outbox ids the receiver saw are the outbox's event ids" \
     "SELECT count(DISTINCT event_id) = 150 FROM modelmine.outbox"
 
 step "SIGTERM mid-batch: the notifier stops at once (exit 0), and a restart sends the rest"
-as_user "$ann" "SELECT count(modelmine.cancel_job(modelmine.submit_job('more ' || i, '{"trainer": "noop"}', NULL, 1)))
+as_user "$ann" "SELECT count(modelmine.cancel_job(modelmine.submit_job('more ' || i, '{\"trainer\": \"noop\"}', NULL, 1)))
                   FROM generate_series(1, 150) i" >/dev/null
 wait_until 20 "the running notifier has sent some of them" \
     "SELECT count(*) >= 310 FROM modelmine.outbox WHERE status = 'SENT'"
