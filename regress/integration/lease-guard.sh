@@ -69,7 +69,7 @@ check "journal for the job: stake, reward 40 to A, fee 10" "$(adm "
 check "B's node earned nothing" "$(adm "SELECT balance FROM modelmine.account_balances WHERE node_id = $node_b")" 0
 
 step "part 2: the owner cancels a job while a real worker runs it"
-slow='{"trainer":"mlp","dataset":{"synthetic":"moons","n":4000,"seed":3},"hidden_layers":[32,32],"epochs":1500}'
+slow='{"trainer":"mlp","optimizer":"sgd","dataset":{"synthetic":"moons","n":4000,"seed":3},"hidden_layers":[32,32],"epochs":1500}'
 start_worker W --slots 1
 node_w=$(node_of W)
 job2=$(as_user "$user" "SELECT modelmine.submit_job('to be canceled', '$slow', NULL, 60)")

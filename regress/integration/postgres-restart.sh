@@ -23,7 +23,7 @@ for w in w1 w2 w3; do start_worker "$w" --slots 2 --lease-seconds 10; done
 wait_until 20 "all three workers registered and heartbeating" \
     "SELECT count(*) = 3 FROM modelmine.nodes WHERE last_seen IS NOT NULL"
 as_user "$user" "SELECT count(modelmine.submit_job('moons ' || s,
-    jsonb_build_object('trainer', 'mlp', 'epochs', 200, 'hidden_layers', jsonb_build_array(32, 32),
+    jsonb_build_object('trainer', 'mlp', 'optimizer', 'sgd', 'epochs', 200, 'hidden_layers', jsonb_build_array(32, 32),
                        'dataset', jsonb_build_object('synthetic', 'moons', 'n', 1500, 'seed', s)),
     NULL, 20 + s)) FROM generate_series(1, 20) s" >/dev/null
 check "20 jobs submitted" "$(adm "SELECT count(*) FROM modelmine.jobs")" 20

@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin worker-kill9
 
-slow='{"trainer":"mlp","dataset":{"synthetic":"moons","n":4000,"seed":7},"hidden_layers":[32,32],"epochs":1000}'
+slow='{"trainer":"mlp","optimizer":"sgd","dataset":{"synthetic":"moons","n":4000,"seed":7},"hidden_layers":[32,32],"epochs":1000}'
 
 step "a user submits a slow job; worker A (lease 5 s) takes it"
 user=$(signup user@example.com "user password")

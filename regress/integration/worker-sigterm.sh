@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin worker-sigterm
 
-slow='{"trainer":"mlp","dataset":{"synthetic":"moons","n":4000,"seed":5},"hidden_layers":[32,32],"epochs":1500}'
+slow='{"trainer":"mlp","optimizer":"sgd","dataset":{"synthetic":"moons","n":4000,"seed":5},"hidden_layers":[32,32],"epochs":1500}'
 
 step "worker A runs a slow job"
 user=$(signup user@example.com "user password")

@@ -25,7 +25,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin worker-trainer-children
 
-slow='{"trainer":"mlp","dataset":{"synthetic":"moons","n":4000,"seed":3},"hidden_layers":[32,32],"epochs":1500}'
+slow='{"trainer":"mlp","optimizer":"sgd","dataset":{"synthetic":"moons","n":4000,"seed":3},"hidden_layers":[32,32],"epochs":1500}'
 big='{"trainer":"logreg","dataset":{"synthetic":"blobs","n":1000000,"features":40,"seed":1},"epochs":1}'
 small='{"trainer":"mlp","dataset":{"synthetic":"moons","n":200,"seed":4},"hidden_layers":[8],"epochs":5}'
 
