@@ -1,12 +1,16 @@
 /*
- * fuzz_request.c — libFuzzer target for the gateway's request parsing on /rpc/<function>
- * (src/rpc.c: query arguments, duplicate keys, PostgREST modifiers and filters, the JSON body and
- * its content type; src/args.c: each value checked against its SQL argument's type).  The input
- * is a request as lines: method, function name, query string ("k=v&k=v", as MHD hands over its
- * decoded pairs), Content-Type (empty: none), then the body.  rpc_handle runs for real against a
- * fixed catalog (stubs below stand in for MHD, the catalog, call.c and reply.c); the call it would
- * make is checked instead of run: only arguments of the matched function, each once, every
- * required one given, typed values that fit their type, filters "key=value", a sane limit/offset.
+ * fuzz_request.c — libFuzzer target for the gateway's request parsing and argument mapping:
+ * /rpc/<function> (src/rpc.c: query arguments, duplicate keys, PostgREST modifiers and filters, the
+ * JSON body and its content type) and the REST routes (src/routes.c: path segments, query and body
+ * keys into a function's arguments, ?wait=, order=asc|desc), each value checked against its SQL
+ * argument's type (src/args.c).  The input is a request as lines: method, path ("/jobs/7", or a
+ * bare name for /rpc/<name>), query string ("k=v&k=v", as MHD hands over its decoded pairs),
+ * Content-Type (empty: none), then the body.  It is dispatched as http.c does, against the real
+ * catalog's functions and argument types (tests/fuzz/request/catalog.json, a snapshot; regenerate
+ * it with the query at the end of this file when the SQL API changes).  MHD, call.c, reply.c and
+ * listen.c are stubs; the call that would be made is checked instead of run: only arguments of the
+ * matched function, each once, typed values that fit their type (all given for /rpc), filters
+ * "key=value", a sane limit/offset, and exactly one answer per request.
  *
  *   make -C api fuzz-build                         build (scripts/fuzz.sh runs it)
  *   api/tests/fuzz_request FILE...                 replay inputs
@@ -41,30 +45,71 @@ static struct
 	int			replies;
 } req;
 
-/* ---- a fixed catalog: the argument types and shapes the real one has ---- */
-static CatFunc funcs[] = {
-	{.name = "submit_job", .volatility = 'v', .ret = RET_SCALAR, .nargs = 3,
-		.args = {{"config", "jsonb", false, false, true}, {"max_price", "bigint", true, false, false},
-	{"priority", "integer", true, false, false}}},
-	{.name = "list_jobs", .volatility = 's', .ret = RET_SET, .nargs = 3,
-		.args = {{"status", "text", true, false, false}, {"max_rows", "integer", true, false, false},
-	{"before_id", "bigint", true, false, false}}},
-	{.name = "list_jobs", .volatility = 's', .ret = RET_SET, .nargs = 1,
-	.args = {{"node_id", "bigint", false, false, false}}},
-	{.name = "transfer", .volatility = 'v', .ret = RET_COMPOSITE, .nargs = 2,
-		.args = {{"to_email", "text", false, false, false}, {"amount", "numeric", false, false,
-	false}}},
-	{.name = "set_flags", .volatility = 'i', .ret = RET_VOID, .nargs = 5,
-		.args = {{"on", "boolean", false, false, false}, {"ratio", "double precision", true, false,
-			false}, {"tags", "text[]", true, true, false}, {"small", "smallint", true, false, false},
-	{"r", "real", true, false, false}}},
-	{.name = "stats", .volatility = 's', .ret = RET_SET_SCALAR, .nargs = 0},
-};
+/* ---- the catalog: tests/fuzz/request/catalog.json, read as catalog.c reads pg_proc ---- */
+static CatFunc *funcs;
+static int	nfuncs;
+
+/* Reads the snapshot next to the binary: [[name, volatility, [[arg, type], ...], ndefaults], ...]. */
+static void
+catalog_read(const char *argv0)
+{
+	char		path[4096];
+	const char *slash = strrchr(argv0, '/');
+	json_error_t e;
+	json_t	   *all;
+	size_t		i;
+	json_t	   *row;
+
+	snprintf(path, sizeof(path), "%.*sfuzz/request/catalog.json",
+			 slash ? (int) (slash - argv0 + 1) : 0, argv0);
+	all = json_load_file(path, 0, &e);
+	if (!json_is_array(all))
+	{
+		fprintf(stderr, "fuzz_request: %s: %s\n", path, e.text);
+		exit(1);
+	}
+	funcs = calloc(json_array_size(all), sizeof(CatFunc));
+	json_array_foreach(all, i, row)
+	{
+		CatFunc    *f = &funcs[nfuncs++];
+		json_t	   *args = json_array_get(row, 2);
+		int			ndefaults = (int) json_integer_value(json_array_get(row, 3));
+
+		f->name = strdup(json_string_value(json_array_get(row, 0)));
+		f->volatility = json_string_value(json_array_get(row, 1))[0];
+		f->ret = RET_SCALAR;
+		f->nargs = (int) json_array_size(args);
+		MUST(f->nargs <= CAT_MAX_ARGS);
+		for (int k = 0; k < f->nargs; k++)
+		{
+			CatArg	   *a = &f->args[k];
+			size_t		tl;
+
+			a->name = strdup(json_string_value(json_array_get(json_array_get(args, k), 0)));
+			a->type = strdup(json_string_value(json_array_get(json_array_get(args, k), 1)));
+			tl = strlen(a->type);
+			a->is_array = tl > 2 && strcmp(a->type + tl - 2, "[]") == 0;
+			a->is_json = strcmp(a->type, "json") == 0 || strcmp(a->type, "jsonb") == 0;
+			a->has_default = k >= f->nargs - ndefaults;
+		}
+		if (i > 0 && strcmp(funcs[i - 1].name, f->name) == 0)
+		{
+			CatFunc    *first = &funcs[i - 1];
+
+			while (first > funcs && strcmp(first[-1].name, f->name) == 0)
+				first--;
+			while (first->next_overload)
+				first = first->next_overload;
+			first->next_overload = f;
+		}
+	}
+	json_decref(all);
+}
 
 const CatFunc *
 catalog_find(const char *name)
 {
-	for (size_t i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++)
+	for (int i = 0; i < nfuncs; i++)
 		if (strcmp(funcs[i].name, name) == 0)
 			return &funcs[i];
 	return NULL;
@@ -145,8 +190,8 @@ enum MHD_Result
 reply_error_h(Request *r, int status, const char *code, const char *message, const char *details,
 			  const char *hint, const ReplyHeader *headers, int nheaders)
 {
-	(void) r, (void) details, (void) headers, (void) nheaders;
-	MUST(status >= 400 && status < 600 && code && message && hint);
+	(void) r, (void) details, (void) hint, (void) headers, (void) nheaders;
+	MUST(status >= 400 && status < 600 && code && message);
 	req.replies++;
 	return MHD_YES;
 }
@@ -165,6 +210,8 @@ reply_unavailable(Request *r)
 	abort();					/* catalog_ensure never fails here */
 }
 
+static bool via_rpc;			/* /rpc/<name>, else a REST route */
+
 void
 call_run(Request *r, const CallSpec *s, CallResult *out)
 {
@@ -178,7 +225,20 @@ call_run(Request *r, const CallSpec *s, CallResult *out)
 		MUST(a != NULL && a->name == s->arg_names[i]);
 		for (int k = 0; k < i; k++)
 			MUST(strcmp(s->arg_names[k], s->arg_names[i]) != 0);
-		if (get)
+		if (!via_rpc)
+		{
+			const char *v = s->arg_values[i];
+
+			if (v && (strcmp(a->type, "integer") == 0 || strcmp(a->type, "bigint") == 0))
+			{
+				char	   *end;
+
+				errno = 0;
+				(void) strtoll(v, &end, 10);
+				MUST(*v != '\0' && *end == '\0' && errno == 0);
+			}
+		}
+		else if (get)
 		{
 			MUST(s->arg_values[i] != NULL);
 			MUST(strcmp(s->arg_values[i], req_query(r, a->name)) == 0);
@@ -195,7 +255,7 @@ call_run(Request *r, const CallSpec *s, CallResult *out)
 		else
 			MUST(s->arg_keys[i] == a->name);
 	}
-	for (int a = 0; a < s->func->nargs; a++)
+	for (int a = 0; a < s->func->nargs && via_rpc; a++)
 	{
 		bool		given = s->func->args[a].has_default;
 
@@ -208,6 +268,63 @@ call_run(Request *r, const CallSpec *s, CallResult *out)
 	MUST(s->limit >= -1 && s->offset >= 0);
 	MUST(get || s->body == r->body);
 	out->status = 200;
+	out->body = strdup("7");	/* a scalar, as a new id: what CREATED and WRAP routes answer */
+}
+
+void
+call_result_free(CallResult *res)
+{
+	free(res->body);
+	free(res->message);
+	free(res->details);
+	free(res->hint);
+	res->body = res->message = res->details = res->hint = NULL;
+}
+
+enum MHD_Result
+reply(Request *r, int status, const char *content_type, const char *body, size_t len,
+	  const ReplyHeader *headers, int nheaders)
+{
+	(void) r, (void) content_type, (void) headers, (void) nheaders;
+	MUST(status >= 200 && status < 300 && (body != NULL || len == 0));
+	req.replies++;
+	return MHD_YES;
+}
+
+/* ---- listen.c, MHD: no long-poll waits (the gateway is "draining") ---- */
+ApiConfig	api_cfg = {.max_wait_s = 30};
+
+uint64_t
+listen_work_generation(void)
+{
+	return 0;
+}
+
+bool
+listen_wait_work(uint64_t gen, double deadline)
+{
+	(void) gen, (void) deadline;
+	return false;
+}
+
+bool
+listen_connected(void)
+{
+	return true;
+}
+
+bool
+listen_draining(void)
+{
+	return true;
+}
+
+const union MHD_ConnectionInfo *
+MHD_get_connection_info(struct MHD_Connection *connection, enum MHD_ConnectionInfoType info_type,
+						...)
+{
+	(void) connection, (void) info_type;
+	return NULL;
 }
 
 enum MHD_Result
@@ -217,10 +334,7 @@ call_reply(Request *r, const CallSpec *spec, CallResult *res)
 	MUST(res->status >= 200 && res->status < 600);
 	if (res->status >= 400)
 		MUST(res->message != NULL && res->code[0] != '\0');
-	free(res->body);
-	free(res->message);
-	free(res->details);
-	free(res->hint);
+	call_result_free(res);
 	req.replies++;
 	return MHD_YES;
 }
@@ -239,6 +353,16 @@ next_line(const char **p, const char *end)
 	return s;
 }
 
+int			LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void) argc;
+	catalog_read((*argv)[0]);
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -250,7 +374,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Request		r = {0};
 	char	   *save = NULL;
 
-	funcs[1].next_overload = &funcs[2];	/* list_jobs has two overloads */
 	memset(&req, 0, sizeof(req));
 	req.ct = next_line(&p, end);
 	if (req.ct[0] == '\0')
@@ -275,7 +398,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(r.body, p, r.body_len);
 	r.body[r.body_len] = '\0';
 
-	rpc_handle(&r, fname);
+	/* http.c's dispatch: /rpc/<name>, else the routes (a bare name is taken as /rpc/<name>) */
+	via_rpc = fname[0] != '/' || strncmp(fname, "/rpc/", 5) == 0;
+	if (via_rpc)
+		rpc_handle(&r, fname[0] == '/' ? fname + 5 : fname);
+	else
+	{
+		bool		handled;
+
+		r.path = fname;
+		if (routes_handle(&r, &handled) == MHD_NO && !handled)
+			req.replies++;		/* not a route: http.c tries static files, then 404 */
+	}
 	MUST(req.replies == 1);
 
 	free(r.body);
@@ -285,3 +419,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(method);
 	return 0;
 }
+
+/*
+ * tests/fuzz/request/catalog.json comes from a database with the extension, as catalog.c's query:
+ *
+ *   SELECT json_agg(json_build_array(p.proname, p.provolatile::text,
+ *       (SELECT COALESCE(json_agg(json_build_array(COALESCE((p.proargnames)[i], ''),
+ *                                                  format_type(x, NULL)) ORDER BY i), '[]')
+ *          FROM unnest(COALESCE(p.proallargtypes, p.proargtypes::oid[])) WITH ORDINALITY u(x, i)
+ *         WHERE COALESCE((p.proargmodes)[i], 'i') IN ('i', 'b', 'v')),
+ *       p.pronargdefaults) ORDER BY p.proname, p.pronargs, p.oid)
+ *     FROM pg_proc p
+ *    WHERE p.pronamespace = 'modelmine'::regnamespace AND p.prokind = 'f'
+ *      AND p.proname NOT LIKE '\\_%' AND p.proname NOT IN ('authenticate', 'authenticate_local',
+ *          'authenticate_node', 'authenticate_node_local', 'deauthenticate', 'request_role')
+ *      AND (has_function_privilege('modelmine_anon', p.oid, 'EXECUTE')
+ *        OR has_function_privilege('modelmine_user', p.oid, 'EXECUTE')
+ *        OR has_function_privilege('modelmine_node', p.oid, 'EXECUTE')
+ *        OR has_function_privilege('modelmine_admin', p.oid, 'EXECUTE'));
+ *
+ * (one function per line in the file).
+ */
