@@ -56,10 +56,13 @@ FUZZ_CC ?= clang
 JWT_FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wall \
 	-Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers \
 	-Wno-ignored-attributes -Iextension -Iinclude -I$(shell $(PG_CONFIG) --includedir-server)
-.PHONY: fuzz clean-fuzz
-fuzz: common extension/tests/fuzz_jwt
+.PHONY: fuzz fuzz-worker fuzz-api fuzz-cli clean-fuzz
+fuzz: fuzz-worker fuzz-api fuzz-cli extension/tests/fuzz_jwt
+fuzz-worker: common
 	$(MAKE) -C worker fuzz
+fuzz-api: common
 	$(MAKE) -C api fuzz-build
+fuzz-cli: common
 	$(MAKE) -C cli fuzz
 extension/tests/fuzz_jwt: extension/tests/fuzz_jwt.c extension/jwt.c extension/modelmine.h
 	$(FUZZ_CC) $(JWT_FUZZ_FLAGS) -o $@ extension/tests/fuzz_jwt.c extension/jwt.c \

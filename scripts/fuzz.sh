@@ -86,10 +86,12 @@ if [[ $build -eq 1 ]]; then
     command -v "${FUZZ_CC:-clang}" >/dev/null 2>&1 ||
         { echo "fuzz.sh: ${FUZZ_CC:-clang} not found (scripts/install-deps.sh installs clang)" >&2; exit 1; }
     echo "fuzz.sh: make fuzz"
-    make --no-print-directory fuzz >"${TMPDIR:-/tmp}/mm-fuzz-build.$$.log" 2>&1 || {
+    build_s=$SECONDS
+    make --no-print-directory -j"$jobs" fuzz >"${TMPDIR:-/tmp}/mm-fuzz-build.$$.log" 2>&1 || {
         tail -n 40 "${TMPDIR:-/tmp}/mm-fuzz-build.$$.log"; rm -f "${TMPDIR:-/tmp}/mm-fuzz-build.$$.log"
         echo "fuzz.sh: make fuzz failed"; echo "0 passed, ${#chosen[@]} failed"; exit 1; }
     rm -f "${TMPDIR:-/tmp}/mm-fuzz-build.$$.log"
+    echo "fuzz.sh: built in $((SECONDS - build_s)) s"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mm-fuzz.XXXXXX")
