@@ -49,7 +49,7 @@ static struct
 static CatFunc *funcs;
 static int	nfuncs;
 
-/* Reads the snapshot next to the binary: [[name, volatility, [[arg, type], ...], ndefaults], ...]. */
+/* Reads the snapshot next to the binary: [[name, volatility, [[arg, type]...], ndefaults]...]. */
 static void
 catalog_read(const char *argv0)
 {

@@ -1,9 +1,9 @@
 /*
  * fuzz_csv.c — libFuzzer target for the CSV reader (train/csv.c), which reads a dataset fetched
  * from a user's URL.  The first input byte picks the column limit (1 to 64, so the "too many
- * columns" path is reached), the rest is the CSV text.  Besides what the sanitizers catch, it checks
- * what the reader promises: every record has 1 to max_fields NUL-terminated fields inside its
- * buffer, line numbers never go back, and an error has a message.
+ * columns" path is reached), the rest is the CSV text.  Besides what the sanitizers catch, it
+ * checks what the reader promises: every record has 1 to max_fields NUL-terminated fields inside
+ * its buffer, line numbers never go back, and an error has a message.
  *
  *   make -C worker fuzz                            build (scripts/fuzz.sh runs it)
  *   worker/tests/fuzz_csv FILE...                  replay inputs

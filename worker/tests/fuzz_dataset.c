@@ -1,10 +1,10 @@
 /*
- * fuzz_dataset.c — libFuzzer target for the dataset loader (train/dataset.c): CSV text fetched from
- * a user's URL becomes a numeric table (feature names, numbers, the label column as classes or a
- * regression target), then is split and standardised as the trainers do.  Input: the label column's
- * name up to the first newline, then the CSV text; the label name's first byte also picks
- * regression ('#') or classification.  Besides what the sanitizers catch, it checks the table it
- * gets: sizes within the limits, class indexes inside the class list, finite standardised values.
+ * fuzz_dataset.c — libFuzzer target for the dataset loader (train/dataset.c): CSV text fetched
+ * from a user's URL becomes a numeric table (feature names, numbers, the label column as classes
+ * or a regression target), then is split and standardised as the trainers do.  Input: the label
+ * column's name up to the first newline, then the CSV text; the label name's first byte also
+ * picks regression ('#') or classification.  Besides what the sanitizers catch, it checks the
+ * table it gets: sizes within the limits, class indexes inside the class list, finite values.
  *
  *   make -C worker fuzz                            build (scripts/fuzz.sh runs it)
  *   worker/tests/fuzz_dataset FILE...              replay inputs
