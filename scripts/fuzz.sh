@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/fuzz.sh: build and run ModelMine's coverage-guided fuzzers (libFuzzer + ASan + UBSan, clang).
+# scripts/fuzz.sh: build and run the coverage-guided fuzzers (libFuzzer, ASan, UBSan; clang).
 #
 # Every parser of outside input has a target (docs/TESTING.md says what each feeds):
 #   packets  api/tests/fuzz_packets      Engine.IO payloads and Socket.IO packets (eiopacket.c)
@@ -11,11 +11,11 @@
 #   dataset  worker/tests/fuzz_dataset   CSV into a dataset, split, standardised (train/dataset.c)
 #   jsonl    worker/tests/fuzz_jsonl     a training child's output lines (src/task.c, task_read)
 #   cli      cli/tests/fuzz_cli          the CLI's arguments (cli_main, every command's getopt)
-# Each NAME has DIR/tests/fuzz/NAME/seeds (committed), DIR/tests/fuzz/NAME/regress (committed: inputs
-# that once crashed, replayed first by every run, so a fixed crash stays fixed) and, for long runs,
-# DIR/tests/fuzz/NAME/corpus (the grown corpus, git-ignored, kept between runs).  A crash, leak,
-# timeout or failed check is saved by libFuzzer into regress/ and the target counts as failed:
-# fix the code, then commit the input with the fix.
+# Each NAME has DIR/tests/fuzz/NAME/seeds (committed), DIR/tests/fuzz/NAME/regress (committed:
+# inputs that once crashed, replayed first by every run, so a fixed crash stays fixed) and, for long
+# runs, DIR/tests/fuzz/NAME/corpus (the grown corpus, git-ignored, kept between runs).  A crash,
+# leak, timeout or failed check is saved by libFuzzer into regress/ and the target counts as
+# failed: fix the code, then commit the input with the fix.
 #
 # --suite is the short run scripts/test.sh makes (--only fuzz): a fresh corpus per run, two
 # targets at a time, and a time per target chosen to keep the fuzz part near 5 minutes of wall time
@@ -78,19 +78,22 @@ for t in "${targets[@]}"; do
 done
 if [[ -n $only ]]; then
     for n in ${only//,/ }; do
-        printf '%s\n' "${targets[@]}" | grep -q "^$n " || { echo "fuzz.sh: no target '$n'" >&2; exit 2; }
+        printf '%s\n' "${targets[@]}" | grep -q "^$n " ||
+            { echo "fuzz.sh: no target '$n'" >&2; exit 2; }
     done
 fi
 
 if [[ $build -eq 1 ]]; then
-    command -v "${FUZZ_CC:-clang}" >/dev/null 2>&1 ||
-        { echo "fuzz.sh: ${FUZZ_CC:-clang} not found (scripts/install-deps.sh installs clang)" >&2; exit 1; }
+    cc=${FUZZ_CC:-clang}
+    command -v "$cc" >/dev/null 2>&1 ||
+        { echo "fuzz.sh: $cc not found (scripts/install-deps.sh installs clang)" >&2; exit 1; }
     echo "fuzz.sh: make fuzz"
     build_s=$SECONDS
-    make --no-print-directory -j"$jobs" fuzz >"${TMPDIR:-/tmp}/mm-fuzz-build.$$.log" 2>&1 || {
-        tail -n 40 "${TMPDIR:-/tmp}/mm-fuzz-build.$$.log"; rm -f "${TMPDIR:-/tmp}/mm-fuzz-build.$$.log"
+    build_log=${TMPDIR:-/tmp}/mm-fuzz-build.$$.log
+    make --no-print-directory -j"$jobs" fuzz >"$build_log" 2>&1 || {
+        tail -n 40 "$build_log"; rm -f "$build_log"
         echo "fuzz.sh: make fuzz failed"; echo "0 passed, ${#chosen[@]} failed"; exit 1; }
-    rm -f "${TMPDIR:-/tmp}/mm-fuzz-build.$$.log"
+    rm -f "$build_log"
     echo "fuzz.sh: built in $((SECONDS - build_s)) s"
 fi
 
@@ -152,7 +155,12 @@ echo "fuzz.sh: ${#chosen[@]} target(s), $jobs at a time"
 start_s=$SECONDS
 for t in "${chosen[@]}"; do
     read -r name bin suite_s extra <<<"$t"
-    [[ -x $bin ]] || { failed=$((failed + 1)); failures+=("$name (not built)"); echo "FAIL  $name: $bin not built"; continue; }
+    if [[ ! -x $bin ]]; then
+        failed=$((failed + 1))
+        failures+=("$name (not built)")
+        echo "FAIL  $name: $bin not built"
+        continue
+    fi
     while [[ ${#pid_name[@]} -ge $jobs ]]; do reap; done
     # shellcheck disable=SC2086  # extra is a list of options
     start "$name" "$bin" "$([[ $suite -eq 1 ]] && echo "$suite_s" || echo "$seconds")" $extra
