@@ -50,7 +50,30 @@ api: common
 	$(MAKE) -C api
 notify: common
 	$(MAKE) -C notify
-clean: clean-common clean-worker clean-cli clean-api clean-notify
+clean: clean-common clean-worker clean-cli clean-api clean-notify clean-fuzz
+
+# ---- the fuzzers (scripts/fuzz.sh runs them; docs/TESTING.md): libFuzzer, ASan, UBSan, clang ----
+# `make fuzz` builds every target: the worker's, the gateway's, the CLI's and the extension's
+# token parser, which is jwt.c compiled out of the backend: server headers, PostgreSQL's frontend
+# libpgcommon/libpgport, and palloc/ereport shims in the target (extension/tests/fuzz_jwt.c).
+FUZZ_CC ?= clang
+JWT_FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Wall \
+	-Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers \
+	-Wno-ignored-attributes -Iextension -Iinclude -I$(shell $(PG_CONFIG) --includedir-server)
+.PHONY: fuzz fuzz-worker fuzz-api fuzz-cli clean-fuzz
+fuzz: fuzz-worker fuzz-api fuzz-cli extension/tests/fuzz_jwt
+fuzz-worker: common
+	$(MAKE) -C worker fuzz
+fuzz-api: common
+	$(MAKE) -C api fuzz-build
+fuzz-cli: common
+	$(MAKE) -C cli fuzz
+extension/tests/fuzz_jwt: extension/tests/fuzz_jwt.c extension/jwt.c extension/modelmine.h
+	$(FUZZ_CC) $(JWT_FUZZ_FLAGS) -o $@ extension/tests/fuzz_jwt.c extension/jwt.c \
+		-L$(shell $(PG_CONFIG) --pkglibdir) -Wl,--wrap=palloc,--wrap=repalloc,--wrap=pfree \
+		-lpgcommon -lpgport -lcrypto
+clean-fuzz:
+	rm -f extension/tests/fuzz_jwt
 clean-common:
 	$(MAKE) -C common clean
 clean-worker:

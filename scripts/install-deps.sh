@@ -16,6 +16,8 @@ packages=(
     libmicrohttpd-dev         # modelmine-api's HTTP server (thread per connection, upgrade to WebSocket)
     libwslay-dev              # modelmine-api's WebSocket framing (Socket.IO's websocket transport)
     make gcc pkg-config
+    clang                     # scripts/fuzz.sh: the libFuzzer targets (clang 14 on Debian 12)
+    libclang-rt-14-dev        # ... their runtime: libFuzzer, AddressSanitizer, UBSan
     tmux                      # the demo's worker network, one pane per process
     jq                        # integration tests read the gateway's JSON responses
     wrk                       # scripts/bench-api.sh: HTTP load on the gateway

@@ -9,6 +9,9 @@
 #   unit         `make -C worker check`, `make -C api check` and `make -C notify check`, when the Makefile
 #                has a check target.
 #                Each output must end with a line "N passed, N failed".
+#   fuzz         scripts/fuzz.sh --suite: each libFuzzer target (clang, ASan, UBSan) replays its seeds
+#                and regression inputs, then fuzzes for 60 s (network input) or 30 s, two at a time:
+#                ~4 minutes; each target one test.  Needs no cluster.
 #   integration  every executable regress/integration/*.sh, sorted, each one test (exit 0 = pass),
 #                each under `timeout 300`, with cwd = repository root and stdin from /dev/null.
 # The cluster is always stopped and the temp dirs removed on exit (also on Ctrl-C), unless --keep.
@@ -29,12 +32,13 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-Usage: scripts/test.sh [--only regress|unit|integration] [--keep] [--help]
+Usage: scripts/test.sh [--only regress|unit|fuzz|integration] [--keep] [--help]
 
 Builds ModelMine, starts a throwaway PostgreSQL 15 cluster on 127.0.0.1 (private install tree, nothing
 installed into the system, works as root or as a normal user) and runs the test suites.
 
-  --only SUITE   run one suite: regress (pg_regress + isolation), unit (worker, api), integration
+  --only SUITE   run one suite: regress (pg_regress + isolation), unit (worker, api, notify),
+                 fuzz (scripts/fuzz.sh --suite, ~4 min), integration
   --keep         leave the cluster running afterwards and print how to connect to it
   --help         this text
 
@@ -61,8 +65,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 case $only in
-    ""|regress|unit|integration) ;;
-    *) echo "test.sh: unknown suite '$only' (want regress, unit or integration)" >&2; exit 2 ;;
+    ""|regress|unit|fuzz|integration) ;;
+    *) echo "test.sh: unknown suite '$only' (want regress, unit, fuzz or integration)" >&2; exit 2 ;;
 esac
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -219,6 +223,22 @@ if want unit; then
             echo "$comp/Makefile has no check target; skipped"
         fi
     done
+fi
+
+if want fuzz; then
+    # One pass or failure per target, from fuzz.sh's own "N passed, N failed" (it builds with clang).
+    say "fuzz: scripts/fuzz.sh --suite"
+    rc=0
+    scripts/fuzz.sh --suite 2>&1 | tee "$logdir/fuzz.log" || rc=$?
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logdir/fuzz.log" | tail -n 1 || true)
+    if [[ -n "$summary" ]]; then
+        read -r n_ok _ n_bad _ <<<"$summary"
+        pass "fuzz" "$n_ok"
+        [[ $n_bad -gt 0 ]] && fail "fuzz: $(sed -n 's/^fuzz.sh: failed: //p' "$logdir/fuzz.log")" "$n_bad"
+        [[ $rc -ne 0 && $n_bad -eq 0 ]] && fail "fuzz: scripts/fuzz.sh exited $rc"
+    else
+        fail "fuzz: scripts/fuzz.sh exited $rc without a 'N passed, N failed' line"
+    fi
 fi
 
 if want integration; then

@@ -5,7 +5,7 @@
  * it checks what the parser promises: every part it returns lies inside the input, the packets of
  * a payload add up to the payload, and eio_utf8_valid agrees with Jansson's UTF-8 check.
  *
- *   make -C api fuzz                    60 s (FUZZ_SECONDS=N for longer)
+ *   make -C api fuzz                    60 s (FUZZ_SECONDS=N for longer; scripts/fuzz.sh)
  *   api/tests/fuzz_packets crash-...    replay what it found
  */
 #include <stdint.h>

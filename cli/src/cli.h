@@ -66,6 +66,7 @@ int			parse_plain(Ctx *c, int argc, char **argv, int min, int max);
 int			parse_int64(Ctx *c, const char *what, const char *s, long long lo, long long hi, long long *out);
 int			parse_double(Ctx *c, const char *what, const char *s, double lo, double hi, double *out);
 void		print_command_help(const char *name, FILE *f);
+int			cli_main(int argc, char **argv);	/* main.c: the whole program */
 
 /* ---- db.c ---- */
 int			db_open(Ctx *c);

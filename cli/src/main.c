@@ -307,9 +307,12 @@ print_command_help(const char *name, FILE *f)
 	fprintf(f, "\nOptions for every command: --db URL, --json, --help (see `modelmine --help`).\n");
 }
 
-/* Global options, then the command; the exit status is the command's. */
+/*
+ * Global options, then the command; the exit status is the command's.  main (entry.c) is only
+ * this, so that the fuzzer (tests/fuzz_cli.c) can call it.
+ */
 int
-main(int argc, char **argv)
+cli_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {COMMON_OPTIONS, {NULL, 0, NULL, 0}};
 	Ctx			c = {.cmd = NULL};

@@ -61,6 +61,8 @@ reserve(mm_csv *c, size_t n)
 static int
 append(mm_csv *c, const char *s, size_t n)
 {
+	if (n == 0)
+		return 0;				/* an empty field: buf may still be NULL, and NULL + 0 is undefined */
 	if (reserve(c, n) != 0)
 		return -1;
 	if (memchr(s, '\0', n) != NULL)
