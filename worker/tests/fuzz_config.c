@@ -41,12 +41,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	rc = mm_config_parse(j, &cfg, err, sizeof(err));
 	MUST((rc == 0) == (mm_config_validate(j, err, sizeof(err)) == 0));
+	/* the strict check at submit (issue 21) never accepts what a worker would refuse */
+	MUST(mm_config_check(j, err, sizeof(err)) != 0 || rc == 0);
 	if (rc != 0)
 		MUST(err[0] != '\0' && memchr(err, '\0', sizeof(err)) != NULL);
 	else
 	{
 		MUST(mm_trainer_name(cfg.trainer) != NULL);
-		MUST(cfg.epochs > 0 && cfg.batch_size > 0);
+		MUST(cfg.epochs >= 0 && cfg.batch_size > 0);	/* 0: no epochs given (a budget, issue 18) */
 		MUST(cfg.learning_rate > 0);
 		MUST(cfg.validation_split >= 0 && cfg.validation_split < 1);
 		MUST(cfg.nhidden >= 0 && cfg.nhidden <= MM_MAX_HIDDEN);
