@@ -808,6 +808,9 @@ SELECT format('outbox: job %%s has %%s terminal events for user %%s', payload ->
   FROM modelmine.outbox WHERE event IN ('job_completed', 'job_failed', 'job_canceled')
  GROUP BY payload ->> 'job_id', user_id HAVING count(DISTINCT event_id) > 1
 UNION ALL
+SELECT format('rejected result paid: job %%s, node %%s, reward %%s', job_id, node_id, reward)
+  FROM modelmine.job_replicas WHERE verdict = 'DISSENT' AND reward <> 0
+UNION ALL
 SELECT format('outbox: event %%s has %%s deliveries to %%s', event_id, count(*), destination)
   FROM modelmine.outbox GROUP BY event_id, channel, destination HAVING count(*) > 1;
 """ % {"first": first, "prev": prev, "issued": self.expected_issued, "jobs": jobs,
@@ -838,15 +841,36 @@ SELECT format('outbox: event %%s has %%s deliveries to %%s', event_id, count(*),
             fn()
             self.log("timer: " + text)
 
+    def inject(self):
+        """--inject: break the books on purpose, halfway: the self-test of the checks."""
+        kinds = self.a.inject.split(",")
+        if "lost_submit" in kinds:  # an acknowledged submit that is not in the database
+            self.acked_jobs[10 ** 9] = 0
+        if "double_settle" in kinds:  # a second refund of a job that ended, behind the guards
+            self.db.must("SET session_replication_role = replica;"
+                         "INSERT INTO modelmine.journal (debit_account, credit_account, amount,"
+                         " reason, job_id) SELECT 16 + j.id % 16, a.id, j.stake, 'refund', j.id"
+                         " FROM modelmine.jobs j JOIN modelmine.accounts a ON a.user_id = j.user_id"
+                         " WHERE j.status IN ('FAILED', 'CANCELED', 'COMPLETED')"
+                         " ORDER BY j.id LIMIT 1")
+        if "ledger" in kinds:  # a sealed block rewritten
+            self.db.must("SET session_replication_role = replica;"
+                         "UPDATE modelmine.ledger SET loss = '0' WHERE height = 1")
+        self.log("INJECTED on purpose (--inject %s)" % self.a.inject)
+
     def run(self):
         sched = make_schedule(self.a.seed, self.a.seconds)
         self.t0 = time.time()
         next_check = self.t0 + self.a.check_every
+        inject_at = self.t0 + self.a.seconds / 2 if self.a.inject else float("inf")
         for i, (t, kind, p) in enumerate(sched):
             while True:
                 now = time.time()
                 due = self.t0 + t
                 self.run_timers(now)
+                if now >= inject_at:
+                    self.inject()
+                    inject_at = float("inf")
                 if now >= next_check:
                     self.check()
                     next_check = time.time() + self.a.check_every
@@ -1005,6 +1029,8 @@ def main():
     ap.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     ap.add_argument("--print-schedule", action="store_true", help="print the schedule and exit")
     ap.add_argument("--verbose", action="store_true", help="print each action as it runs")
+    ap.add_argument("--inject", help="break the books halfway (lost_submit, double_settle, ledger; "
+                    "comma-separated): the self-test of the checks")
     a = ap.parse_args()
     if a.print_schedule:
         for i, (t, kind, p) in enumerate(make_schedule(a.seed, a.seconds)):

@@ -20,13 +20,15 @@ Usage: scripts/chaos.sh [--seed S]... [--minutes M | --seconds N] [--drain N] [-
   --verbose         print every action as it runs (it is always logged)
   --keep            keep the database and the logs of a clean run too
   --print-schedule  print each seed's schedule of operations and faults, run nothing
+  --inject KINDS    break the books on purpose halfway (lost_submit, double_settle, ledger; comma-
+                    separated), to see the checks catch it: the self-test (exit 1 expected)
 
 Exit status: 0 every seed ran clean; 1 an invariant was violated (the seed and the last actions are
 printed); 2 bad usage or a setup failure.
 USAGE
 }
 
-seeds=() seconds=60 drain=60 verbose=() keep=0 print=0
+seeds=() seconds=60 drain=60 verbose=() keep=0 print=0 inject=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --seed) seeds+=("${2:?--seed needs a value}"); shift 2 ;;
@@ -34,6 +36,7 @@ while [[ $# -gt 0 ]]; do
         --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
         --drain) drain=${2:?--drain needs a value}; shift 2 ;;
         --verbose) verbose=(--verbose); shift ;;
+        --inject) inject=(--inject "${2:?--inject needs a value}"); shift 2 ;;
         --keep) keep=1; shift ;;
         --print-schedule) print=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -102,7 +105,7 @@ for s in "${seeds[@]}"; do
     started=$SECONDS
     one=0
     python3 "$repo/scripts/chaos.py" --seed "$s" --seconds "$seconds" --drain "$drain" --db "$db" \
-        --workdir "$work" --repo "$repo" "${verbose[@]}" || one=$?
+        --workdir "$work" --repo "$repo" "${verbose[@]}" "${inject[@]}" || one=$?
     echo "== seed $s: exit $one after $(( SECONDS - started )) s"
     if [[ $one -eq 0 && $keep -eq 0 ]]; then
         psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
