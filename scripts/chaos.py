@@ -828,6 +828,20 @@ SELECT format('outbox: job %%s has %%s terminal events for user %%s', payload ->
   FROM modelmine.outbox WHERE event IN ('job_completed', 'job_failed', 'job_canceled')
  GROUP BY payload ->> 'job_id', user_id HAVING count(DISTINCT event_id) > 1
 UNION ALL
+SELECT format('notification lost: job %%s ended %%s, the outbox has %%s deliveries (want 2)', j.id,
+              j.status, count(o.id))
+  FROM modelmine.jobs j LEFT JOIN modelmine.outbox o
+    ON o.event IN ('job_completed', 'job_failed', 'job_canceled')
+   AND (o.payload ->> 'job_id')::bigint = j.id
+ WHERE j.status IN ('COMPLETED', 'FAILED', 'CANCELED') GROUP BY j.id, j.status
+HAVING count(o.id) <> 2
+UNION ALL
+SELECT format('notification lost: withdrawal %%s is %%s, the outbox has %%s deliveries (want 2)',
+              w.id, w.status, count(o.id))
+  FROM modelmine.withdrawals w LEFT JOIN modelmine.outbox o
+    ON o.event = 'withdrawal_decided' AND (o.payload ->> 'withdrawal_id')::bigint = w.id
+ WHERE w.status <> 'PENDING' GROUP BY w.id, w.status HAVING count(o.id) <> 2
+UNION ALL
 SELECT format('rejected result paid: job %%s, node %%s, reward %%s', job_id, node_id, reward)
   FROM modelmine.job_replicas WHERE verdict = 'DISSENT' AND reward <> 0
 UNION ALL
