@@ -764,10 +764,22 @@ END $$;""")
         else:
             target = ("modelmine.nodes WHERE id = (SELECT id FROM modelmine.nodes ORDER BY id "
                       "OFFSET %d LIMIT 1)" % (p["k"] % 5))
-        sql = ("BEGIN; SELECT count(*) FROM %s FOR UPDATE; SELECT pg_sleep(%s); COMMIT;"
+        sql = ("BEGIN; SELECT 1 FROM %s FOR UPDATE; SELECT pg_sleep(%s); COMMIT;"
                % (target, p["secs"]))
-        subprocess.Popen(["psql", "-X", "-q", "-d", self.a.db, "-c", sql],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rogue = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.a.db,
+                                  "-c", sql], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True)
+
+        def reap():  # a rogue session that could not lock is the driver's fault: say so
+            try:
+                err = rogue.communicate(timeout=30)[1].strip()
+            except subprocess.TimeoutExpired:
+                rogue.kill()
+                err = "still running after 30 s"
+            if rogue.returncode != 0:
+                self.log("rogue session on %s ended %s: %s" % (target, rogue.returncode,
+                                                              err[-200:]))
+        self.later(p["secs"] + 1, reap, "rogue session on %s reaped" % target)
         return "holding FOR UPDATE on %s for %.1f s" % (target, p["secs"])
 
     # -- checks ------------------------------------------------------------------------------------
