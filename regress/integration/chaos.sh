@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# chaos: the short chaos run of the suite: scripts/chaos.sh, two fixed seeds, 45 s of operations
+# chaos: the short chaos run of the suite: scripts/chaos.sh, two fixed seeds, 40 s of operations
 # and faults each (then up to 45 s for every job to end, faults off). It drives the whole network
 # on the suite's cluster (crash-restarting it when the schedule says so) and checks the invariants
 # every few seconds and at the end; a violation prints the seed and last actions (docs/CHAOS.md).
@@ -11,8 +11,8 @@ set -euo pipefail
 : "${MM_CLUSTER_DIR:?MM_CLUSTER_DIR is not set}"
 fails=0
 
-echo "== seeds 1 and 2, 45 s each"
-if "$MM_REPO/scripts/chaos.sh" --seed 1 --seed 2 --seconds 45 --drain 45; then
+echo "== seeds 1 and 2, 40 s each"
+if "$MM_REPO/scripts/chaos.sh" --seed 1 --seed 2 --seconds 40 --drain 45; then
     echo "ok    seeds 1 and 2 ran clean"
 else
     echo "FAIL  a seed found a violation (above: the seed, what failed, the last actions)"
