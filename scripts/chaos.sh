@@ -60,9 +60,11 @@ fi
 
 # shellcheck source=scripts/lib/cluster.sh
 . "$repo/scripts/lib/cluster.sh"
+# shellcheck disable=SC2034  # read by cluster.sh's mm_log
 MM_LOG_TAG=chaos.sh
 tree="" cluster="" own=0 rc=0
 # Our own cluster goes, unless --keep or a seed failed (its database is kept for a look).
+# shellcheck disable=SC2317  # only reached from the EXIT trap
 cleanup() {
     [[ $own -eq 1 ]] || return 0
     if [[ $keep -eq 1 || $rc -ne 0 ]]; then
