@@ -678,7 +678,12 @@ END $$;""")
         heapq.heappush(self.timers, (time.time() + secs, self.seq, fn, text))
 
     def restart_later(self, name, secs):
-        self.later(secs, lambda: self.start(name), "restart " + name)
+        """A second kill while it is down queues a second restart: start it only if it is down, or
+        two gateways (workers) would race for one port (state file) and one be orphaned."""
+        def restart():
+            if not self.alive(name):
+                self.start(name)
+        self.later(secs, restart, "restart %s (unless running)" % name)
 
     def fault_kill_worker(self, p):
         r = self.kill9(p["worker"])
