@@ -23,6 +23,7 @@ packages=(
     wrk                       # scripts/bench-api.sh: HTTP load on the gateway
     chromium                  # the dashboard's browser tests (headless, driven by playwright-core)
     fonts-dejavu-core         # a font for chromium's rendering and screenshots
+    faketime                  # scripts/chaos.sh: clock jumps in a running worker (libfaketime)
 )
 # python3 only when a test uses it (regress/ or worker/tests/ mention it).
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
