@@ -143,10 +143,23 @@ class Gen:
             lambda: q('{"authorization": "Node %s"}' % r.choice(self.keys)),
             lambda: q(r.choice(self.tokens)), lambda: q(r.choice(self.keys)),
             lambda: q(r.choice(self.tokens)[:-1] + 'x'),
+            lambda: q(self.forged()),
             lambda: q(rand(1, 0x2fff, r.randrange(1, 200))),
             lambda: q(rand(32, 127, r.randrange(1, 80))),
         ]
         return r.choice(pool)()
+
+    def forged(self):
+        """A real token's header and payload with a signature of an odd length or spelling, or
+        with parts cut, doubled or swapped: what MmJwtVerify must turn away without reading past."""
+        r = self.r
+        head, payload, sig = (r.choice(self.tokens).split('.') + ['', '', ''])[:3]
+        sig2 = r.choice([sig[:-1], sig + 'A', sig[:-2] + '==', '', 'A' * 43, '_' * 43, '-' * 44,
+                         sig[:-1] + chr(ord(sig[-1]) ^ 1) if sig else 'x', sig * 2, '=' * 43,
+                         'A' * r.randrange(1, 9000)])
+        return r.choice([f'{head}.{payload}.{sig2}', f'{head}.{payload}', f'{head}..{sig}',
+                         f'.{payload}.{sig}', f'{head}.{payload}.{sig}.', f'{payload}.{head}.{sig}',
+                         f'{head}.{payload + payload}.{sig}', f'{head}.{payload[:-1]}.{sig}'])
 
     def int_(self, t):
         r = self.r
