@@ -175,10 +175,15 @@ add_runner(Options *o, const char *spec)
 	return 0;
 }
 
-/* Frees the --runner copies add_runner made and passes rc on: every exit of main goes through it. */
+/*
+ * Frees what main allocated for the options (--runner copies, the default state file's path) and
+ * passes rc on: every exit of main goes through it.
+ */
 static int
 options_done(Options *o, int rc)
 {
+	free(o->state_file_buf);
+	o->state_file_buf = NULL;
 	for (int i = 0; i < o->nrunners; i++)
 	{
 		free(o->runners[i].name);
@@ -597,7 +602,7 @@ main(int argc, char **argv)
 	}
 	log_name = o.name;
 	if (o.state_file == NULL)
-		o.state_file = default_state_file(o.name);
+		o.state_file = o.state_file_buf = default_state_file(o.name);
 	if (choose_peer(&o, env_db, env_api, db_given, api_given) != 0)
 		return options_done(&o, 2);
 	if (o.api)
