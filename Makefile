@@ -36,8 +36,8 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
 all: worker cli api notify
-.PHONY: common worker worker-check cli api notify clean-common clean-worker clean-cli clean-api \
-	clean-notify
+.PHONY: common worker worker-check cli api notify sanitize clean-common clean-worker clean-cli \
+	clean-api clean-notify
 common:
 	$(MAKE) -C common
 worker: common
@@ -50,6 +50,15 @@ api: common
 	$(MAKE) -C api
 notify: common
 	$(MAKE) -C notify
+# The same four programs built with AddressSanitizer and UBSan (common/sanitize.mk): binaries
+# worker/modelmine-worker-asan, cli/modelmine-asan, api/modelmine-api-asan, notify/modelmine-notify-asan
+# beside the normal ones; scripts/test-sanitize.sh runs the integration tests against them.
+sanitize:
+	$(MAKE) -C common SANITIZE=1
+	$(MAKE) -C worker SANITIZE=1
+	$(MAKE) -C cli SANITIZE=1
+	$(MAKE) -C api SANITIZE=1
+	$(MAKE) -C notify SANITIZE=1
 clean: clean-common clean-worker clean-cli clean-api clean-notify clean-fuzz
 
 # ---- the fuzzers (scripts/fuzz.sh runs them; docs/TESTING.md): libFuzzer, ASan, UBSan, clang ----

@@ -14,6 +14,11 @@
 #                ~4 minutes; each target one test.  Needs no cluster.
 #   integration  every executable regress/integration/*.sh, sorted, each one test (exit 0 = pass),
 #                each under `timeout 300`, with cwd = repository root and stdin from /dev/null.
+#   sanitize     SANITIZE_SUBSET below, run again against the AddressSanitizer + UBSan builds of the
+#                worker, CLI, gateway and notifier (`make sanitize`; MM_SANITIZE=1, see
+#                regress/integration/sanitize-lib.sh: a sanitizer report fails the test). With
+#                --sanitize, every integration test runs that way instead
+#                (scripts/test-sanitize.sh).
 # The cluster is always stopped and the temp dirs removed on exit (also on Ctrl-C), unless --keep.
 # The last line of output is always "N passed, N failed"; the exit status is 0 only if at least one
 # test ran and none failed.
@@ -32,13 +37,15 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-Usage: scripts/test.sh [--only regress|unit|fuzz|integration] [--keep] [--help]
+Usage: scripts/test.sh [--only regress|unit|fuzz|integration|sanitize] [--sanitize] [--keep] [--help]
 
 Builds ModelMine, starts a throwaway PostgreSQL 15 cluster on 127.0.0.1 (private install tree, nothing
 installed into the system, works as root or as a normal user) and runs the test suites.
 
   --only SUITE   run one suite: regress (pg_regress + isolation), unit (worker, api, notify),
-                 fuzz (scripts/fuzz.sh --suite, ~4 min), integration
+                 fuzz (scripts/fuzz.sh --suite, ~4 min), integration, sanitize (a subset of the
+                 integration tests against the ASan/UBSan builds)
+  --sanitize     the integration suite (all of it) against the ASan/UBSan builds only
   --keep         leave the cluster running afterwards and print how to connect to it
   --help         this text
 
@@ -53,6 +60,7 @@ USAGE
 
 only=""
 keep=0
+sanitize_all=0
 while [[ $# -gt 0 ]]; do
     case $1 in
         --only)
@@ -60,14 +68,39 @@ while [[ $# -gt 0 ]]; do
             only=$2; shift 2 ;;
         --only=*) only=${1#--only=}; shift ;;
         --keep) keep=1; shift ;;
+        --sanitize) sanitize_all=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "test.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
 done
 case $only in
-    ""|regress|unit|fuzz|integration) ;;
-    *) echo "test.sh: unknown suite '$only' (want regress, unit, fuzz or integration)" >&2; exit 2 ;;
+    ""|regress|unit|fuzz|integration|sanitize) ;;
+    *) echo "test.sh: unknown suite '$only' (want regress, unit, fuzz, integration or sanitize)" >&2
+       exit 2 ;;
 esac
+if [[ $sanitize_all -eq 1 && -n $only && $only != integration ]]; then
+    echo "test.sh: --sanitize runs the integration suite; not with --only $only" >&2
+    exit 2
+fi
+[[ $sanitize_all -eq 0 ]] || only=integration
+
+# The integration tests the sanitize suite runs against the ASan/UBSan builds: every program is
+# covered, each test exercising much of its program per second, about 3 minutes in all (the whole
+# integration suite would double its ~10 minutes; scripts/test-sanitize.sh runs all of it). Seconds
+# under ASan on the shared 2-core machine at load ~11 (other work running):
+#   worker-api-batch         12  worker through the gateway (HTTP client, group commit through
+#                                POST /nodes/complete, the gateway refusing it)
+#   worker-trainer-children  48  worker over libpq: trainer processes crashed, canceled, hung,
+#                                replaced, 220 jobs on one trainer
+#   api-postgrest            11  the gateway's PostgREST-compatible /rpc with the real npm client
+#   api-socketio             68  the gateway's Engine.IO/Socket.IO and WebSocket frames (wslay)
+#   notify-delivery          21  the notifier: email (SMTP) and signed webhooks, retries
+#   cli-basics               48  the CLI: help, signup, login, balance, submit, errors
+# Not worker-api-30-jobs or workers-30-jobs: their 60 s limit for 30 jobs was missed under ASan
+# at that load.
+SANITIZE_SUBSET=(worker-api-batch worker-trainer-children api-postgrest api-socketio
+    notify-delivery cli-basics)
+SANITIZE_SUBSET=("${SANITIZE_SUBSET[@]/#/regress/integration/}")
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -140,6 +173,7 @@ setup_failed() {
 }
 
 want() { [[ -z "$only" || "$only" == "$1" ]]; }
+want_sanitize() { [[ $sanitize_all -eq 1 ]] || want sanitize; }
 
 say "dependencies"
 scripts/install-deps.sh || setup_failed "scripts/install-deps.sh failed"
@@ -148,6 +182,10 @@ export PG_CONFIG=$pg_config
 
 say "build (make)"
 make --no-print-directory PG_CONFIG="$pg_config" || setup_failed "make failed"
+if want_sanitize; then
+    say "build (make sanitize: the ASan/UBSan builds)"
+    make --no-print-directory sanitize PG_CONFIG="$pg_config" || setup_failed "make sanitize failed"
+fi
 
 say "private PostgreSQL tree and cluster"
 logdir=$(mktemp -d /tmp/mm-testlog.XXXXXX)
@@ -241,8 +279,41 @@ if want fuzz; then
     fi
 fi
 
-if want integration; then
-    say "integration: regress/integration/*.sh"
+# run_integration LABEL TESTS...: each test one count; LABEL prefixes its name in the results.
+run_integration() {
+    local label=$1 t start rc why
+    shift
+    for t in "$@"; do
+        if [[ ! -x "$t" ]]; then
+            echo "skipping $t: not executable (chmod +x it to run it)"
+            continue
+        fi
+        echo "---- $label$t"
+        start=$SECONDS
+        rc=0
+        timeout -k 10 300 "$t" </dev/null >"$logdir/it.log" 2>&1 &
+        child=$!
+        wait "$child" || rc=$?
+        child=""
+        if [[ $rc -eq 0 ]]; then
+            pass "$label$t"
+            echo "ok    $label$t ($((SECONDS - start)) s)"
+        else
+            why="exit status $rc"
+            [[ $rc -eq 124 ]] && why="timed out after 300 s"
+            fail "$label$t ($why)"
+            echo "FAIL  $label$t ($why, $((SECONDS - start)) s); its output (last 200 lines):"
+            tail -n 200 "$logdir/it.log" | sed 's/^/    /'
+        fi
+        # A test that died mid-restart must not take the following tests down with it.
+        if ! pg_isready -q -h 127.0.0.1 -p "$PGPORT" -t 5; then
+            echo "cluster not accepting connections after $t; restarting it"
+            mm_cluster_restart "$cluster" || setup_failed "could not restart the cluster after $t"
+        fi
+    done
+}
+
+if want integration || want sanitize; then
     export MM_WORKER=$repo/worker/modelmine-worker
     # The real npm clients the gateway's tests drive (postgrest-js, socket.io-client), exactly as the
     # committed lockfile pins them; reinstalled only when the lockfile changed since the last install.
@@ -256,38 +327,30 @@ if want integration; then
             fail "npm ci in tests/js"
         fi
     fi
-    ran_any=0
-    while IFS= read -r t; do
-        [[ -n "$t" ]] || continue
-        if [[ ! -x "$t" ]]; then
-            echo "skipping $t: not executable (chmod +x it to run it)"
-            continue
-        fi
-        ran_any=1
-        echo "---- $t"
-        start=$SECONDS
-        rc=0
-        timeout -k 10 300 "$t" </dev/null >"$logdir/it.log" 2>&1 &
-        child=$!
-        wait "$child" || rc=$?
-        child=""
-        if [[ $rc -eq 0 ]]; then
-            pass "$t"
-            echo "ok    $t ($((SECONDS - start)) s)"
-        else
-            why="exit status $rc"
-            [[ $rc -eq 124 ]] && why="timed out after 300 s"
-            fail "$t ($why)"
-            echo "FAIL  $t ($why, $((SECONDS - start)) s); its output (last 200 lines):"
-            tail -n 200 "$logdir/it.log" | sed 's/^/    /'
-        fi
-        # A test that died mid-restart must not take the following tests down with it.
-        if ! pg_isready -q -h 127.0.0.1 -p "$PGPORT" -t 5; then
-            echo "cluster not accepting connections after $t; restarting it"
-            mm_cluster_restart "$cluster" || setup_failed "could not restart the cluster after $t"
-        fi
-    done < <(find regress/integration -maxdepth 1 -name '*.sh' -type f 2>/dev/null | LC_ALL=C sort)
-    [[ $ran_any -eq 1 ]] || echo "no executable regress/integration/*.sh; skipped"
+fi
+
+if want integration; then
+    mapfile -t all_tests < <(find regress/integration -maxdepth 1 -name '*.sh' -type f 2>/dev/null |
+        LC_ALL=C sort)
+    if [[ $sanitize_all -eq 1 ]]; then
+        say "integration against the ASan/UBSan builds (--sanitize): regress/integration/*.sh"
+        export MM_SANITIZE=1
+        run_integration "sanitize: " "${all_tests[@]}"
+        unset MM_SANITIZE
+    else
+        say "integration: regress/integration/*.sh"
+        run_integration "" "${all_tests[@]}"
+    fi
+    [[ ${#all_tests[@]} -gt 0 ]] || echo "no executable regress/integration/*.sh; skipped"
+fi
+
+if want sanitize && [[ $sanitize_all -eq 0 ]]; then
+    say "sanitize: ${SANITIZE_SUBSET[*]} against the ASan/UBSan builds"
+    sanitize_start=$SECONDS
+    export MM_SANITIZE=1
+    run_integration "sanitize: " "${SANITIZE_SUBSET[@]/%/.sh}"
+    unset MM_SANITIZE
+    echo "sanitize subset: $((SECONDS - sanitize_start)) s"
 fi
 
 if [[ $((passed + failed)) -eq 0 ]]; then

@@ -36,6 +36,21 @@ nt_config_defaults(nt_config *c)
 	c->timeout_s = 10;
 }
 
+/* Frees the settings' strings (the defaults and set_str copy them). */
+void
+nt_config_free(nt_config *c)
+{
+	free(c->database);
+	free(c->smtp_url);
+	free(c->smtp_user);
+	free(c->smtp_password);
+	free(c->smtp_from);
+	free(c->smtp_tls);
+	free(c->cacert);
+	free(c->dashboard_url);
+	memset(c, 0, sizeof(*c));
+}
+
 /* "smtp-url" -> "MODELMINE_SMTP_URL" (a static buffer). */
 const char *
 nt_config_env_name(const char *name)

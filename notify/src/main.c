@@ -159,6 +159,14 @@ drain_outbox(const nt_config *c, nt_db *db, volatile bool *stop)
 	return total;
 }
 
+/* Frees the settings and passes rc on: every exit of main goes through it. */
+static int
+config_done(nt_config *c, int rc)
+{
+	nt_config_free(c);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -202,18 +210,18 @@ main(int argc, char **argv)
 		else if (o == 'h')
 		{
 			usage(stdout);
-			return 0;
+			return config_done(&c, 0);
 		}
 	}
 	if (config_file && nt_config_file(&c, config_file, err, sizeof(err)) != 0)
 	{
 		fprintf(stderr, "modelmine-notify: %s\n", err);
-		return 2;
+		return config_done(&c, 2);
 	}
 	if (nt_config_env(&c, err, sizeof(err)) != 0)
 	{
 		fprintf(stderr, "modelmine-notify: %s\n", err);
-		return 2;
+		return config_done(&c, 2);
 	}
 	opterr = 1;
 	optind = 1;
@@ -222,25 +230,25 @@ main(int argc, char **argv)
 		if (o == 0 && nt_config_set(&c, opts[idx].name, optarg, err, sizeof(err)) != 0)
 		{
 			fprintf(stderr, "modelmine-notify: --%s: %s\n", opts[idx].name, err);
-			return 2;
+			return config_done(&c, 2);
 		}
 		if (o == 'o')
 			c.once = true;
 		if (o == '?')
 		{
 			usage(stderr);
-			return 2;
+			return config_done(&c, 2);
 		}
 	}
 	if (optind < argc)
 	{
 		fprintf(stderr, "modelmine-notify: unexpected argument \"%s\"\n", argv[optind]);
-		return 2;
+		return config_done(&c, 2);
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || mm_sig_pipe_open(sigs, 3) != 0)
 	{
 		fprintf(stderr, "modelmine-notify: cannot initialise libcurl or the signal pipe\n");
-		return 2;
+		return config_done(&c, 2);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (c.smtp_url == NULL)
@@ -298,5 +306,5 @@ main(int argc, char **argv)
 	}
 	nt_db_free(db);
 	curl_global_cleanup();
-	return 0;
+	return config_done(&c, 0);
 }

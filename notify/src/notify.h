@@ -76,6 +76,7 @@ void		nt_log(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 
 /* ---- config.c ---- */
 void		nt_config_defaults(nt_config *c);
+void		nt_config_free(nt_config *c);
 int			nt_config_set(nt_config *c, const char *name, const char *value, char *err,
 						  size_t errlen);
 int			nt_config_file(nt_config *c, const char *path, char *err, size_t errlen);

@@ -18,7 +18,7 @@
 #   tmux_wait SECS DESC REGEX  wait until the screen matches REGEX (grep -E); a failed check if not
 #   wait_file SECS FILE        wait until FILE exists and is not empty
 
-MM_CLI=$MM_REPO/cli/modelmine
+MM_CLI=${MM_CLI:-$MM_REPO/cli/modelmine}  # lib.sh sets it with MM_SANITIZE=1
 if [[ ! -x $MM_CLI ]]; then
     echo "cli-lib.sh: $MM_CLI is not built: run make (or make -C cli)"
     exit 1

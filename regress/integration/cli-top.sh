@@ -24,7 +24,7 @@ top_session() {
     tmux_run "clear; echo before-$1; stty -g > $IT_TMP/$1.stty-before; ${2:-} $MM_CLI top; echo \$? > $IT_TMP/$1.rc; stty -g > $IT_TMP/$1.stty-after"
 }
 # The pid of top: the pane shell's child.
-top_pid() { pgrep -P "$(tmux_var '#{pane_pid}')" -x modelmine; }
+top_pid() { pgrep -P "$(tmux_var '#{pane_pid}')" -x "${MM_CLI##*/}"; }
 check_restored() {
     wait_file "${3:-5}" "$IT_TMP/$1.stty-after" || true
     check "$1: exit status" "$(cat "$IT_TMP/$1.rc" 2>/dev/null)" "$2"

@@ -55,10 +55,15 @@
 #
 # Environment (from scripts/test.sh): PGHOST, PGPORT, PGUSER (a superuser), MM_WORKER, MM_REPO,
 # MM_CLUSTER_DIR. Set IT_KEEP=1 to keep the database and the temp dir (logs) afterwards.
+# MM_SANITIZE=1 runs the programs' sanitizer builds instead (sanitize-lib.sh).
 
 : "${PGHOST:?run integration tests through scripts/test.sh (PGHOST is not set)}"
 : "${PGPORT:?PGPORT is not set}" "${PGUSER:?PGUSER is not set}" "${MM_WORKER:?MM_WORKER is not set}"
 : "${MM_REPO:?MM_REPO is not set}"
+# MM_SANITIZE=1: the programs' ASan/UBSan builds, and a sanitizer report fails the test
+# shellcheck source=regress/integration/sanitize-lib.sh
+. "$MM_REPO/regress/integration/sanitize-lib.sh"
+san_binaries
 
 IT_NAME=""
 IT_DB=""
@@ -102,6 +107,10 @@ it_cleanup() {
     for pid in "${IT_OTHER_PIDS[@]}"; do proc_alive "$pid" && kill -KILL "$pid" 2>/dev/null; done
     for g in "${IT_GROUPS[@]}"; do group_alive "$g" && kill -KILL -- "-$g" 2>/dev/null; done
     for pid in "${IT_WORKERS[@]}" "${IT_OTHER_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    if [[ -n "$IT_TMP" ]] && ! san_check "$IT_TMP"; then
+        IT_FAILS=$((IT_FAILS + 1))
+        [[ $rc -ne 0 ]] || rc=1
+    fi
     if [[ $rc -ne 0 || $IT_FAILS -gt 0 ]] && [[ -n "$IT_TMP" ]]; then
         for f in "$IT_TMP"/*.log; do
             [[ -f "$f" ]] || continue
@@ -130,6 +139,7 @@ it_begin() {
     IT_DB=it_${IT_NAME//-/_}
     IT_TMP=$(mktemp -d "/tmp/mm-it-$IT_NAME.XXXXXX")
     chmod 755 "$IT_TMP"
+    san_begin "$IT_TMP"
     trap it_cleanup EXIT
     trap 'echo "$IT_NAME: interrupted (SIGTERM)"; exit 143' TERM
     trap 'echo "$IT_NAME: interrupted (SIGINT)"; exit 130' INT

@@ -13,7 +13,7 @@
 
 # shellcheck source=scripts/lib/cluster.sh
 . "$MM_REPO/scripts/lib/cluster.sh"   # mm_free_port
-NT_BIN=$MM_REPO/notify/modelmine-notify
+NT_BIN=${NT_BIN:-$MM_REPO/notify/modelmine-notify}  # lib.sh sets it with MM_SANITIZE=1
 # Debian's python3-aiosmtpd is installed for the system python, not for one a PATH may put first
 NT_PYTHON=${NT_PYTHON:-$( [[ -x /usr/bin/python3 ]] && echo /usr/bin/python3 || echo python3)}
 

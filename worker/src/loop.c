@@ -675,15 +675,19 @@ poll_once(Loop *l, double until)
 }
 
 /*
- * Ends the loop: kills what still runs (fatal only) and the idle trainer processes, closes the
- * connection; returns rc.
+ * Ends the loop: kills what still runs (fatal only), frees the tasks, stops the idle trainer
+ * processes, closes the connection; returns rc.
  */
 static int
 finish(Loop *l, int rc)
 {
-	if (rc != 0)
-		for (int i = 0; i < l->ntasks; i++)
+	for (int i = 0; i < l->ntasks; i++)
+	{
+		if (rc != 0)
 			task_kill(&l->tasks[i]);
+		task_free(&l->tasks[i]);	/* what the job's output left in its buffer goes too */
+	}
+	l->ntasks = 0;
 	trainers_stop(l->trainers, l->o->slots);
 	proto_close(&l->p);
 	json_decref(l->caps);

@@ -175,6 +175,24 @@ add_runner(Options *o, const char *spec)
 	return 0;
 }
 
+/*
+ * Frees what main allocated for the options (--runner copies, the default state file's path) and
+ * passes rc on: every exit of main goes through it.
+ */
+static int
+options_done(Options *o, int rc)
+{
+	free(o->state_file_buf);
+	o->state_file_buf = NULL;
+	for (int i = 0; i < o->nrunners; i++)
+	{
+		free(o->runners[i].name);
+		free(o->runners[i].command);
+	}
+	o->nrunners = 0;
+	return rc;
+}
+
 /* Adds one or more CIDRs, separated by commas or white space (--allow-net, MODELMINE_ALLOW_NET). */
 static int
 add_allow_net(Options *o, const char *list)
@@ -552,7 +570,7 @@ main(int argc, char **argv)
 				rc;
 
 	if (from_environment(&o) != 0)
-		return 2;
+		return options_done(&o, 2);
 	env_db = o.db;
 	env_api = o.api;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
@@ -560,20 +578,20 @@ main(int argc, char **argv)
 		if (c == 'h' || c == OPT_HELP)
 		{
 			usage(stdout);
-			return 0;
+			return options_done(&o, 0);
 		}
 		db_given |= c == OPT_DB;
 		api_given |= c == OPT_API;
 		if (c == '?' || apply(&o, c, optarg) != 0)
 		{
 			fprintf(stderr, "Try 'modelmine-worker --help'.\n");
-			return 2;
+			return options_done(&o, 2);
 		}
 	}
 	if (optind < argc)
 	{
 		fprintf(stderr, "modelmine-worker: unexpected argument \"%s\"; try --help\n", argv[optind]);
-		return 2;
+		return options_done(&o, 2);
 	}
 	name_given = o.name != NULL;
 	if (o.name == NULL)
@@ -584,16 +602,16 @@ main(int argc, char **argv)
 	}
 	log_name = o.name;
 	if (o.state_file == NULL)
-		o.state_file = default_state_file(o.name);
+		o.state_file = o.state_file_buf = default_state_file(o.name);
 	if (choose_peer(&o, env_db, env_api, db_given, api_given) != 0)
-		return 2;
+		return options_done(&o, 2);
 	if (o.api)
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 	if ((rc = node_identity(&o, name_given, &key)) != 0)
-		return rc;
+		return options_done(&o, rc);
 	log_allow_net(&o);
 	rc = run_loop(&o, key);
 	curl_global_cleanup();
 	free(key);
-	return rc;
+	return options_done(&o, rc);
 }

@@ -224,6 +224,7 @@ trainer_spawn(Trainer *tr, const Options *o)
 		close(req[1]);
 		close(out[0]);
 		close_except(req[0] < out[1] ? req[0] : out[1], req[0] < out[1] ? out[1] : req[0]);
+#ifndef __SANITIZE_ADDRESS__		/* ASan's reserved shadow memory fits under no RLIMIT_AS */
 		if (o->child_memory_limit > 0)
 		{
 			rlim_t		bytes = (rlim_t) o->child_memory_limit << 20;
@@ -231,6 +232,7 @@ trainer_spawn(Trainer *tr, const Options *o)
 
 			setrlimit(RLIMIT_AS, &rl);
 		}
+#endif
 		trainer_main(o, req[0], out[1]);
 	}
 	setpgid(pid, pid);			/* also here, so kill(-pid) works even before the child ran */

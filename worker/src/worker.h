@@ -39,6 +39,7 @@ typedef struct Options
 	const char *name;
 	int			slots;
 	const char *state_file;
+	char	   *state_file_buf;	/* default_state_file()'s path when state_file is it: freed */
 	const char *node_key;
 	const char *operator_email;
 	const char *operator_password;
