@@ -307,8 +307,24 @@ SQL
     echo "enqueue/s: ${fig[sql_enqueue]}"
 }
 
+# report_sql_process TITLE FIG ITERS: jobs/s of the jobs titled TITLE, from the first claim to the last
+# completion (the jobs' own timestamps), into fig[FIG]
+report_sql_process() {
+    local done_n span left
+    read -r done_n span left <<<"$(sql -F ' ' -c "
+        SELECT count(*) FILTER (WHERE status = 'COMPLETED'),
+               extract(epoch FROM max(finished_at) - min(started_at)),
+               count(*) FILTER (WHERE status <> 'COMPLETED')
+          FROM modelmine.jobs WHERE title = '$1'")"
+    fig[$2]=$(per_s "$done_n" "$span")
+    echo "completed $done_n jobs in ${span} s from the first claim to the last completion" \
+         "(${left} not completed); pgbench: $(grep -E '^latency average' "$work/pgbench.out")"
+    echo "process/s: ${fig[$2]}"
+    [[ $left -eq 0 ]] || echo "note: $left jobs were left: the sessions ran out of iterations ($3 each)"
+}
+
 step_sql_process() {
-    local per_client iters b span done_n left
+    local per_client iters b
     per_client=$(( (jobs / sessions + batch - 1) / batch ))
     iters=$(( per_client + per_client / 4 + 5 ))   # a margin for uneven sessions; empty claims are cheap
     heading "(a) SQL: process, $sessions sessions each looping claim_jobs($batch) -> complete_job per job"
@@ -324,20 +340,11 @@ step_sql_process() {
         done
     } >"$work/process.sql"
     run_pgbench -t "$iters" -D result="$noop_result" -f "$work/process.sql"
-    read -r done_n span left <<<"$(sql -F ' ' -c "
-        SELECT count(*) FILTER (WHERE status = 'COMPLETED'),
-               extract(epoch FROM max(finished_at) - min(started_at)),
-               count(*) FILTER (WHERE status <> 'COMPLETED')
-          FROM modelmine.jobs WHERE title = 'sql-noop'")"
-    fig[sql_process]=$(per_s "$done_n" "$span")
-    echo "completed $done_n jobs in ${span} s from the first claim to the last completion" \
-         "(${left} not completed); pgbench: $(grep -E '^latency average' "$work/pgbench.out")"
-    echo "process/s: ${fig[sql_process]}"
-    [[ $left -eq 0 ]] || echo "note: $left jobs were left: the sessions ran out of iterations ($iters each)"
+    report_sql_process sql-noop sql_process "$iters"
 }
 
 step_sql_process_batched() {
-    local per_client iters b s span done_n left
+    local per_client iters b s
     per_client=$(( (jobs / sessions + batch - 1) / batch ))
     iters=$(( per_client + per_client / 4 + 5 ))
     heading "(a) SQL: process in batches, $sessions sessions each looping claim_jobs($batch) -> complete_jobs"
@@ -357,16 +364,7 @@ step_sql_process_batched() {
         printf '\\if :n >= 1\nSELECT count(*) FROM modelmine.complete_jobs(:done::jsonb);\n\\endif\n'
     } >"$work/process-batched.sql"
     run_pgbench -t "$iters" -D result="$noop_result" -f "$work/process-batched.sql"
-    read -r done_n span left <<<"$(sql -F ' ' -c "
-        SELECT count(*) FILTER (WHERE status = 'COMPLETED'),
-               extract(epoch FROM max(finished_at) - min(started_at)),
-               count(*) FILTER (WHERE status <> 'COMPLETED')
-          FROM modelmine.jobs WHERE title = 'sql-batch'")"
-    fig[sql_process_batched]=$(per_s "$done_n" "$span")
-    echo "completed $done_n jobs in ${span} s from the first claim to the last completion" \
-         "(${left} not completed); pgbench: $(grep -E '^latency average' "$work/pgbench.out")"
-    echo "process/s: ${fig[sql_process_batched]}"
-    [[ $left -eq 0 ]] || echo "note: $left jobs were left: the sessions ran out of iterations ($iters each)"
+    report_sql_process sql-batch sql_process_batched "$iters"
 }
 
 step_batch_enqueue() {

@@ -117,6 +117,18 @@ proto_complete_many(Proto *p, ProtoDone *d, int n)
 	return rc;
 }
 
+/* The batch as complete_jobs takes it: [{"job_id": .., "result": {..}}, ...] (the caller owns it). */
+json_t *
+proto_done_batch(const ProtoDone *d, int n)
+{
+	json_t	   *batch = json_array();
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(batch, json_pack("{s:I, s:O}", "job_id", (json_int_t) d[i].job_id,
+											   "result", d[i].result));
+	return batch;
+}
+
 /*
  * One row of complete_jobs' answer into d: paid (sqlstate NULL) or refused or busy, logged as
  * complete_job's answer would be.

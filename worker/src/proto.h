@@ -107,6 +107,7 @@ json_t	   *proto_claim_cancel(Proto *p);
 int			proto_progress(Proto *p, long long job_id, json_t *progress);
 int			proto_complete(Proto *p, long long job_id, json_t *result);
 int			proto_complete_many(Proto *p, ProtoDone *d, int n);
+json_t	   *proto_done_batch(const ProtoDone *d, int n);
 void		proto_done_answer(ProtoDone *d, const char *what, const char *reward,
 							  const char *sqlstate, const char *message, const char *hint);
 int			proto_fail(Proto *p, long long job_id, const char *error);

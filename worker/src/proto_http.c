@@ -531,15 +531,10 @@ row_text(json_t *row, const char *key, char *buf, size_t len)
 static int
 http_complete_many(Proto *p, ProtoDone *d, int n)
 {
-	json_t	   *batch = json_array(),
-			   *answer = NULL;
-	int			rc;
+	json_t	   *answer = NULL;
+	int			rc = call(p, "complete_jobs", "/nodes/complete",
+						 json_pack("{s:o}", "completions", proto_done_batch(d, n)), true, &answer);
 
-	for (int i = 0; i < n; i++)
-		json_array_append_new(batch, json_pack("{s:I, s:O}", "job_id", (json_int_t) d[i].job_id,
-											   "result", d[i].result));
-	rc = call(p, "complete_jobs", "/nodes/complete", json_pack("{s:o}", "completions", batch), true,
-			  &answer);
 	if (rc == PROTO_OK && (!json_is_array(answer) || json_array_size(answer) != (size_t) n))
 		rc = bad_answer(p, "complete_jobs", answer);
 	for (int i = 0; rc == PROTO_OK && i < n; i++)

@@ -469,26 +469,12 @@ pg_complete(Proto *p, long long job_id, json_t *result)
 	return rc;
 }
 
-/* The batch of d as complete_jobs takes it: [{"job_id": .., "result": {..}}, ...]. */
-static char *
-batch_text(const ProtoDone *d, int n)
-{
-	json_t	   *batch = json_array();
-	char	   *text;
-
-	for (int i = 0; i < n; i++)
-		json_array_append_new(batch, json_pack("{s:I, s:O}", "job_id", (json_int_t) d[i].job_id,
-											   "result", d[i].result));
-	text = json_dumps(batch, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	json_decref(batch);
-	return text;
-}
-
 /* Settles n jobs with their results in one transaction (complete_jobs); see proto.h. */
 static int
 pg_complete_many(Proto *p, ProtoDone *d, int n)
 {
-	char	   *text = batch_text(d, n);
+	json_t	   *batch = proto_done_batch(d, n);
+	char	   *text = json_dumps(batch, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	const char *args[1] = {text};
 	PGresult   *r = exec(p, "SELECT job_id, reward, sqlstate, error, hint "
 						 "FROM modelmine.complete_jobs($1::jsonb)", 1, args);
@@ -509,6 +495,7 @@ pg_complete_many(Proto *p, ProtoDone *d, int n)
 	}
 	PQclear(r);
 	free(text);
+	json_decref(batch);
 	return rc;
 }
 
