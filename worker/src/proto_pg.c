@@ -20,6 +20,7 @@ typedef struct PgConn
 {
 	PGconn	   *conn;
 	const char *needs;			/* the group role a missing-grant hint names; NULL: MM_ROLE_NODE */
+	bool		notified;		/* a NOTIFY arrived during a call: the socket will not say so */
 } PgConn;
 
 /* The implementation's state. */
@@ -107,11 +108,30 @@ outcome(Proto *p, PGresult *r, const char *what, bool quiet)
 	return PROTO_REFUSED;
 }
 
+/*
+ * A NOTIFY that libpq read while it waited for a result sits in its queue, and the socket has
+ * nothing more to say: take it now, or the wake-up is lost until the next poll interval.
+ */
+static void
+take_notifies(Proto *p)
+{
+	PGnotify   *note;
+
+	while ((note = PQnotifies(pg(p)->conn)) != NULL)
+	{
+		pg(p)->notified = true;
+		PQfreemem(note);
+	}
+}
+
 /* One parameterised statement, text in and out. */
 static PGresult *
 exec(Proto *p, const char *sql, int n, const char *const *values)
 {
-	return PQexecParams(pg(p)->conn, sql, n, NULL, values, NULL, NULL, 0);
+	PGresult   *r = PQexecParams(pg(p)->conn, sql, n, NULL, values, NULL, NULL, 0);
+
+	take_notifies(p);
+	return r;
 }
 
 /* Server notices go to the worker log like every other line, not raw to stderr. */
@@ -530,9 +550,10 @@ pg_release(Proto *p, long long job_id)
 static int
 pg_pollfds(Proto *p, struct pollfd *pfd, int max, double *until)
 {
-	(void) until;
 	if (!p->up || max < 1)
 		return 0;
+	if (pg(p)->notified)
+		*until = 0;				/* a wake-up is already here: do not sleep */
 	pfd[0].fd = PQsocket(pg(p)->conn);
 	pfd[0].events = POLLIN;
 	return 1;
@@ -542,22 +563,19 @@ pg_pollfds(Proto *p, struct pollfd *pfd, int max, double *until)
 static bool
 pg_after_poll(Proto *p, const struct pollfd *pfd, int n)
 {
-	PGnotify   *note;
-	int			count = 0;
+	bool		woken;
 
-	if (n < 1 || !p->up || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+	if (n < 1 || !p->up)
 		return false;
-	if (!PQconsumeInput(pg(p)->conn))
+	if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && !PQconsumeInput(pg(p)->conn))
 	{
 		lost(p);
 		return false;
 	}
-	while ((note = PQnotifies(pg(p)->conn)) != NULL)
-	{
-		count++;
-		PQfreemem(note);
-	}
-	return count > 0;
+	take_notifies(p);
+	woken = pg(p)->notified;
+	pg(p)->notified = false;
+	return woken;
 }
 
 /* The worker is done: closes the connection without a "lost" line. */
