@@ -68,6 +68,7 @@ static const Task tasks[] = {
 	{MM_AT_COMMIT_NODES, "folding node counters", MmFoldNodeDeltas},
 	{MM_AT_COMMIT_STATS, "folding job statistics", MmFoldStats},
 	{MM_AT_COMMIT_SEAL, "sealing the ledger", SealTask},
+	{MM_AT_COMMIT_SCHED, "folding fair-share usage", MmFoldUsage},
 };
 
 /* Runs one task in an internal subtransaction; a failure becomes a WARNING. */

@@ -37,6 +37,11 @@ typedef struct SubmitArgs
 	int64		stake;
 	bool		priority_given;
 	int32		priority;
+	bool		start_by_given;
+	TimestampTz start_by;
+	bool		finish_by_given;
+	TimestampTz finish_by;
+	Jsonb	   *requirements;
 } SubmitArgs;
 
 /* The JSON type of a jsonb value, as a word for error messages. */
@@ -142,24 +147,77 @@ ValidTitle(text *t)
 	return title;
 }
 
+/* Refuses deadlines that are infinite, already past, or out of order (22023, naming the field). */
+static void
+CheckDeadlines(const SubmitArgs *a)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	const char *hint = "Pass a time in the future, e.g. now() + interval '1 hour'; finish_by must "
+		"come after start_by.";
+
+	if (a->start_by_given && (TIMESTAMP_NOT_FINITE(a->start_by) || a->start_by <= now))
+		BadParam("invalid start_by", psprintf("Got %s; it must be a finite time in the future.",
+											  timestamptz_to_str(a->start_by)), hint);
+	if (a->finish_by_given && (TIMESTAMP_NOT_FINITE(a->finish_by) || a->finish_by <= now))
+		BadParam("invalid finish_by", psprintf("Got %s; it must be a finite time in the future.",
+											   timestamptz_to_str(a->finish_by)), hint);
+	if (a->start_by_given && a->finish_by_given && a->finish_by <= a->start_by)
+		BadParam("finish_by must come after start_by",
+				 psprintf("Got start_by %s and finish_by %s.",
+						  pstrdup(timestamptz_to_str(a->start_by)),
+						  pstrdup(timestamptz_to_str(a->finish_by))), hint);
+}
+
+/* requirements: an object of memory_mb, cores and labels only (placement.c reads them). */
+static void
+ParseRequirements(Jsonb *req, MmResources *need)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	const char *hint = "Pass e.g. {\"memory_mb\": 4096, \"cores\": 2, \"labels\": [\"gpu\"]}, "
+		"or NULL for none.";
+
+	memset(need, 0, sizeof(*need));
+	if (req == NULL)
+	{
+		MmParseResources(NULL, "requirements", need);
+		return;
+	}
+	if (!JB_ROOT_IS_OBJECT(req) || JB_ROOT_IS_SCALAR(req))
+		BadParam("requirements must be a JSON object", psprintf("Got %s.", JsonbKind(req)), hint);
+	it = JsonbIteratorInit(&req->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok == WJB_KEY && !MmResourceKey(v.val.string.val, v.val.string.len))
+			BadParam("unknown key in requirements",
+					 psprintf("Got \"%s\".", MmPrintable(v.val.string.val, v.val.string.len, 64)),
+					 hint);
+	MmParseResources(req, "requirements", need);
+}
+
 /* Inserts a job for the signed-in user and moves its stake from the user's balance to escrow. */
 static int64
 SubmitJob(SubmitArgs *a)
 {
 	static MmPlan ins = {
 		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority, "
-		"                           replicas, replicas_wanted, open_replicas, validation) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END) "
-		"RETURNING id",
-	7, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID}};
+		"                           replicas, replicas_wanted, open_replicas, validation, "
+		"                           start_by, finish_by, need_memory_mb, need_cores, need_labels) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END, "
+		"        $8, $9, $10, $11, $12) "
+		"RETURNING id, requirement",
+	12, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID}};
 	int64		user_id = MmRequireUser(false, NULL);
 	char	   *title = ValidTitle(a->title);
 	int64		max_config = MmSetting("max_config_bytes");
 	int64		stake,
 				job_id,
 				have = 0;
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' '};
+	Datum		args[12];
+	char		nulls[12] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' ',
+		a->start_by_given ? ' ' : 'n', a->finish_by_given ? ' ' : 'n', ' ', ' ', ' '};
+	MmResources need;
 
 	if (a->config == NULL)
 		BadParam("config is required", NULL, "Pass a JSON object such as '{\"trainer\": "
@@ -200,6 +258,8 @@ SubmitJob(SubmitArgs *a)
 	if (a->priority_given && (a->priority < MM_PRIORITY_MIN || a->priority > MM_PRIORITY_MAX))
 		BadParam("invalid priority", psprintf("Got %d.", a->priority),
 				 "Pass a priority from -1000 to 1000 (higher runs first).");
+	CheckDeadlines(a);
+	ParseRequirements(a->requirements, &need);
 	/* last of the checks, as the costliest: the workers' own validator; nothing staked if refused */
 	MmCheckTrainerConfig(a->config);
 
@@ -210,8 +270,17 @@ SubmitJob(SubmitArgs *a)
 	args[4] = Int64GetDatum(stake);
 	args[5] = Int32GetDatum(a->priority_given ? a->priority : 0);
 	args[6] = Int16GetDatum((int16) MmConfigReplicas(a->config));
+	args[7] = TimestampTzGetDatum(a->start_by);
+	args[8] = TimestampTzGetDatum(a->finish_by);
+	args[9] = Int32GetDatum(need.memory_mb);
+	args[10] = Int32GetDatum(need.cores);
+	args[11] = need.labels;
+	/* the user's own fair-share row first: the claims' walk must see the user once this commits */
+	MmFairShareSubmitted(user_id);
 	MmExec(&ins, args, nulls, false, 1);
 	job_id = MmInt64(0, 1, NULL);
+	/* the requirement column is derived from the config by the row itself */
+	MmCheckPlaceable(&need, MmText(0, 2));
 
 	if (!MmTrySpend(MmUserAccount(user_id), MM_ESCROW_ACCOUNT(job_id), stake, "stake", job_id,
 					NULL, &have))
@@ -284,7 +353,8 @@ TransitionAllowed(const char *from, const char *to)
 static HeapTuple
 GuardJobUpdate(TriggerData *td)
 {
-	static const char *const fixed[] = {"id", "user_id", "stake", "config", "created_at"};
+	static const char *const fixed[] = {"id", "user_id", "stake", "config", "created_at",
+	"start_by", "finish_by", "need_memory_mb", "need_cores", "need_labels"};
 	TupleDesc	desc = td->tg_relation->rd_att;
 	HeapTuple	oldt = td->tg_trigtuple,
 				newt = td->tg_newtuple;
@@ -313,8 +383,8 @@ GuardJobUpdate(TriggerData *td)
 		if ((o == NULL) != (n == NULL) || (o && strcmp(o, n) != 0))
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 							errmsg("job column %s cannot change", fixed[i]),
-							errdetail("The stake, owner and config of a job are fixed at "
-									  "submission."),
+							errdetail("The stake, owner, config, deadlines and requirements of "
+									  "a job are fixed at submission."),
 							errhint("Cancel the job and submit a new one.")));
 	}
 	col = SPI_fnumber(desc, "updated_at");
@@ -433,7 +503,10 @@ mm_notify_job_end(PG_FUNCTION_ARGS)
 	return NotifyJobStatus(fcinfo, "mm_notify_job_end");
 }
 
-/* submit_job(title, config, description, stake, priority) -> the new job id. */
+/*
+ * submit_job(title, config, description, stake, priority, start_by, finish_by, requirements)
+ * -> the new job id (a 1.0 schema calls it with the first five).
+ */
 Datum
 mm_submit_job(PG_FUNCTION_ARGS)
 {
@@ -447,6 +520,11 @@ mm_submit_job(PG_FUNCTION_ARGS)
 	a.stake = a.stake_given ? PG_GETARG_INT64(3) : 0;
 	a.priority_given = !PG_ARGISNULL(4);
 	a.priority = a.priority_given ? PG_GETARG_INT32(4) : 0;
+	a.start_by_given = PG_NARGS() > 5 && !PG_ARGISNULL(5);
+	a.start_by = a.start_by_given ? PG_GETARG_TIMESTAMPTZ(5) : 0;
+	a.finish_by_given = PG_NARGS() > 6 && !PG_ARGISNULL(6);
+	a.finish_by = a.finish_by_given ? PG_GETARG_TIMESTAMPTZ(6) : 0;
+	a.requirements = PG_NARGS() > 7 && !PG_ARGISNULL(7) ? PG_GETARG_JSONB_P(7) : NULL;
 	MmConnect();
 	id = SubmitJob(&a);
 	SPI_finish();

@@ -19,6 +19,7 @@
 #define MmSqlState(s)			MAKE_SQLSTATE((s)[0], (s)[1], (s)[2], (s)[3], (s)[4])
 #define ERRCODE_MM_INSUFFICIENT_BALANCE	MmSqlState(MM_SQLSTATE_INSUFFICIENT_BALANCE)
 #define ERRCODE_MM_SUPPLY_CAP			MmSqlState(MM_SQLSTATE_SUPPLY_CAP)
+#define ERRCODE_MM_UNPLACEABLE			MmSqlState(MM_SQLSTATE_UNPLACEABLE)
 
 #define MM_SHA256_LEN			32
 
@@ -49,7 +50,8 @@ extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long
 #define MM_AT_COMMIT_NODES		0x02	/* fold node_deltas into node counters */
 #define MM_AT_COMMIT_STATS		0x04	/* fold job_stat_deltas */
 #define MM_AT_COMMIT_SEAL		0x08	/* seal queued ledger entries */
-#define MM_AT_COMMIT_ALL		0x0f
+#define MM_AT_COMMIT_SCHED		0x20	/* fold usage_deltas into fair_share; drop idle users */
+#define MM_AT_COMMIT_ALL		0x2f
 /* fold now, even within fold_interval_ms of this backend's last fold */
 #define MM_AT_COMMIT_FORCE		0x10
 extern void MmAtCommit(int which);
@@ -104,6 +106,25 @@ extern int32 MmSpotcheckPct(int64 valid, int64 invalid, int32 score);
 extern void MmReleaseReplicas(int64 job_id);
 extern bool MmReplicaLost(int64 job_id, int64 node_id, const char *status, const char *why);
 extern int64 MmValidateJob(int64 job_id, int64 caller, int32 wanted);
+
+/* ---- placement.c: what a job needs and what a node offers ---- */
+typedef struct MmResources
+{
+	int32		memory_mb;
+	int32		cores;
+	Datum		labels;			/* text[] */
+	int			nlabels;
+} MmResources;
+extern bool MmResourceKey(const char *key, int len);
+extern void MmParseResources(Jsonb *doc, const char *field, MmResources *out);
+extern void MmCheckPlaceable(const MmResources *need, const char *requirement);
+
+/* ---- deadlines.c ---- */
+extern int64 MmExpireJobs(int32 max_jobs);
+
+/* ---- fairshare.c ---- */
+extern void MmFairShareSubmitted(int64 user_id);
+extern int64 MmFoldUsage(void);
 
 /* ---- ledger.c ---- */
 extern int64 MmLedgerSeal(int64 max);
