@@ -38,6 +38,7 @@ typedef struct Waiting
 	double		usage;			/* the owner's decayed usage, in starts */
 	double		share;
 	int64		users_ahead;	/* queued users served before the owner */
+	char	   *schedule;		/* {"start_by", "finish_by", "requirements"}: JSON text */
 } Waiting;
 
 /* The caller may see the job: its owner, or a member of modelmine_admin. */
@@ -71,7 +72,11 @@ LoadJob(int64 job_id, Waiting *w)
 		"           AND (y.priority > j.priority OR (y.priority = j.priority AND y.id < j.id))), "
 		"       COALESCE(pg_catalog.power(2::float8, f.usage_log - $2), 0), COALESCE(f.share, 1), "
 		"       (SELECT pg_catalog.count(*) FROM modelmine.fair_share o "
-		"         WHERE o.queued AND (o.rank, o.user_id) < (COALESCE(f.rank, '-Infinity'), j.user_id))"
+		"         WHERE o.queued AND (o.rank, o.user_id) < (COALESCE(f.rank, '-Infinity'), j.user_id)), "
+		"       pg_catalog.jsonb_build_object('start_by', j.start_by, 'finish_by', j.finish_by, "
+		"           'requirements', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+		"               'memory_mb', NULLIF(j.need_memory_mb, 0), 'cores', NULLIF(j.need_cores, 0), "
+		"               'labels', NULLIF(j.need_labels, '{}'))))::text "
 		"  FROM modelmine.jobs j LEFT JOIN modelmine.fair_share f ON f.user_id = j.user_id "
 		" WHERE j.id = $1", 2, {INT8OID, FLOAT8OID}};
 	Datum		args[2];
@@ -97,6 +102,7 @@ LoadJob(int64 job_id, Waiting *w)
 	w->share = DatumGetFloat4(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 11,
 											&isnull));
 	w->users_ahead = MmInt64(0, 12, NULL);
+	w->schedule = MmText(0, 13);
 	/* last: it runs statements of its own, which replace SPI_tuptable */
 	CheckVisible(job_id, w->owner, true);
 }
@@ -193,12 +199,12 @@ Datum
 mm_job_queue(PG_FUNCTION_ARGS)
 {
 	static MmPlan build = {
-		"SELECT pg_catalog.jsonb_build_object('job_id', $1, 'status', $2, 'queue_position', $3, "
-		"       'users_ahead', $4, 'reason', $5)::text", 5,
-	{INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID}};
+		"SELECT (pg_catalog.jsonb_build_object('job_id', $1, 'status', $2, 'queue_position', $3, "
+		"       'users_ahead', $4, 'reason', $5) || $6::pg_catalog.jsonb)::text", 6,
+	{INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID}};
 	Waiting		w;
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *json;
 
 	if (PG_ARGISNULL(0))
@@ -216,6 +222,7 @@ mm_job_queue(PG_FUNCTION_ARGS)
 	}
 	else
 		nulls[2] = nulls[3] = nulls[4] = 'n';
+	args[5] = CStringGetTextDatum(w.schedule);
 	MmExec(&build, args, nulls, true, 1);
 	json = MmText(0, 1);
 	SPI_finish();

@@ -2689,7 +2689,7 @@ CREATE FUNCTION modelmine.job_queue(job_id bigint) RETURNS jsonb
     LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_job_queue';
 COMMENT ON FUNCTION modelmine.job_queue(bigint) IS
-    'Why one of your jobs (any job for admins) waits: {"job_id", "status", "queue_position", "users_ahead", "reason"}; position and reason are null once it no longer waits. P0002 when not found or not yours.';
+    'Why one of your jobs (any job for admins) waits: {"job_id", "status", "queue_position", "users_ahead", "reason", "start_by", "finish_by", "requirements"}; position, users_ahead and reason are null once it no longer waits. P0002 when not found or not yours.';
 REVOKE ALL ON FUNCTION modelmine.job_queue(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.job_queue(bigint) TO modelmine_user;
 
