@@ -1,8 +1,8 @@
 /*
  * deadlines.c — jobs that missed their deadlines: expire_jobs().
  *
- * A PENDING job past start_by is CANCELED and refunded; a RUNNING job past finish_by is FAILED and
- * refunded, its live replicas released.  Missing a deadline is not a node's failure: only a replica
+ * A PENDING job past start_by (or past finish_by: it can no longer finish in time) is CANCELED and
+ * refunded; a RUNNING job past finish_by is FAILED and refunded, its live replicas released.  Missing a deadline is not a node's failure: only a replica
  * whose lease had already expired (the node stopped reporting, as lease expiry counts it) is
  * counted against its node, with an appended node_deltas row.  The work runs in every claim_jobs
  * (like lease expiry) and for admins; it is bounded per call and never waits: job and replica rows
@@ -24,21 +24,34 @@ Refund(int64 job_id, int64 stake, int64 owner)
 	MmPayOut(MM_ESCROW_ACCOUNT(job_id), MmUserAccount(owner), stake, "refund", job_id);
 }
 
-/* Cancels and refunds up to max PENDING jobs past start_by; returns how many. */
+/*
+ * Cancels and refunds up to max PENDING jobs past start_by, or past finish_by (they can no longer
+ * finish in time); returns how many.
+ */
 static int64
 ExpireUnstarted(int32 max)
 {
 	static MmPlan expire = {
-		"WITH e AS (SELECT id FROM modelmine.jobs "
-		"            WHERE status = 'PENDING' AND start_by IS NOT NULL "
-		"              AND start_by < pg_catalog.now() "
-		"            ORDER BY start_by LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED) "
+		"WITH e AS ("
+		"  (SELECT id FROM modelmine.jobs "
+		"    WHERE status = 'PENDING' AND start_by IS NOT NULL AND start_by < pg_catalog.now() "
+		"    ORDER BY start_by LIMIT $1) "
+		"  UNION "
+		"  (SELECT id FROM modelmine.jobs "
+		"    WHERE finish_by IS NOT NULL AND status IN ('PENDING', 'RUNNING') "
+		"      AND finish_by < pg_catalog.now() "
+		"    ORDER BY finish_by LIMIT $1)), "
+		"l AS (SELECT j.id FROM modelmine.jobs j JOIN e ON e.id = j.id WHERE j.status = 'PENDING' "
+		"       LIMIT $1 FOR NO KEY UPDATE OF j SKIP LOCKED) "
 		"UPDATE modelmine.jobs j SET status = 'CANCELED', finished_at = pg_catalog.now(), "
 		"       lease_expires_at = NULL, open_replicas = 0, "
 		"       validation = NULLIF(j.validation, 'PENDING'), "
-		"       error = 'not started by its start_by deadline (' || j.start_by::text || ')' "
-		"  FROM e WHERE j.id = e.id AND j.status = 'PENDING' RETURNING j.id, j.stake, j.user_id",
-	1, {INT4OID}};
+		"       error = CASE WHEN j.start_by < pg_catalog.now() "
+		"                    THEN 'not started by its start_by deadline (' || j.start_by::text || ')' "
+		"                    ELSE 'not started in time to finish by its finish_by deadline (' "
+		"                         || j.finish_by::text || ')' END "
+		"  FROM l WHERE j.id = l.id AND j.status = 'PENDING' RETURNING j.id, j.stake, j.user_id",
+	1, {INT4OID}, true};
 	Datum		args[1] = {Int32GetDatum(max)};
 	uint64		n = MmExec(&expire, args, NULL, false, 0);
 	int64	   *rows = palloc(sizeof(int64) * 3 * (n + 1));
@@ -117,10 +130,17 @@ ExpireOverdue(int64 job_id)
 int64
 MmExpireJobs(int32 max)
 {
+	/*
+	 * candidates from jobs_finish_by_idx (open jobs with a finish_by), whose predicate the status
+	 * test of the open-jobs index cannot take from it whatever the statistics say about RUNNING
+	 */
 	static MmPlan overdue = {
-		"SELECT id FROM modelmine.jobs "
-		" WHERE status = 'RUNNING' AND finish_by IS NOT NULL AND finish_by < pg_catalog.now() "
-		" ORDER BY finish_by LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED", 1, {INT4OID}};
+		"WITH d AS MATERIALIZED ("
+		"  SELECT id FROM modelmine.jobs "
+		"   WHERE finish_by IS NOT NULL AND status IN ('PENDING', 'RUNNING') "
+		"     AND finish_by < pg_catalog.now() ORDER BY finish_by LIMIT $1) "
+		"SELECT j.id FROM modelmine.jobs j JOIN d ON d.id = j.id WHERE j.status = 'RUNNING' "
+		" LIMIT $1 FOR NO KEY UPDATE OF j SKIP LOCKED", 1, {INT4OID}, true};
 	int64		done = ExpireUnstarted(max);
 	Datum		args[1];
 	uint64		n;

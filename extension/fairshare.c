@@ -51,7 +51,7 @@ MmFoldUsage(void)
 {
 	static MmPlan missing = {
 		"INSERT INTO modelmine.fair_share (user_id) "
-		"SELECT DISTINCT user_id FROM modelmine.usage_deltas ON CONFLICT DO NOTHING", 0, {0}};
+		"SELECT DISTINCT user_id FROM modelmine.usage_deltas ON CONFLICT DO NOTHING", 0, {0}, true};
 	static MmPlan fold = {
 		"WITH f AS (SELECT s.user_id FROM modelmine.fair_share s "
 		"            WHERE s.user_id IN (SELECT user_id FROM modelmine.usage_deltas) "
@@ -70,20 +70,20 @@ MmFoldUsage(void)
 		"        CROSS JOIN LATERAL (SELECT GREATEST(fs.usage_log, s.m) AS top) t) "
 		"UPDATE modelmine.fair_share fs SET usage_log = n.v, "
 		"       rank = n.v - pg_catalog.ln(fs.share) / pg_catalog.ln(2) "
-		"  FROM n WHERE fs.user_id = n.user_id RETURNING fs.user_id", 0, {0}};
+		"  FROM n WHERE fs.user_id = n.user_id RETURNING fs.user_id", 0, {0}, true};
 	static MmPlan lock = {
 		"SELECT user_id FROM modelmine.fair_share "
-		" WHERE queued AND (user_id = ANY ($1) OR user_id IN ("
+		" WHERE user_id = ANY ($1 || ARRAY("
 		"       SELECT user_id FROM modelmine.fair_share WHERE queued "
-		"        ORDER BY rank, user_id LIMIT " CppAsString2(IDLE_CHECK) ")) "
-		"   FOR NO KEY UPDATE SKIP LOCKED", 1, {INT8ARRAYOID}};
+		"        ORDER BY rank, user_id LIMIT " CppAsString2(IDLE_CHECK) ")) AND queued "
+		"   FOR NO KEY UPDATE SKIP LOCKED", 1, {INT8ARRAYOID}, true};
 	/* a new statement, so a job committed before the lock was taken is seen */
 	static MmPlan idle = {
 		"UPDATE modelmine.fair_share f SET queued = false "
 		" WHERE f.user_id = ANY ($1) AND NOT EXISTS ("
 		"       SELECT 1 FROM modelmine.jobs j "
 		"        WHERE j.user_id = f.user_id AND j.status IN ('PENDING', 'RUNNING'))",
-	1, {INT8ARRAYOID}};
+	1, {INT8ARRAYOID}, true};
 	uint64		n,
 				folded;
 	Datum	   *ids;

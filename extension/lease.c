@@ -213,7 +213,7 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 		"              COALESCE(pg_catalog.sum(j.need_cores), 0)::bigint AS cores "
 		"         FROM modelmine.job_replicas r JOIN modelmine.jobs j ON j.id = r.job_id "
 		"        WHERE r.node_id = n.id AND r.status = 'RUNNING') u "
-		" WHERE n.id = $1", 2, {INT8OID, FLOAT8OID}};
+		" WHERE n.id = $1", 2, {INT8OID, FLOAT8OID}, true};
 	int64		offline_after = MmSetting("offline_after_seconds");
 	Datum		args[2] = {Int64GetDatum(node_id), Float8GetDatum((double) offline_after)};
 	int32		slots,
@@ -317,7 +317,7 @@ PickJobs(Datum *args, int want, int64 *ids, int64 *mb, int64 *cores, bool *spot)
 		"                        ORDER BY y.priority DESC, y.id LIMIT " WALK_JOBS_PER_USER ") "
 		"          AND " CLAIM_FITS
 		"        ORDER BY j.priority DESC, j.id LIMIT $2 FOR NO KEY UPDATE OF j SKIP LOCKED) c "
-		" LIMIT $2", CLAIM_NARGS, CLAIM_TYPES};
+		" LIMIT $2", CLAIM_NARGS, CLAIM_TYPES, true};
 	static MmPlan fallback = {
 		"SELECT c.id, c.need_memory_mb, c.need_cores, " CLAIM_SPOT
 		"  FROM (SELECT j.id, j.need_memory_mb, j.need_cores, j.replicas_wanted, j.requirement "
@@ -327,7 +327,7 @@ PickJobs(Datum *args, int want, int64 *ids, int64 *mb, int64 *cores, bool *spot)
 		"                         ORDER BY y.priority DESC, y.id LIMIT " WALK_JOBS_FALLBACK ") "
 		"           AND " CLAIM_FITS
 		"         ORDER BY j.priority DESC, j.id LIMIT $2 FOR NO KEY UPDATE OF j SKIP LOCKED) c",
-	CLAIM_NARGS, CLAIM_TYPES};
+	CLAIM_NARGS, CLAIM_TYPES, true};
 	uint64		n = MmExec(&fair, args, NULL, false, 0);
 
 	if (n == 0)
@@ -382,7 +382,7 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $5) "
 		"  FROM c JOIN ins ON ins.job_id = c.id WHERE j.id = c.id "
 		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts",
-	6, {INT8ARRAYOID, BOOLARRAYOID, INT8OID, INT8OID, INT4OID, FLOAT8OID}};
+	6, {INT8ARRAYOID, BOOLARRAYOID, INT8OID, INT8OID, INT4OID, FLOAT8OID}, true};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[CLAIM_NARGS];
 	Datum		largs[6];

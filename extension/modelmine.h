@@ -30,6 +30,11 @@ typedef struct MmPlan
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[MM_MAX_ARGS];
+	/*
+	 * always the generic plan: for a statement run on every claim whose custom plans cost more to
+	 * make (a millisecond) than to run, and whose plan does not depend on the parameters' values
+	 */
+	bool		generic;
 	SPIPlanPtr	plan;			/* prepared on first use, then kept */
 } MmPlan;
 

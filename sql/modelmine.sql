@@ -2619,7 +2619,7 @@ ALTER TABLE modelmine.jobs
 COMMENT ON COLUMN modelmine.jobs.start_by IS
     'Deadline to start: a job still PENDING at this time is canceled and refunded (expire_jobs).';
 COMMENT ON COLUMN modelmine.jobs.finish_by IS
-    'Deadline to finish: a job still RUNNING at this time is failed and refunded (expire_jobs).';
+    'Deadline to finish: a job still RUNNING at this time is failed and refunded, one still PENDING canceled and refunded (expire_jobs).';
 COMMENT ON COLUMN modelmine.jobs.need_memory_mb IS
     'Memory the job needs on its node, in MB (0: none declared); counted against the node while it runs.';
 COMMENT ON COLUMN modelmine.jobs.need_cores IS
@@ -2634,7 +2634,7 @@ CREATE INDEX jobs_user_open_idx ON modelmine.jobs (user_id) WHERE status IN ('PE
 CREATE INDEX jobs_start_by_idx ON modelmine.jobs (start_by)
     WHERE status = 'PENDING' AND start_by IS NOT NULL;
 CREATE INDEX jobs_finish_by_idx ON modelmine.jobs (finish_by)
-    WHERE status = 'RUNNING' AND finish_by IS NOT NULL;
+    WHERE finish_by IS NOT NULL AND status IN ('PENDING', 'RUNNING');
 
 ALTER TABLE modelmine.nodes
     ADD COLUMN memory_mb integer NOT NULL DEFAULT 0 CHECK (memory_mb BETWEEN 0 AND 16777216),
@@ -2673,7 +2673,7 @@ CREATE FUNCTION modelmine.expire_jobs(max_jobs integer DEFAULT 100) RETURNS inte
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_expire_jobs';
 COMMENT ON FUNCTION modelmine.expire_jobs(integer) IS
-    'Admin (and every claim_jobs): cancels and refunds up to max_jobs (1..10000) PENDING jobs past start_by, fails and refunds RUNNING jobs past finish_by (counted against a node only when its lease had expired); skips rows others hold. Returns the number of jobs ended.';
+    'Admin (and every claim_jobs): cancels and refunds up to max_jobs (1..10000) PENDING jobs past start_by or finish_by, fails and refunds RUNNING jobs past finish_by (counted against a node only when its lease had expired); skips rows others hold. Returns the number of jobs ended.';
 REVOKE ALL ON FUNCTION modelmine.expire_jobs(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.expire_jobs(integer) TO modelmine_admin;
 

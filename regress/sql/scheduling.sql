@@ -84,14 +84,16 @@ SELECT job_id, title FROM modelmine.claim_jobs(4, 60);
 SELECT j.title, j.status, n.name AS node FROM modelmine.jobs j LEFT JOIN modelmine.nodes n ON n.id = j.node_id ORDER BY j.id;
 
 -------------------------------------------------------------------------------------------------------
--- Deadlines: expire_jobs cancels unstarted jobs past start_by and fails running ones past finish_by,
--- refunding each once; a node is counted only when its lease had expired.
+-- Deadlines: expire_jobs cancels unstarted jobs past start_by (or past finish_by: they can no longer
+-- finish in time) and fails running ones past finish_by, refunding each once; a node is counted only
+-- when its lease had expired.
 -------------------------------------------------------------------------------------------------------
 :as_ann
 SELECT modelmine.submit_job('late start', '{"trainer": "noop"}', NULL, 7, 0, start_by => clock_timestamp() + interval '1 second') AS late_start,
        modelmine.submit_job('late finish', '{"trainer": "noop"}', NULL, 8, 100, finish_by => clock_timestamp() + interval '1 second') AS late_finish,
        modelmine.submit_job('lapsed', '{"trainer": "noop"}', NULL, 9, 99, finish_by => clock_timestamp() + interval '1 second') AS lapsed,
-       modelmine.submit_job('in time', '{"trainer": "noop"}', NULL, 6, -5, start_by => '2999-01-01', finish_by => '2999-01-02') AS in_time \gset
+       modelmine.submit_job('in time', '{"trainer": "noop"}', NULL, 6, -5, start_by => '2999-01-01', finish_by => '2999-01-02') AS in_time,
+       modelmine.submit_job('unfinishable', '{"trainer": "noop"}', NULL, 5, -10, finish_by => clock_timestamp() + interval '1 second') AS unfinishable \gset
 :as_small
 SELECT job_id, title FROM modelmine.claim_jobs(2, 60);
 -- small stops reporting on 'lapsed': its lease has run out
@@ -101,12 +103,12 @@ SELECT modelmine.balance() AS ann_before_expiry;
 SELECT pg_sleep(1.1);
 SELECT modelmine.expire_jobs();
 SELECT modelmine.expire_jobs() AS again;
-SELECT title, status, regexp_replace(error, '\(.*\)', '(...)') AS error FROM modelmine.jobs WHERE id IN (:late_start, :late_finish, :lapsed, :in_time) ORDER BY id;
+SELECT title, status, regexp_replace(error, '\(.*\)', '(...)') AS error FROM modelmine.jobs WHERE id IN (:late_start, :late_finish, :lapsed, :in_time, :unfinishable) ORDER BY id;
 SELECT r.status, n.name FROM modelmine.job_replicas r JOIN modelmine.nodes n ON n.id = r.node_id
  WHERE r.job_id IN (:late_finish, :lapsed) ORDER BY r.job_id;
 SELECT j.title, pg_catalog.count(*) AS refunds, pg_catalog.sum(jn.amount) AS refunded
   FROM modelmine.journal jn JOIN modelmine.jobs j ON j.id = jn.job_id
- WHERE jn.reason = 'refund' AND jn.job_id IN (:late_start, :late_finish, :lapsed) GROUP BY j.title ORDER BY j.title;
+ WHERE jn.reason = 'refund' AND jn.job_id IN (:late_start, :late_finish, :lapsed, :unfinishable) GROUP BY j.title ORDER BY j.title;
 :as_ann
 SELECT modelmine.balance() AS ann_after_expiry;
 -- small had stopped reporting on 'lapsed' only: one failure, counted at commit
