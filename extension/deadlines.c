@@ -41,7 +41,7 @@ ExpireUnstarted(int32 max)
 		"    WHERE finish_by IS NOT NULL AND status IN ('PENDING', 'RUNNING') "
 		"      AND finish_by < pg_catalog.now() "
 		"    ORDER BY finish_by LIMIT $1)), "
-		"l AS (SELECT j.id FROM modelmine.jobs j JOIN e ON e.id = j.id WHERE j.status = 'PENDING' "
+		"l AS (SELECT j.id FROM modelmine.jobs j JOIN e ON e.id = j.id WHERE j.status::text = 'PENDING' "
 		"       LIMIT $1 FOR NO KEY UPDATE OF j SKIP LOCKED) "
 		"UPDATE modelmine.jobs j SET status = 'CANCELED', finished_at = pg_catalog.now(), "
 		"       lease_expires_at = NULL, open_replicas = 0, "
@@ -139,7 +139,7 @@ MmExpireJobs(int32 max)
 		"  SELECT id FROM modelmine.jobs "
 		"   WHERE finish_by IS NOT NULL AND status IN ('PENDING', 'RUNNING') "
 		"     AND finish_by < pg_catalog.now() ORDER BY finish_by LIMIT $1) "
-		"SELECT j.id FROM modelmine.jobs j JOIN d ON d.id = j.id WHERE j.status = 'RUNNING' "
+		"SELECT j.id FROM modelmine.jobs j JOIN d ON d.id = j.id WHERE j.status::text = 'RUNNING' "
 		" LIMIT $1 FOR NO KEY UPDATE OF j SKIP LOCKED", 1, {INT4OID}, true};
 	int64		done = ExpireUnstarted(max);
 	Datum		args[1];

@@ -25,6 +25,12 @@
 
 PG_FUNCTION_INFO_V1(mm_set_user_share);
 
+/*
+ * 2^x for x below this is taken as 2^this (about 1e-301): power() raises an underflow error past
+ * 2^-1074, which a user idle for a thousand half-lives would otherwise hit
+ */
+#define MM_USAGE_MIN_EXP (-1000.0)
+
 /* users at the head of the walk checked for idleness at each fold */
 #define IDLE_CHECK 8
 
@@ -60,17 +66,18 @@ MmFoldUsage(void)
 		"      RETURNING x.user_id, x.usage_log), "
 		"m AS (SELECT user_id, pg_catalog.max(usage_log) AS m FROM d GROUP BY user_id), "
 		"s AS (SELECT d.user_id, m.m, "
-		"             pg_catalog.sum(pg_catalog.power(2::float8, d.usage_log - m.m)) AS w "
+		"             pg_catalog.sum(pg_catalog.power(2::float8, GREATEST(d.usage_log - m.m, $1))) AS w "
 		"        FROM d JOIN m ON m.user_id = d.user_id GROUP BY d.user_id, m.m), "
 		"n AS (SELECT s.user_id, t.top + pg_catalog.ln("
 		"               CASE WHEN fs.usage_log = '-Infinity' THEN 0 "
-		"                    ELSE pg_catalog.power(2::float8, fs.usage_log - t.top) END "
-		"               + s.w * pg_catalog.power(2::float8, s.m - t.top)) / pg_catalog.ln(2) AS v "
+		"                    ELSE pg_catalog.power(2::float8, GREATEST(fs.usage_log - t.top, $1)) END "
+		"               + s.w * pg_catalog.power(2::float8, GREATEST(s.m - t.top, $1))) "
+		"             / pg_catalog.ln(2) AS v "
 		"        FROM s JOIN modelmine.fair_share fs ON fs.user_id = s.user_id "
 		"        CROSS JOIN LATERAL (SELECT GREATEST(fs.usage_log, s.m) AS top) t) "
 		"UPDATE modelmine.fair_share fs SET usage_log = n.v, "
 		"       rank = n.v - pg_catalog.ln(fs.share) / pg_catalog.ln(2) "
-		"  FROM n WHERE fs.user_id = n.user_id RETURNING fs.user_id", 0, {0}, true};
+		"  FROM n WHERE fs.user_id = n.user_id RETURNING fs.user_id", 1, {FLOAT8OID}, true};
 	static MmPlan lock = {
 		"SELECT user_id FROM modelmine.fair_share "
 		" WHERE user_id = ANY ($1 || ARRAY("
@@ -87,10 +94,10 @@ MmFoldUsage(void)
 	uint64		n,
 				folded;
 	Datum	   *ids;
-	Datum		args[1];
+	Datum		args[1] = {Float8GetDatum(MM_USAGE_MIN_EXP)};
 
 	MmExec(&missing, NULL, NULL, false, 0);
-	n = folded = MmExec(&fold, NULL, NULL, false, 0);
+	n = folded = MmExec(&fold, args, NULL, false, 0);
 	ids = palloc(sizeof(Datum) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
 		ids[i] = Int64GetDatum(MmInt64(i, 1, NULL));

@@ -70,7 +70,8 @@ LoadJob(int64 job_id, Waiting *w)
 		"         WHERE y.user_id = j.user_id AND y.open_replicas > 0 "
 		"           AND y.status IN ('PENDING', 'RUNNING') "
 		"           AND (y.priority > j.priority OR (y.priority = j.priority AND y.id < j.id))), "
-		"       COALESCE(pg_catalog.power(2::float8, f.usage_log - $2), 0), COALESCE(f.share, 1), "
+		"       COALESCE(pg_catalog.power(2::float8, GREATEST(f.usage_log - $2, -1000)), 0), "
+		"       COALESCE(f.share, 1), "
 		"       (SELECT pg_catalog.count(*) FROM modelmine.fair_share o "
 		"         WHERE o.queued AND (o.rank, o.user_id) < (COALESCE(f.rank, '-Infinity'), j.user_id)), "
 		"       pg_catalog.jsonb_build_object('start_by', j.start_by, 'finish_by', j.finish_by, "
@@ -118,7 +119,8 @@ Position(const Waiting *w)
 		"            AND j.status IN ('PENDING', 'RUNNING') LIMIT x.take) q)), 0)::bigint "
 		"  FROM modelmine.fair_share f CROSS JOIN LATERAL ("
 		"       SELECT pg_catalog.ceil($1 * f.share / $2 - CASE WHEN f.usage_log = '-Infinity' "
-		"              THEN 0 ELSE pg_catalog.power(2::float8, f.usage_log - $3) END)::bigint "
+		"              THEN 0 ELSE pg_catalog.power(2::float8, GREATEST(f.usage_log - $3, -1000)) "
+		"              END)::bigint "
 		"              AS take) x "
 		" WHERE f.queued AND f.user_id <> $4 AND x.take > 0", 4,
 	{FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID}};

@@ -178,6 +178,17 @@ SELECT err($$SELECT modelmine.set_user_share('nobody@example.com', 2)$$);
 SELECT modelmine.set_user_share('ben@example.com', 4);
 SELECT u.email, f.share, f.queued, f.rank - f.usage_log AS minus_log2_share
   FROM modelmine.fair_share f JOIN modelmine.users u ON u.id = f.user_id ORDER BY u.email;
+-- a user idle for thousands of half-lives: 2^-5000 would underflow; the fold and the explanation
+-- take it as 0 (this failed the fold and job_queue before)
+UPDATE modelmine.fair_share SET usage_log = usage_log - 5000, rank = rank - 5000
+ WHERE user_id = (SELECT id FROM modelmine.users WHERE email = 'ann@example.com');
+SELECT format('SELECT run_claim(%L)', 'big') \gexec
+SELECT (SELECT count(*) FROM modelmine.usage_deltas) AS unfolded,
+       round(pg_catalog.power(2, GREATEST(f.usage_log - extract(epoch FROM now() - '2000-01-01 00:00:00+00') / 3600, -1000))::numeric) AS ann_usage
+  FROM modelmine.fair_share f WHERE f.user_id = (SELECT id FROM modelmine.users WHERE email = 'ann@example.com');
+:as_ann
+SELECT modelmine.job_queue(id) ->> 'reason' AS reason FROM modelmine.jobs WHERE status = 'PENDING' ORDER BY id LIMIT 1;
+RESET ROLE;
 -- users without open jobs drop out of the walk at commit
 SELECT u.email, f.queued FROM modelmine.fair_share f JOIN modelmine.users u ON u.id = f.user_id ORDER BY u.email;
 
