@@ -33,6 +33,8 @@ PG_FUNCTION_INFO_V1(mm_set_user_share);
 
 /* users at the head of the walk checked for idleness at each fold */
 #define IDLE_CHECK 8
+/* users whose appended usage one commit folds at most */
+#define FOLD_USERS 64
 
 /* A submit: the user's row says they may have claimable jobs (their own row only). */
 void
@@ -48,72 +50,120 @@ MmFairShareSubmitted(int64 user_id)
 }
 
 /*
- * Folds appended usage into the fair_share rows no one holds, then clears queued for users (just
- * folded, or at the head of the walk) who have no open job left.  At commit only; returns the
- * number of users folded.
+ * Folds one user's appended usage into their fair_share row, unless someone holds the row (a later
+ * commit folds it then); creates the row for a user who never submitted (jobs inserted directly).
+ * Returns whether it folded.  One user at a time, by primary key: a set-wise fold's hash joins
+ * read the whole table whenever the statistics of the churning deltas table are off.
  */
-int64
-MmFoldUsage(void)
+static bool
+FoldUser(int64 user_id)
 {
-	static MmPlan missing = {
-		"INSERT INTO modelmine.fair_share (user_id) "
-		"SELECT DISTINCT user_id FROM modelmine.usage_deltas ON CONFLICT DO NOTHING", 0, {0}, true};
+	static MmPlan lock = {
+		"SELECT 1 FROM modelmine.fair_share WHERE user_id = $1 FOR NO KEY UPDATE SKIP LOCKED",
+	1, {INT8OID}, true};
+	static MmPlan create = {
+		"INSERT INTO modelmine.fair_share (user_id) SELECT $1 "
+		" WHERE NOT EXISTS (SELECT 1 FROM modelmine.fair_share WHERE user_id = $1) "
+		"ON CONFLICT DO NOTHING", 1, {INT8OID}, true};
+	/* log2(2^a + sum 2^d), computed from the largest term down so that nothing overflows */
 	static MmPlan fold = {
-		"WITH f AS (SELECT s.user_id FROM modelmine.fair_share s "
-		"            WHERE s.user_id IN (SELECT user_id FROM modelmine.usage_deltas) "
-		"            ORDER BY s.user_id FOR NO KEY UPDATE OF s SKIP LOCKED), "
-		"d AS (DELETE FROM modelmine.usage_deltas x USING f WHERE x.user_id = f.user_id "
-		"      RETURNING x.user_id, x.usage_log), "
-		"m AS (SELECT user_id, pg_catalog.max(usage_log) AS m FROM d GROUP BY user_id), "
-		"s AS (SELECT d.user_id, m.m, "
-		"             pg_catalog.sum(pg_catalog.power(2::float8, GREATEST(d.usage_log - m.m, $1))) AS w "
-		"        FROM d JOIN m ON m.user_id = d.user_id GROUP BY d.user_id, m.m), "
-		"n AS (SELECT s.user_id, t.top + pg_catalog.ln("
-		"               CASE WHEN fs.usage_log = '-Infinity' THEN 0 "
-		"                    ELSE pg_catalog.power(2::float8, GREATEST(fs.usage_log - t.top, $1)) END "
-		"               + s.w * pg_catalog.power(2::float8, GREATEST(s.m - t.top, $1))) "
+		"WITH d AS (DELETE FROM modelmine.usage_deltas WHERE user_id = $1 RETURNING usage_log), "
+		"s AS (SELECT pg_catalog.max(usage_log) AS m FROM d), "
+		"w AS (SELECT s.m, pg_catalog.sum(pg_catalog.power(2::float8, "
+		"                 GREATEST(d.usage_log - s.m, $2))) AS w FROM d, s GROUP BY s.m), "
+		"n AS (SELECT t.top + pg_catalog.ln("
+		"               pg_catalog.power(2::float8, GREATEST(fs.usage_log - t.top, $2)) "
+		"               + w.w * pg_catalog.power(2::float8, GREATEST(w.m - t.top, $2))) "
 		"             / pg_catalog.ln(2) AS v "
-		"        FROM s JOIN modelmine.fair_share fs ON fs.user_id = s.user_id "
-		"        CROSS JOIN LATERAL (SELECT GREATEST(fs.usage_log, s.m) AS top) t) "
+		"        FROM w, modelmine.fair_share fs "
+		"        CROSS JOIN LATERAL (SELECT GREATEST(fs.usage_log, w.m) AS top) t "
+		"       WHERE fs.user_id = $1) "
 		"UPDATE modelmine.fair_share fs SET usage_log = n.v, "
 		"       rank = n.v - pg_catalog.ln(fs.share) / pg_catalog.ln(2) "
-		"  FROM n WHERE fs.user_id = n.user_id RETURNING fs.user_id", 1, {FLOAT8OID}, true};
+		"  FROM n WHERE fs.user_id = $1", 2, {INT8OID, FLOAT8OID}, true};
+	Datum		args[2] = {Int64GetDatum(user_id), Float8GetDatum(MM_USAGE_MIN_EXP)};
+
+	if (MmExec(&lock, args, NULL, false, 0) == 0)
+	{
+		MmExec(&create, args, NULL, false, 0);
+		if (MmExec(&lock, args, NULL, false, 0) == 0)
+			return false;
+	}
+	MmExec(&fold, args, NULL, false, 0);
+	return true;
+}
+
+/*
+ * Clears queued for users (just folded, or at the head of the walk) who have no open job left.
+ * Read first without locks (the common case finds none); a candidate is then locked (SKIP LOCKED)
+ * and checked again by a new statement, which sees a job committed before the lock was taken.
+ */
+static void
+DropIdle(Datum folded)
+{
+	/* each user by primary key (LIMIT 1 keeps the lookup a parameterised index scan) */
+	static MmPlan find = {
+		"SELECT f.user_id "
+		"  FROM (SELECT pg_catalog.unnest($1) AS id "
+		"        UNION SELECT h.user_id FROM (SELECT user_id FROM modelmine.fair_share "
+		"                                      WHERE queued ORDER BY rank, user_id "
+		"                                      LIMIT " CppAsString2(IDLE_CHECK) ") h) u "
+		" CROSS JOIN LATERAL (SELECT x.user_id FROM modelmine.fair_share x "
+		"                      WHERE x.user_id = u.id AND x.queued LIMIT 1) f "
+		" WHERE NOT EXISTS (SELECT 1 FROM modelmine.jobs j "
+		"                    WHERE j.user_id = f.user_id AND j.status IN ('PENDING', 'RUNNING'))",
+	1, {INT8ARRAYOID}, true};
 	static MmPlan lock = {
-		"SELECT user_id FROM modelmine.fair_share "
-		" WHERE user_id = ANY ($1 || ARRAY("
-		"       SELECT user_id FROM modelmine.fair_share WHERE queued "
-		"        ORDER BY rank, user_id LIMIT " CppAsString2(IDLE_CHECK) ")) AND queued "
-		"   FOR NO KEY UPDATE SKIP LOCKED", 1, {INT8ARRAYOID}, true};
-	/* a new statement, so a job committed before the lock was taken is seen */
+		"SELECT f.user_id FROM pg_catalog.unnest($1) u(id) "
+		" CROSS JOIN LATERAL (SELECT x.user_id FROM modelmine.fair_share x WHERE x.user_id = u.id "
+		"                      LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) f", 1, {INT8ARRAYOID}, true};
 	static MmPlan idle = {
 		"UPDATE modelmine.fair_share f SET queued = false "
 		" WHERE f.user_id = ANY ($1) AND NOT EXISTS ("
 		"       SELECT 1 FROM modelmine.jobs j "
 		"        WHERE j.user_id = f.user_id AND j.status IN ('PENDING', 'RUNNING'))",
 	1, {INT8ARRAYOID}, true};
-	uint64		n,
-				folded;
-	Datum	   *ids;
-	Datum		args[1] = {Float8GetDatum(MM_USAGE_MIN_EXP)};
+	Datum		args[1] = {folded};
+	uint64		n;
 
-	MmExec(&missing, NULL, NULL, false, 0);
-	n = folded = MmExec(&fold, args, NULL, false, 0);
-	ids = palloc(sizeof(Datum) * (n + 1));
-	for (uint64 i = 0; i < n; i++)
-		ids[i] = Int64GetDatum(MmInt64(i, 1, NULL));
-	args[0] = PointerGetDatum(construct_array(ids, (int) n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	n = MmExec(&lock, args, NULL, false, 0);
-	if (n > 0)
+	for (int step = 0; step < 2; step++)
 	{
-		Datum	   *locked = palloc(sizeof(Datum) * n);
+		Datum	   *ids;
 
+		n = MmExec(step == 0 ? &find : &lock, args, NULL, false, 0);
+		if (n == 0)
+			return;
+		ids = palloc(sizeof(Datum) * n);
 		for (uint64 i = 0; i < n; i++)
-			locked[i] = Int64GetDatum(MmInt64(i, 1, NULL));
-		args[0] = PointerGetDatum(construct_array(locked, (int) n, INT8OID, 8, true,
+			ids[i] = Int64GetDatum(MmInt64(i, 1, NULL));
+		args[0] = PointerGetDatum(construct_array(ids, (int) n, INT8OID, 8, true,
 												  TYPALIGN_DOUBLE));
-		MmExec(&idle, args, NULL, false, 0);
 	}
-	return (int64) folded;
+	MmExec(&idle, args, NULL, false, 0);
+}
+
+/*
+ * Folds appended usage into the fair_share rows no one holds (at most FOLD_USERS users per commit),
+ * then drops idle users from the walk.  At commit only; returns the number of users folded.
+ */
+int64
+MmFoldUsage(void)
+{
+	static MmPlan users = {
+		"SELECT DISTINCT user_id FROM modelmine.usage_deltas LIMIT " CppAsString2(FOLD_USERS),
+	0, {0}, true};
+	uint64		n = MmExec(&users, NULL, NULL, false, 0);
+	int64	   *todo = palloc(sizeof(int64) * (n + 1));
+	Datum	   *done = palloc(sizeof(Datum) * (n + 1));
+	int			folded = 0;
+
+	for (uint64 i = 0; i < n; i++)
+		todo[i] = MmInt64(i, 1, NULL);
+	for (uint64 i = 0; i < n; i++)
+		if (FoldUser(todo[i]))
+			done[folded++] = Int64GetDatum(todo[i]);
+	DropIdle(PointerGetDatum(construct_array(done, folded, INT8OID, 8, true, TYPALIGN_DOUBLE)));
+	return folded;
 }
 
 /* Admin: sets a user's share; the rank follows at once. */

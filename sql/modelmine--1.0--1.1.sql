@@ -1962,6 +1962,7 @@ CREATE TABLE modelmine.usage_deltas (
     user_id   bigint NOT NULL,
     usage_log double precision NOT NULL
 );
+CREATE INDEX usage_deltas_user_idx ON modelmine.usage_deltas (user_id);
 SELECT pg_catalog.pg_extension_config_dump('modelmine.usage_deltas', '');
 COMMENT ON TABLE modelmine.usage_deltas IS
     'Job starts appended by claims (log2 of their weight at the time), folded into fair_share at commit: claims never lock a user''s row.';
