@@ -2,13 +2,13 @@
  * deadlines.c — jobs that missed their deadlines: expire_jobs().
  *
  * A PENDING job past start_by (or past finish_by: it can no longer finish in time) is CANCELED and
- * refunded; a RUNNING job past finish_by is FAILED and refunded, its live replicas released.  Missing a deadline is not a node's failure: only a replica
- * whose lease had already expired (the node stopped reporting, as lease expiry counts it) is
- * counted against its node, with an appended node_deltas row.  The work runs in every claim_jobs
- * (like lease expiry) and for admins; it is bounded per call and never waits: job and replica rows
- * someone holds are skipped (SKIP LOCKED) and left to a later call.  Each job is settled by the
- * UPDATE that re-checks its status under the row lock, so a race with complete, fail or cancel
- * settles it once.
+ * refunded; a RUNNING job past finish_by is FAILED and refunded, its live replicas released.
+ * Missing a deadline is not a node's failure: only a replica whose lease had already expired (the
+ * node stopped reporting, as lease expiry counts it) is counted against its node, with an appended
+ * node_deltas row.  The work runs in every claim_jobs (like lease expiry) and for admins; it is
+ * bounded per call and never waits: job and replica rows someone holds are skipped (SKIP LOCKED)
+ * and left to a later call.  Each job is settled by the UPDATE that re-checks its status under the
+ * row lock, so a race with complete, fail or cancel settles it once.
  */
 #include "modelmine.h"
 
@@ -41,13 +41,15 @@ ExpireUnstarted(int32 max)
 		"    WHERE finish_by IS NOT NULL AND status IN ('PENDING', 'RUNNING') "
 		"      AND finish_by < pg_catalog.now() "
 		"    ORDER BY finish_by LIMIT $1)), "
-		"l AS (SELECT j.id FROM modelmine.jobs j JOIN e ON e.id = j.id WHERE j.status::text = 'PENDING' "
+		"l AS (SELECT j.id FROM modelmine.jobs j JOIN e ON e.id = j.id "
+		"       WHERE j.status::text = 'PENDING' "
 		"       LIMIT $1 FOR NO KEY UPDATE OF j SKIP LOCKED) "
 		"UPDATE modelmine.jobs j SET status = 'CANCELED', finished_at = pg_catalog.now(), "
 		"       lease_expires_at = NULL, open_replicas = 0, "
 		"       validation = NULLIF(j.validation, 'PENDING'), "
 		"       error = CASE WHEN j.start_by < pg_catalog.now() "
-		"                    THEN 'not started by its start_by deadline (' || j.start_by::text || ')' "
+		"                    THEN 'not started by its start_by deadline (' "
+		"                         || j.start_by::text || ')' "
 		"                    ELSE 'not started in time to finish by its finish_by deadline (' "
 		"                         || j.finish_by::text || ')' END "
 		"  FROM l WHERE j.id = l.id AND j.status = 'PENDING' RETURNING j.id, j.stake, j.user_id",

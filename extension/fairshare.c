@@ -1,11 +1,11 @@
 /*
  * fairshare.c — fair share between users: decayed usage per share, kept without a hot row.
  *
- * A user's usage is the sum over their job starts of 2^((t - now) / half-life): a start counts 1 now
- * and half as much a half-life later.  fair_share keeps it as usage_log = log2(sum 2^(t / half-life))
- * (t in seconds since 2000), which never needs rewriting as time passes: comparing usage_log -
- * log2(share) (the rank) compares decayed usage per share at any moment.  Claims walk the users
- * that may have claimable jobs by rank (lease.c).
+ * A user's usage is the sum over their job starts of 2^((t - now) / half-life): a start counts 1
+ * now and half as much a half-life later.  fair_share keeps it as usage_log = log2(sum 2^(t /
+ * half-life)) (t in seconds since 2000), which never needs rewriting as time passes: comparing
+ * usage_log - log2(share) (the rank) compares decayed usage per share at any moment.  Claims walk
+ * the users that may have claimable jobs by rank (lease.c).
  *
  * Nobody's call waits for another principal's on these rows: claims only append usage_deltas; the
  * deltas are folded at commit (housekeeping.c) into the rows no one holds (SKIP LOCKED; a held row

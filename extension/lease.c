@@ -3,16 +3,18 @@
  * release.
  *
  * Every lease is a replica, a row of job_replicas (issue 14: replication and validation).  Claiming
- * is FOR UPDATE SKIP LOCKED over open jobs that still want a replica (open_replicas > 0) and whose
- * requirement ('trainer:NAME' or 'runner:NAME') the node advertises, highest priority then oldest
- * first, skipping jobs on which the node's operator already holds a live or submitted replica: the
- * replicas of a job go to different operators (a unique index is the backstop).  A row another
- * claimer has locked is skipped, and the re-checked open_replicas keeps a job from getting more
- * replicas than it wants.  Leases expire without any background process: every claim first ends
- * expired replicas, re-opening them (or, after max_attempts + replicas_wanted - 1 claims, failing
- * the job and refunding it), counting the lost lease against its node with an appended node_deltas
- * row.  Only report_progress extends a lease, and a node holds at most its declared slots; one in
- * MAINTENANCE gets nothing, an OFFLINE one is refused.
+ * is FOR UPDATE SKIP LOCKED over open jobs that still want a replica (open_replicas > 0), whose
+ * requirement ('trainer:NAME' or 'runner:NAME') the node advertises and whose memory, cores and
+ * labels it has free (placement.c), users in fair-share order (fairshare.c), each user's jobs
+ * highest priority then oldest first (docs/SCHEDULING.md), skipping jobs on which the node's
+ * operator already holds a live or submitted replica: the replicas of a job go to different
+ * operators (a unique index is the backstop).  A row another claimer has locked is skipped, and the
+ * re-checked open_replicas keeps a job from getting more replicas than it wants.  Leases expire
+ * without any background process: every claim first ends jobs past their deadlines (deadlines.c)
+ * and expired replicas, re-opening them (or, after max_attempts + replicas_wanted - 1 claims,
+ * failing the job and refunding it), counting the lost lease against its node with an appended
+ * node_deltas row.  Only report_progress extends a lease, and a node holds at most its declared
+ * slots; one in MAINTENANCE gets nothing, an OFFLINE one is refused.
  *
  * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits
  * for, and only that node's other sessions hold it).  complete, fail and release lock the job row
@@ -205,7 +207,8 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 		"       n.last_seen IS NULL OR "
 		"n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $2), "
 		"       u.running::integer, "
-		"       n.operator_id, n.jobs_completed, n.jobs_failed, n.results_valid, n.results_invalid, "
+		"       n.operator_id, n.jobs_completed, n.jobs_failed, n.results_valid, "
+		"       n.results_invalid, "
 		"       n.memory_mb - u.mb, n.cores - u.cores, n.labels, n.requirements "
 		"  FROM modelmine.nodes n CROSS JOIN LATERAL ("
 		"       SELECT pg_catalog.count(*) AS running, "

@@ -2,10 +2,10 @@
  * placement.c — resource-aware placement: what a job requires and what a node offers.
  *
  * Both sides use one document shape: {"memory_mb": N, "cores": N, "labels": ["gpu", ...]}.  A node
- * sends it inside its capabilities (register_node, set_capabilities); a job passes it as submit_job's
- * requirements.  claim_jobs (lease.c) counts what the node's running jobs hold against what it offers;
- * submit refuses a job no registered node could ever run (MM003), so nothing waits forever for a
- * node that does not exist.
+ * sends it inside its capabilities (register_node, set_capabilities); a job passes it as
+ * submit_job's requirements.  claim_jobs (lease.c) counts what the node's running jobs hold against
+ * what it offers; submit refuses a job no registered node could ever run (MM003), so nothing waits
+ * forever for a node that does not exist.
  */
 #include "modelmine.h"
 
@@ -154,7 +154,8 @@ MmCheckPlaceable(const MmResources *need, const char *requirement)
 	if (!MmInt64(0, 4, NULL))
 		ereport(ERROR, (errcode(ERRCODE_MM_UNPLACEABLE),
 						errmsg("no node offers all of the labels %s (requirements.labels)",
-							   TextDatumGetCString(DirectFunctionCall1(array_to_json, need->labels))),
+							   TextDatumGetCString(DirectFunctionCall1(array_to_json,
+																	   need->labels))),
 						errhint("%s", hint)));
 	ereport(ERROR, (errcode(ERRCODE_MM_UNPLACEABLE),
 					errmsg("no node offers %s with these requirements", requirement),

@@ -1001,7 +1001,7 @@ COMMENT ON FUNCTION modelmine.heartbeat(real, integer, integer, text) IS
 -- claims walk jobs_claimable_idx in order (see modelmine.sql), never a bitmap scan and a sort
 ALTER FUNCTION modelmine.claim_jobs(integer, integer) SET enable_bitmapscan = off;
 COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
-    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
+    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired and ends jobs past their deadlines (expire_jobs), then leases up to max_jobs (1..100) pending jobs this node can run and has the memory, cores and labels free for: users by fair share (least decayed usage per share first), each user''s jobs by priority then age; for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
 COMMENT ON FUNCTION modelmine.report_progress(bigint, real, jsonb) IS
     'Node holding the lease: records progress (0..100, never backwards) and metrics, extends the lease (the only thing that does), NOTIFYs job:{id}:progress at most once per progress_notify_ms; returns the new lease expiry.';
 COMMENT ON FUNCTION modelmine.release_job(bigint) IS

@@ -786,7 +786,7 @@ CREATE FUNCTION modelmine.claim_jobs(max_jobs integer DEFAULT 1, lease_seconds i
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_bitmapscan = off
     AS 'MODULE_PATHNAME', 'mm_claim_jobs';
 COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
-    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
+    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired and ends jobs past their deadlines (expire_jobs), then leases up to max_jobs (1..100) pending jobs this node can run and has the memory, cores and labels free for: users by fair share (least decayed usage per share first), each user''s jobs by priority then age; for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
 REVOKE ALL ON FUNCTION modelmine.claim_jobs(integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.claim_jobs(integer, integer) TO modelmine_node;
 

@@ -618,7 +618,8 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0}
 	};
 	static char host[256];
-	Options		o = {.slots = 1, .memory_mb = -1, .cores = -1, .lease_seconds = 30, .job_timeout = 3600, .poll_interval = 5,
+	Options		o = {.slots = 1, .memory_mb = -1, .cores = -1, .lease_seconds = 30, .job_timeout = 3600,
+	.poll_interval = 5,
 	.heartbeat_interval = 5, .drain_timeout = 30, .max_output = 64 << 20, .max_download = 100 << 20,
 	.download_timeout = 60, .claim_wait = 25, .child_memory_limit = 1024, .child_max_jobs = 1000,
 	.group_ms = 2};
