@@ -250,7 +250,7 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 
 /* users the fair-share walk visits per claim; jobs of each user it looks at */
 #define WALK_USERS 64
-#define WALK_JOBS_PER_USER "16"
+#define WALK_JOBS_PER_USER "64"
 /* jobs the fallback walk (global priority order) looks at */
 #define WALK_JOBS_FALLBACK "256"
 
@@ -296,13 +296,23 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 					 TEXTARRAYOID, TEXTARRAYOID, BOOLOID, FLOAT8OID}
 
 /*
+ * What jobs_user_claimable_idx carries besides its key (INCLUDE): a user's window of claimable jobs
+ * is narrowed to those that fit the node from the index, before any job row is read.
+ */
+#define CLAIM_FITS_INDEX \
+	"w.requirement = ANY ($9) AND w.need_memory_mb <= $6 AND w.need_cores <= $7 " \
+	"AND w.need_labels <@ $8 "
+
+/*
  * Picks and locks (SKIP LOCKED) up to want jobs for the node; fills ids, needs and spot draws and
  * returns how many.  Fair share first: users that may have claimable jobs, least decayed usage per
- * share first (fair_share_queue_idx), and for each its best few jobs by priority then age
- * (jobs_user_claimable_idx): the walk stops as soon as it has want jobs, and never reads more than
- * WALK_USERS users.  Only when that finds nothing (every job of those users is held, does not fit,
- * or was inserted without a submit) does it fall back to the first jobs in global priority order,
- * so a node that fits only rare jobs still gets them.
+ * share first (fair_share_queue_idx), and for each the first WALK_JOBS_PER_USER of its claimable
+ * jobs by priority then age (jobs_user_claimable_idx), narrowed to those that fit the node from
+ * the index; their rows are then read and locked one at a time in that order until want are held.
+ * The walk never reads more than WALK_USERS users.  Only when that finds nothing (every job of those
+ * users is held, does not fit, or was inserted without a submit) does it fall back to the first
+ * WALK_JOBS_FALLBACK jobs in global priority order, so a node that fits only rare jobs still gets
+ * them.
  */
 static int
 PickJobs(Datum *args, int want, int64 *ids, int64 *mb, int64 *cores, bool *spot)
@@ -313,13 +323,18 @@ PickJobs(Datum *args, int want, int64 *ids, int64 *mb, int64 *cores, bool *spot)
 		"         ORDER BY f.rank, f.user_id LIMIT " CppAsString2(WALK_USERS) ") u "
 		" CROSS JOIN LATERAL ("
 		"       SELECT j.id, j.need_memory_mb, j.need_cores, j.replicas_wanted, j.requirement "
-		"         FROM modelmine.jobs j "
-		"        WHERE j.id IN (SELECT y.id FROM modelmine.jobs y "
-		"                        WHERE y.user_id = u.user_id AND y.open_replicas > 0 "
-		"                          AND y.status IN ('PENDING', 'RUNNING') "
-		"                        ORDER BY y.priority DESC, y.id LIMIT " WALK_JOBS_PER_USER ") "
-		"          AND " CLAIM_FITS
-		"        ORDER BY j.priority DESC, j.id LIMIT $2 FOR NO KEY UPDATE OF j SKIP LOCKED) c "
+		"         FROM (SELECT w.id FROM ("
+		"                 SELECT y.id, y.requirement, y.need_memory_mb, y.need_cores, "
+		"                        y.need_labels FROM modelmine.jobs y "
+		"                  WHERE y.user_id = u.user_id AND y.open_replicas > 0 "
+		"                    AND y.status IN ('PENDING', 'RUNNING') "
+		"                  ORDER BY y.priority DESC, y.id LIMIT " WALK_JOBS_PER_USER ") w "
+		"                WHERE " CLAIM_FITS_INDEX ") w "
+		/* a locking subquery is never pulled up: each row is read and locked in order */
+		"        CROSS JOIN LATERAL ("
+		"              SELECT j.* FROM modelmine.jobs j WHERE j.id = w.id AND " CLAIM_FITS
+		"                 FOR NO KEY UPDATE OF j SKIP LOCKED) j "
+		"        LIMIT $2) c "
 		" LIMIT $2", CLAIM_NARGS, CLAIM_TYPES, true};
 	static MmPlan fallback = {
 		"SELECT c.id, c.need_memory_mb, c.need_cores, " CLAIM_SPOT

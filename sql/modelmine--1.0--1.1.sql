@@ -1923,8 +1923,10 @@ COMMENT ON COLUMN modelmine.jobs.need_cores IS
     'CPU cores the job needs on its node (0: none declared); counted against the node while it runs.';
 COMMENT ON COLUMN modelmine.jobs.need_labels IS
     'Labels its node must advertise, such as gpu.';
--- a user's claimable jobs, best first: the fair-share walk probes this per user
+-- a user's claimable jobs, best first: the fair-share walk probes this per user, and narrows the
+-- window to the jobs that fit the node from what the index carries
 CREATE INDEX jobs_user_claimable_idx ON modelmine.jobs (user_id, priority DESC, id)
+    INCLUDE (requirement, need_memory_mb, need_cores, need_labels)
     WHERE open_replicas > 0 AND status IN ('PENDING', 'RUNNING');
 -- whether a user still has an open job (fair_share.queued is cleared only when none is left)
 CREATE INDEX jobs_user_open_idx ON modelmine.jobs (user_id) WHERE status IN ('PENDING', 'RUNNING');
