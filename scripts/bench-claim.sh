@@ -87,6 +87,8 @@ mm_cluster_start "$cluster" "$(mm_free_port)"
 mm_psql -q -d postgres -c "CREATE DATABASE $db"
 sql -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION modelmine CASCADE'
 echo "PostgreSQL $(sql -c 'SHOW server_version'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "settings: $(sql -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
+                          FROM pg_settings WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync')")"
 
 heading "load: $users users, $nodes nodes, $jobs pending jobs"
 load_users() {
@@ -181,14 +183,16 @@ for (( s = 1; s <= sessions; s++ )); do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 t1=$(date +%s.%N)
+echo "machine after the claims: load average $(cut -d' ' -f1-3 /proc/loadavg)"
 sql <<'SQL'
-\pset footer off
-SELECT count(*) AS claims, sum(got) AS jobs_leased,
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY call_ms)::numeric, 3) AS call_p50_ms,
-       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY call_ms)::numeric, 3) AS call_p99_ms,
-       round(max(call_ms)::numeric, 3) AS call_max_ms,
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY commit_ms)::numeric, 3) AS with_commit_p50_ms,
-       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY commit_ms)::numeric, 3) AS with_commit_p99_ms
+SELECT format('%s claims timed (%s jobs leased); claim_jobs call: p50 %s ms, p99 %s ms, max %s ms; '
+              'with its commit: p50 %s ms, p99 %s ms',
+              count(*), sum(got),
+              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY call_ms)::numeric, 3),
+              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY call_ms)::numeric, 3),
+              round(max(call_ms)::numeric, 3),
+              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY commit_ms)::numeric, 3),
+              round(percentile_cont(0.99) WITHIN GROUP (ORDER BY commit_ms)::numeric, 3))
   FROM bench.lat WHERE i > 20;
 SQL
 echo "wall clock: $(awk -v a="$t0" -v b="$t1" -v n="$(( (per + 20) * sessions ))" 'BEGIN { printf "%.1f s, %.0f claims/s", b - a, n / (b - a) }')"
