@@ -36,14 +36,18 @@ PG_FUNCTION_INFO_V1(mm_set_user_share);
 /* users whose appended usage one commit folds at most */
 #define FOLD_USERS 64
 
-/* A submit: the user's row says they may have claimable jobs (their own row only). */
+/*
+ * A submit: the user's row says they may have claimable jobs (their own row only).  ON CONFLICT
+ * locks the row even when it is already queued and nothing is written, so a fold clearing it
+ * meanwhile skips it (SKIP LOCKED) or is waited for and then undone.
+ */
 void
 MmFairShareSubmitted(int64 user_id)
 {
 	static MmPlan queue = {
-		"INSERT INTO modelmine.fair_share (user_id, queued, submits) VALUES ($1, true, 1) "
-		"ON CONFLICT (user_id) DO UPDATE SET queued = true, "
-		"submits = modelmine.fair_share.submits + 1", 1, {INT8OID}};
+		"INSERT INTO modelmine.fair_share (user_id, queued) VALUES ($1, true) "
+		"ON CONFLICT (user_id) DO UPDATE SET queued = true WHERE NOT modelmine.fair_share.queued",
+	1, {INT8OID}};
 	Datum		args[1] = {Int64GetDatum(user_id)};
 
 	MmExecWaiting(&queue, args, NULL, 0, "user", user_id);

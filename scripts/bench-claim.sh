@@ -97,8 +97,8 @@ UPDATE modelmine.settings SET value = 3600 WHERE name = 'offline_after_seconds';
 INSERT INTO modelmine.users (email, password_hash)
 SELECT 'u' || i || '@bench.local', 'x' FROM generate_series(1, :users) i;
 INSERT INTO modelmine.accounts (kind, user_id) SELECT 'user', id FROM modelmine.users;
-INSERT INTO modelmine.fair_share (user_id, share, usage_log, rank, queued, submits)
-SELECT id, s.share, s.u, s.u - ln(s.share) / ln(2), true, 1
+INSERT INTO modelmine.fair_share (user_id, share, usage_log, rank, queued)
+SELECT id, s.share, s.u, s.u - ln(s.share) / ln(2), true
   FROM modelmine.users,
        LATERAL (SELECT CASE WHEN id % 10 = 0 THEN 2 ELSE 1 END AS share,
                        extract(epoch FROM now() - '2000-01-01 00:00:00+00') / 3600

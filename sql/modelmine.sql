@@ -2654,8 +2654,7 @@ CREATE TABLE modelmine.fair_share (
     share     real NOT NULL DEFAULT 1 CHECK (share > 0 AND share <= 1000000),
     usage_log double precision NOT NULL DEFAULT '-Infinity',
     rank      double precision NOT NULL DEFAULT '-Infinity',
-    queued    boolean NOT NULL DEFAULT false,
-    submits   bigint NOT NULL DEFAULT 0
+    queued    boolean NOT NULL DEFAULT false
 );
 -- the claim's walk: users that may have claimable jobs, least weighted usage first
 CREATE INDEX fair_share_queue_idx ON modelmine.fair_share (rank, user_id) WHERE queued;
