@@ -95,6 +95,11 @@ extern void MmCheckTrainerConfig(Jsonb *config);
 /* ---- lease.c ---- */
 extern bool MmResultNumber(Jsonb *result, const char *key, double *out);
 extern int64 MmCompleteJob(int64 job_id, Jsonb *result);
+extern void MmCheckResult(Jsonb *result);
+
+/* ---- settle.c: a batch's single-replica jobs, set-based ---- */
+extern int	MmSettleSingles(int64 node_id, const int64 *ids, Jsonb **results, int k, bool *settled,
+							int64 *paid);
 
 /* replicas.c: replicas wanted, trust, lost replicas; validate.c: the validator */
 extern int32 MmConfigReplicas(Jsonb *config);
