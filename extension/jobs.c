@@ -28,17 +28,6 @@ PG_FUNCTION_INFO_V1(mm_notify_job_end);
 PG_FUNCTION_INFO_V1(mm_notify_job_status);
 
 
-typedef struct SubmitArgs
-{
-	text	   *title;
-	Jsonb	   *config;
-	text	   *description;
-	bool		stake_given;
-	int64		stake;
-	bool		priority_given;
-	int32		priority;
-} SubmitArgs;
-
 /* The JSON type of a jsonb value, as a word for error messages. */
 static const char *
 JsonbKind(Jsonb *j)
@@ -142,25 +131,17 @@ ValidTitle(text *t)
 	return title;
 }
 
-/* Inserts a job for the signed-in user and moves its stake from the user's balance to escrow. */
-static int64
-SubmitJob(SubmitArgs *a)
+/*
+ * Checks a submission, raising 22023 naming the field; fills in the trimmed title, the stake, the
+ * priority and the replicas wanted.  Shared by submit_job and submit_jobs (submitbatch.c).
+ */
+void
+MmCheckSubmit(MmSubmitArgs *a)
 {
-	static MmPlan ins = {
-		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority, "
-		"                           replicas, replicas_wanted, open_replicas, validation) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END) "
-		"RETURNING id",
-	7, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID}};
-	int64		user_id = MmRequireUser(false, NULL);
-	char	   *title = ValidTitle(a->title);
 	int64		max_config = MmSetting("max_config_bytes");
-	int64		stake,
-				job_id,
-				have = 0;
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' '};
+	int64		stake;
 
+	a->title_out = ValidTitle(a->title);
 	if (a->config == NULL)
 		BadParam("config is required", NULL, "Pass a JSON object such as '{\"trainer\": "
 											 "\"logreg\"}'.");
@@ -202,14 +183,37 @@ SubmitJob(SubmitArgs *a)
 				 "Pass a priority from -1000 to 1000 (higher runs first).");
 	/* last of the checks, as the costliest: the workers' own validator; nothing staked if refused */
 	MmCheckTrainerConfig(a->config);
+	a->stake_out = stake;
+	a->priority_out = a->priority_given ? a->priority : 0;
+	a->replicas_out = (int16) MmConfigReplicas(a->config);
+}
 
+/* Inserts a job for the signed-in user and moves its stake from the user's balance to escrow. */
+static int64
+SubmitJob(MmSubmitArgs *a)
+{
+	static MmPlan ins = {
+		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority, "
+		"                           replicas, replicas_wanted, open_replicas, validation) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END) "
+		"RETURNING id",
+	7, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID}};
+	int64		user_id = MmRequireUser(false, NULL);
+	int64		stake,
+				job_id,
+				have = 0;
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' '};
+
+	MmCheckSubmit(a);
+	stake = a->stake_out;
 	args[0] = Int64GetDatum(user_id);
-	args[1] = CStringGetTextDatum(title);
+	args[1] = CStringGetTextDatum(a->title_out);
 	args[2] = a->description ? PointerGetDatum(a->description) : (Datum) 0;
 	args[3] = JsonbPGetDatum(a->config);
 	args[4] = Int64GetDatum(stake);
-	args[5] = Int32GetDatum(a->priority_given ? a->priority : 0);
-	args[6] = Int16GetDatum((int16) MmConfigReplicas(a->config));
+	args[5] = Int32GetDatum(a->priority_out);
+	args[6] = Int16GetDatum(a->replicas_out);
 	MmExec(&ins, args, nulls, false, 1);
 	job_id = MmInt64(0, 1, NULL);
 
@@ -437,7 +441,7 @@ mm_notify_job_end(PG_FUNCTION_ARGS)
 Datum
 mm_submit_job(PG_FUNCTION_ARGS)
 {
-	SubmitArgs	a;
+	MmSubmitArgs a;
 	int64		id;
 
 	a.title = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);

@@ -92,6 +92,24 @@ extern char *MmPrintable(const char *s, int len, int max);
 /* ---- configcheck.c: a built-in trainer's config, checked by the workers' validator ---- */
 extern void MmCheckTrainerConfig(Jsonb *config);
 
+/* ---- jobs.c: a submission, as submit_job and submit_jobs (submitbatch.c) check it ---- */
+typedef struct MmSubmitArgs
+{
+	text	   *title;
+	Jsonb	   *config;
+	text	   *description;
+	bool		stake_given;
+	int64		stake;
+	bool		priority_given;
+	int32		priority;
+	/* filled in by MmCheckSubmit */
+	char	   *title_out;
+	int64		stake_out;
+	int32		priority_out;
+	int16		replicas_out;
+} MmSubmitArgs;
+extern void MmCheckSubmit(MmSubmitArgs *a);
+
 /* ---- lease.c ---- */
 extern bool MmResultNumber(Jsonb *result, const char *key, double *out);
 extern int64 MmCompleteJob(int64 job_id, Jsonb *result);
@@ -119,6 +137,8 @@ extern int64 MmFoldStats(void);
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
 					   int64 *journal_id, int64 *have);
+extern bool MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts,
+						   const char *reason, const Datum *job_ids, int64 *have);
 extern bool MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep,
 							  const char *reason, int64 job_id, int64 *journal_id, int64 *have);
 extern int64 MmPayOut(int64 from, int64 to, int64 amount, const char *reason, int64 job_id);

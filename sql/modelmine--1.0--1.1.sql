@@ -20,7 +20,8 @@
 --     update runs becomes a running replica), jobs gain replicas/replicas_wanted/open_replicas/validation,
 --     nodes results_valid/results_invalid; new settings max_replicas, max_extra_replicas,
 --     loss/accuracy_tolerance_ppm, spotcheck_pct, trusted_after_results, scarce_delay_ms;
---   * issue 15: complete_jobs settles up to 32 of a node's jobs in one transaction;
+--   * issue 15: complete_jobs settles up to 32 of a node's jobs in one transaction; submit_jobs
+--     submits up to 1000 in one call;
 --   * issue 21: submit_job refuses a built-in trainer's config no worker would run; config_schema();
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
 -- Functions whose signature changed are dropped and created again (views on them too); functions
@@ -1522,8 +1523,10 @@ CREATE TRIGGER withdrawals_outbox AFTER UPDATE OF status ON modelmine.withdrawal
     FOR EACH ROW WHEN (OLD.status = 'PENDING' AND NEW.status <> 'PENDING')
     EXECUTE FUNCTION modelmine._outbox_withdrawal();
 
--- Every debit of a user is one journal row written after the debit, so the balance after it is the
--- account's balance now, and before it that plus the amount: a threshold is crossed exactly once.
+-- Every debit of a user is journaled after the debit, so the balance after a row is the account's
+-- balance now plus the later rows of the same statement (submit_jobs debits several stakes at once,
+-- and no other transaction can debit the locked account in between), and before it that plus the
+-- amount: a threshold is crossed exactly once.
 CREATE FUNCTION modelmine._outbox_balance() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
@@ -1538,7 +1541,9 @@ BEGIN
     IF threshold IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT b.balance INTO after FROM modelmine.account_balances b WHERE b.id = NEW.debit_account;
+    SELECT b.balance + COALESCE((SELECT pg_catalog.sum(x.amount) FROM modelmine.journal x
+                                  WHERE x.debit_account = NEW.debit_account AND x.id > NEW.id), 0)
+      INTO after FROM modelmine.account_balances b WHERE b.id = NEW.debit_account;
     IF after < threshold AND after + NEW.amount >= threshold THEN
         PERFORM modelmine._outbox_emit(uid, 'balance_low',
             pg_catalog.jsonb_build_object('balance', after, 'threshold', threshold, 'amount', NEW.amount,
@@ -1886,6 +1891,15 @@ COMMENT ON FUNCTION modelmine.complete_jobs(jsonb) IS
     'Node holding the leases: complete_job for each of 1..32 jobs ([{"job_id": 42, "result": {...}}, ...]) in one transaction, each in its own subtransaction. One row per job, in order: the reward, or the SQLSTATE, message and hint complete_job would have raised for it (that job alone is left as it was).';
 REVOKE ALL ON FUNCTION modelmine.complete_jobs(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node;
+
+-- Issue 15: submitting many jobs in one call (extension/submitbatch.c).
+CREATE FUNCTION modelmine.submit_jobs(jobs jsonb) RETURNS TABLE (job_id bigint)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_submit_jobs';
+COMMENT ON FUNCTION modelmine.submit_jobs(jsonb) IS
+    'Submits 1..1000 jobs at once ([{"title": ..., "config": {...}, "description": ..., "stake": ..., "priority": ...}, ...]), each checked as submit_job checks it; all or nothing: the first refusal names the element (jobs[i]) and nothing is staked. One debit of the total, a stake journal row per job. Returns the ids in the order given.';
+REVOKE ALL ON FUNCTION modelmine.submit_jobs(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.submit_jobs(jsonb) TO modelmine_user;
 
 -- Issue 21: built-in trainers' configs are checked at submit by the workers' validator (C, no SQL
 -- change to submit_job); its schema is published.

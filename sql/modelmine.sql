@@ -562,6 +562,14 @@ COMMENT ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) IS
 REVOKE ALL ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) TO modelmine_user;
 
+CREATE FUNCTION modelmine.submit_jobs(jobs jsonb) RETURNS TABLE (job_id bigint)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_submit_jobs';
+COMMENT ON FUNCTION modelmine.submit_jobs(jsonb) IS
+    'Submits 1..1000 jobs at once ([{"title": ..., "config": {...}, "description": ..., "stake": ..., "priority": ...}, ...]), each checked as submit_job checks it; all or nothing: the first refusal names the element (jobs[i]) and nothing is staked. One debit of the total, a stake journal row per job. Returns the ids in the order given.';
+REVOKE ALL ON FUNCTION modelmine.submit_jobs(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.submit_jobs(jsonb) TO modelmine_user;
+
 CREATE FUNCTION modelmine.config_schema() RETURNS jsonb
     LANGUAGE c IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_config_schema_sql';
@@ -2243,8 +2251,10 @@ CREATE TRIGGER withdrawals_outbox AFTER UPDATE OF status ON modelmine.withdrawal
     FOR EACH ROW WHEN (OLD.status = 'PENDING' AND NEW.status <> 'PENDING')
     EXECUTE FUNCTION modelmine._outbox_withdrawal();
 
--- Every debit of a user is one journal row written after the debit, so the balance after it is the
--- account's balance now, and before it that plus the amount: a threshold is crossed exactly once.
+-- Every debit of a user is journaled after the debit, so the balance after a row is the account's
+-- balance now plus the later rows of the same statement (submit_jobs debits several stakes at once,
+-- and no other transaction can debit the locked account in between), and before it that plus the
+-- amount: a threshold is crossed exactly once.
 CREATE FUNCTION modelmine._outbox_balance() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
@@ -2259,7 +2269,9 @@ BEGIN
     IF threshold IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT b.balance INTO after FROM modelmine.account_balances b WHERE b.id = NEW.debit_account;
+    SELECT b.balance + COALESCE((SELECT pg_catalog.sum(x.amount) FROM modelmine.journal x
+                                  WHERE x.debit_account = NEW.debit_account AND x.id > NEW.id), 0)
+      INTO after FROM modelmine.account_balances b WHERE b.id = NEW.debit_account;
     IF after < threshold AND after + NEW.amount >= threshold THEN
         PERFORM modelmine._outbox_emit(uid, 'balance_low',
             pg_catalog.jsonb_build_object('balance', after, 'threshold', threshold, 'amount', NEW.amount,
