@@ -98,7 +98,8 @@ WriteJobs(int n, ArrayType *ids, ArrayType *results, ArrayType *rewards, int64 n
 
 /*
  * The journal rows MmPayOut writes for each job, in the per-job order (reward, then fee), and
- * the credits they append; then the ledger queue entries in the batch's order.
+ * the credits they append, one per account (balances only need the sums); then the ledger queue
+ * entries in the batch's order.
  */
 static void
 WriteBooks(int n, const int64 *job, const int64 *stake, const int64 *reward, int64 node_id)
@@ -110,8 +111,10 @@ WriteBooks(int n, const int64 *job, const int64 *stake, const int64 *reward, int
 		"j AS (INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
 		"      SELECT debit, credit, amount, reason, job_id FROM m ORDER BY ord RETURNING id), "
 		"d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
-		"      SELECT credit, amount FROM m UNION ALL SELECT debit, -amount FROM m "
-		"       WHERE debit < $6) "
+		"      SELECT account, pg_catalog.sum(amount) FROM ("
+		"        SELECT credit AS account, amount FROM m "
+		"        UNION ALL SELECT debit, -amount FROM m WHERE debit < $6) x "
+		"      GROUP BY account HAVING pg_catalog.sum(amount) <> 0) "
 		"SELECT pg_catalog.count(*) FROM j",
 	6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID}};
 	static MmPlan record = {

@@ -137,7 +137,7 @@ MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep, const char
 /*
  * A user pays n amounts from its own account at once (submit_jobs): one lock and one debit of the
  * total, then a journal row per payment (payees[i], amounts[i], job_ids[i]) in one statement, in
- * order.  False, changing nothing the caller keeps, when the account holds less than the total.
+ * order, and a credit per payee (the sum of its payments: balances only need the sums).  False, changing nothing the caller keeps, when the account holds less than the total.
  */
 bool
 MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts, const char *reason,
@@ -149,7 +149,7 @@ MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts, co
 		"j AS (INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
 		"      SELECT $1, credit, amount, $4, job_id FROM m ORDER BY ord RETURNING id), "
 		"d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
-		"      SELECT credit, amount FROM m) "
+		"      SELECT credit, pg_catalog.sum(amount) FROM m GROUP BY credit) "
 		"SELECT pg_catalog.count(*) FROM j",
 	5, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTOID, INT8ARRAYOID}};
 	Datum		args[5];
