@@ -1890,6 +1890,18 @@ COMMENT ON FUNCTION modelmine.complete_jobs(jsonb) IS
 REVOKE ALL ON FUNCTION modelmine.complete_jobs(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node;
 
+-- Issue 15: the statistics deltas are written per statement from the transition tables.
+COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
+    'Statement trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job inserted or changing status, in one insert per statement.';
+DROP TRIGGER jobs_stats_insert ON modelmine.jobs;
+DROP TRIGGER jobs_stats_update ON modelmine.jobs;
+CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._job_stats_trigger();
+CREATE TRIGGER jobs_stats_update AFTER UPDATE ON modelmine.jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._job_stats_trigger();
+
 -- Issue 15: submitting many jobs in one call (extension/submitbatch.c).
 CREATE FUNCTION modelmine.submit_jobs(jobs jsonb) RETURNS TABLE (job_id bigint)
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp

@@ -1092,13 +1092,17 @@ CREATE INDEX node_uptime_end_idx ON modelmine.node_uptime (node_id, ended_at);
 CREATE FUNCTION modelmine._job_stats_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'mm_job_stats_trigger';
 COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
-    'Row trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job status change.';
+    'Statement trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job inserted or changing status, in one insert per statement.';
 REVOKE ALL ON FUNCTION modelmine._job_stats_trigger() FROM PUBLIC;
 
+-- Statement triggers over the transition tables: one insert of deltas per statement, not a
+-- statement per job (submit_jobs and the set-based settlement change hundreds of jobs at once).
 CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs
-    FOR EACH ROW EXECUTE FUNCTION modelmine._job_stats_trigger();
-CREATE TRIGGER jobs_stats_update AFTER UPDATE OF status ON modelmine.jobs
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION modelmine._job_stats_trigger();
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._job_stats_trigger();
+CREATE TRIGGER jobs_stats_update AFTER UPDATE ON modelmine.jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._job_stats_trigger();
 
 -- Readers of statistics, balances and the ledger ask for the commit-time work (extension/housekeeping.c)
 -- instead of doing it inside their call, where an open transaction would hold its lock.
