@@ -3,10 +3,12 @@
  *
  * A worker whose jobs end within a few milliseconds of each other reports them together: one round
  * trip, one transaction, one synchronous commit and one run of the commit-time housekeeping instead
- * of one of each per job.  Each job is completed exactly as complete_job completes it
- * (MmCompleteJob: the caller's replica must be running, the job row is locked first, the validator
- * settles once), in its own internal subtransaction, so one job's refusal (canceled, lease lost, an
- * invalid result, a busy row) is that job's answer and leaves the others' settlements in place.
+ * of one of each per job.  The batch's single-replica jobs whose rows are free are settled first,
+ * set-based, in one subtransaction (settle.c: a few statements for the whole batch).  Every other
+ * job is completed exactly as complete_job completes it (MmCompleteJob: the caller's replica must
+ * be running, the job row is locked first, the validator settles once), in its own internal
+ * subtransaction, so one job's refusal (canceled, lease lost, an invalid result, a busy row) is
+ * that job's answer and leaves the others' settlements in place.
  *
  * The batch is bounded by MM_COMPLETE_MAX: every subtransaction that writes takes a subtransaction
  * id, and past the 64 a backend caches, every snapshot taken anywhere in the cluster would have to
@@ -113,39 +115,85 @@ AnswerFor(const ErrorData *e)
 }
 
 /*
- * Completes one job in an internal subtransaction and adds its answer to the result set: the
- * reward, or the error's SQLSTATE, message and hint.
+ * Runs fn(arg) in an internal subtransaction; returns NULL when it succeeded, or the error that is
+ * an answer (its work rolled back).  Any other error ends the whole call.
  */
-static void
-CompleteOne(const Completion *c, ReturnSetInfo *rsinfo)
+static ErrorData *
+InSubtransaction(void (*fn) (void *), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	Datum		values[5] = {Int64GetDatum(c->job_id)};
-	bool		nulls[5] = {false, false, true, true, true};
+	ErrorData  *volatile e = NULL;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		values[1] = Int64GetDatum(MmCompleteJob(c->job_id, c->result));
+		fn(arg);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 	}
 	PG_CATCH();
 	{
-		ErrorData  *e;
-
 		MemoryContextSwitchTo(cxt);
 		e = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		/* only an error a caller can act on is an answer; anything else ends the whole call */
 		if (!AnswerFor(e))
 			ReThrowError(e);
+	}
+	PG_END_TRY();
+	return e;
+}
+
+/* One job of the batch and, once settled or refused, its answer. */
+typedef struct Settling
+{
+	const Completion *c;
+	int64		reward;
+} Settling;
+
+/* fn for InSubtransaction: completes one job as complete_job does. */
+static void
+CompleteOneJob(void *arg)
+{
+	Settling   *s = arg;
+
+	s->reward = MmCompleteJob(s->c->job_id, s->c->result);
+}
+
+/* The batch, as the set-based path (settle.c) takes it. */
+typedef struct Batch
+{
+	int64		node_id;
+	int			n;
+	int64	   *ids;
+	Jsonb	  **results;
+	bool	   *settled;
+	int64	   *paid;
+} Batch;
+
+/* fn for InSubtransaction: settles the batch's single-replica jobs set-based. */
+static void
+SettleSingles(void *arg)
+{
+	Batch	   *b = arg;
+
+	(void) MmSettleSingles(b->node_id, b->ids, b->results, b->n, b->settled, b->paid);
+}
+
+/* Adds a job's answer to the result set: the reward, or the error's SQLSTATE, message and hint. */
+static void
+PutAnswer(ReturnSetInfo *rsinfo, int64 job_id, int64 reward, const ErrorData *e)
+{
+	Datum		values[5] = {Int64GetDatum(job_id), Int64GetDatum(reward)};
+	bool		nulls[5] = {false, false, true, true, true};
+
+	if (e)
+	{
 		nulls[1] = true;
 		values[2] = CStringGetTextDatum(unpack_sql_state(e->sqlerrcode));
 		values[3] = CStringGetTextDatum(e->message ? e->message : "");
@@ -156,21 +204,44 @@ CompleteOne(const Completion *c, ReturnSetInfo *rsinfo)
 			nulls[4] = false;
 		}
 	}
-	PG_END_TRY();
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
-/* Completes each job of the batch in turn (see the file header). */
+/*
+ * Settles the single-replica jobs set-based, then completes the others one by one as complete_job
+ * does (see the file header); answers in the batch's order.  When the set-based step refuses (an
+ * invalid result, a count that does not match), every job takes the per-job path.
+ */
 static void
 CompleteJobs(Jsonb *in, ReturnSetInfo *rsinfo)
 {
-	int			n;
+	Batch		b;
 	Completion *c;
 
-	(void) MmRequireNode(false);	/* a call that is not a node's is refused as a whole */
-	c = ReadCompletions(in, &n);
-	for (int i = 0; i < n; i++)
-		CompleteOne(&c[i], rsinfo);
+	b.node_id = MmRequireNode(false);	/* a call that is not a node's is refused as a whole */
+	c = ReadCompletions(in, &b.n);
+	b.ids = palloc(sizeof(int64) * b.n);
+	b.results = palloc(sizeof(Jsonb *) * b.n);
+	b.settled = palloc0(sizeof(bool) * b.n);
+	b.paid = palloc0(sizeof(int64) * b.n);
+	for (int i = 0; i < b.n; i++)
+	{
+		b.ids[i] = c[i].job_id;
+		b.results[i] = c[i].result;
+	}
+	if (InSubtransaction(SettleSingles, &b) != NULL)
+		memset(b.settled, 0, sizeof(bool) * b.n);
+	for (int i = 0; i < b.n; i++)
+	{
+		Settling	s = {&c[i], 0};
+		ErrorData  *e = NULL;
+
+		if (b.settled[i])
+			s.reward = b.paid[i];
+		else
+			e = InSubtransaction(CompleteOneJob, &s);
+		PutAnswer(rsinfo, c[i].job_id, s.reward, e);
+	}
 }
 
 /* complete_jobs(completions) -> (job_id, reward, sqlstate, error, hint) per job, in order. */

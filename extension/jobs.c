@@ -28,22 +28,6 @@ PG_FUNCTION_INFO_V1(mm_notify_job_end);
 PG_FUNCTION_INFO_V1(mm_notify_job_status);
 
 
-typedef struct SubmitArgs
-{
-	text	   *title;
-	Jsonb	   *config;
-	text	   *description;
-	bool		stake_given;
-	int64		stake;
-	bool		priority_given;
-	int32		priority;
-	bool		start_by_given;
-	TimestampTz start_by;
-	bool		finish_by_given;
-	TimestampTz finish_by;
-	Jsonb	   *requirements;
-} SubmitArgs;
-
 /* The JSON type of a jsonb value, as a word for error messages. */
 static const char *
 JsonbKind(Jsonb *j)
@@ -149,7 +133,7 @@ ValidTitle(text *t)
 
 /* Refuses deadlines that are infinite, already past, or out of order (22023, naming the field). */
 static void
-CheckDeadlines(const SubmitArgs *a)
+CheckDeadlines(const MmSubmitArgs *a)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	const char *hint = "Pass a time in the future, e.g. now() + interval '1 hour'; finish_by must "
@@ -195,30 +179,18 @@ ParseRequirements(Jsonb *req, MmResources *need)
 	MmParseResources(req, "requirements", need);
 }
 
-/* Inserts a job for the signed-in user and moves its stake from the user's balance to escrow. */
-static int64
-SubmitJob(SubmitArgs *a)
+/*
+ * Checks a submission, raising 22023 naming the field; fills in the trimmed title, the stake, the
+ * priority, the replicas wanted and the requirements.  Shared by submit_job and submit_jobs
+ * (submitbatch.c).
+ */
+void
+MmCheckSubmit(MmSubmitArgs *a)
 {
-	static MmPlan ins = {
-		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority, "
-		"                           replicas, replicas_wanted, open_replicas, validation, "
-		"                           start_by, finish_by, need_memory_mb, need_cores, need_labels) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END, "
-		"        $8, $9, $10, $11, $12) "
-		"RETURNING id, requirement",
-	12, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID, TIMESTAMPTZOID,
-	TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID}};
-	int64		user_id = MmRequireUser(false, NULL);
-	char	   *title = ValidTitle(a->title);
 	int64		max_config = MmSetting("max_config_bytes");
-	int64		stake,
-				job_id,
-				have = 0;
-	Datum		args[12];
-	char		nulls[12] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' ',
-		a->start_by_given ? ' ' : 'n', a->finish_by_given ? ' ' : 'n', ' ', ' ', ' '};
-	MmResources need;
+	int64		stake;
 
+	a->title_out = ValidTitle(a->title);
 	if (a->config == NULL)
 		BadParam("config is required", NULL, "Pass a JSON object such as '{\"trainer\": "
 											 "\"logreg\"}'.");
@@ -259,28 +231,55 @@ SubmitJob(SubmitArgs *a)
 		BadParam("invalid priority", psprintf("Got %d.", a->priority),
 				 "Pass a priority from -1000 to 1000 (higher runs first).");
 	CheckDeadlines(a);
-	ParseRequirements(a->requirements, &need);
+	ParseRequirements(a->requirements, &a->need_out);
 	/* last of the checks, as the costliest: the workers' own validator; nothing staked if refused */
 	MmCheckTrainerConfig(a->config);
+	a->stake_out = stake;
+	a->priority_out = a->priority_given ? a->priority : 0;
+	a->replicas_out = (int16) MmConfigReplicas(a->config);
+}
 
+/* Inserts a job for the signed-in user and moves its stake from the user's balance to escrow. */
+static int64
+SubmitJob(MmSubmitArgs *a)
+{
+	static MmPlan ins = {
+		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority, "
+		"                           replicas, replicas_wanted, open_replicas, validation, "
+		"                           start_by, finish_by, need_memory_mb, need_cores, need_labels) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END, "
+		"        $8, $9, $10, $11, $12) "
+		"RETURNING id, requirement",
+	12, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID}};
+	int64		user_id = MmRequireUser(false, NULL);
+	int64		stake,
+				job_id,
+				have = 0;
+	Datum		args[12];
+	char		nulls[12] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' ',
+		a->start_by_given ? ' ' : 'n', a->finish_by_given ? ' ' : 'n', ' ', ' ', ' '};
+
+	MmCheckSubmit(a);
+	stake = a->stake_out;
 	args[0] = Int64GetDatum(user_id);
-	args[1] = CStringGetTextDatum(title);
+	args[1] = CStringGetTextDatum(a->title_out);
 	args[2] = a->description ? PointerGetDatum(a->description) : (Datum) 0;
 	args[3] = JsonbPGetDatum(a->config);
 	args[4] = Int64GetDatum(stake);
-	args[5] = Int32GetDatum(a->priority_given ? a->priority : 0);
-	args[6] = Int16GetDatum((int16) MmConfigReplicas(a->config));
+	args[5] = Int32GetDatum(a->priority_out);
+	args[6] = Int16GetDatum(a->replicas_out);
 	args[7] = TimestampTzGetDatum(a->start_by);
 	args[8] = TimestampTzGetDatum(a->finish_by);
-	args[9] = Int32GetDatum(need.memory_mb);
-	args[10] = Int32GetDatum(need.cores);
-	args[11] = need.labels;
+	args[9] = Int32GetDatum(a->need_out.memory_mb);
+	args[10] = Int32GetDatum(a->need_out.cores);
+	args[11] = a->need_out.labels;
 	/* the user's own fair-share row first: the claims' walk must see the user once this commits */
 	MmFairShareSubmitted(user_id);
 	MmExec(&ins, args, nulls, false, 1);
 	job_id = MmInt64(0, 1, NULL);
 	/* the requirement column is derived from the config by the row itself */
-	MmCheckPlaceable(&need, MmText(0, 2));
+	MmCheckPlaceable(&a->need_out, MmText(0, 2));
 
 	if (!MmTrySpend(MmUserAccount(user_id), MM_ESCROW_ACCOUNT(job_id), stake, "stake", job_id,
 					NULL, &have))
@@ -510,9 +509,10 @@ mm_notify_job_end(PG_FUNCTION_ARGS)
 Datum
 mm_submit_job(PG_FUNCTION_ARGS)
 {
-	SubmitArgs	a;
+	MmSubmitArgs a;
 	int64		id;
 
+	memset(&a, 0, sizeof(a));
 	a.title = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	a.config = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	a.description = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);

@@ -589,8 +589,8 @@ MmResultNumber(Jsonb *result, const char *key, double *out)
 }
 
 /* Refuses a result that is not an object, too large, or has missing or out-of-range numbers. */
-static void
-CheckResult(Jsonb *result)
+void
+MmCheckResult(Jsonb *result)
 {
 	double		accuracy,
 				loss,
@@ -658,7 +658,7 @@ MmCompleteJob(int64 job_id, Jsonb *result)
 	Datum		args[3];
 	int32		wanted;
 
-	CheckResult(result);
+	MmCheckResult(result);
 	wanted = LockLeasedJob(job_id, node_id);
 	args[0] = Int64GetDatum(job_id);
 	args[1] = Int64GetDatum(node_id);

@@ -11,6 +11,7 @@
 #include "executor/spi.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
+#include "datatype/timestamp.h"
 
 #include "modelmine/protocol.h"
 
@@ -99,19 +100,6 @@ extern char *MmPrintable(const char *s, int len, int max);
 /* ---- configcheck.c: a built-in trainer's config, checked by the workers' validator ---- */
 extern void MmCheckTrainerConfig(Jsonb *config);
 
-/* ---- lease.c ---- */
-extern bool MmResultNumber(Jsonb *result, const char *key, double *out);
-extern int64 MmCompleteJob(int64 job_id, Jsonb *result);
-
-/* replicas.c: replicas wanted, trust, lost replicas; validate.c: the validator */
-extern int32 MmConfigReplicas(Jsonb *config);
-extern int32 MmRecordScore(int64 completed, int64 failed, int64 invalid);
-extern bool MmCaught(int64 valid, int64 invalid);
-extern int32 MmSpotcheckPct(int64 valid, int64 invalid, int32 score);
-extern void MmReleaseReplicas(int64 job_id);
-extern bool MmReplicaLost(int64 job_id, int64 node_id, const char *status, const char *why);
-extern int64 MmValidateJob(int64 job_id, int64 caller, int32 wanted);
-
 /* ---- placement.c: what a job needs and what a node offers ---- */
 typedef struct MmResources
 {
@@ -123,6 +111,48 @@ typedef struct MmResources
 extern bool MmResourceKey(const char *key, int len);
 extern void MmParseResources(Jsonb *doc, const char *field, MmResources *out);
 extern void MmCheckPlaceable(const MmResources *need, const char *requirement);
+
+/* ---- jobs.c: a submission, as submit_job and submit_jobs (submitbatch.c) check it ---- */
+typedef struct MmSubmitArgs
+{
+	text	   *title;
+	Jsonb	   *config;
+	text	   *description;
+	bool		stake_given;
+	int64		stake;
+	bool		priority_given;
+	int32		priority;
+	bool		start_by_given;
+	TimestampTz start_by;
+	bool		finish_by_given;
+	TimestampTz finish_by;
+	Jsonb	   *requirements;
+	/* filled in by MmCheckSubmit */
+	char	   *title_out;
+	int64		stake_out;
+	int32		priority_out;
+	int16		replicas_out;
+	MmResources need_out;
+} MmSubmitArgs;
+extern void MmCheckSubmit(MmSubmitArgs *a);
+
+/* ---- lease.c ---- */
+extern bool MmResultNumber(Jsonb *result, const char *key, double *out);
+extern int64 MmCompleteJob(int64 job_id, Jsonb *result);
+extern void MmCheckResult(Jsonb *result);
+
+/* ---- settle.c: a batch's single-replica jobs, set-based ---- */
+extern int	MmSettleSingles(int64 node_id, const int64 *ids, Jsonb **results, int k, bool *settled,
+							int64 *paid);
+
+/* replicas.c: replicas wanted, trust, lost replicas; validate.c: the validator */
+extern int32 MmConfigReplicas(Jsonb *config);
+extern int32 MmRecordScore(int64 completed, int64 failed, int64 invalid);
+extern bool MmCaught(int64 valid, int64 invalid);
+extern int32 MmSpotcheckPct(int64 valid, int64 invalid, int32 score);
+extern void MmReleaseReplicas(int64 job_id);
+extern bool MmReplicaLost(int64 job_id, int64 node_id, const char *status, const char *why);
+extern int64 MmValidateJob(int64 job_id, int64 caller, int32 wanted);
 
 /* ---- deadlines.c ---- */
 extern int64 MmExpireJobs(int32 max_jobs);
@@ -140,6 +170,8 @@ extern int64 MmFoldStats(void);
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
 					   int64 *journal_id, int64 *have);
+extern bool MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts,
+						   const char *reason, const Datum *job_ids, int64 *have);
 extern bool MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep,
 							  const char *reason, int64 job_id, int64 *journal_id, int64 *have);
 extern int64 MmPayOut(int64 from, int64 to, int64 amount, const char *reason, int64 job_id);

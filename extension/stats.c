@@ -3,9 +3,9 @@
  *
  * Counting 1M jobs per request is too slow, and one counter row updated by every job would
  * serialise everything (a counter row per user would serialise each user's jobs).  So writers only
- * ever INSERT: a row trigger on modelmine.jobs appends a delta (+1 for the new status, -1 for the
- * old one, with the stake and, on completion, the accuracy) to modelmine.job_stat_deltas, which no
- * one updates, so writers never wait on each other.  Folding the deltas into modelmine.job_stats
+ * ever INSERT: a statement trigger on modelmine.jobs appends a delta per changed job (+1 for the new
+ * status, -1 for the old one, with the stake and, on completion, the accuracy) to
+ * modelmine.job_stat_deltas, which no one updates, so writers never wait on each other.  Folding the deltas into modelmine.job_stats
  * (one row per month and status) and modelmine.user_job_stats (one row per user and status) runs
  * under a transaction-level advisory try-lock, exactly like ledger sealing: whoever gets it folds
  * everything committed, everybody else skips.  Readers sum the folded rows plus the few unfolded
@@ -111,18 +111,76 @@ RecordChange(TriggerData *td)
 	VersionDelta(newt, desc, new_label, 1);
 }
 
-/* AFTER INSERT OR UPDATE OF status row trigger on modelmine.jobs. */
+/*
+ * The same deltas for a whole statement, from its transition tables: one INSERT for all the rows
+ * (a row trigger paid a statement's start-up per job, and submit_jobs and the set-based settlement
+ * change hundreds of jobs per statement).  One delta row per version still, as VersionDelta
+ * writes it: a sum per group could outgrow a bigint stake.
+ */
+/*
+ * A numeric accuracy as MmResultNumber reads it: below 1e-300 a double underflows, and the C
+ * conversion gives 0 where a cast would raise (check_invariants recounts it the same way).
+ */
+#define ACCURACY(row) \
+	"CASE WHEN (" row ".result -> 'accuracy')::numeric < 1e-300 THEN 0 " \
+	"ELSE (" row ".result -> 'accuracy')::numeric::double precision END"
+
+static void
+RecordStatement(TriggerData *td)
+{
+	static MmPlan inserted = {
+		"INSERT INTO modelmine.job_stat_deltas "
+		"(month, user_id, status, jobs, stake, accuracy_sum, accuracy_n) "
+		"SELECT pg_catalog.date_trunc('month', n.created_at AT TIME ZONE 'UTC')::date, n.user_id, "
+		"       n.status, 1, n.stake, COALESCE(a.v, 0), (a.v IS NOT NULL)::integer "
+		"  FROM new_jobs n CROSS JOIN LATERAL (SELECT CASE WHEN n.status = 'COMPLETED' "
+		"       AND pg_catalog.jsonb_typeof(n.result -> 'accuracy') = 'number' "
+		"       THEN " ACCURACY("n") " END AS v) a", 0, {0}};
+	static MmPlan updated = {
+		"INSERT INTO modelmine.job_stat_deltas "
+		"(month, user_id, status, jobs, stake, accuracy_sum, accuracy_n) "
+		"SELECT pg_catalog.date_trunc('month', v.created_at AT TIME ZONE 'UTC')::date, v.user_id, "
+		"       v.status, v.sign, v.sign * v.stake, COALESCE(v.acc, 0), (v.acc IS NOT NULL)::integer "
+		"  FROM old_jobs o JOIN new_jobs n ON n.id = o.id "
+		" CROSS JOIN LATERAL (VALUES "
+		"       (o.created_at, o.user_id, o.status, -1, o.stake, NULL::double precision), "
+		"       (n.created_at, n.user_id, n.status, 1, n.stake, "
+		"        CASE WHEN n.status = 'COMPLETED' "
+		"              AND pg_catalog.jsonb_typeof(n.result -> 'accuracy') = 'number' "
+		"             THEN " ACCURACY("n") " END)) "
+		"       AS v(created_at, user_id, status, sign, stake, acc) "
+		" WHERE o.status IS DISTINCT FROM n.status", 0, {0}};
+
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "modelmine: could not read the transition tables of %s",
+			 RelationGetRelationName(td->tg_relation));
+	MmExec(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? &updated : &inserted, NULL, NULL, false, 0);
+}
+
+/*
+ * AFTER trigger on modelmine.jobs: for each statement with transition tables (1.1), or for each
+ * row on INSERT or UPDATE OF status (the 1.0 schema binds it so until updated).
+ */
 Datum
 mm_job_stats_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
+	bool		statement;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!TRIGGER_FIRED_AFTER(td->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-						errmsg("mm_job_stats_trigger must be an AFTER row trigger")));
+						errmsg("mm_job_stats_trigger must be an AFTER trigger")));
+	statement = TRIGGER_FIRED_FOR_STATEMENT(td->tg_event);
+	if (statement && (td->tg_newtable == NULL ||
+					  (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && td->tg_oldtable == NULL)))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+						errmsg("mm_job_stats_trigger needs the statement's transition tables"),
+						errhint("Define it REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs.")));
 	MmConnect();
-	RecordChange(td);
+	if (statement)
+		RecordStatement(td);
+	else
+		RecordChange(td);
 	SPI_finish();
 	MmAtCommit(MM_AT_COMMIT_STATS);
 	return PointerGetDatum(NULL);

@@ -80,13 +80,11 @@ Record(int64 debit, int64 credit, int64 amount, const char *reason, int64 job_id
 }
 
 /*
- * A user or node pays amount from its own account, leaving at least keep tokens in it (a locked
- * signup grant, see grants.c).  Returns false, changing nothing the caller keeps (the caller
- * raises), when the account holds less than amount + keep; *have then says what it holds.
+ * Locks an owned account's row, folds its committed deltas and debits amount if that leaves at
+ * least keep tokens; returns false, debiting nothing, when it holds less (*have: what it holds).
  */
-bool
-MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep, const char *reason,
-				  int64 job_id, int64 *journal_id, int64 *have)
+static bool
+Debit(int64 payer, int64 amount, int64 keep, int64 *have)
 {
 	static MmPlan lock = {
 		"SELECT balance FROM modelmine.accounts WHERE id = $1 FOR NO KEY UPDATE", 1, {INT8OID}};
@@ -114,10 +112,61 @@ MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep, const char
 			*have = total;
 		return false;
 	}
+	return true;
+}
+
+/*
+ * A user or node pays amount from its own account, leaving at least keep tokens in it (a locked
+ * signup grant, see grants.c).  Returns false, changing nothing the caller keeps (the caller
+ * raises), when the account holds less than amount + keep; *have then says what it holds.
+ */
+bool
+MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep, const char *reason,
+				  int64 job_id, int64 *journal_id, int64 *have)
+{
+	if (!Debit(payer, amount, keep, have))
+		return false;
 	if (journal_id)
 		*journal_id = Record(payer, payee, amount, reason, job_id);
 	else
 		(void) Record(payer, payee, amount, reason, job_id);
+	MmAtCommit(MM_AT_COMMIT_CREDITS);
+	return true;
+}
+
+/*
+ * A user pays n amounts from its own account at once (submit_jobs): one lock and one debit of the
+ * total, then a journal row per payment (payees[i], amounts[i], job_ids[i]) in one statement, in
+ * order, and a credit per payee (the sum of its payments: balances only need the sums).  False, changing nothing the caller keeps, when the account holds less than the total.
+ */
+bool
+MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts, const char *reason,
+			   const Datum *job_ids, int64 *have)
+{
+	static MmPlan post = {
+		"WITH m AS (SELECT * FROM unnest($2::bigint[], $3::bigint[], $5::bigint[]) WITH ORDINALITY "
+		"             AS m(credit, amount, job_id, ord)), "
+		"j AS (INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
+		"      SELECT $1, credit, amount, $4, job_id FROM m ORDER BY ord RETURNING id), "
+		"d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
+		"      SELECT credit, pg_catalog.sum(amount) FROM m GROUP BY credit) "
+		"SELECT pg_catalog.count(*) FROM j",
+	5, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTOID, INT8ARRAYOID}};
+	Datum		args[5];
+	int64		total = 0;
+
+	for (int i = 0; i < n; i++)
+		total += DatumGetInt64(amounts[i]);		/* each <= max_stake <= 10^15, n <= 10^3 */
+	if (!Debit(payer, total, 0, have))
+		return false;
+	args[0] = Int64GetDatum(payer);
+	args[1] = PointerGetDatum(construct_array_builtin((Datum *) payees, n, INT8OID));
+	args[2] = PointerGetDatum(construct_array_builtin((Datum *) amounts, n, INT8OID));
+	args[3] = CStringGetTextDatum(reason);
+	args[4] = PointerGetDatum(construct_array_builtin((Datum *) job_ids, n, INT8OID));
+	if (MmExec(&post, args, NULL, false, 1) != 1 || MmInt64(0, 1, NULL) != n)
+		elog(ERROR, "modelmine: " INT64_FORMAT " of %d journal rows written",
+			 MmInt64(0, 1, NULL), n);
 	MmAtCommit(MM_AT_COMMIT_CREDITS);
 	return true;
 }

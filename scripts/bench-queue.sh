@@ -19,10 +19,10 @@
 #                  call its own transaction, as the worker does. process/s = jobs completed / (last
 #                  completion - first claim), from the jobs' own timestamps
 #   step_sql_process_batched  (a) the same with complete_jobs: N more jobs (submitted untimed, 1000 per
-#                  statement), each session's claimed jobs reported in one complete_jobs call and
+#                  submit_jobs call), each session's claimed jobs reported in one complete_jobs call and
 #                  transaction, as a worker's group commit does
-#   step_batch_enqueue one session submits N more jobs, 1000 submit_job calls per statement and
-#                  transaction (the peers enqueue in batches of 1,000 or 10,000 too)
+#   step_batch_enqueue one session submits N more jobs, submit_jobs calls of 1000 jobs each, one
+#                  transaction each (the peers enqueue in batches of 1,000 or 10,000 too)
 #   step_workers   (b) M real workers (worker/modelmine-worker --slots S --exit-when-idle) drain those N
 #                  jobs: each job runs the noop trainer in the slot's persistent trainer process; jobs/s
 #                  from the first claim to the last completion, and the CPU time the workers and their
@@ -343,6 +343,12 @@ step_sql_process() {
     report_sql_process sql-noop sql_process "$iters"
 }
 
+# One submit_jobs call of 1000 noop jobs titled $1, staking $stake each (the array built in SQL).
+submit_1000() {
+    echo "SELECT count(*) FROM modelmine.submit_jobs((SELECT jsonb_agg(jsonb_build_object('title', '$1'," \
+         "'config', '{\"trainer\": \"noop\"}'::jsonb, 'stake', $stake)) FROM generate_series(1, 1000))) \\g /dev/null"
+}
+
 step_sql_process_batched() {
     local per_client iters b s
     per_client=$(( (jobs / sessions + batch - 1) / batch ))
@@ -351,7 +357,7 @@ step_sql_process_batched() {
     {
         echo "SELECT modelmine.authenticate(token) FROM bench.creds WHERE client = 0 \\g /dev/null"
         for (( s = 0; s < (jobs + 999) / 1000; s++ )); do
-            echo "SELECT count(modelmine.submit_job('sql-batch', '{\"trainer\": \"noop\"}', NULL, $stake)) FROM generate_series(1, 1000) \\g /dev/null"
+            submit_1000 sql-batch
         done
     } >"$work/batch-submit.sql"
     mm_psql -q -U mm_bench -d "$db" -f "$work/batch-submit.sql"
@@ -369,12 +375,12 @@ step_sql_process_batched() {
 
 step_batch_enqueue() {
     local t0 t1 s
-    heading "(a) SQL: enqueue in batches, 1 session, $((jobs / 1000)) statements of 1000 submit_job calls"
+    heading "(a) SQL: enqueue in batches, 1 session, $((jobs / 1000)) submit_jobs calls of 1000 jobs"
     quiet
     {
         echo "SELECT modelmine.authenticate(token) FROM bench.creds WHERE client = 0 \\g /dev/null"
         for (( s = 0; s < jobs / 1000; s++ )); do
-            echo "SELECT count(modelmine.submit_job('worker-noop', '{\"trainer\": \"noop\"}', NULL, $stake)) FROM generate_series(1, 1000) \\g /dev/null"
+            submit_1000 worker-noop
         done
     } >"$work/batch.sql"
     t0=$(now_s)
@@ -552,7 +558,7 @@ step_api_workers() {
     {
         echo "SELECT modelmine.authenticate(token) FROM bench.creds WHERE client = 0 \\g /dev/null"
         for (( s = 0; s < jobs / 1000; s++ )); do
-            echo "SELECT count(modelmine.submit_job('api-noop', '{\"trainer\": \"noop\"}', NULL, $stake)) FROM generate_series(1, 1000) \\g /dev/null"
+            submit_1000 api-noop
         done
     } >"$work/api-batch.sql"
     mm_psql -q -U mm_bench -d "$db" -f "$work/api-batch.sql"

@@ -20,7 +20,8 @@
 --     update runs becomes a running replica), jobs gain replicas/replicas_wanted/open_replicas/validation,
 --     nodes results_valid/results_invalid; new settings max_replicas, max_extra_replicas,
 --     loss/accuracy_tolerance_ppm, spotcheck_pct, trusted_after_results, scarce_delay_ms;
---   * issue 15: complete_jobs settles up to 32 of a node's jobs in one transaction;
+--   * issue 15: complete_jobs settles up to 32 of a node's jobs in one transaction; submit_jobs
+--     submits up to 1000 in one call;
 --   * issue 21: submit_job refuses a built-in trainer's config no worker would run; config_schema();
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
 -- Functions whose signature changed are dropped and created again (views on them too); functions
@@ -1484,25 +1485,33 @@ COMMENT ON FUNCTION modelmine._outbox_emit(bigint, text, jsonb) IS
     'Writes the outbox rows of one event for a user, as their preferences say (email and every webhook, one event id), in the caller''s transaction, and but for job events wakes the sender (NOTIFY modelmine_outbox); returns how many.';
 REVOKE ALL ON FUNCTION modelmine._outbox_emit(bigint, text, jsonb) FROM PUBLIC;
 
+-- A statement trigger: the set-based settlement ends a batch of jobs in one statement, and most users
+-- opted into no job events, so one query per statement finds the few to announce.
 CREATE FUNCTION modelmine._outbox_job() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
-    PERFORM modelmine._outbox_emit(NEW.user_id, 'job_' || pg_catalog.lower(NEW.status::text),
-        pg_catalog.jsonb_build_object('job_id', NEW.id, 'title', NEW.title, 'status', NEW.status,
-                                      'stake', NEW.stake, 'node_id', NEW.node_id,
-                                      'error', pg_catalog.left(NEW.error, 500),
-                                      'finished_at', COALESCE(NEW.finished_at, pg_catalog.now())));
+    PERFORM modelmine._outbox_emit(n.user_id, e.event,
+        pg_catalog.jsonb_build_object('job_id', n.id, 'title', n.title, 'status', n.status,
+                                      'stake', n.stake, 'node_id', n.node_id,
+                                      'error', pg_catalog.left(n.error, 500),
+                                      'finished_at', COALESCE(n.finished_at, pg_catalog.now())))
+       FROM old_jobs o JOIN new_jobs n ON n.id = o.id
+      CROSS JOIN LATERAL (SELECT 'job_' || pg_catalog.lower(n.status::text) AS event) e
+      WHERE o.status IS DISTINCT FROM n.status AND n.status IN ('COMPLETED', 'FAILED', 'CANCELED')
+        -- _outbox_emit checks the preferences again; this only skips the calls that write nothing
+        AND EXISTS (SELECT 1 FROM modelmine.notification_prefs p
+                     WHERE p.user_id = n.user_id AND e.event = ANY (p.events))
+      ORDER BY n.id;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION modelmine._outbox_job() IS
-    'Row trigger: a job reached COMPLETED, FAILED or CANCELED; notifies its owner (job_completed, job_failed, job_canceled).';
+    'Statement trigger: each job that reached COMPLETED, FAILED or CANCELED notifies its owner (job_completed, job_failed, job_canceled).';
 REVOKE ALL ON FUNCTION modelmine._outbox_job() FROM PUBLIC;
-CREATE TRIGGER jobs_outbox AFTER UPDATE OF status ON modelmine.jobs
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
-                       AND NEW.status IN ('COMPLETED', 'FAILED', 'CANCELED'))
-    EXECUTE FUNCTION modelmine._outbox_job();
+CREATE TRIGGER jobs_outbox AFTER UPDATE ON modelmine.jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._outbox_job();
 
 CREATE FUNCTION modelmine._outbox_withdrawal() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -1522,37 +1531,39 @@ CREATE TRIGGER withdrawals_outbox AFTER UPDATE OF status ON modelmine.withdrawal
     FOR EACH ROW WHEN (OLD.status = 'PENDING' AND NEW.status <> 'PENDING')
     EXECUTE FUNCTION modelmine._outbox_withdrawal();
 
--- Every debit of a user is one journal row written after the debit, so the balance after it is the
--- account's balance now, and before it that plus the amount: a threshold is crossed exactly once.
+-- Every debit of a user is journaled after the debit (no other transaction can debit the locked
+-- account in between), so the balance after a row is the account's balance now plus the later rows
+-- of the same statement, and before it that plus the amount: a threshold is crossed exactly once.
+-- A statement trigger: submit_jobs journals a thousand stakes in one statement, and most users have
+-- no threshold, so one query per statement instead of one call per row.
 CREATE FUNCTION modelmine._outbox_balance() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
-DECLARE
-    uid bigint;
-    threshold bigint;
-    after bigint;
 BEGIN
-    SELECT a.user_id, p.balance_threshold INTO uid, threshold
-      FROM modelmine.accounts a JOIN modelmine.notification_prefs p ON p.user_id = a.user_id
-     WHERE a.id = NEW.debit_account AND 'balance_low' = ANY (p.events);
-    IF threshold IS NULL THEN
-        RETURN NULL;
-    END IF;
-    SELECT b.balance INTO after FROM modelmine.account_balances b WHERE b.id = NEW.debit_account;
-    IF after < threshold AND after + NEW.amount >= threshold THEN
-        PERFORM modelmine._outbox_emit(uid, 'balance_low',
-            pg_catalog.jsonb_build_object('balance', after, 'threshold', threshold, 'amount', NEW.amount,
-                                          'reason', NEW.reason, 'job_id', NEW.job_id));
-    END IF;
+    PERFORM modelmine._outbox_emit(d.user_id, 'balance_low',
+            pg_catalog.jsonb_build_object('balance', d.after, 'threshold', d.threshold,
+                                          'amount', d.amount, 'reason', d.reason, 'job_id', d.job_id))
+       FROM (SELECT a.user_id, p.balance_threshold AS threshold, n.id, n.amount, n.reason, n.job_id,
+                    b.balance + COALESCE(pg_catalog.sum(n.amount) OVER (
+                        PARTITION BY n.debit_account ORDER BY n.id DESC
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS after
+               FROM new_rows n
+               JOIN modelmine.accounts a ON a.id = n.debit_account
+               JOIN modelmine.notification_prefs p
+                 ON p.user_id = a.user_id AND 'balance_low' = ANY (p.events)
+               JOIN modelmine.account_balances b ON b.id = n.debit_account
+              WHERE n.debit_account >= 1000 AND p.balance_threshold IS NOT NULL) d
+      WHERE d.after < d.threshold AND d.after + d.amount >= d.threshold
+      ORDER BY d.id;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION modelmine._outbox_balance() IS
-    'Row trigger on the journal: a debit took a user''s balance below their balance_threshold; notifies them (balance_low).';
+    'Statement trigger on the journal: each debit that took a user''s balance below their balance_threshold notifies them (balance_low).';
 REVOKE ALL ON FUNCTION modelmine._outbox_balance() FROM PUBLIC;
 CREATE TRIGGER journal_outbox AFTER INSERT ON modelmine.journal
-    FOR EACH ROW WHEN (NEW.debit_account >= 1000)    -- user and node accounts only
-    EXECUTE FUNCTION modelmine._outbox_balance();
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._outbox_balance();
 
 CREATE FUNCTION modelmine._outbox_signup() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -1886,6 +1897,27 @@ COMMENT ON FUNCTION modelmine.complete_jobs(jsonb) IS
     'Node holding the leases: complete_job for each of 1..32 jobs ([{"job_id": 42, "result": {...}}, ...]) in one transaction, each in its own subtransaction. One row per job, in order: the reward, or the SQLSTATE, message and hint complete_job would have raised for it (that job alone is left as it was).';
 REVOKE ALL ON FUNCTION modelmine.complete_jobs(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node;
+
+-- Issue 15: the statistics deltas are written per statement from the transition tables.
+COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
+    'Statement trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job inserted or changing status, in one insert per statement.';
+DROP TRIGGER jobs_stats_insert ON modelmine.jobs;
+DROP TRIGGER jobs_stats_update ON modelmine.jobs;
+CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._job_stats_trigger();
+CREATE TRIGGER jobs_stats_update AFTER UPDATE ON modelmine.jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._job_stats_trigger();
+
+-- Issue 15: submitting many jobs in one call (extension/submitbatch.c).
+CREATE FUNCTION modelmine.submit_jobs(jobs jsonb) RETURNS TABLE (job_id bigint)
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_submit_jobs';
+COMMENT ON FUNCTION modelmine.submit_jobs(jsonb) IS
+    'Submits 1..1000 jobs at once ([{"title": ..., "config": {...}, "description": ..., "stake": ..., "priority": ...}, ...]), each checked as submit_job checks it; all or nothing: the first refusal names the element (jobs[i]) and nothing is staked. One debit of the total, a stake journal row per job. Returns the ids in the order given.';
+REVOKE ALL ON FUNCTION modelmine.submit_jobs(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.submit_jobs(jsonb) TO modelmine_user;
 
 -- Issue 21: built-in trainers' configs are checked at submit by the workers' validator (C, no SQL
 -- change to submit_job); its schema is published.

@@ -85,6 +85,8 @@ static const Route routes[] = {
 	{"POST", "/jobs", "submit_job", {B("title"), B("config"), B("description"), B("stake"), B("priority"),
 	B("start_by"), B("finish_by"), B("requirements")}, CREATED, "id", "/jobs/%s", NULL, 0,
 	"Submit a training job (deadlines, requirements optional); its stake moves to escrow"},
+	{"POST", "/jobs/batch", "submit_jobs", {B("jobs")}, AS_IS, NULL, NULL, NULL, 0,
+	"Submit up to 1000 jobs at once, all or nothing; one debit, a stake row per job"},
 	{"GET", "/jobs", "list_jobs", {Q("status", NULL), Q("sort", NULL), {"descending", QUERY, "order",
 	ORDER_TO_DESCENDING}, Q("max_rows", "limit"), Q("skip", "offset"), Q("user_id", NULL)}, AS_IS, NULL,
 	NULL, NULL, 0, "Your jobs (admins: everyone's, or one user's with user_id)"},

@@ -202,6 +202,7 @@ int			cmd_withdrawals(Ctx *c, int argc, char **argv);
 int			cmd_admin(Ctx *c, int argc, char **argv);
 int			cmd_notifications(Ctx *c, int argc, char **argv);
 int			cmd_submit(Ctx *c, int argc, char **argv);
+int			cmd_submit_batch(Ctx *c, int argc, char **argv);
 int			cmd_jobs(Ctx *c, int argc, char **argv);
 int			cmd_job(Ctx *c, int argc, char **argv);
 int			cmd_cancel(Ctx *c, int argc, char **argv);

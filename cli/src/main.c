@@ -104,6 +104,20 @@ static const Command commands[] = {
 		"  modelmine submit --trainer logreg --csv https://example.com/iris.csv --label species\n"
 		"  modelmine submit --config job.json --title 'nightly run' --priority 10\n"
 		"  id=$(modelmine submit --trainer noop) && modelmine watch \"$id\"\n"},
+	{"submit-batch", cmd_submit_batch, "FILE", "submit many jobs at once, all or none; prints their ids",
+		"Submits every job in FILE (\"-\" reads stdin) in one call: a JSON array of jobs, or one job per\n"
+		"line (JSON lines). A job is an object like the REST API's POST /jobs body:\n"
+		"  {\"title\": \"sweep 1\", \"config\": {\"trainer\": \"mlp\", ...}, \"stake\": 10, \"priority\": 0,\n"
+		"   \"description\": \"...\"}\n"
+		"(stake, priority and description may be left out: the defaults of submit). The database checks\n"
+		"each job as submit does and takes all or none: the first refusal names the job (jobs[3]: ...)\n"
+		"and nothing is staked. At most 1000 jobs per call. Prints the new ids, one per line, in the\n"
+		"file's order (--json: one array).\n"
+		"\nExamples:\n"
+		"  modelmine submit-batch sweep.json\n"
+		"  printf '{\"title\": \"lr %s\", \"config\": {\"trainer\": \"mlp\", \"optimizer\": \"sgd\", '\\\n"
+		"'\"learning_rate\": %s, \"dataset\": {\"synthetic\": \"moons\"}}}\\n' 0.01 0.01 0.1 0.1 1 1 |\n"
+		"    modelmine submit-batch -\n"},
 	{"jobs", cmd_jobs,
 		"[--status S] [--sort created|stake|status] [--desc | --asc] [--limit N] [--offset N]",
 		"list your jobs",

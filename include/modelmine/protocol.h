@@ -113,6 +113,7 @@
 #define MM_PRIORITY_MAX			1000
 #define MM_CLAIM_MAX			100		/* claim_jobs max_jobs */
 #define MM_COMPLETE_MAX			32		/* complete_jobs: results per call (a subtransaction each) */
+#define MM_SUBMIT_MAX			1000	/* submit_jobs: jobs per call */
 #define MM_LEASE_MIN_SECONDS	5		/* claim_jobs lease_seconds */
 #define MM_LEASE_MAX_SECONDS	3600
 #define MM_MAX_METRICS_BYTES	4000	/* JSON text of a progress report's metrics: under NOTIFY's 8000 */

@@ -791,6 +791,28 @@ refused "POST /nodes/complete with a job named twice: 400 22023, nothing settled
 http POST "/nodes/jobs/$job_b/complete" "$key" '{"result": {"loss": 0, "epochs": 1}}'
 expect "... b completes on its own afterwards: 200 {reward: 16}" 200 '.reward == 16'
 
+step "submitting in batches: POST /jobs/batch (erin, a user of her own)"
+http POST /auth/signup "" '{"email": "erin@example.com", "password": "erin password"}'
+http POST /auth/login "" '{"email": "erin@example.com", "password": "erin password"}'
+erin=$(jb .token)
+http POST /jobs/batch "$erin" '{"jobs": [{"title": "sweep 1", "config": {"trainer": "noop"}, "stake": 10}, {"title": "sweep 2", "config": {"trainer": "noop"}, "stake": 20, "priority": 3}]}'
+expect "POST /jobs/batch: 200, the two ids in order" 200 'length == 2 and .[0] < .[1]'
+sweep=($(jb '.[]'))
+check "... both are erin's, PENDING, staked; her balance is 1000 - 30" \
+    "$(adm "SELECT string_agg(title || ' ' || status || ' ' || stake || ' ' || priority, ', ' ORDER BY j.id) FROM modelmine.jobs j JOIN modelmine.users u ON u.id = j.user_id WHERE u.email = 'erin@example.com'") $(balance_of erin@example.com)" \
+    "sweep 1 PENDING 10 0, sweep 2 PENDING 20 3 970"
+refused "POST /jobs/batch with a bad second job: 400 22023 naming jobs[1], nothing staked" 400 \
+    "$(err 22023) and (.message == \"jobs[1]: invalid stake\")" \
+    POST /jobs/batch "$erin" '{"jobs": [{"title": "ok", "config": {"trainer": "noop"}, "stake": 5}, {"title": "bad", "config": {"trainer": "noop"}, "stake": 0}]}'
+refused "POST /jobs/batch over erin's balance: 402 MM001, nothing staked" 402 "$(err MM001)" \
+    POST /jobs/batch "$erin" '{"jobs": [{"title": "a", "config": {"trainer": "noop"}, "stake": 600}, {"title": "b", "config": {"trainer": "noop"}, "stake": 600}]}'
+refused "POST /jobs/batch signed out: 401" 401 "$(err 42501)" \
+    POST /jobs/batch "" '{"jobs": [{"title": "a", "config": {"trainer": "noop"}}]}'
+# out of the way of the work protocol's steps below: canceled and refunded
+http POST "/jobs/${sweep[0]}/cancel" "$erin" ""
+http POST "/jobs/${sweep[1]}/cancel" "$erin" ""
+check "... erin cancels both: refunded" "$(balance_of erin@example.com)" 1000
+
 step "scheduling (issue 19): requirements, deadlines, why a job waits, shares, expiry"
 refused "POST /jobs needing 9999999 MB: 422 MM003 naming the requirement, nothing staked" 422 \
     "$(err MM003) and (.message | test(\"requirements.memory_mb\"))" \
@@ -828,7 +850,7 @@ while read -r method path; do
     lower=$(tr '[:upper:]' '[:lower:]' <<<"$method")
     check_true "/openapi.json has $lower $oapath" openapi_has "$oapath" "$lower"
 done < <(sed -nE 's/^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "([^"]+)".*/\1 \2/p' "$MM_REPO/api/src/routes.c")
-check "routes.c has the 57 routes this test knows" "$(grep -cE '^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "/' "$MM_REPO/api/src/routes.c")" 57
+check "routes.c has the 58 routes this test knows" "$(grep -cE '^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "/' "$MM_REPO/api/src/routes.c")" 58
 
 step "the books"
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0

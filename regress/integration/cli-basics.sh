@@ -11,7 +11,7 @@ it_begin cli-basics
 . "$(dirname "$0")/cli-lib.sh"
 cli_env
 
-commands=(signup login logout whoami balance transactions transfer submit jobs job cancel result watch nodes node network
+commands=(signup login logout whoami balance transactions transfer submit submit-batch jobs job cancel result watch nodes node network
           ledger top withdraw withdrawal withdrawals admin notifications)
 
 step "help"
@@ -37,7 +37,7 @@ while read -r cmd rest; do
     for opt in $(grep -oE -- '(^|[ [])--?[a-z][a-z-]*' <<<"$rest" | tr -d ' ['); do
         grep -qE -- "(^|[ [])$opt([] ,]|$)" <<<"$CLI_OUT" || missing+=" $cmd $opt"
     done
-done < <(sed -n 's/^### \([a-z][a-z]*\)\(.*\)$/\1 \2/p' "$MM_REPO/docs/CLI.md")
+done < <(sed -n 's/^### \([a-z][a-z-]*\)\(.*\)$/\1 \2/p' "$MM_REPO/docs/CLI.md")
 check "each option in docs/CLI.md's headings is in its command's --help (missing)" "${missing:-none}" none
 cli watch --help
 watch_help=$(tr '\n' ' ' <<<"$CLI_OUT")

@@ -1,6 +1,8 @@
 -- batch: complete_jobs settles several of a node's leased jobs in one call (extension/batch.c).  Each
--- job is complete_job in its own subtransaction: one row per job in the order given, the reward or
--- the error complete_job would have raised, and a refused job is left exactly as it was.  A batch of
+-- job gets what complete_job would have done: one row per job in the order given, the reward or
+-- the error complete_job would have raised, and a refused job is left exactly as it was.  Free
+-- single-replica jobs are settled set-based (extension/settle.c), the rest one by one; the last
+-- section proves the two write the same rows.  A batch of
 -- the wrong shape is refused as a whole before anything is settled.  Races with a cancel and with
 -- lease expiry are in regress/specs/complete-jobs-race.spec.
 \i regress/include/fresh.sql
@@ -82,4 +84,64 @@ SELECT has_function_privilege('public', 'modelmine.complete_jobs(jsonb)', 'EXECU
        has_function_privilege('modelmine_node', 'modelmine.complete_jobs(jsonb)', 'EXECUTE') AS nodes_may_call,
        has_function_privilege('modelmine_user', 'modelmine.complete_jobs(jsonb)', 'EXECUTE') AS users_may_call;
 SELECT * FROM books();
+
+-------------------------------------------------------------------------------------------------------
+-- Set-based settlement (settle.c) writes what complete_job writes
+-------------------------------------------------------------------------------------------------------
+-- Twin jobs (same stake, same result; stakes where the reward rounds down, is 0, or is the whole
+-- pool) settled one by one (complete_job's own code) and set-based: every row each wrote
+-- must match, escrow and fee shards taken relative to the job id.
+SELECT modelmine.authenticate(modelmine.login('ops@example.com', 'ops password')) AS ops;
+SELECT node_id AS twin_node, node_key AS twin_key
+  FROM modelmine.register_node('node 2', '{"trainers": ["noop"], "slots": 16}') \gset
+SELECT modelmine.authenticate(modelmine.login('ann@example.com', 'ann password')) AS ann;
+SELECT count(modelmine.submit_job('twin ' || s, '{"trainer": "noop"}', NULL, s)) AS submitted
+  FROM unnest(ARRAY[1, 7, 13, 250, 1, 7, 13, 250]) s;
+SELECT modelmine.authenticate_node(:'twin_key') = :twin_node AS bound_to_node,
+       modelmine.heartbeat(5, 100, 1000) AS holds;
+SELECT min(id) AS t0 FROM modelmine.jobs WHERE title LIKE 'twin %' \gset
+-- job 6, left pending above, is claimed too
+SELECT array_agg(job_id - :t0 ORDER BY job_id) AS claimed FROM modelmine.claim_jobs(9, 300);
+-- one by one: job 6's invalid result sends this batch down the per-job path (each job as complete_job)
+SELECT job_id - :t0 AS twin, reward, sqlstate FROM modelmine.complete_jobs(
+    (SELECT jsonb_agg(jsonb_build_object('job_id', id, 'result',
+                      jsonb_build_object('accuracy', CASE WHEN id < :t0 THEN 1.5 ELSE 0.5 END,
+                                         'loss', id - :t0, 'epochs', 3)) ORDER BY id)
+       FROM modelmine.jobs WHERE id BETWEEN :t0 - 1 AND :t0 + 3));
+-- set-based: all four at once
+SELECT job_id - :t0 AS twin, reward, sqlstate FROM modelmine.complete_jobs(
+    (SELECT jsonb_agg(jsonb_build_object('job_id', id, 'result',
+                      jsonb_build_object('accuracy', 0.5, 'loss', id - :t0 - 4, 'epochs', 3)) ORDER BY id)
+       FROM modelmine.jobs WHERE id BETWEEN :t0 + 4 AND :t0 + 7));
+-- which path each batch took: a subtransaction per job, or one for the set
+SELECT (SELECT count(DISTINCT xmin::text) FROM modelmine.job_replicas WHERE job_id BETWEEN :t0 AND :t0 + 3)
+       AS one_by_one_transactions, count(DISTINCT xmin::text) AS set_based_transactions
+  FROM modelmine.job_replicas WHERE job_id BETWEEN :t0 + 4 AND :t0 + 7;
+CREATE FUNCTION twin_rows(j bigint) RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT format('job %s %s %s %s %s %s %s %s', status, result, node_id, progress, validation,
+                  open_replicas, lease_expires_at, finished_at IS NOT NULL)
+      FROM modelmine.jobs WHERE id = j
+    UNION ALL
+    SELECT format('replica %s %s %s %s %s %s %s', status, result, progress, verdict, reward,
+                  lease_expires_at, finished_at IS NOT NULL)
+      FROM modelmine.job_replicas WHERE job_id = j
+    UNION ALL
+    SELECT format('journal %s %s %s %s', reason, amount,
+                  CASE WHEN debit_account < 1000 THEN (debit_account - j % 16)::text ELSE 'own' END,
+                  CASE WHEN credit_account < 1000 THEN (credit_account - j % 16)::text ELSE 'own' END)
+      FROM modelmine.journal WHERE job_id = j AND reason <> 'stake'
+    UNION ALL
+    SELECT format('ledger %s %s %s %s %s %s %s', node_id, stake, reward, fee, accuracy, loss, epochs)
+      FROM modelmine.ledger WHERE job_id = j
+$$;
+SELECT t.i AS twin, a AS one_by_one, b AS batched
+  FROM generate_series(0, 3) t(i),
+       LATERAL (SELECT array_agg(x ORDER BY x) a FROM twin_rows(:t0 + t.i) x) p,
+       LATERAL (SELECT array_agg(x ORDER BY x) b FROM twin_rows(:t0 + 4 + t.i) x) q
+ WHERE a IS DISTINCT FROM b;
+SELECT t.i AS twin, array_agg(x ORDER BY x) AS rows FROM generate_series(4, 7) t(i), twin_rows(:t0 + t.i) x
+ GROUP BY t.i ORDER BY t.i;
+SELECT jobs_completed AS completed, tokens_earned AS earned FROM modelmine.nodes WHERE id = :twin_node;
+SELECT * FROM modelmine.check_invariants();
+DROP FUNCTION twin_rows(bigint);
 DROP FUNCTION books();

@@ -216,4 +216,9 @@ SELECT err('SELECT modelmine.job_queue(' || :gpu8 || ')');
 SELECT err('SELECT modelmine.queue_position(' || :gpu8 || ')');
 RESET ROLE;
 DROP ROLE regress_mm_sched_user;
+-- a batch (submit_jobs) puts its user in the walk as submit_job does
+:as_ops
+SELECT count(*) AS batch FROM modelmine.submit_jobs('[{"title": "b1", "config": {"trainer": "noop"}, "stake": 1}]');
+SELECT f.queued FROM modelmine.fair_share f JOIN modelmine.users u ON u.id = f.user_id
+ WHERE u.email = 'ops@example.com';
 SELECT * FROM modelmine.check_invariants();

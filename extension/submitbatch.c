@@ -1,0 +1,266 @@
+/*
+ * submitbatch.c — submitting many jobs in one call: submit_jobs (issue 15).
+ *
+ * A user who queues a sweep of a thousand configurations should not pay a thousand round trips,
+ * row locks of their account and statements per table.  Every job is checked exactly as
+ * submit_job checks it (MmCheckSubmit, the workers' config validator included); the first refusal
+ * refuses the whole call, naming the element, before anything is written.  Then the user's account
+ * is locked and debited once for the total, the jobs are inserted in one statement and their stakes
+ * journaled in another: still a journal row per job, the stake moved to the job's escrow shard.
+ * All or nothing: one transaction, so an insufficient balance stakes none of them.
+ */
+#include "modelmine.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+PG_FUNCTION_INFO_V1(mm_submit_jobs);
+
+#define HINT_SHAPE "Pass a JSON array of 1 to " CppAsString2(MM_SUBMIT_MAX) \
+	" objects like {\"title\": \"sweep 1\", \"config\": {\"trainer\": \"noop\"}, \"stake\": 10}."
+
+/* Raises 22023 about element i of the batch. */
+static void
+BadElement(int i, const char *what, const char *detail)
+{
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("jobs[%d]%s", i, what),
+					detail ? errdetail("%s", detail) : 0, errhint(HINT_SHAPE)));
+}
+
+/* A whole number of element i's key (at most 18 digits: its range is checked by MmCheckSubmit). */
+static int64
+WholeNumber(int i, const char *key, const JsonbValue *v)
+{
+	char	   *digits,
+			   *abs;
+
+	if (v->type != jbvNumeric)
+		BadElement(i, psprintf(".%s must be a whole number", key), NULL);
+	digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	abs = digits + (digits[0] == '-');
+	if (*abs == '\0' || strspn(abs, "0123456789") != strlen(abs) || strlen(abs) > 18)
+		BadElement(i, psprintf(".%s must be a whole number", key), psprintf("Got %s.", digits));
+	return strtoll(digits, NULL, 10);
+}
+
+/* Reads element i into a: the keys submit_job takes, each as its parameter's type. */
+static void
+ReadElement(int i, JsonbValue *e, MmSubmitArgs *a)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+
+	if (e == NULL || e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
+		BadElement(i, " must be a JSON object", NULL);
+	memset(a, 0, sizeof(*a));
+	it = JsonbIteratorInit(e->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		(void) JsonbIteratorNext(&it, &v, true);
+		if (v.type == jbvNull)
+			continue;			/* as the parameter left out */
+		if (strcmp(key, "title") == 0 || strcmp(key, "description") == 0)
+		{
+			text	   *t;
+
+			if (v.type != jbvString)
+				BadElement(i, psprintf(".%s must be a string", key), NULL);
+			t = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
+			if (key[0] == 't')
+				a->title = t;
+			else
+				a->description = t;
+		}
+		else if (strcmp(key, "config") == 0)
+			a->config = JsonbValueToJsonb(&v);
+		else if (strcmp(key, "stake") == 0)
+		{
+			a->stake_given = true;
+			a->stake = WholeNumber(i, key, &v);
+		}
+		else if (strcmp(key, "priority") == 0)
+		{
+			int64		p = WholeNumber(i, key, &v);
+
+			if (p < MM_PRIORITY_MIN || p > MM_PRIORITY_MAX)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("jobs[%d]: invalid priority", i),
+								errdetail("Got " INT64_FORMAT ".", p),
+								errhint("Pass a priority from -1000 to 1000 (higher runs first).")));
+			a->priority_given = true;
+			a->priority = (int32) p;
+		}
+		else
+			BadElement(i, psprintf(" has an unknown key \"%s\"", key),
+					   "A job takes title, config, description, stake and priority.");
+	}
+}
+
+/* MmCheckSubmit on element i; its refusal names the element ("jobs[3]: invalid stake"). */
+static void
+CheckElement(int i, MmSubmitArgs *a)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		MmCheckSubmit(a);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (e->sqlerrcode != ERRCODE_INVALID_PARAMETER_VALUE)
+			PG_RE_THROW();
+		FlushErrorState();
+		e->message = psprintf("jobs[%d]: %s", i, e->message);
+		ReThrowError(e);
+	}
+	PG_END_TRY();
+}
+
+/* Ids for n new jobs, ascending in the batch's order. */
+static Datum *
+NewJobIds(int n)
+{
+	static MmPlan ids = {
+		"SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('modelmine.jobs', 'id')) "
+		"  FROM pg_catalog.generate_series(1, $1)", 1, {INT4OID}};
+	Datum		args[1] = {Int32GetDatum(n)};
+	Datum	   *out = palloc(sizeof(Datum) * n);
+
+	if (MmExec(&ids, args, NULL, false, 0) != (uint64) n)
+		elog(ERROR, "modelmine: no ids for %d jobs", n);
+	for (int i = 0; i < n; i++)
+		out[i] = Int64GetDatum(MmInt64(i, 1, NULL));
+	return out;
+}
+
+/* Inserts the checked jobs with their ids (one statement); their triggers see a normal insert. */
+static void
+InsertJobs(int64 user_id, int n, MmSubmitArgs *a, Datum *ids)
+{
+	static MmPlan ins = {
+		"INSERT INTO modelmine.jobs (id, user_id, title, description, config, stake, priority, "
+		"                           replicas, replicas_wanted, open_replicas, validation) "
+		"OVERRIDING SYSTEM VALUE "
+		"SELECT x.id, $1, x.t, x.d, x.c, x.s, x.p, x.r, x.r, x.r, "
+		"       CASE WHEN x.r > 1 THEN 'PENDING' END "
+		"  FROM unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], "
+		"              $7::integer[], $8::smallint[]) AS x(id, t, d, c, s, p, r) ORDER BY x.id",
+	8, {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT8ARRAYOID,
+	INT4ARRAYOID, INT2ARRAYOID}};
+	Datum	   *t = palloc(sizeof(Datum) * n),
+			   *d = palloc(sizeof(Datum) * n),
+			   *c = palloc(sizeof(Datum) * n),
+			   *s = palloc(sizeof(Datum) * n),
+			   *p = palloc(sizeof(Datum) * n),
+			   *r = palloc(sizeof(Datum) * n);
+	bool	   *dnull = palloc(sizeof(bool) * n);
+	int			dims[1] = {n},
+				lbs[1] = {1};
+	Datum		args[8];
+
+	for (int i = 0; i < n; i++)
+	{
+		t[i] = CStringGetTextDatum(a[i].title_out);
+		dnull[i] = a[i].description == NULL;
+		d[i] = dnull[i] ? (Datum) 0 : PointerGetDatum(a[i].description);
+		c[i] = JsonbPGetDatum(a[i].config);
+		s[i] = Int64GetDatum(a[i].stake_out);
+		p[i] = Int32GetDatum(a[i].priority_out);
+		r[i] = Int16GetDatum(a[i].replicas_out);
+	}
+	args[0] = Int64GetDatum(user_id);
+	args[1] = PointerGetDatum(construct_array_builtin(ids, n, INT8OID));
+	args[2] = PointerGetDatum(construct_array_builtin(t, n, TEXTOID));
+	args[3] = PointerGetDatum(construct_md_array(d, dnull, 1, dims, lbs, TEXTOID, -1, false,
+												 TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_array(c, n, JSONBOID, -1, false, TYPALIGN_INT));
+	args[5] = PointerGetDatum(construct_array_builtin(s, n, INT8OID));
+	args[6] = PointerGetDatum(construct_array_builtin(p, n, INT4OID));
+	args[7] = PointerGetDatum(construct_array_builtin(r, n, INT2OID));
+	if (MmExec(&ins, args, NULL, false, 0) != (uint64) n)
+		elog(ERROR, "modelmine: not all %d jobs were inserted", n);
+}
+
+/* Checks every job, then stakes and inserts them all (see the file header); returns the ids. */
+static Datum *
+SubmitJobs(Jsonb *in, int *n)
+{
+	int64		user_id = MmRequireUser(false, NULL);
+	MmSubmitArgs *a;
+	Datum	   *ids,
+			   *escrow,
+			   *stake;
+	int64		total = 0,
+				have = 0;
+
+	if (in == NULL || !JB_ROOT_IS_ARRAY(in) || JB_ROOT_IS_SCALAR(in))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("jobs must be a JSON array"), errhint(HINT_SHAPE)));
+	*n = (int) JB_ROOT_COUNT(in);
+	if (*n < 1 || *n > MM_SUBMIT_MAX)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("jobs must hold 1 to %d jobs", MM_SUBMIT_MAX),
+						errdetail("Got %d.", *n), errhint(HINT_SHAPE)));
+	a = palloc(sizeof(MmSubmitArgs) * *n);
+	for (int i = 0; i < *n; i++)
+	{
+		ReadElement(i, getIthJsonbValueFromContainer(&in->root, i), &a[i]);
+		CheckElement(i, &a[i]);
+	}
+	ids = NewJobIds(*n);
+	escrow = palloc(sizeof(Datum) * *n);
+	stake = palloc(sizeof(Datum) * *n);
+	for (int i = 0; i < *n; i++)
+	{
+		escrow[i] = Int64GetDatum(MM_ESCROW_ACCOUNT(DatumGetInt64(ids[i])));
+		stake[i] = Int64GetDatum(a[i].stake_out);
+		total += a[i].stake_out;
+	}
+	/* the user's own fair-share row: the claims' walk must see the user once this commits */
+	MmFairShareSubmitted(user_id);
+	InsertJobs(user_id, *n, a, ids);
+	if (!MmTrySpendEach(MmUserAccount(user_id), *n, escrow, stake, "stake", ids, &have))
+		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),
+						errdetail("Your balance is " INT64_FORMAT " tokens; the %d stakes total "
+								  INT64_FORMAT ".", have, *n, total),
+						errhint("Stake less, submit fewer jobs, cancel a pending job, or ask "
+								"another user to send you tokens.")));
+	return ids;
+}
+
+/* submit_jobs(jobs) -> the new jobs' ids, in the order given. */
+Datum
+mm_submit_jobs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *ids;
+	int			n;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	MmConnect();
+	ids = SubmitJobs(PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0), &n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &ids[i], &isnull);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
