@@ -12,7 +12,7 @@
 #   users  U users; fair_share rows with usage from 1 to 50 starts (decayed) and share 1, or 2 for
 #          one user in ten
 #   nodes  M nodes of one operator each (user i % U), 64 slots, memory 2048..65536 MB, 1..32 cores,
-#          one in ten labelled gpu, all online (offline_after_seconds 3600)
+#          one in ten labelled gpu (those with 65536 MB), all online (offline_after_seconds 3600)
 #   jobs   N noop jobs, user i % U, priority -2..2; 60% need nothing, 25% 2048 MB and 1 core, 12% 8192
 #          MB and 4 cores, 3% 32768 MB, 8 cores and the gpu label
 # Each session runs a procedure that, per claim, binds a random node (authenticate_node, untimed),
@@ -114,7 +114,7 @@ SELECT 1 + i % :users, 'n' || i,
        sha256(convert_to(encode(sha256(convert_to('s' || i, 'UTF8')), 'hex'), 'UTF8')),
        '{"trainers": ["noop"], "slots": 64}', '{trainer:noop}', 64,
        (ARRAY[2048, 4096, 8192, 16384, 65536])[1 + i % 5], (ARRAY[1, 2, 4, 8, 32])[1 + (i / 5) % 5],
-       CASE WHEN i % 10 = 0 THEN '{gpu}'::text[] ELSE '{}' END, now(), now()
+       CASE WHEN i % 10 = 4 THEN '{gpu}'::text[] ELSE '{}' END, now(), now()
   FROM generate_series(1, :nodes) i;
 INSERT INTO modelmine.accounts (kind, node_id) SELECT 'node', id FROM modelmine.nodes;
 CREATE TABLE bench.keys (n integer PRIMARY KEY, key text NOT NULL);
