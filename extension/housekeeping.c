@@ -14,12 +14,13 @@
  * row that no longer folds) is logged as a WARNING and skipped, and never fails the commit that
  * carried it.
  *
- * Folding credits and statistics is amortised: a backend folds them at most once per
- * fold_interval_ms (their readers add the unfolded rows, so nothing depends on it), unless a reader
- * asked (MM_AT_COMMIT_FORCE), which also keeps deltas from lingering once writes stop.  Lost leases
- * (rare) are folded at every commit that asks, and so is sealing: the ledger's head should follow
- * completions.  Tasks run only in READ COMMITTED read-write transactions, where each statement sees
- * what the previous folder committed; other transactions leave the work to the next one that can.
+ * Folding credits, statistics and fair-share usage is amortised: a backend folds them at most once
+ * per fold_interval_ms (readers of credits and statistics add the unfolded rows; the fair-share
+ * order may lag that long), unless a reader asked (MM_AT_COMMIT_FORCE), which also keeps deltas
+ * from lingering once writes stop.  Lost leases (rare) are folded at every commit that asks, and so
+ * is sealing: the ledger's head should follow completions.  Tasks run only in READ COMMITTED
+ * read-write transactions, where each statement sees what the previous folder committed; other
+ * transactions leave the work to the next one that can.
  */
 #include "modelmine.h"
 
@@ -38,10 +39,11 @@ PG_FUNCTION_INFO_V1(mm_housekeeping_at_commit);
 #define SEAL_AT_COMMIT 5000		/* ledger entries sealed by one commit at most */
 
 /*
- * the folds amortised by fold_interval_ms; node counters are folded at once (lost leases are
- * rare)
+ * the folds amortised by fold_interval_ms (fair-share usage too: every claim appends some, and the
+ * order lagging a fold interval behind is fair enough); node counters are folded at once (lost
+ * leases are rare)
  */
-#define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS)
+#define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_SCHED)
 /* the fold_interval_ms setting's default, until it is cached */
 #define DEFAULT_FOLD_INTERVAL_MS 100
 
@@ -68,6 +70,7 @@ static const Task tasks[] = {
 	{MM_AT_COMMIT_NODES, "folding node counters", MmFoldNodeDeltas},
 	{MM_AT_COMMIT_STATS, "folding job statistics", MmFoldStats},
 	{MM_AT_COMMIT_SEAL, "sealing the ledger", SealTask},
+	{MM_AT_COMMIT_SCHED, "folding fair-share usage", MmFoldUsage},
 };
 
 /* Runs one task in an internal subtransaction; a failure becomes a WARNING. */

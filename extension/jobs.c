@@ -131,9 +131,58 @@ ValidTitle(text *t)
 	return title;
 }
 
+/* Refuses deadlines that are infinite, already past, or out of order (22023, naming the field). */
+static void
+CheckDeadlines(const MmSubmitArgs *a)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	const char *hint = "Pass a time in the future, e.g. now() + interval '1 hour'; finish_by must "
+		"come after start_by.";
+
+	if (a->start_by_given && (TIMESTAMP_NOT_FINITE(a->start_by) || a->start_by <= now))
+		BadParam("invalid start_by", psprintf("Got %s; it must be a finite time in the future.",
+											  timestamptz_to_str(a->start_by)), hint);
+	if (a->finish_by_given && (TIMESTAMP_NOT_FINITE(a->finish_by) || a->finish_by <= now))
+		BadParam("invalid finish_by", psprintf("Got %s; it must be a finite time in the future.",
+											   timestamptz_to_str(a->finish_by)), hint);
+	if (a->start_by_given && a->finish_by_given && a->finish_by <= a->start_by)
+		BadParam("finish_by must come after start_by",
+				 psprintf("Got start_by %s and finish_by %s.",
+						  pstrdup(timestamptz_to_str(a->start_by)),
+						  pstrdup(timestamptz_to_str(a->finish_by))), hint);
+}
+
+/* requirements: an object of memory_mb, cores and labels only (placement.c reads them). */
+static void
+ParseRequirements(Jsonb *req, MmResources *need)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	const char *hint = "Pass e.g. {\"memory_mb\": 4096, \"cores\": 2, \"labels\": [\"gpu\"]}, "
+		"or NULL for none.";
+
+	memset(need, 0, sizeof(*need));
+	if (req == NULL)
+	{
+		MmParseResources(NULL, "requirements", need);
+		return;
+	}
+	if (!JB_ROOT_IS_OBJECT(req) || JB_ROOT_IS_SCALAR(req))
+		BadParam("requirements must be a JSON object", psprintf("Got %s.", JsonbKind(req)), hint);
+	it = JsonbIteratorInit(&req->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok == WJB_KEY && !MmResourceKey(v.val.string.val, v.val.string.len))
+			BadParam("unknown key in requirements",
+					 psprintf("Got \"%s\".", MmPrintable(v.val.string.val, v.val.string.len, 64)),
+					 hint);
+	MmParseResources(req, "requirements", need);
+}
+
 /*
  * Checks a submission, raising 22023 naming the field; fills in the trimmed title, the stake, the
- * priority and the replicas wanted.  Shared by submit_job and submit_jobs (submitbatch.c).
+ * priority, the replicas wanted and the requirements.  Shared by submit_job and submit_jobs
+ * (submitbatch.c).
  */
 void
 MmCheckSubmit(MmSubmitArgs *a)
@@ -181,6 +230,8 @@ MmCheckSubmit(MmSubmitArgs *a)
 	if (a->priority_given && (a->priority < MM_PRIORITY_MIN || a->priority > MM_PRIORITY_MAX))
 		BadParam("invalid priority", psprintf("Got %d.", a->priority),
 				 "Pass a priority from -1000 to 1000 (higher runs first).");
+	CheckDeadlines(a);
+	ParseRequirements(a->requirements, &a->need_out);
 	/* last of the checks, as the costliest: the workers' own validator; nothing staked if refused */
 	MmCheckTrainerConfig(a->config);
 	a->stake_out = stake;
@@ -194,16 +245,20 @@ SubmitJob(MmSubmitArgs *a)
 {
 	static MmPlan ins = {
 		"INSERT INTO modelmine.jobs (user_id, title, description, config, stake, priority, "
-		"                           replicas, replicas_wanted, open_replicas, validation) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END) "
-		"RETURNING id",
-	7, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID}};
+		"                           replicas, replicas_wanted, open_replicas, validation, "
+		"                           start_by, finish_by, need_memory_mb, need_cores, need_labels) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, CASE WHEN $7 > 1 THEN 'PENDING' END, "
+		"        $8, $9, $10, $11, $12) "
+		"RETURNING id, requirement",
+	12, {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, INT4OID, INT2OID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID}};
 	int64		user_id = MmRequireUser(false, NULL);
 	int64		stake,
 				job_id,
 				have = 0;
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' '};
+	Datum		args[12];
+	char		nulls[12] = {' ', ' ', a->description ? ' ' : 'n', ' ', ' ', ' ', ' ',
+		a->start_by_given ? ' ' : 'n', a->finish_by_given ? ' ' : 'n', ' ', ' ', ' '};
 
 	MmCheckSubmit(a);
 	stake = a->stake_out;
@@ -214,8 +269,17 @@ SubmitJob(MmSubmitArgs *a)
 	args[4] = Int64GetDatum(stake);
 	args[5] = Int32GetDatum(a->priority_out);
 	args[6] = Int16GetDatum(a->replicas_out);
+	args[7] = TimestampTzGetDatum(a->start_by);
+	args[8] = TimestampTzGetDatum(a->finish_by);
+	args[9] = Int32GetDatum(a->need_out.memory_mb);
+	args[10] = Int32GetDatum(a->need_out.cores);
+	args[11] = a->need_out.labels;
+	/* the user's own fair-share row first: the claims' walk must see the user once this commits */
+	MmFairShareSubmitted(user_id);
 	MmExec(&ins, args, nulls, false, 1);
 	job_id = MmInt64(0, 1, NULL);
+	/* the requirement column is derived from the config by the row itself */
+	MmCheckPlaceable(&a->need_out, MmText(0, 2));
 
 	if (!MmTrySpend(MmUserAccount(user_id), MM_ESCROW_ACCOUNT(job_id), stake, "stake", job_id,
 					NULL, &have))
@@ -288,7 +352,8 @@ TransitionAllowed(const char *from, const char *to)
 static HeapTuple
 GuardJobUpdate(TriggerData *td)
 {
-	static const char *const fixed[] = {"id", "user_id", "stake", "config", "created_at"};
+	static const char *const fixed[] = {"id", "user_id", "stake", "config", "created_at",
+	"start_by", "finish_by", "need_memory_mb", "need_cores", "need_labels"};
 	TupleDesc	desc = td->tg_relation->rd_att;
 	HeapTuple	oldt = td->tg_trigtuple,
 				newt = td->tg_newtuple;
@@ -317,8 +382,8 @@ GuardJobUpdate(TriggerData *td)
 		if ((o == NULL) != (n == NULL) || (o && strcmp(o, n) != 0))
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 							errmsg("job column %s cannot change", fixed[i]),
-							errdetail("The stake, owner and config of a job are fixed at "
-									  "submission."),
+							errdetail("The stake, owner, config, deadlines and requirements of "
+									  "a job are fixed at submission."),
 							errhint("Cancel the job and submit a new one.")));
 	}
 	col = SPI_fnumber(desc, "updated_at");
@@ -437,13 +502,17 @@ mm_notify_job_end(PG_FUNCTION_ARGS)
 	return NotifyJobStatus(fcinfo, "mm_notify_job_end");
 }
 
-/* submit_job(title, config, description, stake, priority) -> the new job id. */
+/*
+ * submit_job(title, config, description, stake, priority, start_by, finish_by, requirements)
+ * -> the new job id (a 1.0 schema calls it with the first five).
+ */
 Datum
 mm_submit_job(PG_FUNCTION_ARGS)
 {
 	MmSubmitArgs a;
 	int64		id;
 
+	memset(&a, 0, sizeof(a));
 	a.title = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	a.config = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	a.description = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
@@ -451,6 +520,11 @@ mm_submit_job(PG_FUNCTION_ARGS)
 	a.stake = a.stake_given ? PG_GETARG_INT64(3) : 0;
 	a.priority_given = !PG_ARGISNULL(4);
 	a.priority = a.priority_given ? PG_GETARG_INT32(4) : 0;
+	a.start_by_given = PG_NARGS() > 5 && !PG_ARGISNULL(5);
+	a.start_by = a.start_by_given ? PG_GETARG_TIMESTAMPTZ(5) : 0;
+	a.finish_by_given = PG_NARGS() > 6 && !PG_ARGISNULL(6);
+	a.finish_by = a.finish_by_given ? PG_GETARG_TIMESTAMPTZ(6) : 0;
+	a.requirements = PG_NARGS() > 7 && !PG_ARGISNULL(7) ? PG_GETARG_JSONB_P(7) : NULL;
 	MmConnect();
 	id = SubmitJob(&a);
 	SPI_finish();

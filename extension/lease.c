@@ -3,16 +3,18 @@
  * release.
  *
  * Every lease is a replica, a row of job_replicas (issue 14: replication and validation).  Claiming
- * is FOR UPDATE SKIP LOCKED over open jobs that still want a replica (open_replicas > 0) and whose
- * requirement ('trainer:NAME' or 'runner:NAME') the node advertises, highest priority then oldest
- * first, skipping jobs on which the node's operator already holds a live or submitted replica: the
- * replicas of a job go to different operators (a unique index is the backstop).  A row another
- * claimer has locked is skipped, and the re-checked open_replicas keeps a job from getting more
- * replicas than it wants.  Leases expire without any background process: every claim first ends
- * expired replicas, re-opening them (or, after max_attempts + replicas_wanted - 1 claims, failing
- * the job and refunding it), counting the lost lease against its node with an appended node_deltas
- * row.  Only report_progress extends a lease, and a node holds at most its declared slots; one in
- * MAINTENANCE gets nothing, an OFFLINE one is refused.
+ * is FOR UPDATE SKIP LOCKED over open jobs that still want a replica (open_replicas > 0), whose
+ * requirement ('trainer:NAME' or 'runner:NAME') the node advertises and whose memory, cores and
+ * labels it has free (placement.c), users in fair-share order (fairshare.c), each user's jobs
+ * highest priority then oldest first (docs/SCHEDULING.md), skipping jobs on which the node's
+ * operator already holds a live or submitted replica: the replicas of a job go to different
+ * operators (a unique index is the backstop).  A row another claimer has locked is skipped, and the
+ * re-checked open_replicas keeps a job from getting more replicas than it wants.  Leases expire
+ * without any background process: every claim first ends jobs past their deadlines (deadlines.c)
+ * and expired replicas, re-opening them (or, after max_attempts + replicas_wanted - 1 claims,
+ * failing the job and refunding it), counting the lost lease against its node with an appended
+ * node_deltas row.  Only report_progress extends a lease, and a node holds at most its declared
+ * slots; one in MAINTENANCE gets nothing, an OFFLINE one is refused.
  *
  * Waits: a claim never waits (SKIP LOCKED; its own node row is the only row it locks and waits
  * for, and only that node's other sessions hold it).  complete, fail and release lock the job row
@@ -36,6 +38,8 @@
 #include "commands/async.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "access/xact.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -180,31 +184,47 @@ typedef struct Claimer
 	int32		score;			/* record score, 0..100 */
 	int32		spot_pct;		/* chance a single-replica job it claims is spot-checked */
 	bool		caught;			/* checked even when no other operator is online (MmCaught) */
+	int64		free_mb;		/* memory it offers minus what its running jobs need */
+	int64		free_cores;
+	Datum		labels;			/* text[] it advertises */
+	Datum		requirements;	/* text[]: 'trainer:NAME' / 'runner:NAME' */
 } Claimer;
 
 /*
  * How many jobs the calling node may lease now: none while it is in MAINTENANCE, at most its
- * declared slots minus the replicas it is running.  Locks the node's own row, so two sessions of
- * one node cannot both fill the same free slots; an OFFLINE node (no recent heartbeat) is refused.
- * Fills *me from the node's row.
+ * declared slots minus the replicas it is running.  Locks the node's own row first, so two sessions
+ * of one node cannot both fill the same free slots or memory; the counts are read by the next
+ * statement, which sees what a session that held the row committed.  An OFFLINE node (no recent
+ * heartbeat) is refused.  Fills *me from the node's row.
  */
 static int32
 FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 {
+	static MmPlan lock = {
+		"SELECT 1 FROM modelmine.nodes WHERE id = $1 FOR NO KEY UPDATE", 1, {INT8OID}};
 	static MmPlan mine = {
 		"SELECT n.slots, n.status = 'MAINTENANCE' OR n.maintenance, "
 		"       n.last_seen IS NULL OR "
 		"n.last_seen < pg_catalog.now() - pg_catalog.make_interval(secs => $2), "
-		"       (SELECT pg_catalog.count(*) FROM modelmine.job_replicas r "
-		"         WHERE r.node_id = n.id AND r.status = 'RUNNING')::integer, "
-		"       n.operator_id, n.jobs_completed, n.jobs_failed, n.results_valid, n.results_invalid "
-		"  FROM modelmine.nodes n WHERE n.id = $1 FOR NO KEY UPDATE OF n", 2, {INT8OID, FLOAT8OID}};
+		"       u.running::integer, "
+		"       n.operator_id, n.jobs_completed, n.jobs_failed, n.results_valid, "
+		"       n.results_invalid, "
+		"       n.memory_mb - u.mb, n.cores - u.cores, n.labels, n.requirements "
+		"  FROM modelmine.nodes n CROSS JOIN LATERAL ("
+		"       SELECT pg_catalog.count(*) AS running, "
+		"              COALESCE(pg_catalog.sum(j.need_memory_mb), 0)::bigint AS mb, "
+		"              COALESCE(pg_catalog.sum(j.need_cores), 0)::bigint AS cores "
+		"         FROM modelmine.job_replicas r JOIN modelmine.jobs j ON j.id = r.job_id "
+		"        WHERE r.node_id = n.id AND r.status = 'RUNNING') u "
+		" WHERE n.id = $1", 2, {INT8OID, FLOAT8OID}, true};
 	int64		offline_after = MmSetting("offline_after_seconds");
 	Datum		args[2] = {Int64GetDatum(node_id), Float8GetDatum((double) offline_after)};
 	int32		slots,
 				running;
+	bool		isnull;
 
-	if (MmExecWaiting(&mine, args, NULL, 1, "node", node_id) != 1)
+	if (MmExecWaiting(&lock, args, NULL, 1, "node", node_id) != 1 ||
+		MmExec(&mine, args, NULL, false, 1) != 1)
 		elog(ERROR, "modelmine: node " INT64_FORMAT " vanished", node_id);
 	if (MmInt64(0, 3, NULL))
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -217,6 +237,10 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 	me->score = MmRecordScore(MmInt64(0, 6, NULL), MmInt64(0, 7, NULL), MmInt64(0, 9, NULL));
 	me->spot_pct = MmSpotcheckPct(MmInt64(0, 8, NULL), MmInt64(0, 9, NULL), me->score);
 	me->caught = MmCaught(MmInt64(0, 8, NULL), MmInt64(0, 9, NULL));
+	me->free_mb = MmInt64(0, 10, NULL);
+	me->free_cores = MmInt64(0, 11, NULL);
+	me->labels = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 12, &isnull);
+	me->requirements = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 13, &isnull);
 	if (MmInt64(0, 2, NULL))
 		return 0;
 	slots = (int32) MmInt64(0, 1, NULL);
@@ -224,49 +248,147 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 	return Min(wanted, slots - running);
 }
 
+/* users the fair-share walk visits per claim; jobs of each user it looks at */
+#define WALK_USERS 64
+#define WALK_JOBS_PER_USER "64"
+/* jobs the fallback walk (global priority order) looks at */
+#define WALK_JOBS_FALLBACK "256"
+
+/*
+ * What a job j must satisfy to be leased to the claiming node (claim parameters: $1 node, $3
+ * operator, $5 visibility delay, $6..$9 free memory, free cores, labels, requirements).  The
+ * status and open replicas are re-checked on the locked row.
+ */
+#define CLAIM_FITS \
+	"j.open_replicas > 0 AND j.status IN ('PENDING', 'RUNNING') " \
+	"AND j.requirement = ANY ($9) AND j.need_memory_mb <= $6 AND j.need_cores <= $7 " \
+	"AND j.need_labels <@ $8 " \
+	"AND j.created_at <= pg_catalog.now() - pg_catalog.make_interval(secs => $5) " \
+	"AND (j.start_by IS NULL OR j.status = 'RUNNING' OR j.start_by > pg_catalog.now()) " \
+	"AND (j.finish_by IS NULL OR j.finish_by > pg_catalog.now()) " \
+	/* \
+	 * a correlated count probing (job_id, operator_id), not NOT EXISTS: the anti-join a kept \
+	 * plan got from the statistics of a nearly empty queue scanned all of the operator's \
+	 * replicas for every candidate job (claims went 10x slower at 2000 jobs) \
+	 */ \
+	"AND (SELECT pg_catalog.count(*) FROM modelmine.job_replicas r " \
+	"      WHERE r.job_id = j.id AND r.operator_id = $3 " \
+	"        AND r.status IN ('RUNNING', 'SUBMITTED')) = 0 "
+
+/*
+ * The spot-check draw of a picked job c (chance $4; $10: the node was caught; $11: offline after).
+ * A spot-check (on any claim of a job that wants one result, re-issued ones too, so a caught node
+ * gains nothing by waiting for expired leases; unless the node was caught, only when another
+ * operator has an online node that can run it, so a lone honest operator's jobs never wait) makes
+ * the job want a second result.
+ */
+#define CLAIM_SPOT \
+	"CASE WHEN c.replicas_wanted = 1 AND pg_catalog.random() * 100 < $4 " \
+	"     THEN $10 OR EXISTS (SELECT 1 FROM modelmine.nodes o " \
+	"                    WHERE o.operator_id <> $3 AND NOT o.maintenance " \
+	"                      AND o.last_seen >= pg_catalog.now() - " \
+	"pg_catalog.make_interval(secs => $11) " \
+	"                      AND c.requirement = ANY (o.requirements)) " \
+	"     ELSE false END"
+
+#define CLAIM_NARGS 11
+#define CLAIM_TYPES {INT8OID, INT4OID, INT8OID, INT4OID, FLOAT8OID, INT8OID, INT8OID, \
+					 TEXTARRAYOID, TEXTARRAYOID, BOOLOID, FLOAT8OID}
+
+/*
+ * What jobs_user_claimable_idx carries besides its key (INCLUDE): a user's window of claimable jobs
+ * is narrowed to those that fit the node from the index, before any job row is read.
+ */
+#define CLAIM_FITS_INDEX \
+	"w.requirement = ANY ($9) AND w.need_memory_mb <= $6 AND w.need_cores <= $7 " \
+	"AND w.need_labels <@ $8 "
+
+/*
+ * Picks and locks (SKIP LOCKED) up to want jobs for the node; fills ids, needs and spot draws and
+ * returns how many.  Fair share first: users that may have claimable jobs, least decayed usage per
+ * share first (fair_share_queue_idx), and for each the first WALK_JOBS_PER_USER of its claimable
+ * jobs by priority then age (jobs_user_claimable_idx), narrowed to those that fit the node from
+ * the index; their rows are then read and locked one at a time in that order until want are held.
+ * The walk never reads more than WALK_USERS users.  Only when that finds nothing (every job of those
+ * users is held, does not fit, or was inserted without a submit) does it fall back to the first
+ * WALK_JOBS_FALLBACK jobs in global priority order, so a node that fits only rare jobs still gets
+ * them.
+ */
+static int
+PickJobs(Datum *args, int want, int64 *ids, int64 *mb, int64 *cores, bool *spot)
+{
+	static MmPlan fair = {
+		"SELECT c.id, c.need_memory_mb, c.need_cores, " CLAIM_SPOT
+		"  FROM (SELECT f.user_id FROM modelmine.fair_share f WHERE f.queued "
+		"         ORDER BY f.rank, f.user_id LIMIT " CppAsString2(WALK_USERS) ") u "
+		" CROSS JOIN LATERAL ("
+		"       SELECT j.id, j.need_memory_mb, j.need_cores, j.replicas_wanted, j.requirement "
+		"         FROM (SELECT w.id FROM ("
+		"                 SELECT y.id, y.requirement, y.need_memory_mb, y.need_cores, "
+		"                        y.need_labels FROM modelmine.jobs y "
+		"                  WHERE y.user_id = u.user_id AND y.open_replicas > 0 "
+		"                    AND y.status IN ('PENDING', 'RUNNING') "
+		"                  ORDER BY y.priority DESC, y.id LIMIT " WALK_JOBS_PER_USER ") w "
+		"                WHERE " CLAIM_FITS_INDEX ") w "
+		/* a locking subquery is never pulled up: each row is read and locked in order */
+		"        CROSS JOIN LATERAL ("
+		"              SELECT j.* FROM modelmine.jobs j WHERE j.id = w.id AND " CLAIM_FITS
+		"                 FOR NO KEY UPDATE OF j SKIP LOCKED) j "
+		"        LIMIT $2) c "
+		" LIMIT $2", CLAIM_NARGS, CLAIM_TYPES, true};
+	static MmPlan fallback = {
+		"SELECT c.id, c.need_memory_mb, c.need_cores, " CLAIM_SPOT
+		"  FROM (SELECT j.id, j.need_memory_mb, j.need_cores, j.replicas_wanted, j.requirement "
+		"          FROM modelmine.jobs j "
+		"         WHERE j.id IN (SELECT y.id FROM modelmine.jobs y "
+		"                         WHERE y.open_replicas > 0 AND y.status IN ('PENDING', 'RUNNING') "
+		"                         ORDER BY y.priority DESC, y.id LIMIT " WALK_JOBS_FALLBACK ") "
+		"           AND " CLAIM_FITS
+		"         ORDER BY j.priority DESC, j.id LIMIT $2 FOR NO KEY UPDATE OF j SKIP LOCKED) c",
+	CLAIM_NARGS, CLAIM_TYPES, true};
+	uint64		n = MmExec(&fair, args, NULL, false, 0);
+
+	if (n == 0)
+		n = MmExec(&fallback, args, NULL, false, 0);
+	for (uint64 i = 0; i < n && (int) i < want; i++)
+	{
+		bool		isnull;
+
+		ids[i] = MmInt64(i, 1, NULL);
+		mb[i] = MmInt64(i, 2, NULL);
+		cores[i] = MmInt64(i, 3, NULL);
+		spot[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4,
+											 &isnull));
+	}
+	return (int) Min(n, (uint64) want);
+}
+
 /*
  * Leases replicas of jobs to the calling node and puts them in the SRF's tuplestore.  A job is
- * offered while it has open replicas and no live or submitted replica of the node's operator; it
- * becomes visible to a node (100 - record score)% of scarce_delay_ms after it was submitted, so
- * better nodes are served first when work is scarce.  A spot-check (chance spot_pct, on any claim
- * of a job that wants one result, re-issued ones too, so a caught node gains nothing by waiting for
- * expired leases; unless the node was caught, only when another operator has an online node that
- * can run it, so a lone honest operator's jobs never wait) makes the job want a second result.
+ * offered while it has open replicas, fits what the node has free (memory, cores, labels, its
+ * trainer or runner) and no live or submitted replica of the node's operator is on it; it becomes
+ * visible to a node (100 - record score)% of scarce_delay_ms after it was submitted, so better
+ * nodes are served first when work is scarce.  Picked jobs are taken while their needs add up to
+ * what is free: the node's row lock (FreeSlots) keeps its other sessions out meanwhile, so nothing
+ * is over-committed.  Each lease appends one unit of usage for the job's owner (fairshare.c).
  */
 static void
 ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 {
-	static MmPlan claim = {
-		"WITH c AS ("
-		"  SELECT j.id, CASE WHEN j.replicas_wanted = 1 AND pg_catalog.random() * 100 < $5 "
-		"                    THEN $8 OR EXISTS (SELECT 1 FROM modelmine.nodes o "
-		"                                  WHERE o.operator_id <> $4 AND NOT o.maintenance "
-		"                                    AND o.last_seen >= pg_catalog.now() - "
-		"pg_catalog.make_interval(secs => $7) "
-		"                                    AND j.requirement = ANY (o.requirements)) "
-		"                    ELSE false END AS spot "
-		"    FROM modelmine.jobs j "
-		"   WHERE j.open_replicas > 0 AND j.status IN ('PENDING', 'RUNNING') "
-		"     AND j.requirement = ANY ((SELECT requirements FROM modelmine.nodes "
-		"WHERE id = $1)::text[]) "
-		"     AND j.created_at <= pg_catalog.now() - pg_catalog.make_interval(secs => $6) "
-		/*
-		 * a correlated count probing (job_id, operator_id), not NOT EXISTS: the anti-join a kept
-		 * plan got from the statistics of a nearly empty queue scanned all of the operator's
-		 * replicas for every candidate job (claims went 10x slower at 2000 jobs)
-		 */
-		"     AND (SELECT pg_catalog.count(*) FROM modelmine.job_replicas r "
-		"           WHERE r.job_id = j.id AND r.operator_id = $4 "
-		"             AND r.status IN ('RUNNING', 'SUBMITTED')) = 0 "
-		"   ORDER BY j.priority DESC, j.id LIMIT $2 FOR NO KEY UPDATE OF j SKIP LOCKED), "
+	static MmPlan lease = {
+		"WITH c AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), "
+		"                                    pg_catalog.unnest($2::boolean[])) AS c(id, spot)), "
 		/* the unique index on live replicas per operator is the backstop: a conflict skips */
 		"ins AS ("
 		"  INSERT INTO modelmine.job_replicas (job_id, node_id, operator_id, lease_seconds, "
 		"                                      lease_expires_at) "
-		"  SELECT c.id, $1, $4, $3, pg_catalog.now() + pg_catalog.make_interval(secs => $3) "
-		"    FROM c ON CONFLICT DO NOTHING RETURNING job_id) "
-		"UPDATE modelmine.jobs j SET status = 'RUNNING', node_id = $1, attempts = j.attempts + 1, "
-		"       lease_seconds = $3, "
+		"  SELECT c.id, $3, $4, $5, pg_catalog.now() + pg_catalog.make_interval(secs => $5) "
+		"    FROM c ON CONFLICT DO NOTHING RETURNING job_id), "
+		"used AS ("
+		"  INSERT INTO modelmine.usage_deltas (user_id, usage_log) "
+		"  SELECT j.user_id, $6 FROM modelmine.jobs j JOIN ins ON ins.job_id = j.id) "
+		"UPDATE modelmine.jobs j SET status = 'RUNNING', node_id = $3, attempts = j.attempts + 1, "
+		"       lease_seconds = $5, "
 		"       progress = CASE WHEN j.status = 'PENDING' THEN 0 ELSE j.progress END, "
 		"       metrics = CASE WHEN j.status = 'PENDING' THEN NULL ELSE j.metrics END, "
 		"       started_at = CASE WHEN j.status = 'PENDING' THEN pg_catalog.now() "
@@ -275,35 +397,70 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"       open_replicas = j.open_replicas - 1 + c.spot::integer, "
 		"       validation = CASE WHEN j.replicas_wanted + c.spot::integer > 1 THEN 'PENDING' "
 		"ELSE j.validation END, "
-		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3) "
+		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $5) "
 		"  FROM c JOIN ins ON ins.job_id = c.id WHERE j.id = c.id "
 		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts",
-	8, {INT8OID, INT4OID, INT4OID, INT8OID, INT4OID, FLOAT8OID, FLOAT8OID, BOOLOID}};
+	6, {INT8ARRAYOID, BOOLARRAYOID, INT8OID, INT8OID, INT4OID, FLOAT8OID}, true};
 	int64		node_id = MmRequireNode(false);
-	Datum		args[8];
+	Datum		args[CLAIM_NARGS];
+	Datum		largs[6];
 	Claimer		me;
 	int32		want;
+	int			picked,
+				taken = 0;
+	int64		ids[MM_CLAIM_MAX],
+				mb[MM_CLAIM_MAX],
+				cores[MM_CLAIM_MAX];
+	bool		spot[MM_CLAIM_MAX];
+	Datum		take_ids[MM_CLAIM_MAX],
+				take_spot[MM_CLAIM_MAX];
 	uint64		n;
 
 	ReclaimExpired();
+	(void) MmExpireJobs(RECLAIM_BATCH);
 	/*
 	 * the housekeeping every claim carries to commit keeps sealing and folding going on a busy
-	 * network
+	 * network, and folds the usage fair share ranks users by
 	 */
 	MmAtCommit(MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_SEAL |
-			   MM_AT_COMMIT_NODES);
+			   MM_AT_COMMIT_NODES | MM_AT_COMMIT_SCHED);
 	want = FreeSlots(node_id, a->max_jobs, &me);
 	if (want <= 0)
 		return;
 	args[0] = Int64GetDatum(node_id);
 	args[1] = Int32GetDatum(want);
-	args[2] = Int32GetDatum(a->lease_seconds);
-	args[3] = Int64GetDatum(me.operator_id);
-	args[4] = Int32GetDatum(me.spot_pct);
-	args[5] = Float8GetDatum((100 - me.score) * MmSetting("scarce_delay_ms") / 100 / 1000.0);
-	args[6] = Float8GetDatum((double) MmSetting("offline_after_seconds"));
-	args[7] = BoolGetDatum(me.caught);
-	n = MmExec(&claim, args, NULL, false, 0);
+	args[2] = Int64GetDatum(me.operator_id);
+	args[3] = Int32GetDatum(me.spot_pct);
+	args[4] = Float8GetDatum((100 - me.score) * MmSetting("scarce_delay_ms") / 100 / 1000.0);
+	args[5] = Int64GetDatum(me.free_mb);
+	args[6] = Int64GetDatum(me.free_cores);
+	args[7] = me.labels;
+	args[8] = me.requirements;
+	args[9] = BoolGetDatum(me.caught);
+	args[10] = Float8GetDatum((double) MmSetting("offline_after_seconds"));
+	picked = PickJobs(args, want, ids, mb, cores, spot);
+	/* each picked job fits alone; take them while they fit together (the rest are left) */
+	for (int i = 0; i < picked; i++)
+	{
+		if (mb[i] > me.free_mb || cores[i] > me.free_cores)
+			continue;
+		me.free_mb -= mb[i];
+		me.free_cores -= cores[i];
+		take_ids[taken] = Int64GetDatum(ids[i]);
+		take_spot[taken++] = BoolGetDatum(spot[i]);
+	}
+	if (taken == 0)
+		return;
+	largs[0] = PointerGetDatum(construct_array(take_ids, taken, INT8OID, 8, true,
+											   TYPALIGN_DOUBLE));
+	largs[1] = PointerGetDatum(construct_array(take_spot, taken, BOOLOID, 1, true, TYPALIGN_CHAR));
+	largs[2] = Int64GetDatum(node_id);
+	largs[3] = Int64GetDatum(me.operator_id);
+	largs[4] = Int32GetDatum(a->lease_seconds);
+	/* usage is kept as log2 of 2^(t / half-life), t in seconds since 2000 (fairshare.c) */
+	largs[5] = Float8GetDatum((double) GetCurrentTransactionStartTimestamp() / USECS_PER_SEC /
+							  (double) MmSetting("fair_share_half_life_seconds"));
+	n = MmExec(&lease, largs, NULL, false, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		Datum		values[5];

@@ -29,7 +29,8 @@ MmExec(MmPlan *plan, Datum *values, const char *nulls, bool read_only, long coun
 
 	if (plan->plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(plan->sql, plan->nargs, plan->argtypes);
+		SPIPlanPtr	p = SPI_prepare_cursor(plan->sql, plan->nargs, plan->argtypes,
+										   plan->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
 
 		if (p == NULL)
 			elog(ERROR, "modelmine: could not prepare \"%s\": %s", plan->sql,

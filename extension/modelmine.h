@@ -11,6 +11,7 @@
 #include "executor/spi.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
+#include "datatype/timestamp.h"
 
 #include "modelmine/protocol.h"
 
@@ -19,6 +20,7 @@
 #define MmSqlState(s)			MAKE_SQLSTATE((s)[0], (s)[1], (s)[2], (s)[3], (s)[4])
 #define ERRCODE_MM_INSUFFICIENT_BALANCE	MmSqlState(MM_SQLSTATE_INSUFFICIENT_BALANCE)
 #define ERRCODE_MM_SUPPLY_CAP			MmSqlState(MM_SQLSTATE_SUPPLY_CAP)
+#define ERRCODE_MM_UNPLACEABLE			MmSqlState(MM_SQLSTATE_UNPLACEABLE)
 
 #define MM_SHA256_LEN			32
 
@@ -29,6 +31,11 @@ typedef struct MmPlan
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[MM_MAX_ARGS];
+	/*
+	 * always the generic plan: for a statement run on every claim whose custom plans cost more to
+	 * make (a millisecond) than to run, and whose plan does not depend on the parameters' values
+	 */
+	bool		generic;
 	SPIPlanPtr	plan;			/* prepared on first use, then kept */
 } MmPlan;
 
@@ -49,7 +56,8 @@ extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long
 #define MM_AT_COMMIT_NODES		0x02	/* fold node_deltas into node counters */
 #define MM_AT_COMMIT_STATS		0x04	/* fold job_stat_deltas */
 #define MM_AT_COMMIT_SEAL		0x08	/* seal queued ledger entries */
-#define MM_AT_COMMIT_ALL		0x0f
+#define MM_AT_COMMIT_SCHED		0x20	/* fold usage_deltas into fair_share; drop idle users */
+#define MM_AT_COMMIT_ALL		0x2f
 /* fold now, even within fold_interval_ms of this backend's last fold */
 #define MM_AT_COMMIT_FORCE		0x10
 extern void MmAtCommit(int which);
@@ -92,6 +100,18 @@ extern char *MmPrintable(const char *s, int len, int max);
 /* ---- configcheck.c: a built-in trainer's config, checked by the workers' validator ---- */
 extern void MmCheckTrainerConfig(Jsonb *config);
 
+/* ---- placement.c: what a job needs and what a node offers ---- */
+typedef struct MmResources
+{
+	int32		memory_mb;
+	int32		cores;
+	Datum		labels;			/* text[] */
+	int			nlabels;
+} MmResources;
+extern bool MmResourceKey(const char *key, int len);
+extern void MmParseResources(Jsonb *doc, const char *field, MmResources *out);
+extern void MmCheckPlaceable(const MmResources *need, const char *requirement);
+
 /* ---- jobs.c: a submission, as submit_job and submit_jobs (submitbatch.c) check it ---- */
 typedef struct MmSubmitArgs
 {
@@ -102,11 +122,17 @@ typedef struct MmSubmitArgs
 	int64		stake;
 	bool		priority_given;
 	int32		priority;
+	bool		start_by_given;
+	TimestampTz start_by;
+	bool		finish_by_given;
+	TimestampTz finish_by;
+	Jsonb	   *requirements;
 	/* filled in by MmCheckSubmit */
 	char	   *title_out;
 	int64		stake_out;
 	int32		priority_out;
 	int16		replicas_out;
+	MmResources need_out;
 } MmSubmitArgs;
 extern void MmCheckSubmit(MmSubmitArgs *a);
 
@@ -127,6 +153,13 @@ extern int32 MmSpotcheckPct(int64 valid, int64 invalid, int32 score);
 extern void MmReleaseReplicas(int64 job_id);
 extern bool MmReplicaLost(int64 job_id, int64 node_id, const char *status, const char *why);
 extern int64 MmValidateJob(int64 job_id, int64 caller, int32 wanted);
+
+/* ---- deadlines.c ---- */
+extern int64 MmExpireJobs(int32 max_jobs);
+
+/* ---- fairshare.c ---- */
+extern void MmFairShareSubmitted(int64 user_id);
+extern int64 MmFoldUsage(void);
 
 /* ---- ledger.c ---- */
 extern int64 MmLedgerSeal(int64 max);

@@ -121,11 +121,12 @@ SlotsOf(Jsonb *caps)
 /*
  * Validates a capability document: an object of at most MM_MAX_CAPS_BYTES of JSON text with only
  * the keys trainers, runners and slots (bounded, because nodes() shows every node's document to
- * anyone).  Returns the text[] of requirements a node with them satisfies; *slots gets
- * capabilities.slots.
+ * anyone), plus the resource keys memory_mb, cores and labels (placement.c).  Returns the text[]
+ * of requirements a node with them satisfies; *slots gets capabilities.slots, *offers the
+ * resources.
  */
 static Datum
-RequirementsOf(Jsonb *caps, int32 *slots)
+RequirementsOf(Jsonb *caps, int32 *slots, MmResources *offers)
 {
 	static const char *const known[] = {"trainers", "runners", "slots"};
 	List	   *elems = NIL;
@@ -159,14 +160,16 @@ RequirementsOf(Jsonb *caps, int32 *slots)
 		for (int k = 0; k < lengthof(known); k++)
 			ok |= v.val.string.len == (int) strlen(known[k]) &&
 				memcmp(v.val.string.val, known[k], v.val.string.len) == 0;
-		if (!ok)
+		if (!ok && !MmResourceKey(v.val.string.val, v.val.string.len))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("unknown key in capabilities"),
 							errdetail("Got \"%s\".",
 									  MmPrintable(v.val.string.val, v.val.string.len, 64)),
-							errhint("The keys are \"trainers\", \"runners\" and \"slots\".")));
+							errhint("The keys are \"trainers\", \"runners\", \"slots\", "
+									"\"memory_mb\", \"cores\" and \"labels\".")));
 	}
 	*slots = SlotsOf(caps);
+	MmParseResources(caps, "capabilities", offers);
 	CollectNames(caps, "trainers", MM_REQUIRE_TRAINER, &elems);
 	CollectNames(caps, "runners", MM_REQUIRE_RUNNER, &elems);
 	d = palloc(sizeof(Datum) * (list_length(elems) + 1));
@@ -210,18 +213,21 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 {
 	static MmPlan ins = {
 		"INSERT INTO modelmine.nodes "
-		"(operator_id, name, key_hash, capabilities, requirements, slots) "
-		"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (operator_id, name) DO NOTHING RETURNING id",
-	6, {INT8OID, TEXTOID, BYTEAOID, JSONBOID, TEXTARRAYOID, INT2OID}};
+		"(operator_id, name, key_hash, capabilities, requirements, slots, memory_mb, cores, labels) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+		"ON CONFLICT (operator_id, name) DO NOTHING RETURNING id",
+	9, {INT8OID, TEXTOID, BYTEAOID, JSONBOID, TEXTARRAYOID, INT2OID, INT4OID, INT4OID,
+	TEXTARRAYOID}};
 	static MmPlan acct = {
 		"INSERT INTO modelmine.accounts (kind, node_id) VALUES ('node', $1)", 1, {INT8OID}};
 	int64		operator_id = MmRequireUser(false, NULL);
 	char	   *name;
 	int			chars;
 	int32		slots;
+	MmResources offers;
 	char		secret[MM_NODE_KEY_SECRET_HEX + 1];
 	uint8		hash[MM_KEY_HASH_LEN];
-	Datum		args[6];
+	Datum		args[9];
 	StringInfoData payload;
 
 	if (name_in == NULL)
@@ -234,7 +240,7 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 						errdetail("It has %d characters.", chars),
 						errhint("Pass a node name of 1 to 100 characters, e.g. the host name.")));
 	MmCheckDisplayText("node name", name);
-	args[4] = RequirementsOf(caps, &slots);
+	args[4] = RequirementsOf(caps, &slots, &offers);
 	CheckNodeLimit(operator_id);
 
 	MmRandomHex(MM_NODE_KEY_SECRET_HEX / 2, secret);
@@ -245,6 +251,9 @@ RegisterNode(text *name_in, Jsonb *caps, int64 *node_id)
 	args[2] = PointerGetDatum(MmBytea(hash, MM_KEY_HASH_LEN));
 	args[3] = JsonbPGetDatum(caps);
 	args[5] = Int16GetDatum((int16) slots);
+	args[6] = Int32GetDatum(offers.memory_mb);
+	args[7] = Int32GetDatum(offers.cores);
+	args[8] = offers.labels;
 	if (MmExec(&ins, args, NULL, false, 1) != 1)
 		ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION), errmsg("you already have a node named "
 																  "\"%s\"", name),
@@ -632,15 +641,17 @@ mm_authenticate_node_local(PG_FUNCTION_ARGS)
 	return AuthenticateNodeShim(fcinfo, true);
 }
 
-/* SQL: set_capabilities(capabilities), the calling node's trainers, runners and slots. */
+/* SQL: set_capabilities(capabilities), the calling node's trainers, runners, slots, resources. */
 Datum
 mm_set_capabilities(PG_FUNCTION_ARGS)
 {
 	static MmPlan set = {
-		"UPDATE modelmine.nodes SET capabilities = $2, requirements = $3, slots = $4 WHERE id = $1",
-	4, {INT8OID, JSONBOID, TEXTARRAYOID, INT2OID}};
-	Datum		args[4];
+		"UPDATE modelmine.nodes SET capabilities = $2, requirements = $3, slots = $4, "
+		"       memory_mb = $5, cores = $6, labels = $7 WHERE id = $1",
+	7, {INT8OID, JSONBOID, TEXTARRAYOID, INT2OID, INT4OID, INT4OID, TEXTARRAYOID}};
+	Datum		args[7];
 	int32		slots;
+	MmResources offers;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -649,8 +660,11 @@ mm_set_capabilities(PG_FUNCTION_ARGS)
 	MmConnect();
 	args[0] = Int64GetDatum(MmRequireNode(false));
 	args[1] = JsonbPGetDatum(PG_GETARG_JSONB_P(0));
-	args[2] = RequirementsOf(PG_GETARG_JSONB_P(0), &slots);
+	args[2] = RequirementsOf(PG_GETARG_JSONB_P(0), &slots, &offers);
 	args[3] = Int16GetDatum((int16) slots);
+	args[4] = Int32GetDatum(offers.memory_mb);
+	args[5] = Int32GetDatum(offers.cores);
+	args[6] = offers.labels;
 	MmExecWaiting(&set, args, NULL, 0, "node", DatumGetInt64(args[0]));
 	SPI_finish();
 	PG_RETURN_VOID();

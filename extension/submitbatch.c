@@ -232,6 +232,8 @@ SubmitJobs(Jsonb *in, int *n)
 		stake[i] = Int64GetDatum(a[i].stake_out);
 		total += a[i].stake_out;
 	}
+	/* the user's own fair-share row: the claims' walk must see the user once this commits */
+	MmFairShareSubmitted(user_id);
 	InsertJobs(user_id, *n, a, ids);
 	if (!MmTrySpendEach(MmUserAccount(user_id), *n, escrow, stake, "stake", ids, &have))
 		ereport(ERROR, (errcode(ERRCODE_MM_INSUFFICIENT_BALANCE), errmsg("insufficient balance"),

@@ -554,13 +554,15 @@ GRANT EXECUTE ON FUNCTION modelmine.my_transactions(integer) TO modelmine_user;
 -- Jobs (C, extension/jobs.c).
 -------------------------------------------------------------------------------------------------------
 CREATE FUNCTION modelmine.submit_job(title text, config jsonb, description text DEFAULT NULL,
-                                     stake bigint DEFAULT NULL, priority integer DEFAULT 0) RETURNS bigint
+                                     stake bigint DEFAULT NULL, priority integer DEFAULT 0,
+                                     start_by timestamptz DEFAULT NULL, finish_by timestamptz DEFAULT NULL,
+                                     requirements jsonb DEFAULT NULL) RETURNS bigint
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_submit_job';
-COMMENT ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) IS
-    'Submits a training job: title 1-200 characters, config a JSON object, stake (default: setting default_stake; at most max_stake) moved to escrow in the same transaction, priority -1000..1000 (higher first). Returns the job id.';
-REVOKE ALL ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer) TO modelmine_user;
+COMMENT ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer, timestamptz, timestamptz, jsonb) IS
+    'Submits a training job: title 1-200 characters, config a JSON object, stake (default: setting default_stake; at most max_stake) moved to escrow in the same transaction, priority -1000..1000 (higher first), optional deadlines start_by and finish_by (in the future, finish_by after start_by), optional requirements {"memory_mb", "cores", "labels": [...]} some registered node must offer (MM003 otherwise). Returns the job id.';
+REVOKE ALL ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer, timestamptz, timestamptz, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.submit_job(text, jsonb, text, bigint, integer, timestamptz, timestamptz, jsonb) TO modelmine_user;
 
 CREATE FUNCTION modelmine.submit_jobs(jobs jsonb) RETURNS TABLE (job_id bigint)
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -792,7 +794,7 @@ CREATE FUNCTION modelmine.claim_jobs(max_jobs integer DEFAULT 1, lease_seconds i
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_bitmapscan = off
     AS 'MODULE_PATHNAME', 'mm_claim_jobs';
 COMMENT ON FUNCTION modelmine.claim_jobs(integer, integer) IS
-    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired, then leases up to max_jobs (1..100) pending jobs this node can run, highest priority then oldest first, for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
+    'Node: first re-queues (or fails and refunds, after max_attempts) jobs whose lease expired and ends jobs past their deadlines (expire_jobs), then leases up to max_jobs (1..100) pending jobs this node can run and has the memory, cores and labels free for: users by fair share (least decayed usage per share first), each user''s jobs by priority then age; for lease_seconds (5..3600), never more than its free slots. A node in MAINTENANCE gets nothing; an OFFLINE node (no recent heartbeat) is refused. Never gives one job to two nodes.';
 REVOKE ALL ON FUNCTION modelmine.claim_jobs(integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.claim_jobs(integer, integer) TO modelmine_node;
 
@@ -2619,3 +2621,106 @@ COMMENT ON FUNCTION modelmine.my_notifications(text, integer) IS
     'The signed-in user''s notifications, newest first (at most 1000; all, or PENDING, SENT or DEAD): event, channel, destination, attempts, and for dead letters the reason.';
 REVOKE ALL ON FUNCTION modelmine.my_notifications(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.my_notifications(text, integer) TO modelmine_user;
+
+-------------------------------------------------------------------------------------------------------
+-- Issue 19: scheduling.  Deadlines (extension/deadlines.c), resource-aware placement (nodes advertise
+-- memory_mb, cores and labels in their capabilities; a job may require them) and fair share between
+-- users (extension/fairshare.c): claims walk users by decayed usage per share, then each user's jobs by
+-- priority and age.  docs/SCHEDULING.md has the policy.
+-------------------------------------------------------------------------------------------------------
+INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
+    ('fair_share_half_life_seconds', 3600, 60, 31536000, 'Half-life of the recent usage fair share ranks users by: a job started this long ago counts half as much as one started now.');
+
+ALTER TABLE modelmine.jobs
+    ADD COLUMN start_by       timestamptz,
+    ADD COLUMN finish_by      timestamptz,
+    ADD COLUMN need_memory_mb integer NOT NULL DEFAULT 0 CHECK (need_memory_mb BETWEEN 0 AND 16777216),
+    ADD COLUMN need_cores     integer NOT NULL DEFAULT 0 CHECK (need_cores BETWEEN 0 AND 4096),
+    ADD COLUMN need_labels    text[] NOT NULL DEFAULT '{}' CHECK (pg_catalog.cardinality(need_labels) <= 16),
+    ADD CONSTRAINT jobs_deadlines_check CHECK (finish_by > start_by);
+COMMENT ON COLUMN modelmine.jobs.start_by IS
+    'Deadline to start: a job still PENDING at this time is canceled and refunded (expire_jobs).';
+COMMENT ON COLUMN modelmine.jobs.finish_by IS
+    'Deadline to finish: a job still RUNNING at this time is failed and refunded, one still PENDING canceled and refunded (expire_jobs).';
+COMMENT ON COLUMN modelmine.jobs.need_memory_mb IS
+    'Memory the job needs on its node, in MB (0: none declared); counted against the node while it runs.';
+COMMENT ON COLUMN modelmine.jobs.need_cores IS
+    'CPU cores the job needs on its node (0: none declared); counted against the node while it runs.';
+COMMENT ON COLUMN modelmine.jobs.need_labels IS
+    'Labels its node must advertise, such as gpu.';
+-- a user's claimable jobs, best first: the fair-share walk probes this per user, and narrows the
+-- window to the jobs that fit the node from what the index carries
+CREATE INDEX jobs_user_claimable_idx ON modelmine.jobs (user_id, priority DESC, id)
+    INCLUDE (requirement, need_memory_mb, need_cores, need_labels)
+    WHERE open_replicas > 0 AND status IN ('PENDING', 'RUNNING');
+-- whether a user still has an open job (fair_share.queued is cleared only when none is left)
+CREATE INDEX jobs_user_open_idx ON modelmine.jobs (user_id) WHERE status IN ('PENDING', 'RUNNING');
+CREATE INDEX jobs_start_by_idx ON modelmine.jobs (start_by)
+    WHERE status = 'PENDING' AND start_by IS NOT NULL;
+CREATE INDEX jobs_finish_by_idx ON modelmine.jobs (finish_by)
+    WHERE finish_by IS NOT NULL AND status IN ('PENDING', 'RUNNING');
+
+ALTER TABLE modelmine.nodes
+    ADD COLUMN memory_mb integer NOT NULL DEFAULT 0 CHECK (memory_mb BETWEEN 0 AND 16777216),
+    ADD COLUMN cores     integer NOT NULL DEFAULT 0 CHECK (cores BETWEEN 0 AND 4096),
+    ADD COLUMN labels    text[] NOT NULL DEFAULT '{}' CHECK (pg_catalog.cardinality(labels) <= 16);
+COMMENT ON COLUMN modelmine.nodes.memory_mb IS
+    'Memory the node offers to jobs, in MB (capabilities.memory_mb; the worker reads /proc/meminfo).';
+COMMENT ON COLUMN modelmine.nodes.cores IS
+    'CPU cores the node offers to jobs (capabilities.cores; the worker counts online processors).';
+COMMENT ON COLUMN modelmine.nodes.labels IS
+    'Labels the node advertises (capabilities.labels), such as gpu.';
+
+CREATE TABLE modelmine.fair_share (
+    user_id   bigint PRIMARY KEY REFERENCES modelmine.users (id),
+    share     real NOT NULL DEFAULT 1 CHECK (share > 0 AND share <= 1000000),
+    usage_log double precision NOT NULL DEFAULT '-Infinity',
+    rank      double precision NOT NULL DEFAULT '-Infinity',
+    queued    boolean NOT NULL DEFAULT false
+);
+-- the claim's walk: users that may have claimable jobs, least weighted usage first
+CREATE INDEX fair_share_queue_idx ON modelmine.fair_share (rank, user_id) WHERE queued;
+SELECT pg_catalog.pg_extension_config_dump('modelmine.fair_share', '');
+COMMENT ON TABLE modelmine.fair_share IS
+    'Per-user fair share: share (set_user_share), usage_log = log2 of the sum of 2^(t / half-life) over the user''s job starts (t in seconds since 2000), rank = usage_log - log2(share) (lower is served first; comparing ranks compares decayed usage per share at any time), queued: the user may have claimable jobs.  Written by the user''s own submits and by folds at commit, never by claims.';
+
+CREATE TABLE modelmine.usage_deltas (
+    user_id   bigint NOT NULL,
+    usage_log double precision NOT NULL
+);
+CREATE INDEX usage_deltas_user_idx ON modelmine.usage_deltas (user_id);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.usage_deltas', '');
+COMMENT ON TABLE modelmine.usage_deltas IS
+    'Job starts appended by claims (log2 of their weight at the time), folded into fair_share at commit: claims never lock a user''s row.';
+
+CREATE FUNCTION modelmine.expire_jobs(max_jobs integer DEFAULT 100) RETURNS integer
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_expire_jobs';
+COMMENT ON FUNCTION modelmine.expire_jobs(integer) IS
+    'Admin (and every claim_jobs): cancels and refunds up to max_jobs (1..10000) PENDING jobs past start_by or finish_by, fails and refunds RUNNING jobs past finish_by (counted against a node only when its lease had expired); skips rows others hold. Returns the number of jobs ended.';
+REVOKE ALL ON FUNCTION modelmine.expire_jobs(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.expire_jobs(integer) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.set_user_share(email text, share real) RETURNS void
+    LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_set_user_share';
+COMMENT ON FUNCTION modelmine.set_user_share(text, real) IS
+    'Admin: sets a user''s fair share (0.001..1000000, default 1): with twice the share, a user is served as if they had used half as much.';
+REVOKE ALL ON FUNCTION modelmine.set_user_share(text, real) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.set_user_share(text, real) TO modelmine_admin;
+
+CREATE FUNCTION modelmine.job_queue(job_id bigint) RETURNS jsonb
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_job_queue';
+COMMENT ON FUNCTION modelmine.job_queue(bigint) IS
+    'Why one of your jobs (any job for admins) waits: {"job_id", "status", "queue_position", "users_ahead", "reason", "start_by", "finish_by", "requirements"}; position, users_ahead and reason are null once it no longer waits. P0002 when not found or not yours.';
+REVOKE ALL ON FUNCTION modelmine.job_queue(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.job_queue(bigint) TO modelmine_user;
+
+CREATE FUNCTION modelmine.queue_position(job_id bigint) RETURNS bigint
+    LANGUAGE c STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'mm_queue_position';
+COMMENT ON FUNCTION modelmine.queue_position(bigint) IS
+    'Estimated number of job starts before this waiting job''s (0: next), under fair share if usage stays as it is: its own user''s better jobs plus what each other user takes before their weighted usage passes its user''s. NULL when it no longer waits. P0002 when not found or not yours.';
+REVOKE ALL ON FUNCTION modelmine.queue_position(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.queue_position(bigint) TO modelmine_user;

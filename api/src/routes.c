@@ -31,6 +31,9 @@ typedef enum Xform
 	ORDER_TO_DESCENDING			/* order=asc|desc -> descending false|true */
 } Xform;
 
+/* arguments a route passes at most (submit_job's eight) */
+#define ROUTE_MAX_ARGS 8
+
 typedef struct RouteArg
 {
 	const char *arg;			/* the SQL argument */
@@ -56,7 +59,7 @@ typedef struct Route
 	const char *method;
 	const char *path;			/* segments; ":id" matches a whole number */
 	const char *func;
-	RouteArg	args[7];
+	RouteArg	args[ROUTE_MAX_ARGS];
 	Shape		shape;
 	const char *wrap;			/* WRAP and CREATED of a scalar: the key */
 	const char *location;		/* CREATED: "/jobs/%s", filled with the new id */
@@ -79,8 +82,9 @@ static const Route routes[] = {
 	{"GET", "/auth/verify", "verify_email", {Q("token", NULL)}, WRAP, "user_id", NULL, NULL, GET_WRITES,
 	"Follow an email verification link: verifies the address, unlocks the signup grant"},
 
-	{"POST", "/jobs", "submit_job", {B("title"), B("config"), B("description"), B("stake"), B("priority")},
-	CREATED, "id", "/jobs/%s", NULL, 0, "Submit a training job; its stake moves to escrow"},
+	{"POST", "/jobs", "submit_job", {B("title"), B("config"), B("description"), B("stake"), B("priority"),
+	B("start_by"), B("finish_by"), B("requirements")}, CREATED, "id", "/jobs/%s", NULL, 0,
+	"Submit a training job (deadlines, requirements optional); its stake moves to escrow"},
 	{"POST", "/jobs/batch", "submit_jobs", {B("jobs")}, AS_IS, NULL, NULL, NULL, 0,
 	"Submit up to 1000 jobs at once, all or nothing; one debit, a stake row per job"},
 	{"GET", "/jobs", "list_jobs", {Q("status", NULL), Q("sort", NULL), {"descending", QUERY, "order",
@@ -91,6 +95,8 @@ static const Route routes[] = {
 	{"GET", "/jobs/:id", "job", {P("job_id")}, AS_IS, NULL, NULL, NULL, 0, "One of your jobs, in full"},
 	{"POST", "/jobs/:id/cancel", "cancel_job", {P("job_id")}, WRAP, "refunded", NULL, NULL, 0,
 	"Cancel a pending or running job; the whole stake is refunded"},
+	{"GET", "/jobs/:id/queue", "job_queue", {P("job_id")}, AS_IS, NULL, NULL, NULL, 0,
+	"Why one of your jobs waits, and an estimate of the starts before it"},
 	{"GET", "/jobs/:id/result", "job_result", {P("job_id")}, DOWNLOAD, NULL, NULL, NULL, 0,
 	"Download a completed job's result"},
 
@@ -178,6 +184,10 @@ static const Route routes[] = {
 	"amount", NULL, NULL, 0, "Admin: reject a withdrawal (releases the held tokens)"},
 	{"POST", "/admin/fees/distribute", "distribute_fees", {B("period")}, AS_IS, NULL, NULL, NULL, 0,
 	"Admin: pay a month's network fee to the nodes, once"},
+	{"POST", "/admin/users/share", "set_user_share", {B("email"), B("share")}, EMPTY, NULL, NULL, NULL, 0,
+	"Admin: set a user's fair share (default 1)"},
+	{"POST", "/admin/jobs/expire", "expire_jobs", {B("max_jobs")}, WRAP, "expired", NULL, NULL, 0,
+	"Admin: end jobs past their deadlines now (claims do it too)"},
 	{"GET", "/admin/fees", "fee_distributions", {{0}}, AS_IS, NULL, NULL, NULL, 0,
 	"Admin: the months whose fee was distributed"},
 };
@@ -238,7 +248,7 @@ unknown_key(CallResult *res, const Route *rt, const char *what, const char *key,
 	size_t		n = 0;
 
 	n += (size_t) snprintf(hint + n, sizeof(hint) - n, "%s %s takes ", rt->method, rt->path);
-	for (int i = 0, k = 0; i < 7 && rt->args[i].arg; i++)
+	for (int i = 0, k = 0; i < ROUTE_MAX_ARGS && rt->args[i].arg; i++)
 		if (rt->args[i].src == src)
 			n += (size_t) snprintf(hint + n, sizeof(hint) - n, "%s%s", k++ ? ", " : "", key_of(&rt->args[i]));
 	if (n == strlen(rt->method) + strlen(rt->path) + 8)
@@ -297,7 +307,7 @@ check_query_key(void *cls, enum MHD_ValueKind kind, const char *key, const char 
 	}
 	if ((rt->flags & LONG_POLL) && strcmp(key, "wait") == 0)
 		return MHD_YES;
-	for (int i = 0; i < 7 && rt->args[i].arg; i++)
+	for (int i = 0; i < ROUTE_MAX_ARGS && rt->args[i].arg; i++)
 		if (rt->args[i].src == QUERY && strcmp(key_of(&rt->args[i]), key) == 0)
 			return MHD_YES;
 	unknown_key(res, rt, "query parameter", key, QUERY);
@@ -442,7 +452,7 @@ run_route(Request *r, const Route *rt, const char *id)
 		{
 			bool		known = false;
 
-			for (int i = 0; i < 7 && rt->args[i].arg && !known; i++)
+			for (int i = 0; i < ROUTE_MAX_ARGS && rt->args[i].arg && !known; i++)
 				known = rt->args[i].src == BODY && strcmp(key_of(&rt->args[i]), k) == 0;
 			if (!known)
 			{
@@ -453,7 +463,7 @@ run_route(Request *r, const Route *rt, const char *id)
 		}
 	}
 	s.body = r->body;
-	for (int i = 0; i < 7 && rt->args[i].arg; i++)
+	for (int i = 0; i < ROUTE_MAX_ARGS && rt->args[i].arg; i++)
 	{
 		const RouteArg *ra = &rt->args[i];
 		const CatArg *a = args_find(s.func, ra->arg);
@@ -644,7 +654,7 @@ routes_openapi(json_t *paths)
 			json_array_append_new(params, json_pack("{s:s, s:s, s:s, s:{s:s}}", "name", "wait", "in", "query",
 													"description", "seconds to hold the request until work comes",
 													"schema", "type", "number"));
-		for (int k = 0; k < 7 && rt->args[k].arg; k++)
+		for (int k = 0; k < ROUTE_MAX_ARGS && rt->args[k].arg; k++)
 		{
 			const RouteArg *ra = &rt->args[k];
 			const CatArg *a = f ? args_find(f, ra->arg) : NULL;

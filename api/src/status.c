@@ -4,6 +4,7 @@
  *   P0002 no_data_found ("job 7 not found")        -> 404, where PostgREST answers 500
  *   55P03 lock_not_available ("job 7 is busy")     -> 503 with Retry-After, where PostgREST answers 500
  *   MM001 insufficient balance, MM002 supply cap   -> 402 and 409, where PostgREST answers 400
+ *   MM003 no node offers what a job requires       -> 422, where PostgREST answers 400
  *   54000 program_limit_exceeded (too many nodes)  -> 409, where PostgREST answers 500
  *   55000 object_not_in_prerequisite_state         -> 409 (the job is already settled), PostgREST 500
  */
@@ -28,7 +29,7 @@ status_for_sqlstate(const char *s, bool anon)
 		int			status;
 	}			exact[] = {
 		{MM_SQLSTATE_NOT_FOUND, 404}, {MM_SQLSTATE_BUSY, 503}, {MM_SQLSTATE_INSUFFICIENT_BALANCE, 402},
-		{MM_SQLSTATE_SUPPLY_CAP, 409}, {MM_SQLSTATE_LIMIT, 409}, {MM_SQLSTATE_WRONG_STATE, 409},
+		{MM_SQLSTATE_SUPPLY_CAP, 409}, {MM_SQLSTATE_UNPLACEABLE, 422}, {MM_SQLSTATE_LIMIT, 409}, {MM_SQLSTATE_WRONG_STATE, 409},
 		{"21000", 500}, {"23503", 409}, {"23505", 409}, {"25006", 405}, {"42883", 404},
 		{"42P01", 404}, {"42P17", 500}, {"53400", 500}, {"57P01", 503}, {"P0001", 400},
 	};

@@ -219,10 +219,10 @@ describe_replica(const json_t *r)
 
 /* One job as key/value lines; result_bytes is what `result -o FILE` writes (0 without a result). */
 static void
-print_job(Ctx *c, const json_t *j, long long result_bytes)
+print_job(Ctx *c, const json_t *j, long long result_bytes, const json_t *queue)
 {
-	const char *keys[16 + MAX_REPLICA_LINES + 1];
-	char	   *vals[16 + MAX_REPLICA_LINES + 1];
+	const char *keys[19 + MAX_REPLICA_LINES + 1];
+	char	   *vals[19 + MAX_REPLICA_LINES + 1];
 	const json_t *replicas = json_object_get(j, "replica_results");
 	int			n = 0;
 	const json_t *result = json_object_get(j, "result");
@@ -260,6 +260,19 @@ print_job(Ctx *c, const json_t *j, long long result_bytes)
 			KV("replica", describe_replica(r));
 		}
 	}
+	/* why it waits (job_queue): the scheduler's reason and its estimate of the starts before it */
+	if (json_is_string(json_object_get(queue, "reason")))
+		KV("waiting", strf("%s; about %lld start%s before it",
+						   json_string_value(json_object_get(queue, "reason")),
+						   (long long) json_integer_value(json_object_get(queue, "queue_position")),
+						   json_integer_value(json_object_get(queue, "queue_position")) == 1 ?
+						   "" : "s"));
+	if (json_is_string(json_object_get(queue, "start_by")))
+		KV("start by", fmt_time(json_object_get(queue, "start_by")));
+	if (json_is_string(json_object_get(queue, "finish_by")))
+		KV("finish by", fmt_time(json_object_get(queue, "finish_by")));
+	if (json_object_size(json_object_get(queue, "requirements")))
+		KV("requires", fmt_value(json_object_get(queue, "requirements")));
 	KV("created", fmt_time(json_object_get(j, "created_at")));
 	if (!json_is_null(json_object_get(j, "started_at")))
 		KV("started", fmt_time(json_object_get(j, "started_at")));
@@ -313,7 +326,8 @@ cmd_job(Ctx *c, int argc, char **argv)
 	args[0] = argv[optind];
 	/* result_bytes: the result's text and a newline, as cmd_result writes it */
 	d = db_json(c, "SELECT pg_catalog.json_build_object('job', pg_catalog.to_json(j), "
-				"'result_bytes', pg_catalog.octet_length(j.result::text) + 1) "
+				"'result_bytes', pg_catalog.octet_length(j.result::text) + 1, "
+				"'queue', modelmine.job_queue(j.id)) "
 				"FROM modelmine.job($1::bigint) j", 1, args);
 	if (d == NULL)
 	{
@@ -324,7 +338,8 @@ cmd_job(Ctx *c, int argc, char **argv)
 		print_json(json_object_get(d, "job"));
 	else
 		print_job(c, json_object_get(d, "job"),
-				  json_integer_value(json_object_get(d, "result_bytes")));
+				  json_integer_value(json_object_get(d, "result_bytes")),
+				  json_object_get(d, "queue"));
 	json_decref(d);
 	return EXIT_OK;
 }

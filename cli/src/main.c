@@ -66,7 +66,9 @@ static const Command commands[] = {
 	{"submit", cmd_submit,
 		"[--config FILE] [--trainer T] [--dataset D | --csv URL --label COL] [--epochs N] [--lr X]\n"
 		"                 [--batch-size N] [--hidden 16,16] [--seed N] [--samples N] [--title T]\n"
-		"                 [--description D] [--stake N] [--priority N] [--replicas N]",
+		"                 [--description D] [--stake N] [--priority N] [--replicas N]\n"
+		"                 [--start-by TIME] [--finish-by TIME] [--memory-mb N] [--cores N]\n"
+		"                 [--need-label L]...",
 		"submit a training job; prints its id",
 		"Submits a job and prints its id (on stdout, alone, so that id=$(modelmine submit ...) works).\n"
 		"The stake is moved from your balance to escrow at once; a failed or canceled job refunds it.\n"
@@ -89,6 +91,14 @@ static const Command commands[] = {
 		"  --priority N      -1000..1000, higher runs first (default 0)\n"
 		"  --replicas N      run it on N nodes of different operators and pay the agreeing ones\n"
 		"                    (1..the network's max_replicas, default 1; see modelmine job ID)\n"
+		"  --start-by TIME   cancel and refund it if no node has started it by then (e.g.\n"
+		"                    '2030-01-31 18:00+00' or \"$(date -d '+2 hours' -Is)\")\n"
+		"  --finish-by TIME  fail and refund it if it is still running then\n"
+		"  --memory-mb N     run it only on a node with N MB free (nodes advertise it)\n"
+		"  --cores N         ... with N cores free\n"
+		"  --need-label L    ... that advertises label L, such as gpu (repeatable)\n"
+		"                    a job no registered node could run is refused (modelmine job ID says\n"
+		"                    why a job waits)\n"
 		"\nExamples:\n"
 		"  modelmine submit --trainer mlp --dataset moons --epochs 200 --hidden 32,32 --stake 150\n"
 		"  modelmine submit --trainer logreg --csv https://example.com/iris.csv --label species\n"

@@ -22,7 +22,8 @@
 enum
 {
 	O_CONFIG = OPT_FIRST_COMMAND_OPTION, O_TRAINER, O_DATASET, O_CSV, O_LABEL, O_SAMPLES, O_EPOCHS,
-	O_LR, O_BATCH, O_HIDDEN, O_SEED, O_TITLE, O_DESC, O_STAKE, O_PRIORITY, O_REPLICAS
+	O_LR, O_BATCH, O_HIDDEN, O_SEED, O_TITLE, O_DESC, O_STAKE, O_PRIORITY, O_REPLICAS,
+	O_START_BY, O_FINISH_BY, O_MEMORY, O_CORES, O_NEED_LABEL
 };
 
 static const char *const trainers[MM_NTRAINERS] = MM_TRAINERS;
@@ -41,6 +42,9 @@ typedef struct Submit
 			   *stake,
 			   *priority;
 	json_t	   *set;			/* flag values, applied over the config file */
+	const char *start_by,		/* --start-by, --finish-by: passed as text, parsed by the database */
+			   *finish_by;
+	json_t	   *needs;			/* --memory-mb, --cores, --need-label: the job's requirements */
 } Submit;
 
 /* Whether s is one of the n names in list. */
@@ -233,6 +237,32 @@ take_option(Ctx *c, Submit *s, int opt, int argc, char **argv)
 				return EXIT_USAGE;
 			s->priority = optarg;
 			return -1;
+		case O_START_BY:
+			s->start_by = optarg;
+			return -1;
+		case O_FINISH_BY:
+			s->finish_by = optarg;
+			return -1;
+		case O_MEMORY:
+			if (parse_int64(c, "--memory-mb", optarg, 0, MM_MAX_MEMORY_MB, &n) != 0)
+				return EXIT_USAGE;
+			json_object_set_new(s->needs, "memory_mb", json_integer(n));
+			return -1;
+		case O_CORES:
+			if (parse_int64(c, "--cores", optarg, 0, MM_MAX_CORES, &n) != 0)
+				return EXIT_USAGE;
+			json_object_set_new(s->needs, "cores", json_integer(n));
+			return -1;
+		case O_NEED_LABEL:
+			{
+				json_t	   *labels = json_object_get(s->needs, "labels");
+
+				if (labels == NULL)
+					json_object_set_new(s->needs, "labels", labels = json_array());
+				/* the database checks the names and their number, naming requirements.labels */
+				json_array_append_new(labels, json_string(optarg));
+				return -1;
+			}
 	}
 	return common_option(c, opt, optarg, argc, argv);
 }
@@ -258,6 +288,11 @@ parse_submit(Ctx *c, int argc, char **argv, Submit *s)
 		{"stake", required_argument, NULL, O_STAKE},
 		{"priority", required_argument, NULL, O_PRIORITY},
 		{"replicas", required_argument, NULL, O_REPLICAS},
+		{"start-by", required_argument, NULL, O_START_BY},
+		{"finish-by", required_argument, NULL, O_FINISH_BY},
+		{"memory-mb", required_argument, NULL, O_MEMORY},
+		{"cores", required_argument, NULL, O_CORES},
+		{"need-label", required_argument, NULL, O_NEED_LABEL},
 		COMMON_OPTIONS, {NULL, 0, NULL, 0}
 	};
 	int			opt,
@@ -330,19 +365,25 @@ static json_t *
 submit_job(Ctx *c, const Submit *s, const json_t *config)
 {
 	char	   *text = json_dumps(config, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	const char *args[5] = {s->title, text, s->description, s->stake, s->priority};
-	PGresult   *r = db_query(c, "SELECT modelmine.submit_job($1, $2::jsonb, $3, $4::bigint, $5::int)",
-							 5, args);
+	char	   *needs = json_object_size(s->needs) ? json_dumps(s->needs, JSON_COMPACT) : NULL;
+	const char *args[8] = {s->title, text, s->description, s->stake, s->priority, s->start_by,
+	s->finish_by, needs};
+	PGresult   *r = db_query(c, "SELECT modelmine.submit_job($1, $2::jsonb, $3, $4::bigint, $5::int, "
+							 "$6::timestamptz, $7::timestamptz, $8::jsonb)", 8, args);
 	const char *idarg[1];
 	json_t	   *job;
 
 	free(text);
+	free(needs);
 	if (r == NULL)
 	{
 		db_set_hint(c, MM_SQLSTATE_INSUFFICIENT_BALANCE,
 					"stake less (--stake N), cancel a pending job (modelmine cancel ID), move a "
 					"node's earnings to your balance (modelmine withdraw NODE_ID), or ask another "
 					"user to send you tokens");
+		db_set_hint(c, MM_SQLSTATE_UNPLACEABLE,
+					"ask for less (--memory-mb, --cores, --need-label); modelmine nodes lists what "
+					"the nodes offer");
 		return NULL;
 	}
 	idarg[0] = PQgetvalue(r, 0, 0);
@@ -375,7 +416,7 @@ print_submitted(Ctx *c, const json_t *job)
 int
 cmd_submit(Ctx *c, int argc, char **argv)
 {
-	Submit		s = {.priority = "0", .set = json_object()};
+	Submit		s = {.priority = "0", .set = json_object(), .needs = json_object()};
 	json_t	   *config = NULL,
 			   *job = NULL;
 	char	   *auto_title = NULL;
@@ -405,6 +446,7 @@ cmd_submit(Ctx *c, int argc, char **argv)
 	rc = EXIT_OK;
 done:
 	json_decref(s.set);
+	json_decref(s.needs);
 	json_decref(config);
 	json_decref(job);
 	free(auto_title);

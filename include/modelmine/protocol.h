@@ -88,6 +88,7 @@
 #define MM_SQLSTATE_NOT_FOUND	"P0002"	/* no such job/node/user visible to the caller */
 #define MM_SQLSTATE_INSUFFICIENT_BALANCE "MM001"
 #define MM_SQLSTATE_SUPPLY_CAP	"MM002"
+#define MM_SQLSTATE_UNPLACEABLE	"MM003"	/* submit_job: no registered node offers what the job requires */
 /* PostgreSQL's own, which clients also meet */
 #define MM_SQLSTATE_SERIALIZATION "40001"
 #define MM_SQLSTATE_DEADLOCK	"40P01"
@@ -99,6 +100,9 @@
 
 /* ---- limits (each mirrors a CHECK, a function's own test, or a worker option's range) ---- */
 #define MM_MAX_SLOTS			64		/* capabilities.slots, nodes.slots CHECK, worker --slots */
+#define MM_MAX_MEMORY_MB		16777216	/* capabilities/requirements memory_mb, CHECKs, --memory-mb */
+#define MM_MAX_CORES			4096	/* capabilities/requirements cores, CHECKs, worker --cores */
+#define MM_MAX_LABELS			16		/* capabilities/requirements labels, CHECKs, worker --label */
 #define MM_MAX_CAP_NAMES		64		/* names per capabilities.trainers / .runners */
 #define MM_MAX_CAPS_BYTES		4096	/* JSON text of a capability document */
 #define MM_NAME_MAX_CHARS		64		/* a trainer, runner or capability name */

@@ -813,6 +813,31 @@ http POST "/jobs/${sweep[0]}/cancel" "$erin" ""
 http POST "/jobs/${sweep[1]}/cancel" "$erin" ""
 check "... erin cancels both: refunded" "$(balance_of erin@example.com)" 1000
 
+step "scheduling (issue 19): requirements, deadlines, why a job waits, shares, expiry"
+refused "POST /jobs needing 9999999 MB: 422 MM003 naming the requirement, nothing staked" 422 \
+    "$(err MM003) and (.message | test(\"requirements.memory_mb\"))" \
+    POST /jobs "$alice" '{"title": "huge", "config": {"trainer": "noop"}, "requirements": {"memory_mb": 9999999}}'
+refused "POST /jobs with start_by in the past: 400 22023 naming start_by" 400 "$(err 22023) and .message == \"invalid start_by\"" \
+    POST /jobs "$alice" '{"title": "late", "config": {"trainer": "noop"}, "start_by": "2000-01-01T00:00:00Z"}'
+http POST /jobs "$alice" '{"title": "timed", "config": {"trainer": "noop"}, "stake": 5, "start_by": "2999-01-01T00:00:00Z",
+    "finish_by": "2999-01-02T00:00:00Z", "requirements": {"cores": 0}}'
+expect "POST /jobs with start_by, finish_by and requirements: 201" 201 '.id | type == "number"'
+timed=$(jb .id)
+check "... the deadlines are stored" "$(adm "SELECT start_by < finish_by FROM modelmine.jobs WHERE id = $timed")" t
+http GET "/jobs/$timed/queue" "$alice" ""
+expect "GET /jobs/:id/queue: 200, PENDING with a position and a reason" 200 \
+    ".job_id == $timed and .status == \"PENDING\" and (.queue_position | type == \"number\") and (.reason | type == \"string\")"
+refused "GET /jobs/:id/queue of alice's job as bob: 404 P0002" 404 "$(err P0002)" GET "/jobs/$timed/queue" "$bob" ""
+http POST "/jobs/$timed/cancel" "$alice" ""
+expect "... canceled: refunded 5" 200 '.refunded == 5'
+http POST /admin/users/share "$carol" '{"email": "alice@example.com", "share": 2}'
+expect "POST /admin/users/share (admin): 204" 204
+check "... alice's share is 2" "$(adm "SELECT share FROM modelmine.fair_share WHERE user_id = $alice_id")" 2
+refused "POST /admin/users/share as a user: 403 42501" 403 "$(err 42501)" \
+    POST /admin/users/share "$alice" '{"email": "alice@example.com", "share": 100}'
+http POST /admin/jobs/expire "$carol" '{}'
+expect "POST /admin/jobs/expire (admin): 200 {expired: 0}" 200 '.expired == 0'
+
 step "every route answered 2xx, and /openapi.json describes it"
 openapi_has() { jq -e --arg p "$1" --arg m "$2" '.paths[$p][$m] | type == "object"' "$IT_TMP/openapi.json" >/dev/null; }
 while read -r method path; do
@@ -825,7 +850,7 @@ while read -r method path; do
     lower=$(tr '[:upper:]' '[:lower:]' <<<"$method")
     check_true "/openapi.json has $lower $oapath" openapi_has "$oapath" "$lower"
 done < <(sed -nE 's/^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "([^"]+)".*/\1 \2/p' "$MM_REPO/api/src/routes.c")
-check "routes.c has the 55 routes this test knows" "$(grep -cE '^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "/' "$MM_REPO/api/src/routes.c")" 55
+check "routes.c has the 58 routes this test knows" "$(grep -cE '^[[:space:]]*\{"(GET|POST|PUT|PATCH|DELETE)", "/' "$MM_REPO/api/src/routes.c")" 58
 
 step "the books"
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0

@@ -177,4 +177,21 @@ export MODELMINE_SESSION_FILE=$IT_TMP/session
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
 stop_worker W TERM
 check "W exits 0" "$IT_RC" 0
+step "scheduling (issue 19): requirements, deadlines, why a job waits"
+# W has stopped; it is OFFLINE once its last heartbeat is old
+adm "UPDATE modelmine.nodes SET last_seen = now() - interval '1 hour'" >/dev/null
+check_cli "submit needing 9999999 MB" 1 submit --trainer noop --memory-mb 9999999
+[[ $CLI_ERR == "modelmine: no node offers 9999999 MB of memory (requirements.memory_mb)"*"hint: ask for less"* ]] \
+    && pass "... names the requirement, with the CLI's hint" || fail "unplaceable: '$CLI_ERR'"
+check_cli "submit --start-by in the past" 1 submit --trainer noop --start-by '2000-01-01 00:00+00'
+[[ $CLI_ERR == "modelmine: invalid start_by"* ]] && pass "... names start_by" || fail "start_by: '$CLI_ERR'"
+check_cli "submit with deadlines and --cores 1" 0 submit --trainer noop --stake 5 --start-by '2999-01-01 00:00+00' \
+    --finish-by '2999-01-02 00:00+00' --cores 1
+timed=$CLI_OUT
+check_cli "job ID of the waiting job" 0 job "$timed"
+grep -qE "^ *waiting +no online node offers trainer:noop with 1 cores; about 0 starts before it$" <<<"$CLI_OUT" \
+    && pass "... says why it waits (W is stopped)" || fail "waiting: $CLI_OUT"
+grep -qE "^ *start by +2999-01-01" <<<"$CLI_OUT" && pass "... and its start_by" || fail "start by: $CLI_OUT"
+grep -qE '^ *requires +\{"cores": ?1\}' <<<"$CLI_OUT" && pass "... and what it requires" || fail "requires: $CLI_OUT"
+check_cli "cancel it" 0 cancel "$timed"
 it_end

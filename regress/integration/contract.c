@@ -200,6 +200,21 @@ main(int argc, char **argv)
 		  MM_NODE_NAME_MAX_CHARS + 1);
 	Bound("nodes.slots", "INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements, slots) "
 		  "SELECT id, 'n', '\\x00', '{}', '{}', %lld FROM modelmine.users LIMIT 1", MM_MAX_SLOTS, MM_MAX_SLOTS + 1);
+	/* issue 19: what a node offers and a job requires */
+	Bound("nodes.memory_mb", "INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements, memory_mb) "
+		  "SELECT id, 'n', '\\x00', '{}', '{}', %lld FROM modelmine.users LIMIT 1", MM_MAX_MEMORY_MB, MM_MAX_MEMORY_MB + 1);
+	Bound("nodes.cores", "INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements, cores) "
+		  "SELECT id, 'n', '\\x00', '{}', '{}', %lld FROM modelmine.users LIMIT 1", MM_MAX_CORES, MM_MAX_CORES + 1);
+	Bound("nodes.labels", "INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements, labels) "
+		  "SELECT id, 'n', '\\x00', '{}', '{}', array_fill('l'::text, ARRAY[%lld]) FROM modelmine.users LIMIT 1",
+		  MM_MAX_LABELS, MM_MAX_LABELS + 1);
+	Bound("jobs.need_memory_mb", "INSERT INTO modelmine.jobs (user_id, title, config, stake, need_memory_mb) "
+		  "SELECT id, 't', '{}', 1, %lld FROM modelmine.users LIMIT 1", MM_MAX_MEMORY_MB, MM_MAX_MEMORY_MB + 1);
+	Bound("jobs.need_cores", "INSERT INTO modelmine.jobs (user_id, title, config, stake, need_cores) "
+		  "SELECT id, 't', '{}', 1, %lld FROM modelmine.users LIMIT 1", MM_MAX_CORES, MM_MAX_CORES + 1);
+	Bound("jobs.need_labels", "INSERT INTO modelmine.jobs (user_id, title, config, stake, need_labels) "
+		  "SELECT id, 't', '{}', 1, array_fill('l'::text, ARRAY[%lld]) FROM modelmine.users LIMIT 1",
+		  MM_MAX_LABELS, MM_MAX_LABELS + 1);
 	snprintf(sql, sizeof(sql), "INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements, status) "
 			 "SELECT id, 'n', '\\x00', '{}', '{}', '%%s' FROM modelmine.users LIMIT 1");
 	{

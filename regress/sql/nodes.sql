@@ -279,7 +279,7 @@ SELECT v.label, e.code, e.message, e.detail, e.hint
                ('trainers a string', '{"trainers": "noop"}'),
                ('bad name', '{"trainers": ["noop", "No Op"]}'),
                ('65 runners', json_build_object('runners', (SELECT json_agg('r' || i) FROM generate_series(1, 65) i))::text),
-               ('unknown key', '{"trainers": ["noop"], "memory_mb": 4096}'),
+               ('unknown key', '{"trainers": ["noop"], "disk_gb": 4096}'),
                ('slots 100', '{"trainers": ["noop"], "slots": 100}')) v(label, caps)
  CROSS JOIN LATERAL err(format('SELECT modelmine.set_capabilities(%L)', v.caps)) e;
 SELECT requirements AS unchanged FROM nodes WHERE id = :n2;

@@ -193,6 +193,9 @@ SELECT job_id, attempt FROM modelmine.claim_jobs(1, 3600);
 SET ROLE regress_mm_stats_user;
 SELECT modelmine.authenticate(:'tok_ben');
 SELECT modelmine.cancel_job(10) AS refund_10;
+-- fair share would serve ben (one start) before ann (six): a large share puts ann first for job 7
+RESET ROLE;
+SELECT modelmine.set_user_share('ann@example.com', 1000);
 SET ROLE regress_mm_stats_node;
 SELECT modelmine.authenticate_node(:'key_alpha');
 SELECT job_id, attempt FROM modelmine.claim_jobs(1, 3600);

@@ -3,6 +3,7 @@
  * identity (key or first-start registration), then the loop.
  */
 #include <errno.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -52,6 +53,15 @@ usage(FILE *f)
 			"                           gateway's --max-wait\n"
 			"  --name NAME              node name [MODELMINE_NODE_NAME]; default: the host name\n"
 			"  --slots N                jobs run at once, 1..%d [MODELMINE_SLOTS]; default 1\n"
+			"  --memory-mb MB           memory offered to jobs that declare requirements "
+			"[MODELMINE_MEMORY_MB];\n"
+			"                           default: MemTotal from /proc/meminfo\n"
+			"  --cores N                CPU cores offered to jobs [MODELMINE_CORES]; default: the "
+			"online\n"
+			"                           processors\n"
+			"  --label NAME[,NAME...]   labels this node offers, such as gpu; repeatable, at most "
+			"16\n"
+			"                           [MODELMINE_LABELS]\n"
 			"  --state-file FILE        where the node key is kept, mode 0600 "
 			"[MODELMINE_STATE_FILE];\n"
 			"                           default $XDG_STATE_HOME/modelmine/worker-NAME.json\n"
@@ -176,6 +186,43 @@ add_runner(Options *o, const char *spec)
 }
 
 /*
+ * Adds labels (--label, MODELMINE_LABELS), separated by commas: names of 1 to 64 characters a-z,
+ * 0-9, _, - or ., starting with a letter or digit, as the server checks them; -1 on a bad one.
+ */
+static int
+add_labels(Options *o, const char *list)
+{
+	char	   *copy = strdup(list),
+			   *save = NULL;
+	int			rc = 0;
+
+	for (char *t = strtok_r(copy, ", \t", &save); t && rc == 0; t = strtok_r(NULL, ", \t", &save))
+	{
+		size_t		len = strlen(t);
+		bool		ok = len >= 1 && len <= MM_NAME_MAX_CHARS && isalnum((unsigned char) t[0]);
+
+		for (size_t i = 0; ok && i < len; i++)
+			ok = (t[i] >= 'a' && t[i] <= 'z') || (t[i] >= '0' && t[i] <= '9') || t[i] == '_' ||
+				t[i] == '-' || t[i] == '.';
+		if (!ok)
+		{
+			fprintf(stderr, "modelmine-worker: --label \"%s\" is not a name of 1 to %d characters "
+					"a-z, 0-9, _, - or . starting with a letter or digit\n", t, MM_NAME_MAX_CHARS);
+			rc = -1;
+		}
+		else if (o->nlabels >= MM_MAX_LABELS)
+		{
+			fprintf(stderr, "modelmine-worker: at most %d labels\n", MM_MAX_LABELS);
+			rc = -1;
+		}
+		else
+			o->labels[o->nlabels++] = strdup(t);
+	}
+	free(copy);
+	return rc;
+}
+
+/*
  * Frees what main allocated for the options (--runner copies, the default state file's path) and
  * passes rc on: every exit of main goes through it.
  */
@@ -190,6 +237,9 @@ options_done(Options *o, int rc)
 		free(o->runners[i].command);
 	}
 	o->nrunners = 0;
+	for (int i = 0; i < o->nlabels; i++)
+		free(o->labels[i]);
+	o->nlabels = 0;
 	return rc;
 }
 
@@ -262,7 +312,7 @@ enum
 	OPT_DB = 1000, OPT_NAME, OPT_SLOTS, OPT_STATE, OPT_KEY, OPT_EMAIL, OPT_PASSWORD, OPT_RUNNER,
 	OPT_DATA, OPT_LEASE, OPT_TIMEOUT, OPT_POLL, OPT_HB, OPT_DRAIN, OPT_MAXOUT, OPT_IDLE,
 	OPT_ALLOW_NET, OPT_API, OPT_CACERT, OPT_CLAIM_WAIT, OPT_CHILD_MEM, OPT_CHILD_JOBS, OPT_GROUP_MS,
-	OPT_HELP
+	OPT_MEMORY, OPT_CORES, OPT_LABEL, OPT_HELP
 };
 
 /* Applies one option value (from the command line or the environment). */
@@ -289,6 +339,13 @@ apply(Options *o, int opt, const char *v)
 			return 0;
 		case OPT_SLOTS:
 			return parse_int("--slots", v, 1, MM_MAX_SLOTS, &n) ? -1 : (o->slots = (int) n, 0);
+		case OPT_MEMORY:
+			return parse_int("--memory-mb", v, 0, MM_MAX_MEMORY_MB, &n) ? -1 :
+				(o->memory_mb = (int) n, 0);
+		case OPT_CORES:
+			return parse_int("--cores", v, 0, MM_MAX_CORES, &n) ? -1 : (o->cores = (int) n, 0);
+		case OPT_LABEL:
+			return add_labels(o, v);
 		case OPT_STATE:
 			o->state_file = v;
 			return 0;
@@ -358,6 +415,8 @@ from_environment(Options *o)
 		{"MODELMINE_CACERT", OPT_CACERT}, {"MODELMINE_CLAIM_WAIT", OPT_CLAIM_WAIT},
 		{"MODELMINE_CHILD_MEMORY_LIMIT", OPT_CHILD_MEM},
 		{"MODELMINE_CHILD_MAX_JOBS", OPT_CHILD_JOBS}, {"MODELMINE_GROUP_MS", OPT_GROUP_MS},
+		{"MODELMINE_MEMORY_MB", OPT_MEMORY}, {"MODELMINE_CORES", OPT_CORES},
+		{"MODELMINE_LABELS", OPT_LABEL},
 	};
 	const char *runners = getenv("MODELMINE_RUNNERS");
 
@@ -532,6 +591,9 @@ main(int argc, char **argv)
 		{"db", required_argument, NULL, OPT_DB},
 		{"name", required_argument, NULL, OPT_NAME},
 		{"slots", required_argument, NULL, OPT_SLOTS},
+		{"memory-mb", required_argument, NULL, OPT_MEMORY},
+		{"cores", required_argument, NULL, OPT_CORES},
+		{"label", required_argument, NULL, OPT_LABEL},
 		{"state-file", required_argument, NULL, OPT_STATE},
 		{"node-key", required_argument, NULL, OPT_KEY},
 		{"operator-email", required_argument, NULL, OPT_EMAIL},
@@ -556,7 +618,8 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0}
 	};
 	static char host[256];
-	Options		o = {.slots = 1, .lease_seconds = 30, .job_timeout = 3600, .poll_interval = 5,
+	Options		o = {.slots = 1, .memory_mb = -1, .cores = -1, .lease_seconds = 30, .job_timeout = 3600,
+	.poll_interval = 5,
 	.heartbeat_interval = 5, .drain_timeout = 30, .max_output = 64 << 20, .max_download = 100 << 20,
 	.download_timeout = 60, .claim_wait = 25, .child_memory_limit = 1024, .child_max_jobs = 1000,
 	.group_ms = 2};

@@ -26,20 +26,36 @@
 
 static const char *const builtin_trainers[MM_NTRAINERS] = MM_TRAINERS;
 
-/* What this node offers (set_capabilities): built-in trainers, the operator's runners, slots. */
+/*
+ * What this node offers (set_capabilities): built-in trainers, the operator's runners, slots, and
+ * what jobs that declare requirements may use: memory (MemTotal) and cores (online processors)
+ * unless the operator set them, and the operator's labels.
+ */
 json_t *
 capabilities(const Options *o)
 {
 	json_t	   *trainers = json_array(),
-			   *runners = json_array();
+			   *runners = json_array(),
+			   *labels = json_array();
+	int			used,
+				total;
+	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	for (size_t i = 0; i < MM_NTRAINERS; i++)
 		json_array_append_new(trainers, json_string(builtin_trainers[i]));
 	for (int i = 0; i < o->nrunners; i++)
 		json_array_append_new(runners, json_string(o->runners[i].name));
+	for (int i = 0; i < o->nlabels; i++)
+		json_array_append_new(labels, json_string(o->labels[i]));
+	memory_mb(&used, &total);
 	/* slots: the server leases this node no more jobs at once than it runs */
-	return json_pack("{s:o, s:o, s:i}", "trainers", trainers, "runners", runners,
-					 "slots", o->slots);
+	return json_pack("{s:o, s:o, s:i, s:i, s:i, s:o}", "trainers", trainers, "runners", runners,
+					 "slots", o->slots,
+					 "memory_mb", o->memory_mb >= 0 ? o->memory_mb :
+					 (total < MM_MAX_MEMORY_MB ? total : MM_MAX_MEMORY_MB),
+					 "cores", o->cores >= 0 ? o->cores :
+					 (int) (ncpu < 1 ? 1 : ncpu > MM_MAX_CORES ? MM_MAX_CORES : ncpu),
+					 "labels", labels);
 }
 
 /* ---- in the child (external runners) ---- */

@@ -38,6 +38,10 @@ typedef struct Options
 	double		claim_wait;		/* --api: how long one long-polling claim waits for work */
 	const char *name;
 	int			slots;
+	int			memory_mb;		/* --memory-mb: offered to jobs; -1: MemTotal from /proc/meminfo */
+	int			cores;			/* --cores: offered to jobs; -1: the online processors */
+	char	   *labels[MM_MAX_LABELS];	/* --label: such as gpu */
+	int			nlabels;
 	const char *state_file;
 	char	   *state_file_buf;	/* default_state_file()'s path when state_file is it: freed */
 	const char *node_key;

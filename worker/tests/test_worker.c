@@ -200,7 +200,7 @@ test_reports(void)
 	task_free(&t);
 }
 
-/* The capabilities document: trainers, runners, slots. */
+/* The capabilities document: trainers, runners, slots, memory, cores, labels. */
 static void
 test_capabilities(void)
 {
@@ -215,6 +215,24 @@ test_capabilities(void)
 	o.slots = 64;
 	c = capabilities(&o);
 	CHECK(json_integer_value(json_object_get(c, "slots")) == 64, "slots 64");
+	json_decref(c);
+	/* issue 19: capacity from /proc unless the operator set it (-1: not set), and labels */
+	o.memory_mb = -1;
+	o.cores = -1;
+	c = capabilities(&o);
+	CHECK(json_integer_value(json_object_get(c, "memory_mb")) > 0, "memory_mb from /proc/meminfo");
+	CHECK(json_integer_value(json_object_get(c, "cores")) >= 1, "cores from sysconf");
+	CHECK(json_array_size(json_object_get(c, "labels")) == 0, "no labels unless given");
+	json_decref(c);
+	o.memory_mb = 2048;
+	o.cores = 0;
+	o.labels[0] = "gpu";
+	o.nlabels = 1;
+	c = capabilities(&o);
+	CHECK(json_integer_value(json_object_get(c, "memory_mb")) == 2048, "--memory-mb 2048");
+	CHECK(json_integer_value(json_object_get(c, "cores")) == 0, "--cores 0");
+	CHECK(strcmp(json_string_value(json_array_get(json_object_get(c, "labels"), 0)), "gpu") == 0,
+		  "--label gpu");
 	json_decref(c);
 }
 
