@@ -3,8 +3,9 @@
  *
  * A user who queues a sweep of a thousand configurations should not pay a thousand round trips,
  * row locks of their account and statements per table.  Every job is checked exactly as
- * submit_job checks it (MmCheckSubmit, the workers' config validator included); the first refusal
- * refuses the whole call, naming the element, before anything is written.  Then the user's account
+ * submit_job checks it (MmCheckSubmit: the workers' config validator, deadlines, requirements;
+ * then placement, once per distinct need); the first refusal refuses the whole call, naming the
+ * element, and nothing is staked.  Then the user's account
  * is locked and debited once for the total, the jobs are inserted in one statement and their stakes
  * journaled in another: still a journal row per job, the stake moved to the job's escrow shard.
  * All or nothing: one transaction, so an insufficient balance stakes none of them.
@@ -16,7 +17,10 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(mm_submit_jobs);
 
@@ -45,6 +49,40 @@ WholeNumber(int i, const char *key, const JsonbValue *v)
 	if (*abs == '\0' || strspn(abs, "0123456789") != strlen(abs) || strlen(abs) > 18)
 		BadElement(i, psprintf(".%s must be a whole number", key), psprintf("Got %s.", digits));
 	return strtoll(digits, NULL, 10);
+}
+
+/* A time of element i's key (a JSON string PostgreSQL reads as timestamptz; 22007 names it). */
+static TimestampTz
+TimeOf(int i, const char *key, const JsonbValue *v)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *text;
+	volatile TimestampTz t = 0;
+
+	if (v->type != jbvString)
+		BadElement(i, psprintf(".%s must be a time as a string", key),
+				   "Pass e.g. \"2030-01-01T12:00:00Z\".");
+	text = pnstrdup(v->val.string.val, v->val.string.len);
+	PG_TRY();
+	{
+		t = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+													ObjectIdGetDatum(InvalidOid),
+													Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		e->message = psprintf("jobs[%d].%s: %s", i, key, e->message);
+		if (e->hint == NULL)
+			e->hint = pstrdup("Pass a time such as \"2030-01-01T12:00:00Z\".");
+		ReThrowError(e);
+	}
+	PG_END_TRY();
+	return t;
 }
 
 /* Reads element i into a: the keys submit_job takes, each as its parameter's type. */
@@ -101,9 +139,22 @@ ReadElement(int i, JsonbValue *e, MmSubmitArgs *a)
 			a->priority_given = true;
 			a->priority = (int32) p;
 		}
+		else if (strcmp(key, "start_by") == 0)
+		{
+			a->start_by_given = true;
+			a->start_by = TimeOf(i, key, &v);
+		}
+		else if (strcmp(key, "finish_by") == 0)
+		{
+			a->finish_by_given = true;
+			a->finish_by = TimeOf(i, key, &v);
+		}
+		else if (strcmp(key, "requirements") == 0)
+			a->requirements = JsonbValueToJsonb(&v);
 		else
 			BadElement(i, psprintf(" has an unknown key \"%s\"", key),
-					   "A job takes title, config, description, stake and priority.");
+					   "A job takes title, config, description, stake, priority, start_by, "
+					   "finish_by and requirements.");
 	}
 }
 
@@ -149,30 +200,98 @@ NewJobIds(int n)
 	return out;
 }
 
+/*
+ * Whether jobs a and b need the same resources for the same trainer or runner.  Labels compare
+ * byte for byte: two equal arrays stored differently only cost one more check.
+ */
+static bool
+SameNeeds(const MmSubmitArgs *a, const char *ra, const MmSubmitArgs *b, const char *rb)
+{
+	return a->need_out.memory_mb == b->need_out.memory_mb &&
+		a->need_out.cores == b->need_out.cores && strcmp(ra, rb) == 0 &&
+		datumIsEqual(a->need_out.labels, b->need_out.labels, false, -1);
+}
+
+/*
+ * MmCheckPlaceable for each inserted job (the result of the insert: id, requirement, in any
+ * order), once per distinct need; its refusal (MM003) names the element.
+ */
+static void
+CheckPlaceable(int n, MmSubmitArgs *a, const Datum *ids)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	  **req = palloc0(sizeof(char *) * n);
+	volatile int i = 0;
+
+	for (uint64 row = 0; row < SPI_processed; row++)
+	{
+		int64		id = MmInt64(row, 1, NULL);
+
+		for (int at = 0; at < n; at++)
+			if (DatumGetInt64(ids[at]) == id)
+				req[at] = MmText(row, 2);
+	}
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+		{
+			bool		seen = false;
+
+			for (int p = 0; p < i && !seen; p++)
+				seen = SameNeeds(&a[p], req[p], &a[i], req[i]);
+			if (!seen)
+				MmCheckPlaceable(&a[i].need_out, req[i]);
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		e->message = psprintf("jobs[%d]: %s", i, e->message);
+		ReThrowError(e);
+	}
+	PG_END_TRY();
+}
+
 /* Inserts the checked jobs with their ids (one statement); their triggers see a normal insert. */
 static void
 InsertJobs(int64 user_id, int n, MmSubmitArgs *a, Datum *ids)
 {
 	static MmPlan ins = {
 		"INSERT INTO modelmine.jobs (id, user_id, title, description, config, stake, priority, "
-		"                           replicas, replicas_wanted, open_replicas, validation) "
+		"                           replicas, replicas_wanted, open_replicas, validation, "
+		"                           start_by, finish_by, need_memory_mb, need_cores, need_labels) "
 		"OVERRIDING SYSTEM VALUE "
 		"SELECT x.id, $1, x.t, x.d, x.c, x.s, x.p, x.r, x.r, x.r, "
-		"       CASE WHEN x.r > 1 THEN 'PENDING' END "
+		"       CASE WHEN x.r > 1 THEN 'PENDING' END, x.sb, x.fb, x.m, x.k, x.l::text[] "
 		"  FROM unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], "
-		"              $7::integer[], $8::smallint[]) AS x(id, t, d, c, s, p, r) ORDER BY x.id",
-	8, {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT8ARRAYOID,
-	INT4ARRAYOID, INT2ARRAYOID}};
+		"              $7::integer[], $8::smallint[], $9::timestamptz[], $10::timestamptz[], "
+		"              $11::integer[], $12::integer[], $13::text[]) "
+		"       AS x(id, t, d, c, s, p, r, sb, fb, m, k, l) ORDER BY x.id "
+		"RETURNING id, requirement",
+	13, {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT8ARRAYOID,
+		INT4ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID,
+	INT4ARRAYOID, TEXTARRAYOID}};
 	Datum	   *t = palloc(sizeof(Datum) * n),
 			   *d = palloc(sizeof(Datum) * n),
 			   *c = palloc(sizeof(Datum) * n),
 			   *s = palloc(sizeof(Datum) * n),
 			   *p = palloc(sizeof(Datum) * n),
-			   *r = palloc(sizeof(Datum) * n);
-	bool	   *dnull = palloc(sizeof(bool) * n);
+			   *r = palloc(sizeof(Datum) * n),
+			   *sb = palloc(sizeof(Datum) * n),
+			   *fb = palloc(sizeof(Datum) * n),
+			   *m = palloc(sizeof(Datum) * n),
+			   *k = palloc(sizeof(Datum) * n),
+			   *l = palloc(sizeof(Datum) * n);
+	bool	   *dnull = palloc(sizeof(bool) * n),
+			   *sbnull = palloc(sizeof(bool) * n),
+			   *fbnull = palloc(sizeof(bool) * n);
 	int			dims[1] = {n},
 				lbs[1] = {1};
-	Datum		args[8];
+	Datum		args[13];
 
 	for (int i = 0; i < n; i++)
 	{
@@ -183,6 +302,14 @@ InsertJobs(int64 user_id, int n, MmSubmitArgs *a, Datum *ids)
 		s[i] = Int64GetDatum(a[i].stake_out);
 		p[i] = Int32GetDatum(a[i].priority_out);
 		r[i] = Int16GetDatum(a[i].replicas_out);
+		sbnull[i] = !a[i].start_by_given;
+		sb[i] = TimestampTzGetDatum(a[i].start_by);
+		fbnull[i] = !a[i].finish_by_given;
+		fb[i] = TimestampTzGetDatum(a[i].finish_by);
+		m[i] = Int32GetDatum(a[i].need_out.memory_mb);
+		k[i] = Int32GetDatum(a[i].need_out.cores);
+		/* a text[] per job: passed as its text, since an array of arrays cannot be ragged */
+		l[i] = CStringGetTextDatum(OidOutputFunctionCall(F_ARRAY_OUT, a[i].need_out.labels));
 	}
 	args[0] = Int64GetDatum(user_id);
 	args[1] = PointerGetDatum(construct_array_builtin(ids, n, INT8OID));
@@ -193,8 +320,16 @@ InsertJobs(int64 user_id, int n, MmSubmitArgs *a, Datum *ids)
 	args[5] = PointerGetDatum(construct_array_builtin(s, n, INT8OID));
 	args[6] = PointerGetDatum(construct_array_builtin(p, n, INT4OID));
 	args[7] = PointerGetDatum(construct_array_builtin(r, n, INT2OID));
+	args[8] = PointerGetDatum(construct_md_array(sb, sbnull, 1, dims, lbs, TIMESTAMPTZOID, 8, true,
+												 TYPALIGN_DOUBLE));
+	args[9] = PointerGetDatum(construct_md_array(fb, fbnull, 1, dims, lbs, TIMESTAMPTZOID, 8, true,
+												 TYPALIGN_DOUBLE));
+	args[10] = PointerGetDatum(construct_array_builtin(m, n, INT4OID));
+	args[11] = PointerGetDatum(construct_array_builtin(k, n, INT4OID));
+	args[12] = PointerGetDatum(construct_array_builtin(l, n, TEXTOID));
 	if (MmExec(&ins, args, NULL, false, 0) != (uint64) n)
 		elog(ERROR, "modelmine: not all %d jobs were inserted", n);
+	CheckPlaceable(n, a, ids);
 }
 
 /* Checks every job, then stakes and inserts them all (see the file header); returns the ids. */

@@ -568,7 +568,7 @@ CREATE FUNCTION modelmine.submit_jobs(jobs jsonb) RETURNS TABLE (job_id bigint)
     LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'mm_submit_jobs';
 COMMENT ON FUNCTION modelmine.submit_jobs(jsonb) IS
-    'Submits 1..1000 jobs at once ([{"title": ..., "config": {...}, "description": ..., "stake": ..., "priority": ...}, ...]), each checked as submit_job checks it; all or nothing: the first refusal names the element (jobs[i]) and nothing is staked. One debit of the total, a stake journal row per job. Returns the ids in the order given.';
+    'Submits 1..1000 jobs at once ([{"title": ..., "config": {...}, "description": ..., "stake": ..., "priority": ..., "start_by": ..., "finish_by": ..., "requirements": {...}}, ...]), each checked as submit_job checks it; all or nothing: the first refusal names the element (jobs[i]) and nothing is staked. One debit of the total, a stake journal row per job. Returns the ids in the order given.';
 REVOKE ALL ON FUNCTION modelmine.submit_jobs(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.submit_jobs(jsonb) TO modelmine_user;
 

@@ -105,6 +105,46 @@ SELECT payload - 'job_id' AS payload, (payload ->> 'job_id')::bigint = (SELECT i
 SELECT * FROM books();
 
 -------------------------------------------------------------------------------------------------------
+-- Deadlines and requirements, as submit_job takes them; placement checked per distinct need
+-------------------------------------------------------------------------------------------------------
+SELECT modelmine.signup('ops@example.com', 'ops password') AS ops \gset
+SELECT modelmine.authenticate(modelmine.login('ops@example.com', 'ops password')) AS ops_signed_in;
+SELECT node_id AS big FROM modelmine.register_node('big',
+    '{"trainers": ["noop"], "slots": 4, "memory_mb": 8192, "cores": 4, "labels": ["gpu"]}') \gset
+SELECT modelmine.authenticate(modelmine.login('ann@example.com', 'ann password')) AS ann;
+SELECT count(*) AS submitted, min(job_id) AS d0 FROM modelmine.submit_jobs('[
+    {"title": "timed", "config": {"trainer": "noop"}, "stake": 1, "start_by": "2099-01-01T00:00:00Z",
+     "finish_by": "2099-01-02T00:00:00Z", "requirements": {"memory_mb": 4096, "cores": 2, "labels": ["gpu"]}},
+    {"title": "timed too", "config": {"trainer": "noop"}, "stake": 1, "finish_by": "2099-01-02T00:00:00Z",
+     "requirements": {"memory_mb": 4096, "cores": 2, "labels": ["gpu"]}}]') \gset
+SELECT :submitted AS submitted;
+SELECT modelmine.submit_job('timed', '{"trainer": "noop"}', NULL, 1, NULL, '2099-01-01T00:00:00Z',
+                            '2099-01-02T00:00:00Z', '{"memory_mb": 4096, "cores": 2, "labels": ["gpu"]}')
+       AS twin \gset
+SELECT a.start_by IS NOT DISTINCT FROM b.start_by AND a.finish_by = b.finish_by
+       AND a.need_memory_mb = b.need_memory_mb AND a.need_cores = b.need_cores AND a.need_labels = b.need_labels
+       AS same_as_submit_job, a.start_by, a.finish_by, a.need_memory_mb, a.need_cores, a.need_labels
+  FROM modelmine.jobs a, modelmine.jobs b WHERE a.id = :d0 AND b.id = :twin;
+SELECT start_by IS NULL AS no_start_by, finish_by FROM modelmine.jobs WHERE id = :d0 + 1;
+SELECT * FROM books();
+-- refusals name the element; nothing staked
+SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"}, "stake": 1},
+    {"title": "huge", "config": {"trainer": "noop"}, "requirements": {"memory_mb": 99999}}]')$$);
+SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"},
+    "requirements": {"labels": ["tpu"]}}]')$$);
+SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"},
+    "requirements": {"ram": 5}}]')$$);
+SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"},
+    "start_by": "2000-01-01T00:00:00Z"}]')$$);
+SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"},
+    "start_by": "2099-01-02T00:00:00Z", "finish_by": "2099-01-01T00:00:00Z"}]')$$);
+SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"},
+    "start_by": "not a time"}]')$$);
+SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"},
+    "finish_by": 20990101}]')$$);
+SELECT * FROM books();
+
+-------------------------------------------------------------------------------------------------------
 -- Who may call it
 -------------------------------------------------------------------------------------------------------
 SELECT modelmine.deauthenticate();
