@@ -1,8 +1,8 @@
 /*
  * housekeeping.c — work that must never be held by a client's open transaction, done at commit.
  *
- * Folding appended credits into balances, folding statistics deltas, folding node counters and
- * sealing ledger entries each run under a transaction-level advisory try-lock that is held until
+ * Folding appended credits into balances, folding statistics deltas (of jobs and of nodes seen),
+ * folding node counters and sealing ledger entries each run under a transaction-level advisory try-lock that is held until
  * commit.  Done inside a call, that lock would stay held for as long as the caller keeps the
  * transaction open (an idle "BEGIN; SELECT ledger_digest();" would stop all sealing).  So calls
  * only ask for the work (MmAtCommit), and it runs in the XACT_EVENT_PRE_COMMIT callback: after the
@@ -41,7 +41,7 @@ PG_FUNCTION_INFO_V1(mm_housekeeping_at_commit);
  * the folds amortised by fold_interval_ms; node counters are folded at once (lost leases are
  * rare)
  */
-#define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS)
+#define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_NODE_SEEN)
 /* the fold_interval_ms setting's default, until it is cached */
 #define DEFAULT_FOLD_INTERVAL_MS 100
 
@@ -67,6 +67,7 @@ static const Task tasks[] = {
 	{MM_AT_COMMIT_CREDITS, "folding credits into balances", MmFoldCredits},
 	{MM_AT_COMMIT_NODES, "folding node counters", MmFoldNodeDeltas},
 	{MM_AT_COMMIT_STATS, "folding job statistics", MmFoldStats},
+	{MM_AT_COMMIT_NODE_SEEN, "folding node counts", MmFoldNodeSeen},
 	{MM_AT_COMMIT_SEAL, "sealing the ledger", SealTask},
 };
 

@@ -49,7 +49,8 @@ extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long
 #define MM_AT_COMMIT_NODES		0x02	/* fold node_deltas into node counters */
 #define MM_AT_COMMIT_STATS		0x04	/* fold job_stat_deltas */
 #define MM_AT_COMMIT_SEAL		0x08	/* seal queued ledger entries */
-#define MM_AT_COMMIT_ALL		0x0f
+#define MM_AT_COMMIT_NODE_SEEN	0x20	/* fold node_seen_deltas (nodes online and registered) */
+#define MM_AT_COMMIT_ALL		0x2f
 /* fold now, even within fold_interval_ms of this backend's last fold */
 #define MM_AT_COMMIT_FORCE		0x10
 extern void MmAtCommit(int which);
@@ -110,6 +111,9 @@ extern int64 MmLedgerSeal(int64 max);
 
 /* ---- stats.c ---- */
 extern int64 MmFoldStats(void);
+
+/* ---- nodeseen.c: maintained node counts ---- */
+extern int64 MmFoldNodeSeen(void);
 
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
