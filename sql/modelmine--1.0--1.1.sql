@@ -328,35 +328,40 @@ CREATE TRIGGER nodes_seen_update AFTER UPDATE OF last_seen ON modelmine.nodes
 -- The OFFLINE rule of _node_status (online: last_seen >= now() - offline_after_seconds), answered from
 -- node_seen_stats: for a threshold t, the second buckets from t on, the millisecond buckets of t's
 -- partial second and the microsecond rows of t's partial millisecond, plus the unfolded deltas.
+-- PL/pgSQL so that its plan is cached (a SQL function's would be planned on every call).
 CREATE FUNCTION modelmine._nodes_seen_since(t timestamptz) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-        SELECT COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
-                          WHERE s.width = 1000000 AND s.at >= b.cs), 0)
-             + COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
-                          WHERE s.width = 1000 AND s.at >= b.cms AND s.at < b.cs), 0)
-             + COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
-                          WHERE s.width = 1 AND s.at >= t AND s.at < b.cms), 0)
-             + COALESCE((SELECT pg_catalog.sum(d.nodes) FROM modelmine.node_seen_deltas d WHERE d.at >= t), 0)
-          -- t rounded up to the second (cs) and to the millisecond (cms)
-          FROM (SELECT CASE WHEN pg_catalog.date_trunc('second', t) = t THEN t
-                            ELSE pg_catalog.date_trunc('second', t) + interval '1 second' END AS cs,
-                       CASE WHEN pg_catalog.date_trunc('milliseconds', t) = t THEN t
-                            ELSE pg_catalog.date_trunc('milliseconds', t) + interval '1 millisecond' END AS cms) b
-    $$;
+DECLARE
+    -- t rounded up to the second and to the millisecond
+    cs timestamptz := CASE WHEN pg_catalog.date_trunc('second', t) = t THEN t
+                           ELSE pg_catalog.date_trunc('second', t) + interval '1 second' END;
+    cms timestamptz := CASE WHEN pg_catalog.date_trunc('milliseconds', t) = t THEN t
+                            ELSE pg_catalog.date_trunc('milliseconds', t) + interval '1 millisecond' END;
+BEGIN
+    RETURN COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
+                      WHERE s.width = 1000000 AND s.at >= cs), 0)
+         + COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
+                      WHERE s.width = 1000 AND s.at >= cms AND s.at < cs), 0)
+         + COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
+                      WHERE s.width = 1 AND s.at >= t AND s.at < cms), 0)
+         + COALESCE((SELECT pg_catalog.sum(d.nodes) FROM modelmine.node_seen_deltas d WHERE d.at >= t), 0);
+END
+$$;
 COMMENT ON FUNCTION modelmine._nodes_seen_since(timestamptz) IS
     'How many nodes were last seen at or after t, from the maintained node_seen_stats plus unfolded deltas: at most (now - t in seconds) + 1999 rows read, whatever the number of nodes.';
 REVOKE ALL ON FUNCTION modelmine._nodes_seen_since(timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION modelmine._node_counts(OUT online bigint, OUT total bigint)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-        SELECT modelmine._nodes_seen_since(pg_catalog.now() - pg_catalog.make_interval(secs => st.value)),
-               COALESCE((SELECT s.nodes FROM modelmine.node_seen_stats s
-                          WHERE s.width = 0 AND s.at = '-infinity'), 0)
-             + COALESCE((SELECT pg_catalog.sum(d.nodes) FROM modelmine.node_seen_deltas d WHERE d.at IS NULL), 0)
-          FROM modelmine.settings st WHERE st.name = 'offline_after_seconds'
-    $$;
+BEGIN
+    online := modelmine._nodes_seen_since(pg_catalog.now() - pg_catalog.make_interval(
+                  secs => (SELECT st.value FROM modelmine.settings st WHERE st.name = 'offline_after_seconds')));
+    total := COALESCE((SELECT s.nodes FROM modelmine.node_seen_stats s WHERE s.width = 0 AND s.at = '-infinity'), 0)
+           + COALESCE((SELECT pg_catalog.sum(d.nodes) FROM modelmine.node_seen_deltas d WHERE d.at IS NULL), 0);
+END
+$$;
 COMMENT ON FUNCTION modelmine._node_counts() IS
     'Nodes online (last heartbeat within offline_after_seconds) and registered, from the maintained node_seen_stats plus unfolded deltas: a bounded read whatever the number of nodes.';
 REVOKE ALL ON FUNCTION modelmine._node_counts() FROM PUBLIC;
