@@ -2,13 +2,14 @@
  * housekeeping.c — work that must never be held by a client's open transaction, done at commit.
  *
  * Folding appended credits into balances, folding statistics deltas (of jobs and of nodes seen),
- * folding node counters and sealing ledger entries each run under a transaction-level advisory try-lock that is held until
- * commit.  Done inside a call, that lock would stay held for as long as the caller keeps the
- * transaction open (an idle "BEGIN; SELECT ledger_digest();" would stop all sealing).  So calls
- * only ask for the work (MmAtCommit), and it runs in the XACT_EVENT_PRE_COMMIT callback: after the
- * client has said COMMIT, when nothing the client controls can run any more, so the locks are held
- * only for the commit itself.  Nobody ever waits for these locks (a busy one means someone else is
- * doing the work); whatever one commit misses, the next commit that asks does.
+ * folding node counters and sealing ledger entries each run under a transaction-level advisory
+ * try-lock that is held until commit.  Done inside a call, that lock would stay held for as long
+ * as the caller keeps the transaction open (an idle "BEGIN; SELECT ledger_digest();" would stop all
+ * sealing).  So calls only ask for the work (MmAtCommit), and it runs in the XACT_EVENT_PRE_COMMIT
+ * callback: after the client has said COMMIT, when nothing the client controls can run any more,
+ * so the locks are held only for the commit itself.  Nobody ever waits for these locks (a busy one
+ * means someone else is doing the work); whatever one commit misses, the next commit that asks
+ * does.
  *
  * Each task runs in its own internal subtransaction: a task that fails (say, a tampered statistics
  * row that no longer folds) is logged as a WARNING and skipped, and never fails the commit that
