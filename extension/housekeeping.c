@@ -1,14 +1,15 @@
 /*
  * housekeeping.c — work that must never be held by a client's open transaction, done at commit.
  *
- * Folding appended credits into balances, folding statistics deltas, folding node counters and
- * sealing ledger entries each run under a transaction-level advisory try-lock that is held until
- * commit.  Done inside a call, that lock would stay held for as long as the caller keeps the
- * transaction open (an idle "BEGIN; SELECT ledger_digest();" would stop all sealing).  So calls
- * only ask for the work (MmAtCommit), and it runs in the XACT_EVENT_PRE_COMMIT callback: after the
- * client has said COMMIT, when nothing the client controls can run any more, so the locks are held
- * only for the commit itself.  Nobody ever waits for these locks (a busy one means someone else is
- * doing the work); whatever one commit misses, the next commit that asks does.
+ * Folding appended credits into balances, folding statistics deltas (of jobs and of nodes seen),
+ * folding node counters and sealing ledger entries each run under a transaction-level advisory
+ * try-lock that is held until commit.  Done inside a call, that lock would stay held for as long
+ * as the caller keeps the transaction open (an idle "BEGIN; SELECT ledger_digest();" would stop all
+ * sealing).  So calls only ask for the work (MmAtCommit), and it runs in the XACT_EVENT_PRE_COMMIT
+ * callback: after the client has said COMMIT, when nothing the client controls can run any more,
+ * so the locks are held only for the commit itself.  Nobody ever waits for these locks (a busy one
+ * means someone else is doing the work); whatever one commit misses, the next commit that asks
+ * does.
  *
  * Each task runs in its own internal subtransaction: a task that fails (say, a tampered statistics
  * row that no longer folds) is logged as a WARNING and skipped, and never fails the commit that
@@ -43,7 +44,8 @@ PG_FUNCTION_INFO_V1(mm_housekeeping_at_commit);
  * order lagging a fold interval behind is fair enough); node counters are folded at once (lost
  * leases are rare)
  */
-#define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_SCHED)
+#define FOLDS (MM_AT_COMMIT_CREDITS | MM_AT_COMMIT_STATS | MM_AT_COMMIT_SCHED | \
+			   MM_AT_COMMIT_NODE_SEEN)
 /* the fold_interval_ms setting's default, until it is cached */
 #define DEFAULT_FOLD_INTERVAL_MS 100
 
@@ -69,6 +71,7 @@ static const Task tasks[] = {
 	{MM_AT_COMMIT_CREDITS, "folding credits into balances", MmFoldCredits},
 	{MM_AT_COMMIT_NODES, "folding node counters", MmFoldNodeDeltas},
 	{MM_AT_COMMIT_STATS, "folding job statistics", MmFoldStats},
+	{MM_AT_COMMIT_NODE_SEEN, "folding node counts", MmFoldNodeSeen},
 	{MM_AT_COMMIT_SEAL, "sealing the ledger", SealTask},
 	{MM_AT_COMMIT_SCHED, "folding fair-share usage", MmFoldUsage},
 };

@@ -57,7 +57,8 @@ extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long
 #define MM_AT_COMMIT_STATS		0x04	/* fold job_stat_deltas */
 #define MM_AT_COMMIT_SEAL		0x08	/* seal queued ledger entries */
 #define MM_AT_COMMIT_SCHED		0x20	/* fold usage_deltas into fair_share; drop idle users */
-#define MM_AT_COMMIT_ALL		0x2f
+#define MM_AT_COMMIT_NODE_SEEN	0x40	/* fold node_seen_deltas (nodes online and registered) */
+#define MM_AT_COMMIT_ALL		0x6f
 /* fold now, even within fold_interval_ms of this backend's last fold */
 #define MM_AT_COMMIT_FORCE		0x10
 extern void MmAtCommit(int which);
@@ -166,6 +167,9 @@ extern int64 MmLedgerSeal(int64 max);
 
 /* ---- stats.c ---- */
 extern int64 MmFoldStats(void);
+
+/* ---- nodeseen.c: maintained node counts ---- */
+extern int64 MmFoldNodeSeen(void);
 
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,

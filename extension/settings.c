@@ -13,6 +13,7 @@
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -49,12 +50,25 @@ MmSettingsInit(void)
 	CacheRegisterRelcacheCallback(SettingsInvalidated, (Datum) 0);
 }
 
-/* Loads every setting (replaces SPI_tuptable). */
+/*
+ * Loads every setting (replaces SPI_tuptable), as the extension's owner: the first reader in a
+ * backend may be a function that runs with its caller's rights (a view's, such as admin_nodes'
+ * _spotcheck_pct), and the caller may not read modelmine.settings.  An error restores the user
+ * at abort.
+ */
 static void
 LoadSettings(void)
 {
 	static MmPlan all = {"SELECT name, value FROM modelmine.settings", 0, {0}};
-	uint64		n = MmExec(&all, NULL, NULL, true, 0);
+	Oid			save_user;
+	int			save_context;
+	uint64		n;
+
+	GetUserIdAndSecContext(&save_user, &save_context);
+	if (MmSchemaCurrent())
+		SetUserIdAndSecContext(MmSchemaOwner(), save_context | SECURITY_LOCAL_USERID_CHANGE);
+	n = MmExec(&all, NULL, NULL, true, 0);
+	SetUserIdAndSecContext(save_user, save_context);
 
 	if (n > MAX_SETTINGS)
 		elog(ERROR, "modelmine: %llu settings, more than the %d this library keeps",

@@ -16,7 +16,8 @@
 #                  statistics deltas (the stats trigger records every inserted job) folded into
 #                  job_stats and user_job_stats, and one ledger block per completed job (queued, then
 #                  sealed by seal_ledger)
-#   step_checks    check_invariants() must be empty: the books balance, the statistics equal a recount
+#   step_checks    check_invariants() must be empty: the books balance, the statistics equal a recount;
+#                  then verify_ledger() over every block, timed (twice: cold, then cached)
 #   step_measure   after VACUUM ANALYZE, each call run --calls times (after 10 warm-up calls) by pgbench
 #                  (-M prepared, one client, per-transaction log) as role mm_bench: median and p95 in ms;
 #                  a call slow enough to blow its ~20 s budget gets fewer runs (at least 3). Each row
@@ -54,8 +55,12 @@ otherwise the script runs make and builds one); MM_PG_OPTS (server options appen
 Exit status: 0 when the load and measurements ran and check_invariants() is empty, 1 otherwise, 2 for
 bad usage.
 
-Example:
+Examples:
   scripts/bench-stats.sh --jobs 100000 --nodes 1000 --users 1000 --heavy 2000
+  # ten times the defaults (docs/BENCHMARKS.md): 10M jobs, 100k nodes; about 12 minutes of loading on
+  # 2 cores, 25 GB of disk, and shared_buffers large enough for the hot part of the data
+  MM_PG_OPTS="-c shared_buffers=4GB" \
+      scripts/bench-stats.sh --jobs 10000000 --nodes 100000 --users 100000 --heavy 200000
 USAGE
 }
 
@@ -369,6 +374,21 @@ step_checks() {
     [[ $(grep -c '^(0 rows)$' <<<"$out") -eq 1 ]] || {
         echo "bench-stats.sh: check_invariants() returned violations (listed above)" >&2; return 1; }
     echo "all invariants hold"
+    step_verify_ledger
+}
+
+# verify_ledger(): every block's hash and link from genesis, timed twice (the first run reads the
+# ledger from disk, the second mostly from shared buffers).
+step_verify_ledger() {
+    local r t0 t1 out
+    heading "verify_ledger() over the whole chain"
+    for r in 1 2; do
+        t0=$(date +%s%N)
+        out=$(sql -F ' ' -c "SELECT ok, blocks_checked FROM modelmine.verify_ledger()")
+        t1=$(date +%s%N)
+        echo "run $r: ok and blocks checked: $out; $(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.2f", ns / 1e9 }') s"
+        [[ ${out%% *} == t ]] || { echo "bench-stats.sh: verify_ledger() failed" >&2; return 1; }
+    done
 }
 
 # The calls measured: "name|auth|SQL". auth=heavy or typical runs modelmine.authenticate(token) once per

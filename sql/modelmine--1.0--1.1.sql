@@ -23,6 +23,8 @@
 --   * issue 15: complete_jobs settles up to 32 of a node's jobs in one transaction; submit_jobs
 --     submits up to 1000 in one call;
 --   * issue 21: submit_job refuses a built-in trainer's config no worker would run; config_schema();
+--   * issue 20: network_stats reads nodes online and registered from maintained counts (node_seen_stats,
+--     node_seen_deltas, a trigger on nodes, _node_counts), filled here from the existing nodes;
 -- Existing nodes get slots = 1 until their worker declares its slots (every worker does at start).
 -- Functions whose signature changed are dropped and created again (views on them too); functions
 -- whose body or comment changed are replaced in place.  Bodies are copied verbatim from
@@ -281,6 +283,90 @@ COMMENT ON FUNCTION modelmine.ledger(bigint, integer) IS
 REVOKE ALL ON FUNCTION modelmine.ledger(bigint, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.ledger(bigint, integer) TO modelmine_anon, modelmine_user, modelmine_node, modelmine_admin;
 
+-- Nodes online and registered (extension/nodeseen.c): a row trigger on nodes appends -1 at a node's
+-- previous last_seen and +1 at its new one, folded at commit into counts by time of last heartbeat, so
+-- the online count reads a bounded number of rows whatever the number of nodes, and no heartbeat ever
+-- updates a shared row.
+CREATE TABLE modelmine.node_seen_stats (
+    width bigint NOT NULL CHECK (width IN (0, 1, 1000, 1000000)),
+    at    timestamptz NOT NULL,
+    nodes bigint NOT NULL,
+    PRIMARY KEY (width, at)
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.node_seen_stats', '');
+COMMENT ON TABLE modelmine.node_seen_stats IS
+    'Folded node counts: nodes whose last heartbeat lies in [at, at + width microseconds), kept at widths 1000000, 1000 and 1; width 0 (at -infinity): nodes registered.';
+
+CREATE TABLE modelmine.node_seen_deltas (
+    at    timestamptz,
+    nodes integer NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('modelmine.node_seen_deltas', '');
+COMMENT ON TABLE modelmine.node_seen_deltas IS
+    'Insert-only node count deltas: -1 at a node''s previous last_seen, +1 at its new one; at NULL: +1 registered, -1 deleted.  Folded into node_seen_stats at commit.';
+
+-- the nodes registered before the update, counted as the trigger would have
+INSERT INTO modelmine.node_seen_stats (width, at, nodes)
+SELECT 0, '-infinity', count(*) FROM modelmine.nodes HAVING count(*) > 0
+UNION ALL
+SELECT w.width, CASE w.width WHEN 1000000 THEN pg_catalog.date_trunc('second', n.last_seen)
+                             WHEN 1000 THEN pg_catalog.date_trunc('milliseconds', n.last_seen)
+                             ELSE n.last_seen END, count(*)
+  FROM modelmine.nodes n, (VALUES (1000000::bigint), (1000), (1)) w(width)
+ WHERE n.last_seen IS NOT NULL GROUP BY 1, 2;
+
+CREATE FUNCTION modelmine._node_seen_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_node_seen_trigger';
+COMMENT ON FUNCTION modelmine._node_seen_trigger() IS
+    'Row trigger: appends node count deltas (node_seen_deltas) for each node registered, deleted or seen at a new time.';
+REVOKE ALL ON FUNCTION modelmine._node_seen_trigger() FROM PUBLIC;
+
+CREATE TRIGGER nodes_seen_insert_delete AFTER INSERT OR DELETE ON modelmine.nodes
+    FOR EACH ROW EXECUTE FUNCTION modelmine._node_seen_trigger();
+CREATE TRIGGER nodes_seen_update AFTER UPDATE OF last_seen ON modelmine.nodes
+    FOR EACH ROW WHEN (OLD.last_seen IS DISTINCT FROM NEW.last_seen) EXECUTE FUNCTION modelmine._node_seen_trigger();
+
+-- The OFFLINE rule of _node_status (online: last_seen >= now() - offline_after_seconds), answered from
+-- node_seen_stats: for a threshold t, the second buckets from t on, the millisecond buckets of t's
+-- partial second and the microsecond rows of t's partial millisecond, plus the unfolded deltas.
+-- PL/pgSQL so that its plan is cached (a SQL function's would be planned on every call).
+CREATE FUNCTION modelmine._nodes_seen_since(t timestamptz) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    -- t rounded up to the second and to the millisecond
+    cs timestamptz := CASE WHEN pg_catalog.date_trunc('second', t) = t THEN t
+                           ELSE pg_catalog.date_trunc('second', t) + interval '1 second' END;
+    cms timestamptz := CASE WHEN pg_catalog.date_trunc('milliseconds', t) = t THEN t
+                            ELSE pg_catalog.date_trunc('milliseconds', t) + interval '1 millisecond' END;
+BEGIN
+    RETURN COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
+                      WHERE s.width = 1000000 AND s.at >= cs), 0)
+         + COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
+                      WHERE s.width = 1000 AND s.at >= cms AND s.at < cs), 0)
+         + COALESCE((SELECT pg_catalog.sum(s.nodes) FROM modelmine.node_seen_stats s
+                      WHERE s.width = 1 AND s.at >= t AND s.at < cms), 0)
+         + COALESCE((SELECT pg_catalog.sum(d.nodes) FROM modelmine.node_seen_deltas d WHERE d.at >= t), 0);
+END
+$$;
+COMMENT ON FUNCTION modelmine._nodes_seen_since(timestamptz) IS
+    'How many nodes were last seen at or after t, from the maintained node_seen_stats plus unfolded deltas: at most (now - t in seconds) + 1999 rows read, whatever the number of nodes.';
+REVOKE ALL ON FUNCTION modelmine._nodes_seen_since(timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION modelmine._node_counts(OUT online bigint, OUT total bigint)
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    online := modelmine._nodes_seen_since(pg_catalog.now() - pg_catalog.make_interval(
+                  secs => (SELECT st.value FROM modelmine.settings st WHERE st.name = 'offline_after_seconds')));
+    total := COALESCE((SELECT s.nodes FROM modelmine.node_seen_stats s WHERE s.width = 0 AND s.at = '-infinity'), 0)
+           + COALESCE((SELECT pg_catalog.sum(d.nodes) FROM modelmine.node_seen_deltas d WHERE d.at IS NULL), 0);
+END
+$$;
+COMMENT ON FUNCTION modelmine._node_counts() IS
+    'Nodes online (last heartbeat within offline_after_seconds) and registered, from the maintained node_seen_stats plus unfolded deltas: a bounded read whatever the number of nodes.';
+REVOKE ALL ON FUNCTION modelmine._node_counts() FROM PUBLIC;
+
 CREATE FUNCTION modelmine.network_stats(
         OUT nodes_online bigint, OUT nodes_total bigint, OUT staked_now bigint, OUT staked_all_time numeric,
         OUT jobs_pending bigint, OUT jobs_running bigint, OUT jobs_completed bigint, OUT jobs_failed bigint,
@@ -300,12 +386,8 @@ BEGIN
     f AS (SELECT COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'fee'), 0)::bigint AS fees,
                  COALESCE(sum(a.balance) FILTER (WHERE a.kind = 'escrow'), 0)::bigint AS escrow
             FROM modelmine.account_balances a WHERE a.id BETWEEN 16 AND 47),
-    -- the OFFLINE rule of _node_status, computed once rather than called per node
-    n AS (SELECT count(*) FILTER (WHERE nd.last_seen >= pg_catalog.now() - pg_catalog.make_interval(
-                     secs => (SELECT st.value FROM modelmine.settings st WHERE st.name = 'offline_after_seconds')))
-                     AS online,
-                 count(*) AS total
-            FROM modelmine.nodes nd)
+    -- the OFFLINE rule of _node_status, from the maintained counts rather than over every node
+    n AS (SELECT nc.online, nc.total FROM modelmine._node_counts() nc)
     SELECT n.online, n.total, f.escrow, COALESCE((SELECT sum(c.stake) FROM c), 0),
            COALESCE((SELECT c.jobs FROM c WHERE c.status = 'PENDING'), 0),
            COALESCE((SELECT c.jobs FROM c WHERE c.status = 'RUNNING'), 0),
@@ -927,6 +1009,45 @@ CREATE OR REPLACE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant
             ON a.user_id = b.user_id AND a.status = b.status
          WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
         UNION ALL
+        -- The maintained node counts (folded plus pending deltas) equal a recount of the nodes, bucket by
+        -- bucket at every width, so the online count is right for any offline_after_seconds.
+        SELECT 'node_seen_stats_match_nodes',
+               pg_catalog.format('width %s at %s: statistics say %s nodes, recount %s',
+                                 COALESCE(a.width, b.width), COALESCE(a.at, b.at), COALESCE(a.nodes, 0),
+                                 COALESCE(b.nodes, 0))
+          FROM (SELECT x.width, x.at, sum(x.nodes) AS nodes
+                  FROM (SELECT width, at, nodes FROM modelmine.node_seen_stats
+                        UNION ALL
+                        SELECT w.width, CASE w.width WHEN 0 THEN '-infinity'
+                                                     WHEN 1000000 THEN pg_catalog.date_trunc('second', d.at)
+                                                     WHEN 1000 THEN pg_catalog.date_trunc('milliseconds', d.at)
+                                                     ELSE d.at END, d.nodes
+                          FROM modelmine.node_seen_deltas d, (VALUES (0::bigint), (1000000), (1000), (1)) w(width)
+                         WHERE (w.width = 0) = (d.at IS NULL)) x
+                 GROUP BY 1, 2 HAVING sum(x.nodes) <> 0) a
+          FULL JOIN (SELECT 0::bigint AS width, '-infinity'::timestamptz AS at, count(*) AS nodes
+                       FROM modelmine.nodes HAVING count(*) > 0
+                     UNION ALL
+                     SELECT w.width, CASE w.width WHEN 1000000 THEN pg_catalog.date_trunc('second', n.last_seen)
+                                                  WHEN 1000 THEN pg_catalog.date_trunc('milliseconds', n.last_seen)
+                                                  ELSE n.last_seen END, count(*)
+                       FROM modelmine.nodes n, (VALUES (1000000::bigint), (1000), (1)) w(width)
+                      WHERE n.last_seen IS NOT NULL GROUP BY 1, 2) b
+            ON a.width = b.width AND a.at = b.at
+         WHERE a.nodes IS DISTINCT FROM b.nodes
+        UNION ALL
+        -- What network_stats() reports from them equals the recount of the OFFLINE rule of _node_status.
+        SELECT 'nodes_online_match_nodes',
+               pg_catalog.format('network_stats says %s online of %s, recount %s of %s',
+                                 c.online, c.total, r.online, r.total)
+          FROM modelmine._node_counts() c,
+               (SELECT count(*) FILTER (WHERE n.last_seen >= pg_catalog.now() - pg_catalog.make_interval(
+                           secs => (SELECT st.value FROM modelmine.settings st
+                                     WHERE st.name = 'offline_after_seconds'))) AS online,
+                       count(*) AS total
+                  FROM modelmine.nodes n) r
+         WHERE c.online <> r.online OR c.total <> r.total
+        UNION ALL
         -- Every statistics delta can be folded: no folded count would leave bigint (a fold that fails is
         -- skipped at commit with a WARNING, and the deltas wait; this says why).
         SELECT 'stats_deltas_foldable',
@@ -982,7 +1103,7 @@ CREATE OR REPLACE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant
          WHERE f.s <> j.s
     $$;
 COMMENT ON FUNCTION modelmine.check_invariants() IS
-    'Returns every violated bookkeeping invariant (empty means healthy): balances (folded plus unfolded) match the journal, no negative balance but issuance, every unfolded delta belongs to an account or node, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount and can all be folded, the held and withdrawn accounts equal the pending and approved withdrawals, each withdrawal held and released as its status says, fee distributions paid what they record.';
+    'Returns every violated bookkeeping invariant (empty means healthy): balances (folded plus unfolded) match the journal, no negative balance but issuance, every unfolded delta belongs to an account or node, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount and can all be folded, the maintained node counts (every bucket, and nodes online and registered) equal a recount, the held and withdrawn accounts equal the pending and approved withdrawals, each withdrawal held and released as its status says, fee distributions paid what they record.';
 REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;
 

@@ -471,6 +471,16 @@ SELECT height, job_id, user_id, node_id, stake, reward, fee, accuracy, loss, epo
 SELECT * FROM modelmine.check_invariants();
 RESET ROLE;
 
+-- A new backend whose first read of the settings is by a function running with the caller's rights
+-- (admin_nodes calls _spotcheck_pct and _record_score, C functions that read cached settings): the
+-- cache is loaded as the extension's owner, so an admin, who may not read modelmine.settings, gets
+-- the page (before, 42501 "permission denied for table settings" in every new connection).
+\c
+SET ROLE regress_mm_stats_admin;
+SELECT count(*) AS admin_nodes_in_a_new_backend FROM modelmine.admin_nodes;
+SELECT * FROM err('SELECT count(*) FROM modelmine.settings');
+RESET ROLE;
+
 DROP VIEW job_stats;
 DROP VIEW user_job_stats;
 DROP FUNCTION invariants();
