@@ -21,6 +21,7 @@
 #include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(mm_settings_changed);
+PG_FUNCTION_INFO_V1(mm_setting);
 
 #define MAX_SETTINGS 64
 
@@ -130,4 +131,22 @@ mm_settings_changed(PG_FUNCTION_ARGS)
 						errmsg("mm_settings_changed must be called as a trigger")));
 	CacheInvalidateRelcache(td->tg_relation);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * SQL: _setting(name) — a setting from this backend's cache.  Inlined SQL helpers that run with their
+ * caller's rights (admin_nodes' _node_liveness) read settings through it, not from the table.
+ */
+Datum
+mm_setting(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		value;
+
+	if (MmSettingIfCached(name, &value))
+		PG_RETURN_INT64(value);
+	MmConnect();				/* the first read in this backend loads the cache */
+	value = MmSetting(name);
+	SPI_finish();
+	PG_RETURN_INT64(value);
 }

@@ -58,7 +58,7 @@ SELECT p.oid::regprocedure AS executable_by_public
 -- anon: signup and login, the public ledger and network statistics; user: the signed-in API; node: the
 -- work protocol only; admin: everything a user may, plus administration.  Trigger functions and shared
 -- bodies are callable by nobody, except the helpers the admin views call (a function in a view runs with
--- the caller's privileges: _node_liveness, _node_summary).
+-- the caller's privileges: _node_liveness, _node_summary, _setting).
 SELECT p.oid::regprocedure AS function, p.prosecdef AS definer,
        has_function_privilege('modelmine_anon', p.oid, 'EXECUTE') AS anon,
        has_function_privilege('modelmine_user', p.oid, 'EXECUTE') AS "user",
@@ -68,10 +68,11 @@ SELECT p.oid::regprocedure AS function, p.prosecdef AS definer,
  WHERE p.pronamespace = 'modelmine'::regnamespace
  ORDER BY p.proname, 1::text;
 
--- No modelmine_* role (nor PUBLIC) holds any privilege on any table or sequence, with two exceptions,
--- both read-only: every modelmine_* role (not PUBLIC) may SELECT the ledger's blocks, so anyone can
--- verify the chain without trusting the extension's functions; and modelmine_admin may SELECT the
--- admin_* views.  All other access goes through the functions above.
+-- No modelmine_* role (nor PUBLIC) holds any privilege on any table or sequence, with three exceptions,
+-- all read-only: every modelmine_* role (not PUBLIC) may SELECT the ledger's blocks, so anyone can
+-- verify the chain without trusting the extension's functions; modelmine_admin may SELECT the admin_*
+-- views, and node_uptime, which admin_nodes reads through the inlined _node_liveness (it holds only
+-- heartbeat times).  All other access goes through the functions above.
 SELECT relation, rolname, privileges
   FROM (SELECT c.oid::regclass::text AS relation, r.rolname,
                array_remove(ARRAY[CASE WHEN has_table_privilege(r.rolname, c.oid, 'SELECT') THEN 'SELECT' END,

@@ -410,6 +410,34 @@ UPDATE modelmine.nodes SET last_seen = now() - interval '15 seconds' WHERE id = 
 SELECT status AS seen_15s_ago FROM modelmine.node_stats(1);
 UPDATE modelmine.nodes SET last_seen = now() - interval '15.001 seconds' WHERE id = 1;
 SELECT status AS seen_15_001s_ago FROM modelmine.node_stats(1);
+-- The listings read offline_after_seconds from the settings cache (_setting): a change is seen by the
+-- next statement, the same in node_stats, nodes(), admin_node_page() and admin_nodes (read as admin).
+SELECT modelmine.set_setting('offline_after_seconds', 16);
+SELECT (SELECT status FROM modelmine.node_stats(1)) AS node_stats,
+       (SELECT status FROM modelmine.nodes() WHERE id = 1) AS nodes,
+       (SELECT status FROM modelmine.admin_node_page() WHERE id = 1) AS admin_node_page;
+SET LOCAL ROLE regress_mm_stats_admin;
+SELECT status AS admin_nodes FROM modelmine.admin_nodes WHERE id = 1;
+RESET ROLE;
+SELECT modelmine.set_setting('offline_after_seconds', 15);
+SELECT (SELECT status FROM modelmine.node_stats(1)) AS node_stats,
+       (SELECT status FROM modelmine.nodes() WHERE id = 1) AS nodes,
+       (SELECT status FROM modelmine.admin_node_page() WHERE id = 1) AS admin_node_page;
+SET LOCAL ROLE regress_mm_stats_admin;
+SELECT status AS admin_nodes FROM modelmine.admin_nodes WHERE id = 1;
+-- every figure of every node, the same through nodes(), node_stats(), admin_nodes and admin_node_page()
+RESET ROLE;
+SELECT count(*) AS nodes, count(*) FILTER (WHERE x = s) AS same_in_node_stats,
+       count(*) FILTER (WHERE (x.id, x.name, x.status, x.uptime_pct, x.reputation, x.tokens_earned, x.spotcheck_pct)
+                              IS NOT DISTINCT FROM (v.id, v.name, v.status, v.uptime_pct, v.reputation,
+                                                    v.tokens_earned, v.spotcheck_pct)) AS same_in_admin_nodes,
+       count(*) FILTER (WHERE (x.id, x.name, x.status, x.uptime_pct, x.reputation, x.tokens_earned)
+                              IS NOT DISTINCT FROM (p.id, p.name, p.status, p.uptime_pct, p.reputation,
+                                                    p.tokens_earned)) AS same_in_admin_node_page
+  FROM modelmine.nodes() x
+ CROSS JOIN LATERAL modelmine.node_stats(x.id) s
+  JOIN modelmine.admin_nodes v ON v.id = x.id
+  JOIN modelmine.admin_node_page() p ON p.id = x.id;
 UPDATE modelmine.nodes SET last_seen = now() WHERE id = 1;
 -- A heartbeat after the gap brings gamma back: its stretch -4 h .. -2 h is closed into node_uptime and
 -- a new one opens now (0 s long in this instant), so uptime stays 20.0 and all three are online again.
