@@ -1826,6 +1826,83 @@ GRANT EXECUTE ON FUNCTION modelmine.node_transactions(bigint, integer) TO modelm
 -------------------------------------------------------------------------------------------------------
 -- Invariants: an empty result means the books balance.
 -------------------------------------------------------------------------------------------------------
+-- The invariants over small tables (node counts, statistics deltas, withdrawals), whole: shared by
+-- check_invariants() and check_invariants_incremental().
+CREATE FUNCTION modelmine._invariants_small() RETURNS TABLE (invariant text, detail text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$        -- The maintained node counts (folded plus pending deltas) equal a recount of the nodes, bucket by
+        -- bucket at every width, so the online count is right for any offline_after_seconds.
+        SELECT 'node_seen_stats_match_nodes',
+               pg_catalog.format('width %s at %s: statistics say %s nodes, recount %s',
+                                 COALESCE(a.width, b.width), COALESCE(a.at, b.at), COALESCE(a.nodes, 0),
+                                 COALESCE(b.nodes, 0))
+          FROM (SELECT x.width, x.at, sum(x.nodes) AS nodes
+                  FROM (SELECT width, at, nodes FROM modelmine.node_seen_stats
+                        UNION ALL
+                        SELECT w.width, CASE w.width WHEN 0 THEN '-infinity'
+                                                     WHEN 1000000 THEN pg_catalog.date_trunc('second', d.at)
+                                                     WHEN 1000 THEN pg_catalog.date_trunc('milliseconds', d.at)
+                                                     ELSE d.at END, d.nodes
+                          FROM modelmine.node_seen_deltas d, (VALUES (0::bigint), (1000000), (1000), (1)) w(width)
+                         WHERE (w.width = 0) = (d.at IS NULL)) x
+                 GROUP BY 1, 2 HAVING sum(x.nodes) <> 0) a
+          FULL JOIN (SELECT 0::bigint AS width, '-infinity'::timestamptz AS at, count(*) AS nodes
+                       FROM modelmine.nodes HAVING count(*) > 0
+                     UNION ALL
+                     SELECT w.width, CASE w.width WHEN 1000000 THEN pg_catalog.date_trunc('second', n.last_seen)
+                                                  WHEN 1000 THEN pg_catalog.date_trunc('milliseconds', n.last_seen)
+                                                  ELSE n.last_seen END, count(*)
+                       FROM modelmine.nodes n, (VALUES (1000000::bigint), (1000), (1)) w(width)
+                      WHERE n.last_seen IS NOT NULL GROUP BY 1, 2) b
+            ON a.width = b.width AND a.at = b.at
+         WHERE a.nodes IS DISTINCT FROM b.nodes
+        UNION ALL
+        -- What network_stats() reports from them equals the recount of the OFFLINE rule of _node_status.
+        SELECT 'nodes_online_match_nodes',
+               pg_catalog.format('network_stats says %s online of %s, recount %s of %s',
+                                 c.online, c.total, r.online, r.total)
+          FROM modelmine._node_counts() c,
+               (SELECT count(*) FILTER (WHERE n.last_seen >= pg_catalog.now() - pg_catalog.make_interval(
+                           secs => (SELECT st.value FROM modelmine.settings st
+                                     WHERE st.name = 'offline_after_seconds'))) AS online,
+                       count(*) AS total
+                  FROM modelmine.nodes n) r
+         WHERE c.online <> r.online OR c.total <> r.total
+        UNION ALL
+        -- Every statistics delta can be folded: no folded count would leave bigint (a fold that fails is
+        -- skipped at commit with a WARNING, and the deltas wait; this says why).
+        SELECT 'stats_deltas_foldable',
+               pg_catalog.format('%s %s: folding would make %s', f.what, f.status, f.detail)
+          FROM (SELECT pg_catalog.format('month %s', d.month) AS what, d.status,
+                       pg_catalog.format('jobs %s and accuracy_n %s', COALESCE(s.jobs, 0) + d.jobs,
+                                         COALESCE(s.accuracy_n, 0) + d.acc_n) AS detail,
+                       COALESCE(s.jobs, 0) + d.jobs AS jobs, COALESCE(s.accuracy_n, 0) + d.acc_n AS acc_n
+                  FROM (SELECT month, status, sum(jobs)::numeric AS jobs, sum(accuracy_n)::numeric AS acc_n
+                          FROM modelmine.job_stat_deltas GROUP BY 1, 2) d
+                  LEFT JOIN modelmine.job_stats s ON s.month = d.month AND s.status = d.status
+                UNION ALL
+                SELECT pg_catalog.format('user %s', d.user_id), d.status,
+                       pg_catalog.format('jobs %s', COALESCE(s.jobs, 0) + d.jobs),
+                       COALESCE(s.jobs, 0) + d.jobs, 0
+                  FROM (SELECT user_id, status, sum(jobs)::numeric AS jobs
+                          FROM modelmine.job_stat_deltas GROUP BY 1, 2) d
+                  LEFT JOIN modelmine.user_job_stats s ON s.user_id = d.user_id AND s.status = d.status) f
+         WHERE f.jobs NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+            OR f.acc_n NOT BETWEEN -9223372036854775808 AND 9223372036854775807
+        UNION ALL
+        -- The held account holds exactly the pending withdrawals, the withdrawn account the approved ones.
+        SELECT 'held_equals_pending_withdrawals',
+               pg_catalog.format('%s account holds %s, %s withdrawals add up to %s', h.kind, h.balance,
+                                 CASE h.kind WHEN 'held' THEN 'PENDING' ELSE 'APPROVED' END, COALESCE(w.s, 0))
+          FROM modelmine.account_balances h
+          LEFT JOIN (SELECT status, sum(amount) AS s FROM modelmine.withdrawals GROUP BY 1) w
+            ON w.status = CASE h.kind WHEN 'held' THEN 'PENDING' ELSE 'APPROVED' END
+         WHERE h.kind IN ('held', 'withdrawn') AND h.balance <> COALESCE(w.s, 0)
+    $$;
+COMMENT ON FUNCTION modelmine._invariants_small() IS
+    'The invariants over small tables: maintained node counts equal a recount, statistics deltas can be folded, the held and withdrawn accounts equal the pending and approved withdrawals.';
+REVOKE ALL ON FUNCTION modelmine._invariants_small() FROM PUBLIC;
+
 CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, detail text)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
@@ -1956,74 +2033,9 @@ CREATE FUNCTION modelmine.check_invariants() RETURNS TABLE (invariant text, deta
             ON a.user_id = b.user_id AND a.status = b.status
          WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
         UNION ALL
-        -- The maintained node counts (folded plus pending deltas) equal a recount of the nodes, bucket by
-        -- bucket at every width, so the online count is right for any offline_after_seconds.
-        SELECT 'node_seen_stats_match_nodes',
-               pg_catalog.format('width %s at %s: statistics say %s nodes, recount %s',
-                                 COALESCE(a.width, b.width), COALESCE(a.at, b.at), COALESCE(a.nodes, 0),
-                                 COALESCE(b.nodes, 0))
-          FROM (SELECT x.width, x.at, sum(x.nodes) AS nodes
-                  FROM (SELECT width, at, nodes FROM modelmine.node_seen_stats
-                        UNION ALL
-                        SELECT w.width, CASE w.width WHEN 0 THEN '-infinity'
-                                                     WHEN 1000000 THEN pg_catalog.date_trunc('second', d.at)
-                                                     WHEN 1000 THEN pg_catalog.date_trunc('milliseconds', d.at)
-                                                     ELSE d.at END, d.nodes
-                          FROM modelmine.node_seen_deltas d, (VALUES (0::bigint), (1000000), (1000), (1)) w(width)
-                         WHERE (w.width = 0) = (d.at IS NULL)) x
-                 GROUP BY 1, 2 HAVING sum(x.nodes) <> 0) a
-          FULL JOIN (SELECT 0::bigint AS width, '-infinity'::timestamptz AS at, count(*) AS nodes
-                       FROM modelmine.nodes HAVING count(*) > 0
-                     UNION ALL
-                     SELECT w.width, CASE w.width WHEN 1000000 THEN pg_catalog.date_trunc('second', n.last_seen)
-                                                  WHEN 1000 THEN pg_catalog.date_trunc('milliseconds', n.last_seen)
-                                                  ELSE n.last_seen END, count(*)
-                       FROM modelmine.nodes n, (VALUES (1000000::bigint), (1000), (1)) w(width)
-                      WHERE n.last_seen IS NOT NULL GROUP BY 1, 2) b
-            ON a.width = b.width AND a.at = b.at
-         WHERE a.nodes IS DISTINCT FROM b.nodes
-        UNION ALL
-        -- What network_stats() reports from them equals the recount of the OFFLINE rule of _node_status.
-        SELECT 'nodes_online_match_nodes',
-               pg_catalog.format('network_stats says %s online of %s, recount %s of %s',
-                                 c.online, c.total, r.online, r.total)
-          FROM modelmine._node_counts() c,
-               (SELECT count(*) FILTER (WHERE n.last_seen >= pg_catalog.now() - pg_catalog.make_interval(
-                           secs => (SELECT st.value FROM modelmine.settings st
-                                     WHERE st.name = 'offline_after_seconds'))) AS online,
-                       count(*) AS total
-                  FROM modelmine.nodes n) r
-         WHERE c.online <> r.online OR c.total <> r.total
-        UNION ALL
-        -- Every statistics delta can be folded: no folded count would leave bigint (a fold that fails is
-        -- skipped at commit with a WARNING, and the deltas wait; this says why).
-        SELECT 'stats_deltas_foldable',
-               pg_catalog.format('%s %s: folding would make %s', f.what, f.status, f.detail)
-          FROM (SELECT pg_catalog.format('month %s', d.month) AS what, d.status,
-                       pg_catalog.format('jobs %s and accuracy_n %s', COALESCE(s.jobs, 0) + d.jobs,
-                                         COALESCE(s.accuracy_n, 0) + d.acc_n) AS detail,
-                       COALESCE(s.jobs, 0) + d.jobs AS jobs, COALESCE(s.accuracy_n, 0) + d.acc_n AS acc_n
-                  FROM (SELECT month, status, sum(jobs)::numeric AS jobs, sum(accuracy_n)::numeric AS acc_n
-                          FROM modelmine.job_stat_deltas GROUP BY 1, 2) d
-                  LEFT JOIN modelmine.job_stats s ON s.month = d.month AND s.status = d.status
-                UNION ALL
-                SELECT pg_catalog.format('user %s', d.user_id), d.status,
-                       pg_catalog.format('jobs %s', COALESCE(s.jobs, 0) + d.jobs),
-                       COALESCE(s.jobs, 0) + d.jobs, 0
-                  FROM (SELECT user_id, status, sum(jobs)::numeric AS jobs
-                          FROM modelmine.job_stat_deltas GROUP BY 1, 2) d
-                  LEFT JOIN modelmine.user_job_stats s ON s.user_id = d.user_id AND s.status = d.status) f
-         WHERE f.jobs NOT BETWEEN -9223372036854775808 AND 9223372036854775807
-            OR f.acc_n NOT BETWEEN -9223372036854775808 AND 9223372036854775807
-        UNION ALL
-        -- The held account holds exactly the pending withdrawals, the withdrawn account the approved ones.
-        SELECT 'held_equals_pending_withdrawals',
-               pg_catalog.format('%s account holds %s, %s withdrawals add up to %s', h.kind, h.balance,
-                                 CASE h.kind WHEN 'held' THEN 'PENDING' ELSE 'APPROVED' END, COALESCE(w.s, 0))
-          FROM modelmine.account_balances h
-          LEFT JOIN (SELECT status, sum(amount) AS s FROM modelmine.withdrawals GROUP BY 1) w
-            ON w.status = CASE h.kind WHEN 'held' THEN 'PENDING' ELSE 'APPROVED' END
-         WHERE h.kind IN ('held', 'withdrawn') AND h.balance <> COALESCE(w.s, 0)
+        -- The maintained node counts, the foldable deltas and the held and withdrawn accounts (small
+        -- tables, checked whole by the incremental check too).
+        SELECT i.invariant, i.detail FROM modelmine._invariants_small() i
         UNION ALL
         -- Each user's withdrawals were held once each, and the rejected ones released once each.
         SELECT 'withdrawals_match_journal',
@@ -2053,6 +2065,429 @@ COMMENT ON FUNCTION modelmine.check_invariants() IS
     'Returns every violated bookkeeping invariant (empty means healthy): balances (folded plus unfolded) match the journal, no negative balance but issuance, every unfolded delta belongs to an account or node, supply equals issued, escrow equals open stakes, every job staked once and settled at most once, every completed job recorded once in the ledger, maintained job statistics (per month and per user) equal a recount and can all be folded, the maintained node counts (every bucket, and nodes online and registered) equal a recount, the held and withdrawn accounts equal the pending and approved withdrawals, each withdrawal held and released as its status says, fee distributions paid what they record.';
 REVOKE ALL ON FUNCTION modelmine.check_invariants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.check_invariants() TO modelmine_admin;
+
+-- Incremental invariant checks (issue 20).  check_invariants() recounts everything: minutes at 10M
+-- jobs.  check_invariants_incremental() checks what changed since its checkpoint against bases that
+-- were recounted once: journal sums up to a journal id, and the statistics of the jobs that had
+-- finished by then (a finished job's status, stake, owner and creation time never change: the
+-- transition guard).  A checkpoint is taken only after every transaction that could still write an
+-- id below it has ended (_wait_for_transactions), so nothing appears behind it later; it advances
+-- only while nothing is found, so a violation keeps being reported until it is repaired and a full
+-- run (full => true) starts a new chain.  None of these tables is dumped: after a restore the first
+-- run is a full one.
+CREATE TABLE modelmine.invariant_checkpoint (
+    only_row      boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    journal_id    bigint NOT NULL,       -- journal rows up to this id are final and summed in the bases
+    job_id        bigint NOT NULL,       -- jobs up to this id were final (committed or gone) when taken
+    ledger_height bigint NOT NULL,       -- ledger blocks up to this height were checked
+    fees_paid     numeric NOT NULL,      -- fee_distribution journal rows up to journal_id
+    full_at       timestamptz NOT NULL,  -- the full check this chain of checkpoints started from
+    taken_at      timestamptz NOT NULL
+);
+COMMENT ON TABLE modelmine.invariant_checkpoint IS
+    'check_invariants_incremental(): where the last run left off (one row); the bases below are as of it.';
+CREATE TABLE modelmine.invariant_account_nets (
+    account_id bigint PRIMARY KEY,
+    net        numeric NOT NULL
+);
+COMMENT ON TABLE modelmine.invariant_account_nets IS
+    'Per account: journal credits minus debits up to the checkpoint''s journal_id.';
+CREATE TABLE modelmine.invariant_withdrawal_sums (
+    user_id  bigint PRIMARY KEY,
+    held     numeric NOT NULL,
+    released numeric NOT NULL
+);
+COMMENT ON TABLE modelmine.invariant_withdrawal_sums IS
+    'Per user: withdrawal_hold and withdrawal_release journal sums up to the checkpoint''s journal_id.';
+CREATE TABLE modelmine.invariant_job_base (
+    month   date NOT NULL,
+    status  modelmine.job_status NOT NULL,
+    jobs    bigint NOT NULL,
+    stake   numeric NOT NULL,
+    acc_n   bigint NOT NULL,
+    acc_sum double precision NOT NULL,
+    PRIMARY KEY (month, status)
+);
+COMMENT ON TABLE modelmine.invariant_job_base IS
+    'Recount per month and status of the jobs that had finished by the checkpoint (they never change again).';
+CREATE TABLE modelmine.invariant_user_base (
+    user_id bigint NOT NULL,
+    status  modelmine.job_status NOT NULL,
+    jobs    bigint NOT NULL,
+    stake   numeric NOT NULL,
+    PRIMARY KEY (user_id, status)
+);
+COMMENT ON TABLE modelmine.invariant_user_base IS
+    'Recount per user and status of the jobs that had finished by the checkpoint.';
+CREATE TABLE modelmine.invariant_open_jobs (
+    job_id bigint PRIMARY KEY
+);
+COMMENT ON TABLE modelmine.invariant_open_jobs IS
+    'Jobs up to the checkpoint''s job_id that had not finished by then: recounted on every run until they finish.';
+
+CREATE FUNCTION modelmine._wait_for_transactions() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_wait_for_transactions';
+COMMENT ON FUNCTION modelmine._wait_for_transactions() IS
+    'Waits until every transaction open in this database when called (but the caller''s) has ended; lock_timeout bounds the wait.';
+REVOKE ALL ON FUNCTION modelmine._wait_for_transactions() FROM PUBLIC;
+
+-- What a job adds to the statistics: its month (UTC) and, when COMPLETED with a numeric accuracy, one
+-- accuracy (below 1e-300 a double underflows: complete_job counts such an accuracy as 0).  Inlined.
+CREATE FUNCTION modelmine._job_stat_part(created_at timestamptz, status modelmine.job_status, result jsonb)
+    RETURNS TABLE (month date, acc_n integer, acc_sum double precision)
+    LANGUAGE sql IMMUTABLE ROWS 1
+    AS $$
+        SELECT pg_catalog.date_trunc('month', created_at AT TIME ZONE 'UTC')::date, x.n,
+               CASE WHEN x.n = 0 THEN 0
+                    WHEN (result -> 'accuracy')::numeric < 1e-300 THEN 0
+                    ELSE (result -> 'accuracy')::numeric::float8 END
+          FROM (SELECT CASE WHEN status = 'COMPLETED' AND pg_catalog.jsonb_typeof(result -> 'accuracy') = 'number'
+                            THEN 1 ELSE 0 END AS n) x
+    $$;
+COMMENT ON FUNCTION modelmine._job_stat_part(timestamptz, modelmine.job_status, jsonb) IS
+    'A job''s place in the statistics: its month (UTC), and 1 and its accuracy when COMPLETED with a numeric one.';
+REVOKE ALL ON FUNCTION modelmine._job_stat_part(timestamptz, modelmine.job_status, jsonb) FROM PUBLIC;
+
+-- Full run: check_invariants(); when it finds nothing, new bases from scratch.  The open jobs are
+-- taken first, so a job that finishes meanwhile is recounted from the open list, never lost between
+-- the list and the bases.
+CREATE FUNCTION modelmine._invariant_checkpoint_full(journal_id bigint, job_id bigint)
+    RETURNS SETOF modelmine.invariant_checkpoint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    TRUNCATE modelmine.invariant_checkpoint, modelmine.invariant_account_nets, modelmine.invariant_withdrawal_sums,
+             modelmine.invariant_job_base, modelmine.invariant_user_base, modelmine.invariant_open_jobs;
+    INSERT INTO modelmine.invariant_open_jobs
+    SELECT j.id FROM modelmine.jobs j WHERE j.id <= _invariant_checkpoint_full.job_id AND j.status IN ('PENDING', 'RUNNING');
+    INSERT INTO modelmine.invariant_job_base
+    SELECT p.month, j.status, count(*), sum(j.stake), sum(p.acc_n), sum(p.acc_sum)
+      FROM modelmine.jobs j CROSS JOIN LATERAL modelmine._job_stat_part(j.created_at, j.status, j.result) p
+     WHERE j.id <= _invariant_checkpoint_full.job_id AND j.status NOT IN ('PENDING', 'RUNNING')
+       AND NOT EXISTS (SELECT FROM modelmine.invariant_open_jobs o WHERE o.job_id = j.id)
+     GROUP BY 1, 2;
+    INSERT INTO modelmine.invariant_user_base
+    SELECT j.user_id, j.status, count(*), sum(j.stake)
+      FROM modelmine.jobs j
+     WHERE j.id <= _invariant_checkpoint_full.job_id AND j.status NOT IN ('PENDING', 'RUNNING')
+       AND NOT EXISTS (SELECT FROM modelmine.invariant_open_jobs o WHERE o.job_id = j.id)
+     GROUP BY 1, 2;
+    INSERT INTO modelmine.invariant_account_nets
+    SELECT v.account, sum(v.amount)
+      FROM modelmine.journal j
+     CROSS JOIN LATERAL (VALUES (j.credit_account, j.amount), (j.debit_account, -j.amount)) v(account, amount)
+     WHERE j.id <= _invariant_checkpoint_full.journal_id GROUP BY 1;
+    INSERT INTO modelmine.invariant_withdrawal_sums
+    SELECT a.user_id, COALESCE(sum(j.amount) FILTER (WHERE j.reason = 'withdrawal_hold'), 0),
+           COALESCE(sum(j.amount) FILTER (WHERE j.reason = 'withdrawal_release'), 0)
+      FROM modelmine.journal j
+      JOIN modelmine.accounts a ON a.id = CASE WHEN j.reason = 'withdrawal_hold' THEN j.debit_account ELSE j.credit_account END
+     WHERE j.id <= _invariant_checkpoint_full.journal_id AND j.reason IN ('withdrawal_hold', 'withdrawal_release')
+     GROUP BY 1;
+    RETURN QUERY
+    INSERT INTO modelmine.invariant_checkpoint
+    SELECT true, _invariant_checkpoint_full.journal_id, _invariant_checkpoint_full.job_id,
+           (SELECT COALESCE(max(l.height), 0) FROM modelmine.ledger l),
+           (SELECT COALESCE(sum(j.amount), 0) FROM modelmine.journal j
+             WHERE j.reason = 'fee_distribution' AND j.id <= _invariant_checkpoint_full.journal_id),
+           pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp()
+    RETURNING *;
+END
+$$;
+COMMENT ON FUNCTION modelmine._invariant_checkpoint_full(bigint, bigint) IS
+    'check_invariants_incremental(): new bases from scratch up to a journal id and a job id (after a clean full check).';
+REVOKE ALL ON FUNCTION modelmine._invariant_checkpoint_full(bigint, bigint) FROM PUBLIC;
+
+-- What changed since the checkpoint, checked in one statement (one snapshot): the jobs in play are
+-- those open at the checkpoint, newer than it, or named by journal rows, ledger blocks or queued
+-- entries newer than it.  The same invariants as check_invariants(), with the same names and details.
+CREATE FUNCTION modelmine._invariants_since(cp modelmine.invariant_checkpoint)
+    RETURNS TABLE (invariant text, detail text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH new_journal AS MATERIALIZED (
+            SELECT * FROM modelmine.journal j WHERE j.id > cp.journal_id),
+        recount AS MATERIALIZED (   -- jobs whose statistics are not in the bases, as they are now
+            SELECT j.id, j.user_id, j.status, j.stake, j.result, j.created_at, j.open_replicas, j.replicas_wanted
+              FROM modelmine.jobs j
+             WHERE j.id > cp.job_id OR j.id IN (SELECT o.job_id FROM modelmine.invariant_open_jobs o)),
+        touched AS MATERIALIZED (
+            SELECT r.id FROM recount r
+            UNION SELECT n.job_id FROM new_journal n WHERE n.job_id IS NOT NULL
+            UNION SELECT l.job_id FROM modelmine.ledger l WHERE l.height > cp.ledger_height AND l.job_id IS NOT NULL
+            UNION SELECT q.job_id FROM modelmine.ledger_queue q),
+        balances AS MATERIALIZED (SELECT * FROM modelmine.account_balances)
+        -- Each balance equals its journal sum up to the checkpoint plus the journal rows after it.
+        SELECT 'balance_matches_journal',
+               pg_catalog.format('account %s (%s): balance %s, journal says %s', a.id, a.kind, a.balance,
+                                 COALESCE(b.net, 0) + COALESCE(n.net, 0))
+          FROM balances a
+          LEFT JOIN modelmine.invariant_account_nets b ON b.account_id = a.id
+          LEFT JOIN (SELECT v.account, sum(v.amount) AS net
+                       FROM new_journal j
+                      CROSS JOIN LATERAL (VALUES (j.credit_account, j.amount), (j.debit_account, -j.amount)) v(account, amount)
+                      GROUP BY 1) n ON n.account = a.id
+         WHERE a.balance <> COALESCE(b.net, 0) + COALESCE(n.net, 0)
+        UNION ALL
+        SELECT 'balance_matches_journal', pg_catalog.format('account %s has journal rows but does not exist', b.account_id)
+          FROM modelmine.invariant_account_nets b WHERE b.net <> 0 AND NOT EXISTS (SELECT FROM balances a WHERE a.id = b.account_id)
+        UNION ALL
+        SELECT 'no_negative_balance', pg_catalog.format('account %s (%s) has %s', a.id, a.kind, a.balance)
+          FROM balances a WHERE a.balance < 0 AND a.kind <> 'issuance'
+        UNION ALL
+        SELECT 'deltas_have_accounts',
+               pg_catalog.format('%s unfolded tokens for account %s, which does not exist', sum(d.amount), d.account_id)
+          FROM modelmine.account_deltas d LEFT JOIN modelmine.accounts a ON a.id = d.account_id
+         WHERE a.id IS NULL GROUP BY d.account_id
+        UNION ALL
+        SELECT 'deltas_have_nodes',
+               pg_catalog.format('%s unfolded lost leases for node %s, which does not exist', sum(d.jobs_failed), d.node_id)
+          FROM modelmine.node_deltas d LEFT JOIN modelmine.nodes n ON n.id = d.node_id
+         WHERE n.id IS NULL GROUP BY d.node_id
+        UNION ALL
+        SELECT 'supply_equals_issued', pg_catalog.format('supply %s, issued %s', sup.s, -iss.balance)
+          FROM (SELECT COALESCE(sum(balance), 0) AS s FROM balances WHERE kind <> 'issuance') sup, balances iss
+         WHERE iss.kind = 'issuance' AND sup.s <> -iss.balance
+        UNION ALL
+        SELECT 'escrow_equals_open_stakes',
+               pg_catalog.format('escrow shard %s holds %s, open stakes %s', e.shard, e.balance, COALESCE(o.s, 0))
+          FROM balances e
+          LEFT JOIN (SELECT id % 16 AS shard, sum(stake) AS s FROM modelmine.jobs
+                      WHERE status IN ('PENDING', 'RUNNING') GROUP BY 1) o ON o.shard = e.shard
+         WHERE e.kind = 'escrow' AND e.balance <> COALESCE(o.s, 0)
+        UNION ALL
+        SELECT 'job_settled_once',
+               pg_catalog.format('job %s (%s, stake %s): staked %s, refunded %s, paid out %s', j.id, j.status,
+                                 j.stake, COALESCE(m.staked, 0), COALESCE(m.refunded, 0), COALESCE(m.paid, 0))
+          FROM touched t JOIN modelmine.jobs j ON j.id = t.id
+          LEFT JOIN LATERAL (SELECT sum(x.amount) FILTER (WHERE x.reason = 'stake') AS staked,
+                                    sum(x.amount) FILTER (WHERE x.reason = 'refund') AS refunded,
+                                    sum(x.amount) FILTER (WHERE x.reason IN ('reward', 'fee')) AS paid
+                               FROM modelmine.journal x WHERE x.job_id = j.id) m ON true
+         WHERE COALESCE(m.staked, 0) <> j.stake
+            OR COALESCE(m.refunded, 0) <> CASE WHEN j.status IN ('FAILED', 'CANCELED') THEN j.stake ELSE 0 END
+            OR COALESCE(m.paid, 0) <> CASE WHEN j.status = 'COMPLETED' THEN j.stake ELSE 0 END
+        UNION ALL
+        SELECT 'job_settled_once', pg_catalog.format('journal row %s names job %s, which does not exist', n.id, n.job_id)
+          FROM new_journal n WHERE n.job_id IS NOT NULL AND NOT EXISTS (SELECT FROM modelmine.jobs j WHERE j.id = n.job_id)
+        UNION ALL
+        SELECT 'replicas_paid_as_journal',
+               pg_catalog.format('job %s, node %s: replicas record %s paid, the journal %s', r.job_id, r.node_id,
+                                 r.s, COALESCE(p.s, 0))
+          FROM (SELECT x.job_id, x.node_id, a.id AS account, sum(x.reward) AS s
+                  FROM touched t JOIN modelmine.job_replicas x ON x.job_id = t.id
+                  JOIN modelmine.accounts a ON a.node_id = x.node_id
+                 GROUP BY 1, 2, 3) r
+          LEFT JOIN LATERAL (SELECT sum(y.amount) AS s FROM modelmine.journal y
+                              WHERE y.job_id = r.job_id AND y.reason = 'reward' AND y.credit_account = r.account) p ON true
+         WHERE r.s <> COALESCE(p.s, 0)
+        UNION ALL
+        SELECT 'replicas_match_jobs',
+               pg_catalog.format('job %s (%s) has %s live replicas, %s submitted, %s open of %s wanted', j.id, j.status,
+                                 c.live, c.submitted, j.open_replicas, j.replicas_wanted)
+          FROM touched t JOIN modelmine.jobs j ON j.id = t.id
+          JOIN LATERAL (SELECT count(*) FILTER (WHERE x.status = 'RUNNING') AS live,
+                               count(*) FILTER (WHERE x.status = 'SUBMITTED') AS submitted, count(*) AS n
+                          FROM modelmine.job_replicas x WHERE x.job_id = j.id) c ON c.n > 0
+         WHERE (j.status NOT IN ('PENDING', 'RUNNING') AND c.live > 0)
+            OR (j.status IN ('PENDING', 'RUNNING') AND c.live + c.submitted + j.open_replicas <> j.replicas_wanted)
+        UNION ALL
+        SELECT 'ledger_records_completed_jobs',
+               pg_catalog.format('job %s (%s) has %s ledger records', t.id, COALESCE(j.status::text, 'no such job'),
+                                 (SELECT count(*) FROM modelmine.ledger l WHERE l.job_id = t.id)
+                                 + (SELECT count(*) FROM modelmine.ledger_queue q WHERE q.job_id = t.id))
+          FROM touched t LEFT JOIN modelmine.jobs j ON j.id = t.id
+         WHERE (SELECT count(*) FROM modelmine.ledger l WHERE l.job_id = t.id)
+               + (SELECT count(*) FROM modelmine.ledger_queue q WHERE q.job_id = t.id)
+               <> CASE WHEN j.status = 'COMPLETED' THEN 1 ELSE 0 END
+        UNION ALL
+        -- statistics: the maintained figures (folded plus deltas) against the base plus the jobs in play
+        SELECT 'job_stats_match_jobs',
+               pg_catalog.format('%s %s: statistics say %s jobs / %s staked, recount %s / %s',
+                                 COALESCE(a.month, b.month), COALESCE(a.status, b.status),
+                                 COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
+          FROM (SELECT x.month, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake,
+                       sum(x.accuracy_n) AS acc_n, sum(x.accuracy_sum) AS acc_sum
+                  FROM (SELECT month, status, jobs, stake, accuracy_n, accuracy_sum FROM modelmine.job_stats
+                        UNION ALL SELECT month, status, jobs, stake, accuracy_n, accuracy_sum
+                                    FROM modelmine.job_stat_deltas) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0 OR sum(x.accuracy_n) <> 0) a
+          FULL JOIN (SELECT y.month, y.status, sum(y.jobs) AS jobs, sum(y.stake) AS stake, sum(y.acc_n) AS acc_n,
+                            sum(y.acc_sum) AS acc_sum
+                       FROM (SELECT month, status, jobs, stake, acc_n, acc_sum FROM modelmine.invariant_job_base
+                             UNION ALL
+                             SELECT p.month, r.status, 1, r.stake, p.acc_n, p.acc_sum
+                               FROM recount r CROSS JOIN LATERAL modelmine._job_stat_part(r.created_at, r.status, r.result) p) y
+                      GROUP BY 1, 2 HAVING sum(y.jobs) <> 0) b
+            ON a.month = b.month AND a.status = b.status
+         WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
+            OR COALESCE(a.acc_n, 0) <> COALESCE(b.acc_n, 0)
+            OR abs(COALESCE(a.acc_sum, 0) - COALESCE(b.acc_sum, 0)) > 1e-6 * GREATEST(1, COALESCE(b.acc_n, 0))
+        UNION ALL
+        -- per user, for the users whose jobs are in play or whose statistics have unfolded deltas
+        SELECT 'user_job_stats_match_jobs',
+               pg_catalog.format('user %s %s: statistics say %s jobs / %s staked, recount %s / %s',
+                                 COALESCE(a.user_id, b.user_id), COALESCE(a.status, b.status),
+                                 COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
+          FROM (SELECT x.user_id, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake
+                  FROM (SELECT s.user_id, s.status, s.jobs, s.stake FROM modelmine.user_job_stats s
+                         WHERE s.user_id IN (SELECT r.user_id FROM recount r UNION SELECT d.user_id FROM modelmine.job_stat_deltas d)
+                        UNION ALL SELECT d.user_id, d.status, d.jobs, d.stake FROM modelmine.job_stat_deltas d) x
+                 GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0) a
+          FULL JOIN (SELECT y.user_id, y.status, sum(y.jobs) AS jobs, sum(y.stake) AS stake
+                       FROM (SELECT u.user_id, u.status, u.jobs, u.stake FROM modelmine.invariant_user_base u
+                              WHERE u.user_id IN (SELECT r.user_id FROM recount r
+                                                  UNION SELECT d.user_id FROM modelmine.job_stat_deltas d)
+                             UNION ALL SELECT r.user_id, r.status, 1, r.stake FROM recount r) y
+                      GROUP BY 1, 2 HAVING sum(y.jobs) <> 0) b
+            ON a.user_id = b.user_id AND a.status = b.status
+         WHERE a.jobs IS DISTINCT FROM b.jobs OR a.stake IS DISTINCT FROM b.stake
+        UNION ALL
+        -- node counts, the foldable deltas and the withdrawals are small: checked whole, as the full check does
+        SELECT i.invariant, i.detail FROM modelmine._invariants_small() i
+        UNION ALL
+        SELECT 'withdrawals_match_journal',
+               pg_catalog.format('user %s: withdrawals %s, rejected %s; journal held %s, released %s',
+                                 COALESCE(w.user_id, m.user_id), COALESCE(w.requested, 0), COALESCE(w.rejected, 0),
+                                 COALESCE(m.held, 0), COALESCE(m.released, 0))
+          FROM (SELECT user_id, sum(amount) AS requested,
+                       COALESCE(sum(amount) FILTER (WHERE status = 'REJECTED'), 0) AS rejected
+                  FROM modelmine.withdrawals GROUP BY 1) w
+          FULL JOIN (SELECT z.user_id, sum(z.held) AS held, sum(z.released) AS released
+                       FROM (SELECT s.user_id, s.held, s.released FROM modelmine.invariant_withdrawal_sums s
+                             UNION ALL
+                             SELECT a.user_id, CASE WHEN j.reason = 'withdrawal_hold' THEN j.amount ELSE 0 END,
+                                    CASE WHEN j.reason = 'withdrawal_release' THEN j.amount ELSE 0 END
+                               FROM new_journal j
+                               JOIN modelmine.accounts a
+                                 ON a.id = CASE WHEN j.reason = 'withdrawal_hold' THEN j.debit_account ELSE j.credit_account END
+                              WHERE j.reason IN ('withdrawal_hold', 'withdrawal_release')) z
+                      GROUP BY 1) m ON m.user_id = w.user_id
+         WHERE COALESCE(w.requested, 0) <> COALESCE(m.held, 0) OR COALESCE(w.rejected, 0) <> COALESCE(m.released, 0)
+        UNION ALL
+        SELECT 'fees_distributed_as_recorded',
+               pg_catalog.format('fee_distributions say %s paid, the journal %s', f.s, cp.fees_paid + j.s)
+          FROM (SELECT COALESCE(sum(paid), 0) AS s FROM modelmine.fee_distributions) f,
+               (SELECT COALESCE(sum(amount), 0) AS s FROM new_journal WHERE reason = 'fee_distribution') j
+         WHERE f.s <> cp.fees_paid + j.s
+    $$;
+COMMENT ON FUNCTION modelmine._invariants_since(modelmine.invariant_checkpoint) IS
+    'check_invariants_incremental(): the invariants of check_invariants(), for what changed since the checkpoint, in one snapshot.';
+REVOKE ALL ON FUNCTION modelmine._invariants_since(modelmine.invariant_checkpoint) FROM PUBLIC;
+
+-- Advance after a clean run: journal rows up to the new id are final (waited for), so they join the
+-- sums; jobs in play that have finished join the bases and leave the open list, in one statement.
+CREATE FUNCTION modelmine._invariant_checkpoint_advance(cp modelmine.invariant_checkpoint, journal_id bigint,
+                                                        job_id bigint)
+    RETURNS SETOF modelmine.invariant_checkpoint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    INSERT INTO modelmine.invariant_account_nets AS b
+    SELECT v.account, sum(v.amount)
+      FROM modelmine.journal j
+     CROSS JOIN LATERAL (VALUES (j.credit_account, j.amount), (j.debit_account, -j.amount)) v(account, amount)
+     WHERE j.id > cp.journal_id AND j.id <= _invariant_checkpoint_advance.journal_id GROUP BY 1
+    ON CONFLICT (account_id) DO UPDATE SET net = b.net + EXCLUDED.net;
+    INSERT INTO modelmine.invariant_withdrawal_sums AS b
+    SELECT a.user_id, COALESCE(sum(j.amount) FILTER (WHERE j.reason = 'withdrawal_hold'), 0),
+           COALESCE(sum(j.amount) FILTER (WHERE j.reason = 'withdrawal_release'), 0)
+      FROM modelmine.journal j
+      JOIN modelmine.accounts a ON a.id = CASE WHEN j.reason = 'withdrawal_hold' THEN j.debit_account ELSE j.credit_account END
+     WHERE j.id > cp.journal_id AND j.id <= _invariant_checkpoint_advance.journal_id
+       AND j.reason IN ('withdrawal_hold', 'withdrawal_release')
+     GROUP BY 1
+    ON CONFLICT (user_id) DO UPDATE SET held = b.held + EXCLUDED.held, released = b.released + EXCLUDED.released;
+    WITH play AS MATERIALIZED (
+        SELECT j.id, j.user_id, j.status, j.stake, p.month, p.acc_n, p.acc_sum,
+               j.status NOT IN ('PENDING', 'RUNNING') AS done
+          FROM modelmine.jobs j CROSS JOIN LATERAL modelmine._job_stat_part(j.created_at, j.status, j.result) p
+         WHERE (j.id > cp.job_id AND j.id <= _invariant_checkpoint_advance.job_id)
+            OR j.id IN (SELECT o.job_id FROM modelmine.invariant_open_jobs o)),
+    month_base AS (
+        INSERT INTO modelmine.invariant_job_base AS b
+        SELECT month, status, count(*), sum(stake), sum(acc_n), sum(acc_sum) FROM play WHERE done GROUP BY 1, 2
+        ON CONFLICT (month, status) DO UPDATE
+           SET jobs = b.jobs + EXCLUDED.jobs, stake = b.stake + EXCLUDED.stake, acc_n = b.acc_n + EXCLUDED.acc_n,
+               acc_sum = b.acc_sum + EXCLUDED.acc_sum),
+    user_base AS (
+        INSERT INTO modelmine.invariant_user_base AS b
+        SELECT user_id, status, count(*), sum(stake) FROM play WHERE done GROUP BY 1, 2
+        ON CONFLICT (user_id, status) DO UPDATE SET jobs = b.jobs + EXCLUDED.jobs, stake = b.stake + EXCLUDED.stake),
+    finished AS (
+        DELETE FROM modelmine.invariant_open_jobs o USING play p WHERE o.job_id = p.id AND p.done)
+    INSERT INTO modelmine.invariant_open_jobs
+    SELECT p.id FROM play p WHERE NOT p.done ON CONFLICT DO NOTHING;
+    RETURN QUERY
+    UPDATE modelmine.invariant_checkpoint c
+       SET journal_id = _invariant_checkpoint_advance.journal_id, job_id = _invariant_checkpoint_advance.job_id,
+           ledger_height = (SELECT COALESCE(max(l.height), 0) FROM modelmine.ledger l),
+           fees_paid = c.fees_paid + (SELECT COALESCE(sum(j.amount), 0) FROM modelmine.journal j
+                                       WHERE j.reason = 'fee_distribution' AND j.id > cp.journal_id
+                                         AND j.id <= _invariant_checkpoint_advance.journal_id),
+           taken_at = pg_catalog.clock_timestamp()
+    RETURNING c.*;
+END
+$$;
+COMMENT ON FUNCTION modelmine._invariant_checkpoint_advance(modelmine.invariant_checkpoint, bigint, bigint) IS
+    'check_invariants_incremental(): moves the bases from the checkpoint to a later journal id and job id (after a clean run).';
+REVOKE ALL ON FUNCTION modelmine._invariant_checkpoint_advance(modelmine.invariant_checkpoint, bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION modelmine.check_invariants_incremental(full boolean DEFAULT false)
+    RETURNS TABLE (invariant text, detail text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '60s'
+    AS $$
+DECLARE
+    cp modelmine.invariant_checkpoint;
+    journal_to bigint;
+    job_to bigint;
+    found_some boolean := false;
+    run_full boolean := check_invariants_incremental.full;  -- FULL is a keyword to PL/pgSQL
+BEGIN
+    BEGIN
+        LOCK TABLE modelmine.invariant_checkpoint IN EXCLUSIVE MODE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'an invariant check is already running' USING ERRCODE = 'lock_not_available',
+            DETAIL = 'check_invariants_incremental() runs one at a time.', HINT = 'Try again when it has finished.';
+    END;
+    SELECT * INTO cp FROM modelmine.invariant_checkpoint;
+    IF NOT FOUND THEN
+        run_full := true;
+    END IF;
+    -- every id handed out by now belongs to a transaction that has ended once the wait returns
+    journal_to := COALESCE(pg_catalog.pg_sequence_last_value('modelmine.journal_id_seq'), 0);
+    job_to := COALESCE(pg_catalog.pg_sequence_last_value('modelmine.jobs_id_seq'), 0);
+    BEGIN
+        PERFORM modelmine._wait_for_transactions();
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE EXCEPTION 'a transaction stayed open for 60 s while the invariant check waited for it'
+            USING ERRCODE = 'lock_not_available',
+            DETAIL = 'A checkpoint is taken only when no transaction can still write below it; nothing was checked.',
+            HINT = 'Find it in pg_stat_activity (state ''idle in transaction''), or run check_invariants().';
+    END;
+    IF run_full THEN
+        FOR invariant, detail IN SELECT i.invariant, i.detail FROM modelmine.check_invariants() i LOOP
+            found_some := true;
+            RETURN NEXT;
+        END LOOP;
+        IF NOT found_some THEN
+            PERFORM modelmine._invariant_checkpoint_full(journal_to, job_to);
+        END IF;
+        RETURN;
+    END IF;
+    FOR invariant, detail IN SELECT i.invariant, i.detail FROM modelmine._invariants_since(cp) i LOOP
+        found_some := true;
+        RETURN NEXT;
+    END LOOP;
+    IF NOT found_some THEN
+        PERFORM modelmine._invariant_checkpoint_advance(cp, journal_to, job_to);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION modelmine.check_invariants_incremental(boolean) IS
+    'Admin: the invariants of check_invariants() for what changed since the last clean run (seconds where the full check takes minutes); the first run, or full => true, is the full check and starts the bases.  Empty means healthy, and only then does the checkpoint advance.  Waits (at most 60 s) for transactions open when it starts.';
+REVOKE ALL ON FUNCTION modelmine.check_invariants_incremental(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.check_invariants_incremental(boolean) TO modelmine_admin;
 
 -------------------------------------------------------------------------------------------------------
 -- Gateways (modelmine-api): the role a request runs as, transaction-scoped node bindings, the
