@@ -23,8 +23,9 @@ static void
 WaitForOpenTransactions(void)
 {
 	int			n;
+	/* (autovacuum never writes ModelMine's rows, and may run for minutes) */
 	VirtualTransactionId *open = GetCurrentVirtualXIDs(InvalidTransactionId, false, false,
-													   PROC_IN_VACUUM, &n);
+													   PROC_IS_AUTOVACUUM | PROC_IN_VACUUM, &n);
 
 	for (int i = 0; i < n; i++)
 		VirtualXactLock(open[i], true);

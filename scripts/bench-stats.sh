@@ -18,6 +18,8 @@
 #                  sealed by seal_ledger)
 #   step_checks    check_invariants() must be empty: the books balance, the statistics equal a recount;
 #                  then verify_ledger() over every block, timed (twice: cold, then cached)
+#   step_incremental  check_invariants_incremental() timed: its first (full) run, a run with nothing
+#                  changed, and one after 1,000 jobs claimed and completed through the node API
 #   step_measure   after VACUUM ANALYZE, each call run --calls times (after 10 warm-up calls) by pgbench
 #                  (-M prepared, one client, per-transaction log) as role mm_bench: median and p95 in ms;
 #                  a call slow enough to blow its ~20 s budget gets fewer runs (at least 3). Each row
@@ -377,6 +379,49 @@ step_checks() {
     step_verify_ledger
 }
 
+# check_invariants_incremental(): its first run is the full check plus its bases (journal sums, the
+# statistics of finished jobs); then a run with nothing changed, and one after 1,000 jobs were claimed
+# and completed through the node API by a node registered for it (32 per claim, each batch committed).
+step_incremental() {
+    local t0 out n
+    heading "check_invariants_incremental(): the first (full) run, then only what changed"
+    for n in "first run: the full check, then the bases" "second run: nothing changed" \
+             "after 1,000 jobs completed through the node API"; do
+        if [[ $n == after* ]]; then
+            sql -v e="$email" -v p="$password" >/dev/null <<'SQL'
+SELECT modelmine.authenticate(modelmine.login(:'e', :'p'));
+SELECT set_config('bench.node_key', node_key, false)
+  FROM modelmine.register_node('incremental-check node',
+                               '{"trainers": ["logreg", "mlp", "linreg", "noop"], "slots": 32}');
+DO $$
+DECLARE
+    done integer := 0;
+    batch jsonb;
+BEGIN
+    PERFORM modelmine.authenticate_node(current_setting('bench.node_key'));
+    WHILE done < 1000 LOOP
+        PERFORM modelmine.heartbeat(5, 100, 1000);
+        SELECT jsonb_agg(jsonb_build_object('job_id', c.job_id,
+                                            'result', '{"accuracy": 0.9, "loss": 0.1, "epochs": 1}'::jsonb))
+          INTO batch FROM modelmine.claim_jobs(32, 300) c;
+        EXIT WHEN batch IS NULL;
+        PERFORM modelmine.complete_jobs(batch);
+        done := done + jsonb_array_length(batch);
+        COMMIT;
+    END LOOP;
+END
+$$;
+SQL
+            echo "  (settled through the node API: $(sql -c "SELECT n.jobs_completed FROM modelmine.nodes n
+                                                          WHERE n.name = 'incremental-check node'") jobs)"
+        fi
+        t0=$(date +%s%N)
+        out=$(sql -c "SELECT count(*) FROM modelmine.check_invariants_incremental()") || return 1
+        printf '  %-50s %8.2f s, %s violation(s)\n' "$n" "$(awk -v ns=$(($(date +%s%N) - t0)) 'BEGIN { print ns / 1e9 }')" "$out"
+        [[ $out -eq 0 ]] || { echo "bench-stats.sh: check_invariants_incremental() found violations" >&2; return 1; }
+    done
+}
+
 # verify_ledger(): every block's hash and link from genesis, timed twice (the first run reads the
 # ledger from disk, the second mostly from shared buffers).
 step_verify_ledger() {
@@ -544,6 +589,7 @@ step_summary() {
 step_cluster
 step_load
 step_checks
+step_incremental
 step_measure
 step_explain
 step_summary
