@@ -2468,6 +2468,14 @@ DECLARE
     found_some boolean := false;
     run_full boolean := check_invariants_incremental.full;  -- FULL is a keyword to PL/pgSQL
 BEGIN
+    -- after the wait, the checks must see what the waited-for transactions committed
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'check_invariants_incremental() needs a READ COMMITTED transaction'
+            USING ERRCODE = 'invalid_transaction_state',
+            DETAIL = pg_catalog.format('This transaction is %s: its snapshot was taken before the check could wait for the others.',
+                                       pg_catalog.upper(pg_catalog.current_setting('transaction_isolation'))),
+            HINT = 'Call it in its own transaction, or use check_invariants().';
+    END IF;
     BEGIN
         LOCK TABLE modelmine.invariant_checkpoint IN EXCLUSIVE MODE NOWAIT;
     EXCEPTION WHEN lock_not_available THEN

@@ -156,6 +156,10 @@ SELECT count(*) AS second_run FROM modelmine.check_invariants_incremental();
 UPDATE modelmine.accounts SET balance = balance - 5 WHERE user_id = 1;
 SELECT count(*) AS repaired FROM modelmine.check_invariants_incremental();
 ROLLBACK;
+-- A REPEATABLE READ transaction took its snapshot before the check could wait: refused.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT * FROM err('SELECT * FROM modelmine.check_invariants_incremental()');
+ROLLBACK;
 -- Healthy again, and the checkpoint still agrees with a full rebuild.
 SELECT * FROM modelmine.check_invariants_incremental();
 SELECT * FROM checkpoint;
