@@ -2217,13 +2217,18 @@ BEGIN
         -- jobs whose statistics are not in the bases, as they are now: the open ones, the newer ones, and
         -- those open at the checkpoint that have finished since (their settlement wrote journal rows; one
         -- that finished without any is missing here, and the statistics show it)
-        recount AS MATERIALIZED (
+        recount AS MATERIALIZED (   -- three disjoint parts, each read by its own index
             SELECT j.id, j.user_id, j.status, j.stake, j.result, j.created_at
-              FROM (SELECT x.id FROM modelmine.jobs x WHERE x.status IN ('PENDING', 'RUNNING')
-                    UNION SELECT x.id FROM modelmine.jobs x WHERE x.id > $2
-                    UNION SELECT o.job_id FROM modelmine.invariant_open_jobs o
-                           WHERE o.job_id IN (SELECT n.job_id FROM new_journal n)) i
-              JOIN modelmine.jobs j ON j.id = i.id),
+              FROM modelmine.jobs j WHERE j.status IN ('PENDING', 'RUNNING')
+            UNION ALL
+            SELECT j.id, j.user_id, j.status, j.stake, j.result, j.created_at
+              FROM modelmine.jobs j WHERE j.id > $2 AND j.status NOT IN ('PENDING', 'RUNNING')
+            UNION ALL
+            SELECT j.id, j.user_id, j.status, j.stake, j.result, j.created_at
+              FROM (SELECT DISTINCT n.job_id FROM new_journal n) n
+              JOIN modelmine.invariant_open_jobs o ON o.job_id = n.job_id
+              JOIN modelmine.jobs j ON j.id = o.job_id
+             WHERE j.id <= $2 AND j.status NOT IN ('PENDING', 'RUNNING')),
         -- jobs whose money, replicas or ledger record may have changed: named by a newer journal row,
         -- ledger block or queued entry, or newer than the checkpoint (an open job is checked again when
         -- its money moves)
@@ -2344,20 +2349,17 @@ BEGIN
             OR COALESCE(a.acc_n, 0) <> COALESCE(b.acc_n, 0)
             OR abs(COALESCE(a.acc_sum, 0) - COALESCE(b.acc_sum, 0)) > 1e-6 * GREATEST(1, COALESCE(b.acc_n, 0))
         UNION ALL
-        -- per user, for the users whose jobs are in play or whose statistics have unfolded deltas
+        -- per user: every user, against the base plus the jobs in play
         SELECT 'user_job_stats_match_jobs',
                pg_catalog.format('user %s %s: statistics say %s jobs / %s staked, recount %s / %s',
                                  COALESCE(a.user_id, b.user_id), COALESCE(a.status, b.status),
                                  COALESCE(a.jobs, 0), COALESCE(a.stake, 0), COALESCE(b.jobs, 0), COALESCE(b.stake, 0))
           FROM (SELECT x.user_id, x.status, sum(x.jobs) AS jobs, sum(x.stake) AS stake
                   FROM (SELECT s.user_id, s.status, s.jobs, s.stake FROM modelmine.user_job_stats s
-                         WHERE s.user_id IN (SELECT r.user_id FROM recount r UNION SELECT d.user_id FROM modelmine.job_stat_deltas d)
                         UNION ALL SELECT d.user_id, d.status, d.jobs, d.stake FROM modelmine.job_stat_deltas d) x
                  GROUP BY 1, 2 HAVING sum(x.jobs) <> 0 OR sum(x.stake) <> 0) a
           FULL JOIN (SELECT y.user_id, y.status, sum(y.jobs) AS jobs, sum(y.stake) AS stake
                        FROM (SELECT u.user_id, u.status, u.jobs, u.stake FROM modelmine.invariant_user_base u
-                              WHERE u.user_id IN (SELECT r.user_id FROM recount r
-                                                  UNION SELECT d.user_id FROM modelmine.job_stat_deltas d)
                              UNION ALL SELECT r.user_id, r.status, 1, r.stake FROM recount r) y
                       GROUP BY 1, 2 HAVING sum(y.jobs) <> 0) b
             ON a.user_id = b.user_id AND a.status = b.status
