@@ -1495,8 +1495,8 @@ BEGIN
         ON CONFLICT (user_id, status) DO UPDATE SET jobs = b.jobs + EXCLUDED.jobs, stake = b.stake + EXCLUDED.stake),
     finished AS (
         DELETE FROM modelmine.invariant_open_jobs o USING play p WHERE o.job_id = p.id AND p.done)
-    INSERT INTO modelmine.invariant_open_jobs
-    SELECT p.id FROM play p WHERE NOT p.done ON CONFLICT DO NOTHING;
+    INSERT INTO modelmine.invariant_open_jobs   -- the newer ones still open (the others are listed)
+    SELECT p.id FROM play p WHERE NOT p.done AND p.id > cp.job_id;
     RETURN QUERY
     UPDATE modelmine.invariant_checkpoint c
        SET journal_id = _invariant_checkpoint_advance.journal_id, job_id = _invariant_checkpoint_advance.job_id,
