@@ -1750,40 +1750,6 @@ COMMENT ON FUNCTION modelmine.list_jobs(text, text, boolean, integer, integer, b
 REVOKE ALL ON FUNCTION modelmine.list_jobs(text, text, boolean, integer, integer, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION modelmine.list_jobs(text, text, boolean, integer, integer, bigint) TO modelmine_user;
 
-CREATE FUNCTION modelmine.admin_node_page(max_rows integer DEFAULT 100, skip integer DEFAULT 0)
-    RETURNS TABLE (id bigint, name text, status text, operator_email text, slots smallint,
-                   maintenance boolean, requirements text[], cpu_load real, memory_used_mb integer,
-                   memory_total_mb integer, last_seen timestamptz, uptime_pct numeric, jobs_completed bigint,
-                   jobs_failed bigint, tokens_earned numeric, balance bigint, reputation integer,
-                   registered_at timestamptz)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF max_rows IS NULL OR max_rows NOT BETWEEN 0 AND 1000 THEN
-        RAISE EXCEPTION 'invalid max_rows' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = pg_catalog.format('Got %s.', COALESCE(max_rows::text, 'NULL')), HINT = 'Pass 0 to 1000 and page with skip.';
-    END IF;
-    IF skip IS NULL OR skip < 0 THEN
-        RAISE EXCEPTION 'invalid skip' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = pg_catalog.format('Got %s.', COALESCE(skip::text, 'NULL')), HINT = 'Pass 0 or more.';
-    END IF;
-    RETURN QUERY
-        WITH page AS MATERIALIZED (SELECT nd FROM modelmine.nodes nd ORDER BY nd.id LIMIT max_rows OFFSET skip)
-        SELECT (p.nd).id, s.name, s.status, u.email, (p.nd).slots, (p.nd).maintenance, (p.nd).requirements,
-               s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct, s.jobs_completed,
-               s.jobs_failed, s.tokens_earned, a.balance, s.reputation, s.registered_at
-          FROM page p
-          JOIN modelmine.users u ON u.id = (p.nd).operator_id
-          LEFT JOIN modelmine.account_balances a ON a.node_id = (p.nd).id
-          LEFT JOIN modelmine._node_liveness(ARRAY(SELECT (q.nd).id FROM page q), 24) l ON l.node_id = (p.nd).id
-         CROSS JOIN LATERAL modelmine._node_summary(p.nd, 24, l.uptime_pct, l.offline) s
-         ORDER BY (p.nd).id;
-END
-$$;
-COMMENT ON FUNCTION modelmine.admin_node_page(integer, integer) IS
-    'Admin: nodes by id, a page at a time (max_rows 0..1000), with operator, slots, maintenance, what they run, figures and balance (never a key hash).';
-REVOKE ALL ON FUNCTION modelmine.admin_node_page(integer, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION modelmine.admin_node_page(integer, integer) TO modelmine_admin;
 
 CREATE FUNCTION modelmine.admin_network_report() RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -2653,10 +2619,10 @@ GRANT EXECUTE ON FUNCTION modelmine._setting(text) TO modelmine_admin;
 -- Uptime: the share of [max(now - window, registered_at), now] covered by heartbeat stretches.  A
 -- stretch is closed into node_uptime when a heartbeat follows a gap longer than offline_after_seconds;
 -- the open stretch runs to now while the node is online, else to its last heartbeat.  Per node it is
--- one range scan of node_uptime.  A set-returning SQL function without SECURITY DEFINER or SET, so the
+-- one range scan of node_uptime.  A set-returning SQL function, not a definer and without SET, so the
 -- planner inlines it into the caller's query (nodes, node_stats, admin_node_page, admin_nodes): no
--- function call per row.  Inlined, its reads are checked against the caller: the SECURITY DEFINER
--- callers run as the owner, and admin_nodes' readers (modelmine_admin) may read node_uptime, which holds
+-- function call per row.  Inlined, its reads are checked against the caller: the definer functions
+-- that call it run as the owner, and admin_nodes' readers (modelmine_admin) may read node_uptime, which holds
 -- nothing the admin API does not show; the setting comes from the cache (_setting).
 CREATE FUNCTION modelmine._node_liveness(node_id bigint, registered_at timestamptz, last_seen timestamptz,
                                          online_since timestamptz, window_hours integer)
@@ -2753,7 +2719,7 @@ BEGIN
     RETURN r;
 END
 $$;
-CREATE OR REPLACE FUNCTION modelmine.admin_node_page(max_rows integer DEFAULT 100, skip integer DEFAULT 0)
+CREATE FUNCTION modelmine.admin_node_page(max_rows integer DEFAULT 100, skip integer DEFAULT 0)
     RETURNS TABLE (id bigint, name text, status text, operator_email text, slots smallint,
                    maintenance boolean, requirements text[], cpu_load real, memory_used_mb integer,
                    memory_total_mb integer, last_seen timestamptz, uptime_pct numeric, jobs_completed bigint,
@@ -2788,6 +2754,10 @@ BEGIN
          ORDER BY (p.nd).id;
 END
 $$;
+COMMENT ON FUNCTION modelmine.admin_node_page(integer, integer) IS
+    'Admin: nodes by id, a page at a time (max_rows 0..1000), with operator, slots, maintenance, what they run, figures and balance (never a key hash).';
+REVOKE ALL ON FUNCTION modelmine.admin_node_page(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION modelmine.admin_node_page(integer, integer) TO modelmine_admin;
 CREATE VIEW modelmine.admin_nodes AS
     SELECT n.id, s.name, s.status, s.cpu_load, s.memory_used_mb, s.memory_total_mb, s.last_seen, s.uptime_pct,
            s.jobs_handled, s.jobs_completed, s.jobs_failed, s.tokens_earned, s.reputation, s.registered_at,

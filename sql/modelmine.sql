@@ -1328,10 +1328,10 @@ GRANT EXECUTE ON FUNCTION modelmine._setting(text) TO modelmine_admin;
 -- Uptime: the share of [max(now - window, registered_at), now] covered by heartbeat stretches.  A
 -- stretch is closed into node_uptime when a heartbeat follows a gap longer than offline_after_seconds;
 -- the open stretch runs to now while the node is online, else to its last heartbeat.  Per node it is
--- one range scan of node_uptime.  A set-returning SQL function without SECURITY DEFINER or SET, so the
+-- one range scan of node_uptime.  A set-returning SQL function, not a definer and without SET, so the
 -- planner inlines it into the caller's query (nodes, node_stats, admin_node_page, admin_nodes): no
--- function call per row.  Inlined, its reads are checked against the caller: the SECURITY DEFINER
--- callers run as the owner, and admin_nodes' readers (modelmine_admin) may read node_uptime, which holds
+-- function call per row.  Inlined, its reads are checked against the caller: the definer functions
+-- that call it run as the owner, and admin_nodes' readers (modelmine_admin) may read node_uptime, which holds
 -- nothing the admin API does not show; the setting comes from the cache (_setting).
 CREATE FUNCTION modelmine._node_liveness(node_id bigint, registered_at timestamptz, last_seen timestamptz,
                                          online_since timestamptz, window_hours integer)

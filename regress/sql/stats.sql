@@ -412,6 +412,8 @@ UPDATE modelmine.nodes SET last_seen = now() - interval '15.001 seconds' WHERE i
 SELECT status AS seen_15_001s_ago FROM modelmine.node_stats(1);
 -- The listings read offline_after_seconds from the settings cache (_setting): a change is seen by the
 -- next statement, the same in node_stats, nodes(), admin_node_page() and admin_nodes (read as admin).
+-- (a name that is no setting: 42704, naming it)
+SELECT * FROM err($$SELECT modelmine._setting('offline_after')$$);
 SELECT modelmine.set_setting('offline_after_seconds', 16);
 SELECT (SELECT status FROM modelmine.node_stats(1)) AS node_stats,
        (SELECT status FROM modelmine.nodes() WHERE id = 1) AS nodes,
