@@ -116,7 +116,7 @@ LockLeasedJob(int64 job_id, int64 node_id)
 		" WHERE j.id = $1 AND j.status = 'RUNNING' AND EXISTS ("
 		"       SELECT 1 FROM modelmine.job_replicas r "
 		"        WHERE r.job_id = j.id AND r.node_id = $2 AND r.status = 'RUNNING') "
-		"   FOR NO KEY UPDATE OF j", 2, {INT8OID, INT8OID}};
+		"   FOR NO KEY UPDATE OF j", 2, {INT8OID, INT8OID}, true};
 	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
 
 	if (MmExecWaiting(&lock, args, NULL, 1, "job", job_id) != 1)

@@ -160,7 +160,7 @@ Settle(int64 job_id, int64 caller, Submitted *s, int n, int canon, bool validate
 		"SELECT id, user_id, node_id, stake, $2, stake - $2, "
 		"result ->> 'accuracy', result ->> 'loss', "
 		"       (result ->> 'epochs')::numeric::bigint, finished_at "
-		"FROM modelmine.jobs WHERE id = $1", 2, {INT8OID, INT8OID}};
+		"FROM modelmine.jobs WHERE id = $1", 2, {INT8OID, INT8OID}, true};
 	Datum		args[4];
 	Datum	   *quorum = palloc(sizeof(Datum) * n);
 	int			q = 0;
