@@ -168,6 +168,9 @@ extern int64 MmLedgerSeal(int64 max);
 /* ---- stats.c ---- */
 extern int64 MmFoldStats(void);
 
+/* ---- jobevents.c ---- */
+extern int64 MmOutboxJobsEnded(void);
+
 /* ---- nodeseen.c: maintained node counts ---- */
 extern int64 MmFoldNodeSeen(void);
 

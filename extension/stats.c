@@ -136,8 +136,9 @@ RecordStatement(TriggerData *td)
 		"  FROM new_jobs n CROSS JOIN LATERAL (SELECT CASE WHEN n.status = 'COMPLETED' "
 		"       AND pg_catalog.jsonb_typeof(n.result -> 'accuracy') = 'number' "
 		"       THEN " ACCURACY("n") " END AS v) a", 0, {0}};
+	/* returns how many jobs reached an end: they have outbox events to write (jobevents.c) */
 	static MmPlan updated = {
-		"INSERT INTO modelmine.job_stat_deltas "
+		"WITH ins AS (INSERT INTO modelmine.job_stat_deltas "
 		"(month, user_id, status, jobs, stake, accuracy_sum, accuracy_n) "
 		"SELECT pg_catalog.date_trunc('month', v.created_at AT TIME ZONE 'UTC')::date, v.user_id, "
 		"       v.status, v.sign, v.sign * v.stake, COALESCE(v.acc, 0), (v.acc IS NOT NULL)::integer "
@@ -149,17 +150,23 @@ RecordStatement(TriggerData *td)
 		"              AND pg_catalog.jsonb_typeof(n.result -> 'accuracy') = 'number' "
 		"             THEN " ACCURACY("n") " END)) "
 		"       AS v(created_at, user_id, status, sign, stake, acc) "
-		" WHERE o.status IS DISTINCT FROM n.status", 0, {0}};
+		" WHERE o.status IS DISTINCT FROM n.status RETURNING status, jobs) "
+		"SELECT pg_catalog.count(*) FILTER (WHERE jobs = 1 "
+		"       AND status IN ('COMPLETED', 'FAILED', 'CANCELED'))::bigint FROM ins", 0, {0}};
 
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "modelmine: could not read the transition tables of %s",
 			 RelationGetRelationName(td->tg_relation));
-	MmExec(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? &updated : &inserted, NULL, NULL, false, 0);
+	if (!TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		MmExec(&inserted, NULL, NULL, false, 0);
+	else if (MmExec(&updated, NULL, NULL, false, 1) == 1 && MmInt64(0, 1, NULL) > 0)
+		(void) MmOutboxJobsEnded();
 }
 
 /*
- * AFTER trigger on modelmine.jobs: for each statement with transition tables (1.1), or for each
- * row on INSERT or UPDATE OF status (the 1.0 schema binds it so until updated).
+ * AFTER trigger on modelmine.jobs: for each statement with transition tables (1.1: the statistics
+ * deltas and the outbox events of jobs that ended), or for each row on INSERT or UPDATE OF status
+ * (the 1.0 schema, which has no outbox, binds it so until updated).
  */
 Datum
 mm_job_stats_trigger(PG_FUNCTION_ARGS)

@@ -1094,7 +1094,7 @@ CREATE INDEX node_uptime_end_idx ON modelmine.node_uptime (node_id, ended_at);
 CREATE FUNCTION modelmine._job_stats_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'mm_job_stats_trigger';
 COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
-    'Statement trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job inserted or changing status, in one insert per statement.';
+    'Statement trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job inserted or changing status, in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them.';
 REVOKE ALL ON FUNCTION modelmine._job_stats_trigger() FROM PUBLIC;
 
 -- Statement triggers over the transition tables: one insert of deltas per statement, not a
@@ -2814,33 +2814,8 @@ COMMENT ON FUNCTION modelmine._outbox_emit(bigint, text, jsonb) IS
     'Writes the outbox rows of one event for a user, as their preferences say (email and every webhook, one event id), in the caller''s transaction, and but for job events wakes the sender (NOTIFY modelmine_outbox); returns how many.';
 REVOKE ALL ON FUNCTION modelmine._outbox_emit(bigint, text, jsonb) FROM PUBLIC;
 
--- A statement trigger: the set-based settlement ends a batch of jobs in one statement, and most users
--- opted into no job events, so one query per statement finds the few to announce.
-CREATE FUNCTION modelmine._outbox_job() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    PERFORM modelmine._outbox_emit(n.user_id, e.event,
-        pg_catalog.jsonb_build_object('job_id', n.id, 'title', n.title, 'status', n.status,
-                                      'stake', n.stake, 'node_id', n.node_id,
-                                      'error', pg_catalog.left(n.error, 500),
-                                      'finished_at', COALESCE(n.finished_at, pg_catalog.now())))
-       FROM old_jobs o JOIN new_jobs n ON n.id = o.id
-      CROSS JOIN LATERAL (SELECT 'job_' || pg_catalog.lower(n.status::text) AS event) e
-      WHERE o.status IS DISTINCT FROM n.status AND n.status IN ('COMPLETED', 'FAILED', 'CANCELED')
-        -- _outbox_emit checks the preferences again; this only skips the calls that write nothing
-        AND EXISTS (SELECT 1 FROM modelmine.notification_prefs p
-                     WHERE p.user_id = n.user_id AND e.event = ANY (p.events))
-      ORDER BY n.id;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION modelmine._outbox_job() IS
-    'Statement trigger: each job that reached COMPLETED, FAILED or CANCELED notifies its owner (job_completed, job_failed, job_canceled).';
-REVOKE ALL ON FUNCTION modelmine._outbox_job() FROM PUBLIC;
-CREATE TRIGGER jobs_outbox AFTER UPDATE ON modelmine.jobs
-    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._outbox_job();
+-- Job events (job_completed, job_failed, job_canceled) are written by the statistics statement trigger
+-- on jobs (extension/jobevents.c), which already reads the statement's transition tables.
 
 CREATE FUNCTION modelmine._outbox_withdrawal() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp

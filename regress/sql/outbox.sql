@@ -93,6 +93,19 @@ SELECT count(*) AS claimed FROM modelmine.claim_jobs(2, 60);
 SELECT modelmine.complete_job(:job_done, '{"loss": 0.1, "epochs": 1}') > 0 AS completed;
 SELECT modelmine.fail_job(:job_fail, 'out of memory') IS NOT NULL AS failed;
 SELECT * FROM outbox WHERE id > 2;
+-- A batch settled in one statement (complete_jobs): one event per job that ended, none for a claim.
+SELECT modelmine.authenticate(:'tok_ann') IS NOT NULL AS ann;
+SELECT count(modelmine.submit_job('batch ' || i, '{"trainer": "noop"}', NULL, 5)) AS submitted
+  FROM generate_series(1, 2) i;
+SELECT modelmine.authenticate_node(:'key_a') IS NOT NULL AS node_a;
+SELECT max(id) AS before_claim FROM modelmine.outbox \gset
+SELECT array_agg(job_id ORDER BY job_id) AS batch FROM modelmine.claim_jobs(2, 60) \gset
+SELECT count(*) AS written_by_the_claim FROM modelmine.outbox WHERE id > :before_claim;
+SELECT job_id = ANY (:'batch') AS in_batch, reward, sqlstate, error FROM modelmine.complete_jobs(
+    (SELECT jsonb_agg(jsonb_build_object('job_id', j, 'result', '{"loss": 0.2, "epochs": 1}'::jsonb))
+       FROM unnest(:'batch'::bigint[]) j));
+SELECT event, channel, payload ->> 'status' AS status, (payload ->> 'job_id')::bigint = ANY (:'batch') AS in_batch
+  FROM modelmine.outbox WHERE id > :before_claim ORDER BY id;
 -- The operator chose nothing, so nothing is written for ops.
 SELECT count(*) AS for_ops FROM modelmine.outbox o JOIN modelmine.users u ON u.id = o.user_id
  WHERE u.email = 'ops@example.com';
