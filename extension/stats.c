@@ -112,12 +112,6 @@ RecordChange(TriggerData *td)
 }
 
 /*
- * The same deltas for a whole statement, from its transition tables: one INSERT for all the rows
- * (a row trigger paid a statement's start-up per job, and submit_jobs and the set-based settlement
- * change hundreds of jobs per statement).  One delta row per version still, as VersionDelta
- * writes it: a sum per group could outgrow a bigint stake.
- */
-/*
  * A numeric accuracy as MmResultNumber reads it: below 1e-300 a double underflows, and the C
  * conversion gives 0 where a cast would raise (check_invariants recounts it the same way).
  */
@@ -125,34 +119,55 @@ RecordChange(TriggerData *td)
 	"CASE WHEN (" row ".result -> 'accuracy')::numeric < 1e-300 THEN 0 " \
 	"ELSE (" row ".result -> 'accuracy')::numeric::double precision END"
 
+/*
+ * The same deltas for a whole statement, from its transition tables: one INSERT for all the rows
+ * (a row trigger paid a statement's start-up per job, and submit_jobs and the set-based settlement
+ * change hundreds of jobs per statement), and one row per month, owner and status, not one per job
+ * version: a claim of eight jobs of one user appends two rows, not sixteen, and the fold and the
+ * readers scan that much less.  A group's stake cannot outgrow a bigint: the jobs of a statement
+ * that leave or enter a status all hold their stakes in escrow at once (no job leaves a final
+ * status), and all escrow together is at most the token supply, itself a bigint balance.
+ */
 static void
 RecordStatement(TriggerData *td)
 {
 	static MmPlan inserted = {
 		"INSERT INTO modelmine.job_stat_deltas "
 		"(month, user_id, status, jobs, stake, accuracy_sum, accuracy_n) "
-		"SELECT pg_catalog.date_trunc('month', n.created_at AT TIME ZONE 'UTC')::date, n.user_id, "
-		"       n.status, 1, n.stake, COALESCE(a.v, 0), (a.v IS NOT NULL)::integer "
-		"  FROM new_jobs n CROSS JOIN LATERAL (SELECT CASE WHEN n.status = 'COMPLETED' "
-		"       AND pg_catalog.jsonb_typeof(n.result -> 'accuracy') = 'number' "
-		"       THEN " ACCURACY("n") " END AS v) a", 0, {0}};
+		"SELECT x.month, x.user_id, x.status, pg_catalog.count(*)::integer, "
+		"       pg_catalog.sum(x.stake)::bigint, COALESCE(pg_catalog.sum(x.v), 0), "
+		"       pg_catalog.count(x.v)::integer "
+		"  FROM (SELECT pg_catalog.date_trunc('month', n.created_at AT TIME ZONE 'UTC')::date "
+		"               AS month, n.user_id, n.status, n.stake, a.v "
+		"          FROM new_jobs n CROSS JOIN LATERAL (SELECT CASE WHEN n.status = 'COMPLETED' "
+		"               AND pg_catalog.jsonb_typeof(n.result -> 'accuracy') = 'number' "
+		"               THEN " ACCURACY("n") " END AS v) a) x "
+		" GROUP BY x.month, x.user_id, x.status", 0, {0}};
 	/* returns how many jobs reached an end: they have outbox events to write (jobevents.c) */
 	static MmPlan updated = {
 		"WITH ins AS (INSERT INTO modelmine.job_stat_deltas "
 		"(month, user_id, status, jobs, stake, accuracy_sum, accuracy_n) "
-		"SELECT pg_catalog.date_trunc('month', v.created_at AT TIME ZONE 'UTC')::date, v.user_id, "
-		"       v.status, v.sign, v.sign * v.stake, COALESCE(v.acc, 0), (v.acc IS NOT NULL)::integer "
-		"  FROM old_jobs o JOIN new_jobs n ON n.id = o.id "
-		" CROSS JOIN LATERAL (VALUES "
-		"       (o.created_at, o.user_id, o.status, -1, o.stake, NULL::double precision), "
-		"       (n.created_at, n.user_id, n.status, 1, n.stake, "
-		"        CASE WHEN n.status = 'COMPLETED' "
-		"              AND pg_catalog.jsonb_typeof(n.result -> 'accuracy') = 'number' "
-		"             THEN " ACCURACY("n") " END)) "
-		"       AS v(created_at, user_id, status, sign, stake, acc) "
-		" WHERE o.status IS DISTINCT FROM n.status RETURNING status, jobs) "
-		"SELECT pg_catalog.count(*) FILTER (WHERE jobs = 1 "
-		"       AND status IN ('COMPLETED', 'FAILED', 'CANCELED'))::bigint FROM ins", 0, {0}};
+		"SELECT x.month, x.user_id, x.status, pg_catalog.sum(x.sign)::integer, "
+		"       pg_catalog.sum(x.sign * x.stake)::bigint, COALESCE(pg_catalog.sum(x.acc), 0), "
+		"       pg_catalog.count(x.acc)::integer "
+		"  FROM (SELECT pg_catalog.date_trunc('month', v.created_at AT TIME ZONE 'UTC')::date "
+		"               AS month, v.user_id, v.status, v.sign, v.stake, v.acc "
+		"          FROM old_jobs o JOIN new_jobs n ON n.id = o.id "
+		"         CROSS JOIN LATERAL (VALUES "
+		"               (o.created_at, o.user_id, o.status, -1, o.stake, NULL::double precision), "
+		"               (n.created_at, n.user_id, n.status, 1, n.stake, "
+		"                CASE WHEN n.status = 'COMPLETED' "
+		"                      AND pg_catalog.jsonb_typeof(n.result -> 'accuracy') = 'number' "
+		"                     THEN " ACCURACY("n") " END)) "
+		"               AS v(created_at, user_id, status, sign, stake, acc) "
+		"         WHERE o.status IS DISTINCT FROM n.status) x "
+		" GROUP BY x.month, x.user_id, x.status "
+		/* a status left and entered by as many jobs with the same stakes nets to nothing */
+		"HAVING pg_catalog.sum(x.sign) <> 0 OR pg_catalog.sum(x.sign * x.stake) <> 0 "
+		"    OR pg_catalog.count(x.acc) <> 0 "
+		"RETURNING status, jobs) "
+		"SELECT COALESCE(pg_catalog.sum(jobs) FILTER ("
+		"       WHERE status IN ('COMPLETED', 'FAILED', 'CANCELED')), 0)::bigint FROM ins", 0, {0}};
 
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "modelmine: could not read the transition tables of %s",

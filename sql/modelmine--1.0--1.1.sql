@@ -1660,7 +1660,7 @@ COMMENT ON TABLE modelmine.job_stats IS
 COMMENT ON TABLE modelmine.user_job_stats IS
     'Folded job counts and stakes per user and status (dashboard).';
 COMMENT ON TABLE modelmine.job_stat_deltas IS
-    'Insert-only +1/-1 job statistics deltas, folded into job_stats and user_job_stats at commit.';
+    'Insert-only job statistics deltas (jobs, stake and accuracy per month, owner and status; one row per group and statement), folded into job_stats and user_job_stats at commit.';
 COMMENT ON TYPE modelmine.node_summary IS
     'A node''s public figures (nodes, node_stats, admin_nodes): derived status, load, uptime, counters, reputation.';
 COMMENT ON VIEW modelmine.admin_users IS
@@ -2431,7 +2431,7 @@ GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node;
 
 -- Issue 15: the statistics deltas are written per statement from the transition tables.
 COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
-    'Statement trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job inserted or changing status, in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them.';
+    'Statement trigger: appends the statistics deltas of the jobs inserted or changing status (per month, owner and status: jobs entering minus jobs leaving, their stakes, completion accuracies), in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them.';
 DROP TRIGGER jobs_stats_insert ON modelmine.jobs;
 DROP TRIGGER jobs_stats_update ON modelmine.jobs;
 CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs

@@ -1086,7 +1086,7 @@ CREATE TABLE modelmine.job_stat_deltas (
 );
 SELECT pg_catalog.pg_extension_config_dump('modelmine.job_stat_deltas', '');
 COMMENT ON TABLE modelmine.job_stat_deltas IS
-    'Insert-only +1/-1 job statistics deltas, folded into job_stats and user_job_stats at commit.';
+    'Insert-only job statistics deltas (jobs, stake and accuracy per month, owner and status; one row per group and statement), folded into job_stats and user_job_stats at commit.';
 
 CREATE INDEX nodes_tokens_idx ON modelmine.nodes (tokens_earned DESC, id);
 CREATE INDEX node_uptime_end_idx ON modelmine.node_uptime (node_id, ended_at);
@@ -1094,7 +1094,7 @@ CREATE INDEX node_uptime_end_idx ON modelmine.node_uptime (node_id, ended_at);
 CREATE FUNCTION modelmine._job_stats_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'mm_job_stats_trigger';
 COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
-    'Statement trigger: appends +1/-1 deltas (with stake and completion accuracy) for each job inserted or changing status, in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them.';
+    'Statement trigger: appends the statistics deltas of the jobs inserted or changing status (per month, owner and status: jobs entering minus jobs leaving, their stakes, completion accuracies), in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them.';
 REVOKE ALL ON FUNCTION modelmine._job_stats_trigger() FROM PUBLIC;
 
 -- Statement triggers over the transition tables: one insert of deltas per statement, not a

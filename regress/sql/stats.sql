@@ -511,6 +511,26 @@ SELECT count(*) AS admin_nodes_in_a_new_backend FROM modelmine.admin_nodes;
 SELECT * FROM err('SELECT count(*) FROM modelmine.settings');
 RESET ROLE;
 
+-- A statement appends one delta row per month, owner and status, not one per job: in a REPEATABLE READ
+-- transaction (no fold at its commit) ann submits three jobs in one submit_jobs call (one row:
+-- PENDING +3, staked 6) and a node claims two of them in one claim_jobs call (two rows: PENDING -2,
+-- RUNNING +2, staked 3).  Readers add them as before; the transaction is rolled back.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS rows_before FROM modelmine.job_stat_deltas \gset
+SET LOCAL ROLE regress_mm_stats_user;
+SELECT modelmine.authenticate(:'tok_ann') IS NOT NULL AS signed_in;
+SELECT count(*) AS submitted FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"}, "stake": 1},
+    {"title": "b", "config": {"trainer": "noop"}, "stake": 2}, {"title": "c", "config": {"trainer": "noop"}, "stake": 3}]');
+SELECT jobs_pending AS pending_seen FROM modelmine.network_stats();
+SET LOCAL ROLE regress_mm_stats_node;
+SELECT modelmine.authenticate_node(:'key_gamma') IS NOT NULL AS gamma;
+SELECT count(*) AS claimed FROM modelmine.claim_jobs(2, 60);
+RESET ROLE;
+SELECT status, jobs, stake FROM modelmine.job_stat_deltas ORDER BY status, jobs;
+SELECT count(*) - :rows_before AS rows_appended FROM modelmine.job_stat_deltas;
+SELECT * FROM modelmine.check_invariants();
+ROLLBACK;
+
 DROP VIEW job_stats;
 DROP VIEW user_job_stats;
 DROP FUNCTION invariants();
