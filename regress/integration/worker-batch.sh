@@ -5,7 +5,8 @@
 # jobs that end within milliseconds of each other.  complete_jobs settles a batch in one transaction,
 # and a job's finished_at is its transaction's now(): jobs that share a finished_at were settled by one
 # call.  The test requires batches (fewer distinct finished_at than jobs), every job settled exactly
-# once with its journal rows and block, and the worker's log to name no refusal.
+# once with its journal rows and block, and the worker's log to name no refusal.  With --db the
+# settlement and the claim of the slots it frees go in one transaction (libpq pipeline mode).
 # Then EXECUTE on complete_jobs is revoked (what a 1.0 database looks like to the worker: no batch
 # call): the worker says once that it reports jobs one at a time, and the next 16 jobs settle singly.
 # IT_WORKER_API=1 (worker-api-batch.sh) runs the same through the gateway's POST /nodes/complete.
@@ -36,6 +37,13 @@ check "one ledger block per completed job" \
 check "the node counted 64 completions" \
     "$(adm "SELECT jobs_completed FROM modelmine.nodes WHERE name = 'w1'")" 64
 check "the worker logged no refusal" "$(grep -c 'refused' "$IT_TMP/w1.log" || true)" 0
+if [[ ${IT_WORKER_API:-0} != 1 ]]; then
+    # --db: a batch's settlement and the claim of the slots it frees commit in one transaction, so
+    # jobs leased by it started at the same now() as the batch finished
+    check_sql "claims committed with settlements (jobs started in the transaction that finished others)" \
+        "SELECT count(DISTINCT b.finished_at) >= 2 FROM modelmine.jobs a
+           JOIN modelmine.jobs b ON a.started_at = b.finished_at AND a.id <> b.id"
+fi
 check "the worker logged each job's reward" "$(grep -c 'completed: node earned 8 tokens' "$IT_TMP/w1.log")" 64
 
 step "no complete_jobs for nodes: the worker falls back to one call per job"

@@ -14,7 +14,10 @@
  * Settlement: jobs that end within --group-ms of each other (or in the same turn) are reported in
  * one complete_jobs call, one transaction and one synchronous commit for all (group commit done by
  * the client); each job still gets its own answer.  A failure, a lone job, and everything when the
- * peer is older than 1.1 go one call per job.
+ * peer is older than 1.1 go one call per job.  When a claim may go now, the batch's call also
+ * claims the slots it frees, in the same transaction where the protocol can (proto_complete_claim:
+ * --db), so a batch costs one commit, not two; the leased jobs start once the batch's tasks are
+ * forgotten (start_claimed).
  *
  * Leases: only report_progress extends a job's lease, so every running job gets one at least every
  * lease_seconds / 3, re-sending the last progress when the trainer printed nothing new.  A call the
@@ -52,6 +55,8 @@ typedef struct Loop
 				next_hb,
 				next_poll,
 				drain_deadline;
+	json_t	   *claimed;		/* jobs a settle-and-claim leased, started once slots are freed */
+	int			claimed_want;	/* how many it asked for */
 	bool		wake,			/* look for work at once (a wake-up, a freed slot, a full batch) */
 				draining,		/* a stop was requested: claim nothing more */
 				idle_seen;		/* the last claim found nothing while nothing ran */
@@ -422,7 +427,8 @@ settle_batch(Loop *l, double now)
 	ProtoDone	d[MM_COMPLETE_MAX];
 	Task	   *of[MM_COMPLETE_MAX];
 	double		due;
-	int			n = 0;
+	int			n = 0,
+				rc;
 
 	for (int i = 0; i < l->ntasks; i++)
 	{
@@ -441,8 +447,18 @@ settle_batch(Loop *l, double now)
 			d[n].result = l->tasks[i].result;
 			of[n++] = &l->tasks[i];
 		}
-	if (n < 2 || proto_complete_many(&l->p, d, n) != PROTO_OK)
-		return;					/* one job, or the call failed: settle() reports them singly */
+	if (n < 2)
+		return;					/* one job: settle() reports it */
+	/* the slots this batch frees are claimed in the same transaction when a claim may go now */
+	rc = PROTO_REFUSED;
+	if (proto_can_complete_claim(&l->p) && l->p.heartbeat_ok && !l->draining &&
+		backoff_ready(&l->claim_backoff, now))
+	{
+		l->claimed_want = l->o->slots - l->ntasks + n;
+		rc = proto_complete_claim(&l->p, d, n, l->claimed_want, l->o->lease_seconds, &l->claimed);
+	}
+	if (rc != PROTO_OK && (!l->p.up || proto_complete_many(&l->p, d, n) != PROTO_OK))
+		return;					/* the call failed: settle() reports them singly */
 	for (int k = 0; k < n; k++)
 	{
 		Task	   *t = of[k];
@@ -460,6 +476,39 @@ settle_batch(Loop *l, double now)
 		else
 			t->settled = true;	/* OK, or refused for good (settled before, canceled, lease lost) */
 	}
+}
+
+/*
+ * Starts the jobs a settle-and-claim leased, in the slots its batch freed, and paces the next claim
+ * as claim() would.  A job of the batch the database found busy still holds its slot: as many
+ * leased jobs as that are given back at once.
+ */
+static void start_jobs(Loop *l, json_t *jobs);
+
+static void
+start_claimed(Loop *l, double now)
+{
+	json_t	   *jobs = l->claimed;
+	size_t		got = json_array_size(jobs);
+
+	l->claimed = NULL;
+	repeated_success(&l->claim_backoff, "claim_jobs");
+	while (json_array_size(jobs) > 0 && l->ntasks + (int) json_array_size(jobs) > l->o->slots)
+	{
+		size_t		last = json_array_size(jobs) - 1;
+		long long	id = (long long) json_integer_value(json_object_get(json_array_get(jobs, last),
+																		"job_id"));
+
+		if (proto_release(&l->p, id) != PROTO_OK)
+			logmsg("job %lld: leased with no free slot and not given back (%s); its lease will run "
+				   "out", id, l->p.error);
+		json_array_remove(jobs, last);
+	}
+	start_jobs(l, jobs);
+	l->wake = got == (size_t) l->claimed_want;	/* a full batch: there may be more */
+	l->next_poll = now + l->o->poll_interval;
+	l->idle_seen = got == 0 && l->ntasks == 0;
+	json_decref(jobs);
 }
 
 /* Settle finished tasks, and forget them once the peer has their end (or a stop gives up). */
@@ -496,6 +545,8 @@ settle_finished(Loop *l, double now)
 		}
 		i++;
 	}
+	if (l->claimed)
+		start_claimed(l, now);
 }
 
 /* Heartbeat: says the node is alive and tells us which jobs we still hold. */

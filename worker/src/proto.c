@@ -117,6 +117,38 @@ proto_complete_many(Proto *p, ProtoDone *d, int n)
 	return rc;
 }
 
+/* Whether settling a batch and claiming can go in one call (the database, batches still on). */
+bool
+proto_can_complete_claim(const Proto *p)
+{
+	return p->ops->complete_claim != NULL && !p->no_batch && !p->no_combine;
+}
+
+/*
+ * Settles the n jobs of a batch and claims up to max_jobs more in one transaction: PROTO_OK when
+ * both happened (d answered as by proto_complete_many, *jobs as by proto_claim), else neither did,
+ * and the loop goes on with separate calls.  A refusal turns the combination off for good (which
+ * call refused, the separate calls will say and handle); busy and lost do not.
+ */
+int
+proto_complete_claim(Proto *p, ProtoDone *d, int n, int max_jobs, int lease_seconds,
+					 json_t **jobs)
+{
+	int			rc;
+
+	*jobs = NULL;
+	if (!proto_can_complete_claim(p) || n > MM_COMPLETE_MAX)
+		return PROTO_REFUSED;
+	rc = p->ops->complete_claim(p, d, n, max_jobs, lease_seconds, jobs);
+	if (rc == PROTO_REFUSED)
+	{
+		logmsg("settling and claiming in one transaction was refused: %s; separate calls from "
+			   "now on", p->error);
+		p->no_combine = true;
+	}
+	return rc;
+}
+
 /* The batch as complete_jobs takes it: [{"job_id": .., "result": {..}}, ...] (the caller owns it). */
 json_t *
 proto_done_batch(const ProtoDone *d, int n)

@@ -68,6 +68,9 @@ typedef struct ProtoOps
 	int			(*progress) (Proto *p, long long job_id, json_t *progress);
 	int			(*complete) (Proto *p, long long job_id, json_t *result);
 	int			(*complete_many) (Proto *p, ProtoDone *d, int n);
+	/* optional (NULL: the loop settles and claims in calls of their own) */
+	int			(*complete_claim) (Proto *p, ProtoDone *d, int n, int max_jobs, int lease_seconds,
+								   json_t **jobs);
 	int			(*fail) (Proto *p, long long job_id, const char *error);
 	int			(*release) (Proto *p, long long job_id);
 	int			(*pollfds) (Proto *p, struct pollfd *pfd, int max, double *until);
@@ -90,6 +93,7 @@ struct Proto
 	char		error[1536];	/* the last error on one line: message [code]; hint: ... */
 	double		retry_after;	/* seconds the server asked us to wait (Retry-After); 0: none */
 	bool		no_batch;		/* the peer has no complete_jobs (an older version) */
+	bool		no_combine;		/* a settle-and-claim was refused: separate calls from now on */
 };
 
 extern const ProtoOps proto_pg_ops;
@@ -107,6 +111,9 @@ json_t	   *proto_claim_cancel(Proto *p);
 int			proto_progress(Proto *p, long long job_id, json_t *progress);
 int			proto_complete(Proto *p, long long job_id, json_t *result);
 int			proto_complete_many(Proto *p, ProtoDone *d, int n);
+bool		proto_can_complete_claim(const Proto *p);
+int			proto_complete_claim(Proto *p, ProtoDone *d, int n, int max_jobs, int lease_seconds,
+								 json_t **jobs);
 json_t	   *proto_done_batch(const ProtoDone *d, int n);
 void		proto_done_answer(ProtoDone *d, const char *what, const char *reward,
 							  const char *sqlstate, const char *message, const char *hint);

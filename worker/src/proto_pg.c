@@ -379,6 +379,27 @@ pg_heartbeat(Proto *p, const char *status, long long **held, int *nheld)
 	return rc;
 }
 
+#define CLAIM_SQL "SELECT job_id, config::text FROM modelmine.claim_jobs($1::int, $2::int)"
+#define COMPLETE_SQL "SELECT job_id, reward, sqlstate, error, hint FROM modelmine.complete_jobs($1::jsonb)"
+
+/* The jobs a claim_jobs result leased, as an array of {job_id, config}. */
+static json_t *
+claimed_jobs(PGresult *r)
+{
+	json_t	   *jobs = json_array();
+
+	for (int i = 0; i < PQntuples(r); i++)
+	{
+		json_int_t	id = (json_int_t) atoll(PQgetvalue(r, i, 0));
+		json_error_t err;
+		json_t	   *config = json_loads(PQgetvalue(r, i, 1), 0, &err);
+
+		json_array_append_new(jobs, json_pack("{s:I, s:o}", "job_id", id,
+											  "config", config ? config : json_object()));
+	}
+	return jobs;
+}
+
 /* Leases up to max_jobs pending jobs for lease_seconds: *jobs is an array of {job_id, config}. */
 static int
 pg_claim(Proto *p, int max_jobs, int lease_seconds, json_t **jobs)
@@ -391,22 +412,9 @@ pg_claim(Proto *p, int max_jobs, int lease_seconds, json_t **jobs)
 
 	snprintf(m, sizeof(m), "%d", max_jobs);
 	snprintf(l, sizeof(l), "%d", lease_seconds);
-	r = exec(p, "SELECT job_id, config::text FROM modelmine.claim_jobs($1::int, $2::int)", 2,
-			 args);
+	r = exec(p, CLAIM_SQL, 2, args);
 	rc = outcome(p, r, "claim_jobs", true);
-	*jobs = json_array();
-	if (rc == PROTO_OK)
-	{
-		for (int i = 0; i < PQntuples(r); i++)
-		{
-			json_int_t	id = (json_int_t) atoll(PQgetvalue(r, i, 0));
-			json_error_t err;
-			json_t	   *config = json_loads(PQgetvalue(r, i, 1), 0, &err);
-
-			json_array_append_new(*jobs, json_pack("{s:I, s:o}", "job_id", id,
-												   "config", config ? config : json_object()));
-		}
-	}
+	*jobs = rc == PROTO_OK ? claimed_jobs(r) : json_array();
 	PQclear(r);
 	return rc;
 }
@@ -489,6 +497,23 @@ pg_complete(Proto *p, long long job_id, json_t *result)
 	return rc;
 }
 
+/* Fills d from complete_jobs' rows, one per job in the order given; refused if they do not match. */
+static int
+answer_done(PGresult *r, ProtoDone *d, int n)
+{
+	if (PQntuples(r) != n)
+	{
+		logmsg("complete_jobs answered %d rows for %d jobs; reporting them one at a time",
+			   PQntuples(r), n);
+		return PROTO_REFUSED;
+	}
+	for (int i = 0; i < n; i++)
+		proto_done_answer(&d[i], "complete_job", PQgetvalue(r, i, 1),
+						  PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2),
+						  PQgetvalue(r, i, 3), PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4));
+	return PROTO_OK;
+}
+
 /* Settles n jobs with their results in one transaction (complete_jobs); see proto.h. */
 static int
 pg_complete_many(Proto *p, ProtoDone *d, int n)
@@ -496,24 +521,83 @@ pg_complete_many(Proto *p, ProtoDone *d, int n)
 	json_t	   *batch = proto_done_batch(d, n);
 	char	   *text = json_dumps(batch, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	const char *args[1] = {text};
-	PGresult   *r = exec(p, "SELECT job_id, reward, sqlstate, error, hint "
-						 "FROM modelmine.complete_jobs($1::jsonb)", 1, args);
+	PGresult   *r = exec(p, COMPLETE_SQL, 1, args);
 	int			rc = outcome(p, r, "complete_jobs", true);
 
-	if (rc == PROTO_OK && PQntuples(r) != n)
-	{
-		logmsg("complete_jobs answered %d rows for %d jobs; reporting them one at a time",
-			   PQntuples(r), n);
-		rc = PROTO_REFUSED;
-	}
-	for (int i = 0; rc == PROTO_OK && i < n; i++)
-	{
-		/* complete_jobs answers in the order it was given */
-		proto_done_answer(&d[i], "complete_job", PQgetvalue(r, i, 1),
-						  PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2),
-						  PQgetvalue(r, i, 3), PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4));
-	}
+	if (rc == PROTO_OK)
+		rc = answer_done(r, d, n);
 	PQclear(r);
+	free(text);
+	json_decref(batch);
+	return rc;
+}
+
+/*
+ * Settles n jobs and claims up to max_jobs more in one transaction and one round trip: the two
+ * statements go down in libpq's pipeline mode before one Sync, so they commit together, once, and
+ * the commit's housekeeping and WAL flush are paid once for both (see proto.h for the answer).
+ */
+static int
+pg_complete_claim(Proto *p, ProtoDone *d, int n, int max_jobs, int lease_seconds, json_t **jobs)
+{
+	PGconn	   *conn = pg(p)->conn;
+	json_t	   *batch = proto_done_batch(d, n);
+	char	   *text = json_dumps(batch, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	char		m[16],
+				l[16];
+	const char *cargs[1] = {text},
+			   *largs[2] = {m, l};
+	PGresult   *res[2] = {NULL, NULL},
+			   *r;
+	bool		synced = false;
+	int			got = 0,
+				nulls = 0,
+				rc;
+
+	snprintf(m, sizeof(m), "%d", max_jobs);
+	snprintf(l, sizeof(l), "%d", lease_seconds);
+	if (PQenterPipelineMode(conn) &&
+		PQsendQueryParams(conn, COMPLETE_SQL, 1, NULL, cargs, NULL, NULL, 0) &&
+		PQsendQueryParams(conn, CLAIM_SQL, 2, NULL, largs, NULL, NULL, 0) && PQpipelineSync(conn))
+	{
+		/* each statement's result, a NULL after each, then the Sync's */
+		while ((r = PQgetResult(conn)) != NULL || (++nulls <= 2 && PQstatus(conn) == CONNECTION_OK))
+		{
+			if (r == NULL)
+				continue;
+			nulls = 0;
+			if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+			{
+				PQclear(r);
+				synced = true;
+				break;
+			}
+			if (got < 2)
+				res[got++] = r;
+			else
+				PQclear(r);
+		}
+	}
+	if (synced)
+		PQexitPipelineMode(conn);
+	take_notifies(p);
+	/* a failed first statement leaves the second aborted: the first says why */
+	rc = outcome(p, res[0], "complete_jobs", true);
+	if (rc == PROTO_OK)
+		rc = outcome(p, res[1], "claim_jobs", true);
+	if (rc == PROTO_OK && !synced)
+		rc = lost(p);
+	/* both committed: jobs whose answers did not match ask again (a settled job says so then) */
+	if (rc == PROTO_OK && answer_done(res[0], d, n) != PROTO_OK)
+		for (int i = 0; i < n; i++)
+		{
+			d[i].rc = PROTO_BUSY;
+			d[i].retry_after = 0;
+			snprintf(d[i].error, sizeof(d[i].error), "complete_jobs' answer did not match the batch");
+		}
+	*jobs = rc == PROTO_OK ? claimed_jobs(res[1]) : NULL;
+	PQclear(res[0]);
+	PQclear(res[1]);
 	free(text);
 	json_decref(batch);
 	return rc;
@@ -600,6 +684,7 @@ const ProtoOps proto_pg_ops = {
 	.progress = pg_progress,
 	.complete = pg_complete,
 	.complete_many = pg_complete_many,
+	.complete_claim = pg_complete_claim,
 	.fail = pg_fail,
 	.release = pg_release,
 	.pollfds = pg_pollfds,
