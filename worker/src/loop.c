@@ -451,12 +451,10 @@ settle_batch(Loop *l, double now)
 		return;					/* one job: settle() reports it */
 	/* the slots this batch frees are claimed in the same transaction when a claim may go now */
 	rc = PROTO_REFUSED;
+	l->claimed_want = l->o->slots - l->ntasks + n;	/* less when released jobs hold slots */
 	if (proto_can_complete_claim(&l->p) && l->p.heartbeat_ok && !l->draining &&
-		backoff_ready(&l->claim_backoff, now))
-	{
-		l->claimed_want = l->o->slots - l->ntasks + n;
+		l->claimed_want >= 1 && backoff_ready(&l->claim_backoff, now))
 		rc = proto_complete_claim(&l->p, d, n, l->claimed_want, l->o->lease_seconds, &l->claimed);
-	}
 	if (rc != PROTO_OK && (!l->p.up || proto_complete_many(&l->p, d, n) != PROTO_OK))
 		return;					/* the call failed: settle() reports them singly */
 	for (int k = 0; k < n; k++)
