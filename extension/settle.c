@@ -36,8 +36,9 @@ static int
 LockSingles(ArrayType *ids, int64 node_id, int64 *job, int64 *stake)
 {
 	static MmPlan lock = {
-		"SELECT j.id, j.stake FROM modelmine.jobs j "
-		" WHERE j.id = ANY ($1) AND j.status = 'RUNNING' AND j.replicas_wanted = 1 "
+		"SELECT j.id, j.stake FROM pg_catalog.unnest($1::bigint[]) AS c(id) "
+		"  JOIN modelmine.jobs j ON j.id = c.id "
+		" WHERE j.status = 'RUNNING' AND j.replicas_wanted = 1 "
 		"   AND EXISTS (SELECT 1 FROM modelmine.job_replicas r "
 		"                WHERE r.job_id = j.id AND r.node_id = $2 AND r.status = 'RUNNING') "
 		" ORDER BY j.id FOR NO KEY UPDATE OF j SKIP LOCKED", 2, {INT8ARRAYOID, INT8OID}, true};
@@ -82,9 +83,10 @@ WriteJobs(int n, ArrayType *ids, ArrayType *results, ArrayType *rewards, int64 n
 		" WHERE j.id = c.job_id AND j.status = 'RUNNING'", 3, {INT8ARRAYOID, INT8OID, JSONBARRAYOID}, true};
 	/* a replica of another node, left RUNNING by a lost lease's re-open (MmReleaseReplicas) */
 	static MmPlan release = {
-		"UPDATE modelmine.job_replicas SET status = 'RELEASED', lease_expires_at = NULL, "
+		"UPDATE modelmine.job_replicas r SET status = 'RELEASED', lease_expires_at = NULL, "
 		"       finished_at = pg_catalog.now() "
-		" WHERE job_id = ANY ($1) AND status = 'RUNNING'", 1, {INT8ARRAYOID}, true};
+		"  FROM pg_catalog.unnest($1::bigint[]) AS c(id) "
+		" WHERE r.job_id = c.id AND r.status = 'RUNNING'", 1, {INT8ARRAYOID}, true};
 	Datum		args[4] = {PointerGetDatum(ids), Int64GetDatum(node_id), PointerGetDatum(results),
 	PointerGetDatum(rewards)};
 	uint64		got;
