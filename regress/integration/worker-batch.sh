@@ -58,6 +58,36 @@ check "the 16 later jobs settled in 16 transactions" "$(adm "SELECT count(DISTIN
 check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
 adm "GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node"
 
+if [[ ${IT_WORKER_API:-0} != 1 ]]; then
+    step "claim_jobs refused inside a settle-and-claim: nothing of it happened, the batch settles once"
+    cat >"$IT_TMP/gated.sh" <<EOF
+cat >/dev/null
+while [ ! -e "$IT_TMP/go" ]; do sleep 0.05; done
+echo '{"result": {"loss": 0.5, "epochs": 1}}'
+EOF
+    start_worker w2 --slots 4 --group-ms 500 --runner gated="sh $IT_TMP/gated.sh"
+    as_user "$ann" "SELECT count(modelmine.submit_job('gated ' || i, '{\"runner\": \"gated\"}', NULL, 10))
+                      FROM generate_series(1, 4) i" >/dev/null
+    wait_until 30 "the 4 gated jobs RUNNING on w2" "SELECT count(*) = 4 FROM modelmine.jobs j
+        JOIN modelmine.nodes n ON n.id = j.node_id WHERE j.title LIKE 'gated %' AND j.status = 'RUNNING' AND n.name = 'w2'"
+    adm "REVOKE EXECUTE ON FUNCTION modelmine.claim_jobs(integer, integer) FROM modelmine_node"
+    touch "$IT_TMP/go"
+    wait_until 30 "the 4 gated jobs COMPLETED" "SELECT count(*) = 4 FROM modelmine.jobs
+        WHERE title LIKE 'gated %' AND status = 'COMPLETED'"
+    check "w2 said the combination was refused, once" \
+        "$(grep -c 'settling and claiming in one transaction was refused: .*claim_jobs' "$IT_TMP/w2.log")" 1
+    check "the 4 settled in one transaction (complete_jobs alone)" "$(adm "SELECT count(DISTINCT finished_at)
+        FROM modelmine.jobs WHERE title LIKE 'gated %'")" 1
+    check "each gated job: one stake, one reward, one fee (violations)" "$(adm "
+        SELECT string_agg(j.id::text, ',') FROM modelmine.jobs j WHERE j.title LIKE 'gated %'
+           AND (SELECT array_agg(reason ORDER BY reason) FROM modelmine.journal WHERE job_id = j.id)
+               <> ARRAY['fee', 'reward', 'stake']")" ""
+    check "check_invariants() is empty" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
+    adm "GRANT EXECUTE ON FUNCTION modelmine.claim_jobs(integer, integer) TO modelmine_node"
+    stop_worker w2 TERM
+    check "w2 exits 0 on SIGTERM" "$IT_RC" 0
+fi
+
 stop_worker w1 TERM
 check "w1 exits 0 on SIGTERM" "$IT_RC" 0
 it_end
