@@ -295,3 +295,9 @@ SELECT name, jobs_completed, jobs_failed, results_valid, results_invalid, spotch
   FROM modelmine.nodes();
 -- The books balance: every replica's recorded reward is what the journal paid, nothing paid twice.
 SELECT * FROM modelmine.check_invariants();
+-- A replica's operator is its node's: the (node, operator) foreign key refuses any other, even from the
+-- superuser (before, node and operator were separate keys and nothing tied them together).
+RESET ROLE;
+INSERT INTO modelmine.job_replicas (job_id, node_id, operator_id, lease_seconds)
+SELECT :j2, :c1, u.id, 60 FROM modelmine.users u
+ WHERE u.id <> (SELECT operator_id FROM modelmine.nodes WHERE id = :c1) ORDER BY u.id LIMIT 1;
