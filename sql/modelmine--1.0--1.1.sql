@@ -2750,3 +2750,57 @@ CREATE VIEW modelmine.admin_nodes AS
 COMMENT ON VIEW modelmine.admin_nodes IS
     'Admin: every node with operator and figures; page with ORDER BY id LIMIT n (uptime is computed per row).';
 GRANT SELECT ON modelmine.admin_nodes TO modelmine_admin;
+
+-- Issue 15: the journal's foreign keys to accounts are replaced by a statement check (see the install
+-- script for why).
+ALTER TABLE modelmine.journal DROP CONSTRAINT journal_debit_account_fkey,
+                              DROP CONSTRAINT journal_credit_account_fkey;
+
+-- The journal names accounts by id, and is checked once per statement, not by foreign keys: a foreign
+-- key share-locks each named account row, and every settlement names escrow and fee shards that all
+-- concurrent settlements share (a multixact per batch; 12% of a noop job's database time).  Accounts
+-- are never removed, so a check that they exist when a row is written holds for good.
+CREATE FUNCTION modelmine._refuse_account_removal() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+        MESSAGE = 'accounts are never removed',
+        DETAIL = TG_OP || ' on modelmine.accounts is refused for every role: the journal names them.',
+        HINT = 'An account that is no longer used keeps its row and its history.';
+END
+$$;
+COMMENT ON FUNCTION modelmine._refuse_account_removal() IS
+    'Trigger: refuses DELETE and TRUNCATE on accounts (the journal names accounts by id without foreign keys).';
+REVOKE ALL ON FUNCTION modelmine._refuse_account_removal() FROM PUBLIC;
+CREATE TRIGGER accounts_never_removed BEFORE DELETE ON modelmine.accounts
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_account_removal();
+CREATE TRIGGER accounts_never_truncated BEFORE TRUNCATE ON modelmine.accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_account_removal();
+
+CREATE FUNCTION modelmine._journal_accounts_exist() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    missing bigint;
+BEGIN
+    SELECT x.account INTO missing
+      FROM (SELECT debit_account AS account FROM new_journal
+            UNION SELECT credit_account FROM new_journal) x
+     WHERE NOT EXISTS (SELECT 1 FROM modelmine.accounts a WHERE a.id = x.account)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = format('journal row names account %s, which does not exist', missing),
+            DETAIL = 'Every debit_account and credit_account must be a row of modelmine.accounts.',
+            HINT = 'Journal rows are written by the extension''s functions; report this as a bug.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION modelmine._journal_accounts_exist() IS
+    'Statement trigger: refuses journal rows naming an account that does not exist (the foreign key, checked once per statement without locking the accounts).';
+REVOKE ALL ON FUNCTION modelmine._journal_accounts_exist() FROM PUBLIC;
+CREATE TRIGGER journal_accounts_exist AFTER INSERT ON modelmine.journal
+    REFERENCING NEW TABLE AS new_journal
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._journal_accounts_exist();

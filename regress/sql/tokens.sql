@@ -132,6 +132,13 @@ SELECT * FROM err('UPDATE modelmine.journal SET amount = amount + 1');
 SELECT * FROM err('DELETE FROM modelmine.journal WHERE id = 1');
 SELECT * FROM err('TRUNCATE modelmine.journal');
 SELECT count(*) AS journal_rows, sum(amount) AS journal_total FROM modelmine.journal;
+-- The journal names accounts by id, checked once per statement (no foreign key: it share-locked the
+-- escrow and fee shards every settlement names); accounts are never removed, so the check holds.
+SELECT * FROM err('INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason)
+                   VALUES (1, 1000, 5, ''mint''), (1, 999999, 5, ''mint'')');
+SELECT * FROM err('DELETE FROM modelmine.accounts WHERE id = 1000');
+SELECT * FROM err('TRUNCATE modelmine.accounts CASCADE');
+SELECT count(*) AS journal_rows, sum(amount) AS journal_total FROM modelmine.journal;
 
 -------------------------------------------------------------------------------------------------------
 -- check_invariants reports books that do not balance
