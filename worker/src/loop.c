@@ -476,13 +476,13 @@ settle_batch(Loop *l, double now)
 	}
 }
 
+static void start_jobs(Loop *l, json_t *jobs);
+
 /*
  * Starts the jobs a settle-and-claim leased, in the slots its batch freed, and paces the next claim
  * as claim() would.  A job of the batch the database found busy still holds its slot: as many
  * leased jobs as that are given back at once.
  */
-static void start_jobs(Loop *l, json_t *jobs);
-
 static void
 start_claimed(Loop *l, double now)
 {
