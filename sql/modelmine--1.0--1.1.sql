@@ -139,7 +139,7 @@ ALTER TABLE modelmine.node_deltas
 -- A replica's operator is its node's: one foreign key on (node, operator) says so, and checks it against
 -- the node's row, which the claim holds already.  Separate keys on node and operator had every claim
 -- share-lock the operator's users row, which all the operator's nodes claim against at once (a
--- multixact per claim; 8% of a noop job's database time on a 4-node operator).
+-- multixact per claim; about 8% of the throughput of a drain of noop jobs by a 4-node operator).
 ALTER TABLE modelmine.nodes ADD UNIQUE (id, operator_id);
 CREATE TABLE modelmine.job_replicas (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -2758,8 +2758,9 @@ ALTER TABLE modelmine.journal DROP CONSTRAINT journal_debit_account_fkey,
 
 -- The journal names accounts by id, and is checked once per statement, not by foreign keys: a foreign
 -- key share-locks each named account row, and every settlement names escrow and fee shards that all
--- concurrent settlements share (a multixact per batch; 12% of a noop job's database time).  Accounts
--- are never removed, so a check that they exist when a row is written holds for good.
+-- concurrent settlements share (a multixact per batch: the keys cost 5 to 12% of the throughput of a
+-- drain of noop jobs).  Accounts are never removed, so a check that they exist when a row is written
+-- holds for good.
 CREATE FUNCTION modelmine._refuse_account_removal() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
     AS $$
