@@ -29,7 +29,6 @@
 #include "catalog/namespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -154,13 +153,11 @@ RunPending(int which)
 	SetUserIdAndSecContext(MmSchemaOwner(),
 						   save_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	nest = MmFixSearchPath();
 	for (int i = 0; i < lengthof(tasks); i++)
 		if (which & tasks[i].flag)
 			RunTask(&tasks[i]);
-	AtEOXact_GUC(true, nest);
+	MmRestoreSearchPath(nest);
 	SetUserIdAndSecContext(save_user, save_context);
 }
 

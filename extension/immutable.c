@@ -1,10 +1,12 @@
 /*
- * immutable.c — the append-only guard for tables whose rows must never change (journal, ledger
- * blocks).
+ * immutable.c — the guard for rows that must never change (journal, ledger blocks) or never go
+ * (accounts, which the journal names by id).
  *
  * A BEFORE UPDATE/DELETE row trigger and a BEFORE TRUNCATE statement trigger call this; it always
- * raises.  The owner can still disable triggers as a superuser, which is exactly what the tamper
- * tests do: the ledger's hashes, not this trigger, are what make tampering evident.
+ * raises.  Without arguments it says the table is append-only; a trigger may pass the message and
+ * the hint instead (accounts: "accounts are never removed").  The owner can still disable triggers
+ * as a superuser, which is exactly what the tamper tests do: the ledger's hashes, not this trigger,
+ * are what make tampering evident.
  */
 #include "postgres.h"
 
@@ -14,7 +16,7 @@
 
 PG_FUNCTION_INFO_V1(mm_refuse_change);
 
-/* Trigger refusing UPDATE, DELETE and TRUNCATE on append-only tables (journal, ledger). */
+/* Trigger refusing the change it is bound to: (message, hint) from its arguments, if given. */
 Datum
 mm_refuse_change(PG_FUNCTION_ARGS)
 {
@@ -32,6 +34,12 @@ mm_refuse_change(PG_FUNCTION_ARGS)
 		op = "TRUNCATE";
 	else
 		op = "this change";
+	if (trigdata->tg_trigger->tgnargs >= 2)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("%s", trigdata->tg_trigger->tgargs[0]),
+						errdetail("%s on %s is refused for every role.", op,
+								  RelationGetRelationName(trigdata->tg_relation)),
+						errhint("%s", trigdata->tg_trigger->tgargs[1])));
 	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					errmsg("%s is append-only", RelationGetRelationName(trigdata->tg_relation)),
 					errdetail("%s is refused for every role.", op),

@@ -166,6 +166,29 @@ MmConnect(void)
 	SPI_connect();
 }
 
+/*
+ * Sets the search_path every definer function of the extension has (pg_catalog, pg_temp) for what
+ * runs next outside such a function (commit-time housekeeping, a trigger's own statements), so the
+ * caller's path, which could put its own operators first, does not apply.  Returns the GUC nest
+ * level to hand to MmRestoreSearchPath.
+ */
+int
+MmFixSearchPath(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* Puts back the search_path MmFixSearchPath replaced. */
+void
+MmRestoreSearchPath(int nest)
+{
+	AtEOXact_GUC(true, nest);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Statements that may wait on a row lock                                                         */
 /* ---------------------------------------------------------------------------------------------- */

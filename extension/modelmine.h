@@ -48,6 +48,8 @@ extern bool MmSettingIfCached(const char *name, int64 *value);
 extern bool MmSchemaCurrent(void);
 extern Oid	MmSchemaOwner(void);
 extern void MmConnect(void);
+extern int	MmFixSearchPath(void);
+extern void MmRestoreSearchPath(int nest);
 extern uint64 MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count,
 							const char *object, int64 id);
 

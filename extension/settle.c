@@ -80,7 +80,8 @@ WriteJobs(int n, ArrayType *ids, ArrayType *results, ArrayType *rewards, int64 n
 		"       progress = 100, finished_at = pg_catalog.now(), lease_expires_at = NULL, "
 		"       open_replicas = 0, validation = NULL "
 		"  FROM unnest($1::bigint[], $3::jsonb[]) AS c(job_id, result) "
-		" WHERE j.id = c.job_id AND j.status = 'RUNNING'", 3, {INT8ARRAYOID, INT8OID, JSONBARRAYOID}, true};
+		" WHERE j.id = c.job_id AND j.status = 'RUNNING'",
+	3, {INT8ARRAYOID, INT8OID, JSONBARRAYOID}, true};
 	/* a replica of another node, left RUNNING by a lost lease's re-open (MmReleaseReplicas) */
 	static MmPlan release = {
 		"UPDATE modelmine.job_replicas r SET status = 'RELEASED', lease_expires_at = NULL, "
@@ -126,7 +127,8 @@ WriteBooks(int n, const int64 *job, const int64 *stake, const int64 *reward, int
 		"       j.result ->> 'accuracy', j.result ->> 'loss', "
 		"       (j.result ->> 'epochs')::numeric::bigint, j.finished_at "
 		"  FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS c(job_id, reward, ord) "
-		"  JOIN modelmine.jobs j ON j.id = c.job_id ORDER BY c.ord", 2, {INT8ARRAYOID, INT8ARRAYOID}, true};
+		"  JOIN modelmine.jobs j ON j.id = c.job_id ORDER BY c.ord",
+	2, {INT8ARRAYOID, INT8ARRAYOID}, true};
 	int64		account = MmNodeAccount(node_id);
 	int64	   *debit = palloc(sizeof(int64) * 2 * n),
 			   *credit = palloc(sizeof(int64) * 2 * n),

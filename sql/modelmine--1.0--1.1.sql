@@ -2761,23 +2761,14 @@ ALTER TABLE modelmine.journal DROP CONSTRAINT journal_debit_account_fkey,
 -- concurrent settlements share (a multixact per batch: the keys cost 5 to 12% of the throughput of a
 -- drain of noop jobs).  Accounts are never removed, so a check that they exist when a row is written
 -- holds for good.
-CREATE FUNCTION modelmine._refuse_account_removal() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-        MESSAGE = 'accounts are never removed',
-        DETAIL = TG_OP || ' on modelmine.accounts is refused for every role: the journal names them.',
-        HINT = 'An account that is no longer used keeps its row and its history.';
-END
-$$;
-COMMENT ON FUNCTION modelmine._refuse_account_removal() IS
-    'Trigger: refuses DELETE and TRUNCATE on accounts (the journal names accounts by id without foreign keys).';
-REVOKE ALL ON FUNCTION modelmine._refuse_account_removal() FROM PUBLIC;
+COMMENT ON FUNCTION modelmine._refuse_change() IS
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables (journal, ledger), and with arguments (message, hint) whatever change it is bound to (DELETE and TRUNCATE of accounts).';
 CREATE TRIGGER accounts_never_removed BEFORE DELETE ON modelmine.accounts
-    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_account_removal();
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change('accounts are never removed',
+        'The journal names accounts by id: an account no longer used keeps its row and its history.');
 CREATE TRIGGER accounts_never_truncated BEFORE TRUNCATE ON modelmine.accounts
-    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_account_removal();
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_change('accounts are never removed',
+        'The journal names accounts by id: an account no longer used keeps its row and its history.');
 
 CREATE FUNCTION modelmine._journal_accounts_exist() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
