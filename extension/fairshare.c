@@ -98,6 +98,16 @@ FoldUser(int64 user_id)
 }
 
 /*
+ * Whether user row r has no open job: one probe of jobs_user_open_idx per user, as a scalar
+ * subquery with LIMIT 1, which the planner never turns into a join.  Written as NOT EXISTS, the
+ * generic plan a backend kept from statistics taken before the jobs arrived hashed every open job
+ * of the network at each commit (4 ms a commit in a drain of 8,000 jobs).
+ */
+#define NO_OPEN_JOB(r) \
+	"(SELECT 1 FROM modelmine.jobs j WHERE j.user_id = " r ".user_id " \
+	"    AND j.status IN ('PENDING', 'RUNNING') LIMIT 1) IS NULL"
+
+/*
  * Clears queued for users (just folded, or at the head of the walk) who have no open job left.
  * Read first without locks (the common case finds none); a candidate is then locked (SKIP LOCKED)
  * and checked again by a new statement, which sees a job committed before the lock was taken.
@@ -114,8 +124,7 @@ DropIdle(Datum folded)
 		"                                      LIMIT " CppAsString2(IDLE_CHECK) ") h) u "
 		" CROSS JOIN LATERAL (SELECT x.user_id FROM modelmine.fair_share x "
 		"                      WHERE x.user_id = u.id AND x.queued LIMIT 1) f "
-		" WHERE NOT EXISTS (SELECT 1 FROM modelmine.jobs j "
-		"                    WHERE j.user_id = f.user_id AND j.status IN ('PENDING', 'RUNNING'))",
+		" WHERE " NO_OPEN_JOB("f"),
 	1, {INT8ARRAYOID}, true};
 	static MmPlan lock = {
 		"SELECT f.user_id FROM pg_catalog.unnest($1) u(id) "
@@ -123,9 +132,7 @@ DropIdle(Datum folded)
 		"                      LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) f", 1, {INT8ARRAYOID}, true};
 	static MmPlan idle = {
 		"UPDATE modelmine.fair_share f SET queued = false "
-		" WHERE f.user_id = ANY ($1) AND NOT EXISTS ("
-		"       SELECT 1 FROM modelmine.jobs j "
-		"        WHERE j.user_id = f.user_id AND j.status IN ('PENDING', 'RUNNING'))",
+		" WHERE f.user_id = ANY ($1) AND " NO_OPEN_JOB("f"),
 	1, {INT8ARRAYOID}, true};
 	Datum		args[1] = {folded};
 	uint64		n;

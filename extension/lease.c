@@ -111,15 +111,21 @@ CheckJobId(FunctionCallInfo fcinfo)
 static int32
 LockLeasedJob(int64 job_id, int64 node_id)
 {
+	/*
+	 * The status is read, not filtered on: as a filter, statistics taken while no job ran (a fresh
+	 * network) made the kept plan walk every RUNNING job by jobs_open_idx instead of the key.
+	 */
 	static MmPlan lock = {
-		"SELECT j.replicas_wanted FROM modelmine.jobs j "
-		" WHERE j.id = $1 AND j.status = 'RUNNING' AND EXISTS ("
+		"SELECT j.replicas_wanted, j.status = 'RUNNING' FROM modelmine.jobs j "
+		" WHERE j.id = $1 AND EXISTS ("
 		"       SELECT 1 FROM modelmine.job_replicas r "
 		"        WHERE r.job_id = j.id AND r.node_id = $2 AND r.status = 'RUNNING') "
 		"   FOR NO KEY UPDATE OF j", 2, {INT8OID, INT8OID}, true};
 	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
+	bool		isnull;
 
-	if (MmExecWaiting(&lock, args, NULL, 1, "job", job_id) != 1)
+	if (MmExecWaiting(&lock, args, NULL, 1, "job", job_id) != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
 		LeaseError(job_id, node_id);
 	return (int32) MmInt64(0, 1, NULL);
 }
