@@ -63,7 +63,8 @@ About 4 minutes with the defaults on 2 cores (the first peer run also installs t
   --sessions K   parallel SQL sessions for (a), and the peers' concurrency argument (default 4)
   --batch B      claim_jobs batch size for (a), 1..64 (each SQL node declares B slots; default 10)
   --workers M    worker processes for (b) (default 4)
-  --slots S      slots per worker for (b), 1..64 (default 8)
+  --slots S      slots per worker for (b), 1..64 (default 24: Graphile Worker's own perf test, which
+                 the peers' run uses, is 4 processes x 24 concurrent jobs; the same shape here)
   --wake W       wake-up latency samples per mode, 0 to skip (default 300; about 45 s per mode)
   --notify       every user chooses job_completed, job_failed and job_canceled notifications, by email
                  and one webhook: each settled job writes two outbox rows in its transaction
@@ -84,7 +85,7 @@ Example:
 USAGE
 }
 
-jobs=20000 sessions=4 batch=10 workers=4 slots=8 wake=300 api=1 peers=1 keep=0 notify=0
+jobs=20000 sessions=4 batch=10 workers=4 slots=24 wake=300 api=1 peers=1 keep=0 notify=0
 stake=10
 positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "bench-queue.sh: $1 needs a positive whole number, got '$2'" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
