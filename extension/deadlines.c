@@ -53,7 +53,7 @@ ExpireUnstarted(int32 max)
 		"                    ELSE 'not started in time to finish by its finish_by deadline (' "
 		"                         || j.finish_by::text || ')' END "
 		"  FROM l WHERE j.id = l.id AND j.status = 'PENDING' RETURNING j.id, j.stake, j.user_id",
-	1, {INT4OID}, true};
+	1, {INT4OID}, MM_PROBE};
 	Datum		args[1] = {Int32GetDatum(max)};
 	uint64		n = MmExec(&expire, args, NULL, false, 0);
 	int64	   *rows = palloc(sizeof(int64) * 3 * (n + 1));
@@ -142,7 +142,7 @@ MmExpireJobs(int32 max)
 		"   WHERE finish_by IS NOT NULL AND status IN ('PENDING', 'RUNNING') "
 		"     AND finish_by < pg_catalog.now() ORDER BY finish_by LIMIT $1) "
 		"SELECT j.id FROM modelmine.jobs j JOIN d ON d.id = j.id WHERE j.status::text = 'RUNNING' "
-		" LIMIT $1 FOR NO KEY UPDATE OF j SKIP LOCKED", 1, {INT4OID}, true};
+		" LIMIT $1 FOR NO KEY UPDATE OF j SKIP LOCKED", 1, {INT4OID}, MM_PROBE};
 	int64		done = ExpireUnstarted(max);
 	Datum		args[1];
 	uint64		n;

@@ -64,11 +64,11 @@ FoldUser(int64 user_id)
 {
 	static MmPlan lock = {
 		"SELECT 1 FROM modelmine.fair_share WHERE user_id = $1 FOR NO KEY UPDATE SKIP LOCKED",
-	1, {INT8OID}, true};
+	1, {INT8OID}, MM_PROBE};
 	static MmPlan create = {
 		"INSERT INTO modelmine.fair_share (user_id) SELECT $1 "
 		" WHERE NOT EXISTS (SELECT 1 FROM modelmine.fair_share WHERE user_id = $1) "
-		"ON CONFLICT DO NOTHING", 1, {INT8OID}, true};
+		"ON CONFLICT DO NOTHING", 1, {INT8OID}, MM_PROBE};
 	/* log2(2^a + sum 2^d), computed from the largest term down so that nothing overflows */
 	static MmPlan fold = {
 		"WITH d AS (DELETE FROM modelmine.usage_deltas WHERE user_id = $1 RETURNING usage_log), "
@@ -84,7 +84,7 @@ FoldUser(int64 user_id)
 		"       WHERE fs.user_id = $1) "
 		"UPDATE modelmine.fair_share fs SET usage_log = n.v, "
 		"       rank = n.v - pg_catalog.ln(fs.share) / pg_catalog.ln(2) "
-		"  FROM n WHERE fs.user_id = $1", 2, {INT8OID, FLOAT8OID}, true};
+		"  FROM n WHERE fs.user_id = $1", 2, {INT8OID, FLOAT8OID}, MM_PROBE};
 	Datum		args[2] = {Int64GetDatum(user_id), Float8GetDatum(MM_USAGE_MIN_EXP)};
 
 	if (MmExec(&lock, args, NULL, false, 0) == 0)
@@ -125,15 +125,15 @@ DropIdle(Datum folded)
 		" CROSS JOIN LATERAL (SELECT x.user_id FROM modelmine.fair_share x "
 		"                      WHERE x.user_id = u.id AND x.queued LIMIT 1) f "
 		" WHERE " NO_OPEN_JOB("f"),
-	1, {INT8ARRAYOID}, true};
+	1, {INT8ARRAYOID}, MM_PROBE};
 	static MmPlan lock = {
 		"SELECT f.user_id FROM pg_catalog.unnest($1) u(id) "
 		" CROSS JOIN LATERAL (SELECT x.user_id FROM modelmine.fair_share x WHERE x.user_id = u.id "
-		"                      LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) f", 1, {INT8ARRAYOID}, true};
+		"                      LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) f", 1, {INT8ARRAYOID}, MM_PROBE};
 	static MmPlan idle = {
 		"UPDATE modelmine.fair_share f SET queued = false "
 		" WHERE f.user_id = ANY ($1) AND " NO_OPEN_JOB("f"),
-	1, {INT8ARRAYOID}, true};
+	1, {INT8ARRAYOID}, MM_PROBE};
 	Datum		args[1] = {folded};
 	uint64		n;
 

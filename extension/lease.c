@@ -120,7 +120,7 @@ LockLeasedJob(int64 job_id, int64 node_id)
 		" WHERE j.id = $1 AND EXISTS ("
 		"       SELECT 1 FROM modelmine.job_replicas r "
 		"        WHERE r.job_id = j.id AND r.node_id = $2 AND r.status = 'RUNNING') "
-		"   FOR NO KEY UPDATE OF j", 2, {INT8OID, INT8OID}, true};
+		"   FOR NO KEY UPDATE OF j", 2, {INT8OID, INT8OID}, MM_PROBE};
 	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
 	bool		isnull;
 
@@ -153,7 +153,7 @@ ReclaimExpired(void)
 		"       WHERE j.status IN ('PENDING', 'RUNNING') FOR NO KEY UPDATE OF j SKIP LOCKED) "
 		"SELECT r.job_id, r.node_id FROM modelmine.job_replicas r JOIN j ON j.id = r.job_id "
 		" WHERE r.status = 'RUNNING' AND r.lease_expires_at < pg_catalog.now() "
-		"   FOR UPDATE OF r SKIP LOCKED", 0, {0}};
+		"   FOR UPDATE OF r SKIP LOCKED", 0, {0}, MM_PROBE};
 	static MmPlan lost = {
 		"INSERT INTO modelmine.node_deltas (node_id, jobs_failed) VALUES ($1, 1)", 1, {INT8OID}};
 	uint64		n = MmExec(&due, NULL, NULL, false, 0);
@@ -222,7 +222,7 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
 		"              COALESCE(pg_catalog.sum(j.need_cores), 0)::bigint AS cores "
 		"         FROM modelmine.job_replicas r JOIN modelmine.jobs j ON j.id = r.job_id "
 		"        WHERE r.node_id = n.id AND r.status = 'RUNNING') u "
-		" WHERE n.id = $1", 2, {INT8OID, FLOAT8OID}, true};
+		" WHERE n.id = $1", 2, {INT8OID, FLOAT8OID}, MM_PROBE};
 	int64		offline_after = MmSetting("offline_after_seconds");
 	Datum		args[2] = {Int64GetDatum(node_id), Float8GetDatum((double) offline_after)};
 	int32		slots,
@@ -341,7 +341,7 @@ PickJobs(Datum *args, int want, int64 *ids, int64 *mb, int64 *cores, bool *spot)
 		"              SELECT j.* FROM modelmine.jobs j WHERE j.id = w.id AND " CLAIM_FITS
 		"                 FOR NO KEY UPDATE OF j SKIP LOCKED) j "
 		"        LIMIT $2) c "
-		" LIMIT $2", CLAIM_NARGS, CLAIM_TYPES, true};
+		" LIMIT $2", CLAIM_NARGS, CLAIM_TYPES, MM_PROBE};
 	static MmPlan fallback = {
 		"SELECT c.id, c.need_memory_mb, c.need_cores, " CLAIM_SPOT
 		"  FROM (SELECT j.id, j.need_memory_mb, j.need_cores, j.replicas_wanted, j.requirement "
@@ -351,7 +351,7 @@ PickJobs(Datum *args, int want, int64 *ids, int64 *mb, int64 *cores, bool *spot)
 		"                         ORDER BY y.priority DESC, y.id LIMIT " WALK_JOBS_FALLBACK ") "
 		"           AND " CLAIM_FITS
 		"         ORDER BY j.priority DESC, j.id LIMIT $2 FOR NO KEY UPDATE OF j SKIP LOCKED) c",
-	CLAIM_NARGS, CLAIM_TYPES, true};
+	CLAIM_NARGS, CLAIM_TYPES, MM_PROBE};
 	uint64		n = MmExec(&fair, args, NULL, false, 0);
 
 	if (n == 0)
@@ -406,7 +406,7 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $5) "
 		"  FROM c JOIN ins ON ins.job_id = c.id WHERE j.id = c.id "
 		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts",
-	6, {INT8ARRAYOID, BOOLARRAYOID, INT8OID, INT8OID, INT4OID, FLOAT8OID}, true};
+	6, {INT8ARRAYOID, BOOLARRAYOID, INT8OID, INT8OID, INT4OID, FLOAT8OID}, MM_PROBE};
 	int64		node_id = MmRequireNode(false);
 	Datum		args[CLAIM_NARGS];
 	Datum		largs[6];

@@ -19,7 +19,33 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
+
+/*
+ * Makes sure a probe statement's kept plan (MmPlan.probe) exists and is current, planning it with
+ * the seq, bitmap, hash and merge paths and JIT disabled if the plan cache has to (first use, or an
+ * ANALYZE or DDL made the kept plan stale).  Only the planning sees these settings: the statement
+ * then runs, and the statements its triggers plan, with the session's.  The locks taken here are
+ * held, so the execution that follows finds the plan still valid.
+ */
+static void
+PlanAsProbe(SPIPlanPtr p)
+{
+	/* jit too: a disabled path left as the only one (a scan of nodes) adds 10^10 to the cost */
+	static const char *const paths[] = {"enable_seqscan", "enable_bitmapscan", "enable_hashjoin",
+	"enable_mergejoin", "jit"};
+	int			nest = NewGUCNestLevel();
+	CachedPlan *cplan;
+
+	for (int i = 0; i < lengthof(paths); i++)
+		(void) set_config_option(paths[i], "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	cplan = SPI_plan_get_cached_plan(p);
+	if (cplan)
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	AtEOXact_GUC(true, nest);
+}
 
 /* Run a kept plan; returns the number of rows processed (results in SPI_tuptable). */
 uint64
@@ -39,6 +65,8 @@ MmExec(MmPlan *plan, Datum *values, const char *nulls, bool read_only, long coun
 			elog(ERROR, "modelmine: could not keep plan for \"%s\"", plan->sql);
 		plan->plan = p;
 	}
+	if (plan->probe)
+		PlanAsProbe(plan->plan);
 	/* a row limit would stop DML early and skip its AFTER STATEMENT triggers: limit reads only */
 	rc = SPI_execute_plan(plan->plan, values, nulls, read_only, read_only ? count : 0);
 	if (rc < 0)

@@ -36,8 +36,19 @@ typedef struct MmPlan
 	 * make (a millisecond) than to run, and whose plan does not depend on the parameters' values
 	 */
 	bool		generic;
+	/*
+	 * planned as key probes: nested loops over index scans, the planner's seq, bitmap, hash and
+	 * merge paths and JIT disabled while it plans (MmExec).  For a statement driven by a batch's
+	 * ids, a node or a user, whose kept plan would otherwise follow the statistics of the moment
+	 * it was made: taken before any job ran, they made it hash every RUNNING job of the network
+	 * per settlement.  Never for a statement that joins sets of unbounded size (transition tables).
+	 */
+	bool		probe;
 	SPIPlanPtr	plan;			/* prepared on first use, then kept */
 } MmPlan;
+
+/* the last fields of a probe MmPlan's initialiser: generic, probe */
+#define MM_PROBE true, true
 
 extern uint64 MmExec(MmPlan *plan, Datum *values, const char *nulls, bool read_only, long count);
 extern int64 MmInt64(uint64 row, int col, bool *isnull);

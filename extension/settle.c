@@ -45,7 +45,7 @@ LockSingles(ArrayType *ids, int64 node_id, int64 *job, int64 *stake)
 		" WHERE j.status = 'RUNNING' AND j.replicas_wanted = 1 "
 		"   AND EXISTS (SELECT 1 FROM modelmine.job_replicas r "
 		"                WHERE r.job_id = j.id AND r.node_id = $2 AND r.status = 'RUNNING') "
-		" ORDER BY j.id FOR NO KEY UPDATE OF j", 2, {INT8ARRAYOID, INT8OID}, true};
+		" ORDER BY j.id FOR NO KEY UPDATE OF j", 2, {INT8ARRAYOID, INT8OID}, MM_PROBE};
 	Datum		args[2] = {PointerGetDatum(ids), Int64GetDatum(node_id)};
 	uint64		n = MmExecWaiting(&lock, args, NULL, 0, "a job of the batch", 0);
 
@@ -78,20 +78,20 @@ WriteJobs(int n, ArrayType *ids, ArrayType *results, ArrayType *rewards, int64 n
 		"       verdict = NULL, reward = c.reward "
 		"  FROM unnest($1::bigint[], $3::jsonb[], $4::bigint[]) AS c(job_id, result, reward) "
 		" WHERE r.job_id = c.job_id AND r.node_id = $2 AND r.status = 'RUNNING'",
-	4, {INT8ARRAYOID, INT8OID, JSONBARRAYOID, INT8ARRAYOID}, true};
+	4, {INT8ARRAYOID, INT8OID, JSONBARRAYOID, INT8ARRAYOID}, MM_PROBE};
 	static MmPlan jobs = {
 		"UPDATE modelmine.jobs j SET status = 'COMPLETED', result = c.result, node_id = $2, "
 		"       progress = 100, finished_at = pg_catalog.now(), lease_expires_at = NULL, "
 		"       open_replicas = 0, validation = NULL "
 		"  FROM unnest($1::bigint[], $3::jsonb[]) AS c(job_id, result) "
 		" WHERE j.id = c.job_id AND j.status = 'RUNNING'",
-	3, {INT8ARRAYOID, INT8OID, JSONBARRAYOID}, true};
+	3, {INT8ARRAYOID, INT8OID, JSONBARRAYOID}, MM_PROBE};
 	/* a replica of another node, left RUNNING by a lost lease's re-open (MmReleaseReplicas) */
 	static MmPlan release = {
 		"UPDATE modelmine.job_replicas r SET status = 'RELEASED', lease_expires_at = NULL, "
 		"       finished_at = pg_catalog.now() "
 		"  FROM pg_catalog.unnest($1::bigint[]) AS c(id) "
-		" WHERE r.job_id = c.id AND r.status = 'RUNNING'", 1, {INT8ARRAYOID}, true};
+		" WHERE r.job_id = c.id AND r.status = 'RUNNING'", 1, {INT8ARRAYOID}, MM_PROBE};
 	Datum		args[4] = {PointerGetDatum(ids), Int64GetDatum(node_id), PointerGetDatum(results),
 	PointerGetDatum(rewards)};
 	uint64		got;
@@ -123,7 +123,7 @@ WriteBooks(int n, const int64 *job, const int64 *stake, const int64 *reward, int
 		"        UNION ALL SELECT debit, -amount FROM m WHERE debit < $6) x "
 		"      GROUP BY account HAVING pg_catalog.sum(amount) <> 0) "
 		"SELECT pg_catalog.count(*) FROM j",
-	6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID}, true};
+	6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID}, MM_PROBE};
 	static MmPlan record = {
 		"INSERT INTO modelmine.ledger_queue "
 		"(job_id, user_id, node_id, stake, reward, fee, accuracy, loss, epochs, completed_at) "
@@ -132,7 +132,7 @@ WriteBooks(int n, const int64 *job, const int64 *stake, const int64 *reward, int
 		"       (j.result ->> 'epochs')::numeric::bigint, j.finished_at "
 		"  FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS c(job_id, reward, ord) "
 		"  JOIN modelmine.jobs j ON j.id = c.job_id ORDER BY c.ord",
-	2, {INT8ARRAYOID, INT8ARRAYOID}, true};
+	2, {INT8ARRAYOID, INT8ARRAYOID}, MM_PROBE};
 	int64		account = MmNodeAccount(node_id);
 	int64	   *debit = palloc(sizeof(int64) * 2 * n),
 			   *credit = palloc(sizeof(int64) * 2 * n),

@@ -211,7 +211,7 @@ MmFoldCredits(void)
 		"        FROM d GROUP BY account_id), "
 		"u AS (UPDATE modelmine.accounts a SET balance = a.balance + s.amount "
 		"FROM s WHERE a.id = s.account_id) "
-		"SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM s", 0, {0}};
+		"SELECT COALESCE(pg_catalog.sum(n), 0)::bigint FROM s", 0, {0}, MM_PROBE};
 
 	if (MmExec(&pending, NULL, NULL, false, 1) != 1 || !MmInt64(0, 1, NULL))
 		return 0;
