@@ -98,10 +98,11 @@ FoldUser(int64 user_id)
 }
 
 /*
- * Whether user row r has no open job: one probe of jobs_user_open_idx per user, as a scalar
- * subquery with LIMIT 1, which the planner never turns into a join.  Written as NOT EXISTS, the
- * generic plan a backend kept from statistics taken before the jobs arrived hashed every open job
- * of the network at each commit (4 ms a commit in a drain of 8,000 jobs).
+ * Whether user row r has no open job: one probe of jobs_user_open_idx per user, a scalar subquery
+ * with LIMIT 1 in a probe plan (MM_PROBE).  Written as NOT EXISTS in a plan made from statistics
+ * taken before the jobs ran, it hashed every open job of the network at each commit that folded
+ * usage (4 ms a commit in a drain of 8,000 jobs); as a scalar subquery alone, it became a seq scan
+ * of jobs from the first page, where the finished jobs are.
  */
 #define NO_OPEN_JOB(r) \
 	"(SELECT 1 FROM modelmine.jobs j WHERE j.user_id = " r ".user_id " \
