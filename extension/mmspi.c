@@ -22,6 +22,14 @@
 #include "utils/plancache.h"
 #include "utils/rel.h"
 
+/* Sets a setting until the GUC nest level the caller opened is closed (AtEOXact_GUC). */
+static void
+SetAtNestLevel(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+							 false);
+}
+
 /*
  * Makes sure a probe statement's kept plan (MmPlan.probe) exists and is current, planning it with
  * the seq, bitmap, hash and merge paths and JIT disabled if the plan cache has to (first use, or an
@@ -39,8 +47,7 @@ PlanAsProbe(SPIPlanPtr p)
 	CachedPlan *cplan;
 
 	for (int i = 0; i < lengthof(paths); i++)
-		(void) set_config_option(paths[i], "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-								 true, 0, false);
+		SetAtNestLevel(paths[i], "off");
 	cplan = SPI_plan_get_cached_plan(p);
 	if (cplan)
 		ReleaseCachedPlan(cplan, CurrentResourceOwner);
@@ -205,8 +212,7 @@ MmFixSearchPath(void)
 {
 	int			nest = NewGUCNestLevel();
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	SetAtNestLevel("search_path", "pg_catalog, pg_temp");
 	return nest;
 }
 
@@ -236,8 +242,7 @@ MmExecWaiting(MmPlan *plan, Datum *values, const char *nulls, long count, const 
 	int			nest = NewGUCNestLevel();
 	uint64		n = 0;
 
-	(void) set_config_option("lock_timeout", psprintf(INT64_FORMAT, timeout_ms), PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	SetAtNestLevel("lock_timeout", psprintf(INT64_FORMAT, timeout_ms));
 	PG_TRY();
 	{
 		n = MmExec(plan, values, nulls, false, count);
