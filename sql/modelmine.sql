@@ -242,7 +242,7 @@ COMMENT ON TYPE modelmine.job_status IS
 
 CREATE TABLE modelmine.jobs (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id          bigint NOT NULL REFERENCES modelmine.users (id),
+    user_id          bigint NOT NULL,  -- checked per statement: jobs_refs_insert (refs.c)
     title            text NOT NULL CHECK (pg_catalog.char_length(title) BETWEEN 1 AND 200),
     description      text CHECK (pg_catalog.char_length(description) <= 10000),
     config           jsonb NOT NULL CHECK (pg_catalog.jsonb_typeof(config) = 'object'),
@@ -253,7 +253,7 @@ CREATE TABLE modelmine.jobs (
     metrics          jsonb,
     result           jsonb,
     error            text,
-    node_id          bigint REFERENCES modelmine.nodes (id),
+    node_id          bigint,           -- jobs_refs_insert and jobs_refs_update
     attempts         integer NOT NULL DEFAULT 0,
     lease_seconds    integer,
     lease_expires_at timestamptz,
@@ -321,14 +321,11 @@ ALTER TABLE modelmine.node_deltas
     ADD COLUMN results_valid   integer NOT NULL DEFAULT 0,
     ADD COLUMN results_invalid integer NOT NULL DEFAULT 0;
 
--- A replica's operator is its node's: one foreign key on (node, operator) says so, and checks it against
--- the node's row, which the claim holds already.  Separate keys on node and operator had every claim
--- share-lock the operator's users row, which all the operator's nodes claim against at once (a
--- multixact per claim; about 8% of the throughput of a drain of noop jobs by a 4-node operator).
-ALTER TABLE modelmine.nodes ADD UNIQUE (id, operator_id);
+-- A replica's operator is its node's: job_replicas_refs_insert checks the pair against the node (see
+-- "What jobs and replicas name" below).
 CREATE TABLE modelmine.job_replicas (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    job_id           bigint NOT NULL REFERENCES modelmine.jobs (id),
+    job_id           bigint NOT NULL,  -- job_replicas_refs_insert checks it and (node_id, operator_id)
     node_id          bigint NOT NULL,
     operator_id      bigint NOT NULL,
     status           text NOT NULL DEFAULT 'RUNNING'
@@ -343,8 +340,7 @@ CREATE TABLE modelmine.job_replicas (
     reward           bigint NOT NULL DEFAULT 0 CHECK (reward >= 0),
     CHECK ((status = 'SUBMITTED') = (result IS NOT NULL)),
     CHECK (verdict IS NULL OR status = 'SUBMITTED'),
-    CHECK (verdict IS DISTINCT FROM 'DISSENT' OR reward = 0),
-    FOREIGN KEY (node_id, operator_id) REFERENCES modelmine.nodes (id, operator_id)
+    CHECK (verdict IS DISTINCT FROM 'DISSENT' OR reward = 0)
 );
 -- One live or submitted replica per operator and job: a node (and its operator) never holds two.
 CREATE UNIQUE INDEX job_replicas_operator_idx ON modelmine.job_replicas (job_id, operator_id)
@@ -378,7 +374,7 @@ GRANT EXECUTE ON FUNCTION modelmine._spotcheck_pct(bigint, bigint, integer) TO m
 CREATE FUNCTION modelmine._refuse_change() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'mm_refuse_change';
 COMMENT ON FUNCTION modelmine._refuse_change() IS
-    'Trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables (journal, ledger), and with arguments (message, hint) whatever change it is bound to (DELETE and TRUNCATE of accounts).';
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on append-only tables (journal, ledger), and with arguments (message, hint) whatever change it is bound to (removing accounts, users and jobs; changing the ids that jobs, replicas and nodes name).';
 REVOKE ALL ON FUNCTION modelmine._refuse_change() FROM PUBLIC;
 
 CREATE TRIGGER journal_append_only BEFORE UPDATE OR DELETE ON modelmine.journal
@@ -1150,6 +1146,57 @@ CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs
 CREATE TRIGGER jobs_stats_update AFTER UPDATE ON modelmine.jobs
     REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION modelmine._job_stats_trigger();
+
+-- What jobs and replicas name (extension/refs.c): a job's user and node, a replica's job and its node
+-- with that node's operator, checked once per statement for the distinct ids it writes, by index
+-- probes and without locks, instead of foreign keys.  A key checked each row as it was written and
+-- share-locked the row it named: submit_jobs's thousand jobs of one user locked the user's row a
+-- thousand times (a third of the insert), and each claimed job paid three checks.  What is named stays,
+-- so the check holds for good: users and jobs are never removed and keep their ids, a job keeps its user
+-- (the transition guard), a node its id and operator, a replica its job, node and operator, and a node
+-- is removed only while nothing names it (a node that claims has an account, which names it by a
+-- foreign key and is never removed).
+CREATE FUNCTION modelmine._refs_exist() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_refs_exist';
+COMMENT ON FUNCTION modelmine._refs_exist() IS
+    'Statement trigger: refuses (23503) new or changed jobs naming a user or node that does not exist, and new replicas naming a job that does not exist or a node that is not of their operator (the foreign keys, checked once per statement without locking the rows named).';
+REVOKE ALL ON FUNCTION modelmine._refs_exist() FROM PUBLIC;
+CREATE TRIGGER jobs_refs_insert AFTER INSERT ON modelmine.jobs
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refs_exist();
+CREATE TRIGGER jobs_refs_update AFTER UPDATE ON modelmine.jobs
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refs_exist();
+CREATE TRIGGER job_replicas_refs_insert AFTER INSERT ON modelmine.job_replicas
+    REFERENCING NEW TABLE AS new_replicas
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refs_exist();
+
+CREATE TRIGGER users_keep BEFORE DELETE OR UPDATE OF id ON modelmine.users
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change('users are never removed and keep their ids',
+        'Jobs, accounts and the journal name users by id: an account no longer used keeps its row.');
+CREATE TRIGGER users_never_truncated BEFORE TRUNCATE ON modelmine.users
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_change('users are never removed and keep their ids',
+        'Jobs, accounts and the journal name users by id: an account no longer used keeps its row.');
+CREATE TRIGGER jobs_keep BEFORE DELETE OR UPDATE OF id ON modelmine.jobs
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change('jobs are never removed and keep their ids',
+        'The journal, the ledger and the replicas name jobs by id: cancel a job instead.');
+CREATE TRIGGER jobs_never_truncated BEFORE TRUNCATE ON modelmine.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION modelmine._refuse_change('jobs are never removed and keep their ids',
+        'The journal, the ledger and the replicas name jobs by id: cancel a job instead.');
+CREATE TRIGGER job_replicas_keep BEFORE UPDATE OF job_id, node_id, operator_id ON modelmine.job_replicas
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change('a replica keeps its job, node and operator',
+        'A replica records one node''s lease of one job: release it, and a new claim makes a new one.');
+CREATE TRIGGER nodes_keep BEFORE UPDATE OF id, operator_id ON modelmine.nodes
+    FOR EACH ROW EXECUTE FUNCTION modelmine._refuse_change('a node keeps its id and operator',
+        'Jobs and replicas name a node and its operator: register a new node instead.');
+
+CREATE FUNCTION modelmine._node_unnamed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_node_unnamed';
+COMMENT ON FUNCTION modelmine._node_unnamed() IS
+    'Row trigger before DELETE on nodes: refuses (23503) removing a node that a job or a replica names.';
+REVOKE ALL ON FUNCTION modelmine._node_unnamed() FROM PUBLIC;
+CREATE TRIGGER nodes_unnamed BEFORE DELETE ON modelmine.nodes
+    FOR EACH ROW EXECUTE FUNCTION modelmine._node_unnamed();
 
 -- Nodes online and registered (extension/nodeseen.c): a row trigger on nodes appends -1 at a node's
 -- previous last_seen and +1 at its new one, folded at commit into counts by time of last heartbeat, so

@@ -8,7 +8,8 @@
 # The statements marked as probes (MmPlan.probe) must read the batch's jobs by key: no plan of theirs
 # may scan jobs or job_replicas (seq or bitmap) or hash-join them; before they were probes, the
 # settlement's UPDATE hashed every RUNNING job via jobs_open_idx, and the fair-share idleness check
-# scanned jobs from its first page.
+# scanned jobs from its first page.  The checks of what the claim's rows name (refs.c) must probe
+# the named rows by key as well.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin probe-plans
@@ -62,6 +63,13 @@ for stmt in "UPDATE modelmine.jobs j SET status = 'COMPLETED', result = c.result
             "SELECT f.user_id"; do
     check_true "a plan was shown for: $stmt" test -n "$(plans "$stmt")"
     check "no scan or hash of jobs or replicas in: $stmt" "$(bad "$stmt")" ""
+done
+# The statement checks of what the claim's jobs and replicas name (refs.c) probe the named rows by key
+# too, even in tables as small as this test's nodes, where a plan left alone would read them whole.
+for stmt in "SELECT 'node', d.id" "SELECT 'job', d.id"; do
+    check_true "a plan was shown for: $stmt" test -n "$(plans "$stmt")"
+    check "no scan or hash of jobs, nodes or users in: $stmt" \
+        "$(plans "$stmt" | grep -E "(Seq|Bitmap Heap) Scan on (jobs|nodes|users)|Hash (Join|Semi Join|Anti Join)" || true)" ""
 done
 check "the invariants hold" "$(adm "SELECT count(*) FROM modelmine.check_invariants()")" 0
 it_end

@@ -295,9 +295,58 @@ SELECT name, jobs_completed, jobs_failed, results_valid, results_invalid, spotch
   FROM modelmine.nodes();
 -- The books balance: every replica's recorded reward is what the journal paid, nothing paid twice.
 SELECT * FROM modelmine.check_invariants();
--- A replica's operator is its node's: the (node, operator) foreign key refuses any other, even from the
--- superuser (before, node and operator were separate keys and nothing tied them together).
+-- A replica's operator is its node's: the statement check on (node, operator) refuses any other, even
+-- from the superuser (before, node and operator were separate keys and nothing tied them together).
 RESET ROLE;
 INSERT INTO modelmine.job_replicas (job_id, node_id, operator_id, lease_seconds)
 SELECT :j2, :c1, u.id, 60 FROM modelmine.users u
  WHERE u.id <> (SELECT operator_id FROM modelmine.nodes WHERE id = :c1) ORDER BY u.id LIMIT 1;
+
+-------------------------------------------------------------------------------------------------------
+-- What jobs and replicas name is checked once per statement (refs.c), not by foreign keys that locked
+-- the user's row per job; so what is named never goes or changes its id.  Each refusal is 23503 or
+-- 42501 and changes nothing, even for the superuser.
+-------------------------------------------------------------------------------------------------------
+\i regress/include/err.sql
+SELECT count(*) AS jobs, (SELECT count(*) FROM modelmine.job_replicas) AS replicas FROM modelmine.jobs;
+SET client_min_messages = warning;  -- TRUNCATE ... CASCADE lists every table it would reach
+SELECT s.what, e.code, e.message, e.detail, e.hint
+  FROM (VALUES
+    ('job of a missing user', $$INSERT INTO modelmine.jobs (user_id, title, config, stake)
+                                 VALUES (999999, 'x', '{"trainer": "noop"}', 1)$$),
+    ('one bad user in a batch', $$INSERT INTO modelmine.jobs (user_id, title, config, stake)
+                                   SELECT CASE WHEN g = 3 THEN 999998 ELSE 1 END, 'x', '{"trainer": "noop"}', 1
+                                     FROM generate_series(1, 5) g$$),
+    ('job on a missing node', $$UPDATE modelmine.jobs SET node_id = 999999 WHERE id = $$ || :j4),
+    ('replica of a missing job', $$INSERT INTO modelmine.job_replicas (job_id, node_id, operator_id, lease_seconds)
+                                    SELECT 999999, id, operator_id, 60 FROM modelmine.nodes WHERE id = $$ || :c1),
+    ('replica on a missing node', $$INSERT INTO modelmine.job_replicas (job_id, node_id, operator_id, lease_seconds)
+                                     VALUES ($$ || :j4 || $$, 999999, 1, 60)$$),
+    ('a job changes user', $$UPDATE modelmine.jobs SET user_id = user_id + 1 WHERE id = $$ || :j4),
+    ('a job changes id', $$UPDATE modelmine.jobs SET id = DEFAULT WHERE id = $$ || :j4),
+    ('a job removed', $$DELETE FROM modelmine.jobs WHERE id = $$ || :j4),
+    ('jobs truncated', $$TRUNCATE modelmine.jobs CASCADE$$),
+    ('a replica changes node', $$UPDATE modelmine.job_replicas SET node_id = $$ || :a1 || $$ WHERE job_id = $$ || :j2),
+    ('a replica changes job', $$UPDATE modelmine.job_replicas SET job_id = $$ || :j4 || $$ WHERE job_id = $$ || :j2),
+    ('a user removed', $$DELETE FROM modelmine.users WHERE email = 'vic@example.com'$$),
+    ('a user changes id', $$UPDATE modelmine.users SET id = DEFAULT WHERE email = 'vic@example.com'$$),
+    ('users truncated', $$TRUNCATE modelmine.users CASCADE$$),
+    ('a node changes operator', $$UPDATE modelmine.nodes SET operator_id = operator_id + 1 WHERE id = $$ || :c1),
+    ('a node that held jobs removed', $$DELETE FROM modelmine.nodes WHERE id = $$ || :c1)
+  ) s(what, stmt)
+ CROSS JOIN LATERAL err(s.stmt) e;
+RESET client_min_messages;
+SELECT count(*) AS jobs, (SELECT count(*) FROM modelmine.job_replicas) AS replicas FROM modelmine.jobs;
+-- A node nothing names can still go (its account, if it has one, keeps it: accounts are never removed).
+INSERT INTO modelmine.nodes (operator_id, name, key_hash, capabilities, requirements)
+VALUES (1, 'never-claimed', '\x00', '{}', '{}') RETURNING name;
+DELETE FROM modelmine.nodes WHERE name = 'never-claimed' RETURNING name;
+-- What the extension writes passes: a batch of jobs and a claim of two of them.
+:as_vic
+SELECT count(*) AS submitted FROM modelmine.submit_jobs('[{"title": "r1", "config": {"trainer": "noop"}, "stake": 1},
+                                                        {"title": "r2", "config": {"trainer": "noop"}, "stake": 1}]');
+:as_a1
+SELECT count(*) AS claimed FROM modelmine.claim_jobs(2, 60);
+RESET ROLE;
+SELECT * FROM modelmine.check_invariants();
+DROP FUNCTION err(text);
