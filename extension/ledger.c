@@ -409,7 +409,13 @@ SealPass(int64 max)
 int64
 MmLedgerSeal(int64 max)
 {
-	static MmPlan pending = {"SELECT EXISTS (SELECT 1 FROM modelmine.ledger_queue)", 0, {0}};
+	/*
+	 * by the index (a probe plan): every seal deletes what it sealed, and a seq scan read each row
+	 * deleted since the last vacuum at every commit (0.44 ms a call in a drain; 0.13 by the index,
+	 * whose scan marks the dead entries once)
+	 */
+	static MmPlan pending = {
+	"SELECT EXISTS (SELECT 1 FROM modelmine.ledger_queue)", 0, {0}, MM_PROBE};
 	int64		total = 0;
 
 	/* a fixed snapshot could predate the previous sealer's commit: seal only in READ COMMITTED */

@@ -199,7 +199,9 @@ MmPayOut(int64 from, int64 to, int64 amount, const char *reason, int64 job_id)
 int64
 MmFoldCredits(void)
 {
-	static MmPlan pending = {"SELECT EXISTS (SELECT 1 FROM modelmine.account_deltas)", 0, {0}};
+	/* by the index, as the ledger queue's check (ledger.c): 0.51 -> 0.07 ms a call in a drain */
+	static MmPlan pending = {
+	"SELECT EXISTS (SELECT 1 FROM modelmine.account_deltas)", 0, {0}, MM_PROBE};
 	static MmPlan fold = {
 		"WITH acc AS (SELECT a.id FROM modelmine.accounts a "
 		"              WHERE a.id IN (SELECT account_id FROM modelmine.account_deltas) "
