@@ -25,7 +25,6 @@ PG_FUNCTION_INFO_V1(mm_cancel_job);
 PG_FUNCTION_INFO_V1(mm_job_transition_guard);
 PG_FUNCTION_INFO_V1(mm_notify_work);
 PG_FUNCTION_INFO_V1(mm_notify_job_end);
-PG_FUNCTION_INFO_V1(mm_notify_job_status);
 
 
 /* The JSON type of a jsonb value, as a word for error messages. */
@@ -435,10 +434,10 @@ MmJobEvent(const char *event, int64 user_id, const char *data)
 }
 
 /*
- * AFTER UPDATE OF status row trigger, fired when a job's status changes.  Raises job:{id}:status
- * for gateways (MmJobEvent), and when the job reached COMPLETED, FAILED or CANCELED also tells
- * watchers on job:{id}:progress that it ended: once per job, so it adds no NOTIFY to a transaction
- * that did not change a status.
+ * The 1.0 schema's AFTER UPDATE OF status row trigger (jobs_notify_end), fired when a job's status
+ * changes: job:{id}:status for gateways (MmJobEvent), and when the job reached COMPLETED, FAILED or
+ * CANCELED the end on job:{id}:progress (1.0's watchers) and on modelmine_jobs_ended (today's).
+ * 1.1 raises these once per statement instead, in batches (statusnotify.c).
  */
 static Datum
 NotifyJobStatus(FunctionCallInfo fcinfo, const char *name)
@@ -478,6 +477,8 @@ NotifyJobStatus(FunctionCallInfo fcinfo, const char *name)
 		strcmp(status, MM_STATUS_CANCELED) == 0)
 	{
 		Async_Notify(MmJobChannel(job_id), end);
+		Async_Notify(MM_CHANNEL_JOBS_ENDED,
+					 psprintf("{\"status\":\"%s\",\"job_ids\":[%s]}", status, id));
 		MmJobEvent(MmJobChannel(job_id), strtoll(owner, NULL, 10), end);
 	}
 	MmJobEvent(psprintf(MM_EVENT_JOB_STATUS_FMT, (long long) job_id), strtoll(owner, NULL, 10),
@@ -488,14 +489,7 @@ NotifyJobStatus(FunctionCallInfo fcinfo, const char *name)
 	return PointerGetDatum(NULL);
 }
 
-/* The 1.1 status trigger (jobs_notify_status). */
-Datum
-mm_notify_job_status(PG_FUNCTION_ARGS)
-{
-	return NotifyJobStatus(fcinfo, "mm_notify_job_status");
-}
-
-/* The 1.0 end trigger's symbol, kept so a 1.0 schema loads with this library until it is updated. */
+/* The 1.0 end trigger, kept so a 1.0 schema works with this library until it is updated. */
 Datum
 mm_notify_job_end(PG_FUNCTION_ARGS)
 {

@@ -183,6 +183,7 @@ extern int64 MmFoldStats(void);
 
 /* ---- jobevents.c ---- */
 extern int64 MmOutboxJobsEnded(void);
+extern void MmNotifyStatusChanges(TriggerData *td);	/* statusnotify.c */
 
 /* ---- nodeseen.c: maintained node counts ---- */
 extern int64 MmFoldNodeSeen(void);

@@ -173,14 +173,18 @@ RecordStatement(TriggerData *td)
 		elog(ERROR, "modelmine: could not read the transition tables of %s",
 			 RelationGetRelationName(td->tg_relation));
 	if (!TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
 		MmExec(&inserted, NULL, NULL, false, 0);
-	else if (MmExec(&updated, NULL, NULL, false, 1) == 1 && MmInt64(0, 1, NULL) > 0)
+		return;
+	}
+	if (MmExec(&updated, NULL, NULL, false, 1) == 1 && MmInt64(0, 1, NULL) > 0)
 		(void) MmOutboxJobsEnded();
+	MmNotifyStatusChanges(td);
 }
 
 /*
  * AFTER trigger on modelmine.jobs: for each statement with transition tables (1.1: the statistics
- * deltas and the outbox events of jobs that ended), or for each row on INSERT or UPDATE OF status
+ * deltas, the outbox events of jobs that ended and the status notifications), or for each row on INSERT or UPDATE OF status
  * (the 1.0 schema, which has no outbox, binds it so until updated).
  */
 Datum

@@ -1676,20 +1676,12 @@ COMMENT ON VIEW modelmine.admin_network IS
 COMMENT ON VIEW modelmine.admin_ledger IS
     'Admin: ledger blocks with hashes in hex.';
 
--- Job events for gateways: the end trigger becomes a status trigger (job:{id}:status on every change).
+-- Job events for gateways: the 1.0 end trigger goes; the statistics statement trigger (below) raises
+-- every status change, in a few NOTIFYs per statement (extension/statusnotify.c).
 INSERT INTO modelmine.settings (name, value, min_value, max_value, description) VALUES
     ('job_events',             1, 0, 1,          'Raise modelmine_events (job progress and status changes, for gateways such as modelmine-api) when 1; 0 when no gateway listens.');
 DROP TRIGGER jobs_notify_end ON modelmine.jobs;
 DROP FUNCTION modelmine._notify_job_end();
-CREATE FUNCTION modelmine._notify_job_status() RETURNS trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_notify_job_status';
-COMMENT ON FUNCTION modelmine._notify_job_status() IS
-    'Row trigger on a status change: NOTIFY modelmine_events with job:{id}:status for gateways (setting job_events), and when the job reached COMPLETED, FAILED or CANCELED, NOTIFY job:{id}:progress with {"job_id", "status", "progress"}.';
-REVOKE ALL ON FUNCTION modelmine._notify_job_status() FROM PUBLIC;
-
-CREATE TRIGGER jobs_notify_status AFTER UPDATE OF status ON modelmine.jobs
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION modelmine._notify_job_status();
 
 -------------------------------------------------------------------------------------------------------
 -- Gateways (modelmine-api): the role a request runs as, transaction-scoped node bindings, the
@@ -2433,7 +2425,7 @@ GRANT EXECUTE ON FUNCTION modelmine.complete_jobs(jsonb) TO modelmine_node;
 
 -- Issue 15: the statistics deltas are written per statement from the transition tables.
 COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
-    'Statement trigger: appends the statistics deltas of the jobs inserted or changing status (per month, owner and status: jobs entering minus jobs leaving, their stakes, completion accuracies), in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them.';
+    'Statement trigger: appends the statistics deltas of the jobs inserted or changing status (per month, owner and status: jobs entering minus jobs leaving, their stakes, completion accuracies), in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them, and raises the statement''s status changes in a few NOTIFYs (modelmine_events for gateways while job_events is 1; modelmine_jobs_ended).';
 DROP TRIGGER jobs_stats_insert ON modelmine.jobs;
 DROP TRIGGER jobs_stats_update ON modelmine.jobs;
 CREATE TRIGGER jobs_stats_insert AFTER INSERT ON modelmine.jobs

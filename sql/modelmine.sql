@@ -439,15 +439,9 @@ REVOKE ALL ON FUNCTION modelmine._notify_work() FROM PUBLIC;
 CREATE TRIGGER jobs_notify_work AFTER INSERT ON modelmine.jobs
     FOR EACH STATEMENT EXECUTE FUNCTION modelmine._notify_work();
 
-CREATE FUNCTION modelmine._notify_job_status() RETURNS trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', 'mm_notify_job_status';
-COMMENT ON FUNCTION modelmine._notify_job_status() IS
-    'Row trigger on a status change: NOTIFY modelmine_events with job:{id}:status for gateways (setting job_events), and when the job reached COMPLETED, FAILED or CANCELED, NOTIFY job:{id}:progress with {"job_id", "status", "progress"}.';
-REVOKE ALL ON FUNCTION modelmine._notify_job_status() FROM PUBLIC;
-
-CREATE TRIGGER jobs_notify_status AFTER UPDATE OF status ON modelmine.jobs
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION modelmine._notify_job_status();
+-- A job's status changes (job:{id}:status and job:{id}:progress on modelmine_events for gateways; the
+-- ends on modelmine_jobs_ended) are raised by the statistics statement trigger (_job_stats_trigger
+-- below, extension/statusnotify.c): a few NOTIFYs per statement in batches, not one per job.
 
 -------------------------------------------------------------------------------------------------------
 -- Identity (C, extension/auth.c).
@@ -1135,7 +1129,7 @@ CREATE INDEX node_uptime_end_idx ON modelmine.node_uptime (node_id, ended_at);
 CREATE FUNCTION modelmine._job_stats_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'mm_job_stats_trigger';
 COMMENT ON FUNCTION modelmine._job_stats_trigger() IS
-    'Statement trigger: appends the statistics deltas of the jobs inserted or changing status (per month, owner and status: jobs entering minus jobs leaving, their stakes, completion accuracies), in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them.';
+    'Statement trigger: appends the statistics deltas of the jobs inserted or changing status (per month, owner and status: jobs entering minus jobs leaving, their stakes, completion accuracies), in one insert per statement; on update, writes the outbox events of the jobs that reached COMPLETED, FAILED or CANCELED (job_completed, job_failed, job_canceled) for owners who chose them, and raises the statement''s status changes in a few NOTIFYs (modelmine_events for gateways while job_events is 1; modelmine_jobs_ended).';
 REVOKE ALL ON FUNCTION modelmine._job_stats_trigger() FROM PUBLIC;
 
 -- Statement triggers over the transition tables: one insert of deltas per statement, not a

@@ -4,7 +4,8 @@
  *   modelmine_work      wakes long-polling claims (POST /nodes/claim?wait=N)
  *   node:registered     the Socket.IO event of the same name, to everyone
  *   node:heartbeat      the same; the extension raises it on a status change or once a minute
- *   modelmine_events    job:{id}:progress and job:{id}:status, to the job's owner and admins
+ *   modelmine_events    job:{id}:progress and job:{id}:status, to the job's owner and admins (a
+ *                       statement's events come in one batch)
  *
  * and two events it makes itself, so that no commit has to pay for them:
  *   node:heartbeat      every --heartbeat-view ms, for each node whose last_seen moved since the last
@@ -139,11 +140,10 @@ query_text(PGconn *pg, const char *sql, int nparams, const char *param)
 	return out;
 }
 
-/* A modelmine_events payload {"event", "user_id", "data"} forwarded to the owner's and admins' sockets. */
+/* One event {"event", "user_id", "data"} forwarded to the owner's and admins' sockets. */
 static bool
-forward_event(const char *payload)
+forward_one(json_t *j)
 {
-	json_t	   *j = json_loads(payload, 0, NULL);
 	const char *event = json_string_value(json_object_get(j, "event"));
 	json_t	   *data = json_object_get(j, "data");
 	json_int_t	owner = json_integer_value(json_object_get(j, "user_id"));
@@ -157,6 +157,27 @@ forward_event(const char *payload)
 		free(text);
 		job_status = strstr(event, ":status") != NULL;
 	}
+	return job_status;
+}
+
+/*
+ * A modelmine_events payload forwarded: the extension sends a statement's events in one batch
+ * {"events": [...]}; a payload may also be one event alone.  True if a job's status changed.
+ */
+static bool
+forward_event(const char *payload)
+{
+	json_t	   *j = json_loads(payload, 0, NULL);
+	json_t	   *events = json_object_get(j, "events");
+	json_t	   *e;
+	size_t		i;
+	bool		job_status = false;
+
+	if (json_is_array(events))
+		json_array_foreach(events, i, e)
+			job_status = forward_one(e) || job_status;
+	else if (j)
+		job_status = forward_one(j);
 	json_decref(j);
 	return job_status;
 }

@@ -78,6 +78,7 @@ int			db_exit_code(const Ctx *c);
 void		db_set_hint(Ctx *c, const char *sqlstate, const char *hint);
 char	   *db_role(Ctx *c);
 int			db_listen(Ctx *c, const char *channel, bool on);
+bool		db_ended_names(const char *payload, const long long *ids, int n);
 int			db_consume(Ctx *c);
 void		db_close(Ctx *c);
 

@@ -5,9 +5,9 @@
  * One poll() loop waits on the keyboard (raw mode), the self-pipe for signals and the database
  * socket.  The screen is re-read from the database (one query, top_sql) when a NOTIFY arrives on
  * node:heartbeat, node:registered, modelmine_work or a progress channel of one of your RUNNING
- * jobs (the set is re-LISTENed after every read), at most 4 times a second, and at least every
- * 5 s: a job that ends before it runs (a pending job canceled) notifies a channel top does not
- * follow, and heartbeats notify only on status changes.  SIGWINCH redraws at the new size from the
+ * jobs (the set is re-LISTENed after every read), or on modelmine_jobs_ended naming one of them,
+ * at most 4 times a second, and at least every 5 s: a job that ends before it runs (a pending job
+ * canceled) is not among those top follows, and heartbeats notify only on status changes.  SIGWINCH redraws at the new size from the
  * data in hand.  q or Ctrl-C quits with status 0; SIGTERM and SIGHUP quit with 128+N; every way
  * out restores the terminal (term.c).  A lost connection is retried every few seconds while the
  * last screen stays up, with the reason in the bottom line.
@@ -30,7 +30,7 @@
 #define GO_ON (-1)				/* a step of the loop returns this, or the exit status */
 
 static const char *const fixed_channels[] = {
-	MM_CHANNEL_NODE_HEARTBEAT, MM_CHANNEL_NODE_REGISTERED, MM_CHANNEL_WORK
+	MM_CHANNEL_NODE_HEARTBEAT, MM_CHANNEL_NODE_REGISTERED, MM_CHANNEL_WORK, MM_CHANNEL_JOBS_ENDED
 };
 
 typedef struct Top
@@ -428,8 +428,13 @@ on_socket(Ctx *c, Top *t)
 	}
 	while ((note = PQnotifies(c->conn)) != NULL)
 	{
-		t->want = true;
-		snprintf(t->why, sizeof(t->why), "NOTIFY %s", note->relname);
+		/* the ends of the whole network's jobs: only those of the jobs on screen matter */
+		if (strcmp(note->relname, MM_CHANNEL_JOBS_ENDED) != 0 ||
+			db_ended_names(note->extra, t->watched, t->nwatched))
+		{
+			t->want = true;
+			snprintf(t->why, sizeof(t->why), "NOTIFY %s", note->relname);
+		}
 		PQfreemem(note);
 	}
 }
@@ -492,7 +497,8 @@ refresh(Ctx *c, Top *t, double now)
 	/* notifications that came in during the read: they may postdate it */
 	while (t->connected && (note = PQnotifies(c->conn)) != NULL)
 	{
-		t->want = true;
+		t->want = t->want || strcmp(note->relname, MM_CHANNEL_JOBS_ENDED) != 0 ||
+			db_ended_names(note->extra, t->watched, t->nwatched);
 		PQfreemem(note);
 	}
 	return GO_ON;

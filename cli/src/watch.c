@@ -5,10 +5,11 @@
  *   - progress: LISTEN "job:ID:progress"; the worker's report_progress NOTIFYs it with
  *     {"job_id", "progress", "metrics": {"epoch", "epochs", "loss", "accuracy", ...},
  *     "lease_expires_at"};
- *   - the end: reaching COMPLETED, FAILED or CANCELED is notified on the same channel (a trigger
- *     sends {"job_id", "status", "progress"}); the payload is only a wake-up: the job's row is
- *     re-read with modelmine.job(ID) at start (after LISTEN, so nothing falls between), after every
- *     wake-up by notifications, and when poll() times out.  The timeout is a safety net for a lost
+ *   - the end: reaching COMPLETED, FAILED or CANCELED is notified on modelmine_jobs_ended with the
+ *     ids of the jobs a statement ended ({"status", "job_ids": [...]}); watch wakes up when ID is
+ *     among them.  A notification is only a wake-up: the job's row is re-read with modelmine.job(ID)
+ *     at start (after LISTEN, so nothing falls between), after every wake-up by notifications, and
+ *     when poll() times out.  The timeout is a safety net for a lost
  *     notification, not a polling loop.  It is 5 s, except just after progress arrived: then three
  *     times the usual gap between reports (at least 0.5 s), doubling back to 5 s while nothing
  *     changes.
@@ -318,6 +319,8 @@ take_notifications(Watch *w, PGconn *conn)
 				json_decref(p);
 			}
 		}
+		else if (strcmp(n->relname, MM_CHANNEL_JOBS_ENDED) == 0 && db_ended_names(n->extra, &w->id, 1))
+			got = true;
 		PQfreemem(n);
 	}
 	return got;
@@ -351,7 +354,8 @@ attach(Ctx *c, Watch *w)
 	if (rc != EXIT_OK)
 		return rc;
 	next_receiver = PQsetNoticeReceiver(c->conn, on_notice, w);
-	if (db_listen(c, w->channel, true) != 0 || read_job(c, w) != 0)
+	if (db_listen(c, w->channel, true) != 0 || db_listen(c, MM_CHANNEL_JOBS_ENDED, true) != 0 ||
+		read_job(c, w) != 0)
 	{
 		db_set_hint(c, MM_SQLSTATE_NOT_FOUND, "list your jobs with: modelmine jobs");
 		return db_fail(c);

@@ -68,11 +68,16 @@
 #define MM_CHANNEL_WORK			"modelmine_work"	/* pending work appeared: a wake-up, no payload */
 #define MM_CHANNEL_NODE_REGISTERED "node:registered"	/* {"node_id", "name"} */
 #define MM_CHANNEL_NODE_HEARTBEAT "node:heartbeat"	/* {"node_id", "name", "status", "cpu_load", ...} */
-/* job events for gateways: {"event": "job:{id}:progress" | "job:{id}:status", "user_id", "data"} */
+/*
+ * job events for gateways, a batch per statement: {"events": [{"event": "job:{id}:progress" |
+ * "job:{id}:status", "user_id", "data"}, ...]}; a gateway also takes one event alone, unwrapped
+ */
 #define MM_CHANNEL_EVENTS		"modelmine_events"
 #define MM_EVENT_JOB_STATUS_FMT "job:%lld:status"	/* data {"job_id", "status", "previous", ...} */
-/* a job's progress, and its end: printf format for the job id as long long */
+/* a job's progress reports: printf format for the job id as long long */
 #define MM_CHANNEL_JOB_PROGRESS_FMT "job:%lld:progress"
+/* jobs that reached COMPLETED, FAILED or CANCELED, a batch per statement: {"status", "job_ids": [...]} */
+#define MM_CHANNEL_JOBS_ENDED	"modelmine_jobs_ended"
 #define MM_CHANNEL_MAX			64	/* room for any channel name above, with the id */
 
 /* ---- SQLSTATEs a client reacts to, with what they mean from the extension ---- */

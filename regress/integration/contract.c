@@ -75,12 +75,15 @@ Bound(const char *what, const char *stmt_fmt, long long edge, long long past)
 	Tries(label, stmt_fmt, past, "23514");
 }
 
-/* "contract channels JOB": the channel names, one per line, the job's progress channel for JOB. */
+/*
+ * "contract channels JOB": the channel names a submit, a registration and JOB's cancel raise, one per
+ * line (a job's progress channel, MM_CHANNEL_JOB_PROGRESS_FMT, hears only a worker's reports).
+ */
 static int
 Channels(long long job_id)
 {
-	printf("%s\n%s\n", MM_CHANNEL_WORK, MM_CHANNEL_NODE_REGISTERED);
-	printf(MM_CHANNEL_JOB_PROGRESS_FMT "\n", job_id);
+	(void) job_id;
+	printf("%s\n%s\n%s\n", MM_CHANNEL_WORK, MM_CHANNEL_NODE_REGISTERED, MM_CHANNEL_JOBS_ENDED);
 	return 0;
 }
 
