@@ -233,13 +233,25 @@ CheckPlaceable(int n, MmSubmitArgs *a, const Datum *ids)
 	char	  **req = palloc0(sizeof(char *) * n);
 	volatile int i = 0;
 
+	/* ids ascend (NewJobIds): each row's element by binary search, not a scan of all n */
 	for (uint64 row = 0; row < SPI_processed; row++)
 	{
 		int64		id = MmInt64(row, 1, NULL);
+		int			lo = 0,
+					hi = n - 1;
 
-		for (int at = 0; at < n; at++)
-			if (DatumGetInt64(ids[at]) == id)
-				req[at] = MmText(row, 2);
+		while (lo < hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+
+			if (DatumGetInt64(ids[mid]) < id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (DatumGetInt64(ids[lo]) != id)
+			elog(ERROR, "modelmine: job " INT64_FORMAT " was not in the batch", id);
+		req[lo] = MmText(row, 2);
 	}
 	PG_TRY();
 	{
