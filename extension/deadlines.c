@@ -52,7 +52,7 @@ ExpireUnstarted(int32 max)
 		"                         || j.start_by::text || ')' "
 		"                    ELSE 'not started in time to finish by its finish_by deadline (' "
 		"                         || j.finish_by::text || ')' END "
-		"  FROM l WHERE j.id = l.id AND j.status = 'PENDING' RETURNING j.id, j.stake, j.user_id",
+		"  FROM l WHERE j.id = l.id AND " MM_BY_KEY("j.status = 'PENDING'") " RETURNING j.id, j.stake, j.user_id",
 	1, {INT4OID}, MM_PROBE};
 	Datum		args[1] = {Int32GetDatum(max)};
 	uint64		n = MmExec(&expire, args, NULL, false, 0);
@@ -78,16 +78,16 @@ ExpireOverdue(int64 job_id)
 {
 	static MmPlan live = {
 		"SELECT pg_catalog.count(*) FROM modelmine.job_replicas "
-		" WHERE job_id = $1 AND status = 'RUNNING'", 1, {INT8OID}};
+		" WHERE job_id = $1 AND " MM_BY_KEY("status = 'RUNNING'"), 1, {INT8OID}};
 	static MmPlan lock = {
 		"SELECT node_id, lease_expires_at < pg_catalog.now() FROM modelmine.job_replicas "
-		" WHERE job_id = $1 AND status = 'RUNNING' FOR UPDATE SKIP LOCKED", 1, {INT8OID}};
+		" WHERE job_id = $1 AND " MM_BY_KEY("status = 'RUNNING'") " FOR UPDATE SKIP LOCKED", 1, {INT8OID}};
 	static MmPlan fail = {
 		"UPDATE modelmine.jobs j SET status = 'FAILED', finished_at = pg_catalog.now(), "
 		"       lease_expires_at = NULL, open_replicas = 0, "
 		"       validation = NULLIF(j.validation, 'PENDING'), "
 		"       error = 'not finished by its finish_by deadline (' || j.finish_by::text || ')' "
-		" WHERE j.id = $1 AND j.status = 'RUNNING' RETURNING j.stake, j.user_id", 1, {INT8OID}};
+		" WHERE j.id = $1 AND " MM_BY_KEY("j.status = 'RUNNING'") " RETURNING j.stake, j.user_id", 1, {INT8OID}};
 	static MmPlan lost = {
 		"INSERT INTO modelmine.node_deltas (node_id, jobs_failed) VALUES ($1, 1)", 1, {INT8OID}};
 	Datum		args[1] = {Int64GetDatum(job_id)};

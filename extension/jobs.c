@@ -302,7 +302,8 @@ CancelJob(int64 job_id)
 		"UPDATE modelmine.jobs SET status = 'CANCELED', finished_at = pg_catalog.now(), "
 		"       lease_expires_at = NULL, open_replicas = 0, "
 		"       validation = NULLIF(validation, 'PENDING') "
-		" WHERE id = $1 AND user_id + 0 = $2 AND status IN ('PENDING', 'RUNNING') RETURNING stake",
+		" WHERE id = $1 AND user_id + 0 = $2 AND " MM_BY_KEY("status IN ('PENDING', 'RUNNING')")
+		" RETURNING stake",
 	2, {INT8OID, INT8OID}};
 	static MmPlan status = {
 		"SELECT status::text FROM modelmine.jobs WHERE id = $1 AND user_id = $2",

@@ -119,7 +119,7 @@ LockLeasedJob(int64 job_id, int64 node_id)
 		"SELECT j.replicas_wanted, j.status = 'RUNNING' FROM modelmine.jobs j "
 		" WHERE j.id = $1 AND EXISTS ("
 		"       SELECT 1 FROM modelmine.job_replicas r "
-		"        WHERE r.job_id = j.id AND r.node_id = $2 AND r.status = 'RUNNING') "
+		"        WHERE r.job_id = j.id AND r.node_id = $2 AND " MM_BY_KEY("r.status = 'RUNNING'") ") "
 		"   FOR NO KEY UPDATE OF j", 2, {INT8OID, INT8OID}, MM_PROBE};
 	Datum		args[2] = {Int64GetDatum(job_id), Int64GetDatum(node_id)};
 	bool		isnull;
@@ -150,7 +150,7 @@ ReclaimExpired(void)
 		"   GROUP BY job_id ORDER BY pg_catalog.min(lease_expires_at) "
 		"   LIMIT " CppAsString2(RECLAIM_BATCH) "), "
 		"j AS (SELECT j.id FROM modelmine.jobs j JOIN e ON e.job_id = j.id "
-		"       WHERE j.status IN ('PENDING', 'RUNNING') FOR NO KEY UPDATE OF j SKIP LOCKED) "
+		"       WHERE " MM_BY_KEY("j.status IN ('PENDING', 'RUNNING')") " FOR NO KEY UPDATE OF j SKIP LOCKED) "
 		"SELECT r.job_id, r.node_id FROM modelmine.job_replicas r JOIN j ON j.id = r.job_id "
 		" WHERE r.status = 'RUNNING' AND r.lease_expires_at < pg_catalog.now() "
 		"   FOR UPDATE OF r SKIP LOCKED", 0, {0}, MM_PROBE};
@@ -266,7 +266,7 @@ FreeSlots(int64 node_id, int32 wanted, Claimer *me)
  * status and open replicas are re-checked on the locked row.
  */
 #define CLAIM_FITS \
-	"j.open_replicas > 0 AND j.status IN ('PENDING', 'RUNNING') " \
+	"j.open_replicas > 0 AND " MM_BY_KEY("j.status IN ('PENDING', 'RUNNING')") " " \
 	"AND j.requirement = ANY ($9) AND j.need_memory_mb <= $6 AND j.need_cores <= $7 " \
 	"AND j.need_labels <@ $8 " \
 	"AND j.created_at <= pg_catalog.now() - pg_catalog.make_interval(secs => $5) " \
@@ -392,7 +392,8 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"    FROM c ON CONFLICT DO NOTHING RETURNING job_id), "
 		"used AS ("
 		"  INSERT INTO modelmine.usage_deltas (user_id, usage_log) "
-		"  SELECT j.user_id, $6 FROM modelmine.jobs j JOIN ins ON ins.job_id = j.id) "
+		"  SELECT j.user_id, $6 FROM modelmine.jobs j JOIN ins ON ins.job_id = j.id "
+		"   WHERE j.id = ANY ($1::bigint[])) "
 		"UPDATE modelmine.jobs j SET status = 'RUNNING', node_id = $3, attempts = j.attempts + 1, "
 		"       lease_seconds = $5, "
 		"       progress = CASE WHEN j.status = 'PENDING' THEN 0 ELSE j.progress END, "
@@ -404,7 +405,8 @@ ClaimJobs(const ClaimArgs *a, ReturnSetInfo *rsinfo)
 		"       validation = CASE WHEN j.replicas_wanted + c.spot::integer > 1 THEN 'PENDING' "
 		"ELSE j.validation END, "
 		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $5) "
-		"  FROM c JOIN ins ON ins.job_id = c.id WHERE j.id = c.id "
+		/* the ids again as an index condition: probes whatever the statistics (settle.c) */
+		"  FROM c JOIN ins ON ins.job_id = c.id WHERE j.id = c.id AND j.id = ANY ($1::bigint[]) "
 		"RETURNING j.id, j.title, j.config, j.lease_expires_at, j.attempts",
 	6, {INT8ARRAYOID, BOOLARRAYOID, INT8OID, INT8OID, INT4OID, FLOAT8OID}, MM_PROBE};
 	int64		node_id = MmRequireNode(false);
@@ -495,14 +497,14 @@ ReportProgress(int64 job_id, float4 progress, Jsonb *metrics)
 	static MmPlan extend = {
 		"UPDATE modelmine.job_replicas SET progress = GREATEST(progress, $3), "
 		"       lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => lease_seconds) "
-		" WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING lease_expires_at",
+		" WHERE job_id = $1 AND node_id = $2 AND " MM_BY_KEY("status = 'RUNNING'") " RETURNING lease_expires_at",
 	3, {INT8OID, INT8OID, FLOAT4OID}};
 	/*
 	 * The job's progress is for its owner: skipped, not waited for, while another replica's call
 	 * holds the job row, so no node can stall another's lease by holding that row open.
 	 */
 	static MmPlan report = {
-		"WITH l AS (SELECT id FROM modelmine.jobs WHERE id = $1 AND status = 'RUNNING' "
+		"WITH l AS (SELECT id FROM modelmine.jobs WHERE id = $1 AND " MM_BY_KEY("status = 'RUNNING'") " "
 		"            FOR NO KEY UPDATE SKIP LOCKED) "
 		"UPDATE modelmine.jobs j SET progress = GREATEST(j.progress, $3), "
 		"metrics = COALESCE($4, j.metrics), "
@@ -654,7 +656,7 @@ MmCompleteJob(int64 job_id, Jsonb *result)
 	static MmPlan submit = {
 		"WITH r AS (UPDATE modelmine.job_replicas SET status = 'SUBMITTED', result = $3, "
 		"                  progress = 100, finished_at = pg_catalog.now(), lease_expires_at = NULL "
-		"            WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING job_id) "
+		"            WHERE job_id = $1 AND node_id = $2 AND " MM_BY_KEY("status = 'RUNNING'") " RETURNING job_id) "
 		"SELECT (SELECT pg_catalog.count(*) FROM modelmine.job_replicas x "
 		"         WHERE x.job_id = $1 AND x.status = 'SUBMITTED') + 1 FROM r",
 	3, {INT8OID, INT8OID, JSONBOID}};
@@ -691,7 +693,7 @@ FailJob(int64 job_id, text *error)
 	static MmPlan fail = {
 		"WITH r AS (UPDATE modelmine.job_replicas SET status = 'FAILED', "
 		"                  finished_at = pg_catalog.now(), lease_expires_at = NULL "
-		"            WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING job_id) "
+		"            WHERE job_id = $1 AND node_id = $2 AND " MM_BY_KEY("status = 'RUNNING'") " RETURNING job_id) "
 		"UPDATE modelmine.jobs j SET status = 'FAILED', error = pg_catalog.left($3, $4), "
 		"       node_id = $2, open_replicas = 0, validation = NULLIF(j.validation, 'PENDING'), "
 		"       finished_at = pg_catalog.now(), lease_expires_at = NULL "

@@ -50,6 +50,15 @@ typedef struct MmPlan
 /* the last fields of a probe MmPlan's initialiser: generic, probe */
 #define MM_PROBE true, true
 
+/*
+ * A status test in a statement driven by ids (a batch's, a job's), written so that the planner
+ * cannot prove a partial index's predicate (status IN ..., status = 'RUNNING') from it.  Otherwise
+ * a kept plan made with the statistics of a near-empty queue walked a whole partial index on the
+ * status (every RUNNING job or live replica of the network) and matched the ids against it, where
+ * each id should be probed by key (probe-plans.sh).
+ */
+#define MM_BY_KEY(test) "(" test ") IS TRUE"
+
 extern uint64 MmExec(MmPlan *plan, Datum *values, const char *nulls, bool read_only, long count);
 extern int64 MmInt64(uint64 row, int col, bool *isnull);
 extern char *MmText(uint64 row, int col);

@@ -95,7 +95,7 @@ MmReleaseReplicas(int64 job_id)
 	static MmPlan release = {
 		"UPDATE modelmine.job_replicas SET status = 'RELEASED', lease_expires_at = NULL, "
 		"       finished_at = pg_catalog.now() "
-		" WHERE job_id = $1 AND status = 'RUNNING'", 1, {INT8OID}};
+		" WHERE job_id = $1 AND " MM_BY_KEY("status = 'RUNNING'"), 1, {INT8OID}};
 	Datum		args[1] = {Int64GetDatum(job_id)};
 
 	MmExecWaiting(&release, args, NULL, 0, "job", job_id);
@@ -113,7 +113,7 @@ MmReplicaLost(int64 job_id, int64 node_id, const char *status, const char *why)
 	static MmPlan lose = {
 		"WITH r AS (UPDATE modelmine.job_replicas SET status = $3, lease_expires_at = NULL, "
 		"                  finished_at = pg_catalog.now() "
-		"            WHERE job_id = $1 AND node_id = $2 AND status = 'RUNNING' RETURNING job_id) "
+		"            WHERE job_id = $1 AND node_id = $2 AND " MM_BY_KEY("status = 'RUNNING'") " RETURNING job_id) "
 		"SELECT j.attempts >= $4 + j.replicas_wanted - 1, j.stake, j.user_id "
 		"  FROM modelmine.jobs j JOIN r ON r.job_id = j.id", 4, {INT8OID, INT8OID, TEXTOID, INT4OID}};
 	static MmPlan fail = {

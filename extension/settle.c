@@ -35,16 +35,22 @@ Mismatch(const char *what, uint64 got, int want)
 					errhint("The batch is settled job by job instead.")));
 }
 
-/* Locks the batch's jobs that can be settled here; returns how many, ids and stakes filled. */
+/*
+ * Locks the batch's jobs that can be settled here; returns how many, ids and stakes filled.  Here
+ * and in WriteJobs jobs and replicas are also matched by id = ANY (the batch): an index condition,
+ * so a plan made while a table looked small or empty does not scan all of it for the batch's ids.
+ */
 static int
 LockSingles(ArrayType *ids, int64 node_id, int64 *job, int64 *stake)
 {
 	static MmPlan lock = {
 		"SELECT j.id, j.stake FROM pg_catalog.unnest($1::bigint[]) AS c(id) "
 		"  JOIN modelmine.jobs j ON j.id = c.id "
-		" WHERE j.status = 'RUNNING' AND j.replicas_wanted = 1 "
+		" WHERE j.id = ANY ($1::bigint[]) AND " MM_BY_KEY("j.status = 'RUNNING'")
+		"   AND j.replicas_wanted = 1 "
 		"   AND EXISTS (SELECT 1 FROM modelmine.job_replicas r "
-		"                WHERE r.job_id = j.id AND r.node_id = $2 AND r.status = 'RUNNING') "
+		"                WHERE r.job_id = j.id AND r.job_id = ANY ($1::bigint[]) "
+		"                  AND r.node_id = $2 AND " MM_BY_KEY("r.status = 'RUNNING'") ") "
 		" ORDER BY j.id FOR NO KEY UPDATE OF j", 2, {INT8ARRAYOID, INT8OID}, MM_PROBE};
 	Datum		args[2] = {PointerGetDatum(ids), Int64GetDatum(node_id)};
 	uint64		n = MmExecWaiting(&lock, args, NULL, 0, "a job of the batch", 0);
@@ -77,21 +83,23 @@ WriteJobs(int n, ArrayType *ids, ArrayType *results, ArrayType *rewards, int64 n
 		"       progress = 100, finished_at = pg_catalog.now(), lease_expires_at = NULL, "
 		"       verdict = NULL, reward = c.reward "
 		"  FROM unnest($1::bigint[], $3::jsonb[], $4::bigint[]) AS c(job_id, result, reward) "
-		" WHERE r.job_id = c.job_id AND r.node_id = $2 AND r.status = 'RUNNING'",
+		" WHERE r.job_id = c.job_id AND r.job_id = ANY ($1::bigint[]) AND r.node_id = $2 "
+		"   AND " MM_BY_KEY("r.status = 'RUNNING'"),
 	4, {INT8ARRAYOID, INT8OID, JSONBARRAYOID, INT8ARRAYOID}, MM_PROBE};
 	static MmPlan jobs = {
 		"UPDATE modelmine.jobs j SET status = 'COMPLETED', result = c.result, node_id = $2, "
 		"       progress = 100, finished_at = pg_catalog.now(), lease_expires_at = NULL, "
 		"       open_replicas = 0, validation = NULL "
 		"  FROM unnest($1::bigint[], $3::jsonb[]) AS c(job_id, result) "
-		" WHERE j.id = c.job_id AND j.status = 'RUNNING'",
+		" WHERE j.id = c.job_id AND j.id = ANY ($1::bigint[]) AND " MM_BY_KEY("j.status = 'RUNNING'"),
 	3, {INT8ARRAYOID, INT8OID, JSONBARRAYOID}, MM_PROBE};
 	/* a replica of another node, left RUNNING by a lost lease's re-open (MmReleaseReplicas) */
 	static MmPlan release = {
 		"UPDATE modelmine.job_replicas r SET status = 'RELEASED', lease_expires_at = NULL, "
 		"       finished_at = pg_catalog.now() "
 		"  FROM pg_catalog.unnest($1::bigint[]) AS c(id) "
-		" WHERE r.job_id = c.id AND r.status = 'RUNNING'", 1, {INT8ARRAYOID}, MM_PROBE};
+		" WHERE r.job_id = c.id AND r.job_id = ANY ($1::bigint[]) AND " MM_BY_KEY("r.status = 'RUNNING'"),
+	1, {INT8ARRAYOID}, MM_PROBE};
 	Datum		args[4] = {PointerGetDatum(ids), Int64GetDatum(node_id), PointerGetDatum(results),
 	PointerGetDatum(rewards)};
 	uint64		got;

@@ -64,6 +64,22 @@ for stmt in "UPDATE modelmine.jobs j SET status = 'COMPLETED', result = c.result
     check_true "a plan was shown for: $stmt" test -n "$(plans "$stmt")"
     check "no scan or hash of jobs or replicas in: $stmt" "$(bad "$stmt")" ""
 done
+# The statements a batch's ids drive probe each id by key: every scan of jobs or job_replicas in them
+# has an index condition on the job's id.  With these statistics (RUNNING: none; job_replicas empty), a status test
+# such as j.status = 'RUNNING' let the kept plans walk every RUNNING job of the network in
+# jobs_open_idx, or every live replica in a partial index of job_replicas, and match the batch's ids
+# against them.
+walks() {
+    plans "$1" | awk '/(Index|Index Only) Scan using [a-z_]+ on (jobs|job_replicas) / { scan = $0; next }
+                      scan != "" { if ($0 !~ /Index Cond: .*[( ](job_)?id = /) print scan; scan = "" }'
+}
+for stmt in "UPDATE modelmine.jobs j SET status = 'COMPLETED', result = c.result" \
+            "UPDATE modelmine.job_replicas r SET status = 'SUBMITTED'" \
+            "UPDATE modelmine.job_replicas r SET status = 'RELEASED'" \
+            "SELECT j.id, j.stake FROM pg_catalog.unnest" \
+            "WITH c AS (SELECT * FROM ROWS FROM"; do
+    check "every scan of jobs or replicas probes by key in: $stmt" "$(walks "$stmt")" ""
+done
 # The statement checks of what the claim's jobs and replicas name (refs.c) probe the named rows by key
 # too, even in tables as small as this test's nodes, where a plan left alone would read them whole.
 for stmt in "SELECT 'node', d.id" "SELECT 'job', d.id"; do
