@@ -8,8 +8,11 @@
 # The statements marked as probes (MmPlan.probe) must read the batch's jobs by key: no plan of theirs
 # may scan jobs or job_replicas (seq or bitmap) or hash-join them; before they were probes, the
 # settlement's UPDATE hashed every RUNNING job via jobs_open_idx, and the fair-share idleness check
-# scanned jobs from its first page.  The checks of what the claim's rows name (refs.c) must probe
-# the named rows by key as well.
+# scanned jobs from its first page.  Nor may the settlement's and the lease's statements walk an
+# index whole (an index scan without a condition on the job's id): a status test let them walk
+# jobs_open_idx's RUNNING entries, or a partial index of live replicas, for every batch.  The checks
+# of what the claim's rows name (refs.c) must probe the named rows by key as well, and the commit's
+# "anything left?" checks must not seq-scan their churning tables.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_begin probe-plans
