@@ -9,10 +9,9 @@
  *     ids of the jobs a statement ended ({"status", "job_ids": [...]}); watch wakes up when ID is
  *     among them.  A notification is only a wake-up: the job's row is re-read with modelmine.job(ID)
  *     at start (after LISTEN, so nothing falls between), after every wake-up by notifications, and
- *     when poll() times out.  The timeout is a safety net for a lost
- *     notification, not a polling loop.  It is 5 s, except just after progress arrived: then three
- *     times the usual gap between reports (at least 0.5 s), doubling back to 5 s while nothing
- *     changes.
+ *     when poll() times out.  The timeout is a safety net for a lost notification, not a polling
+ *     loop.  It is 5 s, except just after progress arrived: then three times the usual gap between
+ *     reports (at least 0.5 s), doubling back to 5 s while nothing changes.
  * One poll() waits on the connection's socket and a self-pipe for signals (Ctrl-C, SIGTERM,
  * SIGWINCH).  A lost connection is retried for up to 60 s; the job's state is re-read after
  * reconnecting.  A server NOTICE or WARNING clears the bar's line before it is printed, so it
@@ -319,7 +318,8 @@ take_notifications(Watch *w, PGconn *conn)
 				json_decref(p);
 			}
 		}
-		else if (strcmp(n->relname, MM_CHANNEL_JOBS_ENDED) == 0 && db_ended_names(n->extra, &w->id, 1))
+		else if (strcmp(n->relname, MM_CHANNEL_JOBS_ENDED) == 0 &&
+				 db_ended_names(n->extra, &w->id, 1))
 			got = true;
 		PQfreemem(n);
 	}
