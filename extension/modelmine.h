@@ -41,7 +41,8 @@ typedef struct MmPlan
 	 * merge paths and JIT disabled while it plans (MmExec).  For a statement driven by a batch's
 	 * ids, a node or a user, whose kept plan would otherwise follow the statistics of the moment
 	 * it was made: taken before any job ran, they made it hash every RUNNING job of the network
-	 * per settlement.  Never for a statement that joins sets of unbounded size (transition tables).
+	 * per settlement.  Never for a statement that joins sets of unbounded size to each other
+	 * (two transition tables); a transition table's distinct ids probing an index are fine (refs.c).
 	 */
 	bool		probe;
 	SPIPlanPtr	plan;			/* prepared on first use, then kept */
