@@ -78,9 +78,9 @@ int			db_exit_code(const Ctx *c);
 void		db_set_hint(Ctx *c, const char *sqlstate, const char *hint);
 char	   *db_role(Ctx *c);
 int			db_listen(Ctx *c, const char *channel, bool on);
-bool		db_ended_names(const char *payload, const long long *ids, int n);
 int			db_consume(Ctx *c);
 void		db_close(Ctx *c);
+bool		ended_names(const char *payload, const long long *ids, int n);	/* ended.c */
 
 /* ---- session.c ---- */
 const char *session_path(void);

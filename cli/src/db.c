@@ -283,25 +283,6 @@ db_fail(Ctx *c)
 	return rc;
 }
 
-/*
- * Whether a modelmine_jobs_ended payload ({"status", "job_ids": [...]}: the jobs one statement ended)
- * names any of the n ids.
- */
-bool
-db_ended_names(const char *payload, const long long *ids, int n)
-{
-	json_t	   *p = json_loads(payload, 0, NULL);
-	json_t	   *v;
-	size_t		i;
-	bool		named = false;
-
-	json_array_foreach(json_object_get(p, "job_ids"), i, v)
-		for (int k = 0; k < n && !named; k++)
-			named = json_is_integer(v) && json_integer_value(v) == ids[k];
-	json_decref(p);
-	return named;
-}
-
 /* LISTEN or UNLISTEN a channel, quoted: "job:42:progress" (MM_CHANNEL_JOB_PROGRESS_FMT) is not plain. */
 int
 db_listen(Ctx *c, const char *channel, bool on)

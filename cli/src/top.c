@@ -430,7 +430,7 @@ on_socket(Ctx *c, Top *t)
 	{
 		/* the ends of the whole network's jobs: only those of the jobs on screen matter */
 		if (strcmp(note->relname, MM_CHANNEL_JOBS_ENDED) != 0 ||
-			db_ended_names(note->extra, t->watched, t->nwatched))
+			ended_names(note->extra, t->watched, t->nwatched))
 		{
 			t->want = true;
 			snprintf(t->why, sizeof(t->why), "NOTIFY %s", note->relname);
@@ -498,7 +498,7 @@ refresh(Ctx *c, Top *t, double now)
 	while (t->connected && (note = PQnotifies(c->conn)) != NULL)
 	{
 		t->want = t->want || strcmp(note->relname, MM_CHANNEL_JOBS_ENDED) != 0 ||
-			db_ended_names(note->extra, t->watched, t->nwatched);
+			ended_names(note->extra, t->watched, t->nwatched);
 		PQfreemem(note);
 	}
 	return GO_ON;

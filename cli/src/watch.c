@@ -319,7 +319,7 @@ take_notifications(Watch *w, PGconn *conn)
 			}
 		}
 		else if (strcmp(n->relname, MM_CHANNEL_JOBS_ENDED) == 0 &&
-				 db_ended_names(n->extra, &w->id, 1))
+				 ended_names(n->extra, &w->id, 1))
 			got = true;
 		PQfreemem(n);
 	}
