@@ -163,12 +163,16 @@ MmNotifyStatusChanges(TriggerData *td)
 	while (tuplestore_gettupleslot(td->tg_oldtable, true, false, o) &&
 		   tuplestore_gettupleslot(td->tg_newtable, true, false, n))
 	{
-		char	   *previous = ColText(o, c.status),
-				   *status = ColText(n, c.status);
+		bool		isnull;
+		char	   *previous,
+				   *status;
 		bool		is_end;
 
-		if (strcmp(previous, status) == 0)
+		/* a status is an enum's OID: equal when unchanged, no text needed (progress reports) */
+		if (slot_getattr(o, c.status, &isnull) == slot_getattr(n, c.status, &isnull))
 			continue;
+		previous = ColText(o, c.status);
+		status = ColText(n, c.status);
 		is_end = strcmp(status, MM_STATUS_COMPLETED) == 0 || strcmp(status, MM_STATUS_FAILED) == 0 ||
 			strcmp(status, MM_STATUS_CANCELED) == 0;
 		if (events)
