@@ -80,17 +80,18 @@ CheckWork(void *arg)
  * Refuses (22023, the validator's message) a config for a built-in trainer that no worker would run:
  * a key that is unknown or does not apply to the trainer, a value of the wrong type or out of range,
  * a dataset spec of the wrong shape.  Whether a dataset URL answers is not known before a node
- * fetches it, so it is not checked.  A config naming a runner is the runner's to read.
+ * fetches it, so it is not checked.  A config naming a runner is the runner's to read.  text is
+ * the config's JSON text (the caller has it already).
  */
 void
-MmCheckTrainerConfig(Jsonb *config)
+MmCheckTrainerConfig(Jsonb *config, const char *text)
 {
 	JsonbValue	v;
 	Check		c;
 
 	if (getKeyJsonValueFromContainer(&config->root, "runner", 6, &v) != NULL)
 		return;
-	c.text = JsonbToCString(NULL, &config->root, VARSIZE(config));
+	c.text = text;
 	c.err[0] = '\0';
 	WithJansson(CheckWork, &c);
 	if (c.err[0] != '\0')

@@ -196,17 +196,20 @@ MmCheckSubmit(MmSubmitArgs *a)
 	if (!JB_ROOT_IS_OBJECT(a->config) || JB_ROOT_IS_SCALAR(a->config))
 		BadParam("config must be a JSON object", psprintf("Got %s.", JsonbKind(a->config)),
 				 "Pass a JSON object such as '{\"trainer\": \"logreg\"}'.");
-	CheckRequirement(a->config);
+	if (!a->config_checked)
 	{
 		/* the limit is on the JSON text a user sees, not jsonb's internal size */
-		size_t		text_len = strlen(JsonbToCString(NULL, &a->config->root, VARSIZE(a->config)));
+		char	   *text;
 
-		if (text_len > (size_t) max_config)
+		CheckRequirement(a->config);
+		text = JsonbToCString(NULL, &a->config->root, VARSIZE(a->config));
+		if (strlen(text) > (size_t) max_config)
 			BadParam("config is too large",
 					 psprintf("Its JSON text takes %zu bytes; the limit (setting max_config_bytes) "
 							  "is " INT64_FORMAT ".",
-							  text_len, max_config),
+							  strlen(text), max_config),
 					 "Keep datasets out of the config: pass a dataset URL instead.");
+		a->config_text = text;
 	}
 	if (a->description &&
 		pg_mbstrlen_with_len(VARDATA_ANY(a->description),
@@ -232,7 +235,8 @@ MmCheckSubmit(MmSubmitArgs *a)
 	CheckDeadlines(a);
 	ParseRequirements(a->requirements, &a->need_out);
 	/* last of the checks, as the costliest: the workers' own validator; nothing staked if refused */
-	MmCheckTrainerConfig(a->config);
+	if (!a->config_checked)
+		MmCheckTrainerConfig(a->config, a->config_text);
 	a->stake_out = stake;
 	a->priority_out = a->priority_given ? a->priority : 0;
 	a->replicas_out = (int16) MmConfigReplicas(a->config);

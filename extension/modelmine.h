@@ -122,7 +122,7 @@ extern void MmCheckDisplayText(const char *field, const char *s);
 extern char *MmPrintable(const char *s, int len, int max);
 
 /* ---- configcheck.c: a built-in trainer's config, checked by the workers' validator ---- */
-extern void MmCheckTrainerConfig(Jsonb *config);
+extern void MmCheckTrainerConfig(Jsonb *config, const char *text);
 
 /* ---- placement.c: what a job needs and what a node offers ---- */
 typedef struct MmResources
@@ -151,7 +151,10 @@ typedef struct MmSubmitArgs
 	bool		finish_by_given;
 	TimestampTz finish_by;
 	Jsonb	   *requirements;
+	/* the config is one already checked (submit_jobs: the same bytes as the element before) */
+	bool		config_checked;
 	/* filled in by MmCheckSubmit */
+	char	   *config_text;	/* the config's JSON text (unset when config_checked) */
 	char	   *title_out;
 	int64		stake_out;
 	int32		priority_out;

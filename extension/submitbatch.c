@@ -4,10 +4,11 @@
  * A user who queues a sweep of a thousand configurations should not pay a thousand round trips,
  * row locks of their account and statements per table.  Every job is checked exactly as
  * submit_job checks it (MmCheckSubmit: the workers' config validator, deadlines, requirements;
- * then placement, once per distinct need); the first refusal refuses the whole call, naming the
- * element, and nothing is staked.  Then the user's account
- * is locked and debited once for the total, the jobs are inserted in one statement and their stakes
- * journaled in another: still a journal row per job, the stake moved to the job's escrow shard.
+ * then placement, once per distinct need; a config byte for byte the element before's, which
+ * passed, is not validated again); the first refusal refuses the whole call, naming the element,
+ * and nothing is staked.  Then the user's account is locked and debited once for the total, the
+ * jobs are inserted in one statement and their stakes journaled in another: still a journal row
+ * per job, the stake moved to the job's escrow shard.
  * All or nothing: one transaction, so an insufficient balance stakes none of them.
  */
 #include "modelmine.h"
@@ -288,11 +289,17 @@ InsertJobs(int64 user_id, int n, MmSubmitArgs *a, Datum *ids)
 		"                           start_by, finish_by, need_memory_mb, need_cores, need_labels) "
 		"OVERRIDING SYSTEM VALUE "
 		"SELECT x.id, $1, x.t, x.d, x.c, x.s, x.p, x.r, x.r, x.r, "
-		"       CASE WHEN x.r > 1 THEN 'PENDING' END, x.sb, x.fb, x.m, x.k, x.l::text[] "
-		"  FROM unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], "
-		"              $7::integer[], $8::smallint[], $9::timestamptz[], $10::timestamptz[], "
-		"              $11::integer[], $12::integer[], $13::text[]) "
-		"       AS x(id, t, d, c, s, p, r, sb, fb, m, k, l) ORDER BY x.id "
+		"       CASE WHEN x.r > 1 THEN 'PENDING' END, x.sb, x.fb, x.m, x.k, "
+		"       COALESCE(x.l::text[], '{}') "
+		/* unnested in the target list: row by row in the arrays' (the ids') order, no sort */
+		"  FROM (SELECT pg_catalog.unnest($2::bigint[]) AS id, pg_catalog.unnest($3::text[]) AS t, "
+		"               pg_catalog.unnest($4::text[]) AS d, pg_catalog.unnest($5::jsonb[]) AS c, "
+		"               pg_catalog.unnest($6::bigint[]) AS s, pg_catalog.unnest($7::integer[]) AS p, "
+		"               pg_catalog.unnest($8::smallint[]) AS r, "
+		"               pg_catalog.unnest($9::timestamptz[]) AS sb, "
+		"               pg_catalog.unnest($10::timestamptz[]) AS fb, "
+		"               pg_catalog.unnest($11::integer[]) AS m, pg_catalog.unnest($12::integer[]) AS k, "
+		"               pg_catalog.unnest($13::text[]) AS l) x "
 		"RETURNING id, requirement",
 	13, {INT8OID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT8ARRAYOID,
 		INT4ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID,
@@ -310,7 +317,8 @@ InsertJobs(int64 user_id, int n, MmSubmitArgs *a, Datum *ids)
 			   *l = palloc(sizeof(Datum) * n);
 	bool	   *dnull = palloc(sizeof(bool) * n),
 			   *sbnull = palloc(sizeof(bool) * n),
-			   *fbnull = palloc(sizeof(bool) * n);
+			   *fbnull = palloc(sizeof(bool) * n),
+			   *lnull = palloc(sizeof(bool) * n);
 	int			dims[1] = {n},
 				lbs[1] = {1};
 	Datum		args[13];
@@ -330,8 +338,10 @@ InsertJobs(int64 user_id, int n, MmSubmitArgs *a, Datum *ids)
 		fb[i] = TimestampTzGetDatum(a[i].finish_by);
 		m[i] = Int32GetDatum(a[i].need_out.memory_mb);
 		k[i] = Int32GetDatum(a[i].need_out.cores);
-		/* a text[] per job: passed as its text, since an array of arrays cannot be ragged */
-		l[i] = CStringGetTextDatum(OidOutputFunctionCall(F_ARRAY_OUT, a[i].need_out.labels));
+		/* a text[] per job: passed as its text, since an array of arrays cannot be ragged (NULL: none) */
+		lnull[i] = a[i].need_out.nlabels == 0;
+		l[i] = lnull[i] ? (Datum) 0 :
+			CStringGetTextDatum(OidOutputFunctionCall(F_ARRAY_OUT, a[i].need_out.labels));
 	}
 	args[0] = Int64GetDatum(user_id);
 	args[1] = PointerGetDatum(construct_array_builtin(ids, n, INT8OID));
@@ -348,7 +358,8 @@ InsertJobs(int64 user_id, int n, MmSubmitArgs *a, Datum *ids)
 												 TYPALIGN_DOUBLE));
 	args[10] = PointerGetDatum(construct_array_builtin(m, n, INT4OID));
 	args[11] = PointerGetDatum(construct_array_builtin(k, n, INT4OID));
-	args[12] = PointerGetDatum(construct_array_builtin(l, n, TEXTOID));
+	args[12] = PointerGetDatum(construct_md_array(l, lnull, 1, dims, lbs, TEXTOID, -1, false,
+												  TYPALIGN_INT));
 	if (MmExec(&ins, args, NULL, false, 0) != (uint64) n)
 		elog(ERROR, "modelmine: not all %d jobs were inserted", n);
 	CheckPlaceable(n, a, ids);
@@ -378,6 +389,10 @@ SubmitJobs(Jsonb *in, int *n)
 	for (int i = 0; i < *n; i++)
 	{
 		ReadElement(i, getIthJsonbValueFromContainer(&in->root, i), &a[i]);
+		/* a sweep's jobs often share a config: the same bytes as the last one passed already */
+		a[i].config_checked = i > 0 && a[i].config && a[i - 1].config &&
+			VARSIZE(a[i].config) == VARSIZE(a[i - 1].config) &&
+			memcmp(a[i].config, a[i - 1].config, VARSIZE(a[i].config)) == 0;
 		CheckElement(i, &a[i]);
 	}
 	ids = NewJobIds(*n);

@@ -134,6 +134,50 @@ MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep, const char
 	return true;
 }
 
+/* A payment (payee, amount) of MmTrySpendEach, sorted by payee to sum them. */
+typedef struct Payment
+{
+	int64		payee;
+	int64		amount;
+} Payment;
+
+static int
+ComparePayee(const void *a, const void *b)
+{
+	int64		x = ((const Payment *) a)->payee,
+				y = ((const Payment *) b)->payee;
+
+	return (x > y) - (x < y);
+}
+
+/* The distinct payees of n payments and what each is paid in all; returns how many. */
+static int
+SumByPayee(int n, const Datum *payees, const Datum *amounts, Datum **credit, Datum **sum)
+{
+	Payment    *p = palloc(sizeof(Payment) * n);
+	int			k = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		p[i].payee = DatumGetInt64(payees[i]);
+		p[i].amount = DatumGetInt64(amounts[i]);
+	}
+	qsort(p, n, sizeof(Payment), ComparePayee);
+	*credit = palloc(sizeof(Datum) * n);
+	*sum = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (k > 0 && DatumGetInt64((*credit)[k - 1]) == p[i].payee)
+			(*sum)[k - 1] = Int64GetDatum(DatumGetInt64((*sum)[k - 1]) + p[i].amount);
+		else
+		{
+			(*credit)[k] = Int64GetDatum(p[i].payee);
+			(*sum)[k++] = Int64GetDatum(p[i].amount);
+		}
+	}
+	return k;
+}
+
 /*
  * A user pays n amounts from its own account at once (submit_jobs): one lock and one debit of the
  * total, then a journal row per payment (payees[i], amounts[i], job_ids[i]) in one statement, in
@@ -143,30 +187,41 @@ bool
 MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts, const char *reason,
 			   const Datum *job_ids, int64 *have)
 {
+	/*
+	 * The arrays are unnested in the target list (ProjectSet: row by row, in order) rather than by
+	 * a FROM-list unnest, which materialized each array and then sorted the rows back into order;
+	 * the credits are summed here.  The journal INSERT is the statement, so its count is
+	 * SPI_processed.
+	 */
 	static MmPlan post = {
-		"WITH m AS (SELECT * FROM unnest($2::bigint[], $3::bigint[], $5::bigint[]) WITH ORDINALITY "
-		"             AS m(credit, amount, job_id, ord)), "
-		"j AS (INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
-		"      SELECT $1, credit, amount, $4, job_id FROM m ORDER BY ord RETURNING id), "
-		"d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
-		"      SELECT credit, pg_catalog.sum(amount) FROM m GROUP BY credit) "
-		"SELECT pg_catalog.count(*) FROM j",
-	5, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTOID, INT8ARRAYOID}};
-	Datum		args[5];
+		"WITH d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
+		"           SELECT pg_catalog.unnest($6::bigint[]), pg_catalog.unnest($7::bigint[])) "
+		"INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
+		"SELECT $1, pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::bigint[]), $4, "
+		"       pg_catalog.unnest($5::bigint[])",
+	7, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID}};
+	Datum		args[7];
+	Datum	   *credit,
+			   *sum;
+	int			k;
 	int64		total = 0;
+	uint64		done;
 
 	for (int i = 0; i < n; i++)
 		total += DatumGetInt64(amounts[i]);		/* each <= max_stake <= 10^15, n <= 10^3 */
 	if (!Debit(payer, total, 0, have))
 		return false;
+	k = SumByPayee(n, payees, amounts, &credit, &sum);
 	args[0] = Int64GetDatum(payer);
 	args[1] = PointerGetDatum(construct_array_builtin((Datum *) payees, n, INT8OID));
 	args[2] = PointerGetDatum(construct_array_builtin((Datum *) amounts, n, INT8OID));
 	args[3] = CStringGetTextDatum(reason);
 	args[4] = PointerGetDatum(construct_array_builtin((Datum *) job_ids, n, INT8OID));
-	if (MmExec(&post, args, NULL, false, 1) != 1 || MmInt64(0, 1, NULL) != n)
-		elog(ERROR, "modelmine: " INT64_FORMAT " of %d journal rows written",
-			 MmInt64(0, 1, NULL), n);
+	args[5] = PointerGetDatum(construct_array_builtin(credit, k, INT8OID));
+	args[6] = PointerGetDatum(construct_array_builtin(sum, k, INT8OID));
+	done = MmExec(&post, args, NULL, false, 0);
+	if (done != (uint64) n)
+		elog(ERROR, "modelmine: " UINT64_FORMAT " of %d journal rows written", done, n);
 	MmAtCommit(MM_AT_COMMIT_CREDITS);
 	return true;
 }

@@ -39,6 +39,10 @@ SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "ok", "confi
 SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "ok", "config": {"trainer": "noop"}, "stake": 0}]')$$);
 SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "ok", "config": {"trainer": "noop", "epochs": 3}}]')$$);
 SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "ok", "config": {"trainer": "logreg"}}]')$$);
+-- a config the same as the element before's is not checked again; the next different one is
+SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "ok", "config": {"trainer": "noop"}, "stake": 5},
+    {"title": "ok", "config": {"trainer": "noop"}, "stake": 5},
+    {"title": "ok", "config": {"trainer": "noop", "epochs": 3}, "stake": 5}]')$$);
 SELECT * FROM books();
 
 -------------------------------------------------------------------------------------------------------
@@ -142,6 +146,14 @@ SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config
     "start_by": "not a time"}]')$$);
 SELECT * FROM err($$SELECT * FROM modelmine.submit_jobs('[{"title": "a", "config": {"trainer": "noop"},
     "finish_by": 20990101}]')$$);
+SELECT * FROM books();
+-- jobs with and without labels in one batch: each keeps its own (none: {})
+SELECT min(job_id) AS l0 FROM modelmine.submit_jobs('[
+    {"title": "l1", "config": {"trainer": "noop"}, "stake": 1, "requirements": {"labels": ["gpu"]}},
+    {"title": "l2", "config": {"trainer": "noop"}, "stake": 1},
+    {"title": "l3", "config": {"trainer": "noop"}, "stake": 1, "requirements": {"labels": ["gpu", "gpu"]}}]') \gset
+SELECT string_agg(title || ' ' || need_labels::text, ', ' ORDER BY id) AS labels
+  FROM modelmine.jobs WHERE id >= :l0;
 SELECT * FROM books();
 
 -------------------------------------------------------------------------------------------------------
