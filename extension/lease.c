@@ -113,7 +113,8 @@ LockLeasedJob(int64 job_id, int64 node_id)
 {
 	/*
 	 * The status is read, not filtered on: as a filter, statistics taken while no job ran (a fresh
-	 * network) made the kept plan walk every RUNNING job by jobs_open_idx instead of the key.
+	 * network) made the kept plan walk every RUNNING job by an index of open jobs (jobs_open_idx, since
+	 * dropped; jobs_user_open_idx would serve as well) instead of the key.
 	 */
 	static MmPlan lock = {
 		"SELECT j.replicas_wanted, j.status = 'RUNNING' FROM modelmine.jobs j "

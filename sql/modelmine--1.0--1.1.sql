@@ -2789,6 +2789,9 @@ CREATE TRIGGER journal_accounts_exist AFTER INSERT ON modelmine.journal
 -- had them); see the install script for why.
 ALTER TABLE modelmine.jobs DROP CONSTRAINT jobs_user_id_fkey,
                            DROP CONSTRAINT jobs_node_id_fkey;
+-- and jobs_open_idx goes: the open jobs are read through jobs_user_open_idx (same predicate); one
+-- index fewer to maintain at every job's insert and end.
+DROP INDEX modelmine.jobs_open_idx;
 
 -- What jobs and replicas name (extension/refs.c): a job's user and node, a replica's job and its node
 -- with that node's operator, checked once per statement for the distinct ids it writes, by index

@@ -268,7 +268,8 @@ CREATE TABLE modelmine.jobs (
     progress_notified_at timestamptz  -- when job:{id}:progress was last raised (progress_notify_ms)
 );
 CREATE INDEX jobs_user_created_idx ON modelmine.jobs (user_id, created_at DESC);
-CREATE INDEX jobs_open_idx ON modelmine.jobs (status) WHERE status IN ('PENDING', 'RUNNING');
+-- (no index on status alone: the open jobs are read through jobs_user_open_idx, whose predicate
+-- is theirs, and every job's insert and end would maintain one more index for nothing)
 SELECT pg_catalog.pg_extension_config_dump('modelmine.jobs', '');
 COMMENT ON TABLE modelmine.jobs IS
     'Training jobs: owner, config, stake (in escrow while open), lease, progress, result; status moves only along the lifecycle.';

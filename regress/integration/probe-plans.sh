@@ -10,7 +10,8 @@
 # settlement's UPDATE hashed every RUNNING job via jobs_open_idx, and the fair-share idleness check
 # scanned jobs from its first page.  Nor may the settlement's and the lease's statements walk an
 # index whole (an index scan without a condition on the job's id): a status test let them walk
-# jobs_open_idx's RUNNING entries, or a partial index of live replicas, for every batch.  The checks
+# jobs_open_idx's RUNNING entries (since dropped; any partial index of open jobs would do), or a
+# partial index of live replicas, for every batch.  The checks
 # of what the claim's rows name (refs.c) must probe the named rows by key as well, and the commit's
 # "anything left?" checks must not seq-scan their churning tables.
 set -euo pipefail
