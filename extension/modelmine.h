@@ -197,6 +197,7 @@ extern int64 MmFoldStats(void);
 /* ---- jobevents.c ---- */
 extern int64 MmOutboxJobsEnded(void);
 extern void MmNotifyStatusChanges(TriggerData *td);	/* statusnotify.c */
+extern void MmRewindTransitionTable(Tuplestorestate *ts);	/* statusnotify.c */
 
 /* ---- nodeseen.c: maintained node counts ---- */
 extern int64 MmFoldNodeSeen(void);

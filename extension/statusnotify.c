@@ -125,8 +125,8 @@ AddEnded(Batch *ended, const char *status, const char *id)
 }
 
 /* Positions a fresh read pointer of a transition table at its start (others may be reading it). */
-static void
-Rewind(Tuplestorestate *ts)
+void
+MmRewindTransitionTable(Tuplestorestate *ts)
 {
 	tuplestore_select_read_pointer(ts, tuplestore_alloc_read_pointer(ts, 0));
 	tuplestore_rescan(ts);
@@ -158,8 +158,8 @@ MmNotifyStatusChanges(TriggerData *td)
 		initStringInfo(&ended[i].text);
 		ended[i].items = 0;
 	}
-	Rewind(td->tg_oldtable);
-	Rewind(td->tg_newtable);
+	MmRewindTransitionTable(td->tg_oldtable);
+	MmRewindTransitionTable(td->tg_newtable);
 	while (tuplestore_gettupleslot(td->tg_oldtable, true, false, o) &&
 		   tuplestore_gettupleslot(td->tg_newtable, true, false, n))
 	{
