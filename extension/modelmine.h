@@ -205,6 +205,8 @@ extern int64 MmFoldNodeSeen(void);
 /* ---- tokens.c: double-entry movements ---- */
 extern bool MmTrySpend(int64 payer, int64 payee, int64 amount, const char *reason, int64 job_id,
 					   int64 *journal_id, int64 *have);
+extern int	MmSumByAccount(int n, const Datum *accounts, const Datum *amounts, Datum **account_out,
+						   Datum **sum_out);
 extern bool MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts,
 						   const char *reason, const Datum *job_ids, int64 *have);
 extern bool MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep,

@@ -119,19 +119,16 @@ WriteJobs(int n, ArrayType *ids, ArrayType *results, ArrayType *rewards, int64 n
 static void
 WriteBooks(int n, const int64 *job, const int64 *stake, const int64 *reward, int64 node_id)
 {
+	/* unnested row by row, in order, as MmTrySpendEach does; the credits summed in C */
 	static MmPlan post = {
-		"WITH m AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], "
-		"                                $5::bigint[]) WITH ORDINALITY "
-		"             AS m(debit, credit, amount, reason, job_id, ord)), "
-		"j AS (INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
-		"      SELECT debit, credit, amount, reason, job_id FROM m ORDER BY ord RETURNING id), "
-		"d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
-		"      SELECT account, pg_catalog.sum(amount) FROM ("
-		"        SELECT credit AS account, amount FROM m "
-		"        UNION ALL SELECT debit, -amount FROM m WHERE debit < $6) x "
-		"      GROUP BY account HAVING pg_catalog.sum(amount) <> 0) "
-		"SELECT pg_catalog.count(*) FROM j",
-	6, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID}, MM_PROBE};
+		"WITH d AS (INSERT INTO modelmine.account_deltas (account_id, amount) "
+		"           SELECT pg_catalog.unnest($6::bigint[]), pg_catalog.unnest($7::bigint[])) "
+		"INSERT INTO modelmine.journal (debit_account, credit_account, amount, reason, job_id) "
+		"SELECT pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::bigint[]), "
+		"       pg_catalog.unnest($3::bigint[]), pg_catalog.unnest($4::text[]), "
+		"       pg_catalog.unnest($5::bigint[])",
+	7, {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+	INT8ARRAYOID}, MM_PROBE};
 	static MmPlan record = {
 		"INSERT INTO modelmine.ledger_queue "
 		"(job_id, user_id, node_id, stake, reward, fee, accuracy, loss, epochs, completed_at) "
@@ -146,9 +143,15 @@ WriteBooks(int n, const int64 *job, const int64 *stake, const int64 *reward, int
 			   *credit = palloc(sizeof(int64) * 2 * n),
 			   *amount = palloc(sizeof(int64) * 2 * n),
 			   *of = palloc(sizeof(int64) * 2 * n);
-	Datum	   *reason = palloc(sizeof(Datum) * 2 * n);
-	Datum		args[6];
-	int			m = 0;
+	Datum	   *reason = palloc(sizeof(Datum) * 2 * n),
+			   *moved = palloc(sizeof(Datum) * 4 * n),
+			   *by = palloc(sizeof(Datum) * 4 * n),
+			   *account_ids,
+			   *sums;
+	Datum		args[7];
+	int			m = 0,
+				k = 0;
+	uint64		done;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -169,14 +172,27 @@ WriteBooks(int n, const int64 *job, const int64 *stake, const int64 *reward, int
 			of[m++] = job[i];
 		}
 	}
+	/* each credit is appended; a system account's debit too (an owned one is never debited here) */
+	for (int i = 0; i < m; i++)
+	{
+		moved[k] = Int64GetDatum(credit[i]);
+		by[k++] = Int64GetDatum(amount[i]);
+		if (debit[i] < MM_FIRST_OWNED_ACCOUNT)
+		{
+			moved[k] = Int64GetDatum(debit[i]);
+			by[k++] = Int64GetDatum(-amount[i]);
+		}
+	}
+	k = MmSumByAccount(k, moved, by, &account_ids, &sums);
 	args[0] = PointerGetDatum(Int8Array(debit, m));
 	args[1] = PointerGetDatum(Int8Array(credit, m));
 	args[2] = PointerGetDatum(Int8Array(amount, m));
 	args[3] = PointerGetDatum(construct_array_builtin(reason, m, TEXTOID));
 	args[4] = PointerGetDatum(Int8Array(of, m));
-	args[5] = Int64GetDatum(MM_FIRST_OWNED_ACCOUNT);
-	if (MmExec(&post, args, NULL, false, 1) != 1 || MmInt64(0, 1, NULL) != m)
-		Mismatch("journaled", MmInt64(0, 1, NULL), m);
+	args[5] = PointerGetDatum(construct_array_builtin(account_ids, k, INT8OID));
+	args[6] = PointerGetDatum(construct_array_builtin(sums, k, INT8OID));
+	if ((done = MmExec(&post, args, NULL, false, 0)) != (uint64) m)
+		Mismatch("journaled", done, m);
 	MmAtCommit(MM_AT_COMMIT_CREDITS);
 	args[0] = PointerGetDatum(Int8Array(job, n));
 	args[1] = PointerGetDatum(Int8Array(reward, n));

@@ -134,7 +134,7 @@ MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep, const char
 	return true;
 }
 
-/* A payment (payee, amount) of MmTrySpendEach, sorted by payee to sum them. */
+/* An amount for an account (MmSumByAccount), sorted by account to sum them. */
 typedef struct Payment
 {
 	int64		payee;
@@ -150,16 +150,20 @@ ComparePayee(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The distinct payees of n payments and what each is paid in all; returns how many. */
-static int
-SumByPayee(int n, const Datum *payees, const Datum *amounts, Datum **credit, Datum **sum)
+/*
+ * The distinct accounts of n amounts (int8 Datums) and each one's sum, ascending by account, those
+ * that sum to zero left out; returns how many.  The credits a statement appends: balances only need
+ * the sums.
+ */
+int
+MmSumByAccount(int n, const Datum *accounts, const Datum *amounts, Datum **credit, Datum **sum)
 {
 	Payment    *p = palloc(sizeof(Payment) * n);
 	int			k = 0;
 
 	for (int i = 0; i < n; i++)
 	{
-		p[i].payee = DatumGetInt64(payees[i]);
+		p[i].payee = DatumGetInt64(accounts[i]);
 		p[i].amount = DatumGetInt64(amounts[i]);
 	}
 	qsort(p, n, sizeof(Payment), ComparePayee);
@@ -171,10 +175,14 @@ SumByPayee(int n, const Datum *payees, const Datum *amounts, Datum **credit, Dat
 			(*sum)[k - 1] = Int64GetDatum(DatumGetInt64((*sum)[k - 1]) + p[i].amount);
 		else
 		{
+			if (k > 0 && DatumGetInt64((*sum)[k - 1]) == 0)
+				k--;			/* the last account summed to nothing */
 			(*credit)[k] = Int64GetDatum(p[i].payee);
 			(*sum)[k++] = Int64GetDatum(p[i].amount);
 		}
 	}
+	if (k > 0 && DatumGetInt64((*sum)[k - 1]) == 0)
+		k--;
 	return k;
 }
 
@@ -211,7 +219,7 @@ MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts, co
 		total += DatumGetInt64(amounts[i]);		/* each <= max_stake <= 10^15, n <= 10^3 */
 	if (!Debit(payer, total, 0, have))
 		return false;
-	k = SumByPayee(n, payees, amounts, &credit, &sum);
+	k = MmSumByAccount(n, payees, amounts, &credit, &sum);
 	args[0] = Int64GetDatum(payer);
 	args[1] = PointerGetDatum(construct_array_builtin((Datum *) payees, n, INT8OID));
 	args[2] = PointerGetDatum(construct_array_builtin((Datum *) amounts, n, INT8OID));
