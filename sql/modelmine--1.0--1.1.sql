@@ -139,7 +139,7 @@ ALTER TABLE modelmine.node_deltas
 -- A replica's operator is its node's: job_replicas_refs_insert checks the pair against the node (see
 -- "What jobs and replicas name" at the end).
 CREATE TABLE modelmine.job_replicas (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               bigint GENERATED ALWAYS AS IDENTITY,
     job_id           bigint NOT NULL,  -- job_replicas_refs_insert checks it and (node_id, operator_id)
     node_id          bigint NOT NULL,
     operator_id      bigint NOT NULL,
@@ -155,12 +155,14 @@ CREATE TABLE modelmine.job_replicas (
     reward           bigint NOT NULL DEFAULT 0 CHECK (reward >= 0),
     CHECK ((status = 'SUBMITTED') = (result IS NOT NULL)),
     CHECK (verdict IS NULL OR status = 'SUBMITTED'),
-    CHECK (verdict IS DISTINCT FROM 'DISSENT' OR reward = 0)
+    CHECK (verdict IS DISTINCT FROM 'DISSENT' OR reward = 0),
+    -- keyed by job first: the key finds a job's replicas, so no second index on job_id is written at
+    -- every lease and settlement
+    PRIMARY KEY (job_id, id)
 );
 -- One live or submitted replica per operator and job: a node (and its operator) never holds two.
 CREATE UNIQUE INDEX job_replicas_operator_idx ON modelmine.job_replicas (job_id, operator_id)
     WHERE status IN ('RUNNING', 'SUBMITTED');
-CREATE INDEX job_replicas_job_idx ON modelmine.job_replicas (job_id);
 CREATE INDEX job_replicas_lease_idx ON modelmine.job_replicas (lease_expires_at) WHERE status = 'RUNNING';
 -- a node's running replicas: its free slots at every claim, the jobs its heartbeat lists
 CREATE INDEX job_replicas_node_running_idx ON modelmine.job_replicas (node_id) WHERE status = 'RUNNING';
