@@ -16,6 +16,7 @@
 #include "mb/pg_wchar.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -352,47 +353,94 @@ TransitionAllowed(const char *from, const char *to)
 	return false;				/* COMPLETED, FAILED, CANCELED are final */
 }
 
+/* The columns a job keeps from submission on. */
+static const char *const fixed[] = {"id", "user_id", "stake", "config", "created_at", "start_by",
+"finish_by", "need_memory_mb", "need_cores", "need_labels"};
+
+/*
+ * The attribute number of column name, remembered in *cached across rows (a lookup by name
+ * compares every column's name; this runs for every row every UPDATE of jobs writes); <= 0 when
+ * the relation has no such column (the 1.0 schema).
+ */
+static AttrNumber
+Col(TupleDesc desc, const char *name, AttrNumber *cached)
+{
+	AttrNumber	c = *cached;
+
+	if (c > 0 && c <= desc->natts && !TupleDescAttr(desc, c - 1)->attisdropped &&
+		strcmp(NameStr(TupleDescAttr(desc, c - 1)->attname), name) == 0)
+		return c;
+	return *cached = SPI_fnumber(desc, name);
+}
+
+/*
+ * Whether column col holds the same value in both versions: the same bytes, as an unchanged column
+ * always does (no output function per value); otherwise compared as text, as a value stored
+ * differently (a toasted copy) may still be equal.
+ */
+static bool
+SameValue(TupleDesc desc, AttrNumber col, HeapTuple a, const Datum *av, const bool *an,
+		  HeapTuple b, const Datum *bv, const bool *bn)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, col - 1);
+
+	if (an[col - 1] || bn[col - 1])
+		return an[col - 1] == bn[col - 1];
+	if (datumIsEqual(av[col - 1], bv[col - 1], att->attbyval, att->attlen))
+		return true;
+	return strcmp(SPI_getvalue(a, desc, col), SPI_getvalue(b, desc, col)) == 0;
+}
+
 /* BEFORE UPDATE row trigger on modelmine.jobs. */
 static HeapTuple
 GuardJobUpdate(TriggerData *td)
 {
-	static const char *const fixed[] = {"id", "user_id", "stake", "config", "created_at",
-	"start_by", "finish_by", "need_memory_mb", "need_cores", "need_labels"};
+	static AttrNumber status_col,
+				updated_col,
+				fixed_col[lengthof(fixed)];
 	TupleDesc	desc = td->tg_relation->rd_att;
 	HeapTuple	oldt = td->tg_trigtuple,
 				newt = td->tg_newtuple;
-	char	   *from = SPI_getvalue(oldt, desc, SPI_fnumber(desc, "status"));
-	char	   *to = SPI_getvalue(newt, desc, SPI_fnumber(desc, "status"));
-	int			col;
-	Datum		now;
-	bool		isnull = false;
+	AttrNumber	status = Col(desc, "status", &status_col),
+				col;
+	int			updated;
+	Datum	   *ov = palloc(sizeof(Datum) * desc->natts),
+			   *nv = palloc(sizeof(Datum) * desc->natts),
+				now;
+	bool	   *on = palloc(sizeof(bool) * desc->natts),
+			   *nn = palloc(sizeof(bool) * desc->natts),
+				isnull = false;
 
-	if (!TransitionAllowed(from, to))
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("invalid job status transition"),
-						errdetail("Job %s cannot go from %s to %s.", SPI_getvalue(oldt, desc, 1),
-								  from, to),
-						errhint("Jobs move PENDING -> RUNNING -> COMPLETED or FAILED, RUNNING -> "
-								"PENDING when a lease is given back or expires, and PENDING or "
-								"RUNNING -> CANCELED; finished jobs never change.")));
+	heap_deform_tuple(oldt, desc, ov, on);
+	heap_deform_tuple(newt, desc, nv, nn);
+	/* a status is an enum's OID: the labels are needed only when it changes */
+	if (ov[status - 1] != nv[status - 1])
+	{
+		char	   *from = SPI_getvalue(oldt, desc, status);
+		char	   *to = SPI_getvalue(newt, desc, status);
+
+		if (!TransitionAllowed(from, to))
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							errmsg("invalid job status transition"),
+							errdetail("Job %s cannot go from %s to %s.", SPI_getvalue(oldt, desc, 1),
+									  from, to),
+							errhint("Jobs move PENDING -> RUNNING -> COMPLETED or FAILED, RUNNING -> "
+									"PENDING when a lease is given back or expires, and PENDING or "
+									"RUNNING -> CANCELED; finished jobs never change.")));
+	}
 	for (int i = 0; i < lengthof(fixed); i++)
 	{
-		char	   *o,
-				   *n;
-
-		col = SPI_fnumber(desc, fixed[i]);
-		o = SPI_getvalue(oldt, desc, col);
-		n = SPI_getvalue(newt, desc, col);
-		if ((o == NULL) != (n == NULL) || (o && strcmp(o, n) != 0))
+		col = Col(desc, fixed[i], &fixed_col[i]);
+		if (col > 0 && !SameValue(desc, col, oldt, ov, on, newt, nv, nn))
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 							errmsg("job column %s cannot change", fixed[i]),
 							errdetail("The stake, owner, config, deadlines and requirements of "
 									  "a job are fixed at submission."),
 							errhint("Cancel the job and submit a new one.")));
 	}
-	col = SPI_fnumber(desc, "updated_at");
+	updated = Col(desc, "updated_at", &updated_col);
 	now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	return heap_modify_tuple_by_cols(newt, desc, 1, &col, &now, &isnull);
+	return heap_modify_tuple_by_cols(newt, desc, 1, &updated, &now, &isnull);
 }
 
 /* BEFORE UPDATE trigger on jobs: GuardJobUpdate. */

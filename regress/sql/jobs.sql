@@ -192,6 +192,11 @@ SELECT v.label, e.code, e.message, e.detail, e.hint
                ('created_at', $$UPDATE modelmine.jobs SET created_at = created_at - interval '1 day' WHERE id = 1$$),
                ('stake of a canceled job', $$UPDATE modelmine.jobs SET stake = 1 WHERE id = 2$$)) v(label, stmt)
  CROSS JOIN LATERAL err(v.stmt) e;
+-- Setting a fixed column to the value it holds (a new copy of it) is no change: it passes.
+BEGIN;
+UPDATE modelmine.jobs SET stake = stake + 0, config = config || '{}', created_at = created_at + interval '0 s',
+       need_labels = need_labels || '{}'::text[] WHERE id IN (1, 2) RETURNING id, stake, config;
+ROLLBACK;
 SELECT count(*) AS pending FROM jobs WHERE status = 'PENDING';
 -- Allowed moves: PENDING -> RUNNING -> PENDING (lease expiry) -> RUNNING -> COMPLETED; the guard keeps
 -- updated_at.  (Settling money is the node's job, not the guard's, so this runs in a transaction that
