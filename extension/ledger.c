@@ -281,18 +281,19 @@ SealPass(int64 max)
 		"SELECT id, job_id, user_id, node_id, stake, reward, fee, "
 		"accuracy, loss, epochs, completed_at "
 		"  FROM modelmine.ledger_queue ORDER BY id LIMIT $1", 1, {INT8OID}};
-	/* one array parameter per ledger column, in column order */
+	/*
+	 * one array parameter per ledger column, in column order, unnested in the target list: row by
+	 * row in height order (a FROM-list unnest materialized each array first)
+	 */
 	static MmPlan append = {
 		"INSERT INTO modelmine.ledger "
 		"(height, prev_hash, hash, job_id, user_id, node_id, stake, reward, fee, "
 		"                              accuracy, loss, epochs, completed_at, created_at) "
-		"SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
-		"pg_catalog.unnest($3), "
+		"SELECT pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
 		"       pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-		"pg_catalog.unnest($7), "
-		"       pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10), "
-		"pg_catalog.unnest($11), "
-		"       pg_catalog.unnest($12), pg_catalog.unnest($13), pg_catalog.unnest($14))", L_NCOLS,
+		"       pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
+		"       pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
+		"       pg_catalog.unnest($13), pg_catalog.unnest($14)", L_NCOLS,
 		{INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
 		INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
 	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID}};
