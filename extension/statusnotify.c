@@ -42,7 +42,7 @@ typedef struct Batch
 	int			items;
 } Batch;
 
-/* The columns read, by attribute number. */
+/* The columns read, by attribute number, with their types' output functions looked up once. */
 typedef struct Cols
 {
 	AttrNumber	id,
@@ -51,6 +51,8 @@ typedef struct Cols
 				progress,
 				node_id,
 				attempts;
+	FmgrInfo   *out;			/* per attribute, looked up at its first value */
+	bool	   *looked_up;
 } Cols;
 
 /* Raises a batch's payload on channel, closed by close, and empties the batch. */
@@ -65,29 +67,39 @@ Flush(Batch *b, const char *channel, const char *close)
 	b->items = 0;
 }
 
-/* Column attr of slot as text ("null" when NULL), by the type's output function. */
+/*
+ * Column attr of slot as text ("null" when NULL), by the type's output function, looked up at the
+ * column's first value in the statement (a lookup per value was most of this file's cost).
+ */
 static char *
-ColText(TupleTableSlot *slot, AttrNumber attr)
+ColText(TupleTableSlot *slot, AttrNumber attr, Cols *c)
 {
 	bool		isnull;
 	Datum		d = slot_getattr(slot, attr, &isnull);
-	Oid			out;
-	bool		varlena;
 
 	if (isnull)
 		return "null";
-	getTypeOutputInfo(TupleDescAttr(slot->tts_tupleDescriptor, attr - 1)->atttypid, &out, &varlena);
-	return OidOutputFunctionCall(out, d);
+	if (!c->looked_up[attr - 1])
+	{
+		Oid			out;
+		bool		varlena;
+
+		getTypeOutputInfo(TupleDescAttr(slot->tts_tupleDescriptor, attr - 1)->atttypid, &out,
+						  &varlena);
+		fmgr_info(out, &c->out[attr - 1]);
+		c->looked_up[attr - 1] = true;
+	}
+	return OutputFunctionCall(&c->out[attr - 1], d);
 }
 
 /* Adds row n's events (its status changed from previous) to the events batch. */
 static void
-AddEvents(Batch *ev, TupleTableSlot *n, const Cols *c, const char *previous, bool ended)
+AddEvents(Batch *ev, TupleTableSlot *n, Cols *c, const char *previous, bool ended)
 {
-	char	   *id = ColText(n, c->id),
-			   *user_id = ColText(n, c->user_id),
-			   *status = ColText(n, c->status),
-			   *progress = ColText(n, c->progress);
+	char	   *id = ColText(n, c->id, c),
+			   *user_id = ColText(n, c->user_id, c),
+			   *status = ColText(n, c->status, c),
+			   *progress = ColText(n, c->progress, c);
 
 	if (ev->items + 2 > EVENTS_PER_NOTIFY)
 		Flush(ev, MM_CHANNEL_EVENTS, "]}");
@@ -103,7 +115,7 @@ AddEvents(Batch *ev, TupleTableSlot *n, const Cols *c, const char *previous, boo
 					 "\"status\":\"%s\",\"previous\":\"%s\",\"progress\":%s,\"node_id\":%s,"
 					 "\"attempts\":%s}}",
 					 ev->items++ ? "," : "", id, user_id, id, status, previous, progress,
-					 ColText(n, c->node_id), ColText(n, c->attempts));
+					 ColText(n, c->node_id, c), ColText(n, c->attempts, c));
 }
 
 /* Adds a job that reached status (one of the ends, in order) to that status's batch. */
@@ -142,15 +154,21 @@ MmNotifyStatusChanges(TriggerData *td)
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
 	TupleTableSlot *o = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple),
 			   *n = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	Cols		c = {SPI_fnumber(desc, "id"), SPI_fnumber(desc, "user_id"),
-		SPI_fnumber(desc, "status"), SPI_fnumber(desc, "progress"), SPI_fnumber(desc, "node_id"),
-	SPI_fnumber(desc, "attempts")};
+	Cols	   *c = palloc0(sizeof(Cols));
 	bool		events = MmSetting("job_events") != 0;
 	Batch		ev,
 				ended[3];
 
 	if (td->tg_oldtable == NULL || td->tg_newtable == NULL)
 		elog(ERROR, "modelmine: the status notifications need both transition tables");
+	c->out = palloc0(sizeof(FmgrInfo) * desc->natts);
+	c->looked_up = palloc0(sizeof(bool) * desc->natts);
+	c->id = SPI_fnumber(desc, "id");
+	c->user_id = SPI_fnumber(desc, "user_id");
+	c->status = SPI_fnumber(desc, "status");
+	c->progress = SPI_fnumber(desc, "progress");
+	c->node_id = SPI_fnumber(desc, "node_id");
+	c->attempts = SPI_fnumber(desc, "attempts");
 	initStringInfo(&ev.text);
 	ev.items = 0;
 	for (int i = 0; i < lengthof(ended); i++)
@@ -169,16 +187,16 @@ MmNotifyStatusChanges(TriggerData *td)
 		bool		is_end;
 
 		/* a status is an enum's OID: equal when unchanged, no text needed (progress reports) */
-		if (slot_getattr(o, c.status, &isnull) == slot_getattr(n, c.status, &isnull))
+		if (slot_getattr(o, c->status, &isnull) == slot_getattr(n, c->status, &isnull))
 			continue;
-		previous = ColText(o, c.status);
-		status = ColText(n, c.status);
+		previous = ColText(o, c->status, c);
+		status = ColText(n, c->status, c);
 		is_end = strcmp(status, MM_STATUS_COMPLETED) == 0 || strcmp(status, MM_STATUS_FAILED) == 0 ||
 			strcmp(status, MM_STATUS_CANCELED) == 0;
 		if (events)
-			AddEvents(&ev, n, &c, previous, is_end);
+			AddEvents(&ev, n, c, previous, is_end);
 		if (is_end)
-			AddEnded(ended, status, ColText(n, c.id));
+			AddEnded(ended, status, ColText(n, c->id, c));
 	}
 	Flush(&ev, MM_CHANNEL_EVENTS, "]}");
 	for (int i = 0; i < lengthof(ended); i++)
