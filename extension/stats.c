@@ -215,7 +215,8 @@ RecordStatusChanges(TriggerData *td)
 			   *n = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	AttrNumber	col[5] = {SPI_fnumber(desc, "created_at"), SPI_fnumber(desc, "user_id"),
 		SPI_fnumber(desc, "stake"), SPI_fnumber(desc, "status"), SPI_fnumber(desc, "result")};
-	int64		rows = tuplestore_tuple_count(td->tg_newtable);
+	int64		rows = tuplestore_tuple_count(td->tg_newtable),
+				cap = 2 * Max(rows, 1);	/* two versions a changed row */
 	Versions	v;
 	Oid			out;
 	bool		varlena;
@@ -224,13 +225,13 @@ RecordStatusChanges(TriggerData *td)
 				lbs[1] = {1};
 
 	v.n = 0;
-	v.created = palloc(sizeof(Datum) * 2 * Max(rows, 1));
-	v.user_id = palloc(sizeof(Datum) * 2 * Max(rows, 1));
-	v.status = palloc(sizeof(Datum) * 2 * Max(rows, 1));
-	v.sign = palloc(sizeof(Datum) * 2 * Max(rows, 1));
-	v.stake = palloc(sizeof(Datum) * 2 * Max(rows, 1));
-	v.acc = palloc(sizeof(Datum) * 2 * Max(rows, 1));
-	v.no_acc = palloc(sizeof(bool) * 2 * Max(rows, 1));
+	v.created = palloc(sizeof(Datum) * cap);
+	v.user_id = palloc(sizeof(Datum) * cap);
+	v.status = palloc(sizeof(Datum) * cap);
+	v.sign = palloc(sizeof(Datum) * cap);
+	v.stake = palloc(sizeof(Datum) * cap);
+	v.acc = palloc(sizeof(Datum) * cap);
+	v.no_acc = palloc(sizeof(bool) * cap);
 	getTypeOutputInfo(TupleDescAttr(desc, col[3] - 1)->atttypid, &out, &varlena);
 	MmRewindTransitionTable(td->tg_oldtable);
 	MmRewindTransitionTable(td->tg_newtable);
@@ -244,7 +245,7 @@ RecordStatusChanges(TriggerData *td)
 		/* a status is an enum's OID: equal when unchanged */
 		if (was == is)
 			continue;
-		if (v.n + 2 > 2 * rows)
+		if (v.n + 2 > cap)
 			elog(ERROR, "modelmine: more status changes than the " INT64_FORMAT " rows updated", rows);
 		AddVersion(&v, o, col, OidOutputFunctionCall(out, was), -1);
 		AddVersion(&v, n, col, OidOutputFunctionCall(out, is), 1);

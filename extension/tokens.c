@@ -135,17 +135,17 @@ MmTrySpendKeeping(int64 payer, int64 payee, int64 amount, int64 keep, const char
 }
 
 /* An amount for an account (MmSumByAccount), sorted by account to sum them. */
-typedef struct Payment
+typedef struct AccountAmount
 {
-	int64		payee;
+	int64		account;
 	int64		amount;
-} Payment;
+} AccountAmount;
 
 static int
-ComparePayee(const void *a, const void *b)
+CompareAccount(const void *a, const void *b)
 {
-	int64		x = ((const Payment *) a)->payee,
-				y = ((const Payment *) b)->payee;
+	int64		x = ((const AccountAmount *) a)->account,
+				y = ((const AccountAmount *) b)->account;
 
 	return (x > y) - (x < y);
 }
@@ -158,26 +158,26 @@ ComparePayee(const void *a, const void *b)
 int
 MmSumByAccount(int n, const Datum *accounts, const Datum *amounts, Datum **credit, Datum **sum)
 {
-	Payment    *p = palloc(sizeof(Payment) * n);
+	AccountAmount *p = palloc(sizeof(AccountAmount) * n);
 	int			k = 0;
 
 	for (int i = 0; i < n; i++)
 	{
-		p[i].payee = DatumGetInt64(accounts[i]);
+		p[i].account = DatumGetInt64(accounts[i]);
 		p[i].amount = DatumGetInt64(amounts[i]);
 	}
-	qsort(p, n, sizeof(Payment), ComparePayee);
+	qsort(p, n, sizeof(AccountAmount), CompareAccount);
 	*credit = palloc(sizeof(Datum) * n);
 	*sum = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 	{
-		if (k > 0 && DatumGetInt64((*credit)[k - 1]) == p[i].payee)
+		if (k > 0 && DatumGetInt64((*credit)[k - 1]) == p[i].account)
 			(*sum)[k - 1] = Int64GetDatum(DatumGetInt64((*sum)[k - 1]) + p[i].amount);
 		else
 		{
 			if (k > 0 && DatumGetInt64((*sum)[k - 1]) == 0)
 				k--;			/* the last account summed to nothing */
-			(*credit)[k] = Int64GetDatum(p[i].payee);
+			(*credit)[k] = Int64GetDatum(p[i].account);
 			(*sum)[k++] = Int64GetDatum(p[i].amount);
 		}
 	}
@@ -189,7 +189,8 @@ MmSumByAccount(int n, const Datum *accounts, const Datum *amounts, Datum **credi
 /*
  * A user pays n amounts from its own account at once (submit_jobs): one lock and one debit of the
  * total, then a journal row per payment (payees[i], amounts[i], job_ids[i]) in one statement, in
- * order, and a credit per payee (the sum of its payments: balances only need the sums).  False, changing nothing the caller keeps, when the account holds less than the total.
+ * order, and a credit per payee (the sum of its payments: balances only need the sums).  False,
+ * changing nothing the caller keeps, when the account holds less than the total.
  */
 bool
 MmTrySpendEach(int64 payer, int n, const Datum *payees, const Datum *amounts, const char *reason,

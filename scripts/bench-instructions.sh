@@ -64,6 +64,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 sql() { mm_psql -d "$db" -q -At -v ON_ERROR_STOP=1 "$@"; }
 heading() { printf '\n==== %s\n' "$*"; }
 
@@ -136,14 +138,7 @@ drain_run() { # $1 rounds
 }
 
 heading "throwaway cluster"
-if [[ -n "${MM_PGTREE:-}" && -d "$MM_PGTREE" ]]; then
-    tree=$MM_PGTREE
-else
-    make --no-print-directory -s PG_CONFIG="$(mm_pg_config)"
-    tree=$(mm_tmpdir pgtree); own_tree=1
-    mm_pg_tree "$tree"
-    export MM_PGTREE=$tree
-fi
+mm_bench_tree
 echo "checkout: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(valgrind --version)"
 cluster=$(mm_tmpdir bench-instructions)
 mm_cluster_start "$cluster" "$(mm_free_port)"

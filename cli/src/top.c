@@ -8,9 +8,9 @@
  * jobs (the set is re-LISTENed after every read), or on modelmine_jobs_ended naming one of them,
  * at most 4 times a second, and at least every 5 s: a job that ends before it runs (a pending job
  * canceled) is not among those top follows, and heartbeats notify only on status changes.
- * SIGWINCH redraws at the new size from the data in hand.  q or Ctrl-C quits with status 0; SIGTERM and SIGHUP quit with 128+N; every way
- * out restores the terminal (term.c).  A lost connection is retried every few seconds while the
- * last screen stays up, with the reason in the bottom line.
+ * SIGWINCH redraws at the new size from the data in hand.  q or Ctrl-C quits with status 0; SIGTERM
+ * and SIGHUP quit with 128+N; every way out restores the terminal (term.c).  A lost connection is
+ * retried every few seconds while the last screen stays up, with the reason in the bottom line.
  */
 #include <errno.h>
 #include <poll.h>
